@@ -1,0 +1,41 @@
+# headrace: one command each. `make demo` and `make test` work on a fresh machine with only python3.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: install demo test check lint typecheck imports bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(UV) pip install -q --python $(PY) -e ".[dev,demo]"
+	$(PY) -m compileall -q src
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) examples/compare_models/run_demo.py
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff format --check src tests examples benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+imports: install
+	$(VENV)/bin/lint-imports
+
+check: lint typecheck imports test
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .bench .demo .test-artifacts

@@ -1,0 +1,100 @@
+"""headrace: self-hosted machine-learning pipelines.
+
+Define a pipeline in Python with the Azure ML SDK v1 pipeline API, run it on a laptop with no
+server, watch it, reuse unchanged steps, and (later) publish and scale it out.
+
+    from headrace import Workspace, Experiment, Pipeline, PythonScriptStep, PipelineData
+
+SDK v1 code ports by changing `azureml.` to `headrace.compat.azureml.` in its imports.
+"""
+
+from __future__ import annotations
+
+from headrace.errors import (
+    ActivityFailedException,
+    ComputeTargetException,
+    ConfigError,
+    ConflictError,
+    DatastorePathError,
+    HeadraceError,
+    MissingDependencyError,
+    NotFoundError,
+    ParameterError,
+    PipelineValidationError,
+    RunNotFoundError,
+    StoreError,
+    UserError,
+    WorkspaceExistsError,
+    WorkspaceNotFoundError,
+)
+from headrace.sdk.builder import StepSequence
+from headrace.sdk.compute import AmlCompute, ComputeTarget, LocalCompute
+from headrace.sdk.context import OfflineRun, ScriptRun
+from headrace.sdk.data import (
+    DataPath,
+    DataPathComputeBinding,
+    DataReference,
+    InputPortBinding,
+    PipelineData,
+    PortDataReference,
+)
+from headrace.sdk.datastore import Datastore
+from headrace.sdk.experiment import Experiment
+from headrace.sdk.parameters import PipelineParameter
+from headrace.sdk.pipeline import Pipeline
+from headrace.sdk.runconfig import (
+    CondaDependencies,
+    Environment,
+    RunConfiguration,
+    ScriptRunConfig,
+)
+from headrace.sdk.runs import PipelineRun, Run, StepRun
+from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
+from headrace.sdk.workspace import Workspace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivityFailedException",
+    "AmlCompute",
+    "CommandStep",
+    "ComputeTarget",
+    "ComputeTargetException",
+    "CondaDependencies",
+    "ConfigError",
+    "ConflictError",
+    "DataPath",
+    "DataPathComputeBinding",
+    "DataReference",
+    "Datastore",
+    "DatastorePathError",
+    "Environment",
+    "Experiment",
+    "HeadraceError",
+    "InputPortBinding",
+    "LocalCompute",
+    "MissingDependencyError",
+    "NotFoundError",
+    "OfflineRun",
+    "ParameterError",
+    "Pipeline",
+    "PipelineData",
+    "PipelineParameter",
+    "PipelineRun",
+    "PipelineStep",
+    "PipelineValidationError",
+    "PortDataReference",
+    "PythonScriptStep",
+    "Run",
+    "RunConfiguration",
+    "RunNotFoundError",
+    "ScriptRun",
+    "ScriptRunConfig",
+    "StepRun",
+    "StepSequence",
+    "StoreError",
+    "UserError",
+    "Workspace",
+    "WorkspaceExistsError",
+    "WorkspaceNotFoundError",
+]

@@ -1,0 +1,244 @@
+"""`LocalBackend`: a workspace folder served in-process, with a detached local agent.
+
+Everything is answered from the folder's metadata store, artifact store and datastores; a
+submit queues the run and makes sure the workspace's agent is alive to execute it.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from headrace.engine.launcher import ensure_agent
+from headrace.engine.snapshots import create_snapshot
+from headrace.engine.submission import Submission, submit_graph
+from headrace.errors import NotFoundError
+from headrace.graph.model import Graph
+from headrace.store.datastores import clean_relative_path
+from headrace.store.records import (
+    ComputeTargetRecord,
+    DatastoreRecord,
+    EventRecord,
+    ExperimentRecord,
+    MetricRecord,
+    PipelineRunRecord,
+    RunFileRecord,
+    Status,
+    StepRunRecord,
+)
+from headrace.store.workspace_store import WorkspaceStore
+
+__all__ = ["LocalBackend"]
+
+
+def _progress(show: bool, total: int, verb: str) -> Any:
+    if not show or total == 0:
+        return nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    progress = Progress(
+        TextColumn(f"{verb}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}")
+    )
+    return progress
+
+
+class LocalBackend:
+    def __init__(self, store: WorkspaceStore) -> None:
+        self.store = store
+        self.meta = store.meta
+
+    @property
+    def location(self) -> str:
+        return str(self.store.root)
+
+    def workspace_info(self) -> dict[str, Any]:
+        info = dict(self.meta.workspace_info())
+        info["path"] = str(self.store.root)
+        info["database"] = "postgresql" if not self.store.database.is_sqlite else "sqlite"
+        return info
+
+    # -- datastores ------------------------------------------------------------------------
+    def list_datastores(self) -> list[DatastoreRecord]:
+        return self.meta.list_datastores()
+
+    def find_datastore(self, name: str) -> DatastoreRecord | None:
+        return self.meta.find_datastore(name)
+
+    def register_datastore(
+        self, name: str, type_: str, config: dict[str, Any], *, overwrite: bool
+    ) -> DatastoreRecord:
+        record = self.meta.add_datastore(name, type_, config, overwrite=overwrite)
+        self.store.forget_datastore(name)
+        return record
+
+    def set_default_datastore(self, name: str) -> None:
+        self.meta.set_default_datastore(name)
+
+    def datastore_root(self, name: str) -> str:
+        record = self.meta.find_datastore(name)
+        if record is None:
+            raise NotFoundError(f"No datastore named {name!r}.")
+        return str(self.store.local_datastore_root(record.config))
+
+    def upload_files(
+        self,
+        datastore: str,
+        files: list[tuple[Path, str]],
+        *,
+        overwrite: bool,
+        show_progress: bool,
+    ) -> list[tuple[str, bool]]:
+        target = self.store.datastore_files(datastore)
+        # Check every target before writing anything: a bad path uploads nothing.
+        checked = [(src, clean_relative_path(path, what="target path")) for src, path in files]
+        for _src, path in checked:
+            target.local_path(path)
+        results: list[tuple[str, bool]] = []
+        with _progress(show_progress, len(checked), "Uploading") as progress:
+            task = progress.add_task("", total=len(checked)) if progress else None
+            for src, path in checked:
+                uploaded = target.upload_file(src, path, overwrite=overwrite)
+                results.append((path, uploaded))
+                if progress is not None and task is not None:
+                    progress.update(task, advance=1, description=path)
+        return results
+
+    def list_datastore_files(self, datastore: str, prefix: str) -> list[tuple[str, int]]:
+        return self.store.datastore_files(datastore).list_files(prefix)
+
+    def download_datastore_files(
+        self,
+        datastore: str,
+        files: list[tuple[str, Path]],
+        *,
+        overwrite: bool,
+        show_progress: bool,
+    ) -> int:
+        source = self.store.datastore_files(datastore)
+        written = 0
+        with _progress(show_progress, len(files), "Downloading") as progress:
+            task = progress.add_task("", total=len(files)) if progress else None
+            for path, destination in files:
+                if destination.exists() and not overwrite:
+                    continue
+                source.download_file(path, destination)
+                written += 1
+                if progress is not None and task is not None:
+                    progress.update(task, advance=1, description=path)
+        return written
+
+    # -- compute ---------------------------------------------------------------------------
+    def create_compute_target(
+        self, name: str, type_: str, config: dict[str, Any]
+    ) -> ComputeTargetRecord:
+        return self.meta.add_compute_target(name, type_, config, overwrite=True)
+
+    def find_compute_target(self, name: str) -> ComputeTargetRecord | None:
+        return self.meta.find_compute_target(name)
+
+    def list_compute_targets(self) -> list[ComputeTargetRecord]:
+        return self.meta.list_compute_targets()
+
+    def running_steps(self, compute_target: str) -> int:
+        return self.meta.count_running_steps(compute_target)
+
+    # -- experiments and runs --------------------------------------------------------------
+    def list_experiments(self) -> list[tuple[ExperimentRecord, int]]:
+        return self.meta.list_experiments()
+
+    def create_snapshot(self, source_directory: str) -> str:
+        return create_snapshot(self.store.artifacts, source_directory).id
+
+    def submit(
+        self,
+        graph: Graph,
+        *,
+        experiment_name: str,
+        parameters: dict[str, Any] | None,
+        tags: dict[str, Any] | None,
+        description: str | None,
+        continue_on_step_failure: bool,
+        regenerate_outputs: bool,
+        run_source: str = "SDK",
+    ) -> Submission:
+        submission = submit_graph(
+            self.store,
+            graph,
+            experiment_name=experiment_name,
+            parameters=parameters,
+            tags=tags,
+            description=description,
+            run_source=run_source,
+            continue_on_step_failure=continue_on_step_failure,
+            regenerate_outputs=regenerate_outputs,
+        )
+        self.ensure_agent()
+        return submission
+
+    def ensure_agent(self) -> None:
+        ensure_agent(self.store.root)
+
+    def get_pipeline_run(self, run_id: str) -> PipelineRunRecord:
+        return self.meta.get_pipeline_run(run_id)
+
+    def list_pipeline_runs(
+        self,
+        *,
+        experiment_name: str | None = None,
+        statuses: list[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[PipelineRunRecord]:
+        return self.meta.list_pipeline_runs(
+            experiment_name=experiment_name, statuses=statuses, limit=limit, offset=offset
+        )
+
+    def resolve_run_id(self, prefix: str) -> str:
+        return self.meta.resolve_run_id(prefix)
+
+    def get_graph(self, graph_id: str) -> Graph:
+        return Graph.from_dict(self.meta.get_graph(graph_id))
+
+    def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:
+        return self.meta.list_step_runs(pipeline_run_id)
+
+    def get_step_run(self, step_run_id: str) -> StepRunRecord:
+        return self.meta.get_step_run(step_run_id)
+
+    def find_step_run(self, step_run_id: str) -> StepRunRecord | None:
+        return self.meta.find_step_run(step_run_id)
+
+    def cancel_run(self, run_id: str) -> PipelineRunRecord:
+        record = self.meta.request_cancel(run_id)
+        if record.status == Status.RUNNING:
+            self.ensure_agent()
+        return record
+
+    def list_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+        return self.meta.list_events(run_id, after_id)
+
+    # -- run files, logs, metrics, tags ----------------------------------------------------
+    def read_run_file(
+        self, run_id: str, name: str, offset: int = 0, limit: int | None = None
+    ) -> bytes:
+        return self.store.artifacts.read_bytes(run_id, name, offset, limit)
+
+    def list_run_files(self, run_id: str) -> list[RunFileRecord]:
+        return [RunFileRecord(run_id, n, s) for n, s in self.store.artifacts.list_files(run_id)]
+
+    def download_run_file(self, run_id: str, name: str, destination: Path) -> None:
+        self.store.artifacts.copy_out(run_id, name, destination)
+
+    def upload_run_file(self, run_id: str, name: str, source: Path) -> None:
+        size = self.store.artifacts.put_file(run_id, name, source)
+        self.meta.add_run_files(run_id, [(name, size)])
+
+    def list_metrics(self, run_ids: list[str]) -> list[MetricRecord]:
+        return self.meta.list_metrics(run_ids)
+
+    def log_metrics(self, metrics: list[MetricRecord]) -> None:
+        self.meta.add_metrics(metrics)
+
+    def tag_run(self, run_id: str, tags: dict[str, Any]) -> None:
+        self.meta.update_run_tags(run_id, tags)

@@ -1,0 +1,151 @@
+"""The `Backend` protocol: everything the SDK objects ask of where state lives.
+
+`LocalBackend` answers from a workspace folder (metadata store, artifacts, datastores) and
+starts a local agent; a `RemoteBackend` answers the same calls over HTTP from a headrace
+server. The SDK never reaches past this seam. Records come from `headrace.store.records`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from headrace.engine.submission import Submission
+    from headrace.graph.model import Graph
+    from headrace.store.records import (
+        ComputeTargetRecord,
+        DatastoreRecord,
+        EventRecord,
+        ExperimentRecord,
+        MetricRecord,
+        PipelineRunRecord,
+        RunFileRecord,
+        StepRunRecord,
+    )
+
+__all__ = ["Backend"]
+
+
+class Backend(Protocol):
+    """Where a workspace's state lives, and how its runs get executed."""
+
+    # -- workspace -------------------------------------------------------------------------
+    def workspace_info(self) -> dict[str, Any]: ...
+
+    @property
+    def location(self) -> str:
+        """The workspace folder or server URL, for messages."""
+        ...
+
+    # -- datastores ------------------------------------------------------------------------
+    def list_datastores(self) -> list[DatastoreRecord]: ...
+
+    def find_datastore(self, name: str) -> DatastoreRecord | None: ...
+
+    def register_datastore(
+        self, name: str, type_: str, config: dict[str, Any], *, overwrite: bool
+    ) -> DatastoreRecord: ...
+
+    def set_default_datastore(self, name: str) -> None: ...
+
+    def datastore_root(self, name: str) -> str:
+        """Where a datastore keeps its files, for display (a folder or a URL)."""
+        ...
+
+    def upload_files(
+        self,
+        datastore: str,
+        files: list[tuple[Path, str]],
+        *,
+        overwrite: bool,
+        show_progress: bool,
+    ) -> list[tuple[str, bool]]:
+        """Upload (local file, datastore path) pairs; returns (path, uploaded?) for each."""
+        ...
+
+    def list_datastore_files(self, datastore: str, prefix: str) -> list[tuple[str, int]]: ...
+
+    def download_datastore_files(
+        self,
+        datastore: str,
+        files: list[tuple[str, Path]],
+        *,
+        overwrite: bool,
+        show_progress: bool,
+    ) -> int:
+        """Download (datastore path, local file) pairs; returns how many were written."""
+        ...
+
+    # -- compute ---------------------------------------------------------------------------
+    def create_compute_target(
+        self, name: str, type_: str, config: dict[str, Any]
+    ) -> ComputeTargetRecord: ...
+
+    def find_compute_target(self, name: str) -> ComputeTargetRecord | None: ...
+
+    def list_compute_targets(self) -> list[ComputeTargetRecord]: ...
+
+    def running_steps(self, compute_target: str) -> int: ...
+
+    # -- experiments and runs --------------------------------------------------------------
+    def list_experiments(self) -> list[tuple[ExperimentRecord, int]]: ...
+
+    def create_snapshot(self, source_directory: str) -> str: ...
+
+    def submit(
+        self,
+        graph: Graph,
+        *,
+        experiment_name: str,
+        parameters: dict[str, Any] | None,
+        tags: dict[str, Any] | None,
+        description: str | None,
+        continue_on_step_failure: bool,
+        regenerate_outputs: bool,
+        run_source: str = "SDK",
+    ) -> Submission: ...
+
+    def ensure_agent(self) -> None:
+        """Make sure something executes queued runs (a local agent, or the server's)."""
+        ...
+
+    def get_pipeline_run(self, run_id: str) -> PipelineRunRecord: ...
+
+    def list_pipeline_runs(
+        self,
+        *,
+        experiment_name: str | None = None,
+        statuses: list[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[PipelineRunRecord]: ...
+
+    def resolve_run_id(self, prefix: str) -> str: ...
+
+    def get_graph(self, graph_id: str) -> Graph: ...
+
+    def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]: ...
+
+    def get_step_run(self, step_run_id: str) -> StepRunRecord: ...
+
+    def find_step_run(self, step_run_id: str) -> StepRunRecord | None: ...
+
+    def cancel_run(self, run_id: str) -> PipelineRunRecord: ...
+
+    def list_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]: ...
+
+    # -- run files, logs, metrics, tags ----------------------------------------------------
+    def read_run_file(self, run_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes: ...
+
+    def list_run_files(self, run_id: str) -> list[RunFileRecord]: ...
+
+    def download_run_file(self, run_id: str, name: str, destination: Path) -> None: ...
+
+    def upload_run_file(self, run_id: str, name: str, source: Path) -> None: ...
+
+    def list_metrics(self, run_ids: list[str]) -> list[MetricRecord]: ...
+
+    def log_metrics(self, metrics: list[MetricRecord]) -> None: ...
+
+    def tag_run(self, run_id: str, tags: dict[str, Any]) -> None: ...

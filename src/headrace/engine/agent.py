@@ -1,0 +1,432 @@
+"""The agent: claims queued runs from the metadata store and drives them to the end.
+
+One loop, one thread. Each pass it claims runs (queued ones, and running ones whose agent
+died), asks every run's orchestrator for steps to start within each compute target's free
+slots, starts them through the executors, waits until a process ends (pidfd) or a short
+poll interval passes, records endings, enforces timeouts, honours cancel requests, ingests
+what running scripts log, and heartbeats. With nothing to do for `idle_seconds` it exits.
+
+`python -m headrace.engine.agent --workspace PATH` runs one detached for a workspace folder
+(see `launcher.ensure_agent`); a server runs the same class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import selectors
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_timeout_seconds
+from headrace.engine.executors.base import Executor, StepProcess
+from headrace.engine.executors.local import LocalExecutor
+from headrace.engine.orchestrator import RunOrchestrator, StepEnd
+from headrace.engine.processes import agent_identity, is_local_agent_dead, is_process_alive, kill_group
+from headrace.engine.runtime import PreparedStep, StepTask, discard, finalize, prepare
+from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
+from headrace.store.orm import utcnow
+from headrace.store.records import Status
+from headrace.store.workspace_store import WorkspaceStore
+
+__all__ = ["Agent", "main"]
+
+log = logging.getLogger("headrace.agent")
+
+TERMINATE_GRACE_SECONDS = 5.0
+HEARTBEAT_SECONDS = 5.0
+JOURNAL_SECONDS = 1.0
+CANCEL_CHECK_SECONDS = 0.25
+
+
+@dataclass
+class Active:
+    """One running attempt."""
+
+    task: StepTask
+    prepared: PreparedStep
+    process: StepProcess
+    orchestrator: RunOrchestrator
+    deadline: float | None
+    stop_reason: str | None = None
+    kill_at: float | None = None
+    journal_offset: int = 0
+    journal: list[JournalEntry] = field(default_factory=list)
+
+
+class Agent:
+    def __init__(self, ws: WorkspaceStore, *, idle_seconds: float | None = None) -> None:
+        self.ws = ws
+        self.id = agent_identity()
+        self.idle_seconds = agent_idle_seconds() if idle_seconds is None else idle_seconds
+        self.poll_seconds = agent_poll_seconds()
+        self.runs: dict[str, RunOrchestrator] = {}
+        self.active: dict[str, Active] = {}
+        self.executors: dict[str, Executor] = {}
+        self.selector = selectors.DefaultSelector()
+        self._stop = False
+        self._dead_agents: list[str] = []
+
+    # -- the loop --------------------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        self._stop = True
+
+    def run(self) -> None:
+        """Work until idle for `idle_seconds` (or asked to stop)."""
+        idle_since = time.monotonic()
+        next_claim = next_beat = next_cancel = next_journal = 0.0
+        self._refresh_dead_agents()
+        while not self._stop:
+            now = time.monotonic()
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = now + HEARTBEAT_SECONDS
+            if now >= next_claim:
+                self._claim()
+                next_claim = now + self.poll_seconds
+            if self.runs and now >= next_cancel:
+                self._check_cancel_requests()
+                next_cancel = now + CANCEL_CHECK_SECONDS
+            self._dispatch()
+            self._wait(self.poll_seconds)
+            self._reap()
+            self._enforce_deadlines()
+            if self.active and time.monotonic() >= next_journal:
+                self._ingest_journals()
+                next_journal = time.monotonic() + JOURNAL_SECONDS
+            self._finish_done_runs()
+            if self.runs or self.active:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= self.idle_seconds:
+                break
+        self._shutdown()
+
+    def run_until_done(self, run_id: str, timeout: float = 600.0) -> None:
+        """Work until `run_id` has ended (for tests and `headrace run submit --wait --inline`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._claim()
+            self._dispatch()
+            self._wait(self.poll_seconds)
+            self._reap()
+            self._enforce_deadlines()
+            self._finish_done_runs()
+            record = self.ws.meta.get_pipeline_run(run_id)
+            if record.status in (Status.FINISHED, Status.FAILED, Status.CANCELED):
+                return
+            if self.runs:
+                self._check_cancel_requests()
+
+    # -- claiming and recovery -------------------------------------------------------------
+    def _capacity(self) -> int:
+        return sum(e.capacity for e in self.executors.values()) or (os.cpu_count() or 1)
+
+    def _claim(self) -> None:
+        if len(self.runs) >= 4 * self._capacity():
+            return
+        stale = utcnow() - timedelta(seconds=heartbeat_timeout_seconds())
+        limit = max(1, self._capacity() - len(self.active))
+        for record in self.ws.meta.claim_runs(
+            self.id, limit=limit, stale_before=stale, dead_agents=self._dead_agents
+        ):
+            try:
+                orchestrator = RunOrchestrator(self.ws, record)
+            except Exception as exc:
+                log.exception("cannot load run %s", record.id)
+                self.ws.meta.finish_pipeline_run(
+                    record.id, Status.FAILED, {"message": f"The run cannot be loaded: {exc}"}
+                )
+                continue
+            interrupted = orchestrator.interrupted()
+            if interrupted:
+                self._stop_leftovers(orchestrator)
+                orchestrator.requeue_interrupted()
+            if orchestrator.cancel_requested:
+                orchestrator.request_cancel()
+            self.runs[record.id] = orchestrator
+
+    def _refresh_dead_agents(self) -> None:
+        self._dead_agents = [a for a in self.ws.meta.running_agents() if is_local_agent_dead(a)]
+
+    def _stop_leftovers(self, orchestrator: RunOrchestrator) -> None:
+        """Kill processes of attempts a dead agent left running, and remove their files."""
+        ids = {r.id for r in orchestrator.interrupted()}
+        for record in orchestrator.interrupted():
+            if record.pid and is_process_alive(record.pid, record.pid_started):
+                kill_group(record.pid)
+        for pid in _processes_with_run_ids(ids):
+            with contextlib.suppress(OSError):
+                kill_group(os.getpgid(pid))
+        for record in orchestrator.interrupted():
+            node = orchestrator.graph.node(record.node_id)
+            discard(self.ws, record.id, record.attempt, orchestrator._outputs_for(node, record.id))
+
+    def _heartbeat(self) -> None:
+        self._refresh_dead_agents()
+        if not self.runs:
+            return
+        held = set(self.ws.meta.heartbeat(self.id, list(self.runs)))
+        for run_id in [r for r in self.runs if r not in held]:
+            # Another agent took this run over (we looked dead); stop working on it.
+            log.warning("run %s was taken over by another agent", run_id)
+            for key, active in list(self.active.items()):
+                if active.orchestrator.run.id == run_id:
+                    active.process.kill()
+                    self._forget(key)
+            del self.runs[run_id]
+
+    def _check_cancel_requests(self) -> None:
+        for run_id in self.ws.meta.cancel_requests(list(self.runs)):
+            orchestrator = self.runs[run_id]
+            if orchestrator.cancel_requested and not orchestrator.pending:
+                continue
+            orchestrator.request_cancel()
+            for active in self.active.values():
+                if active.orchestrator is orchestrator and active.stop_reason is None:
+                    self._stop_attempt(active, "cancel")
+
+    # -- starting --------------------------------------------------------------------------
+    def _executor(self, target: str) -> Executor | None:
+        executor = self.executors.get(target)
+        if executor is None:
+            record = self.ws.meta.find_compute_target(target)
+            if record is None:
+                return None
+            capacity = record.config.get("max_nodes") or os.cpu_count() or 1
+            executor = LocalExecutor(target, int(capacity))
+            self.executors[target] = executor
+        return executor
+
+    def _free_slots(self, orchestrator: RunOrchestrator) -> dict[str, int]:
+        busy: dict[str, int] = {}
+        for active in self.active.values():
+            target = active.task.node.compute_target
+            busy[target] = busy.get(target, 0) + 1
+        slots: dict[str, int] = {}
+        for node in orchestrator.graph.nodes:
+            executor = self._executor(node.compute_target)
+            # An unknown target gets one slot, so the step starts and fails with a clear error.
+            capacity = executor.capacity if executor else 1
+            slots[node.compute_target] = capacity - busy.get(node.compute_target, 0)
+        return slots
+
+    def _dispatch(self) -> None:
+        for orchestrator in list(self.runs.values()):
+            try:
+                tasks = orchestrator.next_tasks(self._free_slots(orchestrator))
+            except Exception as exc:
+                log.exception("planning failed for run %s", orchestrator.run.id)
+                self._fail_run(orchestrator, f"headrace could not plan the run's steps: {exc}")
+                continue
+            for task in tasks:
+                self._start(orchestrator, task)
+
+    def _start(self, orchestrator: RunOrchestrator, task: StepTask) -> None:
+        executor = self._executor(task.node.compute_target)
+        if executor is None:
+            orchestrator.attempt_failed_to_start(
+                task,
+                f"Step {task.node.name!r}: compute target {task.node.compute_target!r} does not "
+                "exist in this workspace; create it with ComputeTarget.create(...)",
+            )
+            return
+        try:
+            prepared = prepare(self.ws, task)
+            process = executor.start(prepared)
+        except Exception as exc:
+            log.exception("cannot start step %s", task.step_run_id)
+            discard(self.ws, task.step_run_id, task.attempt, task.outputs)
+            orchestrator.attempt_failed_to_start(
+                task, f"Step {task.node.name!r} could not be started: {exc}"
+            )
+            return
+        timeout = task.node.timeout_seconds
+        active = Active(
+            task=task,
+            prepared=prepared,
+            process=process,
+            orchestrator=orchestrator,
+            deadline=time.monotonic() + timeout if timeout else None,
+        )
+        self.active[task.step_run_id] = active
+        handle = process.wait_handle()
+        if handle is not None:
+            self.selector.register(handle, selectors.EVENT_READ, task.step_run_id)
+        orchestrator.started(task, process.pid, process.started, prepared.display_argv)
+
+    # -- waiting and ending ----------------------------------------------------------------
+    def _wait(self, timeout: float) -> None:
+        now = time.monotonic()
+        for active in self.active.values():
+            for moment in (active.deadline, active.kill_at):
+                if moment is not None:
+                    timeout = min(timeout, max(0.0, moment - now))
+        if self.selector.get_map():
+            self.selector.select(timeout)
+        else:
+            time.sleep(timeout)
+
+    def _reap(self) -> None:
+        for key, active in list(self.active.items()):
+            code = active.process.poll()
+            if code is None:
+                continue
+            self._forget(key)
+            self._ended(active, code)
+
+    def _forget(self, key: str) -> None:
+        active = self.active.pop(key)
+        handle = active.process.wait_handle()
+        if handle is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(handle)
+        active.process.close()
+
+    def _ended(self, active: Active, code: int) -> None:
+        task = active.task
+        succeeded = code == 0 and active.stop_reason is None
+        try:
+            finalize(self.ws, active.prepared, succeeded)
+        except Exception as exc:
+            log.exception("cannot keep the results of step %s", task.step_run_id)
+            succeeded = False
+            active.stop_reason = active.stop_reason or "finalize"
+            error = f"Step {task.node.name!r} ran, but its outputs could not be kept: {exc}"
+        else:
+            error = None
+        entries, _ = read_journal(
+            self.ws.artifacts.run_dir(task.step_run_id) / JOURNAL_NAME, active.journal_offset
+        )
+        stderr_text = ""
+        if not succeeded:
+            raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
+            stderr_text = raw[-16384:].decode(errors="replace")
+        end = StepEnd(
+            exit_code=code,
+            stopped_for=active.stop_reason if active.stop_reason != "finalize" else None,
+            timeout_seconds=task.node.timeout_seconds,
+            error_message=error,
+            files=tuple(self.ws.artifacts.list_files(task.step_run_id)),
+            journal=tuple(entries),
+        )
+        orchestrator = active.orchestrator
+        status = orchestrator.step_ended(task, end, stderr_text)
+        if status == Status.FAILED and not orchestrator.run.continue_on_step_failure:
+            for other in self.active.values():
+                if other.orchestrator is orchestrator and other.stop_reason is None:
+                    self._stop_attempt(other, "failfast")
+
+    def _stop_attempt(self, active: Active, reason: str) -> None:
+        active.stop_reason = reason
+        active.process.terminate()
+        active.kill_at = time.monotonic() + TERMINATE_GRACE_SECONDS
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for active in list(self.active.values()):
+            if active.kill_at is not None and now >= active.kill_at:
+                active.process.kill()
+                active.kill_at = None
+            elif active.stop_reason is None and active.deadline is not None and now >= active.deadline:
+                self._stop_attempt(active, "timeout")
+
+    def _ingest_journals(self) -> None:
+        from headrace.engine.orchestrator import journal_records
+
+        for active in self.active.values():
+            path = self.ws.artifacts.run_dir(active.task.step_run_id) / JOURNAL_NAME
+            entries, offset = read_journal(path, active.journal_offset)
+            if not entries:
+                continue
+            metrics, tags = journal_records(entries, active.task.step_run_id, active.task.pipeline_run_id)
+            self.ws.meta.record_journal(metrics, tags)
+            active.journal_offset = offset
+
+    def _finish_done_runs(self) -> None:
+        for run_id, orchestrator in list(self.runs.items()):
+            if orchestrator.done:
+                try:
+                    orchestrator.finish()
+                finally:
+                    del self.runs[run_id]
+
+    def _fail_run(self, orchestrator: RunOrchestrator, message: str) -> None:
+        for key, active in list(self.active.items()):
+            if active.orchestrator is orchestrator:
+                active.process.kill()
+                self._forget(key)
+        self.ws.meta.finish_pipeline_run(orchestrator.run.id, Status.FAILED, {"message": message})
+        self.runs.pop(orchestrator.run.id, None)
+
+    def _shutdown(self) -> None:
+        """Stop: kill running attempts and give their runs back so another agent resumes them."""
+        for key, active in list(self.active.items()):
+            active.process.kill()
+            deadline = time.monotonic() + 5
+            while active.process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self._forget(key)
+            discard(self.ws, active.task.step_run_id, active.task.attempt, active.task.outputs)
+        for run_id in list(self.runs):
+            self.ws.meta.release_run(run_id, self.id)
+        self.runs.clear()
+
+
+def _processes_with_run_ids(run_ids: set[str]) -> list[int]:
+    """Pids of processes whose environment names one of `run_ids` as HEADRACE_RUN_ID.
+
+    Catches a step process started just before its agent died, before its pid was recorded.
+    """
+    if not run_ids:
+        return []
+    wanted = {f"HEADRACE_RUN_ID={r}".encode() for r in run_ids}
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                variables = set(fh.read().split(b"\0"))
+        except OSError:
+            continue
+        if variables & wanted:
+            found.append(int(entry))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m headrace.engine.agent")
+    parser.add_argument("--workspace", required=True, type=Path)
+    parser.add_argument("--idle-seconds", type=float, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s"
+    )
+    from headrace.engine.launcher import hold_agent_lock
+
+    ws: WorkspaceStore | None = None
+    while True:
+        with hold_agent_lock(args.workspace) as held:
+            if not held:
+                return 0  # another agent serves this workspace
+            ws = ws or WorkspaceStore.open(args.workspace)
+            agent = Agent(ws, idle_seconds=args.idle_seconds)
+            signal.signal(signal.SIGTERM, agent.request_stop)
+            signal.signal(signal.SIGINT, agent.request_stop)
+            log.info("agent %s serving %s", agent.id, args.workspace)
+            agent.run()
+        # The lock is released before this check: a submit that saw the lock held has
+        # already queued its run, so it is found here; one after the release spawns an agent.
+        if agent._stop or not ws.meta.has_claimable_runs():
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Executors: where a prepared step's process actually runs (local process groups first)."""

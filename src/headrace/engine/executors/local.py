@@ -1,0 +1,86 @@
+"""`LocalExecutor`: runs each step as a child process group on this machine.
+
+The script's stdout and stderr go straight to the run's log files (no pump thread, so logs
+are on disk the moment the script writes them), and each step gets its own process group so
+cancel, timeout and crash recovery can stop it together with anything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from typing import TYPE_CHECKING
+
+from headrace.engine.processes import kill_group, process_start_time
+
+if TYPE_CHECKING:
+    from headrace.engine.runtime import PreparedStep
+
+__all__ = ["LocalExecutor", "LocalProcess"]
+
+
+class LocalProcess:
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid: int | None = popen.pid
+        self.started: float | None = process_start_time(popen.pid)
+        try:
+            self._pidfd: int | None = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
+
+    def poll(self) -> int | None:
+        code = self._popen.poll()
+        if code is not None and self.pid:
+            # Children the script left behind die with it.
+            kill_group(self.pid, signal.SIGKILL)
+        return code
+
+    def wait_handle(self) -> int | None:
+        return self._pidfd
+
+    def terminate(self) -> None:
+        if self.pid:
+            kill_group(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.pid:
+            kill_group(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+class LocalExecutor:
+    """At most `capacity` steps at once, each a process group of its own."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.capacity = max(1, capacity)
+
+    def start(self, prepared: PreparedStep) -> LocalProcess:
+        prepared.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            prepared.stdout_path.open("ab") as out,
+            prepared.stderr_path.open("ab") as err,
+        ):
+            if prepared.task.attempt > 0:
+                header = f"\n--- headrace: attempt {prepared.task.attempt + 1} ---\n".encode()
+                out.write(header)
+                err.write(header)
+                out.flush()
+                err.flush()
+            popen = subprocess.Popen(
+                prepared.argv,
+                cwd=prepared.cwd,
+                env=prepared.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+            )
+        return LocalProcess(popen)

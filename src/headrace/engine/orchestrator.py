@@ -1,0 +1,498 @@
+"""`RunOrchestrator`: walks one pipeline run's DAG and records every decision.
+
+For each step whose predecessors finished it computes the fingerprint, then either reuses an
+earlier successful run (recording which one and why) or plans a new attempt, explaining why
+the step runs. It reacts to ended attempts (success, failure, retry, timeout, cancel),
+applies `continue_on_step_failure`, and decides the run's final status. After an agent crash
+`recover()` re-queues the attempts that were interrupted.
+
+It does not start processes: the agent owns the executors and asks for work with
+`next_tasks(free_slots)`. Every state change goes through the metadata store, with its event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from headrace.engine import fingerprint as fp
+from headrace.engine.planning import (
+    ProducedData,
+    outputs_exist,
+    resolve_inputs,
+    workspace_default_datastore,
+)
+from headrace.engine.runtime import ResolvedData, StepTask, pipeline_data_path
+from headrace.graph.model import Graph, StepNode
+from headrace.graph.validate import topological_order
+from headrace.store.journal import JournalEntry
+from headrace.store.orm import utcnow
+from headrace.store.records import MetricRecord, PipelineRunRecord, Status, StepRunRecord
+from headrace.store.workspace_store import WorkspaceStore
+
+__all__ = ["Plan", "RunOrchestrator", "StepEnd"]
+
+
+@dataclass
+class Plan:
+    """A decided, not yet started, attempt of a step."""
+
+    node: StepNode
+    fingerprint: str
+    parts: dict[str, Any]
+    reason: dict[str, Any]
+    inputs: tuple[ResolvedData, ...]
+    step_run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """How an attempt ended, as the agent saw it."""
+
+    exit_code: int | None
+    stopped_for: str | None = None  # "timeout" | "cancel" | "failfast" | "lost"
+    timeout_seconds: float | None = None
+    error_message: str | None = None
+    files: tuple[tuple[str, int], ...] = ()
+    journal: tuple[JournalEntry, ...] = ()
+
+
+def stderr_tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def extract_traceback(text: str) -> str | None:
+    marker = "Traceback (most recent call last):"
+    at = text.rfind(marker)
+    return text[at:].rstrip() if at >= 0 else None
+
+
+def journal_records(
+    entries: tuple[JournalEntry, ...] | list[JournalEntry], run_id: str, parent_id: str
+) -> tuple[list[MetricRecord], dict[str, dict[str, Any]]]:
+    """Metric rows and tag updates (per run id) from journal entries of one step."""
+    metrics: list[MetricRecord] = []
+    tags: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        target = parent_id if entry.target == "parent" else run_id
+        if entry.kind == "tag":
+            tags.setdefault(target, {})[entry.name] = entry.value
+        else:
+            metrics.append(
+                MetricRecord(target, entry.name, entry.kind, entry.value, entry.step, entry.description)
+            )
+    return metrics, tags
+
+
+class RunOrchestrator:
+    def __init__(self, ws: WorkspaceStore, run: PipelineRunRecord) -> None:
+        self.ws = ws
+        self.run = run
+        self.graph = Graph.from_dict(ws.meta.get_graph(run.graph_id))
+        self.order = topological_order(self.graph)
+        self.parameters: dict[str, Any] = dict(run.parameters)
+        self.steps: dict[str, StepRunRecord] = {}
+        for record in ws.meta.list_step_runs(run.id):
+            self.steps[record.node_id] = record
+        self.pending: dict[str, Plan] = {}
+        self.retry_queue: list[str] = []
+        self.running: set[str] = set()
+        self.failed_step: StepRunRecord | None = None
+        self.cancel_requested = run.cancel_requested
+        self._default_datastore: str | None = None
+        if any(s.status == Status.FAILED for s in self.steps.values()):
+            self.failed_step = next(s for s in self.steps.values() if s.status == Status.FAILED)
+
+    # -- recovery --------------------------------------------------------------------------
+    def interrupted(self) -> list[StepRunRecord]:
+        """Attempts a previous agent left Queued or Running."""
+        return [s for s in self.steps.values() if s.status in (Status.QUEUED, Status.RUNNING)]
+
+    def requeue_interrupted(self) -> None:
+        """Put attempts a dead agent left behind back in the queue, as their next attempt.
+
+        The caller has already stopped their processes and removed their staged outputs.
+        """
+        for record in self.interrupted():
+            attempt = record.attempt + 1
+            self.ws.meta.update_step_run(
+                record.id,
+                event="step.interrupted",
+                payload={"attempt": record.attempt, "requeued_as": attempt},
+                status=Status.QUEUED,
+                attempt=attempt,
+                pid=None,
+                pid_started=None,
+            )
+            self.steps[record.node_id] = self.ws.meta.get_step_run(record.id)
+            self.retry_queue.append(record.id)
+
+    # -- planning --------------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        """No new attempts: the run is being canceled, or failed without continue."""
+        return self.cancel_requested or (
+            self.failed_step is not None and not self.run.continue_on_step_failure
+        )
+
+    def default_datastore(self) -> str:
+        if self._default_datastore is None:
+            self._default_datastore = workspace_default_datastore(self.ws, self.graph)
+        return self._default_datastore
+
+    def _ready(self) -> list[str]:
+        ready = []
+        for node_id in self.order:
+            if node_id in self.steps or node_id in self.pending:
+                continue
+            preds = self.graph.predecessors(node_id)
+            if all(self.steps.get(p) is not None and self.steps[p].status == Status.FINISHED for p in preds):
+                ready.append(node_id)
+        return ready
+
+    def _resolve_inputs(self, node: StepNode) -> tuple[tuple[ResolvedData, ...], dict[str, str]]:
+        producers = {
+            nid: ProducedData(rec.data_run_id, rec.outputs)
+            for nid, rec in self.steps.items()
+            if rec.status == Status.FINISHED
+        }
+        return resolve_inputs(
+            self.ws, self.graph, node, self.parameters, producers, self.default_datastore()
+        )
+
+    def _plan(self, node: StepNode) -> Plan | None:
+        """Decide a ready step: reuse (recorded here, returns None) or a plan to run it."""
+        inputs, identities = self._resolve_inputs(node)
+        environment = node.environment or fp.interpreter_environment()
+        parts = fp.fingerprint_parts(node, self.graph, self.parameters, identities, environment)
+        key = fp.fingerprint(parts)
+        if self.run.regenerate_outputs:
+            reason = {"decision": "run", "summary": "regenerate_outputs=True: every step runs"}
+        elif not node.allow_reuse:
+            reason = {"decision": "run", "summary": "allow_reuse=False: this step always runs"}
+        else:
+            earlier = self.ws.meta.find_reusable_step_run(key)
+            if earlier is not None and outputs_exist(self.ws, earlier):
+                self._record_reuse(node, key, parts, earlier)
+                return None
+            reason = self._explain_run(node, parts, key, earlier)
+        return Plan(node=node, fingerprint=key, parts=parts, reason=reason, inputs=inputs)
+
+    def _explain_run(
+        self, node: StepNode, parts: dict[str, Any], key: str, earlier: StepRunRecord | None
+    ) -> dict[str, Any]:
+        if earlier is not None:
+            return {
+                "decision": "run",
+                "summary": f"the outputs of the matching run {earlier.id} no longer exist",
+                "compared_with": earlier.id,
+            }
+        previous = self.ws.meta.find_previous_step_run(node.name, self.run.experiment_id, utcnow())
+        if previous is None:
+            return {"decision": "run", "summary": f"first run of step {node.name!r}"}
+        source_changes = None
+        old_source = previous.fingerprint_parts.get("source")
+        if old_source and parts.get("source") and old_source != parts["source"]:
+            from headrace.engine.snapshots import changed_files, read_manifest
+
+            try:
+                source_changes = changed_files(
+                    read_manifest(self.ws.artifacts, old_source),
+                    read_manifest(self.ws.artifacts, parts["source"]),
+                )
+            except Exception:
+                source_changes = None
+        changes = fp.explain(parts, previous.fingerprint_parts, source_changes)
+        if changes:
+            summary = "; ".join(changes)
+        elif previous.status != Status.FINISHED:
+            summary = f"the previous run of this step ({previous.id}) did not finish successfully"
+        else:
+            summary = "no earlier successful run with identical inputs"
+        return {
+            "decision": "run",
+            "summary": summary,
+            "changes": changes,
+            "compared_with": previous.id,
+        }
+
+    def _record_reuse(
+        self, node: StepNode, key: str, parts: dict[str, Any], earlier: StepRunRecord
+    ) -> None:
+        original = earlier.data_run_id
+        now = utcnow()
+        record = self.ws.meta.create_step_run(
+            event="step.reused",
+            id=str(uuid.uuid4()),
+            pipeline_run_id=self.run.id,
+            node_id=node.id,
+            name=node.name,
+            status=Status.FINISHED,
+            compute_target=node.compute_target,
+            fingerprint=key,
+            fingerprint_parts=parts,
+            run_reason={
+                "decision": "reused",
+                "summary": f"reused the outputs of step run {original} (nothing it depends on changed)",
+                "reused_run_id": original,
+            },
+            reused_run_id=original,
+            command=earlier.command,
+            outputs=earlier.outputs,
+            properties={
+                "azureml.reusedrunid": original,
+                "azureml.reusednodeid": node.id,
+                "azureml.reusedpipeline": earlier.pipeline_run_id,
+                "azureml.nodeid": node.id,
+                "azureml.pipeline": self.run.id,
+            },
+            created_at=now,
+            started_at=now,
+            ended_at=now,
+        )
+        self.steps[node.id] = record
+
+    def next_tasks(self, free_slots: dict[str, int]) -> list[StepTask]:
+        """Attempts to start now; reuses are recorded on the way. Decrements `free_slots`."""
+        if self.stopping:
+            return []
+        tasks: list[StepTask] = []
+        progressed = True
+        while progressed:
+            progressed = False
+            for node_id in self._ready():
+                plan = self._plan(self.graph.node(node_id))
+                if plan is None:
+                    progressed = True  # reused: its successors may be ready now
+                else:
+                    self.pending[node_id] = plan
+        for step_run_id in list(self.retry_queue):
+            record = self.ws.meta.get_step_run(step_run_id)
+            node = self.graph.node(record.node_id)
+            if free_slots.get(node.compute_target, 0) <= 0:
+                continue
+            free_slots[node.compute_target] -= 1
+            self.retry_queue.remove(step_run_id)
+            inputs, _ = self._resolve_inputs(node)
+            tasks.append(self._start_record(record, node, inputs))
+        for node_id in [n for n in self.order if n in self.pending]:
+            plan = self.pending[node_id]
+            target = plan.node.compute_target
+            if free_slots.get(target, 0) <= 0:
+                continue
+            free_slots[target] -= 1
+            del self.pending[node_id]
+            tasks.append(self._start_plan(plan))
+        return tasks
+
+    def _outputs_for(self, node: StepNode, step_run_id: str) -> tuple[ResolvedData, ...]:
+        outputs = []
+        for binding in node.outputs:
+            data = self.graph.data_node(binding.data)
+            outputs.append(
+                ResolvedData(
+                    port=binding.port,
+                    data_name=data.name,
+                    datastore=data.datastore or self.default_datastore(),
+                    path_on_datastore=pipeline_data_path(step_run_id, binding.port),
+                    mode=binding.mode,
+                    path_on_compute=binding.path_on_compute,
+                )
+            )
+        return tuple(outputs)
+
+    def _task(self, node: StepNode, step_run_id: str, attempt: int, inputs: tuple[ResolvedData, ...]) -> StepTask:
+        return StepTask(
+            step_run_id=step_run_id,
+            pipeline_run_id=self.run.id,
+            attempt=attempt,
+            experiment_name=self.run.experiment_name,
+            node=node,
+            parameters=self.parameters,
+            inputs=inputs,
+            outputs=self._outputs_for(node, step_run_id),
+        )
+
+    def _output_records(self, outputs: tuple[ResolvedData, ...], node: StepNode) -> dict[str, Any]:
+        records = {}
+        for item, binding in zip(outputs, node.outputs, strict=True):
+            data = self.graph.data_node(binding.data)
+            records[item.port] = {
+                "datastore": item.datastore,
+                "path": item.path_on_datastore,
+                "data_name": data.name,
+                "pipeline_output_name": data.pipeline_output_name,
+            }
+        return records
+
+    def _start_plan(self, plan: Plan) -> StepTask:
+        task = self._task(plan.node, plan.step_run_id, 0, plan.inputs)
+        now = utcnow()
+        record = self.ws.meta.create_step_run(
+            event="step.started",
+            id=plan.step_run_id,
+            pipeline_run_id=self.run.id,
+            node_id=plan.node.id,
+            name=plan.node.name,
+            status=Status.RUNNING,
+            attempt=0,
+            compute_target=plan.node.compute_target,
+            fingerprint=plan.fingerprint,
+            fingerprint_parts=plan.parts,
+            run_reason=plan.reason,
+            outputs=self._output_records(task.outputs, plan.node),
+            properties={"azureml.nodeid": plan.node.id, "azureml.pipeline": self.run.id},
+            created_at=now,
+            started_at=now,
+        )
+        self.steps[plan.node.id] = record
+        self.running.add(record.id)
+        return task
+
+    def _start_record(self, record: StepRunRecord, node: StepNode, inputs: tuple[ResolvedData, ...]) -> StepTask:
+        self.ws.meta.update_step_run(
+            record.id,
+            event="step.started",
+            payload={"attempt": record.attempt},
+            status=Status.RUNNING,
+            started_at=record.started_at or utcnow(),
+        )
+        self.steps[node.id] = self.ws.meta.get_step_run(record.id)
+        self.running.add(record.id)
+        return self._task(node, record.id, record.attempt, inputs)
+
+    def attempt_failed_to_start(self, task: StepTask, message: str) -> None:
+        self.step_ended(task, StepEnd(exit_code=None, error_message=message))
+
+    def started(self, task: StepTask, pid: int | None, pid_started: float | None, command: list[str]) -> None:
+        self.ws.meta.update_step_run(
+            task.step_run_id,
+            event="step.process",
+            payload={"pid": pid, "attempt": task.attempt},
+            pid=pid,
+            pid_started=pid_started,
+            command=command,
+        )
+
+    # -- endings ---------------------------------------------------------------------------
+    def step_ended(self, task: StepTask, end: StepEnd, stderr_text: str = "") -> str:
+        """Record how an attempt ended; returns the step's new status (Queued on retry)."""
+        self.running.discard(task.step_run_id)
+        node = task.node
+        metrics, tags = journal_records(end.journal, task.step_run_id, self.run.id)
+        fields: dict[str, Any] = {"exit_code": end.exit_code, "pid": None}
+        if end.exit_code == 0 and end.stopped_for is None:
+            status = Status.FINISHED
+            fields.update(status=status, ended_at=utcnow(), error=None)
+        elif end.stopped_for in ("cancel", "failfast"):
+            status = Status.CANCELED
+            fields.update(
+                status=status,
+                ended_at=utcnow(),
+                error={"message": f"Step {node.name!r} was canceled"
+                       + (" because another step failed" if end.stopped_for == "failfast" else "")},
+            )
+        else:
+            error = self._failure(node, end, stderr_text)
+            if task.attempt < node.max_retries and not self.stopping:
+                status = Status.QUEUED
+                fields.update(status=status, attempt=task.attempt + 1, error=error)
+                self.retry_queue.append(task.step_run_id)
+            else:
+                status = Status.FAILED
+                fields.update(status=status, ended_at=utcnow(), error=error)
+        event = {
+            Status.FINISHED: "step.finished",
+            Status.FAILED: "step.failed",
+            Status.CANCELED: "step.canceled",
+            Status.QUEUED: "step.retry",
+        }[status]
+        self.ws.meta.complete_step_run(
+            task.step_run_id,
+            event=event,
+            payload={"status": status, "attempt": task.attempt, "exit_code": end.exit_code},
+            fields=fields,
+            metrics=metrics,
+            tags=tags,
+            files=list(end.files),
+        )
+        record = self.ws.meta.get_step_run(task.step_run_id)
+        self.steps[node.id] = record
+        if status == Status.FAILED and self.failed_step is None:
+            self.failed_step = record
+        return status
+
+    def _failure(self, node: StepNode, end: StepEnd, stderr_text: str) -> dict[str, Any]:
+        what = f"script {node.script_name}" if node.kind == "python_script" else "command"
+        if end.error_message:
+            message = end.error_message
+        elif end.stopped_for == "timeout":
+            message = (
+                f"Step {node.name!r} timed out after {end.timeout_seconds:g} s "
+                f"(timeout_seconds={end.timeout_seconds:g}) and was stopped"
+            )
+        elif end.stopped_for == "lost":
+            message = f"Step {node.name!r} was interrupted: its process was lost"
+        elif end.exit_code is not None and end.exit_code < 0:
+            import signal
+
+            try:
+                name = signal.Signals(-end.exit_code).name
+            except ValueError:
+                name = f"signal {-end.exit_code}"
+            message = f"Step {node.name!r} failed: its {what} was killed by {name}"
+        else:
+            message = f"Step {node.name!r} failed: its {what} exited with code {end.exit_code}"
+        error: dict[str, Any] = {
+            "message": message,
+            "exit_code": end.exit_code,
+            "stderr_tail": stderr_tail(stderr_text),
+        }
+        traceback = extract_traceback(stderr_text)
+        if traceback:
+            error["traceback"] = traceback
+        return error
+
+    # -- the run as a whole ----------------------------------------------------------------
+    def request_cancel(self) -> None:
+        self.cancel_requested = True
+        self.pending.clear()
+        for step_run_id in list(self.retry_queue):
+            self.retry_queue.remove(step_run_id)
+            record = self.ws.meta.get_step_run(step_run_id)
+            self.ws.meta.update_step_run(
+                step_run_id, event="step.canceled", status=Status.CANCELED, ended_at=utcnow()
+            )
+            self.steps[record.node_id] = self.ws.meta.get_step_run(step_run_id)
+
+    @property
+    def done(self) -> bool:
+        if self.running:
+            return False
+        if self.stopping:
+            return True
+        return not self.pending and not self.retry_queue and not self._ready()
+
+    def finish(self) -> str:
+        """Record the run's final status (call when `done`)."""
+        statuses = [self.steps[n].status if n in self.steps else None for n in self.order]
+        error = None
+        if self.cancel_requested:
+            status = Status.CANCELED
+        elif self.failed_step is not None:
+            status = Status.FAILED
+            failed = self.failed_step
+            error = {
+                "message": (failed.error or {}).get("message", f"Step {failed.name!r} failed"),
+                "step": failed.name,
+                "step_run_id": failed.id,
+                "stderr_tail": (failed.error or {}).get("stderr_tail", ""),
+            }
+        elif all(s == Status.FINISHED for s in statuses):
+            status = Status.FINISHED
+        else:
+            status = Status.FAILED
+            error = {"message": "Some steps could not run because a step they depend on did not finish"}
+        self.ws.meta.finish_pipeline_run(self.run.id, status, error)
+        return status

@@ -1,0 +1,71 @@
+"""Small helpers over OS processes: identity that survives pid reuse, and group kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+__all__ = ["agent_identity", "is_process_alive", "kill_group", "parse_agent_identity", "process_start_time"]
+
+
+def process_start_time(pid: int) -> float | None:
+    """When `pid` started, in clock ticks since boot (Linux), or None if it is gone.
+
+    A pid together with its start time names one process even after the pid is reused.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    # The command name is in parentheses and may contain spaces; fields follow the last ')'.
+    fields = raw[raw.rfind(")") + 2 :].split()
+    try:
+        if fields[0] == "Z":
+            return None  # a zombie has finished
+        return float(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def is_process_alive(pid: int | None, started: float | None) -> bool:
+    if not pid:
+        return False
+    now = process_start_time(pid)
+    if now is None:
+        return False
+    return started is None or now == started
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a whole process group; a group that is already gone is fine."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def agent_identity() -> str:
+    """`host:pid:start` naming this process, so others can tell whether it is still alive."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{process_start_time(pid) or 0:.0f}"
+
+
+def parse_agent_identity(identity: str) -> tuple[str, int, float] | None:
+    try:
+        host, pid, started = identity.rsplit(":", 2)
+        return host, int(pid), float(started)
+    except ValueError:
+        return None
+
+
+def is_local_agent_dead(identity: str) -> bool:
+    """True only when `identity` names a process on this host that no longer runs."""
+    parsed = parse_agent_identity(identity)
+    if parsed is None:
+        return False
+    host, pid, started = parsed
+    if host != socket.gethostname():
+        return False
+    return not is_process_alive(pid, started or None)

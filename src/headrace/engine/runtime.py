@@ -1,0 +1,254 @@
+"""The step runtime contract: what a step's script sees, and how its results are kept.
+
+`prepare` builds one attempt of a step: a working folder materialized from the source
+snapshot (the script's cwd), inputs resolved to absolute paths (a datastore folder on this
+machine is handed over by path, no copy; download mode copies), output folders created in a
+staging place, placeholders in the arguments replaced by paths and parameter values, and the
+environment variables SDK v1 scripts read. `finalize` runs after the process ends: on success
+the staged outputs are renamed into place (so a failed or killed step never leaves output a
+later step could take as valid), `./outputs` and `./logs` become run files, and the working
+folder is removed.
+
+Executors call these two functions around whatever actually runs the process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headrace.graph import placeholders
+from headrace.graph.model import StepNode
+from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
+from headrace.store.workspace_store import WorkspaceStore
+
+__all__ = [
+    "PreparedStep",
+    "ResolvedData",
+    "StepTask",
+    "finalize",
+    "parameter_text",
+    "pipeline_data_path",
+    "prepare",
+]
+
+STAGING = ".headrace/staging"
+
+
+def pipeline_data_path(step_run_id: str, output_name: str) -> str:
+    """Where a step's output lives on its datastore (SDK v1's PortDataReference path)."""
+    return f"azureml/{step_run_id}/{output_name}"
+
+
+def parameter_text(value: Any) -> str:
+    """A parameter value as a script receives it (SDK v1 passes `str(value)`)."""
+    if isinstance(value, dict) and "datastore" in value:
+        return str(value.get("path") or "")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class ResolvedData:
+    """An input or output of one step run, placed on a datastore."""
+
+    port: str
+    data_name: str
+    datastore: str
+    path_on_datastore: str
+    mode: str = "mount"
+    path_on_compute: str | None = None
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class StepTask:
+    """Everything needed to run one attempt of a step."""
+
+    step_run_id: str
+    pipeline_run_id: str
+    attempt: int
+    experiment_name: str
+    node: StepNode
+    parameters: dict[str, Any]
+    inputs: tuple[ResolvedData, ...]
+    outputs: tuple[ResolvedData, ...]
+
+
+@dataclass
+class PreparedStep:
+    task: StepTask
+    argv: list[str]
+    display_argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    stdout_path: Path
+    stderr_path: Path
+    staged_outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def _env_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+def prepare(ws: WorkspaceStore, task: StepTask, python: str = sys.executable) -> PreparedStep:
+    """Set up one attempt of a step and return how to start its process."""
+    node = task.node
+    cwd = ws.layout.work_dir / f"{task.step_run_id}-{task.attempt}"
+    if cwd.exists():
+        shutil.rmtree(cwd)
+    if node.snapshot_id:
+        from headrace.engine.snapshots import materialize_snapshot
+
+        materialize_snapshot(ws.artifacts, node.snapshot_id, cwd)
+    else:
+        cwd.mkdir(parents=True)
+
+    paths: dict[str, str] = {}
+    env_paths: dict[str, str] = {}
+    for item in task.inputs:
+        path = _resolve_input(ws, item, cwd)
+        paths[item.port] = path
+        env_paths[item.port] = env_paths[item.data_name] = path
+    staged: dict[str, Path] = {}
+    for item in task.outputs:
+        files = ws.datastore_files(item.datastore)
+        if item.mode == "upload":
+            target = cwd / (item.path_on_compute or item.port)
+        else:
+            target = files.local_path(f"{STAGING}/{task.step_run_id}-{task.attempt}/{item.port}")
+            if target.exists():
+                shutil.rmtree(target)
+        target.mkdir(parents=True, exist_ok=True)
+        staged[item.port] = target
+        paths[item.port] = str(target)
+        env_paths[item.port] = env_paths[item.data_name] = str(target)
+
+    values = {name: parameter_text(v) for name, v in task.parameters.items()}
+    args = [placeholders.expand(a, paths, values) for a in node.arguments]
+
+    run_dir = ws.artifacts.run_dir(task.step_run_id)
+    (run_dir / "user_logs").mkdir(parents=True, exist_ok=True)
+    env = _environment(ws, task, env_paths, values, python, run_dir)
+    if node.kind == "command":
+        command = placeholders.expand(node.command or "", paths, values)
+        argv = ["/bin/sh", "-c", command]
+        display = [command]
+    else:
+        argv = [python, node.script_name or "", *args]
+        display = ["python", node.script_name or "", *args]
+    return PreparedStep(
+        task=task,
+        argv=argv,
+        display_argv=display,
+        cwd=cwd,
+        env=env,
+        stdout_path=run_dir / STDOUT_LOG,
+        stderr_path=run_dir / STDERR_LOG,
+        staged_outputs=staged,
+    )
+
+
+def _resolve_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> str:
+    files = ws.datastore_files(item.datastore)
+    if item.mode != "download":
+        return str(files.local_path(item.path_on_datastore))
+    base = cwd / (item.path_on_compute or item.port)
+    listing = files.list_files(item.path_on_datastore)
+    source = files.local_path(item.path_on_datastore)
+    if source.is_file():
+        target = base / source.name
+        files.download_file(item.path_on_datastore, target)
+        return str(target)
+    prefix = item.path_on_datastore.rstrip("/")
+    for rel, _size in listing:
+        inner = rel[len(prefix) :].lstrip("/") if prefix else rel
+        files.download_file(rel, base / inner)
+    base.mkdir(parents=True, exist_ok=True)
+    return str(base)
+
+
+def _environment(
+    ws: WorkspaceStore,
+    task: StepTask,
+    data_paths: dict[str, str],
+    values: dict[str, str],
+    python: str,
+    run_dir: Path,
+) -> dict[str, str]:
+    node = task.node
+    env = dict(os.environ)
+    # `python` in a CommandStep means the interpreter headrace runs steps with.
+    env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    for name, value in values.items():
+        env[f"AML_PARAMETER_{_env_name(name)}"] = value
+    for name, path in data_paths.items():
+        env[f"AZUREML_DATAREFERENCE_{_env_name(name)}"] = path
+    for key, raw in node.params:
+        env[f"AML_PARAMETER_{_env_name(key)}"] = placeholders.expand(raw, data_paths, values)
+    for key, raw in node.environment_variables:
+        env[key] = placeholders.expand(raw, data_paths, values)
+    cfg = ws.config
+    env.update(
+        {
+            "AZUREML_RUN_ID": task.step_run_id,
+            "AZUREML_ARM_WORKSPACE_NAME": ws.name,
+            "AZUREML_ARM_PROJECT_NAME": task.experiment_name,
+            "AZUREML_ARM_SUBSCRIPTION": cfg.get("subscription_id") or "",
+            "AZUREML_ARM_RESOURCEGROUP": cfg.get("resource_group") or "",
+            "HEADRACE_RUN_ID": task.step_run_id,
+            "HEADRACE_PIPELINE_RUN_ID": task.pipeline_run_id,
+            "HEADRACE_EXPERIMENT": task.experiment_name,
+            "HEADRACE_STEP_NAME": node.name,
+            "HEADRACE_ATTEMPT": str(task.attempt),
+            "HEADRACE_WORKSPACE": str(ws.root),
+            "HEADRACE_RUN_DIR": str(run_dir),
+            "HEADRACE_PIPELINE_RUN_DIR": str(ws.artifacts.run_dir(task.pipeline_run_id)),
+        }
+    )
+    return env
+
+
+def finalize(ws: WorkspaceStore, prepared: PreparedStep, succeeded: bool) -> list[tuple[str, int]]:
+    """Keep the attempt's results; returns the run files added (name, size).
+
+    On success each staged output is renamed to its final datastore path. On failure staged
+    outputs are deleted. Either way `./outputs` and `./logs` become run files and the working
+    folder is removed.
+    """
+    task = prepared.task
+    try:
+        if succeeded:
+            for item in task.outputs:
+                files = ws.datastore_files(item.datastore)
+                final = files.local_path(item.path_on_datastore)
+                if final.exists():
+                    # Left by an earlier attempt that died between rename and record.
+                    shutil.rmtree(final) if final.is_dir() else final.unlink()
+                final.parent.mkdir(parents=True, exist_ok=True)
+                # A rename on the same filesystem: outputs are never copied.
+                shutil.move(str(prepared.staged_outputs[item.port]), final)
+        added: list[tuple[str, int]] = []
+        for folder in ("outputs", "logs"):
+            added += ws.artifacts.move_tree(task.step_run_id, prepared.cwd / folder, folder)
+        return added
+    finally:
+        for item in task.outputs:
+            if item.mode != "upload":
+                shutil.rmtree(prepared.staged_outputs[item.port].parent, ignore_errors=True)
+        shutil.rmtree(prepared.cwd, ignore_errors=True)
+
+
+def discard(ws: WorkspaceStore, step_run_id: str, attempt: int, outputs: tuple[ResolvedData, ...]) -> None:
+    """Remove what an interrupted attempt left: its working folder and staged outputs."""
+    shutil.rmtree(ws.layout.work_dir / f"{step_run_id}-{attempt}", ignore_errors=True)
+    for item in outputs:
+        try:
+            files = ws.datastore_files(item.datastore)
+            shutil.rmtree(files.local_path(f"{STAGING}/{step_run_id}-{attempt}"), ignore_errors=True)
+        except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
+            continue

@@ -1,0 +1,198 @@
+"""Submitting a pipeline graph: check it, resolve its parameters, preview reuse, queue the run.
+
+The SDK (and later the server) calls `submit_graph`. Nothing runs here; the run is queued in
+the metadata store for an agent. An invalid graph or parameter raises before anything is
+written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from headrace.engine import fingerprint as fp
+from headrace.engine.planning import (
+    ProducedData,
+    outputs_exist,
+    resolve_inputs,
+    workspace_default_datastore,
+)
+from headrace.errors import ParameterError, PipelineValidationError
+from headrace.graph.model import Graph, ParameterDef
+from headrace.graph.validate import did_you_mean, structural_problems, topological_order
+from headrace.store.records import PipelineRunRecord
+from headrace.store.workspace_store import WorkspaceStore
+
+__all__ = ["StepPreview", "Submission", "coerce_parameter", "resolve_parameters", "submit_graph"]
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    """What submit can say about a step before it runs."""
+
+    node_id: str
+    name: str
+    fingerprint: str
+    will_reuse: bool
+
+
+@dataclass(frozen=True)
+class Submission:
+    run: PipelineRunRecord
+    previews: list[StepPreview]
+
+
+def coerce_parameter(definition: ParameterDef, value: Any) -> Any:
+    """`value` converted to the parameter's type, or ParameterError naming both."""
+    name, kind = definition.name, definition.type
+
+    def fail(expected: str) -> ParameterError:
+        return ParameterError(
+            f"Pipeline parameter {name!r} expects {expected}, got {value!r} "
+            f"({type(value).__name__}); its default is {definition.default!r}."
+        )
+
+    if kind == "datapath":
+        if isinstance(value, dict):
+            datastore = value.get("datastore") or value.get("DataStoreName")
+            path = value.get("path") if "path" in value else value.get("RelativePath")
+            if isinstance(datastore, str) and isinstance(path, str):
+                return {"datastore": datastore, "path": path}
+        raise fail("a DataPath (datastore and path)")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise fail("a bool (True/False or the text 'true'/'false')")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise fail("an int")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise fail("an int") from None
+        raise fail("an int")
+    if kind == "float":
+        if isinstance(value, bool):
+            raise fail("a float")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise fail("a float") from None
+        raise fail("a float")
+    if isinstance(value, (str, int, float, bool)):
+        return value if isinstance(value, str) else str(value)
+    raise fail("a string")
+
+
+def resolve_parameters(graph: Graph, assignments: dict[str, Any] | None) -> dict[str, Any]:
+    """Every parameter's value for a run: assignments (type-checked) over defaults.
+
+    All problems are reported in one ParameterError.
+    """
+    known = {p.name: p for p in graph.parameters}
+    values = {p.name: p.default for p in graph.parameters}
+    problems: list[str] = []
+    for name, value in (assignments or {}).items():
+        definition = known.get(name)
+        if definition is None:
+            listing = ", ".join(sorted(known)) or "none"
+            problems.append(
+                f"Pipeline parameter with name {name!r} does not exist"
+                f"{did_you_mean(name, list(known))}; this pipeline's parameters: {listing}."
+            )
+            continue
+        try:
+            values[name] = coerce_parameter(definition, value)
+        except ParameterError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ParameterError(problems[0] if len(problems) == 1 else "\n".join(problems))
+    return values
+
+
+def compute_problems(ws: WorkspaceStore, graph: Graph) -> list[str]:
+    known = [t.name for t in ws.meta.list_compute_targets()]
+    problems = []
+    for node in graph.nodes:
+        if node.compute_target not in known:
+            problems.append(
+                f"Step {node.name!r}: compute target {node.compute_target!r} does not exist"
+                f"{did_you_mean(node.compute_target, known)}; create it with "
+                "ComputeTarget.create(ws, name, AmlCompute.provisioning_configuration(...)) "
+                f"or use one of: {', '.join(known)}."
+            )
+    return problems
+
+
+def preview(
+    ws: WorkspaceStore, graph: Graph, parameters: dict[str, Any], regenerate_outputs: bool
+) -> list[StepPreview]:
+    """Which steps would be reused if the run started now (the run decides again at run time)."""
+    default_datastore = workspace_default_datastore(ws, graph)
+    produced: dict[str, ProducedData] = {}
+    previews: dict[str, StepPreview] = {}
+    for node_id in topological_order(graph):
+        node = graph.node(node_id)
+        producers = [graph.data_node(b.data).producer for b in node.inputs]
+        # A producer that runs again makes new data, so its consumers run too.
+        upstream_runs = any(p is not None and p not in produced for p in producers)
+        key = ""
+        reuse = None
+        if not upstream_runs:
+            _, identities = resolve_inputs(ws, graph, node, parameters, produced, default_datastore)
+            environment = node.environment or fp.interpreter_environment()
+            key = fp.fingerprint(fp.fingerprint_parts(node, graph, parameters, identities, environment))
+            if node.allow_reuse and not regenerate_outputs:
+                earlier = ws.meta.find_reusable_step_run(key)
+                if earlier is not None and outputs_exist(ws, earlier):
+                    reuse = earlier
+        if reuse is not None:
+            produced[node_id] = ProducedData(reuse.data_run_id, reuse.outputs)
+        previews[node_id] = StepPreview(node_id, node.name, key, reuse is not None)
+    return [previews[n.id] for n in graph.nodes]
+
+
+def submit_graph(
+    ws: WorkspaceStore,
+    graph: Graph,
+    *,
+    experiment_name: str,
+    parameters: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+    run_source: str = "SDK",
+    continue_on_step_failure: bool = False,
+    regenerate_outputs: bool = False,
+    properties: dict[str, Any] | None = None,
+) -> Submission:
+    """Validate and queue a run of `graph`; nothing is written when anything is wrong."""
+    problems = structural_problems(graph) + compute_problems(ws, graph)
+    if problems:
+        raise PipelineValidationError(problems)
+    values = resolve_parameters(graph, parameters)
+    previews = preview(ws, graph, values, regenerate_outputs)
+    run = ws.meta.create_pipeline_run(
+        experiment_name=experiment_name,
+        graph=graph.to_dict(),
+        parameters=values,
+        tags={str(k): v for k, v in (tags or {}).items()},
+        description=description,
+        run_source=run_source,
+        continue_on_step_failure=continue_on_step_failure,
+        regenerate_outputs=regenerate_outputs,
+        properties=properties,
+    )
+    return Submission(run=run, previews=previews)

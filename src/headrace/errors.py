@@ -1,0 +1,121 @@
+"""Every error headrace raises on purpose, in one tree.
+
+    HeadraceError                       base of everything below (compat: AzureMLException)
+    ├── UserError (ValueError)          the caller passed something wrong (compat: UserErrorException)
+    │   ├── PipelineValidationError     all problems of a pipeline definition, at once
+    │   ├── ParameterError              unknown or mistyped pipeline parameters at submit
+    │   └── DatastorePathError          a path that would leave its datastore
+    ├── NotFoundError (LookupError)     a named thing does not exist
+    │   ├── WorkspaceNotFoundError
+    │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
+    │   └── RunNotFoundError
+    ├── ConflictError                   a thing already exists or is in the wrong state
+    │   └── WorkspaceExistsError
+    ├── ConfigError                     a workspace folder or config that cannot be used
+    ├── StoreError                      the metadata database cannot be reached or is broken
+    ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    └── ActivityFailedException         a run ended Failed/Canceled while being waited on
+
+Messages name the problem and the fix. Foreign exceptions are translated where they cross
+into headrace (`raise ... from exc`); nothing here imports the rest of the package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ActivityFailedException",
+    "ComputeTargetException",
+    "ConfigError",
+    "ConflictError",
+    "DatastorePathError",
+    "HeadraceError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "ParameterError",
+    "PipelineValidationError",
+    "RunNotFoundError",
+    "StoreError",
+    "UserError",
+    "WorkspaceExistsError",
+    "WorkspaceNotFoundError",
+]
+
+
+class HeadraceError(Exception):
+    """Base class of every error headrace raises on purpose."""
+
+
+class UserError(HeadraceError, ValueError):
+    """The caller passed something wrong. A ValueError, as SDK v1 raised for these."""
+
+
+class PipelineValidationError(UserError):
+    """A pipeline definition has problems; `problems` lists every one of them."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"The pipeline has {count} {noun}; nothing was submitted:\n{lines}")
+
+
+class ParameterError(UserError):
+    """A pipeline parameter assignment names an unknown parameter or has the wrong type."""
+
+
+class DatastorePathError(UserError):
+    """A path would point outside its datastore (absolute, `..`, or a symlink out)."""
+
+
+class NotFoundError(HeadraceError, LookupError):
+    """A named object (workspace, datastore, run, ...) does not exist."""
+
+
+class WorkspaceNotFoundError(NotFoundError):
+    """No workspace with that name or path."""
+
+
+class ComputeTargetException(NotFoundError):
+    """A compute target is missing or invalid (the SDK v1 exception name)."""
+
+
+class RunNotFoundError(NotFoundError):
+    """No run with that id."""
+
+
+class ConflictError(HeadraceError):
+    """The object already exists, or is in a state that does not allow the operation."""
+
+
+class WorkspaceExistsError(ConflictError):
+    """A workspace with that name already exists and exist_ok was not given."""
+
+
+class ConfigError(HeadraceError):
+    """A workspace folder or configuration file cannot be used as it is."""
+
+
+class StoreError(HeadraceError):
+    """The metadata database cannot be reached, or it is not a headrace database."""
+
+
+class MissingDependencyError(HeadraceError, ImportError):
+    """An optional dependency is needed; the message says which extra installs it."""
+
+
+class ActivityFailedException(HeadraceError):
+    """A run ended without success while `wait_for_completion(raise_on_error=True)` waited.
+
+    `run_id` is the run waited on, `status` its final status, and `error_details` the
+    recorded cause (failed step, message, traceback and the tail of its stderr).
+    """
+
+    def __init__(self, message: str, *, run_id: str, status: str, error_details: Any) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
+        self.error_details = error_details

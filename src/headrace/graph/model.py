@@ -1,0 +1,202 @@
+"""The pipeline as pure data: frozen dataclasses that serialize to JSON with a schema version.
+
+The SDK turns live Python objects (steps, PipelineData, parameters) into a `Graph` before
+anything runs. Validation, fingerprints, the engine, the CLI and the UI read this graph and
+never the live objects. Nothing here does I/O.
+
+Arguments and commands are kept as text with SDK v1 placeholders: `$AZUREML_DATAREFERENCE_<port>`
+for data and `$AML_PARAMETER_<name>` for parameters; the step runtime expands them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+__all__ = [
+    "DATA_PLACEHOLDER",
+    "PARAMETER_PLACEHOLDER",
+    "SCHEMA_VERSION",
+    "DataNode",
+    "Graph",
+    "InputBinding",
+    "OutputBinding",
+    "ParameterDef",
+    "StepNode",
+]
+
+SCHEMA_VERSION = 1
+DATA_PLACEHOLDER = "$AZUREML_DATAREFERENCE_"
+PARAMETER_PLACEHOLDER = "$AML_PARAMETER_"
+
+ParameterType = Literal["int", "float", "bool", "str", "datapath"]
+DataKind = Literal["pipeline_data", "datastore", "datapath_parameter"]
+StepKind = Literal["python_script", "command"]
+
+
+@dataclass(frozen=True)
+class ParameterDef:
+    """A pipeline parameter: a name, a type and a default (a DataPath is `{datastore, path}`)."""
+
+    name: str
+    type: ParameterType
+    default: Any
+
+
+@dataclass(frozen=True)
+class DataNode:
+    """A piece of data in the graph: a datastore location, a DataPath parameter, or the
+    intermediate output of one step (PipelineData)."""
+
+    id: str
+    kind: DataKind
+    name: str
+    datastore: str | None = None
+    path_on_datastore: str | None = None
+    parameter: str | None = None
+    producer: str | None = None
+    output_name: str | None = None
+    pipeline_output_name: str | None = None
+
+
+@dataclass(frozen=True)
+class InputBinding:
+    """How a step consumes a DataNode: the port name its script sees and the mode."""
+
+    port: str
+    data: str
+    mode: Literal["mount", "download"] = "mount"
+    path_on_compute: str | None = None
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class OutputBinding:
+    """How a step produces a DataNode."""
+
+    port: str
+    data: str
+    mode: Literal["mount", "upload"] = "mount"
+    path_on_compute: str | None = None
+
+
+@dataclass(frozen=True)
+class StepNode:
+    """One step: what to run, where, with which data, and its reuse and retry settings."""
+
+    id: str
+    name: str
+    kind: StepKind
+    source_directory: str
+    script_name: str | None = None
+    command: str | None = None
+    arguments: tuple[str, ...] = ()
+    inputs: tuple[InputBinding, ...] = ()
+    outputs: tuple[OutputBinding, ...] = ()
+    compute_target: str = "local"
+    params: tuple[tuple[str, str], ...] = ()
+    environment_variables: tuple[tuple[str, str], ...] = ()
+    environment: dict[str, Any] | None = None
+    allow_reuse: bool = True
+    version: str | None = None
+    run_after: tuple[str, ...] = ()
+    max_retries: int = 0
+    timeout_seconds: float | None = None
+    snapshot_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A whole pipeline. `nodes` are in a deterministic order (the order steps were added)."""
+
+    nodes: tuple[StepNode, ...]
+    data: tuple[DataNode, ...] = ()
+    parameters: tuple[ParameterDef, ...] = ()
+    description: str | None = None
+    default_datastore: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # A lookup table, not a field: it stays out of equality, repr and JSON.
+        object.__setattr__(self, "_index", {n.id: n for n in self.nodes})
+        object.__setattr__(self, "_data_index", {d.id: d for d in self.data})
+
+    # -- lookups ---------------------------------------------------------------------------
+    def node(self, node_id: str) -> StepNode:
+        index: dict[str, StepNode] = self._index  # type: ignore[attr-defined]
+        return index[node_id]
+
+    def data_node(self, data_id: str) -> DataNode:
+        index: dict[str, DataNode] = self._data_index  # type: ignore[attr-defined]
+        return index[data_id]
+
+    def parameter(self, name: str) -> ParameterDef:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def predecessors(self, node_id: str) -> list[str]:
+        """Steps that must finish before `node_id` starts: producers of its inputs, run_after."""
+        node = self.node(node_id)
+        preds: list[str] = []
+        for binding in node.inputs:
+            producer = self.data_node(binding.data).producer
+            if producer is not None and producer not in preds:
+                preds.append(producer)
+        for other in node.run_after:
+            if other not in preds:
+                preds.append(other)
+        return preds
+
+    def with_snapshots(self, snapshot_ids: dict[str, str]) -> Graph:
+        """A copy whose steps carry the snapshot id of their source directory."""
+        nodes = tuple(
+            replace(n, snapshot_id=snapshot_ids.get(n.source_directory, n.snapshot_id))
+            for n in self.nodes
+        )
+        return replace(self, nodes=nodes)
+
+    # -- serialization ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Graph:
+        version = raw.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"pipeline graph schema version {version} is not supported "
+                f"(this headrace reads version {SCHEMA_VERSION}); upgrade headrace"
+            )
+        nodes = tuple(_step_from_dict(n) for n in raw["nodes"])
+        data = tuple(DataNode(**d) for d in raw.get("data", ()))
+        params = tuple(ParameterDef(**p) for p in raw.get("parameters", ()))
+        return cls(
+            nodes=nodes,
+            data=data,
+            parameters=params,
+            description=raw.get("description"),
+            default_datastore=raw.get("default_datastore"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Graph:
+        return cls.from_dict(json.loads(text))
+
+
+def _step_from_dict(raw: dict[str, Any]) -> StepNode:
+    values = dict(raw)
+    values["arguments"] = tuple(values.get("arguments", ()))
+    values["inputs"] = tuple(InputBinding(**b) for b in values.get("inputs", ()))
+    values["outputs"] = tuple(OutputBinding(**b) for b in values.get("outputs", ()))
+    values["params"] = tuple(tuple(p) for p in values.get("params", ()))
+    values["environment_variables"] = tuple(
+        tuple(p) for p in values.get("environment_variables", ())
+    )
+    values["run_after"] = tuple(values.get("run_after", ()))
+    return StepNode(**values)

@@ -1,0 +1,188 @@
+"""Structural checks of a `Graph` and its topological order. Pure functions, no I/O.
+
+Every check returns problems as sentences that name the step and say how to fix it; callers
+collect them all before raising, so a user sees every problem of a pipeline at once.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from difflib import get_close_matches
+
+from headrace.graph import placeholders
+from headrace.graph.model import Graph, StepNode
+
+__all__ = [
+    "did_you_mean",
+    "find_cycle",
+    "step_texts",
+    "structural_problems",
+    "topological_order",
+    "used_parameters",
+]
+
+WORD = re.compile(r"^\w+$")
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    """' (did you mean 'x'?)' when a candidate is close to `name`, else ''."""
+    close = get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def step_texts(node: StepNode) -> list[str]:
+    """Every text of a step that may hold placeholders: arguments, command, params, env."""
+    texts = list(node.arguments)
+    if node.command:
+        texts.append(node.command)
+    texts.extend(value for _, value in node.params)
+    texts.extend(value for _, value in node.environment_variables)
+    return texts
+
+
+def used_parameters(node: StepNode, graph: Graph) -> list[str]:
+    """Names of the graph parameters a step refers to (in texts or as DataPath inputs)."""
+    known = [p.name for p in graph.parameters]
+    names: set[str] = set()
+    for text in step_texts(node):
+        names.update(placeholders.known_references(text, placeholders.PARAMETER, known))
+    for binding in node.inputs:
+        parameter = graph.data_node(binding.data).parameter
+        if parameter:
+            names.add(parameter)
+    return sorted(names)
+
+
+def find_cycle(graph: Graph) -> list[str] | None:
+    """Step ids forming a cycle (first id repeated at the end), or None."""
+    known = {n.id for n in graph.nodes}
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for node in graph.nodes:
+        sorter.add(node.id, *[p for p in _predecessors(graph, node) if p in known])
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle: list[str] = list(exc.args[1])
+        # graphlib lists the cycle backwards (each item depends on the next); read it forwards.
+        return list(reversed(cycle))
+    return None
+
+
+def _predecessors(graph: Graph, node: StepNode) -> list[str]:
+    preds = list(node.run_after)
+    data_ids = {d.id for d in graph.data}
+    for binding in node.inputs:
+        if binding.data in data_ids:
+            producer = graph.data_node(binding.data).producer
+            if producer:
+                preds.append(producer)
+    return preds
+
+
+def topological_order(graph: Graph) -> list[str]:
+    """Step ids in an order where every step comes after its predecessors; stable otherwise."""
+    position = {n.id: i for i, n in enumerate(graph.nodes)}
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for node in graph.nodes:
+        sorter.add(node.id, *graph.predecessors(node.id))
+    sorter.prepare()
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order.extend(ready)
+        sorter.done(*ready)
+    return order
+
+
+def structural_problems(graph: Graph) -> list[str]:
+    """Every structural problem of the graph (names, edges, placeholders, cycles)."""
+    problems: list[str] = []
+    names = {n.id: n.name for n in graph.nodes}
+    data_ids = {d.id for d in graph.data}
+    param_names = [p.name for p in graph.parameters]
+    producers: dict[str, str] = {}
+    output_names: dict[str, str] = {}
+
+    if not graph.nodes:
+        problems.append("The pipeline has no steps: pass at least one step to Pipeline(steps=[...]).")
+
+    for node in graph.nodes:
+        label = f"Step {node.name!r}"
+        ports = [b.port for b in node.inputs] + [b.port for b in node.outputs]
+        seen: set[str] = set()
+        for port in ports:
+            if not WORD.match(port):
+                problems.append(
+                    f"{label}: port name {port!r} is invalid; use letters, digits and underscores."
+                )
+            if port in seen:
+                problems.append(
+                    f"{label}: port name {port!r} is used twice; give each input and output "
+                    "its own name (for inputs: data.as_input('other_name'))."
+                )
+            seen.add(port)
+        for binding in node.outputs:
+            owner = producers.get(binding.data)
+            if owner is not None and owner != node.id:
+                problems.append(
+                    f"{label}: output {binding.port!r} is already an output of step "
+                    f"{names[owner]!r}; each PipelineData may be produced by one step only, "
+                    "create a second PipelineData."
+                )
+            producers.setdefault(binding.data, node.id)
+        for binding in node.inputs:
+            if binding.data not in data_ids:
+                problems.append(f"{label}: input {binding.port!r} refers to unknown data.")
+                continue
+            data = graph.data_node(binding.data)
+            if data.kind == "pipeline_data" and (data.producer is None or data.producer not in names):
+                problems.append(
+                    f"{label}: input {binding.port!r} (PipelineData {data.name!r}) is not "
+                    "produced by any step of this pipeline; add the producing step, or list it "
+                    "in that step's outputs=[...]."
+                )
+        for other in node.run_after:
+            if other not in names:
+                problems.append(
+                    f"{label}: runs after a step that is not part of this pipeline; add it "
+                    "to the pipeline's steps or build the Pipeline with resolve_closure=True."
+                )
+        for text in step_texts(node):
+            for port in placeholders.unknown_references(text, placeholders.DATA, ports):
+                problems.append(
+                    f"{label}: data {port!r} appears in the arguments but is not in the "
+                    f"step's inputs or outputs{did_you_mean(port, ports)}; add it to "
+                    "inputs=[...] (data it reads) or outputs=[...] (data it writes)."
+                )
+            unknown = placeholders.unknown_references(text, placeholders.PARAMETER, param_names)
+            for param in unknown:
+                problems.append(
+                    f"{label}: parameter {param!r} is used but not defined"
+                    f"{did_you_mean(param, param_names)}; create it with "
+                    f"PipelineParameter(name={param!r}, default_value=...)."
+                )
+        if node.max_retries < 0:
+            problems.append(f"{label}: max_retries must be 0 or more, not {node.max_retries}.")
+        if node.timeout_seconds is not None and node.timeout_seconds <= 0:
+            problems.append(
+                f"{label}: timeout_seconds must be positive, not {node.timeout_seconds}."
+            )
+
+    for data in graph.data:
+        if data.pipeline_output_name:
+            other = output_names.get(data.pipeline_output_name)
+            if other is not None:
+                problems.append(
+                    f"pipeline_output_name {data.pipeline_output_name!r} is used by both "
+                    f"{other!r} and {data.name!r}; these names must be unique in a pipeline."
+                )
+            output_names[data.pipeline_output_name] = data.name
+
+    cycle = find_cycle(graph)
+    if cycle:
+        path = " -> ".join(repr(names[c]) for c in cycle)
+        problems.append(
+            f"The steps form a cycle: {path}; remove one of the data or run_after edges."
+        )
+    return problems

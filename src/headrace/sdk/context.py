@@ -1,0 +1,267 @@
+"""`Run.get_context()`: the run a step script belongs to, as seen from inside the script.
+
+Inside a step (headrace sets `HEADRACE_RUN_ID` and `HEADRACE_RUN_DIR`) the context appends
+metrics and tags to the run journal and writes uploaded files straight into the run's files;
+the agent records them while the step runs and when it ends. Nothing here opens the database,
+so `from headrace.compat.azureml.core import Run` costs a script milliseconds.
+
+Outside a pipeline (`python train.py`) it is an offline run: logging prints and never fails,
+so the same script runs both ways, as with SDK v1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from headrace.errors import UserError
+from headrace.sdk.runs import Run, metrics_dict
+from headrace.store.journal import JOURNAL_NAME, read_journal
+from headrace.store.records import MetricRecord
+
+__all__ = ["OfflineRun", "ScriptRun", "get_context"]
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _safe_file_name(name: str) -> str:
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise UserError(f"Run file name {name!r} is not a relative path inside the run's files.")
+    return "/".join(parts)
+
+
+class _JournalWriter:
+    """Appends entries to the run journal of one run folder."""
+
+    def __init__(self, run_dir: Path, target: str) -> None:
+        self.run_dir = run_dir
+        self.target = target
+        self.path = run_dir / JOURNAL_NAME
+
+    def write(self, kind: str, name: str, value: Any, description: str | None = None, step: int | None = None) -> None:
+        entry = {"target": self.target, "kind": kind, "name": name, "value": value}
+        if description:
+            entry["description"] = description
+        if step is not None:
+            entry["step"] = step
+        line = json.dumps(entry, default=_jsonable, separators=(",", ":")) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+
+
+class _LoggingMixin:
+    """The logging API shared by a step's run and its parent (both write the journal)."""
+
+    _journal: _JournalWriter
+    _files_dir: Path
+
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        if isinstance(value, (list, tuple, dict, set)):
+            raise UserError(
+                f"run.log({name!r}, ...) takes a single value; use log_list for lists and "
+                "log_table or log_row for tables."
+            )
+        self._journal.write("scalar", name, value, description, step)
+
+    def log_list(self, name: str, value: Any, description: str = "") -> None:
+        self._journal.write("list", name, list(value), description)
+
+    def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
+        self._journal.write("row", name, dict(kwargs), description)
+
+    def log_table(self, name: str, value: dict[str, Any], description: str = "") -> None:
+        if not isinstance(value, dict):
+            raise UserError(f"run.log_table({name!r}, ...) takes a dict of column name to values.")
+        self._journal.write("table", name, {str(k): list(v) for k, v in value.items()}, description)
+
+    def log_image(self, name: str, path: str | None = None, plot: Any = None, description: str = "") -> None:
+        if (path is None) == (plot is None):
+            raise UserError(f"run.log_image({name!r}, ...) needs exactly one of path= or plot=.")
+        file_name = f"images/{_safe_file_name(name)}.png"
+        target = self._files_dir / file_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path is not None:
+            shutil.copyfile(path, target)
+        else:
+            plot.savefig(str(target), format="png")
+        self._journal.write("image", name, file_name, description)
+
+    def tag(self, key: str, value: Any = None) -> None:
+        self._journal.write("tag", key, "" if value is None else value)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.tag(key, value)
+
+    def upload_file(self, name: str, path_or_stream: Any, datastore_name: str | None = None) -> None:
+        target = self._files_dir / _safe_file_name(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(path_or_stream, (str, os.PathLike)):
+            shutil.copyfile(path_or_stream, target)
+        else:
+            with target.open("wb") as fh:
+                shutil.copyfileobj(path_or_stream, fh)
+
+    def upload_folder(self, name: str, path: str, datastore_name: str | None = None) -> None:
+        source = Path(path)
+        for item in sorted(source.rglob("*")):
+            if item.is_file():
+                self.upload_file(f"{name}/{item.relative_to(source).as_posix()}", str(item))
+
+    def complete(self, *args: Any, **kwargs: Any) -> None:
+        """A step run completes when its script exits; nothing to do."""
+
+    def flush(self, *args: Any, **kwargs: Any) -> None:
+        """Entries are written as they are logged; nothing to do."""
+
+
+class _ParentRun(_LoggingMixin):
+    """The pipeline run, seen from one of its steps: `run.parent.log(...)`."""
+
+    def __init__(self, run_id: str, step_dir: Path, pipeline_dir: Path) -> None:
+        self.id = run_id
+        self._journal = _JournalWriter(step_dir, "parent")
+        self._files_dir = pipeline_dir
+
+    def __repr__(self) -> str:
+        return f"PipelineRun(id={self.id!r})"
+
+
+class ScriptRun(_LoggingMixin, Run):
+    """The step run of the script that is running."""
+
+    def __init__(self, env: os._Environ[str] | dict[str, str]) -> None:
+        self._id = env["HEADRACE_RUN_ID"]
+        self._run_dir = Path(env["HEADRACE_RUN_DIR"])
+        self._files_dir = self._run_dir
+        self._journal = _JournalWriter(self._run_dir, "self")
+        self._experiment_name = env.get("HEADRACE_EXPERIMENT", "")
+        self._workspace_path = env.get("HEADRACE_WORKSPACE")
+        self._parent = _ParentRun(
+            env.get("HEADRACE_PIPELINE_RUN_ID", ""),
+            self._run_dir,
+            Path(env.get("HEADRACE_PIPELINE_RUN_DIR") or self._run_dir),
+        )
+        self._experiment: Any = None
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def experiment(self) -> Any:  # type: ignore[override]
+        """The experiment (and through it the workspace); opened on first use."""
+        if self._experiment is None:
+            from headrace.sdk.experiment import Experiment
+            from headrace.sdk.workspace import Workspace
+
+            workspace = Workspace(path=self._workspace_path)
+            self._experiment = Experiment(workspace, self._experiment_name)
+        return self._experiment
+
+    @property
+    def parent(self) -> _ParentRun:
+        return self._parent
+
+    def get_status(self) -> str:
+        return "Running"
+
+    def get_metrics(self, name: str | None = None, recursive: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """What this run has logged so far."""
+        entries, _ = read_journal(self._journal.path, 0)
+        records = [
+            MetricRecord(self._id, e.name, e.kind, e.value)
+            for e in entries
+            if e.target == "self" and e.kind != "tag"
+        ]
+        metrics = metrics_dict(records)
+        if name is not None:
+            return {name: metrics[name]} if name in metrics else {}
+        return metrics
+
+    def __repr__(self) -> str:
+        return f"Run(id={self._id!r}, experiment={self._experiment_name!r})"
+
+
+class OfflineRun:
+    """A run outside any pipeline: logging prints, nothing fails."""
+
+    def __init__(self, name: str = "parent") -> None:
+        self.id = f"OfflineRun_{uuid.uuid4()}"
+        self._parent_role = name
+
+    @property
+    def parent(self) -> OfflineRun:
+        return OfflineRun()
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def _say(self, text: str) -> None:
+        print(text, flush=True)  # noqa: T201
+
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        self._say(f"Attempted to log scalar metric {name}:\n{value}")
+
+    def log_list(self, name: str, value: Any, description: str = "") -> None:
+        self._say(f"Attempted to log list metric {name}:\n{list(value)}")
+
+    def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
+        self._say(f"Attempted to log row metric {name}:\n{kwargs}")
+
+    def log_table(self, name: str, value: Any, description: str = "") -> None:
+        self._say(f"Attempted to log table metric {name}:\n{value}")
+
+    def log_image(self, name: str, path: str | None = None, plot: Any = None, description: str = "") -> None:
+        self._say(f"Attempted to log image metric {name}:\n{path or plot}")
+
+    def tag(self, key: str, value: Any = None) -> None:
+        self._say(f"Attempted to tag {key}: {value}")
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._say(f"Attempted to set tags {tags}")
+
+    def upload_file(self, name: str, path_or_stream: Any, datastore_name: str | None = None) -> None:
+        self._say(f"Attempted to upload file {name}")
+
+    def upload_folder(self, name: str, path: str, datastore_name: str | None = None) -> None:
+        self._say(f"Attempted to upload folder {name}")
+
+    def get_metrics(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def get_status(self) -> str:
+        return "Running"
+
+    def complete(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def flush(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"OfflineRun(id={self.id!r})"
+
+
+def get_context(allow_offline: bool = True) -> ScriptRun | OfflineRun:
+    env = os.environ
+    if env.get("HEADRACE_RUN_ID") and env.get("HEADRACE_RUN_DIR"):
+        return ScriptRun(env)
+    if not allow_offline:
+        raise UserError(
+            "Run.get_context(allow_offline=False) was called outside a headrace pipeline step."
+        )
+    return OfflineRun()

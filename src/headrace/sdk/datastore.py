@@ -1,0 +1,201 @@
+"""`Datastore`: a named storage location of a workspace, with SDK v1 upload/download semantics.
+
+Every workspace has `workspaceblobstore` (the default) and `workspacefilestore`, folders in
+the workspace; `Datastore.register_local` adds any folder. Every datastore path is checked to
+stay inside the datastore (no absolute paths, no `..`, no symlinks out).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headrace.errors import NotFoundError, UserError
+from headrace.sdk.data import DataReference
+
+if TYPE_CHECKING:
+    from headrace.sdk.workspace import Workspace
+    from headrace.store.records import DatastoreRecord
+
+__all__ = ["Datastore"]
+
+_TYPE_NAMES = {"local": "Local"}
+
+
+def _join(*parts: str | None) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+class Datastore:
+    """A datastore of a workspace; `Datastore(ws, name)` gets a registered one."""
+
+    def __init__(self, workspace: Workspace, name: str | None = None) -> None:
+        if name is None:
+            default = workspace.get_default_datastore()
+            name = default.name
+        record = workspace.backend.find_datastore(name)
+        if record is None:
+            known = ", ".join(sorted(d.name for d in workspace.backend.list_datastores()))
+            raise NotFoundError(
+                f"No datastore named {name!r} in workspace {workspace.name!r}; registered: "
+                f"{known}. Register one with Datastore.register_local(ws, name, path)."
+            )
+        self._init(workspace, record)
+
+    def _init(self, workspace: Workspace, record: DatastoreRecord) -> None:
+        self.workspace = workspace
+        self.name = record.name
+        self.datastore_type = _TYPE_NAMES.get(record.type, record.type)
+        self._config = dict(record.config)
+        self.is_default = record.is_default
+
+    @classmethod
+    def _from_record(cls, workspace: Workspace, record: DatastoreRecord) -> Datastore:
+        obj = cls.__new__(cls)
+        obj._init(workspace, record)
+        return obj
+
+    # -- lookup and registration -----------------------------------------------------------
+    @staticmethod
+    def get(workspace: Workspace, datastore_name: str) -> Datastore:
+        return Datastore(workspace, datastore_name)
+
+    @staticmethod
+    def get_default(workspace: Workspace) -> Datastore:
+        return workspace.get_default_datastore()
+
+    @staticmethod
+    def register_local(
+        workspace: Workspace,
+        datastore_name: str,
+        path: str | os.PathLike[str],
+        overwrite: bool = False,
+        create_if_not_exists: bool = True,
+    ) -> Datastore:
+        """Register a folder on this machine as a datastore."""
+        folder = Path(path).expanduser().absolute()
+        if not folder.exists():
+            if not create_if_not_exists:
+                raise UserError(f"The folder {folder} does not exist; create it first.")
+            folder.mkdir(parents=True)
+        if not folder.is_dir():
+            raise UserError(f"{folder} is not a folder; a local datastore is a folder.")
+        record = workspace.backend.register_datastore(
+            datastore_name, "local", {"path": str(folder)}, overwrite=overwrite
+        )
+        return Datastore._from_record(workspace, record)
+
+    @property
+    def root(self) -> str:
+        """Where this datastore keeps its files."""
+        return self.workspace.backend.datastore_root(self.name)
+
+    # -- data ------------------------------------------------------------------------------
+    def path(self, path: str | None = None, data_reference_name: str | None = None) -> DataReference:
+        return DataReference(self, data_reference_name, path)
+
+    def as_mount(self) -> DataReference:
+        return DataReference(self, mode="mount")
+
+    def as_download(self, path_on_compute: str | None = None) -> DataReference:
+        return DataReference(self, mode="download", path_on_compute=path_on_compute)
+
+    def upload_files(
+        self,
+        files: list[str | os.PathLike[str]],
+        relative_root: str | os.PathLike[str] | None = None,
+        target_path: str | None = None,
+        overwrite: bool = False,
+        show_progress: bool = True,
+    ) -> DataReference:
+        """Upload files to `target_path`, keeping their paths relative to `relative_root`
+        (default: the folder the files have in common, so one file lands at
+        `target_path/<name>`). Existing files are skipped unless `overwrite`."""
+        sources = [Path(f).absolute() for f in files]
+        missing = [str(s) for s in sources if not s.is_file()]
+        if missing:
+            raise UserError(f"Cannot upload, not a file: {', '.join(missing)}.")
+        if not sources:
+            raise UserError("upload_files needs at least one file.")
+        root = (
+            Path(relative_root).absolute()
+            if relative_root is not None
+            else Path(os.path.commonpath([str(s.parent) for s in sources]))
+        )
+        pairs: list[tuple[Path, str]] = []
+        for source in sources:
+            try:
+                rel = source.relative_to(root).as_posix()
+            except ValueError:
+                raise UserError(
+                    f"The file {source} is not inside relative_root {root}; choose a "
+                    "relative_root that contains every file."
+                ) from None
+            pairs.append((source, _join(target_path, rel)))
+        self._upload(pairs, overwrite, show_progress)
+        return DataReference(self, path_on_datastore=target_path)
+
+    def upload(
+        self,
+        src_dir: str | os.PathLike[str],
+        target_path: str | None = None,
+        overwrite: bool = False,
+        show_progress: bool = True,
+    ) -> DataReference:
+        """Upload every file under `src_dir` to `target_path`."""
+        source = Path(src_dir).absolute()
+        if not source.is_dir():
+            raise UserError(f"Cannot upload {source}: it is not a folder.")
+        pairs = []
+        for dirpath, _dirnames, filenames in os.walk(source):
+            for filename in sorted(filenames):
+                full = Path(dirpath) / filename
+                pairs.append((full, _join(target_path, full.relative_to(source).as_posix())))
+        self._upload(pairs, overwrite, show_progress)
+        return DataReference(self, path_on_datastore=target_path)
+
+    def _upload(self, pairs: list[tuple[Path, str]], overwrite: bool, show_progress: bool) -> None:
+        results = self.workspace.backend.upload_files(
+            self.name, pairs, overwrite=overwrite, show_progress=show_progress
+        )
+        uploaded = 0
+        for target, done in results:
+            if done:
+                uploaded += 1
+            else:
+                print(f"Target already exists. Skipping upload for {target}")  # noqa: T201
+        if show_progress:
+            print(f"Uploaded {uploaded} files")  # noqa: T201
+
+    def download(
+        self,
+        target_path: str | os.PathLike[str],
+        prefix: str | None = None,
+        overwrite: bool = False,
+        show_progress: bool = True,
+    ) -> int:
+        """Download files under `prefix` to `target_path/<path on datastore>`; returns how many
+        were written (existing local files are kept unless `overwrite`)."""
+        listing = self.workspace.backend.list_datastore_files(self.name, prefix or "")
+        base = Path(target_path)
+        pairs = [(path, base / path) for path, _size in listing]
+        count = self.workspace.backend.download_datastore_files(
+            self.name, pairs, overwrite=overwrite, show_progress=show_progress
+        )
+        if show_progress:
+            print(f"Downloaded {count} files")  # noqa: T201
+        return count
+
+    def list_files(self, prefix: str | None = None) -> list[str]:
+        """Paths of the files under `prefix` (headrace extension)."""
+        return [p for p, _ in self.workspace.backend.list_datastore_files(self.name, prefix or "")]
+
+    def __repr__(self) -> str:
+        return f"Datastore(name={self.name!r}, type={self.datastore_type!r})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Datastore) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)

@@ -1,0 +1,489 @@
+"""Runs as the SDK v1 shows them: `Run`, `PipelineRun` and `StepRun`.
+
+`PipelineRun` and `StepRun` read their state through the workspace's backend on every call,
+so they always show the latest status, logs, metrics and outputs. `Run.get_context()` (the
+in-script API) lives in `headrace.sdk.context` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headrace.errors import ActivityFailedException, RunNotFoundError, UserError
+from headrace.store.records import TERMINAL_STATUSES, MetricRecord, Status
+
+if TYPE_CHECKING:
+    from headrace.graph.model import Graph
+    from headrace.sdk.data import PortDataReference
+    from headrace.sdk.experiment import Experiment
+    from headrace.sdk.workspace import Workspace
+    from headrace.store.records import PipelineRunRecord, StepRunRecord
+
+__all__ = ["PipelineRun", "Run", "StepRun", "StepRunOutput", "metrics_dict"]
+
+_HISTORY_STATUS = {Status.FINISHED: "Completed"}
+STDOUT = "user_logs/stdout.txt"
+STDERR = "user_logs/stderr.txt"
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def metrics_dict(records: list[MetricRecord]) -> dict[str, Any]:
+    """Metrics as SDK v1's get_metrics returns them: a scalar logged once is a value, repeats
+    become a list; lists, rows and tables are dicts or lists."""
+    by_name: dict[str, list[MetricRecord]] = {}
+    for record in records:
+        by_name.setdefault(record.name, []).append(record)
+    result: dict[str, Any] = {}
+    for name, items in by_name.items():
+        kind = items[0].kind
+        if kind == "scalar":
+            values = [i.value for i in items]
+            result[name] = values[0] if len(values) == 1 else values
+        elif kind == "list":
+            result[name] = items[-1].value if len(items) == 1 else [i.value for i in items]
+        elif kind == "row":
+            columns: dict[str, list[Any]] = {}
+            for item in items:
+                for col, value in (item.value or {}).items():
+                    columns.setdefault(col, []).append(value)
+            result[name] = columns
+        elif kind == "table":
+            result[name] = items[-1].value
+        elif kind == "image":
+            result[name] = items[-1].value if len(items) == 1 else [i.value for i in items]
+        else:
+            result[name] = items[-1].value
+    return result
+
+
+class Run:
+    """A run: a pipeline run, a step run, or (inside a script) the current step."""
+
+    def __init__(self, experiment: Experiment, run_id: str) -> None:
+        self.experiment = experiment
+        self._id = run_id
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def _backend(self) -> Any:
+        return self.experiment.workspace.backend
+
+    @classmethod
+    def get_context(cls, allow_offline: bool = True, used_for_context_manager: bool = False, **kwargs: Any) -> Any:
+        """The run of the step this script runs in, or an offline run outside a pipeline."""
+        from headrace.sdk.context import get_context
+
+        return get_context(allow_offline=allow_offline)
+
+    # -- metrics, tags, files --------------------------------------------------------------
+    def get_metrics(
+        self, name: str | None = None, recursive: bool = False, run_type: str | None = None, populate: bool = False
+    ) -> dict[str, Any]:
+        if recursive:
+            ids = [self.id, *self._child_ids()]
+            records = self._backend.list_metrics(ids)
+            grouped = {rid: metrics_dict([r for r in records if r.run_id == rid]) for rid in ids}
+            if name is not None:
+                return {rid: {name: m[name]} for rid, m in grouped.items() if name in m}
+            return grouped
+        metrics = metrics_dict(self._backend.list_metrics([self.id]))
+        if name is not None:
+            return {name: metrics[name]} if name in metrics else {}
+        return metrics
+
+    def _child_ids(self) -> list[str]:
+        return []
+
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        """Log a scalar on this run (from outside the run's own script)."""
+        if isinstance(value, (list, tuple, dict)):
+            raise UserError(f"log({name!r}) takes a scalar; use log_list or log_table.")
+        self._backend.log_metrics([MetricRecord(self.id, name, "scalar", value, step, description or None)])
+
+    def log_list(self, name: str, value: list[Any], description: str = "") -> None:
+        self._backend.log_metrics([MetricRecord(self.id, name, "list", list(value), None, description or None)])
+
+    def tag(self, key: str, value: Any = None) -> None:
+        self._backend.tag_run(self.id, {key: "" if value is None else value})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._backend.tag_run(self.id, dict(tags))
+
+    def get_file_names(self) -> list[str]:
+        return [f.name for f in self._backend.list_run_files(self.id)]
+
+    def download_file(self, name: str, output_file_path: str | None = None, _validate_checksum: bool = False) -> None:
+        target = Path(output_file_path) if output_file_path else Path(Path(name).name)
+        if target.is_dir():
+            target = target / Path(name).name
+        self._backend.download_run_file(self.id, name, target)
+
+    def upload_file(self, name: str, path_or_stream: Any, datastore_name: str | None = None) -> None:
+        import shutil
+        import tempfile
+
+        if isinstance(path_or_stream, (str, Path)):
+            self._backend.upload_run_file(self.id, name, Path(path_or_stream))
+            return
+        with tempfile.NamedTemporaryFile(delete=False) as tmp:
+            shutil.copyfileobj(path_or_stream, tmp)
+        try:
+            self._backend.upload_run_file(self.id, name, Path(tmp.name))
+        finally:
+            Path(tmp.name).unlink(missing_ok=True)
+
+    def complete(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("Pipeline and step runs complete on their own.")
+
+    def fail(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("Pipeline and step runs fail on their own.")
+
+    def child_run(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("Child runs of pipeline runs are their steps; see get_steps().")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(experiment={self.experiment.name!r}, id={self.id!r})"
+
+
+class PipelineRun(Run):
+    """A submitted pipeline (SDK v1 `azureml.pipeline.core.PipelineRun`)."""
+
+    def __init__(self, experiment: Experiment, run_id: str, _record: PipelineRunRecord | None = None) -> None:
+        super().__init__(experiment, run_id)
+        self._record_cache = _record
+
+    @staticmethod
+    def get(workspace: Workspace, run_id: str) -> PipelineRun:
+        from headrace.sdk.experiment import Experiment
+
+        record = workspace.backend.get_pipeline_run(workspace.backend.resolve_run_id(run_id))
+        return PipelineRun(Experiment(workspace, record.experiment_name), record.id, record)
+
+    def _record(self) -> PipelineRunRecord:
+        record: PipelineRunRecord = self._backend.get_pipeline_run(self.id)
+        self._record_cache = record
+        return record
+
+    def _child_ids(self) -> list[str]:
+        return [s.id for s in self._backend.list_step_runs(self.id)]
+
+    @property
+    def status(self) -> str:
+        return self.get_status()
+
+    def get_status(self) -> str:
+        """NotStarted, Running, Finished, Failed or Canceled."""
+        return self._record().status
+
+    @property
+    def parent(self) -> None:
+        return None
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return self._record().tags
+
+    def get_tags(self) -> dict[str, Any]:
+        return self._record().tags
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self._record().properties
+
+    def get_properties(self) -> dict[str, Any]:
+        return self._record().properties
+
+    def get_graph(self) -> Graph:
+        return self._backend.get_graph(self._record().graph_id)  # type: ignore[no-any-return]
+
+    def get_steps(self) -> list[StepRun]:
+        """The step runs created so far (steps that never started have none)."""
+        return [StepRun._from_record(self, r) for r in self._backend.list_step_runs(self.id)]
+
+    get_children = get_steps
+
+    def find_step_run(self, name: str) -> list[StepRun]:
+        return [s for s in self.get_steps() if s.name == name]
+
+    def get_pipeline_output(self, pipeline_output_name: str) -> PortDataReference:
+        names = []
+        for step in self.get_steps():
+            for port, out in step._record.outputs.items():
+                if out.get("pipeline_output_name"):
+                    names.append(out["pipeline_output_name"])
+                if out.get("pipeline_output_name") == pipeline_output_name:
+                    return step.get_output_data(port)
+        raise UserError(
+            f"Pipeline run {self.id} has no pipeline output {pipeline_output_name!r}"
+            f" (has: {', '.join(names) or 'none'}); set PipelineData(..., pipeline_output_name=...)."
+        )
+
+    def cancel(self) -> None:
+        self._backend.cancel_run(self.id)
+
+    def get_details(self) -> dict[str, Any]:
+        record = self._record()
+        details: dict[str, Any] = {
+            "runId": record.id,
+            "status": _history_status(record),
+            "startTimeUtc": _iso(record.started_at),
+            "endTimeUtc": _iso(record.ended_at),
+            "properties": {
+                **record.properties,
+                "azureml.runsource": "azureml.PipelineRun",
+                "runSource": record.run_source,
+            },
+            "tags": record.tags,
+            "parameters": record.parameters,
+            "experimentName": record.experiment_name,
+            "submittedTimeUtc": _iso(record.created_at),
+        }
+        if record.error:
+            details["error"] = {"error": record.error}
+        return details
+
+    def wait_for_completion(
+        self,
+        show_output: bool = True,
+        timeout_seconds: float = sys.maxsize,
+        raise_on_error: bool = True,
+    ) -> str:
+        """Wait for the run to end, streaming step logs as they are written when show_output.
+
+        Returns the final status; raises ActivityFailedException if it failed (or was
+        canceled) and raise_on_error.
+        """
+        from headrace.sdk.streaming import LogFollower
+
+        follower = LogFollower(self._backend, self.id, out=sys.stdout if show_output else None)
+        if show_output:
+            print(f"PipelineRunId: {self.id}")  # noqa: T201
+            print(f"Follow it with: headrace run logs {self.id} --follow")  # noqa: T201
+        record = follower.follow(timeout_seconds)
+        if record.status not in TERMINAL_STATUSES:
+            if show_output:
+                print(f"Stopped waiting after {timeout_seconds:g} s; the run goes on ({record.status}).")  # noqa: T201
+            return record.status
+        if show_output:
+            follower.print_summary(record)
+        if record.status != Status.FINISHED and raise_on_error:
+            raise ActivityFailedException(
+                _failure_message(record), run_id=record.id, status=record.status, error_details=record.error
+            )
+        return record.status
+
+    def __repr__(self) -> str:
+        return f"PipelineRun(experiment={self.experiment.name!r}, id={self.id!r})"
+
+
+def _history_status(record: PipelineRunRecord | StepRunRecord) -> str:
+    if getattr(record, "cancel_requested", False) and record.status not in TERMINAL_STATUSES:
+        return "CancelRequested"
+    return _HISTORY_STATUS.get(record.status, record.status)
+
+
+def _failure_message(record: PipelineRunRecord) -> str:
+    error = record.error or {}
+    if record.status == Status.CANCELED:
+        return f"PipelineRun {record.id} was canceled."
+    message = error.get("message") or "the run failed"
+    text = f"PipelineRun {record.id} failed: {message}"
+    tail = error.get("stderr_tail")
+    if tail:
+        text += f"\n--- last lines of stderr of step {error.get('step')!r} ---\n{tail}"
+    return text
+
+
+class StepRunOutput:
+    """One output of a step run."""
+
+    def __init__(self, step_run: StepRun, name: str) -> None:
+        self.step_run = step_run
+        self.name = name
+
+    def get_port_data_reference(self) -> PortDataReference:
+        return self.step_run.get_output_data(self.name)
+
+
+class StepRun(Run):
+    """One step of a pipeline run (SDK v1 `azureml.pipeline.core.StepRun`)."""
+
+    def __init__(self, experiment: Experiment, step_run_id: str, pipeline_run_id: str | None = None, node_id: str | None = None, _record: StepRunRecord | None = None) -> None:
+        super().__init__(experiment, step_run_id)
+        self._cached = _record or experiment.workspace.backend.get_step_run(step_run_id)
+        self.pipeline_run_id = pipeline_run_id or self._cached.pipeline_run_id
+        self._node_id = node_id or self._cached.node_id
+
+    @classmethod
+    def _from_record(cls, pipeline_run: PipelineRun, record: StepRunRecord) -> StepRun:
+        return cls(pipeline_run.experiment, record.id, record.pipeline_run_id, record.node_id, record)
+
+    @staticmethod
+    def get(workspace: Workspace, run_id: str) -> StepRun:
+        from headrace.sdk.experiment import Experiment
+
+        full = workspace.backend.resolve_run_id(run_id)
+        record = workspace.backend.find_step_run(full)
+        if record is None:
+            raise RunNotFoundError(f"{run_id!r} is not a step run id.")
+        pipeline = workspace.backend.get_pipeline_run(record.pipeline_run_id)
+        return StepRun(Experiment(workspace, pipeline.experiment_name), record.id, _record=record)
+
+    @property
+    def _record(self) -> StepRunRecord:
+        if self._cached.status not in TERMINAL_STATUSES:
+            self._cached = self._backend.get_step_run(self.id)
+        return self._cached
+
+    @property
+    def name(self) -> str:
+        return self._cached.name
+
+    @property
+    def parent(self) -> PipelineRun:
+        return PipelineRun(self.experiment, self.pipeline_run_id)
+
+    @property
+    def status(self) -> str:
+        return self.get_status()
+
+    def get_status(self) -> str:
+        return self._record.status
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return {**self._record.tags, "azureml.nodeid": self._node_id, "azureml.pipeline": self.pipeline_run_id}
+
+    def get_tags(self) -> dict[str, Any]:
+        return self.tags
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return dict(self._record.properties)
+
+    def get_properties(self) -> dict[str, Any]:
+        return self.properties
+
+    @property
+    def reused_run_id(self) -> str | None:
+        """The step run whose outputs this run reused, or None if it ran."""
+        return self._record.reused_run_id
+
+    @property
+    def run_reason(self) -> dict[str, Any]:
+        """Why this step ran, or which run it reused (headrace extension)."""
+        return dict(self._record.run_reason)
+
+    def get_stdout_log(self) -> str:
+        return bytes(self._backend.read_run_file(self.id, STDOUT)).decode(errors="replace")
+
+    def get_stderr_log(self) -> str:
+        return bytes(self._backend.read_run_file(self.id, STDERR)).decode(errors="replace")
+
+    def get_job_log(self) -> str:
+        record = self._record
+        lines = [
+            f"Step run {record.id} ({record.name})",
+            f"Status: {record.status}",
+            f"Why: {record.run_reason.get('summary', '')}",
+        ]
+        if record.command:
+            lines.append(f"Command: {' '.join(str(c) for c in record.command)}")
+        if record.error:
+            lines.append(f"Error: {record.error.get('message')}")
+        return "\n".join(lines) + "\n"
+
+    def get_details(self) -> dict[str, Any]:
+        record = self._record
+        details: dict[str, Any] = {
+            "runId": record.id,
+            "target": record.compute_target,
+            "status": _history_status(record),
+            "startTimeUtc": _iso(record.started_at),
+            "endTimeUtc": _iso(record.ended_at),
+            "properties": {**record.properties, "azureml.runsource": "azureml.StepRun"},
+            "tags": self.tags,
+            "runDefinition": {"command": record.command, "attempt": record.attempt},
+            "logFiles": {STDOUT: STDOUT, STDERR: STDERR},
+            "reuse": dict(record.run_reason),
+        }
+        if record.error:
+            details["error"] = {"error": record.error}
+        return details
+
+    def get_details_with_logs(self) -> dict[str, Any]:
+        details = self.get_details()
+        details["STDOUT"] = self.get_stdout_log()
+        details["STDERR"] = self.get_stderr_log()
+        details["JOBLOG"] = self.get_job_log()
+        return details
+
+    def get_outputs(self) -> dict[str, StepRunOutput]:
+        return {name: StepRunOutput(self, name) for name in self._record.outputs}
+
+    def get_output(self, name: str) -> StepRunOutput:
+        if name not in self._record.outputs:
+            known = ", ".join(self._record.outputs) or "none"
+            raise UserError(f"Step run {self.name!r} has no output {name!r} (outputs: {known}).")
+        return StepRunOutput(self, name)
+
+    def get_output_data(self, name: str) -> PortDataReference:
+        from headrace.sdk.data import PortDataReference
+        from headrace.sdk.datastore import Datastore
+
+        outputs = self._record.outputs
+        out = outputs.get(name)
+        if out is None:
+            by_data = [port for port, o in outputs.items() if o.get("data_name") == name]
+            if by_data:
+                out = outputs[by_data[0]]
+                name = by_data[0]
+        if out is None:
+            known = ", ".join(outputs) or "none"
+            raise UserError(f"Step run {self.name!r} has no output {name!r} (outputs: {known}).")
+        datastore = Datastore(self.experiment.workspace, out["datastore"])
+        return PortDataReference(datastore, out["path"], name, self._record.data_run_id)
+
+    def wait_for_completion(
+        self, show_output: bool = True, timeout_seconds: float = sys.maxsize, raise_on_error: bool = True
+    ) -> str:
+        deadline = time.monotonic() + timeout_seconds
+        offset = 0
+        while True:
+            record = self._backend.get_step_run(self.id)
+            if show_output:
+                chunk = self._backend.read_run_file(self.id, STDOUT, offset)
+                if chunk:
+                    offset += len(chunk)
+                    sys.stdout.write(bytes(chunk).decode(errors="replace"))
+            if record.status in TERMINAL_STATUSES or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if record.status == Status.FAILED and raise_on_error:
+            message = (record.error or {}).get("message", "the step failed")
+            raise ActivityFailedException(
+                f"StepRun {record.id} ({record.name}) failed: {message}\n"
+                f"{(record.error or {}).get('stderr_tail', '')}",
+                run_id=record.id,
+                status=record.status,
+                error_details=record.error,
+            )
+        return record.status
+
+    def __repr__(self) -> str:
+        return f"StepRun(name={self.name!r}, id={self.id!r}, status={self._cached.status!r})"

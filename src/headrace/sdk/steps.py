@@ -1,0 +1,183 @@
+"""Steps: `PythonScriptStep` and `CommandStep`, with their full SDK v1 signatures.
+
+A step only records what it was given; `Pipeline` turns steps into the pure-data graph and
+reports every problem at once. Extensions beyond SDK v1: `max_retries` and `timeout_seconds`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from headrace.sdk.data import PipelineData
+from headrace.sdk.runconfig import RunConfiguration, ScriptRunConfig
+
+__all__ = ["CommandStep", "PipelineStep", "PythonScriptStep"]
+
+
+def _target_name(target: Any) -> str | None:
+    """A compute target given as an object, a name, or a (name, type) tuple."""
+    if target is None:
+        return None
+    if isinstance(target, str):
+        return target
+    if isinstance(target, tuple) and target and isinstance(target[0], str):
+        return target[0]
+    name = getattr(target, "name", None)
+    return name if isinstance(name, str) else str(target)
+
+
+class PipelineStep:
+    """What every step has: a name, data in and out, arguments, where and how it runs."""
+
+    kind = "step"
+
+    def __init__(
+        self,
+        name: str,
+        inputs: Sequence[Any] | None = None,
+        outputs: Sequence[Any] | None = None,
+        arguments: Sequence[Any] | None = None,
+        *,
+        compute_target: Any = None,
+        source_directory: str | None = None,
+        allow_reuse: bool = True,
+        version: str | None = None,
+        params: dict[str, Any] | None = None,
+        runconfig: RunConfiguration | None = None,
+        max_retries: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        self.name = name
+        self.inputs = list(inputs or [])
+        self.outputs = list(outputs or [])
+        self.arguments = list(arguments or [])
+        self.compute_target = _target_name(compute_target)
+        self.source_directory = source_directory
+        self.allow_reuse = allow_reuse
+        self.version = version
+        self.params = dict(params or {})
+        self.runconfig = runconfig
+        self.max_retries = max_retries
+        self.timeout_seconds = timeout_seconds
+        self._predecessors: list[PipelineStep] = []
+        self._id = uuid.uuid4().hex[:8]
+        for output in self.outputs:
+            if isinstance(output, PipelineData) and output._producer is None:
+                output._producer = self
+
+    def run_after(self, step: PipelineStep) -> None:
+        """Run this step after `step`, even without data between them."""
+        if step not in self._predecessors:
+            self._predecessors.append(step)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class PythonScriptStep(PipelineStep):
+    """Runs `python <script_name> <arguments>` in a snapshot of `source_directory`."""
+
+    kind = "python_script"
+
+    def __init__(
+        self,
+        script_name: str,
+        name: str | None = None,
+        arguments: Sequence[Any] | None = None,
+        compute_target: Any = None,
+        runconfig: RunConfiguration | None = None,
+        runconfig_pipeline_params: dict[str, Any] | None = None,
+        inputs: Sequence[Any] | None = None,
+        outputs: Sequence[Any] | None = None,
+        params: dict[str, Any] | None = None,
+        source_directory: str | None = None,
+        allow_reuse: bool = True,
+        version: str | None = None,
+        hash_paths: list[str] | None = None,
+        *,
+        target: Any = None,
+        max_retries: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        # The seed document passes `target=`; accept it as the alias it was meant to be.
+        if compute_target is None and target is not None:
+            compute_target = target
+        outputs = list(outputs or [])
+        output_names = {getattr(o, "output_name", None) or getattr(o, "name", None) for o in outputs}
+        renamed: list[Any] = []
+        for item in inputs or []:
+            if isinstance(item, PipelineData) and item.name in output_names:
+                # SDK v1 renames an input named like an output of the same step.
+                item = item.as_input(f"INPUT_{item.name}")
+            renamed.append(item)
+        super().__init__(
+            name or script_name,
+            renamed,
+            outputs,
+            arguments,
+            compute_target=compute_target,
+            source_directory=source_directory,
+            allow_reuse=allow_reuse,
+            version=version,
+            params=params,
+            runconfig=runconfig,
+            max_retries=max_retries,
+            timeout_seconds=timeout_seconds,
+        )
+        self.script_name = script_name
+        self.runconfig_pipeline_params = dict(runconfig_pipeline_params or {})
+        self.hash_paths = hash_paths
+
+
+class CommandStep(PipelineStep):
+    """Runs a shell command in a snapshot of `source_directory`.
+
+    `command` is a string, or a list mixing text, data and PipelineParameters (joined with
+    spaces). `runconfig` may be a ScriptRunConfig carrying the command, folder and environment.
+    """
+
+    kind = "command"
+
+    def __init__(
+        self,
+        command: str | Sequence[Any] | None = None,
+        name: str | None = None,
+        compute_target: Any = None,
+        runconfig: RunConfiguration | ScriptRunConfig | None = None,
+        runconfig_pipeline_params: dict[str, Any] | None = None,
+        inputs: Sequence[Any] | None = None,
+        outputs: Sequence[Any] | None = None,
+        params: dict[str, Any] | None = None,
+        source_directory: str | None = None,
+        allow_reuse: bool = True,
+        version: str | None = None,
+        *,
+        max_retries: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        run_config: RunConfiguration | None
+        if isinstance(runconfig, ScriptRunConfig):
+            command = command if command is not None else runconfig.command
+            source_directory = source_directory or runconfig.source_directory
+            compute_target = compute_target or runconfig.compute_target
+            run_config = runconfig.run_config
+        else:
+            run_config = runconfig
+        self.command = command
+        super().__init__(
+            name or "command_step",
+            inputs,
+            outputs,
+            None,
+            compute_target=compute_target,
+            source_directory=source_directory,
+            allow_reuse=allow_reuse,
+            version=version,
+            params=params,
+            runconfig=run_config,
+            max_retries=max_retries,
+            timeout_seconds=timeout_seconds,
+        )
+        self.runconfig_pipeline_params = dict(runconfig_pipeline_params or {})

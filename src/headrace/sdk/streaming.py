@@ -1,0 +1,113 @@
+"""Following a pipeline run: step logs as they are written, step starts and ends, a summary.
+
+Used by `PipelineRun.wait_for_completion(show_output=True)` and `headrace run logs --follow`.
+Each line is prefixed with its step's name, so parallel steps stay readable in one stream.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+from headrace.store.records import TERMINAL_STATUSES, Status
+
+if TYPE_CHECKING:
+    from headrace.store.records import PipelineRunRecord, StepRunRecord
+
+__all__ = ["LogFollower"]
+
+STREAMS = ("user_logs/stdout.txt", "user_logs/stderr.txt")
+AGENT_CHECK_SECONDS = 2.0
+
+
+class LogFollower:
+    def __init__(self, backend: Any, run_id: str, out: TextIO | None, poll_seconds: float = 0.25) -> None:
+        self.backend = backend
+        self.run_id = run_id
+        self.out = out
+        self.poll_seconds = poll_seconds
+        self._offsets: dict[tuple[str, str], int] = {}
+        self._partial: dict[tuple[str, str], str] = {}
+        self._seen: set[str] = set()
+        self._ended: set[str] = set()
+
+    def _write(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(text)
+            self.out.flush()
+
+    def follow(self, timeout_seconds: float) -> PipelineRunRecord:
+        """Stream until the run ends (or the timeout passes); returns the run's last record."""
+        deadline = time.monotonic() + timeout_seconds
+        next_agent_check = 0.0
+        while True:
+            record: PipelineRunRecord = self.backend.get_pipeline_run(self.run_id)
+            terminal = record.status in TERMINAL_STATUSES
+            self.poll_steps(final=terminal)
+            if terminal or time.monotonic() >= deadline:
+                return record
+            now = time.monotonic()
+            if now >= next_agent_check:
+                # If the agent running this run died, this starts one that resumes it.
+                self.backend.ensure_agent()
+                next_agent_check = now + AGENT_CHECK_SECONDS
+            time.sleep(self.poll_seconds)
+
+    def poll_steps(self, final: bool = False) -> None:
+        for step in self.backend.list_step_runs(self.run_id):
+            if step.id not in self._seen:
+                self._seen.add(step.id)
+                self._announce(step)
+            if step.reused_run_id is None:
+                for stream in STREAMS:
+                    self._drain(step, stream, final or step.status in TERMINAL_STATUSES)
+            if step.status in TERMINAL_STATUSES and step.id not in self._ended:
+                self._ended.add(step.id)
+                self._conclude(step)
+
+    def _announce(self, step: StepRunRecord) -> None:
+        reason = step.run_reason.get("summary", "")
+        if step.reused_run_id:
+            self._write(f"[{step.name}] reused the outputs of step run {step.reused_run_id}\n")
+        else:
+            self._write(f"[{step.name}] running as step run {step.id}: {reason}\n")
+
+    def _conclude(self, step: StepRunRecord) -> None:
+        if step.reused_run_id:
+            return
+        line = f"[{step.name}] {step.status}"
+        if step.status == Status.FAILED and step.error:
+            line += f": {step.error.get('message')}"
+        self._write(line + "\n")
+
+    def _drain(self, step: StepRunRecord, stream: str, final: bool) -> None:
+        key = (step.id, stream)
+        offset = self._offsets.get(key, 0)
+        chunk = bytes(self.backend.read_run_file(step.id, stream, offset))
+        if not chunk and not final:
+            return
+        self._offsets[key] = offset + len(chunk)
+        text = self._partial.pop(key, "") + chunk.decode(errors="replace")
+        lines = text.split("\n")
+        rest = lines.pop()
+        if rest and not final:
+            self._partial[key] = rest
+        elif rest:
+            lines.append(rest)
+        for line in lines:
+            self._write(f"[{step.name}] {line}\n")
+
+    def print_summary(self, record: PipelineRunRecord) -> None:
+        steps = self.backend.list_step_runs(self.run_id)
+        reused = sum(1 for s in steps if s.reused_run_id)
+        self._write("\nPipelineRun Execution Summary\n==============================\n")
+        self._write(f"PipelineRun Status: {record.status}\n")
+        duration = ""
+        if record.started_at and record.ended_at:
+            duration = f" in {(record.ended_at - record.started_at).total_seconds():.1f} s"
+        self._write(f"{len(steps)} steps ({reused} reused){duration}\n")
+        for step in steps:
+            note = " (reused)" if step.reused_run_id else ""
+            self._write(f"  {step.name}: {step.status}{note}\n")
+        if record.error:
+            self._write(f"Error: {record.error.get('message')}\n")

@@ -1,0 +1,319 @@
+"""`Workspace`: a folder that holds everything (runs, datastores, compute targets), or later a
+server URL.
+
+Named workspaces live under `$HEADRACE_HOME/workspaces/<name>` (default `~/.headrace`); one
+created with `path=` is remembered by name in `$HEADRACE_HOME/registry.json`. The Azure-only
+arguments of SDK v1 (subscription, resource group, location, ...) are accepted and recorded.
+Opening the database is deferred to the first call that needs it, so importing and
+constructing stay cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headrace.config import headrace_home
+from headrace.errors import ConfigError, UserError, WorkspaceNotFoundError
+
+if TYPE_CHECKING:
+    from headrace.backend.protocol import Backend
+    from headrace.sdk.compute import ComputeTarget
+    from headrace.sdk.datastore import Datastore
+    from headrace.sdk.experiment import Experiment
+
+__all__ = ["Workspace"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+CONFIG_DIR = ".azureml"
+CONFIG_FILE = "config.json"
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise UserError(
+            f"Workspace name {name!r} is invalid: use 1-64 letters, digits, '-' or '_', "
+            "starting with a letter or digit."
+        )
+
+
+def _registry_path() -> Path:
+    return headrace_home() / "registry.json"
+
+
+def _read_registry() -> dict[str, str]:
+    try:
+        data = json.loads(_registry_path().read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _remember(name: str, path: Path) -> None:
+    from headrace.store.layout import write_json_atomic
+
+    registry = _read_registry()
+    registry[name] = str(path)
+    _registry_path().parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(_registry_path(), registry)
+
+
+def _default_path(name: str) -> Path:
+    return headrace_home() / "workspaces" / name
+
+
+class Workspace:
+    """A headrace workspace (SDK v1 `azureml.core.Workspace`)."""
+
+    def __init__(
+        self,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        workspace_name: str | None = None,
+        auth: Any = None,
+        _location: str | None = None,
+        _disable_service_check: bool = False,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        _backend: Backend | None = None,
+    ) -> None:
+        if path is None and workspace_name is None and _backend is None:
+            raise UserError(
+                "Workspace needs a workspace_name or a path; use Workspace.get(name), "
+                "Workspace.from_config() or Workspace.create(name)."
+            )
+        if path is None and workspace_name is not None:
+            path = Workspace._path_for(workspace_name)
+        self._path = Path(path).absolute() if path is not None else None
+        self._backend = _backend
+        self._info: dict[str, Any] | None = None
+        if self._path is not None and _backend is None:
+            from headrace.store.layout import WorkspaceLayout
+
+            config = WorkspaceLayout(self._path).read_config()
+            self._config = config
+        else:
+            self._config = {}
+        self.auth = auth
+
+    # -- construction ----------------------------------------------------------------------
+    @staticmethod
+    def _path_for(name: str) -> Path:
+        registered = _read_registry().get(name)
+        if registered and (Path(registered) / "workspace.json").is_file():
+            return Path(registered)
+        default = _default_path(name)
+        if (default / "workspace.json").is_file():
+            return default
+        raise WorkspaceNotFoundError(
+            f"No workspace named {name!r} (looked in {default}); create it with "
+            f"Workspace.create({name!r}) or `headrace workspace create {name}`."
+        )
+
+    @staticmethod
+    def create(
+        name: str,
+        auth: Any = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        location: str | None = None,
+        create_resource_group: bool = True,
+        sku: str = "basic",
+        *,
+        exist_ok: bool = False,
+        show_output: bool = True,
+        path: str | os.PathLike[str] | None = None,
+        database_url: str | None = None,
+        **azure_only: Any,
+    ) -> Workspace:
+        """Create a workspace (a folder); with exist_ok=True an existing one is returned."""
+        from headrace.store.workspace_store import WorkspaceStore
+
+        _check_name(name)
+        folder = Path(path).absolute() if path is not None else _default_path(name)
+        extra = {"sku": sku, "create_resource_group": create_resource_group}
+        extra.update({k: v for k, v in azure_only.items() if isinstance(v, (str, int, float, bool))})
+        store = WorkspaceStore.create(
+            folder,
+            name,
+            subscription_id=subscription_id,
+            resource_group=resource_group,
+            location=location,
+            database_url=database_url,
+            exist_ok=exist_ok,
+            extra=extra,
+        )
+        _remember(name, folder)
+        ws = Workspace(path=folder, auth=auth)
+        ws._attach_store(store)
+        if show_output:
+            print(f"Workspace {name!r} is ready at {folder}")  # noqa: T201
+        return ws
+
+    @staticmethod
+    def get(
+        name: str,
+        auth: Any = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        *,
+        path: str | os.PathLike[str] | None = None,
+    ) -> Workspace:
+        if path is not None:
+            return Workspace(path=path, auth=auth)
+        return Workspace(workspace_name=name, auth=auth)
+
+    @staticmethod
+    def from_config(
+        path: str | os.PathLike[str] | None = None,
+        auth: Any = None,
+        _logger: Any = None,
+        _file_name: str | None = None,
+    ) -> Workspace:
+        """The workspace named by a config file (written by `write_config`).
+
+        Looks at `path` (a file or folder) or else the current folder and its parents, for
+        `.azureml/config.json` or `config.json`.
+        """
+        config_path = Workspace._find_config(path, _file_name)
+        try:
+            raw = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"The workspace config {config_path} cannot be read ({exc}); write it again with "
+                "ws.write_config()."
+            ) from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"The workspace config {config_path} is not a JSON object.")
+        folder = raw.get("headrace_workspace_path")
+        if isinstance(folder, str):
+            folder_path = Path(folder)
+            if not folder_path.is_absolute():
+                folder_path = (config_path.parent / folder_path).resolve()
+            return Workspace(path=folder_path, auth=auth)
+        name = raw.get("workspace_name")
+        if isinstance(name, str):
+            return Workspace(workspace_name=name, auth=auth)
+        raise ConfigError(
+            f"The workspace config {config_path} names no workspace (no 'workspace_name' or "
+            "'headrace_workspace_path'); write it again with ws.write_config()."
+        )
+
+    @staticmethod
+    def _find_config(path: str | os.PathLike[str] | None, file_name: str | None) -> Path:
+        names = [file_name] if file_name else [CONFIG_FILE]
+        if path is not None:
+            given = Path(path)
+            if given.is_file():
+                return given
+            starts = [given]
+        else:
+            starts = [Path.cwd(), *Path.cwd().parents]
+        for folder in starts:
+            for name in names:
+                for candidate in (folder / CONFIG_DIR / name, folder / name):
+                    if candidate.is_file():
+                        return candidate
+        where = str(path) if path is not None else f"{Path.cwd()} or its parents"
+        raise WorkspaceNotFoundError(
+            f"No workspace config ({CONFIG_DIR}/{names[0]}) found in {where}; create one with "
+            "ws.write_config() or `headrace workspace create NAME`."
+        )
+
+    def write_config(
+        self, path: str | os.PathLike[str] | None = None, file_name: str | None = None
+    ) -> str:
+        """Write `.azureml/config.json` (in `path`, default the current folder) naming this
+        workspace, so `Workspace.from_config()` finds it. Returns the file's path."""
+        folder = Path(path) if path is not None else Path.cwd()
+        target = folder / CONFIG_DIR / (file_name or CONFIG_FILE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "workspace_name": self.name,
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "headrace_workspace_path": str(self._path) if self._path else None,
+        }
+        target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        return str(target)
+
+    # -- the backend -----------------------------------------------------------------------
+    def _attach_store(self, store: Any) -> None:
+        from headrace.backend.local import LocalBackend
+
+        self._backend = LocalBackend(store)
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            from headrace.store.workspace_store import WorkspaceStore
+
+            assert self._path is not None
+            self._attach_store(WorkspaceStore.open(self._path))
+        assert self._backend is not None
+        return self._backend
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        if self._config:
+            return str(self._config["name"])
+        return str(self.backend.workspace_info().get("name"))
+
+    @property
+    def subscription_id(self) -> str | None:
+        return self._config.get("subscription_id")
+
+    @property
+    def resource_group(self) -> str | None:
+        return self._config.get("resource_group")
+
+    @property
+    def location(self) -> str | None:
+        return self._config.get("location")
+
+    @property
+    def path(self) -> Path | None:
+        """The workspace folder (None for a workspace on a server)."""
+        return self._path
+
+    def get_details(self) -> dict[str, Any]:
+        info = dict(self.backend.workspace_info())
+        info.setdefault("name", self.name)
+        return info
+
+    @property
+    def datastores(self) -> dict[str, Datastore]:
+        from headrace.sdk.datastore import Datastore
+
+        return {d.name: Datastore._from_record(self, d) for d in self.backend.list_datastores()}
+
+    def get_default_datastore(self) -> Datastore:
+        from headrace.sdk.datastore import Datastore
+
+        for record in self.backend.list_datastores():
+            if record.is_default:
+                return Datastore._from_record(self, record)
+        raise WorkspaceNotFoundError(f"Workspace {self.name!r} has no default datastore.")
+
+    def set_default_datastore(self, name: str) -> None:
+        self.backend.set_default_datastore(name)
+
+    @property
+    def compute_targets(self) -> dict[str, ComputeTarget]:
+        from headrace.sdk.compute import ComputeTarget
+
+        return {r.name: ComputeTarget._from_record(self, r) for r in self.backend.list_compute_targets()}
+
+    @property
+    def experiments(self) -> dict[str, Experiment]:
+        from headrace.sdk.experiment import Experiment
+
+        return {e.name: Experiment(self, e.name) for e, _count in self.backend.list_experiments()}
+
+    def __repr__(self) -> str:
+        where = self._path if self._path is not None else self.backend.location
+        return f"Workspace.get(name={self.name!r}, path={str(where)!r})"

@@ -1,0 +1,148 @@
+"""Run files, logs and snapshot blobs of a workspace.
+
+    artifacts/runs/<run id>/user_logs/stdout.txt, stderr.txt   what the step printed
+    artifacts/runs/<run id>/outputs/..., logs/...               the script's ./outputs, ./logs
+    artifacts/runs/<run id>/<name>                              run.upload_file(name, ...)
+    artifacts/snapshots/blobs/<sha[:2]>/<sha>                    content-addressed source files
+    artifacts/snapshots/manifests/<snapshot id>.json            {relative path: sha}
+
+`LocalArtifactStore` keeps them in a folder; every name is checked to stay inside its run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from headrace.errors import DatastorePathError, NotFoundError
+from headrace.store.datastores import clean_relative_path
+from headrace.store.layout import write_json_atomic
+
+__all__ = ["STDERR_LOG", "STDOUT_LOG", "LocalArtifactStore"]
+
+STDOUT_LOG = "user_logs/stdout.txt"
+STDERR_LOG = "user_logs/stderr.txt"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+class LocalArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- run files -------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        if not _RUN_ID.match(run_id) or run_id in (".", ".."):
+            raise DatastorePathError(f"{run_id!r} is not a valid run id.")
+        return self.root / "runs" / run_id
+
+    def file_path(self, run_id: str, name: str) -> Path:
+        """The path of run file `name`, refusing names that leave the run's folder."""
+        rel = clean_relative_path(name, what="run file name")
+        if not rel:
+            raise DatastorePathError("A run file name must not be empty.")
+        base = self.run_dir(run_id)
+        path = base / rel
+        real_base = os.path.realpath(base)
+        if not os.path.realpath(path).startswith(real_base + os.sep):
+            raise DatastorePathError(f"The run file name {name!r} leads outside the run's files.")
+        return path
+
+    def list_files(self, run_id: str) -> list[tuple[str, int]]:
+        base = self.run_dir(run_id)
+        found: list[tuple[str, int]] = []
+        if not base.is_dir():
+            return found
+        for dirpath, dirnames, filenames in os.walk(base):
+            # `.headrace/` holds headrace's own bookkeeping (the run journal), not run files.
+            dirnames[:] = sorted(d for d in dirnames if not (dirpath == str(base) and d == ".headrace"))
+            for filename in sorted(filenames):
+                full = Path(dirpath) / filename
+                found.append((full.relative_to(base).as_posix(), full.stat().st_size))
+        return found
+
+    def put_file(self, run_id: str, name: str, source: Path) -> int:
+        target = self.file_path(run_id, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return target.stat().st_size
+
+    def move_tree(self, run_id: str, source: Path, prefix: str) -> list[tuple[str, int]]:
+        """Move every file under `source` into the run's files below `prefix`.
+
+        A rename when possible (same filesystem), so large outputs cost nothing to keep.
+        """
+        if not source.is_dir():
+            return []
+        target = self.file_path(run_id, prefix)
+        moved: list[tuple[str, int]] = []
+        for dirpath, _dirnames, filenames in os.walk(source):
+            for filename in filenames:
+                full = Path(dirpath) / filename
+                rel = full.relative_to(source).as_posix()
+                dest = target / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                size = full.stat().st_size
+                shutil.move(str(full), dest)
+                moved.append((f"{prefix}/{rel}", size))
+        return moved
+
+    def read_bytes(self, run_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
+        path = self.file_path(run_id, name)
+        try:
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                return fh.read() if limit is None else fh.read(limit)
+        except FileNotFoundError:
+            return b""
+
+    def copy_out(self, run_id: str, name: str, destination: Path) -> None:
+        source = self.file_path(run_id, name)
+        if not source.is_file():
+            raise NotFoundError(f"The run {run_id} has no file {name!r}.")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+
+    # -- snapshots -------------------------------------------------------------------------
+    def blob_path(self, sha: str) -> Path:
+        if not _SHA.match(sha):
+            raise DatastorePathError(f"{sha!r} is not a content hash.")
+        return self.root / "snapshots" / "blobs" / sha[:2] / sha
+
+    def has_blob(self, sha: str) -> bool:
+        return self.blob_path(sha).is_file()
+
+    def put_blob(self, sha: str, source: Path) -> None:
+        target = self.blob_path(sha)
+        if target.is_file():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{sha}.{os.getpid()}.partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+
+    def manifest_path(self, snapshot_id: str) -> Path:
+        if not _SHA.match(snapshot_id):
+            raise DatastorePathError(f"{snapshot_id!r} is not a snapshot id.")
+        return self.root / "snapshots" / "manifests" / f"{snapshot_id}.json"
+
+    def has_manifest(self, snapshot_id: str) -> bool:
+        return self.manifest_path(snapshot_id).is_file()
+
+    def write_manifest(self, snapshot_id: str, manifest: dict[str, Any]) -> None:
+        path = self.manifest_path(snapshot_id)
+        if path.is_file():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, manifest)
+
+    def read_manifest(self, snapshot_id: str) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.manifest_path(snapshot_id).read_text())
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"No snapshot {snapshot_id} in this workspace.") from exc
+        return data

@@ -1,0 +1,162 @@
+"""Connections to the metadata database: SQLite (WAL, busy timeout) or PostgreSQL.
+
+`Database` owns the SQLAlchemy engine, applies the Alembic migrations when the schema is
+behind, and hands out short transactions: `read()` and `write()`. On SQLite a write
+transaction starts with BEGIN IMMEDIATE, so writers queue on the busy timeout instead of
+failing halfway; on PostgreSQL callers use SKIP LOCKED where rows are claimed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
+
+from headrace.errors import MissingDependencyError, StoreError
+
+__all__ = ["HEAD_REVISION", "Database", "sqlite_url"]
+
+# The newest migration in store/migrations/versions; a test keeps the two in step.
+HEAD_REVISION = "0001"
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+class Database:
+    """One metadata database. Create it with the URL; call `ensure_schema()` once."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"connect_timeout": 5}
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except ModuleNotFoundError as exc:
+            raise MissingDependencyError(
+                f"The database driver for {_redact(url)} is not installed ({exc.name}); "
+                "for PostgreSQL run: pip install 'headrace[postgres]'"
+            ) from exc
+        except Exception as exc:
+            raise StoreError(f"Invalid database URL {_redact(url)!r}: {exc}") from exc
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A short read transaction."""
+        with self._translate(), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A short write transaction, committed on exit (rolled back on error)."""
+        with (
+            self._translate(),
+            Session(self._writer, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise StoreError(self._explain(exc)) from exc
+        except ProgrammingError as exc:
+            raise StoreError(
+                f"The metadata database {_redact(self.url)} is not a headrace database or "
+                f"its schema is damaged: {exc.orig}"
+            ) from exc
+
+    def _explain(self, exc: DBAPIError) -> str:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if self.is_sqlite:
+            return (
+                f"The metadata database {_redact(self.url)} cannot be used: {detail}. "
+                "Check that the workspace folder exists and is writable."
+            )
+        return (
+            f"Cannot reach the metadata database {_redact(self.url)}: {detail}. "
+            "Check that PostgreSQL is running and the URL (host, port, user, database) is right."
+        )
+
+    # -- schema ----------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Bring the schema to the newest migration; a no-op (one query) when it is current."""
+        if self.current_revision() == HEAD_REVISION:
+            return
+        self.upgrade()
+
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+                return None if row is None else str(row[0])
+        except OperationalError as exc:
+            if "no such table" in str(exc.orig):
+                return None
+            raise StoreError(self._explain(exc)) from exc
+        except ProgrammingError:
+            # PostgreSQL: relation does not exist.
+            return None
+
+    def upgrade(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        try:
+            with self.engine.begin() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            raise StoreError(self._explain(exc)) from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module so BEGIN is ours to issue.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode and str(mode[0]).lower() != "wal":
+            # A read-only folder, or a filesystem without shared memory: keep going in the
+            # default journal mode rather than refuse to open.
+            pass
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")

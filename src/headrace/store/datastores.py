@@ -1,0 +1,150 @@
+"""File access to datastores, with every path checked to stay inside its datastore.
+
+`DatastoreFiles` is the seam; `LocalDatastoreFiles` serves folders on this machine and hands
+real paths to steps (zero copy). Object stores (S3, Azure Blob, GCS over fsspec) plug in
+behind the same protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from headrace.errors import DatastorePathError, NotFoundError
+
+__all__ = ["DatastoreFiles", "LocalDatastoreFiles", "clean_relative_path"]
+
+
+def clean_relative_path(path: str | os.PathLike[str] | None, *, what: str = "path") -> str:
+    """Normalize a datastore-relative path ('' is the root) or raise DatastorePathError.
+
+    Refuses absolute paths, `..` components, backslash tricks and NUL bytes.
+    """
+    if path is None:
+        return ""
+    raw = os.fspath(path)
+    if "\x00" in raw:
+        raise DatastorePathError(f"The {what} {raw!r} contains a NUL byte.")
+    text = raw.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        raise DatastorePathError(
+            f"The {what} {raw!r} is absolute; datastore paths are relative to the datastore "
+            "root, for example 'data/train.csv'."
+        )
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise DatastorePathError(
+            f"The {what} {raw!r} contains '..' and could leave the datastore; use a path "
+            "inside the datastore."
+        )
+    return posixpath.join(*parts) if parts else ""
+
+
+class DatastoreFiles(Protocol):
+    """What the SDK and the engine need from a datastore's storage."""
+
+    name: str
+    is_local: bool
+
+    def local_path(self, path: str) -> Path: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def upload_file(self, source: Path, path: str, *, overwrite: bool) -> bool: ...
+
+    def list_files(self, prefix: str) -> list[tuple[str, int]]: ...
+
+    def download_file(self, path: str, destination: Path) -> None: ...
+
+    def fingerprint(self, path: str) -> str: ...
+
+
+class LocalDatastoreFiles:
+    """A datastore that is a folder on this machine."""
+
+    is_local = True
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.root = Path(root)
+        self._real_root = Path(os.path.realpath(self.root))
+
+    def local_path(self, path: str) -> Path:
+        """The real path of `path`, refusing anything that resolves outside the datastore."""
+        rel = clean_relative_path(path)
+        candidate = self.root / rel if rel else self.root
+        real = Path(os.path.realpath(candidate))
+        if real != self._real_root and self._real_root not in real.parents:
+            raise DatastorePathError(
+                f"The path {path!r} on datastore {self.name!r} leads outside the datastore "
+                f"(through a symbolic link to {real}); refusing to use it."
+            )
+        return candidate
+
+    def exists(self, path: str) -> bool:
+        return self.local_path(path).exists()
+
+    def upload_file(self, source: Path, path: str, *, overwrite: bool) -> bool:
+        """Copy `source` to `path`; False (and nothing written) when it exists and not overwrite.
+
+        The copy goes to a temporary name first, so a reader never sees half a file.
+        """
+        target = self.local_path(path)
+        if target.exists() and not overwrite:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Re-check after creating parents: a symlinked parent could point outside.
+        self.local_path(path)
+        partial = target.with_name(f".{target.name}.headrace-partial")
+        try:
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return True
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        base = self.local_path(prefix)
+        if base.is_file():
+            yield clean_relative_path(prefix), base
+            return
+        if not base.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+            dirnames.sort()
+            for filename in sorted(filenames):
+                if filename.endswith(".headrace-partial"):
+                    continue
+                full = Path(dirpath) / filename
+                yield full.relative_to(self.root).as_posix(), full
+
+    def list_files(self, prefix: str) -> list[tuple[str, int]]:
+        return [(rel, full.stat().st_size) for rel, full in self._walk(prefix)]
+
+    def download_file(self, path: str, destination: Path) -> None:
+        source = self.local_path(path)
+        if not source.is_file():
+            raise NotFoundError(f"No file {path!r} on datastore {self.name!r}.")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+
+    def fingerprint(self, path: str) -> str:
+        """Identity of the data under `path`: every file's relative path, size and mtime.
+
+        Cheap (no reading of contents) and it changes when a file is rewritten, which is
+        what reuse needs to notice changed data behind an unchanged path.
+        """
+        digest = hashlib.sha256()
+        count = 0
+        for rel, full in self._walk(path):
+            st = full.stat()
+            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            count += 1
+        if count == 0:
+            digest.update(b"<missing>" if not self.local_path(path).exists() else b"<empty>")
+        return digest.hexdigest()

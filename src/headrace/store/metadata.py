@@ -1,0 +1,700 @@
+"""`SqlMetadataStore`: every query and state change of the metadata database.
+
+Each public method is one short transaction. State changes of runs and steps write their
+event row in the same transaction. Methods named `get_*` raise when the row is missing,
+`find_*` return None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, false, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from headrace.errors import ConflictError, NotFoundError, RunNotFoundError
+from headrace.store.database import Database
+from headrace.store.orm import (
+    ComputeTargetRow,
+    DatastoreRow,
+    EventRow,
+    ExperimentRow,
+    GraphRow,
+    MetricRow,
+    PipelineRunRow,
+    RunFileRow,
+    StepRunRow,
+    WorkspaceRow,
+    utcnow,
+)
+from headrace.store.records import (
+    TERMINAL_STATUSES,
+    ComputeTargetRecord,
+    DatastoreRecord,
+    EventRecord,
+    ExperimentRecord,
+    MetricRecord,
+    PipelineRunRecord,
+    RunFileRecord,
+    Status,
+    StepRunRecord,
+)
+
+__all__ = ["SqlMetadataStore"]
+
+
+def _pipeline_record(row: PipelineRunRow, experiment_name: str) -> PipelineRunRecord:
+    return PipelineRunRecord(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        experiment_name=experiment_name,
+        graph_id=row.graph_id,
+        status=row.status,
+        parameters=dict(row.parameters or {}),
+        tags=dict(row.tags or {}),
+        properties=dict(row.properties or {}),
+        description=row.description,
+        run_source=row.run_source,
+        continue_on_step_failure=row.continue_on_step_failure,
+        regenerate_outputs=row.regenerate_outputs,
+        cancel_requested=row.cancel_requested,
+        agent_id=row.agent_id,
+        heartbeat_at=row.heartbeat_at,
+        error=row.error,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+    )
+
+
+_STEP_FIELDS = tuple(StepRunRecord.__dataclass_fields__)
+
+
+def _step_record(row: StepRunRow) -> StepRunRecord:
+    return StepRunRecord(**{name: getattr(row, name) for name in _STEP_FIELDS})
+
+
+class SqlMetadataStore:
+    """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    # -- workspace -------------------------------------------------------------------------
+    def init_workspace(
+        self,
+        name: str,
+        subscription_id: str | None,
+        resource_group: str | None,
+        location: str | None,
+        extra: dict[str, Any],
+    ) -> None:
+        with self.db.write() as s:
+            if s.get(WorkspaceRow, name) is None:
+                s.add(
+                    WorkspaceRow(
+                        name=name,
+                        subscription_id=subscription_id,
+                        resource_group=resource_group,
+                        location=location,
+                        extra=extra,
+                    )
+                )
+
+    def workspace_info(self) -> dict[str, Any]:
+        with self.db.read() as s:
+            row = s.scalars(select(WorkspaceRow)).first()
+            if row is None:
+                return {}
+            return {
+                "name": row.name,
+                "subscription_id": row.subscription_id,
+                "resource_group": row.resource_group,
+                "location": row.location,
+                "created_at": row.created_at.isoformat(),
+                **dict(row.extra or {}),
+            }
+
+    # -- datastores ------------------------------------------------------------------------
+    def add_datastore(
+        self, name: str, type_: str, config: dict[str, Any], *, overwrite: bool = False
+    ) -> DatastoreRecord:
+        with self.db.write() as s:
+            row = s.get(DatastoreRow, name)
+            if row is not None and not overwrite:
+                raise ConflictError(
+                    f"A datastore named {name!r} is already registered; pass overwrite=True "
+                    "to replace it."
+                )
+            if row is None:
+                row = DatastoreRow(name=name, type=type_, config=config, is_default=False)
+                s.add(row)
+            else:
+                row.type, row.config = type_, config
+            has_default = s.scalar(select(func.count()).where(DatastoreRow.is_default)) or 0
+            if not has_default:
+                row.is_default = True
+            s.flush()
+            return DatastoreRecord(row.name, row.type, dict(row.config), row.is_default)
+
+    def find_datastore(self, name: str) -> DatastoreRecord | None:
+        with self.db.read() as s:
+            row = s.get(DatastoreRow, name)
+            return None if row is None else DatastoreRecord(
+                row.name, row.type, dict(row.config), row.is_default
+            )
+
+    def list_datastores(self) -> list[DatastoreRecord]:
+        with self.db.read() as s:
+            rows = s.scalars(select(DatastoreRow).order_by(DatastoreRow.name)).all()
+            return [DatastoreRecord(r.name, r.type, dict(r.config), r.is_default) for r in rows]
+
+    def set_default_datastore(self, name: str) -> None:
+        with self.db.write() as s:
+            if s.get(DatastoreRow, name) is None:
+                raise NotFoundError(f"No datastore named {name!r} in this workspace.")
+            s.execute(update(DatastoreRow).values(is_default=DatastoreRow.name == name))
+
+    # -- compute targets -------------------------------------------------------------------
+    def add_compute_target(
+        self, name: str, type_: str, config: dict[str, Any], *, overwrite: bool = True
+    ) -> ComputeTargetRecord:
+        with self.db.write() as s:
+            row = s.get(ComputeTargetRow, name)
+            if row is None:
+                row = ComputeTargetRow(name=name, type=type_, config=config)
+                s.add(row)
+            elif overwrite:
+                row.type, row.config = type_, config
+            else:
+                raise ConflictError(f"A compute target named {name!r} already exists.")
+            s.flush()
+            return ComputeTargetRecord(row.name, row.type, dict(row.config), row.created_at)
+
+    def find_compute_target(self, name: str) -> ComputeTargetRecord | None:
+        with self.db.read() as s:
+            row = s.get(ComputeTargetRow, name)
+            return None if row is None else ComputeTargetRecord(
+                row.name, row.type, dict(row.config), row.created_at
+            )
+
+    def list_compute_targets(self) -> list[ComputeTargetRecord]:
+        with self.db.read() as s:
+            rows = s.scalars(select(ComputeTargetRow).order_by(ComputeTargetRow.name)).all()
+            return [ComputeTargetRecord(r.name, r.type, dict(r.config), r.created_at) for r in rows]
+
+    # -- experiments and graphs ------------------------------------------------------------
+    def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        with self.db.read() as s:
+            row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).first()
+            if row is not None:
+                return ExperimentRecord(row.id, row.name, row.created_at)
+        try:
+            with self.db.write() as s:
+                row = ExperimentRow(id=str(uuid.uuid4()), name=name)
+                s.add(row)
+                s.flush()
+                return ExperimentRecord(row.id, row.name, row.created_at)
+        except IntegrityError:
+            # Another process created it between our read and write.
+            return self.get_or_create_experiment(name)
+
+    def list_experiments(self) -> list[tuple[ExperimentRecord, int]]:
+        with self.db.read() as s:
+            counts = (
+                select(PipelineRunRow.experiment_id, func.count().label("n"))
+                .group_by(PipelineRunRow.experiment_id)
+                .subquery()
+            )
+            rows = s.execute(
+                select(ExperimentRow, counts.c.n)
+                .outerjoin(counts, counts.c.experiment_id == ExperimentRow.id)
+                .order_by(ExperimentRow.name)
+            ).all()
+            return [(ExperimentRecord(e.id, e.name, e.created_at), n or 0) for e, n in rows]
+
+    @staticmethod
+    def graph_id(graph: dict[str, Any]) -> str:
+        import json
+
+        text = json.dumps(graph, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get_graph(self, graph_id: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            row = s.get(GraphRow, graph_id)
+            if row is None:
+                raise NotFoundError(f"No pipeline graph {graph_id!r}.")
+            return dict(row.graph)
+
+    # -- pipeline runs ---------------------------------------------------------------------
+    def create_pipeline_run(
+        self,
+        *,
+        experiment_name: str,
+        graph: dict[str, Any],
+        parameters: dict[str, Any],
+        tags: dict[str, Any],
+        description: str | None,
+        run_source: str,
+        continue_on_step_failure: bool,
+        regenerate_outputs: bool,
+        properties: dict[str, Any] | None = None,
+    ) -> PipelineRunRecord:
+        """Queue a run (status NotStarted) in one transaction, with its graph and event."""
+        experiment = self.get_or_create_experiment(experiment_name)
+        graph_id = self.graph_id(graph)
+        run_id = str(uuid.uuid4())
+        with self.db.write() as s:
+            if s.get(GraphRow, graph_id) is None:
+                s.add(GraphRow(id=graph_id, graph=graph))
+                s.flush()
+            row = PipelineRunRow(
+                id=run_id,
+                experiment_id=experiment.id,
+                graph_id=graph_id,
+                status=Status.NOT_STARTED,
+                parameters=parameters,
+                tags=tags,
+                properties=properties or {},
+                description=description,
+                run_source=run_source,
+                continue_on_step_failure=continue_on_step_failure,
+                regenerate_outputs=regenerate_outputs,
+            )
+            s.add(row)
+            s.add(EventRow(run_id=run_id, kind="run.queued", payload={"source": run_source}))
+            s.flush()
+            return _pipeline_record(row, experiment.name)
+
+    def _pipeline_query(self) -> Any:
+        return select(PipelineRunRow, ExperimentRow.name).join(
+            ExperimentRow, ExperimentRow.id == PipelineRunRow.experiment_id
+        )
+
+    def find_pipeline_run(self, run_id: str) -> PipelineRunRecord | None:
+        with self.db.read() as s:
+            found = s.execute(self._pipeline_query().where(PipelineRunRow.id == run_id)).first()
+            return None if found is None else _pipeline_record(found[0], found[1])
+
+    def get_pipeline_run(self, run_id: str) -> PipelineRunRecord:
+        record = self.find_pipeline_run(run_id)
+        if record is None:
+            raise RunNotFoundError(f"No pipeline run with id {run_id!r} in this workspace.")
+        return record
+
+    def list_pipeline_runs(
+        self,
+        *,
+        experiment_name: str | None = None,
+        statuses: Sequence[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[PipelineRunRecord]:
+        query = self._pipeline_query()
+        if experiment_name is not None:
+            query = query.where(ExperimentRow.name == experiment_name)
+        if statuses:
+            query = query.where(PipelineRunRow.status.in_(list(statuses)))
+        query = query.order_by(PipelineRunRow.created_at.desc(), PipelineRunRow.id).limit(limit)
+        with self.db.read() as s:
+            rows = s.execute(query.offset(offset)).all()
+            return [_pipeline_record(r, name) for r, name in rows]
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The full id of the pipeline or step run whose id starts with `prefix`."""
+        with self.db.read() as s:
+            ids: list[str] = []
+            for table in (PipelineRunRow, StepRunRow):
+                ids += list(
+                    s.scalars(select(table.id).where(table.id.startswith(prefix)).limit(2)).all()
+                )
+        if len(ids) == 1:
+            return ids[0]
+        if not ids:
+            raise RunNotFoundError(f"No run with an id starting with {prefix!r}.")
+        raise RunNotFoundError(f"The id prefix {prefix!r} matches several runs; give more of it.")
+
+    def has_unfinished_runs(self) -> bool:
+        with self.db.read() as s:
+            found = s.scalar(
+                select(PipelineRunRow.id)
+                .where(PipelineRunRow.status.in_([Status.NOT_STARTED, Status.RUNNING]))
+                .limit(1)
+            )
+            return found is not None
+
+    def has_claimable_runs(self) -> bool:
+        """Whether a run waits for an agent: queued, or running with no agent holding it."""
+        with self.db.read() as s:
+            found = s.scalar(
+                select(PipelineRunRow.id)
+                .where(
+                    or_(
+                        PipelineRunRow.status == Status.NOT_STARTED,
+                        and_(
+                            PipelineRunRow.status == Status.RUNNING,
+                            PipelineRunRow.agent_id.is_(None),
+                        ),
+                    )
+                )
+                .limit(1)
+            )
+            return found is not None
+
+    def claim_runs(
+        self,
+        agent_id: str,
+        *,
+        limit: int,
+        stale_before: datetime,
+        dead_agents: Iterable[str] = (),
+    ) -> list[PipelineRunRecord]:
+        """Take queued runs, and running runs whose agent died, for `agent_id`.
+
+        On PostgreSQL the rows are locked with SKIP LOCKED, so several agents never take the
+        same run; on SQLite the write transaction (BEGIN IMMEDIATE) serializes claimers.
+        """
+        dead = list(dead_agents)
+        orphaned = and_(
+            PipelineRunRow.status == Status.RUNNING,
+            PipelineRunRow.agent_id != agent_id,
+            or_(
+                PipelineRunRow.agent_id.is_(None),
+                PipelineRunRow.heartbeat_at < stale_before,
+                PipelineRunRow.agent_id.in_(dead) if dead else false(),
+            ),
+        )
+        query = (
+            select(PipelineRunRow)
+            .where(or_(PipelineRunRow.status == Status.NOT_STARTED, orphaned))
+            .order_by(PipelineRunRow.created_at)
+            .limit(limit)
+        )
+        with self.db.read() as s:
+            # Most polls find nothing: look first without taking the write lock.
+            if s.scalar(query.with_only_columns(PipelineRunRow.id)) is None:
+                return []
+        if not self.db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        now = utcnow()
+        claimed: list[str] = []
+        with self.db.write() as s:
+            for row in s.scalars(query).all():
+                resumed = row.status == Status.RUNNING
+                previous = row.agent_id
+                row.agent_id = agent_id
+                row.heartbeat_at = now
+                if not resumed:
+                    row.status = Status.RUNNING
+                    row.started_at = now
+                s.add(
+                    EventRow(
+                        run_id=row.id,
+                        kind="run.resumed" if resumed else "run.started",
+                        payload={"agent": agent_id, "previous_agent": previous},
+                    )
+                )
+                claimed.append(row.id)
+        return [self.get_pipeline_run(run_id) for run_id in claimed]
+
+    def running_agents(self) -> list[str]:
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(PipelineRunRow.agent_id)
+                .where(PipelineRunRow.status == Status.RUNNING, PipelineRunRow.agent_id.is_not(None))
+                .distinct()
+            ).all()
+            return [r for r in rows if r]
+
+    def heartbeat(self, agent_id: str, run_ids: Sequence[str]) -> list[str]:
+        """Refresh the heartbeat of runs held by `agent_id`; returns the ids still held."""
+        if not run_ids:
+            return []
+        with self.db.write() as s:
+            s.execute(
+                update(PipelineRunRow)
+                .where(PipelineRunRow.id.in_(list(run_ids)), PipelineRunRow.agent_id == agent_id)
+                .values(heartbeat_at=utcnow())
+            )
+            held = s.scalars(
+                select(PipelineRunRow.id).where(
+                    PipelineRunRow.id.in_(list(run_ids)), PipelineRunRow.agent_id == agent_id
+                )
+            ).all()
+            return list(held)
+
+    def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
+        if not run_ids:
+            return []
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(PipelineRunRow.id).where(
+                    PipelineRunRow.id.in_(list(run_ids)), PipelineRunRow.cancel_requested
+                )
+            ).all()
+            return list(rows)
+
+    def request_cancel(self, run_id: str) -> PipelineRunRecord:
+        """Ask for a run to stop. A queued run is canceled at once; a running one is flagged
+        for its agent. Canceling a finished run changes nothing."""
+        with self.db.write() as s:
+            row = s.get(PipelineRunRow, run_id)
+            if row is None:
+                raise RunNotFoundError(f"No pipeline run with id {run_id!r} in this workspace.")
+            if row.status == Status.NOT_STARTED:
+                row.status = Status.CANCELED
+                row.ended_at = utcnow()
+                s.add(EventRow(run_id=run_id, kind="run.canceled", payload={"queued": True}))
+            elif row.status not in TERMINAL_STATUSES and not row.cancel_requested:
+                row.cancel_requested = True
+                s.add(EventRow(run_id=run_id, kind="run.cancel_requested", payload={}))
+        return self.get_pipeline_run(run_id)
+
+    def finish_pipeline_run(
+        self, run_id: str, status: str, error: dict[str, Any] | None = None
+    ) -> None:
+        with self.db.write() as s:
+            s.execute(
+                update(PipelineRunRow)
+                .where(PipelineRunRow.id == run_id)
+                .values(status=status, error=error, ended_at=utcnow(), agent_id=None)
+            )
+            s.add(EventRow(run_id=run_id, kind=f"run.{status.lower()}", payload=error or {}))
+
+    def release_run(self, run_id: str, agent_id: str) -> None:
+        """Give a running run back (agent shutting down) so another agent resumes it."""
+        with self.db.write() as s:
+            s.execute(
+                update(PipelineRunRow)
+                .where(PipelineRunRow.id == run_id, PipelineRunRow.agent_id == agent_id)
+                .values(agent_id=None)
+            )
+            s.add(EventRow(run_id=run_id, kind="run.released", payload={"agent": agent_id}))
+
+    def update_run_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        with self.db.write() as s:
+            for table in (PipelineRunRow, StepRunRow):
+                row = s.get(table, run_id)
+                if row is not None:
+                    row.tags = {**(row.tags or {}), **tags}
+                    return
+        raise RunNotFoundError(f"No run with id {run_id!r}.")
+
+    # -- step runs -------------------------------------------------------------------------
+    def create_step_run(self, *, event: str, **fields: Any) -> StepRunRecord:
+        with self.db.write() as s:
+            row = StepRunRow(**fields)
+            s.add(row)
+            s.add(
+                EventRow(
+                    run_id=row.pipeline_run_id,
+                    step_run_id=row.id,
+                    kind=event,
+                    payload={"status": row.status, "name": row.name},
+                )
+            )
+            s.flush()
+            return _step_record(row)
+
+    def update_step_run(
+        self, step_run_id: str, *, event: str, payload: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
+        with self.db.write() as s:
+            run_id = s.scalar(select(StepRunRow.pipeline_run_id).where(StepRunRow.id == step_run_id))
+            if run_id is None:
+                raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
+            s.execute(update(StepRunRow).where(StepRunRow.id == step_run_id).values(**fields))
+            s.add(
+                EventRow(
+                    run_id=run_id,
+                    step_run_id=step_run_id,
+                    kind=event,
+                    payload=payload or {k: v for k, v in fields.items() if k == "status"},
+                )
+            )
+
+    def complete_step_run(
+        self,
+        step_run_id: str,
+        *,
+        event: str,
+        payload: dict[str, Any],
+        fields: dict[str, Any],
+        metrics: Sequence[MetricRecord] = (),
+        tags: dict[str, dict[str, Any]] | None = None,
+        files: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        """Record the end of an attempt with its last metrics, tags and files: one transaction."""
+        with self.db.write() as s:
+            row = s.get(StepRunRow, step_run_id)
+            if row is None:
+                raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
+            for key, value in fields.items():
+                setattr(row, key, value)
+            self._add_metrics(s, metrics)
+            self._merge_tags(s, tags or {})
+            self._add_files(s, step_run_id, files)
+            s.add(
+                EventRow(run_id=row.pipeline_run_id, step_run_id=step_run_id, kind=event, payload=payload)
+            )
+
+    def record_journal(
+        self, metrics: Sequence[MetricRecord], tags: dict[str, dict[str, Any]]
+    ) -> None:
+        """Metrics and tags a running step logged (ingested while it runs)."""
+        if not metrics and not tags:
+            return
+        with self.db.write() as s:
+            self._add_metrics(s, metrics)
+            self._merge_tags(s, tags)
+
+    @staticmethod
+    def _add_metrics(s: Session, metrics: Sequence[MetricRecord]) -> None:
+        s.add_all(
+            MetricRow(
+                run_id=m.run_id,
+                name=m.name,
+                kind=m.kind,
+                value=m.value,
+                step=m.step,
+                description=m.description,
+                created_at=m.created_at or utcnow(),
+            )
+            for m in metrics
+        )
+
+    @staticmethod
+    def _merge_tags(s: Session, tags: dict[str, dict[str, Any]]) -> None:
+        for run_id, values in tags.items():
+            row: PipelineRunRow | StepRunRow | None = s.get(StepRunRow, run_id) or s.get(
+                PipelineRunRow, run_id
+            )
+            if row is not None:
+                row.tags = {**(row.tags or {}), **values}
+
+    @staticmethod
+    def _add_files(s: Session, run_id: str, files: Sequence[tuple[str, int]]) -> None:
+        if not files:
+            return
+        names = [name for name, _ in files]
+        s.execute(delete(RunFileRow).where(RunFileRow.run_id == run_id, RunFileRow.name.in_(names)))
+        s.add_all(RunFileRow(run_id=run_id, name=name, size=size) for name, size in files)
+
+    def find_step_run(self, step_run_id: str) -> StepRunRecord | None:
+        with self.db.read() as s:
+            row = s.get(StepRunRow, step_run_id)
+            return None if row is None else _step_record(row)
+
+    def get_step_run(self, step_run_id: str) -> StepRunRecord:
+        record = self.find_step_run(step_run_id)
+        if record is None:
+            raise RunNotFoundError(f"No step run with id {step_run_id!r} in this workspace.")
+        return record
+
+    def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(StepRunRow)
+                .where(StepRunRow.pipeline_run_id == pipeline_run_id)
+                .order_by(StepRunRow.created_at, StepRunRow.id)
+            ).all()
+            return [_step_record(r) for r in rows]
+
+    def count_running_steps(self, compute_target: str) -> int:
+        with self.db.read() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(StepRunRow)
+                    .where(
+                        StepRunRow.compute_target == compute_target,
+                        StepRunRow.status == Status.RUNNING,
+                    )
+                )
+                or 0
+            )
+
+    def find_reusable_step_run(self, fingerprint: str) -> StepRunRecord | None:
+        """The newest successful step run with this fingerprint."""
+        with self.db.read() as s:
+            row = s.scalars(
+                select(StepRunRow)
+                .where(StepRunRow.fingerprint == fingerprint, StepRunRow.status == Status.FINISHED)
+                .order_by(StepRunRow.ended_at.desc())
+                .limit(1)
+            ).first()
+            return None if row is None else _step_record(row)
+
+    def find_previous_step_run(
+        self, name: str, experiment_id: str, before: datetime
+    ) -> StepRunRecord | None:
+        """The newest earlier fingerprinted run of a step with this name, preferring the same
+        experiment: what a rerun is explained against."""
+        base = (
+            select(StepRunRow)
+            .join(PipelineRunRow, PipelineRunRow.id == StepRunRow.pipeline_run_id)
+            .where(
+                StepRunRow.name == name,
+                StepRunRow.fingerprint.is_not(None),
+                StepRunRow.created_at < before,
+            )
+            .order_by(StepRunRow.created_at.desc())
+            .limit(1)
+        )
+        with self.db.read() as s:
+            row = s.scalars(base.where(PipelineRunRow.experiment_id == experiment_id)).first()
+            if row is None:
+                row = s.scalars(base).first()
+            return None if row is None else _step_record(row)
+
+    # -- metrics, files, events ------------------------------------------------------------
+    def add_metrics(self, records: Sequence[MetricRecord]) -> None:
+        if not records:
+            return
+        with self.db.write() as s:
+            self._add_metrics(s, records)
+
+    def list_metrics(self, run_ids: Sequence[str]) -> list[MetricRecord]:
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(MetricRow).where(MetricRow.run_id.in_(list(run_ids))).order_by(MetricRow.id)
+            ).all()
+            return [
+                MetricRecord(r.run_id, r.name, r.kind, r.value, r.step, r.description, r.created_at)
+                for r in rows
+            ]
+
+    def add_run_files(self, run_id: str, files: Sequence[tuple[str, int]]) -> None:
+        if not files:
+            return
+        with self.db.write() as s:
+            self._add_files(s, run_id, files)
+
+    def list_run_files(self, run_id: str) -> list[RunFileRecord]:
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(RunFileRow).where(RunFileRow.run_id == run_id).order_by(RunFileRow.name)
+            ).all()
+            return [RunFileRecord(r.run_id, r.name, r.size) for r in rows]
+
+    def list_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(EventRow)
+                .where(EventRow.run_id == run_id, EventRow.id > after_id)
+                .order_by(EventRow.id)
+            ).all()
+            return [
+                EventRecord(r.id, r.run_id, r.step_run_id, r.kind, dict(r.payload), r.created_at)
+                for r in rows
+            ]
+
+    def session(self) -> Session:
+        """A plain session for tests and admin tools."""
+        return Session(self.db.engine)

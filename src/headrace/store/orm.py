@@ -1,0 +1,224 @@
+"""Tables of the metadata store (SQLAlchemy 2 ORM), one Base with a naming convention.
+
+Times are UTC-aware (`UtcDateTime` rejects naive values); JSON columns hold plain data.
+The Alembic migration stream in `store/migrations` must produce exactly these tables: a test
+compares them. Nothing here imports the rest of headrace.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Base",
+    "ComputeTargetRow",
+    "DatastoreRow",
+    "EventRow",
+    "ExperimentRow",
+    "GraphRow",
+    "MetricRow",
+    "PipelineRunRow",
+    "RunFileRow",
+    "StepRunRow",
+    "UtcDateTime",
+    "WorkspaceRow",
+    "utcnow",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always returned timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use datetime.now(timezone.utc)")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class WorkspaceRow(Base):
+    """One row: the workspace's identity (Azure-only arguments are recorded as given)."""
+
+    __tablename__ = "workspace"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    resource_group: Mapped[str | None] = mapped_column(String(255))
+    location: Mapped[str | None] = mapped_column(String(255))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DatastoreRow(Base):
+    __tablename__ = "datastores"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ComputeTargetRow(Base):
+    __tablename__ = "compute_targets"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExperimentRow(Base):
+    __tablename__ = "experiments"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GraphRow(Base):
+    """A submitted pipeline graph, keyed by the hash of its JSON (deduplicated)."""
+
+    __tablename__ = "graphs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    graph: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PipelineRunRow(Base):
+    __tablename__ = "pipeline_runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"))
+    graph_id: Mapped[str] = mapped_column(ForeignKey("graphs.id"))
+    status: Mapped[str] = mapped_column(String(32))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    description: Mapped[str | None] = mapped_column(Text)
+    run_source: Mapped[str] = mapped_column(String(64), default="SDK")
+    continue_on_step_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    regenerate_outputs: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_id: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_pipeline_runs_status_created", "status", "created_at"),
+        Index("ix_pipeline_runs_experiment_created", "experiment_id", "created_at"),
+    )
+
+
+class StepRunRow(Base):
+    __tablename__ = "step_runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pipeline_run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id"))
+    node_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    compute_target: Mapped[str] = mapped_column(String(255), default="local")
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    fingerprint_parts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_reason: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reused_run_id: Mapped[str | None] = mapped_column(String(36))
+    command: Mapped[list[Any]] = mapped_column(default=list)
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    pid_started: Mapped[float | None] = mapped_column(Float)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_step_runs_pipeline_run", "pipeline_run_id"),
+        Index("ix_step_runs_fingerprint_status", "fingerprint", "status"),
+        Index("ix_step_runs_name_created", "name", "created_at"),
+    )
+
+
+class MetricRow(Base):
+    """One logged value. `kind` is scalar, list, row, table or image; repeats form a series."""
+
+    __tablename__ = "metrics"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[Any] = mapped_column(JSON)
+    step: Mapped[int | None] = mapped_column(Integer)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_metrics_run_name", "run_id", "name"),)
+
+
+class RunFileRow(Base):
+    __tablename__ = "run_files"
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EventRow(Base):
+    """Every state change of a run or step, written in the same transaction as the change."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36))
+    step_run_id: Mapped[str | None] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_events_run", "run_id", "id"),)

@@ -1,0 +1,144 @@
+"""Plain records the metadata store hands to the layers above, and the run status vocabulary.
+
+Upper layers never see ORM rows; they get these frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "ACTIVE_STEP_STATUSES",
+    "TERMINAL_STATUSES",
+    "ComputeTargetRecord",
+    "DatastoreRecord",
+    "EventRecord",
+    "ExperimentRecord",
+    "MetricRecord",
+    "PipelineRunRecord",
+    "RunFileRecord",
+    "Status",
+    "StepRunRecord",
+]
+
+
+class Status:
+    """Status strings as the SDK v1 pipeline APIs spell them."""
+
+    NOT_STARTED = "NotStarted"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+
+TERMINAL_STATUSES = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELED})
+ACTIVE_STEP_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
+
+
+@dataclass(frozen=True)
+class DatastoreRecord:
+    name: str
+    type: str
+    config: dict[str, Any]
+    is_default: bool
+
+
+@dataclass(frozen=True)
+class ComputeTargetRecord:
+    name: str
+    type: str
+    config: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PipelineRunRecord:
+    id: str
+    experiment_id: str
+    experiment_name: str
+    graph_id: str
+    status: str
+    parameters: dict[str, Any]
+    tags: dict[str, Any]
+    properties: dict[str, Any]
+    description: str | None
+    run_source: str
+    continue_on_step_failure: bool
+    regenerate_outputs: bool
+    cancel_requested: bool
+    agent_id: str | None
+    heartbeat_at: datetime | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StepRunRecord:
+    id: str
+    pipeline_run_id: str
+    node_id: str
+    name: str
+    status: str
+    attempt: int
+    compute_target: str
+    fingerprint: str | None
+    fingerprint_parts: dict[str, Any]
+    run_reason: dict[str, Any]
+    reused_run_id: str | None
+    command: list[Any]
+    outputs: dict[str, Any]
+    tags: dict[str, Any]
+    properties: dict[str, Any]
+    pid: int | None
+    pid_started: float | None
+    exit_code: int | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @property
+    def data_run_id(self) -> str:
+        """The step run whose output data this run's outputs are (itself unless reused)."""
+        return self.reused_run_id or self.id
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    run_id: str
+    name: str
+    kind: str
+    value: Any
+    step: int | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RunFileRecord:
+    run_id: str
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    run_id: str
+    step_run_id: str | None
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
