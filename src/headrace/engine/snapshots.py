@@ -59,7 +59,7 @@ def _ignore_spec(source: Path) -> Any:
         if path.is_file():
             lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
             break
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _walk(source: Path) -> list[tuple[str, Path, os.stat_result]]:
