@@ -120,7 +120,9 @@ def failing(ws: Workspace, root: Path, slow: float = 30) -> Pipeline:
     return Pipeline(ws, steps=[a, b, c])
 
 
-def parameterized(ws: Workspace, root: Path, default: int = 10) -> tuple[Pipeline, PipelineParameter]:
+def parameterized(
+    ws: Workspace, root: Path, default: int = 10
+) -> tuple[Pipeline, PipelineParameter]:
     """One step receiving a PipelineParameter as an argument and inside an f-string."""
     param = PipelineParameter("pipeline_arg", default_value=default)
     out = PipelineData("out")

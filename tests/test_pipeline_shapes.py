@@ -6,13 +6,14 @@ import re
 from pathlib import Path
 
 from headrace import Experiment, Workspace
-
 from tests import shapes
 
 
 def final_text(run, step_name: str, port: str, tmp_path: Path) -> str:
     step = run.find_step_run(step_name)[0]
-    target = step.get_output_data(port).download(tmp_path / "dl", overwrite=True, show_progress=False)
+    target = step.get_output_data(port).download(
+        tmp_path / "dl", overwrite=True, show_progress=False
+    )
     return (Path(target) / "data.txt").read_text()
 
 

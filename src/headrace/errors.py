@@ -1,7 +1,7 @@
 """Every error headrace raises on purpose, in one tree.
 
     HeadraceError                       base of everything below (compat: AzureMLException)
-    ├── UserError (ValueError)          the caller passed something wrong (compat: UserErrorException)
+    ├── UserError (ValueError)          the caller passed something wrong (UserErrorException)
     │   ├── PipelineValidationError     all problems of a pipeline definition, at once
     │   ├── ParameterError              unknown or mistyped pipeline parameters at submit
     │   └── DatastorePathError          a path that would leave its datastore

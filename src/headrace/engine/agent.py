@@ -28,7 +28,12 @@ from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_ti
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.local import LocalExecutor
 from headrace.engine.orchestrator import RunOrchestrator, StepEnd
-from headrace.engine.processes import agent_identity, is_local_agent_dead, is_process_alive, kill_group
+from headrace.engine.processes import (
+    agent_identity,
+    is_local_agent_dead,
+    is_process_alive,
+    kill_group,
+)
 from headrace.engine.runtime import PreparedStep, StepTask, discard, finalize, prepare
 from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
 from headrace.store.orm import utcnow
@@ -291,6 +296,7 @@ class Agent:
     def _ended(self, active: Active, code: int) -> None:
         task = active.task
         succeeded = code == 0 and active.stop_reason is None
+        error: str | None = None
         try:
             finalize(self.ws, active.prepared, succeeded)
         except Exception as exc:
@@ -298,8 +304,6 @@ class Agent:
             succeeded = False
             active.stop_reason = active.stop_reason or "finalize"
             error = f"Step {task.node.name!r} ran, but its outputs could not be kept: {exc}"
-        else:
-            error = None
         entries, _ = read_journal(
             self.ws.artifacts.run_dir(task.step_run_id) / JOURNAL_NAME, active.journal_offset
         )
@@ -333,7 +337,11 @@ class Agent:
             if active.kill_at is not None and now >= active.kill_at:
                 active.process.kill()
                 active.kill_at = None
-            elif active.stop_reason is None and active.deadline is not None and now >= active.deadline:
+            elif (
+                active.stop_reason is None
+                and active.deadline is not None
+                and now >= active.deadline
+            ):
                 self._stop_attempt(active, "timeout")
 
     def _ingest_journals(self) -> None:
@@ -344,7 +352,9 @@ class Agent:
             entries, offset = read_journal(path, active.journal_offset)
             if not entries:
                 continue
-            metrics, tags = journal_records(entries, active.task.step_run_id, active.task.pipeline_run_id)
+            metrics, tags = journal_records(
+                entries, active.task.step_run_id, active.task.pipeline_run_id
+            )
             self.ws.meta.record_journal(metrics, tags)
             active.journal_offset = offset
 

@@ -104,7 +104,11 @@ def explain(
             )
     if previous.get("source") != parts.get("source"):
         detail = ", ".join(source_changes[:5]) if source_changes else "files changed"
-        more = f" and {len(source_changes) - 5} more" if source_changes and len(source_changes) > 5 else ""
+        more = (
+            f" and {len(source_changes) - 5} more"
+            if source_changes and len(source_changes) > 5
+            else ""
+        )
         changes.append(f"source changed: {detail}{more}")
     if previous.get("environment") != parts.get("environment"):
         changes.append("environment changed")

@@ -80,7 +80,9 @@ def journal_records(
             tags.setdefault(target, {})[entry.name] = entry.value
         else:
             metrics.append(
-                MetricRecord(target, entry.name, entry.kind, entry.value, entry.step, entry.description)
+                MetricRecord(
+                    target, entry.name, entry.kind, entry.value, entry.step, entry.description
+                )
             )
     return metrics, tags
 
@@ -147,7 +149,10 @@ class RunOrchestrator:
             if node_id in self.steps or node_id in self.pending:
                 continue
             preds = self.graph.predecessors(node_id)
-            if all(self.steps.get(p) is not None and self.steps[p].status == Status.FINISHED for p in preds):
+            if all(
+                self.steps.get(p) is not None and self.steps[p].status == Status.FINISHED
+                for p in preds
+            ):
                 ready.append(node_id)
         return ready
 
@@ -234,7 +239,9 @@ class RunOrchestrator:
             fingerprint_parts=parts,
             run_reason={
                 "decision": "reused",
-                "summary": f"reused the outputs of step run {original} (nothing it depends on changed)",
+                "summary": (
+                    f"reused the outputs of step run {original} (nothing it depends on changed)"
+                ),
                 "reused_run_id": original,
             },
             reused_run_id=original,
@@ -302,7 +309,9 @@ class RunOrchestrator:
             )
         return tuple(outputs)
 
-    def _task(self, node: StepNode, step_run_id: str, attempt: int, inputs: tuple[ResolvedData, ...]) -> StepTask:
+    def _task(
+        self, node: StepNode, step_run_id: str, attempt: int, inputs: tuple[ResolvedData, ...]
+    ) -> StepTask:
         return StepTask(
             step_run_id=step_run_id,
             pipeline_run_id=self.run.id,
@@ -350,7 +359,9 @@ class RunOrchestrator:
         self.running.add(record.id)
         return task
 
-    def _start_record(self, record: StepRunRecord, node: StepNode, inputs: tuple[ResolvedData, ...]) -> StepTask:
+    def _start_record(
+        self, record: StepRunRecord, node: StepNode, inputs: tuple[ResolvedData, ...]
+    ) -> StepTask:
         self.ws.meta.update_step_run(
             record.id,
             event="step.started",
@@ -365,7 +376,9 @@ class RunOrchestrator:
     def attempt_failed_to_start(self, task: StepTask, message: str) -> None:
         self.step_ended(task, StepEnd(exit_code=None, error_message=message))
 
-    def started(self, task: StepTask, pid: int | None, pid_started: float | None, command: list[str]) -> None:
+    def started(
+        self, task: StepTask, pid: int | None, pid_started: float | None, command: list[str]
+    ) -> None:
         self.ws.meta.update_step_run(
             task.step_run_id,
             event="step.process",
@@ -390,8 +403,10 @@ class RunOrchestrator:
             fields.update(
                 status=status,
                 ended_at=utcnow(),
-                error={"message": f"Step {node.name!r} was canceled"
-                       + (" because another step failed" if end.stopped_for == "failfast" else "")},
+                error={
+                    "message": f"Step {node.name!r} was canceled"
+                    + (" because another step failed" if end.stopped_for == "failfast" else "")
+                },
             )
         else:
             error = self._failure(node, end, stderr_text)
@@ -493,6 +508,8 @@ class RunOrchestrator:
             status = Status.FINISHED
         else:
             status = Status.FAILED
-            error = {"message": "Some steps could not run because a step they depend on did not finish"}
+            error = {
+                "message": "Some steps could not run because a step they depend on did not finish"
+            }
         self.ws.meta.finish_pipeline_run(self.run.id, status, error)
         return status

@@ -6,7 +6,13 @@ import os
 import signal
 import socket
 
-__all__ = ["agent_identity", "is_process_alive", "kill_group", "parse_agent_identity", "process_start_time"]
+__all__ = [
+    "agent_identity",
+    "is_process_alive",
+    "kill_group",
+    "parse_agent_identity",
+    "process_start_time",
+]
 
 
 def process_start_time(pid: int) -> float | None:

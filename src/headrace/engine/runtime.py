@@ -243,12 +243,16 @@ def finalize(ws: WorkspaceStore, prepared: PreparedStep, succeeded: bool) -> lis
         shutil.rmtree(prepared.cwd, ignore_errors=True)
 
 
-def discard(ws: WorkspaceStore, step_run_id: str, attempt: int, outputs: tuple[ResolvedData, ...]) -> None:
+def discard(
+    ws: WorkspaceStore, step_run_id: str, attempt: int, outputs: tuple[ResolvedData, ...]
+) -> None:
     """Remove what an interrupted attempt left: its working folder and staged outputs."""
     shutil.rmtree(ws.layout.work_dir / f"{step_run_id}-{attempt}", ignore_errors=True)
     for item in outputs:
         try:
             files = ws.datastore_files(item.datastore)
-            shutil.rmtree(files.local_path(f"{STAGING}/{step_run_id}-{attempt}"), ignore_errors=True)
+            shutil.rmtree(
+                files.local_path(f"{STAGING}/{step_run_id}-{attempt}"), ignore_errors=True
+            )
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue

@@ -30,8 +30,19 @@ from headrace.store.layout import write_json_atomic
 
 __all__ = ["SnapshotInfo", "SnapshotSizeWarning", "create_snapshot", "materialize_snapshot"]
 
-ALWAYS_IGNORED = [".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/",
-                  ".azureml/", ".headrace/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/"]
+ALWAYS_IGNORED = [
+    ".git/",
+    ".hg/",
+    ".svn/",
+    "__pycache__/",
+    "*.pyc",
+    ".ipynb_checkpoints/",
+    ".azureml/",
+    ".headrace/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+]
 
 
 class SnapshotSizeWarning(UserWarning):
@@ -111,7 +122,9 @@ def create_snapshot(artifacts: LocalArtifactStore, source_directory: str | Path)
         )
     source = source.resolve()
     cache_path = (
-        artifacts.root / "snapshots" / "statcache"
+        artifacts.root
+        / "snapshots"
+        / "statcache"
         / f"{hashlib.sha256(str(source).encode()).hexdigest()[:32]}.json"
     )
     with _cache_lock:

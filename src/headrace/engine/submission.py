@@ -154,7 +154,9 @@ def preview(
         if not upstream_runs:
             _, identities = resolve_inputs(ws, graph, node, parameters, produced, default_datastore)
             environment = node.environment or fp.interpreter_environment()
-            key = fp.fingerprint(fp.fingerprint_parts(node, graph, parameters, identities, environment))
+            key = fp.fingerprint(
+                fp.fingerprint_parts(node, graph, parameters, identities, environment)
+            )
             if node.allow_reuse and not regenerate_outputs:
                 earlier = ws.meta.find_reusable_step_run(key)
                 if earlier is not None and outputs_exist(ws, earlier):

@@ -105,7 +105,9 @@ def structural_problems(graph: Graph) -> list[str]:
     output_names: dict[str, str] = {}
 
     if not graph.nodes:
-        problems.append("The pipeline has no steps: pass at least one step to Pipeline(steps=[...]).")
+        problems.append(
+            "The pipeline has no steps: pass at least one step to Pipeline(steps=[...])."
+        )
 
     for node in graph.nodes:
         label = f"Step {node.name!r}"
@@ -122,21 +124,23 @@ def structural_problems(graph: Graph) -> list[str]:
                     "its own name (for inputs: data.as_input('other_name'))."
                 )
             seen.add(port)
-        for binding in node.outputs:
-            owner = producers.get(binding.data)
+        for out in node.outputs:
+            owner = producers.get(out.data)
             if owner is not None and owner != node.id:
                 problems.append(
-                    f"{label}: output {binding.port!r} is already an output of step "
+                    f"{label}: output {out.port!r} is already an output of step "
                     f"{names[owner]!r}; each PipelineData may be produced by one step only, "
                     "create a second PipelineData."
                 )
-            producers.setdefault(binding.data, node.id)
+            producers.setdefault(out.data, node.id)
         for binding in node.inputs:
             if binding.data not in data_ids:
                 problems.append(f"{label}: input {binding.port!r} refers to unknown data.")
                 continue
             data = graph.data_node(binding.data)
-            if data.kind == "pipeline_data" and (data.producer is None or data.producer not in names):
+            if data.kind == "pipeline_data" and (
+                data.producer is None or data.producer not in names
+            ):
                 problems.append(
                     f"{label}: input {binding.port!r} (PipelineData {data.name!r}) is not "
                     "produced by any step of this pipeline; add the producing step, or list it "
@@ -171,11 +175,11 @@ def structural_problems(graph: Graph) -> list[str]:
 
     for data in graph.data:
         if data.pipeline_output_name:
-            other = output_names.get(data.pipeline_output_name)
-            if other is not None:
+            first = output_names.get(data.pipeline_output_name)
+            if first is not None:
                 problems.append(
                     f"pipeline_output_name {data.pipeline_output_name!r} is used by both "
-                    f"{other!r} and {data.name!r}; these names must be unique in a pipeline."
+                    f"{first!r} and {data.name!r}; these names must be unique in a pipeline."
                 )
             output_names[data.pipeline_output_name] = data.name
 

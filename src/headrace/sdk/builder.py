@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 from headrace.graph import placeholders
 from headrace.graph.model import (
@@ -41,6 +41,8 @@ from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
 __all__ = ["GraphBuilder", "StepSequence", "flatten_steps"]
 
 _WORD = re.compile(r"^\w+$")
+StepKind = Literal["python_script", "command"]
+InputMode = Literal["mount", "download"]
 
 
 class StepSequence:
@@ -197,10 +199,11 @@ class GraphBuilder:
         if step.runconfig is not None:
             env_vars, environment = step.runconfig.step_environment()
         environment_variables = tuple(
-            (k, self._text(step, v, ports, f"environment variable {k}")) for k, v in env_vars.items()
+            (k, self._text(step, v, ports, f"environment variable {k}"))
+            for k, v in env_vars.items()
         )
         source = step.source_directory or self.default_source_directory or os.getcwd()
-        kind = "command" if isinstance(step, CommandStep) else "python_script"
+        kind: StepKind = "command" if isinstance(step, CommandStep) else "python_script"
         command = None
         script_name = None
         if isinstance(step, CommandStep):
@@ -318,7 +321,11 @@ class GraphBuilder:
             self._bind(ports, item, node.name, item.name)
             ports.by_identity.setdefault(id(inner), item.name)
             return InputBinding(
-                item.name, node.id, item.bind_mode, item.path_on_compute, bool(item.overwrite)  # type: ignore[arg-type]
+                item.name,
+                node.id,
+                cast("InputMode", item.bind_mode),
+                item.path_on_compute,
+                bool(item.overwrite),
             )
         if isinstance(item, PipelineData):
             node = self._pipeline_data_node(step, item)
@@ -365,7 +372,12 @@ class GraphBuilder:
         return None
 
     def _datapath_input(
-        self, step: PipelineStep, item: Any, param: PipelineParameter, binding: Any, ports: _StepPorts
+        self,
+        step: PipelineStep,
+        item: Any,
+        param: PipelineParameter,
+        binding: Any,
+        ports: _StepPorts,
     ) -> InputBinding | None:
         if not isinstance(param.default_value, DataPath):
             self.problems.append(
@@ -381,7 +393,13 @@ class GraphBuilder:
         )
         self._bind(ports, item, param.name, param.name)
         ports.by_identity.setdefault(id(param), param.name)
-        return InputBinding(param.name, node.id, binding.mode, binding.path_on_compute, binding.overwrite)  # type: ignore[arg-type]
+        return InputBinding(
+            param.name,
+            node.id,
+            cast("InputMode", binding.mode),
+            binding.path_on_compute,
+            binding.overwrite,
+        )
 
     def _output(self, step: PipelineStep, item: Any, ports: _StepPorts) -> OutputBinding | None:
         if not isinstance(item, PipelineData):
@@ -406,9 +424,17 @@ class GraphBuilder:
             self._register(step, value)
             safe_name = re.sub(r"\W", "_", value.name)
             return f"{PARAMETER_PLACEHOLDER}{safe_name}"
-        if isinstance(value, (PipelineData, DataReference, InputPortBinding, PortDataReference, DataPath, tuple)):
+        if isinstance(
+            value,
+            (PipelineData, DataReference, InputPortBinding, PortDataReference, DataPath, tuple),
+        ):
             port = ports.by_identity.get(id(value))
-            if port is None and isinstance(value, tuple) and value and isinstance(value[0], PipelineParameter):
+            if (
+                port is None
+                and isinstance(value, tuple)
+                and value
+                and isinstance(value[0], PipelineParameter)
+            ):
                 port = ports.by_identity.get(id(value[0]))
             if port is None and isinstance(value, DataReference):
                 port = ports.by_data_name.get(value.data_reference_name)
@@ -429,7 +455,11 @@ class GraphBuilder:
         text = str(value)
         self._text_references(step, text)
         # Data named in the text by its data name resolves to this step's port for it.
-        aliases = {name: f"{DATA_PLACEHOLDER}{port}" for name, port in ports.by_data_name.items() if name != port}
+        aliases = {
+            name: f"{DATA_PLACEHOLDER}{port}"
+            for name, port in ports.by_data_name.items()
+            if name != port
+        }
         if aliases:
             text = placeholders.expand(text, aliases, {})
         return text
@@ -445,4 +475,3 @@ class GraphBuilder:
                 if param is not None:
                     self._register(step, param)
                     break
-

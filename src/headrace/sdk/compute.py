@@ -122,7 +122,9 @@ class ComputeTarget:
 
     @staticmethod
     def create(
-        workspace: Workspace, name: str, provisioning_configuration: ComputeTargetProvisioningConfiguration
+        workspace: Workspace,
+        name: str,
+        provisioning_configuration: ComputeTargetProvisioningConfiguration,
     ) -> ComputeTarget:
         """Create (or update) a compute target; a local process pool of `max_nodes` slots."""
         if not isinstance(name, str) or not name.strip():
@@ -147,11 +149,14 @@ class ComputeTarget:
         return int(self._config.get("max_nodes") or os.cpu_count() or 1)
 
     def wait_for_completion(
-        self, show_output: bool = False, min_node_count: int | None = None, timeout_in_minutes: int = 25
+        self,
+        show_output: bool = False,
+        min_node_count: int | None = None,
+        timeout_in_minutes: int = 25,
     ) -> None:
         """Provisioning is instant for local pools; prints the state like SDK v1."""
         if show_output:
-            print("SucceededProvisioning operation finished, operation \"Succeeded\"")  # noqa: T201
+            print('SucceededProvisioning operation finished, operation "Succeeded"')  # noqa: T201
             sys.stdout.flush()
 
     def get_status(self) -> ComputeTargetStatus:
@@ -159,6 +164,7 @@ class ComputeTarget:
         max_nodes = self.max_nodes
         min_nodes = int(self._config.get("min_nodes") or 0)
         created = _iso(self._created)
+        idle_seconds = int(self._config.get("idle_seconds_before_scaledown") or 1800)
         data = {
             "currentNodeCount": running,
             "targetNodeCount": running,
@@ -180,7 +186,7 @@ class ComputeTarget:
             "scaleSettings": {
                 "minNodeCount": min_nodes,
                 "maxNodeCount": max_nodes,
-                "nodeIdleTimeBeforeScaleDown": f"PT{int(self._config.get('idle_seconds_before_scaledown') or 1800)}S",
+                "nodeIdleTimeBeforeScaleDown": f"PT{idle_seconds}S",
             },
             "vmPriority": str(self._config.get("vm_priority") or "dedicated").capitalize(),
             "vmSize": self._config.get("vm_size") or "local",
@@ -207,7 +213,9 @@ class LocalCompute(ComputeTarget):
     def provisioning_configuration(
         max_nodes: int | None = None, min_nodes: int = 0, **settings: Any
     ) -> ComputeTargetProvisioningConfiguration:
-        return ComputeTargetProvisioningConfiguration(max_nodes=max_nodes, min_nodes=min_nodes, **settings)
+        return ComputeTargetProvisioningConfiguration(
+            max_nodes=max_nodes, min_nodes=min_nodes, **settings
+        )
 
 
 class AmlCompute(ComputeTarget):

@@ -49,7 +49,14 @@ class _JournalWriter:
         self.target = target
         self.path = run_dir / JOURNAL_NAME
 
-    def write(self, kind: str, name: str, value: Any, description: str | None = None, step: int | None = None) -> None:
+    def write(
+        self,
+        kind: str,
+        name: str,
+        value: Any,
+        description: str | None = None,
+        step: int | None = None,
+    ) -> None:
         entry = {"target": self.target, "kind": kind, "name": name, "value": value}
         if description:
             entry["description"] = description
@@ -86,7 +93,9 @@ class _LoggingMixin:
             raise UserError(f"run.log_table({name!r}, ...) takes a dict of column name to values.")
         self._journal.write("table", name, {str(k): list(v) for k, v in value.items()}, description)
 
-    def log_image(self, name: str, path: str | None = None, plot: Any = None, description: str = "") -> None:
+    def log_image(
+        self, name: str, path: str | None = None, plot: Any = None, description: str = ""
+    ) -> None:
         if (path is None) == (plot is None):
             raise UserError(f"run.log_image({name!r}, ...) needs exactly one of path= or plot=.")
         file_name = f"images/{_safe_file_name(name)}.png"
@@ -105,7 +114,9 @@ class _LoggingMixin:
         for key, value in tags.items():
             self.tag(key, value)
 
-    def upload_file(self, name: str, path_or_stream: Any, datastore_name: str | None = None) -> None:
+    def upload_file(
+        self, name: str, path_or_stream: Any, datastore_name: str | None = None
+    ) -> None:
         target = self._files_dir / _safe_file_name(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(path_or_stream, (str, os.PathLike)):
@@ -178,7 +189,13 @@ class ScriptRun(_LoggingMixin, Run):
     def get_status(self) -> str:
         return "Running"
 
-    def get_metrics(self, name: str | None = None, recursive: bool = False, **kwargs: Any) -> dict[str, Any]:
+    def get_metrics(
+        self,
+        name: str | None = None,
+        recursive: bool = False,
+        run_type: str | None = None,
+        populate: bool = False,
+    ) -> dict[str, Any]:
         """What this run has logged so far."""
         entries, _ = read_journal(self._journal.path, 0)
         records = [
@@ -225,7 +242,9 @@ class OfflineRun:
     def log_table(self, name: str, value: Any, description: str = "") -> None:
         self._say(f"Attempted to log table metric {name}:\n{value}")
 
-    def log_image(self, name: str, path: str | None = None, plot: Any = None, description: str = "") -> None:
+    def log_image(
+        self, name: str, path: str | None = None, plot: Any = None, description: str = ""
+    ) -> None:
         self._say(f"Attempted to log image metric {name}:\n{path or plot}")
 
     def tag(self, key: str, value: Any = None) -> None:
@@ -234,7 +253,9 @@ class OfflineRun:
     def set_tags(self, tags: dict[str, Any]) -> None:
         self._say(f"Attempted to set tags {tags}")
 
-    def upload_file(self, name: str, path_or_stream: Any, datastore_name: str | None = None) -> None:
+    def upload_file(
+        self, name: str, path_or_stream: Any, datastore_name: str | None = None
+    ) -> None:
         self._say(f"Attempted to upload file {name}")
 
     def upload_folder(self, name: str, path: str, datastore_name: str | None = None) -> None:

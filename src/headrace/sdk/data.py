@@ -71,7 +71,7 @@ class DataReference:
         return self.data_reference_name
 
     def _copy(self, **changes: Any) -> DataReference:
-        values = {
+        values: dict[str, Any] = {
             "datastore": self.datastore,
             "data_reference_name": self.data_reference_name,
             "path_on_datastore": self.path_on_datastore,
@@ -87,10 +87,14 @@ class DataReference:
     def as_mount(self) -> DataReference:
         return self._copy(mode="mount")
 
-    def as_download(self, path_on_compute: str | None = None, overwrite: bool = False) -> DataReference:
+    def as_download(
+        self, path_on_compute: str | None = None, overwrite: bool = False
+    ) -> DataReference:
         return self._copy(mode="download", path_on_compute=path_on_compute, overwrite=overwrite)
 
-    def path(self, path: str | None = None, data_reference_name: str | None = None) -> DataReference:
+    def path(
+        self, path: str | None = None, data_reference_name: str | None = None
+    ) -> DataReference:
         joined = "/".join(p for p in (self.path_on_datastore, path) if p)
         return DataReference(self.datastore, data_reference_name, joined or None)
 
@@ -136,7 +140,10 @@ class DataPath:
         raise ValueError("create_data_reference needs a DataPath made with a Datastore object.")
 
     def __repr__(self) -> str:
-        return f"DataPath(datastore={self.datastore_name!r}, path_on_datastore={self.path_on_datastore!r})"
+        return (
+            f"DataPath(datastore={self.datastore_name!r}, "
+            f"path_on_datastore={self.path_on_datastore!r})"
+        )
 
 
 class DataPathComputeBinding:
@@ -146,7 +153,9 @@ class DataPathComputeBinding:
         self, mode: str = "mount", path_on_compute: str | None = None, overwrite: bool = False
     ) -> None:
         if mode not in ("mount", "download"):
-            raise ValueError(f"DataPathComputeBinding mode must be 'mount' or 'download', not {mode!r}.")
+            raise ValueError(
+                f"DataPathComputeBinding mode must be 'mount' or 'download', not {mode!r}."
+            )
         self.mode = mode
         self.path_on_compute = path_on_compute
         self.overwrite = overwrite
@@ -169,7 +178,9 @@ class PipelineData:
         training_output: Any = None,
     ) -> None:
         if output_mode not in ("mount", "upload"):
-            raise ValueError(f"PipelineData output_mode must be 'mount' or 'upload', not {output_mode!r}.")
+            raise ValueError(
+                f"PipelineData output_mode must be 'mount' or 'upload', not {output_mode!r}."
+            )
         self.name = name
         self.datastore = datastore
         self.datastore_name = _datastore_name(datastore)
@@ -282,7 +293,12 @@ class PortDataReference:
     def as_mount(self) -> DataReference:
         return self._as_reference().as_mount()
 
-    def as_download(self, input_name: str | None = None, path_on_compute: str | None = None, overwrite: bool | None = None) -> DataReference:
+    def as_download(
+        self,
+        input_name: str | None = None,
+        path_on_compute: str | None = None,
+        overwrite: bool | None = None,
+    ) -> DataReference:
         ref = DataReference(self.datastore, input_name or self.name, self.path_on_datastore)
         return ref.as_download(path_on_compute, bool(overwrite))
 

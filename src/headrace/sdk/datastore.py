@@ -92,7 +92,9 @@ class Datastore:
         return self.workspace.backend.datastore_root(self.name)
 
     # -- data ------------------------------------------------------------------------------
-    def path(self, path: str | None = None, data_reference_name: str | None = None) -> DataReference:
+    def path(
+        self, path: str | None = None, data_reference_name: str | None = None
+    ) -> DataReference:
         return DataReference(self, data_reference_name, path)
 
     def as_mount(self) -> DataReference:

@@ -18,7 +18,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][\w-]{0,254}$")
 
 
 class Experiment:
-    def __init__(self, workspace: Workspace, name: str, _skip_name_validation: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, workspace: Workspace, name: str, _skip_name_validation: bool = False, **kwargs: Any
+    ) -> None:
         if not _skip_name_validation and (not isinstance(name, str) or not _NAME.match(name)):
             raise UserError(
                 f"Experiment name {name!r} is invalid: use 1-255 letters, digits, '-' or '_', "
@@ -37,7 +39,13 @@ class Experiment:
             f"Experiment.submit cannot submit a {type(config).__name__}; pass a Pipeline."
         )
 
-    def get_runs(self, type: str | None = None, tags: Any = None, properties: Any = None, include_children: bool = False) -> Iterator[PipelineRun]:  # noqa: A002
+    def get_runs(
+        self,
+        type: str | None = None,
+        tags: Any = None,
+        properties: Any = None,
+        include_children: bool = False,
+    ) -> Iterator[PipelineRun]:
         from headrace.sdk.runs import PipelineRun
 
         offset = 0
@@ -52,7 +60,9 @@ class Experiment:
             offset += 100
 
     @staticmethod
-    def list(workspace: Workspace, experiment_name: str | None = None, **kwargs: Any) -> list[Experiment]:
+    def list(
+        workspace: Workspace, experiment_name: str | None = None, **kwargs: Any
+    ) -> list[Experiment]:
         found = [Experiment(workspace, e.name) for e, _ in workspace.backend.list_experiments()]
         return [e for e in found if experiment_name is None or e.name == experiment_name]
 

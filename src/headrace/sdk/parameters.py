@@ -29,7 +29,9 @@ class PipelineParameter:
     def __init__(self, name: str, default_value: Any) -> None:
         from headrace.sdk.data import DataPath
 
-        if default_value is None or not isinstance(default_value, (int, float, bool, str, DataPath)):
+        if default_value is None or not isinstance(
+            default_value, (int, float, bool, str, DataPath)
+        ):
             raise ValueError(
                 f"PipelineParameter {name!r}: the default value must be an int, float, bool, "
                 f"str or DataPath, not {type(default_value).__name__}."

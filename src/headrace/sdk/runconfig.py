@@ -66,7 +66,9 @@ class CondaDependencies:
             line = raw.split("#", 1)[0].rstrip()
             stripped = line.strip()
             if not stripped.startswith("- "):
-                in_pip = False if stripped.endswith(":") and not stripped.startswith("-") else in_pip
+                in_pip = (
+                    False if stripped.endswith(":") and not stripped.startswith("-") else in_pip
+                )
                 continue
             item = stripped[2:].strip()
             if item == "pip:" or item.startswith("pip:"):
@@ -144,7 +146,9 @@ class Environment:
         return env
 
     @staticmethod
-    def from_docker_image(name: str, image: str, conda_specification: str | None = None) -> Environment:
+    def from_docker_image(
+        name: str, image: str, conda_specification: str | None = None
+    ) -> Environment:
         env = Environment(name)
         env.docker.base_image = image
         if conda_specification:
@@ -154,7 +158,9 @@ class Environment:
     def spec(self) -> dict[str, Any] | None:
         """What identifies this environment for reuse; None when it asks for nothing."""
         deps = self.python.conda_dependencies.spec()
-        if self.python.user_managed_dependencies or not (deps["pip"] or deps["conda"] or deps["python"]):
+        if self.python.user_managed_dependencies or not (
+            deps["pip"] or deps["conda"] or deps["python"]
+        ):
             return None
         return {"name": self.name, "dependencies": deps}
 

@@ -78,7 +78,9 @@ class Run:
         return self.experiment.workspace.backend
 
     @classmethod
-    def get_context(cls, allow_offline: bool = True, used_for_context_manager: bool = False, **kwargs: Any) -> Any:
+    def get_context(
+        cls, allow_offline: bool = True, used_for_context_manager: bool = False, **kwargs: Any
+    ) -> Any:
         """The run of the step this script runs in, or an offline run outside a pipeline."""
         from headrace.sdk.context import get_context
 
@@ -86,7 +88,11 @@ class Run:
 
     # -- metrics, tags, files --------------------------------------------------------------
     def get_metrics(
-        self, name: str | None = None, recursive: bool = False, run_type: str | None = None, populate: bool = False
+        self,
+        name: str | None = None,
+        recursive: bool = False,
+        run_type: str | None = None,
+        populate: bool = False,
     ) -> dict[str, Any]:
         if recursive:
             ids = [self.id, *self._child_ids()]
@@ -107,10 +113,14 @@ class Run:
         """Log a scalar on this run (from outside the run's own script)."""
         if isinstance(value, (list, tuple, dict)):
             raise UserError(f"log({name!r}) takes a scalar; use log_list or log_table.")
-        self._backend.log_metrics([MetricRecord(self.id, name, "scalar", value, step, description or None)])
+        self._backend.log_metrics(
+            [MetricRecord(self.id, name, "scalar", value, step, description or None)]
+        )
 
     def log_list(self, name: str, value: list[Any], description: str = "") -> None:
-        self._backend.log_metrics([MetricRecord(self.id, name, "list", list(value), None, description or None)])
+        self._backend.log_metrics(
+            [MetricRecord(self.id, name, "list", list(value), None, description or None)]
+        )
 
     def tag(self, key: str, value: Any = None) -> None:
         self._backend.tag_run(self.id, {key: "" if value is None else value})
@@ -121,13 +131,17 @@ class Run:
     def get_file_names(self) -> list[str]:
         return [f.name for f in self._backend.list_run_files(self.id)]
 
-    def download_file(self, name: str, output_file_path: str | None = None, _validate_checksum: bool = False) -> None:
+    def download_file(
+        self, name: str, output_file_path: str | None = None, _validate_checksum: bool = False
+    ) -> None:
         target = Path(output_file_path) if output_file_path else Path(Path(name).name)
         if target.is_dir():
             target = target / Path(name).name
         self._backend.download_run_file(self.id, name, target)
 
-    def upload_file(self, name: str, path_or_stream: Any, datastore_name: str | None = None) -> None:
+    def upload_file(
+        self, name: str, path_or_stream: Any, datastore_name: str | None = None
+    ) -> None:
         import shutil
         import tempfile
 
@@ -163,7 +177,9 @@ class Run:
 class PipelineRun(Run):
     """A submitted pipeline (SDK v1 `azureml.pipeline.core.PipelineRun`)."""
 
-    def __init__(self, experiment: Experiment, run_id: str, _record: PipelineRunRecord | None = None) -> None:
+    def __init__(
+        self, experiment: Experiment, run_id: str, _record: PipelineRunRecord | None = None
+    ) -> None:
         super().__init__(experiment, run_id)
         self._record_cache = _record
 
@@ -230,7 +246,8 @@ class PipelineRun(Run):
                     return step.get_output_data(port)
         raise UserError(
             f"Pipeline run {self.id} has no pipeline output {pipeline_output_name!r}"
-            f" (has: {', '.join(names) or 'none'}); set PipelineData(..., pipeline_output_name=...)."
+            f" (has: {', '.join(names) or 'none'}); name one with "
+            "PipelineData(..., pipeline_output_name=...)."
         )
 
     def cancel(self) -> None:
@@ -277,13 +294,19 @@ class PipelineRun(Run):
         record = follower.follow(timeout_seconds)
         if record.status not in TERMINAL_STATUSES:
             if show_output:
-                print(f"Stopped waiting after {timeout_seconds:g} s; the run goes on ({record.status}).")  # noqa: T201
+                print(  # noqa: T201
+                    f"Stopped waiting after {timeout_seconds:g} s; "
+                    f"the run goes on ({record.status})."
+                )
             return record.status
         if show_output:
             follower.print_summary(record)
         if record.status != Status.FINISHED and raise_on_error:
             raise ActivityFailedException(
-                _failure_message(record), run_id=record.id, status=record.status, error_details=record.error
+                _failure_message(record),
+                run_id=record.id,
+                status=record.status,
+                error_details=record.error,
             )
         return record.status
 
@@ -323,7 +346,14 @@ class StepRunOutput:
 class StepRun(Run):
     """One step of a pipeline run (SDK v1 `azureml.pipeline.core.StepRun`)."""
 
-    def __init__(self, experiment: Experiment, step_run_id: str, pipeline_run_id: str | None = None, node_id: str | None = None, _record: StepRunRecord | None = None) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        step_run_id: str,
+        pipeline_run_id: str | None = None,
+        node_id: str | None = None,
+        _record: StepRunRecord | None = None,
+    ) -> None:
         super().__init__(experiment, step_run_id)
         self._cached = _record or experiment.workspace.backend.get_step_run(step_run_id)
         self.pipeline_run_id = pipeline_run_id or self._cached.pipeline_run_id
@@ -331,7 +361,9 @@ class StepRun(Run):
 
     @classmethod
     def _from_record(cls, pipeline_run: PipelineRun, record: StepRunRecord) -> StepRun:
-        return cls(pipeline_run.experiment, record.id, record.pipeline_run_id, record.node_id, record)
+        return cls(
+            pipeline_run.experiment, record.id, record.pipeline_run_id, record.node_id, record
+        )
 
     @staticmethod
     def get(workspace: Workspace, run_id: str) -> StepRun:
@@ -367,7 +399,11 @@ class StepRun(Run):
 
     @property
     def tags(self) -> dict[str, Any]:
-        return {**self._record.tags, "azureml.nodeid": self._node_id, "azureml.pipeline": self.pipeline_run_id}
+        return {
+            **self._record.tags,
+            "azureml.nodeid": self._node_id,
+            "azureml.pipeline": self.pipeline_run_id,
+        }
 
     def get_tags(self) -> dict[str, Any]:
         return self.tags
@@ -460,7 +496,10 @@ class StepRun(Run):
         return PortDataReference(datastore, out["path"], name, self._record.data_run_id)
 
     def wait_for_completion(
-        self, show_output: bool = True, timeout_seconds: float = sys.maxsize, raise_on_error: bool = True
+        self,
+        show_output: bool = True,
+        timeout_seconds: float = sys.maxsize,
+        raise_on_error: bool = True,
     ) -> str:
         deadline = time.monotonic() + timeout_seconds
         offset = 0
@@ -483,7 +522,7 @@ class StepRun(Run):
                 status=record.status,
                 error_details=record.error,
             )
-        return record.status
+        return str(record.status)
 
     def __repr__(self) -> str:
         return f"StepRun(name={self.name!r}, id={self.id!r}, status={self._cached.status!r})"

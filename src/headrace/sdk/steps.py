@@ -105,13 +105,16 @@ class PythonScriptStep(PipelineStep):
         if compute_target is None and target is not None:
             compute_target = target
         outputs = list(outputs or [])
-        output_names = {getattr(o, "output_name", None) or getattr(o, "name", None) for o in outputs}
+        output_names = {
+            getattr(o, "output_name", None) or getattr(o, "name", None) for o in outputs
+        }
         renamed: list[Any] = []
         for item in inputs or []:
             if isinstance(item, PipelineData) and item.name in output_names:
                 # SDK v1 renames an input named like an output of the same step.
-                item = item.as_input(f"INPUT_{item.name}")
-            renamed.append(item)
+                renamed.append(item.as_input(f"INPUT_{item.name}"))
+            else:
+                renamed.append(item)
         super().__init__(
             name or script_name,
             renamed,

@@ -21,7 +21,9 @@ AGENT_CHECK_SECONDS = 2.0
 
 
 class LogFollower:
-    def __init__(self, backend: Any, run_id: str, out: TextIO | None, poll_seconds: float = 0.25) -> None:
+    def __init__(
+        self, backend: Any, run_id: str, out: TextIO | None, poll_seconds: float = 0.25
+    ) -> None:
         self.backend = backend
         self.run_id = run_id
         self.out = out

@@ -135,7 +135,9 @@ class Workspace:
         _check_name(name)
         folder = Path(path).absolute() if path is not None else _default_path(name)
         extra = {"sku": sku, "create_resource_group": create_resource_group}
-        extra.update({k: v for k, v in azure_only.items() if isinstance(v, (str, int, float, bool))})
+        extra.update(
+            {k: v for k, v in azure_only.items() if isinstance(v, (str, int, float, bool))}
+        )
         store = WorkspaceStore.create(
             folder,
             name,
@@ -306,7 +308,9 @@ class Workspace:
     def compute_targets(self) -> dict[str, ComputeTarget]:
         from headrace.sdk.compute import ComputeTarget
 
-        return {r.name: ComputeTarget._from_record(self, r) for r in self.backend.list_compute_targets()}
+        return {
+            r.name: ComputeTarget._from_record(self, r) for r in self.backend.list_compute_targets()
+        }
 
     @property
     def experiments(self) -> dict[str, Experiment]:

@@ -59,7 +59,9 @@ class LocalArtifactStore:
             return found
         for dirpath, dirnames, filenames in os.walk(base):
             # `.headrace/` holds headrace's own bookkeeping (the run journal), not run files.
-            dirnames[:] = sorted(d for d in dirnames if not (dirpath == str(base) and d == ".headrace"))
+            dirnames[:] = sorted(
+                d for d in dirnames if not (dirpath == str(base) and d == ".headrace")
+            )
             for filename in sorted(filenames):
                 full = Path(dirpath) / filename
                 found.append((full.relative_to(base).as_posix(), full.stat().st_size))
@@ -91,7 +93,9 @@ class LocalArtifactStore:
                 moved.append((f"{prefix}/{rel}", size))
         return moved
 
-    def read_bytes(self, run_id: str, name: str, offset: int = 0, limit: int | None = None) -> bytes:
+    def read_bytes(
+        self, run_id: str, name: str, offset: int = 0, limit: int | None = None
+    ) -> bytes:
         path = self.file_path(run_id, name)
         try:
             with path.open("rb") as fh:

@@ -1,11 +1,11 @@
 """The files of a workspace folder and its `workspace.json`.
 
-    <workspace>/workspace.json        name, Azure-only arguments as given, database URL
-    <workspace>/headrace.db           SQLite metadata (unless a database URL is configured)
-    <workspace>/datastores/<name>/    default local datastores
-    <workspace>/artifacts/            run files and logs, snapshots (LocalArtifactStore)
-    <workspace>/work/                 scratch working folders of running steps
-    <workspace>/agent/                the local agent's lock file and log
+<workspace>/workspace.json        name, Azure-only arguments as given, database URL
+<workspace>/headrace.db           SQLite metadata (unless a database URL is configured)
+<workspace>/datastores/<name>/    default local datastores
+<workspace>/artifacts/            run files and logs, snapshots (LocalArtifactStore)
+<workspace>/work/                 scratch working folders of running steps
+<workspace>/agent/                the local agent's lock file and log
 """
 
 from __future__ import annotations

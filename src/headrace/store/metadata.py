@@ -145,8 +145,10 @@ class SqlMetadataStore:
     def find_datastore(self, name: str) -> DatastoreRecord | None:
         with self.db.read() as s:
             row = s.get(DatastoreRow, name)
-            return None if row is None else DatastoreRecord(
-                row.name, row.type, dict(row.config), row.is_default
+            return (
+                None
+                if row is None
+                else DatastoreRecord(row.name, row.type, dict(row.config), row.is_default)
             )
 
     def list_datastores(self) -> list[DatastoreRecord]:
@@ -179,8 +181,10 @@ class SqlMetadataStore:
     def find_compute_target(self, name: str) -> ComputeTargetRecord | None:
         with self.db.read() as s:
             row = s.get(ComputeTargetRow, name)
-            return None if row is None else ComputeTargetRecord(
-                row.name, row.type, dict(row.config), row.created_at
+            return (
+                None
+                if row is None
+                else ComputeTargetRecord(row.name, row.type, dict(row.config), row.created_at)
             )
 
     def list_compute_targets(self) -> list[ComputeTargetRecord]:
@@ -407,7 +411,9 @@ class SqlMetadataStore:
         with self.db.read() as s:
             rows = s.scalars(
                 select(PipelineRunRow.agent_id)
-                .where(PipelineRunRow.status == Status.RUNNING, PipelineRunRow.agent_id.is_not(None))
+                .where(
+                    PipelineRunRow.status == Status.RUNNING, PipelineRunRow.agent_id.is_not(None)
+                )
                 .distinct()
             ).all()
             return [r for r in rows if r]
@@ -479,11 +485,12 @@ class SqlMetadataStore:
 
     def update_run_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         with self.db.write() as s:
-            for table in (PipelineRunRow, StepRunRow):
-                row = s.get(table, run_id)
-                if row is not None:
-                    row.tags = {**(row.tags or {}), **tags}
-                    return
+            row: PipelineRunRow | StepRunRow | None = s.get(PipelineRunRow, run_id) or s.get(
+                StepRunRow, run_id
+            )
+            if row is not None:
+                row.tags = {**(row.tags or {}), **tags}
+                return
         raise RunNotFoundError(f"No run with id {run_id!r}.")
 
     # -- step runs -------------------------------------------------------------------------
@@ -506,7 +513,9 @@ class SqlMetadataStore:
         self, step_run_id: str, *, event: str, payload: dict[str, Any] | None = None, **fields: Any
     ) -> None:
         with self.db.write() as s:
-            run_id = s.scalar(select(StepRunRow.pipeline_run_id).where(StepRunRow.id == step_run_id))
+            run_id = s.scalar(
+                select(StepRunRow.pipeline_run_id).where(StepRunRow.id == step_run_id)
+            )
             if run_id is None:
                 raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
             s.execute(update(StepRunRow).where(StepRunRow.id == step_run_id).values(**fields))
@@ -541,7 +550,9 @@ class SqlMetadataStore:
             self._merge_tags(s, tags or {})
             self._add_files(s, step_run_id, files)
             s.add(
-                EventRow(run_id=row.pipeline_run_id, step_run_id=step_run_id, kind=event, payload=payload)
+                EventRow(
+                    run_id=row.pipeline_run_id, step_run_id=step_run_id, kind=event, payload=payload
+                )
             )
 
     def record_journal(

@@ -1,0 +1,1 @@
+"""The `headrace` command line (typer + rich): `headrace <noun> <verb>`, `--json` everywhere."""

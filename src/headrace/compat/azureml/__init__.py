@@ -1,0 +1,2 @@
+"""`azureml.*` (SDK v1) names, so pipeline code ports by changing `azureml.` to
+`headrace.compat.azureml.` in its imports."""
