@@ -178,8 +178,13 @@ class Workspace:
         """The workspace named by a config file (written by `write_config`).
 
         Looks at `path` (a file or folder) or else the current folder and its parents, for
-        `.azureml/config.json` or `config.json`.
+        `.azureml/config.json` or `config.json`. With no path, `$HEADRACE_WORKSPACE` (a
+        workspace folder; set inside pipeline steps and by the CLI) is used first.
         """
+        env_folder = os.environ.get("HEADRACE_WORKSPACE")
+        if path is None and _file_name is None and env_folder:
+            # Set inside pipeline steps and by the CLI's --workspace option.
+            return Workspace(path=env_folder, auth=auth)
         config_path = Workspace._find_config(path, _file_name)
         try:
             raw = json.loads(config_path.read_text(encoding="utf-8"))
