@@ -255,9 +255,12 @@ class SqlMetadataStore:
         graph_id = self.graph_id(graph)
         run_id = str(uuid.uuid4())
         with self.db.write() as s:
-            if s.get(GraphRow, graph_id) is None:
-                s.add(GraphRow(id=graph_id, graph=graph))
-                s.flush()
+            # Concurrent submits of the same pipeline insert the same graph: first one wins.
+            s.execute(
+                self._insert(GraphRow)
+                .values(id=graph_id, graph=graph, created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
             row = PipelineRunRow(
                 id=run_id,
                 experiment_id=experiment.id,
@@ -275,6 +278,16 @@ class SqlMetadataStore:
             s.add(EventRow(run_id=run_id, kind="run.queued", payload={"source": run_source}))
             s.flush()
             return _pipeline_record(row, experiment.name)
+
+    def _insert(self, table: Any) -> Any:
+        """INSERT with ON CONFLICT support for the database in use."""
+        if self.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
 
     def _pipeline_query(self) -> Any:
         return select(PipelineRunRow, ExperimentRow.name).join(
