@@ -7,6 +7,7 @@ registered datastore.
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,31 @@ from headrace.store.metadata import SqlMetadataStore
 __all__ = ["DEFAULT_DATASTORES", "WorkspaceStore"]
 
 DEFAULT_DATASTORES = ("workspaceblobstore", "workspacefilestore")
+
+
+def _absent(layout: WorkspaceLayout) -> list[Path]:
+    """The workspace's folders and database files that do not exist yet, outermost first."""
+    sqlite = layout.sqlite_path
+    candidates = [
+        layout.root,
+        layout.artifacts_dir,
+        layout.work_dir,
+        layout.agent_dir,
+        layout.datastores_dir,
+        sqlite,
+        sqlite.with_name(sqlite.name + "-wal"),
+        sqlite.with_name(sqlite.name + "-shm"),
+        sqlite.with_name(sqlite.name + "-journal"),
+    ]
+    return [p for p in candidates if not p.exists()]
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 class WorkspaceStore:
@@ -77,20 +103,27 @@ class WorkspaceStore:
             "database_url": database_url,
             "created_at": datetime.now(timezone.utc).isoformat(),
         }
+        created = _absent(layout)
         layout.create_folders()
         store = cls(layout, config)
-        # The database first: if it cannot be reached, no workspace.json is left behind.
-        store.database.ensure_schema()
-        store.meta.init_workspace(name, subscription_id, resource_group, location, extra or {})
-        for ds_name in DEFAULT_DATASTORES:
-            if store.meta.find_datastore(ds_name) is None:
-                folder = layout.datastores_dir / ds_name
-                folder.mkdir(parents=True, exist_ok=True)
-                store.meta.add_datastore(ds_name, "local", {"path": f"datastores/{ds_name}"})
-        store.meta.set_default_datastore(DEFAULT_DATASTORES[0])
-        if store.meta.find_compute_target("local") is None:
-            store.meta.add_compute_target("local", "local", {"max_nodes": None})
-        layout.write_config(config)
+        try:
+            # The database first: if it cannot be reached, no workspace.json is left behind.
+            store.database.ensure_schema()
+            store.meta.init_workspace(name, subscription_id, resource_group, location, extra or {})
+            for ds_name in DEFAULT_DATASTORES:
+                if store.meta.find_datastore(ds_name) is None:
+                    folder = layout.datastores_dir / ds_name
+                    folder.mkdir(parents=True, exist_ok=True)
+                    store.meta.add_datastore(ds_name, "local", {"path": f"datastores/{ds_name}"})
+            store.meta.set_default_datastore(DEFAULT_DATASTORES[0])
+            if store.meta.find_compute_target("local") is None:
+                store.meta.add_compute_target("local", "local", {"max_nodes": None})
+            layout.write_config(config)
+        except BaseException:
+            # Leave no half-created workspace: remove what this call created, nothing else.
+            store.close()
+            _remove(created)
+            raise
         return store
 
     # -- datastores ------------------------------------------------------------------------
