@@ -1,2 +1,14 @@
 """`azureml.*` (SDK v1) names, so pipeline code ports by changing `azureml.` to
-`headrace.compat.azureml.` in its imports."""
+`headrace.compat.azureml.` in its imports.
+
+The tree mirrors the SDK v1 modules that pipeline code imports from: `core` (with `compute`,
+`runconfig`, `conda_dependencies`, `environment`, `datastore`, ...), `data` (`data_reference`,
+`datapath`), `pipeline.core` (with `graph`, `builder`, `pipeline`, `run`), `pipeline.steps` and
+`exceptions`. Every name is the headrace object itself, re-exported (so `type(t) is
+AmlCompute` and `except ComputeTargetException` behave as in SDK v1); nothing here adds
+behaviour of its own. See docs/porting.md for what maps to what and what differs.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
