@@ -8,11 +8,13 @@ stay inside the datastore (no absolute paths, no `..`, no symlinks out).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headrace.errors import NotFoundError, UserError
 from headrace.sdk.data import DataReference
+from headrace.store.datastores import clean_relative_path
 
 if TYPE_CHECKING:
     from headrace.sdk.workspace import Workspace
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Datastore"]
 
 _TYPE_NAMES = {"local": "Local"}
+_NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 
 
 def _join(*parts: str | None) -> str:
@@ -74,6 +77,11 @@ class Datastore:
         create_if_not_exists: bool = True,
     ) -> Datastore:
         """Register a folder on this machine as a datastore."""
+        if not isinstance(datastore_name, str) or not _NAME.match(datastore_name):
+            raise UserError(
+                f"Datastore name {datastore_name!r} is invalid: use 1-255 letters, digits and "
+                "underscores (as Azure ML does), for example 'raw_data'."
+            )
         folder = Path(path).expanduser().absolute()
         if not folder.exists():
             if not create_if_not_exists:
@@ -114,6 +122,7 @@ class Datastore:
         """Upload files to `target_path`, keeping their paths relative to `relative_root`
         (default: the folder the files have in common, so one file lands at
         `target_path/<name>`). Existing files are skipped unless `overwrite`."""
+        target = clean_relative_path(target_path, what="target_path")
         sources = [Path(f).absolute() for f in files]
         missing = [str(s) for s in sources if not s.is_file()]
         if missing:
@@ -134,7 +143,7 @@ class Datastore:
                     f"The file {source} is not inside relative_root {root}; choose a "
                     "relative_root that contains every file."
                 ) from None
-            pairs.append((source, _join(target_path, rel)))
+            pairs.append((source, _join(target, rel)))
         self._upload(pairs, overwrite, show_progress)
         return DataReference(self, path_on_datastore=target_path)
 
@@ -146,6 +155,7 @@ class Datastore:
         show_progress: bool = True,
     ) -> DataReference:
         """Upload every file under `src_dir` to `target_path`."""
+        target = clean_relative_path(target_path, what="target_path")
         source = Path(src_dir).absolute()
         if not source.is_dir():
             raise UserError(f"Cannot upload {source}: it is not a folder.")
@@ -153,7 +163,7 @@ class Datastore:
         for dirpath, _dirnames, filenames in os.walk(source):
             for filename in sorted(filenames):
                 full = Path(dirpath) / filename
-                pairs.append((full, _join(target_path, full.relative_to(source).as_posix())))
+                pairs.append((full, _join(target, full.relative_to(source).as_posix())))
         self._upload(pairs, overwrite, show_progress)
         return DataReference(self, path_on_datastore=target_path)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headrace.config import headrace_home
-from headrace.errors import ConfigError, UserError, WorkspaceNotFoundError
+from headrace.errors import ConfigError, NotFoundError, UserError, WorkspaceNotFoundError
 
 if TYPE_CHECKING:
     from headrace.backend.protocol import Backend
@@ -307,6 +307,12 @@ class Workspace:
         raise WorkspaceNotFoundError(f"Workspace {self.name!r} has no default datastore.")
 
     def set_default_datastore(self, name: str) -> None:
+        if self.backend.find_datastore(name) is None:
+            known = ", ".join(sorted(d.name for d in self.backend.list_datastores()))
+            raise NotFoundError(
+                f"No datastore named {name!r} in workspace {self.name!r}; registered: {known}. "
+                "Register it first with Datastore.register_local(ws, name, path)."
+            )
         self.backend.set_default_datastore(name)
 
     @property

@@ -78,8 +78,8 @@ class LocalDatastoreFiles:
         """The real path of `path`, refusing anything that resolves outside the datastore."""
         rel = clean_relative_path(path)
         candidate = self.root / rel if rel else self.root
-        real = Path(os.path.realpath(candidate))
-        if real != self._real_root and self._real_root not in real.parents:
+        if not self._inside(candidate):
+            real = os.path.realpath(candidate)
             raise DatastorePathError(
                 f"The path {path!r} on datastore {self.name!r} leads outside the datastore "
                 f"(through a symbolic link to {real}); refusing to use it."
@@ -121,7 +121,14 @@ class LocalDatastoreFiles:
                 if filename.endswith(".headrace-partial"):
                     continue
                 full = Path(dirpath) / filename
+                if full.is_symlink() and not self._inside(full):
+                    # A link out of the datastore is not its content: never list or read it.
+                    continue
                 yield full.relative_to(self.root).as_posix(), full
+
+    def _inside(self, path: Path) -> bool:
+        real = Path(os.path.realpath(path))
+        return real == self._real_root or self._real_root in real.parents
 
     def list_files(self, prefix: str) -> list[tuple[str, int]]:
         return [(rel, full.stat().st_size) for rel, full in self._walk(prefix)]

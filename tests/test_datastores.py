@@ -1,0 +1,281 @@
+"""Datastores with SDK v1 semantics: the defaults, registration, upload/download paths,
+overwrite and its skip message, progress output, and paths that would leave the datastore."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from headrace import (
+    ConflictError,
+    DataReference,
+    Datastore,
+    DatastorePathError,
+    NotFoundError,
+    UserError,
+    Workspace,
+)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    """A small local folder: a.txt, sub/b.txt, sub/deeper/c.txt."""
+    src = tmp_path / "src"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "a.txt").write_text("A")
+    (src / "sub" / "b.txt").write_text("B")
+    (src / "sub" / "deeper" / "c.txt").write_text("C")
+    return src
+
+
+def on_store(ds: Datastore, path: str) -> Path:
+    return Path(ds.root) / path
+
+
+def test_default_datastores(ws: Workspace) -> None:
+    assert set(ws.datastores) == {"workspaceblobstore", "workspacefilestore"}
+    default = ws.get_default_datastore()
+    assert default.name == "workspaceblobstore" and default.is_default
+    assert Datastore(ws).name == "workspaceblobstore"
+    assert Datastore(ws, "workspacefilestore").name == "workspacefilestore"
+    assert Datastore.get(ws, "workspacefilestore") == ws.datastores["workspacefilestore"]
+    # Both are folders inside the workspace.
+    for ds in ws.datastores.values():
+        assert Path(ds.root).is_dir() and ws.path in Path(ds.root).parents
+
+
+def test_set_default_datastore(ws: Workspace) -> None:
+    ws.set_default_datastore("workspacefilestore")
+    assert ws.get_default_datastore().name == "workspacefilestore"
+    assert Workspace(path=ws.path).get_default_datastore().name == "workspacefilestore"
+    assert not ws.datastores["workspaceblobstore"].is_default
+    with pytest.raises(NotFoundError) as info:
+        ws.set_default_datastore("nope")
+    assert "workspaceblobstore" in str(info.value) and "register_local" in str(info.value)
+    assert ws.get_default_datastore().name == "workspacefilestore"
+
+
+def test_unknown_datastore_lists_the_registered_ones(ws: Workspace) -> None:
+    with pytest.raises(NotFoundError) as info:
+        Datastore(ws, "nope")
+    message = str(info.value)
+    assert "'nope'" in message and "workspaceblobstore, workspacefilestore" in message
+    assert "register_local" in message
+
+
+def test_register_local(ws: Workspace, tmp_path: Path) -> None:
+    ds = Datastore.register_local(ws, "raw_data", tmp_path / "raw")
+    assert (tmp_path / "raw").is_dir()
+    assert ds.name == "raw_data" and ds.datastore_type == "Local"
+    assert Path(ds.root) == tmp_path / "raw"
+    assert "raw_data" in ws.datastores
+    with pytest.raises(ConflictError, match="overwrite=True"):
+        Datastore.register_local(ws, "raw_data", tmp_path / "other")
+    moved = Datastore.register_local(ws, "raw_data", tmp_path / "other", overwrite=True)
+    assert Path(moved.root) == tmp_path / "other"
+    assert Path(Datastore(ws, "raw_data").root) == tmp_path / "other"
+    # Uploads land in the registered folder.
+    (tmp_path / "f.txt").write_text("x")
+    moved.upload_files([str(tmp_path / "f.txt")], target_path="in", show_progress=False)
+    assert (tmp_path / "other" / "in" / "f.txt").read_text() == "x"
+
+
+def test_register_local_bad_input(ws: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="Datastore name 'bad name' is invalid"):
+        Datastore.register_local(ws, "bad name", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="is not a folder"):
+        Datastore.register_local(ws, "f", tmp_path / "a-file")
+    with pytest.raises(UserError, match="does not exist"):
+        Datastore.register_local(ws, "g", tmp_path / "missing", create_if_not_exists=False)
+    assert set(ws.datastores) == {"workspaceblobstore", "workspacefilestore"}
+
+
+def test_upload_one_file_lands_at_target_basename(ws: Workspace, files: Path) -> None:
+    ds = ws.get_default_datastore()
+    ref = ds.upload_files([str(files / "sub" / "b.txt")], target_path="t1", show_progress=False)
+    assert isinstance(ref, DataReference)
+    assert ref.path_on_datastore == "t1" and ref.datastore_name == ds.name
+    assert ds.list_files() == ["t1/b.txt"]
+    assert on_store(ds, "t1/b.txt").read_text() == "B"
+
+
+def test_upload_files_default_relative_root_is_the_common_folder(
+    ws: Workspace, files: Path
+) -> None:
+    ds = ws.get_default_datastore()
+    ds.upload_files(
+        [files / "sub" / "b.txt", files / "sub" / "deeper" / "c.txt"],
+        target_path="t2",
+        show_progress=False,
+    )
+    assert ds.list_files("t2") == ["t2/b.txt", "t2/deeper/c.txt"]
+
+
+def test_upload_files_explicit_relative_root_keeps_sub_paths(ws: Workspace, files: Path) -> None:
+    ds = ws.get_default_datastore()
+    ds.upload_files(
+        [str(files / "sub" / "deeper" / "c.txt")],
+        relative_root=str(files),
+        target_path="t3",
+        show_progress=False,
+    )
+    assert ds.list_files() == ["t3/sub/deeper/c.txt"]
+    with pytest.raises(UserError, match="not inside relative_root"):
+        ds.upload_files(
+            [str(files / "a.txt")], relative_root=str(files / "sub"), show_progress=False
+        )
+
+
+def test_upload_files_without_target_path_goes_to_the_root(ws: Workspace, files: Path) -> None:
+    ds = ws.get_default_datastore()
+    ref = ds.upload_files([str(files / "a.txt")], show_progress=False)
+    assert ds.list_files() == ["a.txt"]
+    assert ref.path_on_datastore is None and ref.data_reference_name == ds.name
+
+
+def test_overwrite_false_skips_with_the_sdk_message(
+    ws: Workspace, files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds = ws.get_default_datastore()
+    ds.upload_files([str(files / "a.txt")], target_path="t", show_progress=False)
+    (files / "a.txt").write_text("A2")
+    capsys.readouterr()
+    ds.upload_files([str(files / "a.txt")], target_path="t", show_progress=False)
+    assert "Target already exists. Skipping upload for t/a.txt" in capsys.readouterr().out
+    assert on_store(ds, "t/a.txt").read_text() == "A"
+    ds.upload_files([str(files / "a.txt")], target_path="t", overwrite=True, show_progress=False)
+    assert "Skipping" not in capsys.readouterr().out
+    assert on_store(ds, "t/a.txt").read_text() == "A2"
+
+
+def test_upload_folder_and_download(ws: Workspace, files: Path, tmp_path: Path) -> None:
+    ds = ws.get_default_datastore()
+    ref = ds.upload(str(files), target_path="t4", show_progress=False)
+    assert ref.path_on_datastore == "t4"
+    assert ds.list_files("t4") == ["t4/a.txt", "t4/sub/b.txt", "t4/sub/deeper/c.txt"]
+    count = ds.download(str(tmp_path / "dl"), prefix="t4/sub", show_progress=False)
+    assert count == 2
+    assert (tmp_path / "dl" / "t4" / "sub" / "b.txt").read_text() == "B"
+    assert (tmp_path / "dl" / "t4" / "sub" / "deeper" / "c.txt").read_text() == "C"
+    assert not (tmp_path / "dl" / "t4" / "a.txt").exists()
+    # Existing local files are kept unless overwrite=True.
+    (tmp_path / "dl" / "t4" / "sub" / "b.txt").write_text("local edit")
+    assert ds.download(str(tmp_path / "dl"), prefix="t4/sub", show_progress=False) == 0
+    assert (tmp_path / "dl" / "t4" / "sub" / "b.txt").read_text() == "local edit"
+    ds.download(str(tmp_path / "dl"), prefix="t4/sub", overwrite=True, show_progress=False)
+    assert (tmp_path / "dl" / "t4" / "sub" / "b.txt").read_text() == "B"
+
+
+def test_upload_missing_file_or_folder(ws: Workspace, tmp_path: Path) -> None:
+    ds = ws.get_default_datastore()
+    with pytest.raises(UserError, match="not a file"):
+        ds.upload_files([str(tmp_path / "missing.txt")], show_progress=False)
+    with pytest.raises(UserError, match="not a folder"):
+        ds.upload(str(tmp_path / "missing"), show_progress=False)
+    assert ds.list_files() == []
+
+
+def test_show_progress_prints_a_progress_bar(
+    ws: Workspace, files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds = ws.get_default_datastore()
+    ds.upload(str(files), target_path="p", show_progress=True)
+    out = capsys.readouterr().out
+    assert "Uploading" in out and "3/3" in out and "Uploaded 3 files" in out
+    ds.download(str(tmp_path / "dl"), prefix="p", show_progress=True)
+    out = capsys.readouterr().out
+    assert "Downloading" in out and "Downloaded 3 files" in out
+    ds.upload(str(files), target_path="q", show_progress=False)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("target", ["../x", "a/../../x", "/abs", "/", "C:/x", "..\\x"])
+def test_upload_outside_the_datastore_is_refused(
+    ws: Workspace, files: Path, tmp_path: Path, target: str
+) -> None:
+    ds = ws.get_default_datastore()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(DatastorePathError) as info:
+        ds.upload_files([str(files / "a.txt")], target_path=target, show_progress=False)
+    assert repr(target) in str(info.value)
+    with pytest.raises(DatastorePathError):
+        ds.upload(str(files), target_path=target, show_progress=False)
+    assert ds.list_files() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not Path("/abs").exists() and not Path("/x").exists()
+
+
+def test_download_prefix_outside_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    ds = ws.get_default_datastore()
+    with pytest.raises(DatastorePathError, match=r"'\.\./'"):
+        ds.download(str(tmp_path / "dl"), prefix="../", show_progress=False)
+    with pytest.raises(DatastorePathError, match="absolute"):
+        ds.download(str(tmp_path / "dl"), prefix="/etc", show_progress=False)
+    assert not (tmp_path / "dl").exists()
+
+
+@pytest.fixture
+def escaping_links(ws: Workspace, tmp_path: Path) -> Path:
+    """A datastore with a folder link and a file link pointing outside it, and one real file."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    root = Path(ws.get_default_datastore().root)
+    os.symlink(outside, root / "linkdir")
+    os.symlink(outside / "secret.txt", root / "linkfile.txt")
+    (root / "ok").mkdir()
+    (root / "ok" / "f.txt").write_text("F")
+    return outside
+
+
+def test_upload_through_a_symlink_out_is_refused(
+    ws: Workspace, files: Path, escaping_links: Path
+) -> None:
+    ds = ws.get_default_datastore()
+    with pytest.raises(DatastorePathError, match="symbolic link"):
+        ds.upload_files([str(files / "a.txt")], target_path="linkdir", show_progress=False)
+    with pytest.raises(DatastorePathError, match="symbolic link"):
+        ds.upload(str(files), target_path="linkdir/deeper", show_progress=False)
+    with pytest.raises(DatastorePathError, match="symbolic link"):
+        ds.upload_files(
+            [str(files / "a.txt")],
+            relative_root=str(files),
+            target_path="linkfile.txt",
+            show_progress=False,
+        )
+    assert sorted(p.name for p in escaping_links.iterdir()) == ["secret.txt"]
+    assert (escaping_links / "secret.txt").read_text() == "secret"
+
+
+def test_download_and_list_through_a_symlink_out_are_refused(
+    ws: Workspace, tmp_path: Path, escaping_links: Path
+) -> None:
+    ds = ws.get_default_datastore()
+    with pytest.raises(DatastorePathError, match="symbolic link"):
+        ds.list_files("linkdir")
+    with pytest.raises(DatastorePathError, match="symbolic link"):
+        ds.download(str(tmp_path / "dl"), prefix="linkdir", show_progress=False)
+    with pytest.raises(DatastorePathError, match="symbolic link"):
+        ds.download(str(tmp_path / "dl"), prefix="linkfile.txt", show_progress=False)
+    assert not (tmp_path / "dl").exists()
+    # A whole-datastore listing or download leaves the links out and keeps the real files.
+    assert ds.list_files() == ["ok/f.txt"]
+    assert ds.download(str(tmp_path / "all"), show_progress=False) == 1
+    assert [p.name for p in (tmp_path / "all").rglob("*") if p.is_file()] == ["f.txt"]
+
+
+def test_datastore_path_returns_a_reference(ws: Workspace) -> None:
+    ds = ws.get_default_datastore()
+    ref = ds.path("data/train.csv", data_reference_name="train")
+    assert (ref.path_on_datastore, ref.data_reference_name, ref.mode) == (
+        "data/train.csv",
+        "train",
+        "mount",
+    )
+    assert str(ref) == "$AZUREML_DATAREFERENCE_train"
+    assert ds.as_download().mode == "download"
+    assert ds.as_mount().data_reference_name == ds.name
