@@ -86,6 +86,7 @@ NATIVE_ONLY = {
     "LocalCompute",
     "MissingDependencyError",
     "NotFoundError",
+    "NotYetImplementedError",
     "OfflineRun",
     "ParameterError",
     "PipelineValidationError",
@@ -161,6 +162,35 @@ def test_every_sdk_v1_name_of_headrace_is_reachable_through_compat() -> None:
         if name not in NATIVE_ONLY and id(getattr(headrace, name)) not in exported
     ]
     assert not unreachable, f"not exported by any compat module: {unreachable}"
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "headed_for"),
+    [
+        ("core.compute", "DatabricksCompute", "Spark"),
+        ("core.compute", "AdlaCompute", "DuckDB"),
+        ("pipeline.steps", "DataTransferStep", "data-transfer"),
+        ("pipeline.core", "PublishedPipeline", "publishing"),
+    ],
+)
+def test_planned_names_say_they_are_not_built_yet(module: str, name: str, headed_for: str) -> None:
+    from headrace.errors import NotYetImplementedError
+
+    statement = f"from headrace.compat.azureml.{module} import {name}"
+    with pytest.raises(NotYetImplementedError, match=rf"{module}\.{name} is not implemented"):
+        exec(statement, {})
+    with pytest.raises(ImportError, match=headed_for):  # what SDK v1 code would catch
+        exec(statement, {})
+
+
+def test_unknown_names_are_plain_import_errors() -> None:
+    import headrace.compat.azureml.pipeline.steps as steps
+    from headrace.errors import NotYetImplementedError
+
+    with pytest.raises(ImportError, match="cannot import name 'NoSuchStep'") as caught:
+        exec("from headrace.compat.azureml.pipeline.steps import NoSuchStep", {})
+    assert not isinstance(caught.value, NotYetImplementedError)
+    assert not hasattr(steps, "NoSuchStep")
 
 
 def test_workspace_exception_catches_a_missing_workspace() -> None:

@@ -14,6 +14,7 @@
     ├── ConfigError                     a workspace folder or config that cannot be used
     ├── StoreError                      the metadata database cannot be reached or is broken
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    ├── NotYetImplementedError (ImportError)  an SDK v1 name headrace plans but has not built
     └── ActivityFailedException         a run ended Failed/Canceled while being waited on
 
 Messages name the problem and the fix. Foreign exceptions are translated where they cross
@@ -34,6 +35,7 @@ __all__ = [
     "HeadraceError",
     "MissingDependencyError",
     "NotFoundError",
+    "NotYetImplementedError",
     "ParameterError",
     "PipelineValidationError",
     "RunNotFoundError",
@@ -105,6 +107,10 @@ class StoreError(HeadraceError):
 
 class MissingDependencyError(HeadraceError, ImportError):
     """An optional dependency is needed; the message says which extra installs it."""
+
+
+class NotYetImplementedError(HeadraceError, ImportError):
+    """An SDK v1 name (imported through `headrace.compat.azureml`) that is planned, not built."""
 
 
 class ActivityFailedException(HeadraceError):
