@@ -1,0 +1,328 @@
+"""`headrace run submit|list|show|logs|wait|cancel`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from headrace.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    find_run,
+    get_pipeline_run,
+    open_workspace,
+)
+from headrace.cli.follow import exit_for, follow_run
+from headrace.cli.loading import loaded_pipeline, parse_params
+from headrace.cli.output import (
+    console,
+    details_table,
+    duration_seconds,
+    format_duration,
+    format_time,
+    pending_step_document,
+    print_json,
+    run_document,
+    status_text,
+    step_document,
+)
+from headrace.errors import UserError
+from headrace.graph.validate import did_you_mean, topological_order
+from headrace.sdk.experiment import Experiment
+from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
+
+__all__ = ["app"]
+
+_ENDED = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELED})
+
+app = typer.Typer(no_args_is_help=True, help="Submit pipeline runs, watch and inspect them.")
+
+RunIdArgument = Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")]
+_STATUSES = [
+    Status.NOT_STARTED,
+    Status.RUNNING,
+    Status.FINISHED,
+    Status.FAILED,
+    Status.CANCELED,
+]
+
+
+@app.command("submit")
+def submit(
+    file: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE.py[:OBJECT]",
+            help="Python file defining the pipeline; OBJECT names a Pipeline or a function "
+            "of no arguments returning one (default: the file's one Pipeline).",
+        ),
+    ],
+    experiment: Annotated[
+        str, typer.Option("--experiment", "-e", help="Experiment to submit the run to.")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Pipeline parameter NAME=VALUE (repeatable)."),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the step logs until the run ends.")
+    ] = False,
+    workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Submit the pipeline defined in a Python file and print the run id."""
+    params = parse_params(param or [])
+    if workspace:
+        # Sets HEADRACE_WORKSPACE, so the file's Workspace.from_config() finds this workspace.
+        open_workspace(workspace)
+    # With --json, stdout holds only the JSON document: what the file and submit print goes
+    # to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext()
+    with quiet, loaded_pipeline(file) as pipeline:
+        ws = pipeline._workspace  # the workspace the pipeline was built with
+        run = Experiment(ws, experiment).submit(pipeline, pipeline_parameters=params or None)
+    backend = ws.backend
+    if not wait:
+        if json_:
+            print_json(run_document(backend.get_pipeline_run(run.id)))
+        return
+    record = follow_run(backend, run.id, stream_logs=not json_, timeout_seconds=None)
+    exit_for(record, json_=json_, backend=backend)
+
+
+@app.command("list")
+def list_(
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", "-e", help="Only runs of this experiment.")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help=f"Only runs with this status ({', '.join(_STATUSES)})."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs, newest first.")] = 20,
+    workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """List pipeline runs, newest first."""
+    statuses = [_status(status)] if status else None
+    ws = open_workspace(workspace)
+    records = ws.backend.list_pipeline_runs(
+        experiment_name=experiment, statuses=statuses, limit=limit
+    )
+    if json_:
+        print_json({"runs": [run_document(r) for r in records]})
+        return
+    if not records:
+        console().print("No runs." if not (experiment or status) else "No matching runs.")
+        return
+    table = Table("RUN ID", "EXPERIMENT", "STATUS", "SUBMITTED", "DURATION", "DESCRIPTION")
+    for r in records:
+        table.add_row(
+            r.id,
+            r.experiment_name,
+            status_text(r.status),
+            format_time(r.created_at),
+            format_duration(duration_seconds(r.started_at, r.ended_at)),
+            Text(r.description or ""),
+        )
+    console().print(table)
+
+
+def _status(text: str) -> str:
+    by_lower = {s.lower(): s for s in _STATUSES}
+    found = by_lower.get(text.strip().lower().replace("_", ""))
+    if found is None:
+        raise UserError(
+            f"Unknown status {text!r}{did_you_mean(text, _STATUSES)}; use one of: "
+            f"{', '.join(_STATUSES)}."
+        )
+    return found
+
+
+@app.command("show")
+def show(
+    run_id: RunIdArgument, workspace: WorkspaceOption = None, json_: JsonOption = False
+) -> None:
+    """Show a run and its steps: status, duration, reused or not, and why each step ran."""
+    ws = open_workspace(workspace)
+    found = find_run(ws, run_id)
+    if isinstance(found, StepRunRecord):
+        from headrace.cli.steps import show_step
+
+        show_step(ws, found, json_=json_)
+        return
+    steps = _steps_in_order(ws.backend, found)
+    if json_:
+        print_json({**run_document(found), "steps": steps})
+        return
+    _print_run(found, steps)
+
+
+def _steps_in_order(backend: Any, record: PipelineRunRecord) -> list[dict[str, Any]]:
+    """Every step of the run in graph order; a step that has not started yet appears with
+    status NotStarted, no id, and the steps it waits for."""
+    graph = backend.get_graph(record.graph_id)
+    order = {node_id: i for i, node_id in enumerate(topological_order(graph))}
+    names = {n.id: n.name for n in graph.nodes}
+    runs: list[StepRunRecord] = backend.list_step_runs(record.id)
+    ranked: list[tuple[int, float, dict[str, Any]]] = [
+        (order.get(s.node_id, len(order)), s.created_at.timestamp(), step_document(s)) for s in runs
+    ]
+    started = {s.node_id for s in runs}
+    for node in graph.nodes:
+        if node.id not in started:
+            waiting = [names[p] for p in graph.predecessors(node.id)]
+            document = pending_step_document(record.id, node.id, node.name, node.compute_target)
+            ranked.append((order[node.id], 0.0, {**document, "waiting_for": waiting}))
+    ranked.sort(key=lambda item: item[:2])
+    return [{"waiting_for": [], **document} for _, _, document in ranked]
+
+
+def _print_run(record: PipelineRunRecord, steps: list[dict[str, Any]]) -> None:
+    rows: list[tuple[str, str | Text]] = [
+        ("Run", record.id),
+        ("Experiment", record.experiment_name),
+        (
+            "Status",
+            status_text(record.status + (" (cancel requested)" if _canceling(record) else "")),
+        ),
+        ("Submitted", format_time(record.created_at)),
+        ("Duration", format_duration(duration_seconds(record.started_at, record.ended_at))),
+    ]
+    if record.parameters:
+        rows.append(("Parameters", ", ".join(f"{k}={v!r}" for k, v in record.parameters.items())))
+    if record.tags:
+        rows.append(("Tags", ", ".join(f"{k}={v}" for k, v in record.tags.items())))
+    if record.description:
+        rows.append(("Description", record.description))
+    if record.error:
+        rows.append(("Error", Text(str(record.error.get("message", "")), style="red")))
+    out = console()
+    out.print(details_table(rows))
+    table = Table("STEP", "STATUS", "DURATION", "REUSED", "STEP RUN ID", "WHY IT RAN")
+    for step in steps:
+        reused = f"yes, from {step['reused_run_id']}" if step["reused"] else ""
+        why = (step.get("run_reason") or {}).get("summary", "")
+        if not step["id"] and step["waiting_for"]:
+            why = f"waits for {', '.join(step['waiting_for'])}"
+        table.add_row(
+            Text(step["name"]),
+            status_text(step["status"]),
+            format_duration(step["duration_seconds"]),
+            reused,
+            step["id"] or "-",
+            Text(why),
+        )
+    out.print(table)
+    if record.error and record.error.get("stderr_tail"):
+        out.print(Text(f"Last lines of stderr of step {record.error.get('step')!r}:", style="bold"))
+        out.print(Text(str(record.error["stderr_tail"]).rstrip()))
+
+
+def _canceling(record: PipelineRunRecord) -> bool:
+    return record.cancel_requested and record.status not in _ENDED
+
+
+@app.command("logs")
+def logs(
+    run_id: RunIdArgument,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep streaming until the run ends.")
+    ] = False,
+    step: Annotated[str | None, typer.Option(help="Only the logs of this step.")] = None,
+    workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Print the stdout and stderr of a run's steps, each line prefixed with its step."""
+    ws = open_workspace(workspace)
+    backend = ws.backend
+    found = find_run(ws, run_id)
+    if isinstance(found, StepRunRecord):
+        step = step or found.name
+    record = get_pipeline_run(ws, found.id)
+    if step is not None:
+        names = [n.name for n in backend.get_graph(record.graph_id).nodes]
+        if step not in names:
+            raise UserError(
+                f"Run {record.id} has no step {step!r}{did_you_mean(step, names)}; its steps: "
+                f"{', '.join(names)}."
+            )
+    if json_:
+        if follow:
+            record = follow_run(backend, record.id, stream_logs=False, timeout_seconds=None)
+        steps = [s for s in backend.list_step_runs(record.id) if step is None or s.name == step]
+        print_json(
+            {
+                "run_id": record.id,
+                "status": record.status,
+                "steps": [_logs(backend, s) for s in steps],
+            }
+        )
+        return
+    if follow:
+        follow_run(backend, record.id, stream_logs=True, timeout_seconds=None, step_name=step)
+        return
+    from headrace.cli.follow import StepFilter
+    from headrace.sdk.streaming import LogFollower
+
+    view = StepFilter(backend, step) if step else backend
+    LogFollower(view, record.id, out=sys.stdout).poll_steps(final=True)
+
+
+def _logs(backend: Any, step: StepRunRecord) -> dict[str, Any]:
+    def read(name: str) -> str:
+        return bytes(backend.read_run_file(step.id, f"user_logs/{name}.txt")).decode(
+            errors="replace"
+        )
+
+    return {
+        "id": step.id,
+        "name": step.name,
+        "status": step.status,
+        "reused_run_id": step.reused_run_id,
+        "stdout": read("stdout"),
+        "stderr": read("stderr"),
+    }
+
+
+@app.command("wait")
+def wait(
+    run_id: RunIdArgument,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, help="Give up after this many seconds.")
+    ] = None,
+    workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Wait for a run to end; the exit code is 0 only if it Finished."""
+    ws = open_workspace(workspace)
+    record = get_pipeline_run(ws, run_id)
+    record = follow_run(ws.backend, record.id, stream_logs=False, timeout_seconds=timeout)
+    exit_for(record, json_=json_, backend=ws.backend)
+
+
+@app.command("cancel")
+def cancel(
+    run_id: RunIdArgument, workspace: WorkspaceOption = None, json_: JsonOption = False
+) -> None:
+    """Cancel a run: a queued run ends at once, running steps are stopped."""
+    ws = open_workspace(workspace)
+    before = get_pipeline_run(ws, run_id)
+    record = ws.backend.cancel_run(before.id)
+    if json_:
+        print_json(run_document(record))
+        return
+    if before.status in _ENDED:
+        console().print(f"Run {record.id} already ended ({record.status}); nothing to cancel.")
+    elif record.status == Status.CANCELED:
+        console().print(f"Run {record.id} was canceled.")
+    else:
+        console().print(
+            f"Cancel requested for run {record.id}; its running steps are being stopped "
+            f"(headrace run wait {record.id[:8]} waits until it has ended)."
+        )

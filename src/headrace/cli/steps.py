@@ -1,0 +1,237 @@
+"""`headrace step show`: one step run in full: its command after substitution, why it ran or
+which run it reused, what its fingerprint is made of, where its data is, and how it failed."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from headrace.cli.common import JsonOption, WorkspaceOption, get_step_run, open_workspace
+from headrace.cli.output import (
+    console,
+    details_table,
+    format_duration,
+    format_time,
+    print_json,
+    status_text,
+    step_document,
+)
+from headrace.graph.model import Graph
+from headrace.sdk.workspace import Workspace
+from headrace.store.records import PipelineRunRecord, StepRunRecord
+
+__all__ = ["app", "show_step", "step_details"]
+
+app = typer.Typer(no_args_is_help=True, help="Inspect step runs.")
+
+
+@app.command("show")
+def show(
+    step_run_id: Annotated[str, typer.Argument(help="Step run id (a unique prefix is enough).")],
+    workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Show a step run: status, command, why it ran or which run it reused, data, error."""
+    ws = open_workspace(workspace)
+    show_step(ws, get_step_run(ws, step_run_id), json_=json_)
+
+
+def show_step(ws: Workspace, record: StepRunRecord, *, json_: bool) -> None:
+    details = step_details(ws, record)
+    if json_:
+        print_json(details)
+    else:
+        _print(details, record)
+
+
+def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
+    backend = ws.backend
+    run = backend.get_pipeline_run(record.pipeline_run_id)
+    graph = backend.get_graph(run.graph_id)
+    reason = dict(record.run_reason)
+    reused_pipeline = record.properties.get("azureml.reusedpipeline")
+    return {
+        **step_document(record),
+        "experiment": run.experiment_name,
+        "command": [str(c) for c in record.command],
+        "reason": {
+            "decision": reason.get("decision", "reused" if record.reused_run_id else "run"),
+            "summary": reason.get("summary", ""),
+            "changes": list(reason.get("changes") or []),
+            "compared_with": reason.get("compared_with"),
+            "reused_run_id": record.reused_run_id,
+            "reused_pipeline_run_id": reused_pipeline,
+        },
+        "fingerprint": record.fingerprint,
+        "fingerprint_parts": record.fingerprint_parts,
+        "inputs": _inputs(ws, record, run, graph),
+        "outputs": [
+            {
+                "port": port,
+                "data": out.get("data_name"),
+                "datastore": out.get("datastore"),
+                "path": out.get("path"),
+                "local_path": _local_path(ws, out.get("datastore"), out.get("path")),
+                "pipeline_output_name": out.get("pipeline_output_name"),
+            }
+            for port, out in record.outputs.items()
+        ],
+    }
+
+
+def _default_datastore(ws: Workspace, graph: Graph) -> str | None:
+    if graph.default_datastore:
+        return graph.default_datastore
+    return next((d.name for d in ws.backend.list_datastores() if d.is_default), None)
+
+
+def _local_path(ws: Workspace, datastore: str | None, path: str | None) -> str | None:
+    if not datastore or path is None:
+        return None
+    try:
+        root = ws.backend.datastore_root(datastore)
+    except LookupError:
+        return None
+    return f"{root.rstrip('/')}/{path}" if path else root
+
+
+def _inputs(
+    ws: Workspace, record: StepRunRecord, run: PipelineRunRecord, graph: Graph
+) -> list[dict[str, Any]]:
+    """Where each input of the step was read from: a datastore path, a DataPath parameter's
+    value, or the output of the step run that produced it (the one it reused, if reused)."""
+    try:
+        node = graph.node(record.node_id)
+    except KeyError:
+        return []
+    identities = record.fingerprint_parts.get("inputs", {})
+    siblings = {s.node_id: s for s in ws.backend.list_step_runs(record.pipeline_run_id)}
+    default = _default_datastore(ws, graph)
+    inputs = []
+    for binding in node.inputs:
+        data = graph.data_node(binding.data)
+        producer = None
+        datastore: str | None
+        path: str | None
+        if data.kind == "pipeline_data":
+            produced = siblings.get(data.producer or "")
+            producer = produced.name if produced else None
+            out = produced.outputs.get(data.output_name or data.name) if produced else None
+            datastore = out.get("datastore") if out else None
+            path = out.get("path") if out else None
+        elif data.kind == "datapath_parameter":
+            value = run.parameters.get(data.parameter or "") or {}
+            datastore = value.get("datastore") or default
+            path = value.get("path") or ""
+        else:
+            datastore = data.datastore or default
+            path = data.path_on_datastore or ""
+        inputs.append(
+            {
+                "port": binding.port,
+                "data": data.name,
+                "kind": data.kind,
+                "mode": binding.mode,
+                "producer": producer,
+                "datastore": datastore,
+                "path": path,
+                "local_path": _local_path(ws, datastore, path),
+                "identity": identities.get(binding.port),
+            }
+        )
+    return inputs
+
+
+def _fingerprint_rows(parts: dict[str, Any]) -> list[tuple[str, str]]:
+    """A short account of what the step's fingerprint is made of."""
+    if not parts:
+        return []
+    step = parts.get("step") or {}
+    what = step.get("script_name") or step.get("command") or ""
+    environment = parts.get("environment") or {}
+    rows = [
+        ("step", f"{step.get('kind', '')} {what}".strip()),
+        ("arguments", " ".join(str(a) for a in parts.get("arguments") or []) or "-"),
+        (
+            "parameters",
+            ", ".join(f"{k}={v!r}" for k, v in (parts.get("parameters") or {}).items()) or "-",
+        ),
+        ("source snapshot", str(parts.get("source") or "-")[:16]),
+        (
+            "environment",
+            f"python {environment['python']}"
+            if "python" in environment
+            else ", ".join(sorted(environment)) or "-",
+        ),
+    ]
+    for port, identity in (parts.get("inputs") or {}).items():
+        rows.append((f"input {port}", str(identity)))
+    return rows
+
+
+def _print(details: dict[str, Any], record: StepRunRecord) -> None:
+    reason = details["reason"]
+    rows: list[tuple[str, str | Text]] = [
+        ("Step run", record.id),
+        ("Step", record.name),
+        ("Pipeline run", f"{record.pipeline_run_id} (experiment {details['experiment']})"),
+        ("Status", status_text(record.status)),
+        ("Attempt", str(record.attempt + 1)),
+        ("Compute target", record.compute_target),
+        ("Started", format_time(record.started_at)),
+        ("Duration", format_duration(details["duration_seconds"])),
+    ]
+    if record.exit_code is not None:
+        rows.append(("Exit code", str(record.exit_code)))
+    if record.reused_run_id:
+        source = f"step run {record.reused_run_id}"
+        if reason["reused_pipeline_run_id"]:
+            source += f" of pipeline run {reason['reused_pipeline_run_id']}"
+        rows.append(("Reused", Text(f"yes: the outputs of {source}", style="green")))
+        rows.append(("Why", reason["summary"]))
+    else:
+        rows.append(("Why it ran", reason["summary"] or "-"))
+        if reason["compared_with"]:
+            rows.append(("Compared with", f"step run {reason['compared_with']}"))
+    if details["command"]:
+        rows.append(("Command", shlex.join(details["command"])))
+    if record.fingerprint:
+        rows.append(("Fingerprint", record.fingerprint[:16]))
+    out = console()
+    out.print(details_table(rows))
+    if len(reason["changes"]) > 1:
+        out.print(Text("What changed:", style="bold"))
+        for change in reason["changes"]:
+            out.print(Text(f"  - {change}"))
+    fingerprint = _fingerprint_rows(record.fingerprint_parts)
+    if fingerprint:
+        out.print(Text("Fingerprint parts:", style="bold"))
+        out.print(details_table([(f"  {k}", v) for k, v in fingerprint]))
+    if details["inputs"] or details["outputs"]:
+        table = Table("", "PORT", "DATA", "DATASTORE", "PATH", "FROM", title=None)
+        for item in details["inputs"]:
+            source = f"step {item['producer']}" if item["producer"] else item["kind"]
+            table.add_row(
+                "in",
+                item["port"],
+                item["data"],
+                item["datastore"] or "-",
+                item["path"] or "",
+                source,
+            )
+        for item in details["outputs"]:
+            table.add_row(
+                "out", item["port"], item["data"] or "", item["datastore"] or "-", item["path"], ""
+            )
+        out.print(table)
+    error = record.error
+    if error:
+        out.print(Text(f"Error: {error.get('message', '')}", style="red"))
+        tail = str(error.get("stderr_tail") or "").rstrip()
+        if tail:
+            out.print(Text("Last lines of stderr:", style="bold"))
+            out.print(Text(tail))
