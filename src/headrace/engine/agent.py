@@ -106,6 +106,8 @@ class Agent:
                 self._ingest_journals()
                 next_journal = time.monotonic() + JOURNAL_SECONDS
             self._finish_done_runs()
+            for orchestrator in self.runs.values():
+                orchestrator.record_processes()
             if self.runs or self.active:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= self.idle_seconds:

@@ -12,8 +12,9 @@ It does not start processes: the agent owns the executors and asks for work with
 
 from __future__ import annotations
 
+import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from headrace.engine import fingerprint as fp
@@ -100,6 +101,7 @@ class RunOrchestrator:
         self.pending: dict[str, Plan] = {}
         self.retry_queue: list[str] = []
         self.running: set[str] = set()
+        self.processes: dict[str, tuple[float, int | None, float | None, list[str]]] = {}
         self.failed_step: StepRunRecord | None = None
         self.cancel_requested = run.cancel_requested
         self._default_datastore: str | None = None
@@ -362,14 +364,16 @@ class RunOrchestrator:
     def _start_record(
         self, record: StepRunRecord, node: StepNode, inputs: tuple[ResolvedData, ...]
     ) -> StepTask:
+        started_at = record.started_at or utcnow()
         self.ws.meta.update_step_run(
             record.id,
             event="step.started",
             payload={"attempt": record.attempt},
+            pipeline_run_id=self.run.id,
             status=Status.RUNNING,
-            started_at=record.started_at or utcnow(),
+            started_at=started_at,
         )
-        self.steps[node.id] = self.ws.meta.get_step_run(record.id)
+        self.steps[node.id] = replace(record, status=Status.RUNNING, started_at=started_at)
         self.running.add(record.id)
         return self._task(node, record.id, record.attempt, inputs)
 
@@ -379,14 +383,26 @@ class RunOrchestrator:
     def started(
         self, task: StepTask, pid: int | None, pid_started: float | None, command: list[str]
     ) -> None:
-        self.ws.meta.update_step_run(
-            task.step_run_id,
-            event="step.process",
-            payload={"pid": pid, "attempt": task.attempt},
-            pid=pid,
-            pid_started=pid_started,
-            command=command,
-        )
+        """Note the process of an attempt. It is written by `record_processes` once the step
+        has run a moment: most short steps end first and never pay for the write (crash
+        recovery finds unrecorded step processes by their HEADRACE_RUN_ID)."""
+        self.processes[task.step_run_id] = (time.monotonic(), pid, pid_started, command)
+
+    def record_processes(self, older_than: float = 0.5) -> None:
+        now = time.monotonic()
+        for step_run_id, (since, pid, pid_started, command) in list(self.processes.items()):
+            if now - since < older_than or step_run_id not in self.running:
+                continue
+            del self.processes[step_run_id]
+            self.ws.meta.update_step_run(
+                step_run_id,
+                event="step.process",
+                payload={"pid": pid},
+                pipeline_run_id=self.run.id,
+                pid=pid,
+                pid_started=pid_started,
+                command=command,
+            )
 
     # -- endings ---------------------------------------------------------------------------
     def step_ended(self, task: StepTask, end: StepEnd, stderr_text: str = "") -> str:
@@ -395,6 +411,9 @@ class RunOrchestrator:
         node = task.node
         metrics, tags = journal_records(end.journal, task.step_run_id, self.run.id)
         fields: dict[str, Any] = {"exit_code": end.exit_code, "pid": None}
+        process = self.processes.pop(task.step_run_id, None)
+        if process is not None:
+            fields["command"] = process[3]
         if end.exit_code == 0 and end.stopped_for is None:
             status = Status.FINISHED
             fields.update(status=status, ended_at=utcnow(), error=None)
@@ -425,6 +444,7 @@ class RunOrchestrator:
         }[status]
         self.ws.meta.complete_step_run(
             task.step_run_id,
+            pipeline_run_id=self.run.id,
             event=event,
             payload={"status": status, "attempt": task.attempt, "exit_code": end.exit_code},
             fields=fields,
@@ -432,7 +452,7 @@ class RunOrchestrator:
             tags=tags,
             files=list(end.files),
         )
-        record = self.ws.meta.get_step_run(task.step_run_id)
+        record = replace(self.steps[node.id], **fields)
         self.steps[node.id] = record
         if status == Status.FAILED and self.failed_step is None:
             self.failed_step = record

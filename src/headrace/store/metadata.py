@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, or_, select, update
+from sqlalchemy import and_, delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -507,44 +507,69 @@ class SqlMetadataStore:
         raise RunNotFoundError(f"No run with id {run_id!r}.")
 
     # -- step runs -------------------------------------------------------------------------
+    # The three writes below run for every step attempt: plain INSERT/UPDATE statements, no
+    # ORM unit of work, one transaction each.
+    _STEP_DEFAULTS: dict[str, Any] = {
+        "attempt": 0,
+        "compute_target": "local",
+        "fingerprint": None,
+        "reused_run_id": None,
+        "pid": None,
+        "pid_started": None,
+        "exit_code": None,
+        "error": None,
+        "started_at": None,
+        "ended_at": None,
+    }
+
+    @staticmethod
+    def _event(run_id: str, step_run_id: str | None, kind: str, payload: dict[str, Any]) -> Any:
+        return insert(EventRow).values(
+            run_id=run_id, step_run_id=step_run_id, kind=kind, payload=payload, created_at=utcnow()
+        )
+
     def create_step_run(self, *, event: str, **fields: Any) -> StepRunRecord:
+        values = {**self._STEP_DEFAULTS, **fields}
+        for key in ("fingerprint_parts", "run_reason", "outputs", "tags", "properties"):
+            values.setdefault(key, {})
+        values.setdefault("command", [])
+        values.setdefault("created_at", utcnow())
         with self.db.write() as s:
-            row = StepRunRow(**fields)
-            s.add(row)
-            s.add(
-                EventRow(
-                    run_id=row.pipeline_run_id,
-                    step_run_id=row.id,
-                    kind=event,
-                    payload={"status": row.status, "name": row.name},
+            s.execute(insert(StepRunRow).values(**values))
+            s.execute(
+                self._event(
+                    values["pipeline_run_id"],
+                    values["id"],
+                    event,
+                    {"status": values["status"], "name": values["name"]},
                 )
             )
-            s.flush()
-            return _step_record(row)
+        return StepRunRecord(**{name: values[name] for name in _STEP_FIELDS})
 
     def update_step_run(
-        self, step_run_id: str, *, event: str, payload: dict[str, Any] | None = None, **fields: Any
+        self,
+        step_run_id: str,
+        *,
+        event: str,
+        payload: dict[str, Any] | None = None,
+        pipeline_run_id: str | None = None,
+        **fields: Any,
     ) -> None:
         with self.db.write() as s:
-            run_id = s.scalar(
+            run_id = pipeline_run_id or s.scalar(
                 select(StepRunRow.pipeline_run_id).where(StepRunRow.id == step_run_id)
             )
             if run_id is None:
                 raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
             s.execute(update(StepRunRow).where(StepRunRow.id == step_run_id).values(**fields))
-            s.add(
-                EventRow(
-                    run_id=run_id,
-                    step_run_id=step_run_id,
-                    kind=event,
-                    payload=payload or {k: v for k, v in fields.items() if k == "status"},
-                )
-            )
+            status = {k: v for k, v in fields.items() if k == "status"}
+            s.execute(self._event(run_id, step_run_id, event, payload or status))
 
     def complete_step_run(
         self,
         step_run_id: str,
         *,
+        pipeline_run_id: str,
         event: str,
         payload: dict[str, Any],
         fields: dict[str, Any],
@@ -554,19 +579,15 @@ class SqlMetadataStore:
     ) -> None:
         """Record the end of an attempt with its last metrics, tags and files: one transaction."""
         with self.db.write() as s:
-            row = s.get(StepRunRow, step_run_id)
-            if row is None:
+            result = s.execute(
+                update(StepRunRow).where(StepRunRow.id == step_run_id).values(**fields)
+            )
+            if not getattr(result, "rowcount", 1):
                 raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
-            for key, value in fields.items():
-                setattr(row, key, value)
             self._add_metrics(s, metrics)
             self._merge_tags(s, tags or {})
             self._add_files(s, step_run_id, files)
-            s.add(
-                EventRow(
-                    run_id=row.pipeline_run_id, step_run_id=step_run_id, kind=event, payload=payload
-                )
-            )
+            s.execute(self._event(pipeline_run_id, step_run_id, event, payload))
 
     def record_journal(
         self, metrics: Sequence[MetricRecord], tags: dict[str, dict[str, Any]]
@@ -580,17 +601,23 @@ class SqlMetadataStore:
 
     @staticmethod
     def _add_metrics(s: Session, metrics: Sequence[MetricRecord]) -> None:
-        s.add_all(
-            MetricRow(
-                run_id=m.run_id,
-                name=m.name,
-                kind=m.kind,
-                value=m.value,
-                step=m.step,
-                description=m.description,
-                created_at=m.created_at or utcnow(),
-            )
-            for m in metrics
+        if not metrics:
+            return
+        now = utcnow()
+        s.execute(
+            insert(MetricRow),
+            [
+                {
+                    "run_id": m.run_id,
+                    "name": m.name,
+                    "kind": m.kind,
+                    "value": m.value,
+                    "step": m.step,
+                    "description": m.description,
+                    "created_at": m.created_at or now,
+                }
+                for m in metrics
+            ],
         )
 
     @staticmethod
@@ -608,7 +635,11 @@ class SqlMetadataStore:
             return
         names = [name for name, _ in files]
         s.execute(delete(RunFileRow).where(RunFileRow.run_id == run_id, RunFileRow.name.in_(names)))
-        s.add_all(RunFileRow(run_id=run_id, name=name, size=size) for name, size in files)
+        now = utcnow()
+        s.execute(
+            insert(RunFileRow),
+            [{"run_id": run_id, "name": n, "size": size, "created_at": now} for n, size in files],
+        )
 
     def find_step_run(self, step_run_id: str) -> StepRunRecord | None:
         with self.db.read() as s:
