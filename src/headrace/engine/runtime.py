@@ -132,6 +132,17 @@ def prepare(ws: WorkspaceStore, task: StepTask, python: str = sys.executable) ->
 
     run_dir = ws.artifacts.run_dir(task.step_run_id)
     (run_dir / "user_logs").mkdir(parents=True, exist_ok=True)
+    if node.environment is not None and task.attempt == 0:
+        # Partial: environments are recorded (and part of the reuse fingerprint) but not yet
+        # built; say so where the user looks when an import fails.
+        deps = node.environment.get("dependencies", {})
+        wanted = ", ".join([*deps.get("pip", []), *deps.get("conda", [])]) or "nothing"
+        with (run_dir / STDERR_LOG).open("a", encoding="utf-8") as fh:
+            fh.write(
+                f"headrace: environment {node.environment.get('name')!r} (asks for: {wanted}) "
+                f"is recorded but not built by this version; the step runs in {python}, "
+                "which must provide those packages.\n"
+            )
     env = _environment(ws, task, env_paths, values, python, run_dir)
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
