@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import graphlib
 import re
+from collections.abc import Collection
 from difflib import get_close_matches
 
 from headrace.graph import placeholders
@@ -95,8 +96,12 @@ def topological_order(graph: Graph) -> list[str]:
     return order
 
 
-def structural_problems(graph: Graph) -> list[str]:
-    """Every structural problem of the graph (names, edges, placeholders, cycles)."""
+def structural_problems(graph: Graph, reported_names: Collection[str] = ()) -> list[str]:
+    """Every structural problem of the graph (names, edges, placeholders, cycles).
+
+    Invalid names in `reported_names` were already reported by the caller (with the kind of
+    object they name) and are not reported again as port names.
+    """
     problems: list[str] = []
     names = {n.id: n.name for n in graph.nodes}
     data_ids = {d.id for d in graph.data}
@@ -114,7 +119,7 @@ def structural_problems(graph: Graph) -> list[str]:
         ports = [b.port for b in node.inputs] + [b.port for b in node.outputs]
         seen: set[str] = set()
         for port in ports:
-            if not WORD.match(port):
+            if not WORD.match(port) and port not in reported_names:
                 problems.append(
                     f"{label}: port name {port!r} is invalid; use letters, digits and underscores."
                 )
@@ -152,8 +157,11 @@ def structural_problems(graph: Graph) -> list[str]:
                     f"{label}: runs after a step that is not part of this pipeline; add it "
                     "to the pipeline's steps or build the Pipeline with resolve_closure=True."
                 )
+        invalid_ports = [p for p in ports if not WORD.match(p)]
         for text in step_texts(node):
             for port in placeholders.unknown_references(text, placeholders.DATA, ports):
+                if any(p.startswith(port) for p in invalid_ports):
+                    continue  # the start of an invalid port name, reported above
                 problems.append(
                     f"{label}: data {port!r} appears in the arguments but is not in the "
                     f"step's inputs or outputs{did_you_mean(port, ports)}; add it to "

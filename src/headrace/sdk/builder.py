@@ -117,6 +117,8 @@ class GraphBuilder:
         self.resolve_closure = resolve_closure
         self.description = description
         self.problems: list[str] = []
+        # Names already reported as invalid, so the graph checks do not report them again.
+        self.invalid_names: set[str] = set()
         self._data: dict[tuple[Any, ...], DataNode] = {}
         self._params: dict[str, PipelineParameter] = {}
         self._producers: dict[int, PipelineStep] = {}
@@ -251,13 +253,14 @@ class GraphBuilder:
 
     def _check_name(self, step: PipelineStep, what: str, name: str) -> None:
         if not _WORD.match(name or ""):
+            self.invalid_names.add(name)
             self.problems.append(
-                f"Step {step.name!r}: {what} name {name!r} is invalid; use letters, digits "
+                f"Step {step.name!r}: {what} {name!r} is invalid; use letters, digits "
                 "and underscores only."
             )
 
     def _pipeline_data_node(self, step: PipelineStep, data: PipelineData) -> DataNode:
-        self._check_name(step, "PipelineData", data.name)
+        self._check_name(step, "PipelineData name", data.name)
         producer = self._producers.get(id(data))
         if data.output_name != data.name:
             self._check_name(step, "PipelineData output_name", data.output_name)
@@ -317,7 +320,7 @@ class GraphBuilder:
                     "which is not supported; bind a PipelineData or DataReference."
                 )
                 return None
-            self._check_name(step, "input", item.name)
+            self._check_name(step, "input name", item.name)
             self._bind(ports, item, node.name, item.name)
             ports.by_identity.setdefault(id(inner), item.name)
             return InputBinding(
@@ -332,7 +335,10 @@ class GraphBuilder:
             self._bind(ports, item, item.name, item.name)
             return InputBinding(item.name, node.id)
         if isinstance(item, PortDataReference):
+            port_ref = item
             item = item._as_reference()
+            # The PortDataReference itself may appear in arguments: bind it to this port too.
+            item._origin = port_ref
         if isinstance(item, DataReference):
             if item.mode == "upload":
                 self.problems.append(
@@ -340,7 +346,7 @@ class GraphBuilder:
                     "upload mode, which is for outputs; use as_mount() or as_download()."
                 )
                 return None
-            self._check_name(step, "DataReference", item.data_reference_name)
+            self._check_name(step, "DataReference name", item.data_reference_name)
             node = self._reference_node(item)
             self._bind(ports, item, item.data_reference_name, item.data_reference_name)
             origin = getattr(item, "_origin", None)
@@ -438,6 +444,9 @@ class GraphBuilder:
                 port = ports.by_identity.get(id(value[0]))
             if port is None and isinstance(value, DataReference):
                 port = ports.by_data_name.get(value.data_reference_name)
+            if port is None and isinstance(value, InputPortBinding) and value.name in ports.ports:
+                # A second as_input('x')/as_mount() of the same data names the same port.
+                port = value.name
             if port is None:
                 label = getattr(value, "name", None) or type(value).__name__
                 self.problems.append(

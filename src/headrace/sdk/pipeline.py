@@ -74,6 +74,10 @@ class Pipeline:
 
     # -- the graph -------------------------------------------------------------------------
     def _build(self) -> tuple[Graph, list[str]]:
+        graph, problems, _invalid = self._build_with_names()
+        return graph, problems
+
+    def _build_with_names(self) -> tuple[Graph, list[str], set[str]]:
         builder = GraphBuilder(
             self._steps,
             default_datastore=self._default_datastore,
@@ -82,7 +86,7 @@ class Pipeline:
             description=self.description,
         )
         graph = builder.build()
-        return graph, builder.problems
+        return graph, builder.problems, builder.invalid_names
 
     @property
     def graph(self) -> Graph:
@@ -90,8 +94,8 @@ class Pipeline:
         return self._build()[0]
 
     def _problems(self) -> tuple[Graph, list[str]]:
-        graph, problems = self._build()
-        problems = problems + structural_problems(graph)
+        graph, problems, invalid_names = self._build_with_names()
+        problems = problems + structural_problems(graph, reported_names=invalid_names)
         problems += self._environment_problems(graph)
         return graph, list(dict.fromkeys(problems))
 
