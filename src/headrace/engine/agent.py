@@ -298,6 +298,9 @@ class Agent:
     def _ended(self, active: Active, code: int) -> None:
         task = active.task
         succeeded = code == 0 and active.stop_reason is None
+        if active.stop_reason is not None:
+            # A stopped attempt's daemons (children that left its process group) go too.
+            _signal_escaped(task.step_run_id, signal.SIGKILL)
         error: str | None = None
         try:
             finalize(self.ws, active.prepared, succeeded)
@@ -331,6 +334,7 @@ class Agent:
     def _stop_attempt(self, active: Active, reason: str) -> None:
         active.stop_reason = reason
         active.process.terminate()
+        _signal_escaped(active.task.step_run_id, signal.SIGTERM)
         active.kill_at = time.monotonic() + TERMINATE_GRACE_SECONDS
 
     def _enforce_deadlines(self) -> None:
@@ -411,6 +415,17 @@ def _processes_with_run_ids(run_ids: set[str]) -> list[int]:
         if variables & wanted:
             found.append(int(entry))
     return found
+
+
+def _signal_escaped(step_run_id: str, sig: int) -> None:
+    """Signal the process groups of processes a step started that left its group.
+
+    Only for stopped attempts (cancel, timeout, fail-fast): scanning /proc costs
+    milliseconds, too much to pay at every step's end.
+    """
+    for pid in _processes_with_run_ids({step_run_id}):
+        with contextlib.suppress(OSError):
+            kill_group(os.getpgid(pid), sig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -213,45 +213,70 @@ class ScriptRun(_LoggingMixin, Run):
 
 
 class OfflineRun:
-    """A run outside any pipeline: logging prints, nothing fails."""
+    """A run outside any pipeline: logging prints, nothing fails.
 
-    def __init__(self, name: str = "parent") -> None:
+    What is logged is also kept in memory, so a script that reads its own metrics back
+    (`run.get_metrics()`) behaves the same inside and outside a pipeline.
+    """
+
+    def __init__(self) -> None:
         self.id = f"OfflineRun_{uuid.uuid4()}"
-        self._parent_role = name
+        self._metrics: list[MetricRecord] = []
+        self._tags: dict[str, Any] = {}
+        self._parent: OfflineRun | None = None
 
     @property
     def parent(self) -> OfflineRun:
-        return OfflineRun()
+        if self._parent is None:
+            self._parent = OfflineRun()
+        return self._parent
 
     @property
     def experiment(self) -> None:
         return None
 
+    @property
+    def tags(self) -> dict[str, Any]:
+        return dict(self._tags)
+
+    def get_tags(self) -> dict[str, Any]:
+        return dict(self._tags)
+
     def _say(self, text: str) -> None:
         print(text, flush=True)  # noqa: T201
 
+    def _keep(self, kind: str, name: str, value: Any, step: int | None = None) -> None:
+        self._metrics.append(MetricRecord(self.id, name, kind, value, step))
+
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         self._say(f"Attempted to log scalar metric {name}:\n{value}")
+        self._keep("scalar", name, value, step)
 
     def log_list(self, name: str, value: Any, description: str = "") -> None:
         self._say(f"Attempted to log list metric {name}:\n{list(value)}")
+        self._keep("list", name, list(value))
 
     def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
         self._say(f"Attempted to log row metric {name}:\n{kwargs}")
+        self._keep("row", name, dict(kwargs))
 
     def log_table(self, name: str, value: Any, description: str = "") -> None:
         self._say(f"Attempted to log table metric {name}:\n{value}")
+        self._keep("table", name, value)
 
     def log_image(
         self, name: str, path: str | None = None, plot: Any = None, description: str = ""
     ) -> None:
         self._say(f"Attempted to log image metric {name}:\n{path or plot}")
+        self._keep("image", name, str(path) if path is not None else None)
 
     def tag(self, key: str, value: Any = None) -> None:
         self._say(f"Attempted to tag {key}: {value}")
+        self._tags[key] = "" if value is None else value
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         self._say(f"Attempted to set tags {tags}")
+        self._tags.update(tags)
 
     def upload_file(
         self, name: str, path_or_stream: Any, datastore_name: str | None = None
@@ -261,8 +286,11 @@ class OfflineRun:
     def upload_folder(self, name: str, path: str, datastore_name: str | None = None) -> None:
         self._say(f"Attempted to upload folder {name}")
 
-    def get_metrics(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {}
+    def get_metrics(self, name: str | None = None, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        metrics = metrics_dict(self._metrics)
+        if name is not None:
+            return {name: metrics[name]} if name in metrics else {}
+        return metrics
 
     def get_status(self) -> str:
         return "Running"
