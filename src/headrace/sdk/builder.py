@@ -448,13 +448,15 @@ class GraphBuilder:
                 # A second as_input('x')/as_mount() of the same data names the same port.
                 port = value.name
             if port is None:
-                label = getattr(value, "name", None) or type(value).__name__
+                named = value[0] if isinstance(value, tuple) and value else value
+                label = getattr(named, "name", None) or type(value).__name__
                 self.problems.append(
                     f"Step {step.name!r}: Input {label} appears in arguments list but is not in "
                     f"the input list{did_you_mean(str(label), ports.ports)}; add it to the step's "
                     "inputs=[...] (data it reads) or outputs=[...] (data it writes)."
                 )
-                return str(value)
+                # Plain text, not a placeholder: the graph checks must not report it again.
+                return str(label)
             return f"{DATA_PLACEHOLDER}{port}"
         if isinstance(value, bool):
             return "True" if value else "False"
