@@ -197,6 +197,8 @@ except FileNotFoundError:
 with open(counter, "w") as fh:
     fh.write(str(seen + 1))
 print(f"attempt number {seen + 1}", flush=True)
+from headrace import Run
+Run.get_context().log("attempt", seen + 1)
 if seen < int(sys.argv[2]):
     raise SystemExit(f"flaky failure {seen + 1}")
 """
@@ -214,6 +216,8 @@ def test_max_retries_runs_a_flaky_step_until_it_succeeds(ws: Workspace, tmp_path
     log = flaky.get_stdout_log()
     assert "attempt number 1" in log and "attempt number 3" in log
     assert "flaky failure 2" in flaky.get_stderr_log()
+    # What each attempt logged is recorded once.
+    assert flaky.get_metrics()["attempt"] == [1, 2, 3]
 
 
 def test_retries_exhausted_fail_the_step(ws: Workspace, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from headrace.graph import placeholders
 from headrace.graph.model import StepNode
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
+from headrace.store.journal import JOURNAL_NAME
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = [
@@ -132,6 +133,11 @@ def prepare(ws: WorkspaceStore, task: StepTask, python: str = sys.executable) ->
 
     run_dir = ws.artifacts.run_dir(task.step_run_id)
     (run_dir / "user_logs").mkdir(parents=True, exist_ok=True)
+    journal = run_dir / JOURNAL_NAME
+    if journal.exists():
+        # An earlier attempt's entries were recorded when it ended (or died with its agent);
+        # each attempt writes a journal of its own, so none is recorded twice.
+        os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
     if node.environment is not None and task.attempt == 0:
         # Partial: environments are recorded (and part of the reuse fingerprint) but not yet
         # built; say so where the user looks when an import fails.
