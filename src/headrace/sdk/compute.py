@@ -10,6 +10,7 @@ when there is none, so the SDK's try/except idiom works.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -45,9 +49,11 @@ class ComputeTargetProvisioningConfiguration:
     def validate_configuration(self) -> None:
         max_nodes = self.settings.get("max_nodes")
         min_nodes = self.settings.get("min_nodes") or 0
-        if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
+        if max_nodes is not None and (
+            not isinstance(max_nodes, int) or isinstance(max_nodes, bool) or max_nodes < 1
+        ):
             raise ComputeTargetException(f"max_nodes must be a positive int, not {max_nodes!r}.")
-        if not isinstance(min_nodes, int) or min_nodes < 0:
+        if not isinstance(min_nodes, int) or isinstance(min_nodes, bool) or min_nodes < 0:
             raise ComputeTargetException(f"min_nodes must be 0 or more, not {min_nodes!r}.")
         if max_nodes is not None and min_nodes > max_nodes:
             raise ComputeTargetException(
@@ -127,8 +133,11 @@ class ComputeTarget:
         provisioning_configuration: ComputeTargetProvisioningConfiguration,
     ) -> ComputeTarget:
         """Create (or update) a compute target; a local process pool of `max_nodes` slots."""
-        if not isinstance(name, str) or not name.strip():
-            raise ComputeTargetException("A compute target needs a non-empty name.")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ComputeTargetException(
+                f"Compute target name {name!r} is invalid: use 1-64 letters, digits, '-' or '_', "
+                "starting with a letter, for example 'cpu-cluster'."
+            )
         provisioning_configuration.validate_configuration()
         settings = dict(provisioning_configuration.settings)
         if name == "local" and provisioning_configuration.type != "local":
