@@ -261,25 +261,50 @@ def test_cancel_stops_the_running_step_and_its_child_processes(
 
 
 def test_cancel_of_a_queued_run_means_it_never_starts(ws: Workspace, tmp_path: Path) -> None:
+    from headrace.engine.launcher import hold_agent_lock
+
     marker = tmp_path / "ran.txt"
     step = script_step(
-        tmp_path,
-        "never",
-        "import sys; open(sys.argv[1], 'w').write('ran')",
-        arguments=[str(marker)],
+        tmp_path, "never", "import sys; open(sys.argv[1], 'w').write('ran')", [str(marker)]
     )
-    blocker = script_step(
-        tmp_path, "blocker", "import sys, time; time.sleep(float(sys.argv[1]))", arguments=["60"]
-    )
-    # One node: the first run holds it, so the second run waits in the queue.
+    # While the agent lock is held no agent can start, so the run stays queued.
+    with hold_agent_lock(tmp_path / "ws") as held:
+        assert held
+        run = Experiment(ws, "cancel").submit(Pipeline(ws, steps=[step]))
+        assert run.get_status() == "NotStarted"
+        run.cancel()
+        assert run.get_status() == "Canceled"
+    # An agent that starts later (for another run) does not run the canceled one.
+    later = script_step(tmp_path, "later", "print('later ran')")
+    other = Experiment(ws, "cancel").submit(Pipeline(ws, steps=[later]))
+    assert other.wait_for_completion(show_output=False) == "Finished"
+    assert run.get_status() == "Canceled" and run.get_steps() == []
+    assert not marker.exists()
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Canceled"
+
+
+def test_cancel_of_a_run_waiting_for_a_free_node(ws: Workspace, tmp_path: Path) -> None:
     from headrace import AmlCompute, ComputeTarget
 
     config = AmlCompute.provisioning_configuration(vm_size="STANDARD_D2_V2", max_nodes=1)
     ComputeTarget.create(ws, "one-node", config)
-    blocker.compute_target = "one-node"
-    step.compute_target = "one-node"
+    marker = tmp_path / "ran.txt"
+    waiting = script_step(
+        tmp_path,
+        "waiting",
+        "import sys; open(sys.argv[1], 'w').write('ran')",
+        [str(marker)],
+        compute_target="one-node",
+    )
+    blocker = script_step(
+        tmp_path,
+        "blocker",
+        "import time; time.sleep(60)",
+        compute_target="one-node",
+    )
+    # The one node is busy with the first run, so the second run's step waits for it.
     first = Experiment(ws, "cancel").submit(Pipeline(ws, steps=[blocker]))
-    second = Experiment(ws, "cancel").submit(Pipeline(ws, steps=[step]))
+    second = Experiment(ws, "cancel").submit(Pipeline(ws, steps=[waiting]))
     second.cancel()
     assert second.wait_for_completion(show_output=False, raise_on_error=False) == "Canceled"
     first.cancel()

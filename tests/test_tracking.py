@@ -150,6 +150,44 @@ def test_outside_a_pipeline_the_context_is_an_offline_run(tmp_path: Path) -> Non
     assert "logged [0.5, 0.7, 0.9]" in done.stdout
 
 
+METRICS_THEN_WAIT = textwrap.dedent(
+    """
+    import os, sys, time
+    from headrace import Run
+    run = Run.get_context()
+    run.log("progress", 0.5)
+    run.parent.log("pipeline_progress", 1)
+    while not os.path.exists(sys.argv[1]):
+        time.sleep(0.05)
+    run.log("after_go", 1)
+    raise SystemExit("stopping with an error after logging")
+    """
+)
+
+
+def test_metrics_show_while_the_step_runs_and_are_kept_when_it_fails(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    src = write_script(tmp_path / "src", "work.py", METRICS_THEN_WAIT)
+    step = PythonScriptStep("work.py", arguments=[str(go)], source_directory=src)
+    run = Experiment(ws, "tracking").submit(Pipeline(ws, steps=[step]))
+    deadline = time.monotonic() + 30
+    live: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        steps = run.get_steps()
+        live = steps[0].get_metrics() if steps else {}
+        if live:
+            break
+        time.sleep(0.1)
+    assert live == {"progress": 0.5}
+    assert run.get_steps()[0].get_status() == "Running"
+    assert run.get_metrics() == {"pipeline_progress": 1}
+    go.write_text("go")
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Failed"
+    assert run.get_steps()[0].get_metrics() == {"progress": 0.5, "after_go": 1}
+
+
 # -- the run API --------------------------------------------------------------------------------
 PRODUCER = textwrap.dedent(
     """
