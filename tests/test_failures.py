@@ -43,7 +43,20 @@ def script_step(
 def run_one(ws: Workspace, step: PythonScriptStep) -> PipelineRun:
     run: PipelineRun = Experiment(ws, "failures").submit(Pipeline(ws, steps=[step]))
     run.wait_for_completion(show_output=False, raise_on_error=False)
+    assert_consistent(ws, run)
     return run
+
+
+def assert_consistent(ws: Workspace, run: PipelineRun) -> None:
+    """An ended run leaves no step running, no working folder and no staged output."""
+    assert run.get_details()["endTimeUtc"] is not None
+    for step in run.get_steps():
+        details = step.get_details()
+        assert details["status"] in ("Completed", "Failed", "Canceled"), details
+        assert details["endTimeUtc"] is not None, details
+    assert list((Path(ws.backend.location) / "work").glob("*")) == []
+    staging = Path(ws.get_default_datastore().root) / ".headrace" / "staging"
+    assert list(staging.glob("*")) == []  # an absent folder globs to nothing too
 
 
 def process_gone(pid: int) -> bool:
@@ -88,6 +101,7 @@ def test_a_failure_cancels_running_steps_and_skips_dependents(
     assert time.monotonic() - started < 40
     statuses = {s.name: s.get_status() for s in run.get_steps()}
     assert statuses == {"A": "Failed", "B": "Canceled"}, statuses  # C never started
+    assert_consistent(any_ws, run)
     assert run.get_status() == "Failed"
 
     a = run.find_step_run("A")[0]
@@ -174,14 +188,14 @@ def test_a_step_past_its_timeout_is_stopped_and_failed(ws: Workspace, tmp_path: 
         time.sleep(120)
         """,
         arguments=[str(pid_file)],
-        timeout_seconds=1.5,
+        timeout_seconds=2.5,
     )
     started = time.monotonic()
     run = run_one(ws, step)
     assert time.monotonic() - started < 60
     assert run.get_status() == "Failed"
     error = run.find_step_run("sleeper")[0].get_details()["error"]["error"]
-    assert "timed out" in error["message"] and "timeout_seconds=1.5" in error["message"]
+    assert "timed out" in error["message"] and "timeout_seconds=2.5" in error["message"]
     pid = int(pid_file.read_text())
     assert wait_gone([pid]) == []
 
@@ -255,6 +269,7 @@ def test_cancel_stops_the_running_step_and_its_child_processes(
     assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Canceled"
     assert run.get_status() == "Canceled"
     assert run.find_step_run("spawner")[0].get_status() == "Canceled"
+    assert_consistent(any_ws, run)
     assert wait_gone(pids) == [], "the step's processes outlived the cancel"
     with pytest.raises(ActivityFailedException, match="canceled"):
         run.wait_for_completion(show_output=False)
