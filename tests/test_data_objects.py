@@ -324,20 +324,20 @@ def runs_in(ws: Workspace, experiment: str) -> int:
 
 
 def test_unknown_parameter_lists_the_known_ones_and_creates_no_run(
-    ws: Workspace, src: Path
+    any_ws: Workspace, src: Path
 ) -> None:
     pipeline = param_pipeline(
-        ws, src, PipelineParameter("alpha", 1), PipelineParameter("beta", "b")
+        any_ws, src, PipelineParameter("alpha", 1), PipelineParameter("beta", "b")
     )
     with pytest.raises(ParameterError) as info:
-        Experiment(ws, "unknown").submit(pipeline, pipeline_parameters={"alpah": 2})
+        Experiment(any_ws, "unknown").submit(pipeline, pipeline_parameters={"alpah": 2})
     message = str(info.value)
     assert "'alpah' does not exist" in message
     assert "alpha, beta" in message and "did you mean 'alpha'" in message
     with pytest.raises(ParameterError):
         pipeline.submit("unknown", pipeline_parameters={"gamma": 1})
-    assert runs_in(ws, "unknown") == 0
-    assert ws.backend.list_pipeline_runs() == []
+    assert runs_in(any_ws, "unknown") == 0
+    assert any_ws.backend.list_pipeline_runs() == []
 
 
 def test_parameter_types_are_checked_at_submit(ws: Workspace, src: Path) -> None:

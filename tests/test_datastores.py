@@ -34,27 +34,29 @@ def on_store(ds: Datastore, path: str) -> Path:
     return Path(ds.root) / path
 
 
-def test_default_datastores(ws: Workspace) -> None:
-    assert set(ws.datastores) == {"workspaceblobstore", "workspacefilestore"}
-    default = ws.get_default_datastore()
+def test_default_datastores(any_ws: Workspace) -> None:
+    assert set(any_ws.datastores) == {"workspaceblobstore", "workspacefilestore"}
+    default = any_ws.get_default_datastore()
     assert default.name == "workspaceblobstore" and default.is_default
-    assert Datastore(ws).name == "workspaceblobstore"
-    assert Datastore(ws, "workspacefilestore").name == "workspacefilestore"
-    assert Datastore.get(ws, "workspacefilestore") == ws.datastores["workspacefilestore"]
+    assert Datastore(any_ws).name == "workspaceblobstore"
+    assert Datastore(any_ws, "workspacefilestore").name == "workspacefilestore"
+    assert Datastore.get(any_ws, "workspacefilestore") == any_ws.datastores["workspacefilestore"]
     # Both are folders inside the workspace.
-    for ds in ws.datastores.values():
-        assert Path(ds.root).is_dir() and ws.path in Path(ds.root).parents
+    for ds in any_ws.datastores.values():
+        assert Path(ds.root).is_dir() and any_ws.path in Path(ds.root).parents
 
 
-def test_set_default_datastore(ws: Workspace) -> None:
-    ws.set_default_datastore("workspacefilestore")
-    assert ws.get_default_datastore().name == "workspacefilestore"
-    assert Workspace(path=ws.path).get_default_datastore().name == "workspacefilestore"
-    assert not ws.datastores["workspaceblobstore"].is_default
+def test_set_default_datastore(any_ws: Workspace) -> None:
+    any_ws.set_default_datastore("workspacefilestore")
+    assert any_ws.get_default_datastore().name == "workspacefilestore"
+    fresh = Workspace(path=any_ws.path)  # what another process sees
+    assert fresh.get_default_datastore().name == "workspacefilestore"
+    fresh.backend.store.close()  # type: ignore[attr-defined]
+    assert not any_ws.datastores["workspaceblobstore"].is_default
     with pytest.raises(NotFoundError) as info:
-        ws.set_default_datastore("nope")
+        any_ws.set_default_datastore("nope")
     assert "workspaceblobstore" in str(info.value) and "register_local" in str(info.value)
-    assert ws.get_default_datastore().name == "workspacefilestore"
+    assert any_ws.get_default_datastore().name == "workspacefilestore"
 
 
 def test_unknown_datastore_lists_the_registered_ones(ws: Workspace) -> None:
@@ -65,17 +67,17 @@ def test_unknown_datastore_lists_the_registered_ones(ws: Workspace) -> None:
     assert "register_local" in message
 
 
-def test_register_local(ws: Workspace, tmp_path: Path) -> None:
-    ds = Datastore.register_local(ws, "raw_data", tmp_path / "raw")
+def test_register_local(any_ws: Workspace, tmp_path: Path) -> None:
+    ds = Datastore.register_local(any_ws, "raw_data", tmp_path / "raw")
     assert (tmp_path / "raw").is_dir()
     assert ds.name == "raw_data" and ds.datastore_type == "Local"
     assert Path(ds.root) == tmp_path / "raw"
-    assert "raw_data" in ws.datastores
+    assert "raw_data" in any_ws.datastores
     with pytest.raises(ConflictError, match="overwrite=True"):
-        Datastore.register_local(ws, "raw_data", tmp_path / "other")
-    moved = Datastore.register_local(ws, "raw_data", tmp_path / "other", overwrite=True)
+        Datastore.register_local(any_ws, "raw_data", tmp_path / "other")
+    moved = Datastore.register_local(any_ws, "raw_data", tmp_path / "other", overwrite=True)
     assert Path(moved.root) == tmp_path / "other"
-    assert Path(Datastore(ws, "raw_data").root) == tmp_path / "other"
+    assert Path(Datastore(any_ws, "raw_data").root) == tmp_path / "other"
     # Uploads land in the registered folder.
     (tmp_path / "f.txt").write_text("x")
     moved.upload_files([str(tmp_path / "f.txt")], target_path="in", show_progress=False)
