@@ -20,10 +20,12 @@ from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
 __all__ = [
     "JsonOption",
     "WorkspaceOption",
+    "close_workspaces",
     "find_run",
     "get_pipeline_run",
     "get_step_run",
     "open_workspace",
+    "remember_workspace",
     "resume_unfinished",
 ]
 
@@ -43,6 +45,27 @@ JsonOption = Annotated[
     bool,
     typer.Option("--json", help="Print one JSON document (stable keys) instead of tables."),
 ]
+
+
+# Workspaces a command opened; closed when it ends, so an in-process caller (tests, a
+# notebook running the CLI) keeps no database connections open.
+_opened: list[Workspace] = []
+
+
+def remember_workspace(workspace: Workspace) -> Workspace:
+    _opened.append(workspace)
+    return workspace
+
+
+def close_workspaces() -> None:
+    """Close the database connections of the workspaces opened by the command."""
+    while _opened:
+        workspace = _opened.pop()
+        # Only a backend that was opened has connections; Workspace has no close() (yet).
+        store = getattr(getattr(workspace, "_backend", None), "store", None)
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -75,6 +98,7 @@ def open_workspace(spec: str | None, *, resume: bool = True) -> Workspace:
             raise WorkspaceNotFoundError(
                 f"{exc} Or pass --workspace PATH|NAME (or set {WORKSPACE_ENV})."
             ) from exc
+    remember_workspace(workspace)
     if resume:
         resume_unfinished(workspace)
     return workspace

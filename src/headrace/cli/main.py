@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from headrace.cli import datastores, runs, steps, workspace
-from headrace.cli.common import WORKSPACE_ENV
+from headrace.cli.common import WORKSPACE_ENV, close_workspaces
 from headrace.errors import HeadraceError
 
 __all__ = ["app", "main"]
@@ -55,6 +55,7 @@ class HeadraceGroup(TyperGroup):
                 "HEADRACE_DEBUG=1 to see the traceback and report it)"
             ) from None
         finally:
+            close_workspaces()
             # `--workspace` sets HEADRACE_WORKSPACE for pipeline files; an in-process caller
             # (tests, notebooks) gets its environment back.
             if saved is None:
@@ -88,6 +89,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace folder or name for the command (same as the command's own "
+            "--workspace).",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -100,6 +110,9 @@ def _root(
     Every command takes --workspace PATH|NAME (or HEADRACE_WORKSPACE; default: the
     .azureml/config.json of this folder or above) and --json.
     """
+    if workspace:
+        # The commands' own --workspace options read this variable.
+        os.environ[WORKSPACE_ENV] = workspace
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from headrace.cli.common import (
     find_run,
     get_pipeline_run,
     open_workspace,
+    remember_workspace,
 )
 from headrace.cli.follow import exit_for, follow_run
 from headrace.cli.loading import loaded_pipeline, parse_params
@@ -84,7 +85,7 @@ def submit(
     # to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext()
     with quiet, loaded_pipeline(file) as pipeline:
-        ws = pipeline._workspace  # the workspace the pipeline was built with
+        ws = remember_workspace(pipeline._workspace)  # the workspace it was built with
         run = Experiment(ws, experiment).submit(pipeline, pipeline_parameters=params or None)
     backend = ws.backend
     if not wait:
@@ -206,7 +207,7 @@ def _print_run(record: PipelineRunRecord, steps: list[dict[str, Any]]) -> None:
     out.print(details_table(rows))
     table = Table("STEP", "STATUS", "DURATION", "REUSED", "STEP RUN ID", "WHY IT RAN")
     for step in steps:
-        reused = f"yes, from {step['reused_run_id']}" if step["reused"] else ""
+        reused = "yes" if step["reused"] else ("no" if step["id"] else "")
         why = (step.get("run_reason") or {}).get("summary", "")
         if not step["id"] and step["waiting_for"]:
             why = f"waits for {', '.join(step['waiting_for'])}"
@@ -246,7 +247,8 @@ def logs(
         step = step or found.name
     record = get_pipeline_run(ws, found.id)
     if step is not None:
-        names = [n.name for n in backend.get_graph(record.graph_id).nodes]
+        graph = backend.get_graph(record.graph_id)
+        names = [graph.node(n).name for n in topological_order(graph)]
         if step not in names:
             raise UserError(
                 f"Run {record.id} has no step {step!r}{did_you_mean(step, names)}; its steps: "
