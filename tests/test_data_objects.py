@@ -378,3 +378,25 @@ def test_same_parameter_name_with_two_defaults_is_reported(ws: Workspace, src: P
         "show.py", name="c", arguments=[PipelineParameter("lr", 0.1)], source_directory=str(src)
     )
     assert Pipeline(ws, [a, same]).validate() == []
+
+
+def test_formatted_parameter_keeps_its_own_default(ws: Workspace, src: Path) -> None:
+    """An f-string names a parameter only by name; a later parameter with the same name (in
+    another pipeline) must not change the default of the first one."""
+    first = PipelineParameter("lr", 0.1)
+    a = PythonScriptStep(
+        "show.py", name="a", arguments=[f"--lr={first}"], source_directory=str(src)
+    )
+    second = PipelineParameter("lr", 0.2)
+    b = PythonScriptStep(
+        "show.py", name="b", arguments=[f"--lr={second}"], source_directory=str(src)
+    )
+    assert [(p.name, p.default) for p in Pipeline(ws, [a]).graph.parameters] == [("lr", 0.1)]
+    assert [(p.name, p.default) for p in Pipeline(ws, [b]).graph.parameters] == [("lr", 0.2)]
+    problem = only_problem(Pipeline(ws, [a, b]).validate())
+    assert "'lr' is defined twice" in problem and "0.1" in problem and "0.2" in problem
+
+
+def only_problem(problems: list[str]) -> str:
+    assert len(problems) == 1, problems
+    return problems[0]

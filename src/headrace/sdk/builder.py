@@ -476,7 +476,8 @@ class GraphBuilder:
         return text
 
     def _text_references(self, step: PipelineStep, text: str) -> None:
-        formatted = referenced_parameters()
+        # What the step saw when it was made comes first (see steps.formatted_parameters).
+        formatted = {**referenced_parameters(), **getattr(step, "_formatted_parameters", {})}
         for kind, word, _braced in placeholders.references(text):
             if kind != placeholders.PARAMETER:
                 continue

@@ -10,10 +10,33 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from headrace.graph import placeholders
 from headrace.sdk.data import PipelineData
+from headrace.sdk.parameters import PipelineParameter, referenced_parameters
 from headrace.sdk.runconfig import RunConfiguration, ScriptRunConfig
 
-__all__ = ["CommandStep", "PipelineStep", "PythonScriptStep"]
+__all__ = ["CommandStep", "PipelineStep", "PythonScriptStep", "formatted_parameters"]
+
+
+def formatted_parameters(values: Sequence[Any]) -> dict[str, PipelineParameter]:
+    """The parameters formatted into these texts (`f"--lr={lr}"`), by name, as they are now.
+
+    Taken when the step is made, so a later PipelineParameter with the same name (another
+    pipeline, a re-run notebook cell) cannot change which one this step's text means.
+    """
+    registry = referenced_parameters()
+    found: dict[str, PipelineParameter] = {}
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        for kind, word, _braced in placeholders.references(value):
+            if kind != placeholders.PARAMETER:
+                continue
+            for name in [word] + [n for n in registry if word.startswith(n)]:
+                if name in registry:
+                    found.setdefault(name, registry[name])
+                    break
+    return found
 
 
 def _target_name(target: Any) -> str | None:
@@ -63,6 +86,10 @@ class PipelineStep:
         self.timeout_seconds = timeout_seconds
         self._predecessors: list[PipelineStep] = []
         self._id = uuid.uuid4().hex[:8]
+        texts = [*self.arguments, *self.params.values()]
+        command = getattr(self, "command", None)
+        texts += list(command) if isinstance(command, (list, tuple)) else [command]
+        self._formatted_parameters = formatted_parameters(texts)
         for output in self.outputs:
             if isinstance(output, PipelineData) and output._producer is None:
                 output._producer = self
