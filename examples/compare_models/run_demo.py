@@ -87,6 +87,15 @@ def banner(text: str) -> None:
     print(f"\n{'=' * 78}\n{text}\n{'=' * 78}", flush=True)
 
 
+def headrace_command() -> str:
+    """`headrace`, or the path of the one next to this interpreter when the virtual
+    environment is not activated (as with `make demo`)."""
+    beside = Path(sys.executable).parent / "headrace"
+    if shutil.which("headrace") or not beside.is_file():
+        return "headrace"
+    return shown(beside)
+
+
 def ran(ws: Workspace, step: StepRun) -> StepRun:
     """The step run that did the work: a reused step points to the run whose outputs (and
     metrics and files) it reused."""
@@ -108,10 +117,11 @@ def where_to_look(ws: Workspace, run: PipelineRun, ws_arg: str) -> None:
     print(f"             {shown(comparison_folder / 'best_model.joblib')}")
     print(f"Comparison:  {shown(comparison_folder / 'comparison.json')}")
     print(f"Report:      {shown(report_file)} (run file outputs/report.md of step run {report.id})")
+    cli = headrace_command()
     print("\nInspect the run with the CLI:")
-    print(f"  headrace run show {run.id} {ws_arg}")
-    print(f"  headrace run logs {run.id} {ws_arg}")
-    print(f"  headrace step show {compare.id} {ws_arg}")
+    print(f"  {cli} run show {run.id} {ws_arg}")
+    print(f"  {cli} run logs {run.id} {ws_arg}")
+    print(f"  {cli} step show {compare.id} {ws_arg}")
     print("\nor from Python:")
     print(f"  ws = Workspace.get('demo', path={shown(Path(str(ws.path)))!r})")
     print(f"  run = PipelineRun.get(ws, {run.id!r})")
