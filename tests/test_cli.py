@@ -299,6 +299,11 @@ def test_step_show_says_why_a_step_ran_or_which_run_it_reused(
     text = hr("step", "show", rerun["second"]["id"], "-w", ws.path).stdout
     assert "its producing step ran again" in text and "step first" in text
 
+    # `run show` and `run logs` given a step run id show that step.
+    assert "Why it ran" in hr("run", "show", rerun["second"]["id"], "-w", ws.path).stdout
+    logs = hr_json("run", "logs", rerun["first"]["id"], "-w", ws.path)
+    assert [s["name"] for s in logs["steps"]] == ["first"]
+
     line = one_error_line(hr("step", "show", third_run["id"], "-w", ws.path, code=1))
     assert "not a step run" in line and "first" in line
 
@@ -356,6 +361,47 @@ def test_wait_timeout_exits_non_zero_while_the_run_goes_on(ws: Workspace, tmp_pa
     result = hr("run", "wait", run["id"], "--timeout", "0.3", "-w", ws.path, code=1)
     assert "timed out" in one_error_line(result)
     hr("run", "cancel", run["id"], "-w", ws.path)
+
+
+DATAPATH_PIPELINE = """
+from headrace import (
+    DataPath, DataPathComputeBinding, Pipeline, PipelineData, PipelineParameter,
+    PythonScriptStep, Workspace,
+)
+
+ws = Workspace.from_config()
+data = PipelineParameter("data", default_value=DataPath(ws.get_default_datastore(), "data/one"))
+pair = (data, DataPathComputeBinding(mode="mount"))
+out = PipelineData("out")
+pipeline = Pipeline(ws, steps=[PythonScriptStep(
+    "step.py", name="reader", source_directory="steps_src", inputs=[pair], outputs=[out],
+    arguments=["--name", "reader", "--inp", pair, "--out", out],
+)])
+"""
+
+
+def test_datapath_param_is_given_as_datastore_and_path(ws: Workspace, tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "data.txt").write_text(name.upper())
+    hr("datastore", "upload", "workspaceblobstore", "data", "--target-path", "data", "-w", ws.path)
+    pipeline = write_pipeline(tmp_path, text=DATAPATH_PIPELINE)
+
+    run = submit(ws, pipeline, "--wait", "--param", "data=workspaceblobstore:data/two")
+    details = hr_json("step", "show", run["steps"][0]["id"], "-w", ws.path)
+    [inp] = details["inputs"]
+    assert (inp["kind"], inp["datastore"], inp["path"]) == (
+        "datapath_parameter",
+        "workspaceblobstore",
+        "data/two",
+    )
+    [output] = details["outputs"]
+    assert Path(output["local_path"], "data.txt").read_text() == "TWOreader;"
+
+    line = one_error_line(
+        hr("run", "submit", pipeline, "-e", "cli", "-w", ws.path, "-p", "data=two", code=1)
+    )
+    assert "DataPath parameter" in line and "DATASTORE:PATH" in line
 
 
 def test_unknown_run_id_is_one_error_line(ws: Workspace) -> None:

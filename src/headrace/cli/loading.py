@@ -23,9 +23,10 @@ from typing import Any
 
 from headrace.errors import HeadraceError, UserError
 from headrace.graph.validate import did_you_mean
+from headrace.sdk.data import DataPath
 from headrace.sdk.pipeline import Pipeline
 
-__all__ = ["loaded_pipeline", "parse_params", "split_spec"]
+__all__ = ["datapath_params", "loaded_pipeline", "parse_params", "split_spec"]
 
 
 def split_spec(spec: str) -> tuple[Path, str | None]:
@@ -51,6 +52,25 @@ def parse_params(assignments: list[str]) -> dict[str, str]:
             raise UserError(f"--param {name} is given twice; give each parameter once.")
         params[name] = value
     return params
+
+
+def datapath_params(pipeline: Pipeline, params: dict[str, str]) -> dict[str, Any]:
+    """`params` with the values of DataPath parameters, given as DATASTORE:PATH, made
+    DataPaths; other values stay text for submit to convert."""
+    kinds = {p.name: p.type for p in pipeline.graph.parameters}
+    values: dict[str, Any] = {}
+    for name, value in params.items():
+        if kinds.get(name) != "datapath":
+            values[name] = value
+            continue
+        datastore, sep, path = value.partition(":")
+        if not sep or not datastore:
+            raise UserError(
+                f"--param {name} is a DataPath parameter; give DATASTORE:PATH, for example "
+                f"--param {name}=workspaceblobstore:data/train.csv."
+            )
+        values[name] = DataPath(datastore, path)
+    return values
 
 
 @contextlib.contextmanager

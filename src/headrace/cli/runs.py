@@ -19,7 +19,7 @@ from headrace.cli.common import (
     remember_workspace,
 )
 from headrace.cli.follow import exit_for, follow_run
-from headrace.cli.loading import loaded_pipeline, parse_params
+from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params
 from headrace.cli.output import (
     console,
     details_table,
@@ -86,7 +86,8 @@ def submit(
     quiet = contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext()
     with quiet, loaded_pipeline(file) as pipeline:
         ws = remember_workspace(pipeline._workspace)  # the workspace it was built with
-        run = Experiment(ws, experiment).submit(pipeline, pipeline_parameters=params or None)
+        values = datapath_params(pipeline, params)
+        run = Experiment(ws, experiment).submit(pipeline, pipeline_parameters=values or None)
     backend = ws.backend
     if not wait:
         if json_:

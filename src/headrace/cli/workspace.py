@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, details_table, print_json
+from headrace.cli.output import console, details_table, format_time, print_json
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import Status
 
@@ -67,7 +68,7 @@ def show(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
         ("Name", document["name"]),
         ("Path", document["path"] or "-"),
         ("Database", document["database"] or "-"),
-        ("Created", document["created_at"] or "-"),
+        ("Created", _local_time(document["created_at"])),
     ]
     for key in ("subscription_id", "resource_group", "location"):
         if document.get(key):
@@ -84,6 +85,13 @@ def show(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
         ("Unfinished runs", str(document["unfinished_runs"])),
     ]
     console().print(details_table(rows))
+
+
+def _local_time(text: str | None) -> str:
+    try:
+        return format_time(datetime.fromisoformat(text)) if text else "-"
+    except ValueError:
+        return text or "-"
 
 
 def _target_label(target: dict[str, Any]) -> str:
