@@ -57,8 +57,14 @@ def _timed(label: str, fn: Any) -> Any:
     return wrapper
 
 
+MISSING: list[str] = []  # wrapped names the code no longer has (src/ moves on)
+
+
 def _wrap(owner: Any, names: list[str], prefix: str) -> None:
     for name in names:
+        if not hasattr(owner, name):
+            MISSING.append(f"{prefix}.{name}")
+            continue
         setattr(owner, name, _timed(f"{prefix}.{name}", getattr(owner, name)))
 
 
@@ -218,6 +224,7 @@ def main() -> int:
             "lifetimes": LIFETIMES,
             "gaps": gaps,
             "pid": os.getpid(),
+            "missing": MISSING,
         }
         tmp = args.stats.with_suffix(".tmp")
         tmp.write_text(json.dumps(stats))

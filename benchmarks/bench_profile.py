@@ -23,6 +23,7 @@ from typing import Any
 from benchmarks.common import (
     PYTHON,
     REPO,
+    BenchError,
     BenchWorkspace,
     Context,
     Outcome,
@@ -43,13 +44,21 @@ N = 50
 
 
 def start_probe(bws: BenchWorkspace, stats: Path, cprofile: bool) -> subprocess.Popen[bytes]:
-    from headrace.engine.launcher import agent_alive
-
     argv = [PYTHON, str(REPO / "benchmarks" / "agent_probe.py"), "--workspace", str(bws.path)]
     argv += ["--stats", str(stats)] + (["--cprofile"] if cprofile else [])
     with (bws.root / "probe.log").open("ab") as log:
         probe = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    wait_until(lambda: agent_alive(bws.path), 30, "the probe agent to take the agent lock")
+
+    def up() -> bool:
+        if probe.poll() is not None:
+            log = (bws.root / "probe.log").read_text(errors="replace")
+            raise BenchError(f"the probe agent exited ({probe.returncode}):\n{log[-2000:]}")
+        # Not agent_alive(): it probes by taking the lock, and a probe that holds it at the
+        # moment the agent tries makes the agent exit ("another agent serves").
+        lock = bws.path / "agent" / "agent.lock"
+        return lock.exists() and lock.read_text().strip() == str(probe.pid)
+
+    wait_until(up, 60, "the probe agent to take the agent lock")
     return probe
 
 
