@@ -18,7 +18,7 @@ from headrace.cli.common import (
     open_workspace,
     remember_workspace,
 )
-from headrace.cli.follow import exit_for, follow_run
+from headrace.cli.follow import StepFilter, exit_for, follow_run
 from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params
 from headrace.cli.output import (
     console,
@@ -32,9 +32,11 @@ from headrace.cli.output import (
     status_text,
     step_document,
 )
+from headrace.cli.steps import show_step
 from headrace.errors import UserError
 from headrace.graph.validate import did_you_mean, topological_order
 from headrace.sdk.experiment import Experiment
+from headrace.sdk.streaming import LogFollower
 from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
 
 __all__ = ["app"]
@@ -154,8 +156,6 @@ def show(
     ws = open_workspace(workspace)
     found = find_run(ws, run_id)
     if isinstance(found, StepRunRecord):
-        from headrace.cli.steps import show_step
-
         show_step(ws, found, json_=json_)
         return
     steps = _steps_in_order(ws.backend, found)
@@ -270,9 +270,6 @@ def logs(
     if follow:
         follow_run(backend, record.id, stream_logs=True, timeout_seconds=None, step_name=step)
         return
-    from headrace.cli.follow import StepFilter
-    from headrace.sdk.streaming import LogFollower
-
     view = StepFilter(backend, step) if step else backend
     LogFollower(view, record.id, out=sys.stdout).poll_steps(final=True)
 
