@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["agent_alive", "ensure_agent", "hold_agent_lock"]
 
-_spawned: list[subprocess.Popen[bytes]] = []
+_spawned: list[int] = []
 
 
 def _lock_path(workspace: Path) -> Path:
@@ -55,20 +54,34 @@ def agent_alive(workspace: Path) -> bool:
 
 def ensure_agent(workspace: Path) -> bool:
     """Start a detached agent for `workspace` unless one runs; True when one was started."""
-    for proc in list(_spawned):
-        if proc.poll() is not None:
-            _spawned.remove(proc)
+    _reap()
     if agent_alive(workspace):
         return False
     log_path = Path(workspace) / "agent" / "agent.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "headrace.engine.agent", "--workspace", str(workspace)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-        )
-    _spawned.append(proc)
+    argv = [sys.executable, "-m", "headrace.engine.agent", "--workspace", str(workspace)]
+    # posix_spawn in a new session: no Popen object to outlive (and warn about), and file
+    # descriptors Python opened are close-on-exec, so nothing of ours leaks into the agent.
+    pid = os.posix_spawn(
+        sys.executable,
+        argv,
+        dict(os.environ),
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+    _spawned.append(pid)
     return True
+
+
+def _reap() -> None:
+    """Collect agents this process started that have exited (no zombies left behind)."""
+    for pid in list(_spawned):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _spawned.remove(pid)

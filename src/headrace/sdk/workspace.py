@@ -329,6 +329,19 @@ class Workspace:
 
         return {e.name: Experiment(self, e.name) for e, _count in self.backend.list_experiments()}
 
+    def close(self) -> None:
+        """Release the workspace's database connections (it opens again on next use)."""
+        backend, self._backend = self._backend, None
+        store = getattr(backend, "store", None)
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         where = self._path if self._path is not None else self.backend.location
         return f"Workspace.get(name={self.name!r}, path={str(where)!r})"
