@@ -60,12 +60,7 @@ def remember_workspace(workspace: Workspace) -> Workspace:
 def close_workspaces() -> None:
     """Close the database connections of the workspaces opened by the command."""
     while _opened:
-        workspace = _opened.pop()
-        # Only a backend that was opened has connections; Workspace has no close() (yet).
-        store = getattr(getattr(workspace, "_backend", None), "store", None)
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+        _opened.pop().close()
 
 
 def _looks_like_path(spec: str) -> bool:
