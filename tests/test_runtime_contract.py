@@ -253,8 +253,8 @@ def test_download_inputs_are_copies_and_mount_inputs_are_the_datastore(
         """
         import json, os, sys
         paths = dict(zip(["piped", "ref_dl", "ref_mount"], sys.argv[1:]))
-        print("PATHS " + json.dumps({k: os.path.abspath(v) for k, v in paths.items()}),
-              flush=True)
+        shown = {k: os.path.abspath(v) for k, v in paths.items()}
+        print("PATHS " + json.dumps(dict(shown, cwd=os.getcwd())), flush=True)
         for key in ("piped", "ref_dl"):
             target = paths[key]
             name = os.path.join(target, os.listdir(target)[0]) if os.path.isdir(target) else target
@@ -285,8 +285,10 @@ def test_download_inputs_are_copies_and_mount_inputs_are_the_datastore(
     log = run.find_step_run("use")[0].get_stdout_log()
     paths = json.loads(log.split("PATHS ", 1)[1].splitlines()[0])
     root = Path(store.root).resolve()
-    assert not Path(paths["piped"]).resolve().is_relative_to(root)
-    assert not Path(paths["ref_dl"]).resolve().is_relative_to(root)
+    cwd = Path(paths["cwd"]).resolve()
+    for key in ("piped", "ref_dl"):
+        assert Path(paths[key]).resolve().is_relative_to(cwd), paths  # in the step folder
+        assert not Path(paths[key]).resolve().is_relative_to(root), paths
     assert Path(paths["ref_mount"]).resolve() == root / "refs" / "ref.txt"
     # The step changed its copies; the datastore is untouched.
     assert (root / "refs" / "ref.txt").read_text() == "datastore copy"
@@ -372,3 +374,30 @@ def test_datastore_outside_the_workspace_is_mounted_in_place(ws: Workspace, tmp_
     run = run_ok(ws, Pipeline(ws, steps=[step]))
     seen = probe_of(run.find_step_run("p")[0])
     assert Path(seen["argv"][0]).resolve() == (folder / "table.csv").resolve()
+
+
+def test_upload_mode_output_is_kept_from_the_step_folder(ws: Workspace, tmp_path: Path) -> None:
+    writer_script = textwrap.dedent(
+        """
+        import os, sys
+        out = sys.argv[1]
+        print("OUT " + out + " CWD " + os.getcwd(), flush=True)
+        with open(os.path.join(out, "part.txt"), "w") as fh:
+            fh.write("written locally")
+        """
+    )
+    src = write_source(tmp_path / "src", {"write.py": writer_script, "read.py": READER})
+    data = PipelineData("uploaded", output_mode="upload", output_path_on_compute="local_out")
+    writer = PythonScriptStep(
+        "write.py", name="writer", arguments=[data], outputs=[data], source_directory=src
+    )
+    reader = PythonScriptStep(
+        "read.py", name="reader", arguments=[data], inputs=[data], source_directory=src
+    )
+    run = run_ok(ws, Pipeline(ws, steps=[writer, reader]))
+    step = run.find_step_run("writer")[0]
+    out, cwd = step.get_stdout_log().split("OUT ", 1)[1].split(" CWD ")
+    assert Path(out) == Path(cwd.strip()) / "local_out"
+    root = Path(ws.get_default_datastore().root)
+    assert (root / "azureml" / step.id / "uploaded" / "part.txt").read_text() == "written locally"
+    assert "READ ['part.txt']" in run.find_step_run("reader")[0].get_stdout_log()
