@@ -119,6 +119,10 @@ def test_unchanged_pipeline_is_reused_and_points_to_the_original(
     # The reused step's output is the original data.
     assert a2.get_output_data("mid").path_on_datastore == f"azureml/{a1.id}/mid"
     assert "B saw raw-v1*2" in first.find_step_run("b.py")[0].get_stdout_log()
+    # A reused step shows what the run it reused printed and wrote.
+    b2 = second.find_step_run("b.py")[0]
+    assert "B saw raw-v1*2" in b2.get_stdout_log()
+    assert "user_logs/stdout.txt" in b2.get_file_names()
 
 
 def test_editing_a_script_reruns_that_step_and_its_dependents(matrix: Matrix) -> None:

@@ -95,19 +95,29 @@ class Run:
         populate: bool = False,
     ) -> dict[str, Any]:
         if recursive:
-            ids = [self.id, *self._child_ids()]
-            records = self._backend.list_metrics(ids)
-            grouped = {rid: metrics_dict([r for r in records if r.run_id == rid]) for rid in ids}
+            pairs = [(self.id, self._content_id), *self._child_ids()]
+            records = self._backend.list_metrics(list({c for _, c in pairs}))
+            grouped = {
+                rid: metrics_dict([r for r in records if r.run_id == content])
+                for rid, content in pairs
+            }
             if name is not None:
                 return {rid: {name: m[name]} for rid, m in grouped.items() if name in m}
             return grouped
-        metrics = metrics_dict(self._backend.list_metrics([self.id]))
+        metrics = metrics_dict(self._backend.list_metrics([self._content_id]))
         if name is not None:
             return {name: metrics[name]} if name in metrics else {}
         return metrics
 
-    def _child_ids(self) -> list[str]:
+    def _child_ids(self) -> list[tuple[str, str]]:
+        """(run id, id holding its logs, files and metrics) of each child run."""
         return []
+
+    @property
+    def _content_id(self) -> str:
+        """The run whose logs, files and metrics this run shows (itself, or the run a reused
+        step reused)."""
+        return self.id
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """Log a scalar on this run (from outside the run's own script)."""
@@ -129,7 +139,7 @@ class Run:
         self._backend.tag_run(self.id, dict(tags))
 
     def get_file_names(self) -> list[str]:
-        return [f.name for f in self._backend.list_run_files(self.id)]
+        return [f.name for f in self._backend.list_run_files(self._content_id)]
 
     def download_file(
         self, name: str, output_file_path: str | None = None, _validate_checksum: bool = False
@@ -137,7 +147,7 @@ class Run:
         target = Path(output_file_path) if output_file_path else Path(Path(name).name)
         if target.is_dir():
             target = target / Path(name).name
-        self._backend.download_run_file(self.id, name, target)
+        self._backend.download_run_file(self._content_id, name, target)
 
     def upload_file(
         self, name: str, path_or_stream: Any, datastore_name: str | None = None
@@ -195,8 +205,8 @@ class PipelineRun(Run):
         self._record_cache = record
         return record
 
-    def _child_ids(self) -> list[str]:
-        return [s.id for s in self._backend.list_step_runs(self.id)]
+    def _child_ids(self) -> list[tuple[str, str]]:
+        return [(s.id, s.reused_run_id or s.id) for s in self._backend.list_step_runs(self.id)]
 
     @property
     def status(self) -> str:
@@ -290,7 +300,8 @@ class PipelineRun(Run):
         follower = LogFollower(self._backend, self.id, out=sys.stdout if show_output else None)
         if show_output:
             print(f"PipelineRunId: {self.id}")  # noqa: T201
-            print(f"Follow it with: headrace run logs {self.id} --follow")  # noqa: T201
+            where = self._backend.location
+            print(f"Follow it with: headrace run logs {self.id} --follow -w {where}")  # noqa: T201
         record = follower.follow(timeout_seconds)
         if record.status not in TERMINAL_STATUSES:
             if show_output:
@@ -425,11 +436,18 @@ class StepRun(Run):
         """Why this step ran, or which run it reused (headrace extension)."""
         return dict(self._record.run_reason)
 
+    @property
+    def _content_id(self) -> str:
+        # A reused step shows what the run it reused printed, logged and wrote.
+        return self._record.reused_run_id or self.id
+
     def get_stdout_log(self) -> str:
-        return bytes(self._backend.read_run_file(self.id, STDOUT)).decode(errors="replace")
+        raw = self._backend.read_run_file(self._content_id, STDOUT)
+        return bytes(raw).decode(errors="replace")
 
     def get_stderr_log(self) -> str:
-        return bytes(self._backend.read_run_file(self.id, STDERR)).decode(errors="replace")
+        raw = self._backend.read_run_file(self._content_id, STDERR)
+        return bytes(raw).decode(errors="replace")
 
     def get_job_log(self) -> str:
         record = self._record
