@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,8 +21,6 @@ __all__ = ["app"]
 app = typer.Typer(no_args_is_help=True, help="List datastores, upload and download files.")
 
 # The SDK reports each skipped file in this SDK v1 sentence; --json turns them into a list.
-_SKIPPED = re.compile(r"^Target already exists\. Skipping upload for (.+)$", re.MULTILINE)
-_UPLOADED = re.compile(r"^Uploaded (\d+) files$", re.MULTILINE)
 
 
 @app.command("list")
@@ -71,22 +67,23 @@ def upload(
         raise UserError(f"Nothing uploaded: no such file or folder: {', '.join(missing)}.")
     files = [s for s in sources if s.is_file()]
     folders = [s for s in sources if s.is_dir()]
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured) if json_ else contextlib.nullcontext():
+    results: list[tuple[str, bool]] = []
+    with contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext():
         if files:
             store.upload_files(
                 [str(f) for f in files], target_path=target_path, overwrite=overwrite
             )
+            results += store.last_upload_results
         for folder in folders:
             store.upload(str(folder), target_path=target_path, overwrite=overwrite)
+            results += store.last_upload_results
     if json_:
-        text = captured.getvalue()
         print_json(
             {
                 "datastore": store.name,
                 "target_path": target_path or "",
-                "uploaded": sum(int(n) for n in _UPLOADED.findall(text)),
-                "skipped": _SKIPPED.findall(text),
+                "uploaded": sum(1 for _, done in results if done),
+                "skipped": [path for path, done in results if not done],
                 "files": store.list_files(target_path or None),
             }
         )

@@ -52,6 +52,9 @@ class Datastore:
         self.datastore_type = _TYPE_NAMES.get(record.type, record.type)
         self._config = dict(record.config)
         self.is_default = record.is_default
+        # (datastore path, uploaded?) of the last upload_files/upload call; False = skipped
+        # because it existed (headrace extension, for tools reporting what happened).
+        self.last_upload_results: list[tuple[str, bool]] = []
 
     @classmethod
     def _from_record(cls, workspace: Workspace, record: DatastoreRecord) -> Datastore:
@@ -171,6 +174,7 @@ class Datastore:
         results = self.workspace.backend.upload_files(
             self.name, pairs, overwrite=overwrite, show_progress=show_progress
         )
+        self.last_upload_results = list(results)
         uploaded = 0
         for target, done in results:
             if done:
