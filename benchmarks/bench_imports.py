@@ -78,7 +78,7 @@ def run(ctx: Context) -> Outcome:
             f"{(wall - floor) * 1000:.0f} ms"
         )
     outcome.details.append(f"floor `python -c pass`: {spread(floors, 1000, ' ms')}")
-    for name in [n for n in ("headrace", "compat") if n in names]:
+    for name in names:
         runs = [importtime(IMPORTS[name]) for _ in range(3)]
         packages = {p for r in runs for p in r}
         medians = {p: statistics.median([r.get(p, 0.0) for r in runs]) for p in packages}

@@ -61,7 +61,7 @@ def _agent_serving_since(workspace: Path) -> float | None:
 
 def run(ctx: Context) -> Outcome:
     outcome = Outcome("latency", "Submit to first step start (warm and cold agent)")
-    warm_reps, cold_reps = ctx.reps(9, 3), ctx.reps(5, 2)
+    warm_reps, cold_reps = ctx.reps(11, 3), ctx.reps(7, 2)
     warm: list[tuple[float, float]] = []
     cold: list[tuple[float, float]] = []
     agent_up: list[float] = []
@@ -96,14 +96,15 @@ def run(ctx: Context) -> Outcome:
             )
         )
         outcome.details.append(
-            f"{label}: submit → step record started_at {spread([s[0] for s in samples], 1000)} ms; "
-            f"submit → script's first line {spread([s[1] for s in samples], 1000)} ms"
+            f"{label}: submit → step record started_at "
+            f"{spread([s[0] for s in samples], 1000, ' ms')}; "
+            f"submit → script's first line {spread([s[1] for s in samples], 1000, ' ms')}"
         )
     outcome.details.append(f"floor `python -c pass`: {spread(floors, 1000, ' ms')}")
     if agent_up:
         outcome.details.append(
-            f"cold: submit → agent holds its lock and logs 'serving' {spread(agent_up, 1000)} ms "
-            f"(agent log timestamps, ms precision); "
-            f"`python -c 'import headrace.engine.agent'` alone {spread(agent_import, 1000)} ms"
+            f"cold: submit → agent holds its lock and logs 'serving' "
+            f"{spread(agent_up, 1000, ' ms')} (agent log timestamps, ms precision); "
+            f"`python -c 'import headrace.engine.agent'` alone {spread(agent_import, 1000, ' ms')}"
         )
     return outcome

@@ -28,7 +28,7 @@ TARGET_RATIO = 1.5
 
 def run(ctx: Context) -> Outcome:
     outcome = Outcome("overhead", "Per-step overhead (linear chains of no-op steps, warm agent)")
-    reps = ctx.reps(5, 2)
+    reps = ctx.reps(7, 2)
     with bench_workspace(ctx, "overhead") as bws:
         run_pipeline(bws, noop_chain(bws, 1, "warm-up", data=False))  # the agent is up
         pid = agent_pid(bws.path)

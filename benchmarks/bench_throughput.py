@@ -77,7 +77,7 @@ def run(ctx: Context) -> Outcome:
     from headrace import AmlCompute, ComputeTarget
 
     n = ctx.reps(200, 60)
-    reps = ctx.reps(3, 1)
+    reps = ctx.reps(5, 1)
     outcome = Outcome("throughput", f"{n} independent steps on a 2-node target vs 2 plain workers")
     ours: list[float] = []
     plain: list[float] = []

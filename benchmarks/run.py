@@ -117,7 +117,9 @@ def markdown(outcomes: list[Outcome], info: dict[str, str], command: str, second
         "",
     ]
     lines += [f"- {key}: {value}" for key, value in info.items()]
-    lines += [f"- whole run: {seconds:.0f} s", "", "## Results", ""]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines += [f"- load average at end: {load}", f"- whole run: {seconds:.0f} s"]
+    lines += ["", "## Results", ""]
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("|" + "---|" * len(HEADERS))
     for outcome in outcomes:
