@@ -38,7 +38,7 @@ from benchmarks.common import (
     wait_run,
     wait_until,
 )
-from benchmarks.pipelines import noop_chain
+from benchmarks.pipelines import noop_chain, parallel_work
 
 N = 50
 
@@ -134,6 +134,7 @@ def run(ctx: Context) -> Outcome:
     outcome = Outcome("profile", f"Where a step's time goes (instrumented agent, chain of {N})")
     results: dict[str, tuple[float, dict[str, Any], float]] = {}
     submit_profile = cProfile.Profile()
+    wide = ctx.reps(200, 60)
     with bench_workspace(ctx, "profile") as bws:
         stats = bws.root / "stats.json"
         floors = python_start_times(10)
@@ -145,6 +146,11 @@ def run(ctx: Context) -> Outcome:
                 results[kind] = measured(probe, stats, bws, pipeline)
             # The PipelineData chain again, unchanged: every step reused.
             results["reused"] = measured(probe, stats, bws, pipeline, submit_profile)
+            # A wide graph on a 2-node target, as in the throughput benchmark.
+            from headrace import AmlCompute, ComputeTarget
+
+            ComputeTarget.create(bws.ws, "two", AmlCompute.provisioning_configuration(max_nodes=2))
+            results["wide"] = measured(probe, stats, bws, parallel_work(bws, wide, "wide", "two"))
         finally:
             stop_agent(bws.path)
             probe.wait(10)
@@ -209,6 +215,16 @@ def run(ctx: Context) -> Outcome:
             top_functions(pstats.Stats(submit_profile), N, 20, cumulative=True),
         )
     )
+    seconds, data, submitted = results["wide"]
+    outcome.details.append(
+        f"{wide} independent steps on a 2-node target: {seconds / wide * 1000:.2f} ms/step "
+        f"submit → end (2 slots), submit call {submitted / wide * 1000:.2f} ms/step; agent CPU "
+        f"{data['agent_cpu'] / wide * 1000:.2f} ms/step, step processes' CPU "
+        f"{data['children_cpu'] / wide * 1000:.2f} ms/step; {sql_summary(data['sql'], wide)}"
+    )
+    outcome.tables.append(
+        (f"Agent phases per step, {wide} independent steps on 2 slots", phase_table(data, wide))
+    )
     outcome.details.append(f"floor `python -c pass`: {spread(floors, 1000, ' ms')}")
     outcome.details.append(
         f"under cProfile the run_after chain took {profiled / N * 1000:.1f} ms/step "
@@ -230,10 +246,12 @@ def run(ctx: Context) -> Outcome:
     return outcome
 
 
-def sql_summary(sql: dict[str, int]) -> str:
+def sql_summary(sql: dict[str, int], steps: int = N) -> str:
     statements = sum(v for k, v in sql.items() if k not in ("COMMIT", "transactions"))
-    by_kind = ", ".join(f"{k} {v / N:.1f}" for k, v in sorted(sql.items()) if k != "transactions")
+    by_kind = ", ".join(
+        f"{k} {v / steps:.1f}" for k, v in sorted(sql.items()) if k != "transactions"
+    )
     return (
-        f"SQL per step: {statements / N:.1f} statements in "
-        f"{sql.get('transactions', 0) / N:.1f} transactions ({by_kind})"
+        f"SQL per step: {statements / steps:.1f} statements in "
+        f"{sql.get('transactions', 0) / steps:.1f} transactions ({by_kind})"
     )
