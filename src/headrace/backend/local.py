@@ -231,8 +231,7 @@ class LocalBackend:
         self.store.artifacts.copy_out(run_id, name, destination)
 
     def upload_run_file(self, run_id: str, name: str, source: Path) -> None:
-        size = self.store.artifacts.put_file(run_id, name, source)
-        self.meta.add_run_files(run_id, [(name, size)])
+        self.store.artifacts.put_file(run_id, name, source)
 
     def list_metrics(self, run_ids: list[str]) -> list[MetricRecord]:
         return self.meta.list_metrics(run_ids)

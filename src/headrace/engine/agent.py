@@ -35,6 +35,7 @@ from headrace.engine.processes import (
     kill_group,
 )
 from headrace.engine.runtime import PreparedStep, StepTask, discard, finalize, prepare
+from headrace.errors import StoreError
 from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
 from headrace.store.orm import utcnow
 from headrace.store.records import Status
@@ -94,7 +95,8 @@ class Agent:
                 next_beat = now + HEARTBEAT_SECONDS
             if now >= next_claim:
                 self._claim()
-                next_claim = now + self.poll_seconds
+                # While busy, new runs wait a little longer: each look costs a query.
+                next_claim = now + self.poll_seconds * (4 if self.active else 1)
             if self.runs and now >= next_cancel:
                 self._check_cancel_requests()
                 next_cancel = now + CANCEL_CHECK_SECONDS
@@ -175,6 +177,11 @@ class Agent:
             discard(self.ws, record.id, record.attempt, orchestrator._outputs_for(node, record.id))
 
     def _heartbeat(self) -> None:
+        if not self.ws.layout.config_path.exists():
+            # The workspace folder was deleted under us: nothing here can finish any more.
+            log.warning("workspace %s is gone; stopping", self.ws.root)
+            self._stop = True
+            return
         self._refresh_dead_agents()
         if not self.runs:
             return
@@ -216,17 +223,21 @@ class Agent:
             target = active.task.node.compute_target
             busy[target] = busy.get(target, 0) + 1
         slots: dict[str, int] = {}
-        for node in orchestrator.graph.nodes:
-            executor = self._executor(node.compute_target)
+        for target in orchestrator.compute_targets:
+            executor = self._executor(target)
             # An unknown target gets one slot, so the step starts and fails with a clear error.
             capacity = executor.capacity if executor else 1
-            slots[node.compute_target] = capacity - busy.get(node.compute_target, 0)
+            slots[target] = capacity - busy.get(target, 0)
         return slots
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, decide: bool = True) -> None:
         for orchestrator in list(self.runs.values()):
+            if not orchestrator.has_work:
+                continue
             try:
-                tasks = orchestrator.next_tasks(self._free_slots(orchestrator))
+                tasks = orchestrator.next_tasks(self._free_slots(orchestrator), decide=decide)
+            except StoreError:
+                raise  # the database is gone: stop, and let the next agent resume
             except Exception as exc:
                 log.exception("planning failed for run %s", orchestrator.run.id)
                 self._fail_run(orchestrator, f"headrace could not plan the run's steps: {exc}")
@@ -265,7 +276,7 @@ class Agent:
         handle = process.wait_handle()
         if handle is not None:
             self.selector.register(handle, selectors.EVENT_READ, task.step_run_id)
-        orchestrator.started(task, process.pid, process.started, prepared.display_argv)
+        orchestrator.started(task, process, prepared.display_argv)
 
     # -- waiting and ending ----------------------------------------------------------------
     def _wait(self, timeout: float) -> None:
@@ -280,11 +291,17 @@ class Agent:
             time.sleep(timeout)
 
     def _reap(self) -> None:
+        ended: list[tuple[Active, int]] = []
         for key, active in list(self.active.items()):
             code = active.process.poll()
-            if code is None:
-                continue
-            self._forget(key)
+            if code is not None:
+                self._forget(key)
+                ended.append((active, code))
+        if ended and all(code == 0 and a.stop_reason is None for a, code in ended):
+            # Freed slots go to steps already planned before the ended ones are recorded, so
+            # the next process starts up while the agent does the bookkeeping.
+            self._dispatch(decide=False)
+        for active, code in ended:
             self._ended(active, code)
 
     def _forget(self, key: str) -> None:
@@ -321,7 +338,6 @@ class Agent:
             stopped_for=active.stop_reason if active.stop_reason != "finalize" else None,
             timeout_seconds=task.node.timeout_seconds,
             error_message=error,
-            files=tuple(self.ws.artifacts.list_files(task.step_run_id)),
             journal=tuple(entries),
         )
         orchestrator = active.orchestrator

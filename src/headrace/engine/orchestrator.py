@@ -12,12 +12,14 @@ It does not start processes: the agent owns the executors and asks for work with
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from headrace.engine import fingerprint as fp
+from headrace.engine.executors.base import StepProcess
 from headrace.engine.planning import (
     ProducedData,
     outputs_exist,
@@ -55,7 +57,6 @@ class StepEnd:
     stopped_for: str | None = None  # "timeout" | "cancel" | "failfast" | "lost"
     timeout_seconds: float | None = None
     error_message: str | None = None
-    files: tuple[tuple[str, int], ...] = ()
     journal: tuple[JournalEntry, ...] = ()
 
 
@@ -101,12 +102,48 @@ class RunOrchestrator:
         self.pending: dict[str, Plan] = {}
         self.retry_queue: list[str] = []
         self.running: set[str] = set()
-        self.processes: dict[str, tuple[float, int | None, float | None, list[str]]] = {}
+        self.processes: dict[str, tuple[float, StepProcess, list[str]]] = {}
         self.failed_step: StepRunRecord | None = None
         self.cancel_requested = run.cancel_requested
         self._default_datastore: str | None = None
         if any(s.status == Status.FAILED for s in self.steps.values()):
             self.failed_step = next(s for s in self.steps.values() if s.status == Status.FAILED)
+        # Readiness is kept incrementally: how many predecessors each step still waits for.
+        self._position = {node_id: i for i, node_id in enumerate(self.order)}
+        self._preds = {n.id: self.graph.predecessors(n.id) for n in self.graph.nodes}
+        self._succs: dict[str, list[str]] = {n.id: [] for n in self.graph.nodes}
+        for node_id, preds in self._preds.items():
+            for pred in preds:
+                self._succs[pred].append(node_id)
+        finished = {n for n, r in self.steps.items() if r.status == Status.FINISHED}
+        self._waiting = {
+            n: sum(1 for p in preds if p not in finished) for n, preds in self._preds.items()
+        }
+        self._ready = {
+            n for n, count in self._waiting.items() if count == 0 and n not in self.steps
+        }
+
+    @functools.cached_property
+    def compute_targets(self) -> list[str]:
+        return sorted({n.compute_target for n in self.graph.nodes})
+
+    @property
+    def has_work(self) -> bool:
+        """Whether `next_tasks` could start or decide anything now."""
+        return not self.stopping and bool(self._ready or self.pending or self.retry_queue)
+
+    def _record_step(self, record: StepRunRecord) -> None:
+        """Keep the latest record of a step; a finished step releases its successors."""
+        previous = self.steps.get(record.node_id)
+        self.steps[record.node_id] = record
+        self._ready.discard(record.node_id)
+        if record.status == Status.FINISHED and (
+            previous is None or previous.status != Status.FINISHED
+        ):
+            for successor in self._succs[record.node_id]:
+                self._waiting[successor] -= 1
+                if self._waiting[successor] == 0 and successor not in self.steps:
+                    self._ready.add(successor)
 
     # -- recovery --------------------------------------------------------------------------
     def interrupted(self) -> list[StepRunRecord]:
@@ -129,7 +166,7 @@ class RunOrchestrator:
                 pid=None,
                 pid_started=None,
             )
-            self.steps[record.node_id] = self.ws.meta.get_step_run(record.id)
+            self._record_step(self.ws.meta.get_step_run(record.id))
             self.retry_queue.append(record.id)
 
     # -- planning --------------------------------------------------------------------------
@@ -145,46 +182,45 @@ class RunOrchestrator:
             self._default_datastore = workspace_default_datastore(self.ws, self.graph)
         return self._default_datastore
 
-    def _ready(self) -> list[str]:
-        ready = []
-        for node_id in self.order:
-            if node_id in self.steps or node_id in self.pending:
-                continue
-            preds = self.graph.predecessors(node_id)
-            if all(
-                self.steps.get(p) is not None and self.steps[p].status == Status.FINISHED
-                for p in preds
-            ):
-                ready.append(node_id)
-        return ready
-
     def _resolve_inputs(self, node: StepNode) -> tuple[tuple[ResolvedData, ...], dict[str, str]]:
         producers = {
-            nid: ProducedData(rec.data_run_id, rec.outputs)
-            for nid, rec in self.steps.items()
-            if rec.status == Status.FINISHED
+            pred: ProducedData(self.steps[pred].data_run_id, self.steps[pred].outputs)
+            for pred in self._preds[node.id]
+            if pred in self.steps and self.steps[pred].status == Status.FINISHED
         }
         return resolve_inputs(
             self.ws, self.graph, node, self.parameters, producers, self.default_datastore()
         )
 
-    def _plan(self, node: StepNode) -> Plan | None:
-        """Decide a ready step: reuse (recorded here, returns None) or a plan to run it."""
-        inputs, identities = self._resolve_inputs(node)
-        environment = node.environment or fp.interpreter_environment()
-        parts = fp.fingerprint_parts(node, self.graph, self.parameters, identities, environment)
-        key = fp.fingerprint(parts)
-        if self.run.regenerate_outputs:
-            reason = {"decision": "run", "summary": "regenerate_outputs=True: every step runs"}
-        elif not node.allow_reuse:
-            reason = {"decision": "run", "summary": "allow_reuse=False: this step always runs"}
-        else:
-            earlier = self.ws.meta.find_reusable_step_run(key)
-            if earlier is not None and outputs_exist(self.ws, earlier):
-                self._record_reuse(node, key, parts, earlier)
-                return None
-            reason = self._explain_run(node, parts, key, earlier)
-        return Plan(node=node, fingerprint=key, parts=parts, reason=reason, inputs=inputs)
+    def _plan_wave(self, node_ids: list[str]) -> None:
+        """Decide every ready step: record reuses, queue plans for the rest.
+
+        One query finds reusable earlier runs for the whole wave."""
+        candidates = []
+        for node_id in node_ids:
+            node = self.graph.node(node_id)
+            inputs, identities = self._resolve_inputs(node)
+            environment = node.environment or fp.interpreter_environment()
+            parts = fp.fingerprint_parts(node, self.graph, self.parameters, identities, environment)
+            candidates.append((node, inputs, parts, fp.fingerprint(parts)))
+        reusable = {}
+        if not self.run.regenerate_outputs:
+            keys = [key for node, _, _, key in candidates if node.allow_reuse]
+            reusable = self.ws.meta.find_reusable_step_runs(keys)
+        for node, inputs, parts, key in candidates:
+            if self.run.regenerate_outputs:
+                reason = {"decision": "run", "summary": "regenerate_outputs=True: every step runs"}
+            elif not node.allow_reuse:
+                reason = {"decision": "run", "summary": "allow_reuse=False: this step always runs"}
+            else:
+                earlier = reusable.get(key)
+                if earlier is not None and outputs_exist(self.ws, earlier):
+                    self._record_reuse(node, key, parts, earlier)
+                    continue
+                reason = self._explain_run(node, parts, key, earlier)
+            self.pending[node.id] = Plan(
+                node=node, fingerprint=key, parts=parts, reason=reason, inputs=inputs
+            )
 
     def _explain_run(
         self, node: StepNode, parts: dict[str, Any], key: str, earlier: StepRunRecord | None
@@ -260,22 +296,20 @@ class RunOrchestrator:
             started_at=now,
             ended_at=now,
         )
-        self.steps[node.id] = record
+        self._record_step(record)
 
-    def next_tasks(self, free_slots: dict[str, int]) -> list[StepTask]:
-        """Attempts to start now; reuses are recorded on the way. Decrements `free_slots`."""
+    def next_tasks(self, free_slots: dict[str, int], decide: bool = True) -> list[StepTask]:
+        """Attempts to start now; reuses are recorded on the way. Decrements `free_slots`.
+
+        With `decide=False` only attempts decided earlier are started (no new decisions)."""
         if self.stopping:
             return []
         tasks: list[StepTask] = []
-        progressed = True
-        while progressed:
-            progressed = False
-            for node_id in self._ready():
-                plan = self._plan(self.graph.node(node_id))
-                if plan is None:
-                    progressed = True  # reused: its successors may be ready now
-                else:
-                    self.pending[node_id] = plan
+        while decide and self._ready:
+            # Reused steps release their successors, which form the next wave.
+            wave = sorted(self._ready, key=self._position.__getitem__)
+            self._ready.clear()
+            self._plan_wave(wave)
         for step_run_id in list(self.retry_queue):
             record = self.ws.meta.get_step_run(step_run_id)
             node = self.graph.node(record.node_id)
@@ -285,7 +319,7 @@ class RunOrchestrator:
             self.retry_queue.remove(step_run_id)
             inputs, _ = self._resolve_inputs(node)
             tasks.append(self._start_record(record, node, inputs))
-        for node_id in [n for n in self.order if n in self.pending]:
+        for node_id in sorted(self.pending, key=self._position.__getitem__):
             plan = self.pending[node_id]
             target = plan.node.compute_target
             if free_slots.get(target, 0) <= 0:
@@ -380,27 +414,25 @@ class RunOrchestrator:
     def attempt_failed_to_start(self, task: StepTask, message: str) -> None:
         self.step_ended(task, StepEnd(exit_code=None, error_message=message))
 
-    def started(
-        self, task: StepTask, pid: int | None, pid_started: float | None, command: list[str]
-    ) -> None:
+    def started(self, task: StepTask, process: StepProcess, command: list[str]) -> None:
         """Note the process of an attempt. It is written by `record_processes` once the step
         has run a moment: most short steps end first and never pay for the write (crash
         recovery finds unrecorded step processes by their HEADRACE_RUN_ID)."""
-        self.processes[task.step_run_id] = (time.monotonic(), pid, pid_started, command)
+        self.processes[task.step_run_id] = (time.monotonic(), process, command)
 
     def record_processes(self, older_than: float = 0.5) -> None:
         now = time.monotonic()
-        for step_run_id, (since, pid, pid_started, command) in list(self.processes.items()):
+        for step_run_id, (since, process, command) in list(self.processes.items()):
             if now - since < older_than or step_run_id not in self.running:
                 continue
             del self.processes[step_run_id]
             self.ws.meta.update_step_run(
                 step_run_id,
                 event="step.process",
-                payload={"pid": pid},
+                payload={"pid": process.pid},
                 pipeline_run_id=self.run.id,
-                pid=pid,
-                pid_started=pid_started,
+                pid=process.pid,
+                pid_started=process.started,
                 command=command,
             )
 
@@ -413,7 +445,7 @@ class RunOrchestrator:
         fields: dict[str, Any] = {"exit_code": end.exit_code, "pid": None}
         process = self.processes.pop(task.step_run_id, None)
         if process is not None:
-            fields["command"] = process[3]
+            fields["command"] = process[2]
         if end.exit_code == 0 and end.stopped_for is None:
             status = Status.FINISHED
             fields.update(status=status, ended_at=utcnow(), error=None)
@@ -450,10 +482,9 @@ class RunOrchestrator:
             fields=fields,
             metrics=metrics,
             tags=tags,
-            files=list(end.files),
         )
         record = replace(self.steps[node.id], **fields)
-        self.steps[node.id] = record
+        self._record_step(record)
         if status == Status.FAILED and self.failed_step is None:
             self.failed_step = record
         return status
@@ -495,11 +526,10 @@ class RunOrchestrator:
         self.pending.clear()
         for step_run_id in list(self.retry_queue):
             self.retry_queue.remove(step_run_id)
-            record = self.ws.meta.get_step_run(step_run_id)
             self.ws.meta.update_step_run(
                 step_run_id, event="step.canceled", status=Status.CANCELED, ended_at=utcnow()
             )
-            self.steps[record.node_id] = self.ws.meta.get_step_run(step_run_id)
+            self._record_step(self.ws.meta.get_step_run(step_run_id))
 
     @property
     def done(self) -> bool:
@@ -507,7 +537,7 @@ class RunOrchestrator:
             return False
         if self.stopping:
             return True
-        return not self.pending and not self.retry_queue and not self._ready()
+        return not self.pending and not self.retry_queue and not self._ready
 
     def finish(self) -> str:
         """Record the run's final status (call when `done`)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
@@ -78,6 +78,18 @@ class Database:
             session.begin(),
         ):
             yield session
+
+    @contextlib.contextmanager
+    def read_conn(self) -> Iterator[Connection]:
+        """A plain connection for Core statements on hot paths (cheaper than a Session)."""
+        with self._translate(), self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write_conn(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection, committed on exit."""
+        with self._translate(), self._writer.begin() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:

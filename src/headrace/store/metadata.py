@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, insert, or_, select, update
+from sqlalchemy import and_, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,9 +25,7 @@ from headrace.store.orm import (
     EventRow,
     ExperimentRow,
     GraphRow,
-    MetricRow,
     PipelineRunRow,
-    RunFileRow,
     StepRunRow,
     WorkspaceRow,
     utcnow,
@@ -36,14 +34,12 @@ from headrace.store.records import (
     TERMINAL_STATUSES,
     ComputeTargetRecord,
     DatastoreRecord,
-    EventRecord,
     ExperimentRecord,
-    MetricRecord,
     PipelineRunRecord,
-    RunFileRecord,
     Status,
     StepRunRecord,
 )
+from headrace.store.step_runs import StepRunQueries
 
 __all__ = ["SqlMetadataStore"]
 
@@ -79,7 +75,7 @@ def _step_record(row: StepRunRow) -> StepRunRecord:
     return StepRunRecord(**{name: getattr(row, name) for name in _STEP_FIELDS})
 
 
-class SqlMetadataStore:
+class SqlMetadataStore(StepRunQueries):
     """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
 
     def __init__(self, database: Database) -> None:
@@ -507,249 +503,6 @@ class SqlMetadataStore:
         raise RunNotFoundError(f"No run with id {run_id!r}.")
 
     # -- step runs -------------------------------------------------------------------------
-    # The three writes below run for every step attempt: plain INSERT/UPDATE statements, no
-    # ORM unit of work, one transaction each.
-    _STEP_DEFAULTS: dict[str, Any] = {
-        "attempt": 0,
-        "compute_target": "local",
-        "fingerprint": None,
-        "reused_run_id": None,
-        "pid": None,
-        "pid_started": None,
-        "exit_code": None,
-        "error": None,
-        "started_at": None,
-        "ended_at": None,
-    }
-
-    @staticmethod
-    def _event(run_id: str, step_run_id: str | None, kind: str, payload: dict[str, Any]) -> Any:
-        return insert(EventRow).values(
-            run_id=run_id, step_run_id=step_run_id, kind=kind, payload=payload, created_at=utcnow()
-        )
-
-    def create_step_run(self, *, event: str, **fields: Any) -> StepRunRecord:
-        values = {**self._STEP_DEFAULTS, **fields}
-        for key in ("fingerprint_parts", "run_reason", "outputs", "tags", "properties"):
-            values.setdefault(key, {})
-        values.setdefault("command", [])
-        values.setdefault("created_at", utcnow())
-        with self.db.write() as s:
-            s.execute(insert(StepRunRow).values(**values))
-            s.execute(
-                self._event(
-                    values["pipeline_run_id"],
-                    values["id"],
-                    event,
-                    {"status": values["status"], "name": values["name"]},
-                )
-            )
-        return StepRunRecord(**{name: values[name] for name in _STEP_FIELDS})
-
-    def update_step_run(
-        self,
-        step_run_id: str,
-        *,
-        event: str,
-        payload: dict[str, Any] | None = None,
-        pipeline_run_id: str | None = None,
-        **fields: Any,
-    ) -> None:
-        with self.db.write() as s:
-            run_id = pipeline_run_id or s.scalar(
-                select(StepRunRow.pipeline_run_id).where(StepRunRow.id == step_run_id)
-            )
-            if run_id is None:
-                raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
-            s.execute(update(StepRunRow).where(StepRunRow.id == step_run_id).values(**fields))
-            status = {k: v for k, v in fields.items() if k == "status"}
-            s.execute(self._event(run_id, step_run_id, event, payload or status))
-
-    def complete_step_run(
-        self,
-        step_run_id: str,
-        *,
-        pipeline_run_id: str,
-        event: str,
-        payload: dict[str, Any],
-        fields: dict[str, Any],
-        metrics: Sequence[MetricRecord] = (),
-        tags: dict[str, dict[str, Any]] | None = None,
-        files: Sequence[tuple[str, int]] = (),
-    ) -> None:
-        """Record the end of an attempt with its last metrics, tags and files: one transaction."""
-        with self.db.write() as s:
-            result = s.execute(
-                update(StepRunRow).where(StepRunRow.id == step_run_id).values(**fields)
-            )
-            if not getattr(result, "rowcount", 1):
-                raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
-            self._add_metrics(s, metrics)
-            self._merge_tags(s, tags or {})
-            self._add_files(s, step_run_id, files)
-            s.execute(self._event(pipeline_run_id, step_run_id, event, payload))
-
-    def record_journal(
-        self, metrics: Sequence[MetricRecord], tags: dict[str, dict[str, Any]]
-    ) -> None:
-        """Metrics and tags a running step logged (ingested while it runs)."""
-        if not metrics and not tags:
-            return
-        with self.db.write() as s:
-            self._add_metrics(s, metrics)
-            self._merge_tags(s, tags)
-
-    @staticmethod
-    def _add_metrics(s: Session, metrics: Sequence[MetricRecord]) -> None:
-        if not metrics:
-            return
-        now = utcnow()
-        s.execute(
-            insert(MetricRow),
-            [
-                {
-                    "run_id": m.run_id,
-                    "name": m.name,
-                    "kind": m.kind,
-                    "value": m.value,
-                    "step": m.step,
-                    "description": m.description,
-                    "created_at": m.created_at or now,
-                }
-                for m in metrics
-            ],
-        )
-
-    @staticmethod
-    def _merge_tags(s: Session, tags: dict[str, dict[str, Any]]) -> None:
-        for run_id, values in tags.items():
-            row: PipelineRunRow | StepRunRow | None = s.get(StepRunRow, run_id) or s.get(
-                PipelineRunRow, run_id
-            )
-            if row is not None:
-                row.tags = {**(row.tags or {}), **values}
-
-    @staticmethod
-    def _add_files(s: Session, run_id: str, files: Sequence[tuple[str, int]]) -> None:
-        if not files:
-            return
-        names = [name for name, _ in files]
-        s.execute(delete(RunFileRow).where(RunFileRow.run_id == run_id, RunFileRow.name.in_(names)))
-        now = utcnow()
-        s.execute(
-            insert(RunFileRow),
-            [{"run_id": run_id, "name": n, "size": size, "created_at": now} for n, size in files],
-        )
-
-    def find_step_run(self, step_run_id: str) -> StepRunRecord | None:
-        with self.db.read() as s:
-            row = s.get(StepRunRow, step_run_id)
-            return None if row is None else _step_record(row)
-
-    def get_step_run(self, step_run_id: str) -> StepRunRecord:
-        record = self.find_step_run(step_run_id)
-        if record is None:
-            raise RunNotFoundError(f"No step run with id {step_run_id!r} in this workspace.")
-        return record
-
-    def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:
-        with self.db.read() as s:
-            rows = s.scalars(
-                select(StepRunRow)
-                .where(StepRunRow.pipeline_run_id == pipeline_run_id)
-                .order_by(StepRunRow.created_at, StepRunRow.id)
-            ).all()
-            return [_step_record(r) for r in rows]
-
-    def count_running_steps(self, compute_target: str) -> int:
-        with self.db.read() as s:
-            return int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(StepRunRow)
-                    .where(
-                        StepRunRow.compute_target == compute_target,
-                        StepRunRow.status == Status.RUNNING,
-                    )
-                )
-                or 0
-            )
-
-    def find_reusable_step_run(self, fingerprint: str) -> StepRunRecord | None:
-        """The newest successful step run with this fingerprint."""
-        with self.db.read() as s:
-            row = s.scalars(
-                select(StepRunRow)
-                .where(StepRunRow.fingerprint == fingerprint, StepRunRow.status == Status.FINISHED)
-                .order_by(StepRunRow.ended_at.desc())
-                .limit(1)
-            ).first()
-            return None if row is None else _step_record(row)
-
-    def find_previous_step_run(
-        self, name: str, experiment_id: str, before: datetime
-    ) -> StepRunRecord | None:
-        """The newest earlier fingerprinted run of a step with this name, preferring the same
-        experiment: what a rerun is explained against."""
-        base = (
-            select(StepRunRow)
-            .join(PipelineRunRow, PipelineRunRow.id == StepRunRow.pipeline_run_id)
-            .where(
-                StepRunRow.name == name,
-                StepRunRow.fingerprint.is_not(None),
-                StepRunRow.created_at < before,
-            )
-            .order_by(StepRunRow.created_at.desc())
-            .limit(1)
-        )
-        with self.db.read() as s:
-            row = s.scalars(base.where(PipelineRunRow.experiment_id == experiment_id)).first()
-            if row is None:
-                row = s.scalars(base).first()
-            return None if row is None else _step_record(row)
-
-    # -- metrics, files, events ------------------------------------------------------------
-    def add_metrics(self, records: Sequence[MetricRecord]) -> None:
-        if not records:
-            return
-        with self.db.write() as s:
-            self._add_metrics(s, records)
-
-    def list_metrics(self, run_ids: Sequence[str]) -> list[MetricRecord]:
-        with self.db.read() as s:
-            rows = s.scalars(
-                select(MetricRow).where(MetricRow.run_id.in_(list(run_ids))).order_by(MetricRow.id)
-            ).all()
-            return [
-                MetricRecord(r.run_id, r.name, r.kind, r.value, r.step, r.description, r.created_at)
-                for r in rows
-            ]
-
-    def add_run_files(self, run_id: str, files: Sequence[tuple[str, int]]) -> None:
-        if not files:
-            return
-        with self.db.write() as s:
-            self._add_files(s, run_id, files)
-
-    def list_run_files(self, run_id: str) -> list[RunFileRecord]:
-        with self.db.read() as s:
-            rows = s.scalars(
-                select(RunFileRow).where(RunFileRow.run_id == run_id).order_by(RunFileRow.name)
-            ).all()
-            return [RunFileRecord(r.run_id, r.name, r.size) for r in rows]
-
-    def list_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
-        with self.db.read() as s:
-            rows = s.scalars(
-                select(EventRow)
-                .where(EventRow.run_id == run_id, EventRow.id > after_id)
-                .order_by(EventRow.id)
-            ).all()
-            return [
-                EventRecord(r.id, r.run_id, r.step_run_id, r.kind, dict(r.payload), r.created_at)
-                for r in rows
-            ]
-
     def session(self) -> Session:
         """A plain session for tests and admin tools."""
         return Session(self.db.engine)

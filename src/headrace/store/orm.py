@@ -35,7 +35,6 @@ __all__ = [
     "GraphRow",
     "MetricRow",
     "PipelineRunRow",
-    "RunFileRow",
     "StepRunRow",
     "UtcDateTime",
     "WorkspaceRow",
@@ -200,14 +199,6 @@ class MetricRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_metrics_run_name", "run_id", "name"),)
-
-
-class RunFileRow(Base):
-    __tablename__ = "run_files"
-    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
-    size: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EventRow(Base):

@@ -18,7 +18,11 @@ class StepProcess(Protocol):
     """A running attempt of a step."""
 
     pid: int | None
-    started: float | None
+
+    @property
+    def started(self) -> float | None:
+        """The process's start time, so it can be told apart after its pid is reused."""
+        ...
 
     def poll(self) -> int | None:
         """The exit code once the attempt has ended, else None. Never blocks."""

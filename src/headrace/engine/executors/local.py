@@ -24,11 +24,18 @@ class LocalProcess:
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self._popen = popen
         self.pid: int | None = popen.pid
-        self.started: float | None = process_start_time(popen.pid)
+        self._started: float | None = None
         try:
             self._pidfd: int | None = os.pidfd_open(popen.pid)
         except (AttributeError, OSError):
             self._pidfd = None
+
+    @property
+    def started(self) -> float | None:
+        """The process's start time (read on first use: most short steps never need it)."""
+        if self._started is None and self.pid:
+            self._started = process_start_time(self.pid)
+        return self._started
 
     def poll(self) -> int | None:
         code = self._popen.poll()

@@ -81,14 +81,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_metrics_run_name", ["run_id", "name"], unique=False)
 
     op.create_table(
-        "run_files",
-        sa.Column("run_id", sa.String(length=36), nullable=False),
-        sa.Column("name", sa.String(length=1024), nullable=False),
-        sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("created_at", headrace.store.orm.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("run_id", "name", name=op.f("pk_run_files")),
-    )
-    op.create_table(
         "workspace",
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("subscription_id", sa.String(length=255), nullable=True),
@@ -191,7 +183,6 @@ def downgrade() -> None:
 
     op.drop_table("pipeline_runs")
     op.drop_table("workspace")
-    op.drop_table("run_files")
     with op.batch_alter_table("metrics", schema=None) as batch_op:
         batch_op.drop_index("ix_metrics_run_name")
 
