@@ -21,10 +21,11 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_timeout_seconds
+from headrace.engine.cleanup import DeferredRemover
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.local import LocalExecutor
 from headrace.engine.orchestrator import RunOrchestrator, StepEnd
@@ -63,6 +64,7 @@ class Active:
     stop_reason: str | None = None
     kill_at: float | None = None
     journal_offset: int = 0
+    ended_at: datetime | None = None
     journal: list[JournalEntry] = field(default_factory=list)
 
 
@@ -76,6 +78,7 @@ class Agent:
         self.active: dict[str, Active] = {}
         self.executors: dict[str, Executor] = {}
         self.selector = selectors.DefaultSelector()
+        self.remover = DeferredRemover()
         self._stop = False
         self._dead_agents: list[str] = []
 
@@ -230,12 +233,12 @@ class Agent:
             slots[target] = capacity - busy.get(target, 0)
         return slots
 
-    def _dispatch(self, decide: bool = True) -> None:
+    def _dispatch(self) -> None:
         for orchestrator in list(self.runs.values()):
             if not orchestrator.has_work:
                 continue
             try:
-                tasks = orchestrator.next_tasks(self._free_slots(orchestrator), decide=decide)
+                tasks = orchestrator.next_tasks(self._free_slots(orchestrator))
             except StoreError:
                 raise  # the database is gone: stop, and let the next agent resume
             except Exception as exc:
@@ -280,6 +283,9 @@ class Agent:
 
     # -- waiting and ending ----------------------------------------------------------------
     def _wait(self, timeout: float) -> None:
+        if self.active:
+            # Running steps leave the loop idle: a good moment for deferred removals.
+            self.remover.work(timeout / 2)
         now = time.monotonic()
         for active in self.active.values():
             for moment in (active.deadline, active.kill_at):
@@ -296,11 +302,8 @@ class Agent:
             code = active.process.poll()
             if code is not None:
                 self._forget(key)
+                active.ended_at = utcnow()
                 ended.append((active, code))
-        if ended and all(code == 0 and a.stop_reason is None for a, code in ended):
-            # Freed slots go to steps already planned before the ended ones are recorded, so
-            # the next process starts up while the agent does the bookkeeping.
-            self._dispatch(decide=False)
         for active, code in ended:
             self._ended(active, code)
 
@@ -320,7 +323,7 @@ class Agent:
             _signal_escaped(task.step_run_id, signal.SIGKILL)
         error: str | None = None
         try:
-            finalize(self.ws, active.prepared, succeeded)
+            finalize(self.ws, active.prepared, succeeded, self.remover.remove)
         except Exception as exc:
             log.exception("cannot keep the results of step %s", task.step_run_id)
             succeeded = False
@@ -339,6 +342,7 @@ class Agent:
             timeout_seconds=task.node.timeout_seconds,
             error_message=error,
             journal=tuple(entries),
+            ended_at=active.ended_at,
         )
         orchestrator = active.orchestrator
         status = orchestrator.step_ended(task, end, stderr_text)
@@ -383,6 +387,8 @@ class Agent:
     def _finish_done_runs(self) -> None:
         for run_id, orchestrator in list(self.runs.items()):
             if orchestrator.done:
+                # A finished run leaves no working folders or staged outputs behind.
+                self.remover.drain()
                 try:
                     orchestrator.finish()
                 finally:
@@ -408,6 +414,7 @@ class Agent:
         for run_id in list(self.runs):
             self.ws.meta.release_run(run_id, self.id)
         self.runs.clear()
+        self.remover.drain()
 
 
 def _processes_with_run_ids(run_ids: set[str]) -> list[int]:

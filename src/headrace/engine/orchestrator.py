@@ -16,6 +16,7 @@ import functools
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from headrace.engine import fingerprint as fp
@@ -58,6 +59,7 @@ class StepEnd:
     timeout_seconds: float | None = None
     error_message: str | None = None
     journal: tuple[JournalEntry, ...] = ()
+    ended_at: datetime | None = None  # when the process was seen to end
 
 
 def stderr_tail(text: str, lines: int = 30) -> str:
@@ -298,14 +300,12 @@ class RunOrchestrator:
         )
         self._record_step(record)
 
-    def next_tasks(self, free_slots: dict[str, int], decide: bool = True) -> list[StepTask]:
-        """Attempts to start now; reuses are recorded on the way. Decrements `free_slots`.
-
-        With `decide=False` only attempts decided earlier are started (no new decisions)."""
+    def next_tasks(self, free_slots: dict[str, int]) -> list[StepTask]:
+        """Attempts to start now; reuses are recorded on the way. Decrements `free_slots`."""
         if self.stopping:
             return []
         tasks: list[StepTask] = []
-        while decide and self._ready:
+        while self._ready:
             # Reused steps release their successors, which form the next wave.
             wave = sorted(self._ready, key=self._position.__getitem__)
             self._ready.clear()
@@ -443,17 +443,18 @@ class RunOrchestrator:
         node = task.node
         metrics, tags = journal_records(end.journal, task.step_run_id, self.run.id)
         fields: dict[str, Any] = {"exit_code": end.exit_code, "pid": None}
+        ended_at = end.ended_at or utcnow()
         process = self.processes.pop(task.step_run_id, None)
         if process is not None:
             fields["command"] = process[2]
         if end.exit_code == 0 and end.stopped_for is None:
             status = Status.FINISHED
-            fields.update(status=status, ended_at=utcnow(), error=None)
+            fields.update(status=status, ended_at=ended_at, error=None)
         elif end.stopped_for in ("cancel", "failfast"):
             status = Status.CANCELED
             fields.update(
                 status=status,
-                ended_at=utcnow(),
+                ended_at=ended_at,
                 error={
                     "message": f"Step {node.name!r} was canceled"
                     + (" because another step failed" if end.stopped_for == "failfast" else "")
@@ -467,7 +468,7 @@ class RunOrchestrator:
                 self.retry_queue.append(task.step_run_id)
             else:
                 status = Status.FAILED
-                fields.update(status=status, ended_at=utcnow(), error=error)
+                fields.update(status=status, ended_at=ended_at, error=error)
         event = {
             Status.FINISHED: "step.finished",
             Status.FAILED: "step.failed",

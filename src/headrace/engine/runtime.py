@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,12 +231,22 @@ def _environment(
     return env
 
 
-def finalize(ws: WorkspaceStore, prepared: PreparedStep, succeeded: bool) -> list[tuple[str, int]]:
+def _remove_now(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def finalize(
+    ws: WorkspaceStore,
+    prepared: PreparedStep,
+    succeeded: bool,
+    remove: Callable[[Path], None] = _remove_now,
+) -> list[tuple[str, int]]:
     """Keep the attempt's results; returns the run files added (name, size).
 
     On success each staged output is renamed to its final datastore path. On failure staged
     outputs are deleted. Either way `./outputs` and `./logs` become run files and the working
-    folder is removed.
+    folder is removed (by `remove`, which the agent runs in the background). Both folders
+    are named after the attempt, so nothing reads them once this returns.
     """
     task = prepared.task
     try:
@@ -256,8 +267,8 @@ def finalize(ws: WorkspaceStore, prepared: PreparedStep, succeeded: bool) -> lis
     finally:
         for item in task.outputs:
             if item.mode != "upload":
-                shutil.rmtree(prepared.staged_outputs[item.port].parent, ignore_errors=True)
-        shutil.rmtree(prepared.cwd, ignore_errors=True)
+                remove(prepared.staged_outputs[item.port].parent)
+        remove(prepared.cwd)
 
 
 def discard(
