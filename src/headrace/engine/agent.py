@@ -99,7 +99,7 @@ class Agent:
             if now >= next_claim:
                 self._claim()
                 # While busy, new runs wait a little longer: each look costs a query.
-                next_claim = now + self.poll_seconds * (4 if self.active else 1)
+                next_claim = now + self.poll_seconds * (4 if self.runs else 1)
             if self.runs and now >= next_cancel:
                 self._check_cancel_requests()
                 next_cancel = now + CANCEL_CHECK_SECONDS
@@ -284,7 +284,9 @@ class Agent:
     # -- waiting and ending ----------------------------------------------------------------
     def _wait(self, timeout: float) -> None:
         if self.active:
-            # Running steps leave the loop idle: a good moment for deferred removals.
+            # Running steps leave the loop idle: a good moment for deferred work.
+            for orchestrator in self.runs.values():
+                orchestrator.explain_started()
             self.remover.work(timeout / 2)
         now = time.monotonic()
         for active in self.active.values():

@@ -105,6 +105,8 @@ class RunOrchestrator:
         self.retry_queue: list[str] = []
         self.running: set[str] = set()
         self.processes: dict[str, tuple[float, StepProcess, list[str]]] = {}
+        self.unwritten_reasons: set[str] = set()
+        self.step_nodes: dict[str, str] = {r.id: n for n, r in self.steps.items()}
         self.failed_step: StepRunRecord | None = None
         self.cancel_requested = run.cancel_requested
         self._default_datastore: str | None = None
@@ -210,6 +212,7 @@ class RunOrchestrator:
             keys = [key for node, _, _, key in candidates if node.allow_reuse]
             reusable = self.ws.meta.find_reusable_step_runs(keys)
         for node, inputs, parts, key in candidates:
+            reason: dict[str, Any]
             if self.run.regenerate_outputs:
                 reason = {"decision": "run", "summary": "regenerate_outputs=True: every step runs"}
             elif not node.allow_reuse:
@@ -219,13 +222,22 @@ class RunOrchestrator:
                 if earlier is not None and outputs_exist(self.ws, earlier):
                     self._record_reuse(node, key, parts, earlier)
                     continue
-                reason = self._explain_run(node, parts, key, earlier)
+                # Why it runs is worked out once the step has started (two queries and a
+                # manifest diff), while the agent waits on it: see `explain_started`.
+                reason = {"decision": "run", "summary": "", "explain": True}
+                if earlier is not None:
+                    reason = self._explain_run(node, parts, key, earlier)
             self.pending[node.id] = Plan(
                 node=node, fingerprint=key, parts=parts, reason=reason, inputs=inputs
             )
 
     def _explain_run(
-        self, node: StepNode, parts: dict[str, Any], key: str, earlier: StepRunRecord | None
+        self,
+        node: StepNode,
+        parts: dict[str, Any],
+        key: str,
+        earlier: StepRunRecord | None,
+        before: datetime | None = None,
     ) -> dict[str, Any]:
         if earlier is not None:
             return {
@@ -233,7 +245,9 @@ class RunOrchestrator:
                 "summary": f"the outputs of the matching run {earlier.id} no longer exist",
                 "compared_with": earlier.id,
             }
-        previous = self.ws.meta.find_previous_step_run(node.name, self.run.experiment_id, utcnow())
+        previous = self.ws.meta.find_previous_step_run(
+            node.name, self.run.experiment_id, before or utcnow()
+        )
         if previous is None:
             return {"decision": "run", "summary": f"first run of step {node.name!r}"}
         source_changes = None
@@ -393,6 +407,7 @@ class RunOrchestrator:
         )
         self.steps[plan.node.id] = record
         self.running.add(record.id)
+        self.step_nodes[record.id] = record.node_id
         return task
 
     def _start_record(
@@ -409,6 +424,7 @@ class RunOrchestrator:
         )
         self.steps[node.id] = replace(record, status=Status.RUNNING, started_at=started_at)
         self.running.add(record.id)
+        self.step_nodes[record.id] = record.node_id
         return self._task(node, record.id, record.attempt, inputs)
 
     def attempt_failed_to_start(self, task: StepTask, message: str) -> None:
@@ -420,20 +436,43 @@ class RunOrchestrator:
         recovery finds unrecorded step processes by their HEADRACE_RUN_ID)."""
         self.processes[task.step_run_id] = (time.monotonic(), process, command)
 
+    def explain_started(self) -> None:
+        """Work out why the started steps run (deferred from planning, off the critical path).
+
+        The reason is written with the step's process record or with its ending."""
+        for node_id, record in list(self.steps.items()):
+            if record.run_reason.get("explain") and record.id in self.running:
+                self._explain_record(node_id)
+
+    def _explain_record(self, node_id: str) -> None:
+        record = self.steps[node_id]
+        reason = self._explain_run(
+            self.graph.node(node_id), record.fingerprint_parts, "", None, record.created_at
+        )
+        self.steps[node_id] = replace(record, run_reason=reason)
+        self.unwritten_reasons.add(record.id)
+
     def record_processes(self, older_than: float = 0.5) -> None:
         now = time.monotonic()
         for step_run_id, (since, process, command) in list(self.processes.items()):
             if now - since < older_than or step_run_id not in self.running:
                 continue
             del self.processes[step_run_id]
+            fields: dict[str, Any] = {
+                "pid": process.pid,
+                "pid_started": process.started,
+                "command": command,
+            }
+            record = self.steps.get(self.step_nodes.get(step_run_id, ""))
+            if record is not None and step_run_id in self.unwritten_reasons:
+                self.unwritten_reasons.discard(step_run_id)
+                fields["run_reason"] = record.run_reason
             self.ws.meta.update_step_run(
                 step_run_id,
                 event="step.process",
                 payload={"pid": process.pid},
                 pipeline_run_id=self.run.id,
-                pid=process.pid,
-                pid_started=process.started,
-                command=command,
+                **fields,
             )
 
     # -- endings ---------------------------------------------------------------------------
@@ -447,6 +486,11 @@ class RunOrchestrator:
         process = self.processes.pop(task.step_run_id, None)
         if process is not None:
             fields["command"] = process[2]
+        if self.steps[node.id].run_reason.get("explain"):
+            self._explain_record(node.id)
+        if task.step_run_id in self.unwritten_reasons:
+            self.unwritten_reasons.discard(task.step_run_id)
+            fields["run_reason"] = self.steps[node.id].run_reason
         if end.exit_code == 0 and end.stopped_for is None:
             status = Status.FINISHED
             fields.update(status=status, ended_at=ended_at, error=None)

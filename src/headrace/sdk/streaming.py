@@ -71,8 +71,10 @@ class LogFollower:
         reason = step.run_reason.get("summary", "")
         if step.reused_run_id:
             self._write(f"[{step.name}] reused the outputs of step run {step.reused_run_id}\n")
-        else:
+        elif reason:
             self._write(f"[{step.name}] running as step run {step.id}: {reason}\n")
+        else:
+            self._write(f"[{step.name}] running as step run {step.id}\n")
 
     def _conclude(self, step: StepRunRecord) -> None:
         if step.reused_run_id:
