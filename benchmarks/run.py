@@ -125,6 +125,10 @@ def markdown(outcomes: list[Outcome], info: dict[str, str], command: str, second
     for outcome in outcomes:
         for row in outcome.rows:
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row.cells()) + " |")
+    analysis = Path(__file__).with_name("analysis.md")
+    if analysis.is_file():
+        # Hand-written reading of the numbers (kept in benchmarks/analysis.md).
+        lines += ["", analysis.read_text(encoding="utf-8").strip()]
     lines += ["", "## Details", ""]
     for outcome in outcomes:
         lines += [f"### {outcome.name}: {outcome.title}", ""]

@@ -110,7 +110,10 @@ class Agent:
             if self.active and time.monotonic() >= next_journal:
                 self._ingest_journals()
                 next_journal = time.monotonic() + JOURNAL_SECONDS
-            self._finish_done_runs()
+            if self.runs:
+                self._finish_done_runs()
+                if not self.runs:
+                    next_claim = 0.0  # idle again: look for new runs at the quick pace
             for orchestrator in self.runs.values():
                 orchestrator.record_processes()
             if self.runs or self.active:
