@@ -106,6 +106,7 @@ class RunOrchestrator:
         self.running: set[str] = set()
         self.processes: dict[str, tuple[float, StepProcess, list[str]]] = {}
         self.unwritten_reasons: set[str] = set()
+        self._to_explain: set[str] = set()
         self.step_nodes: dict[str, str] = {r.id: n for n, r in self.steps.items()}
         self.failed_step: StepRunRecord | None = None
         self.cancel_requested = run.cancel_requested
@@ -408,6 +409,8 @@ class RunOrchestrator:
         self.steps[plan.node.id] = record
         self.running.add(record.id)
         self.step_nodes[record.id] = record.node_id
+        if plan.reason.get("explain"):
+            self._to_explain.add(plan.node.id)
         return task
 
     def _start_record(
@@ -440,11 +443,12 @@ class RunOrchestrator:
         """Work out why the started steps run (deferred from planning, off the critical path).
 
         The reason is written with the step's process record or with its ending."""
-        for node_id, record in list(self.steps.items()):
-            if record.run_reason.get("explain") and record.id in self.running:
+        for node_id in list(self._to_explain):
+            if self.steps[node_id].id in self.running:
                 self._explain_record(node_id)
 
     def _explain_record(self, node_id: str) -> None:
+        self._to_explain.discard(node_id)
         record = self.steps[node_id]
         reason = self._explain_run(
             self.graph.node(node_id), record.fingerprint_parts, "", None, record.created_at
