@@ -122,22 +122,6 @@ class Agent:
                 break
         self._shutdown()
 
-    def run_until_done(self, run_id: str, timeout: float = 600.0) -> None:
-        """Work until `run_id` has ended (for tests and `headrace run submit --wait --inline`)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._claim()
-            self._dispatch()
-            self._wait(self.poll_seconds)
-            self._reap()
-            self._enforce_deadlines()
-            self._finish_done_runs()
-            record = self.ws.meta.get_pipeline_run(run_id)
-            if record.status in (Status.FINISHED, Status.FAILED, Status.CANCELED):
-                return
-            if self.runs:
-                self._check_cancel_requests()
-
     # -- claiming and recovery -------------------------------------------------------------
     def _capacity(self) -> int:
         return sum(e.capacity for e in self.executors.values()) or (os.cpu_count() or 1)

@@ -240,8 +240,8 @@ def finalize(
     prepared: PreparedStep,
     succeeded: bool,
     remove: Callable[[Path], None] = _remove_now,
-) -> list[tuple[str, int]]:
-    """Keep the attempt's results; returns the run files added (name, size).
+) -> None:
+    """Keep the attempt's results.
 
     On success each staged output is renamed to its final datastore path. On failure staged
     outputs are deleted. Either way `./outputs` and `./logs` become run files and the working
@@ -260,10 +260,8 @@ def finalize(
                 final.parent.mkdir(parents=True, exist_ok=True)
                 # A rename on the same filesystem: outputs are never copied.
                 shutil.move(str(prepared.staged_outputs[item.port]), final)
-        added: list[tuple[str, int]] = []
         for folder in ("outputs", "logs"):
-            added += ws.artifacts.move_tree(task.step_run_id, prepared.cwd / folder, folder)
-        return added
+            ws.artifacts.move_tree(task.step_run_id, prepared.cwd / folder, folder)
     finally:
         for item in task.outputs:
             if item.mode != "upload":

@@ -37,7 +37,6 @@ from headrace.store.records import (
     ExperimentRecord,
     PipelineRunRecord,
     Status,
-    StepRunRecord,
 )
 from headrace.store.step_runs import StepRunQueries
 
@@ -66,13 +65,6 @@ def _pipeline_record(row: PipelineRunRow, experiment_name: str) -> PipelineRunRe
         started_at=row.started_at,
         ended_at=row.ended_at,
     )
-
-
-_STEP_FIELDS = tuple(StepRunRecord.__dataclass_fields__)
-
-
-def _step_record(row: StepRunRow) -> StepRunRecord:
-    return StepRunRecord(**{name: getattr(row, name) for name in _STEP_FIELDS})
 
 
 class SqlMetadataStore(StepRunQueries):
@@ -332,15 +324,6 @@ class SqlMetadataStore(StepRunQueries):
         if not ids:
             raise RunNotFoundError(f"No run with an id starting with {prefix!r}.")
         raise RunNotFoundError(f"The id prefix {prefix!r} matches several runs; give more of it.")
-
-    def has_unfinished_runs(self) -> bool:
-        with self.db.read() as s:
-            found = s.scalar(
-                select(PipelineRunRow.id)
-                .where(PipelineRunRow.status.in_([Status.NOT_STARTED, Status.RUNNING]))
-                .limit(1)
-            )
-            return found is not None
 
     def has_claimable_runs(self) -> bool:
         """Whether a run waits for an agent: queued, or running with no agent holding it."""
