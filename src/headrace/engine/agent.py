@@ -26,9 +26,10 @@ from pathlib import Path
 
 from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_timeout_seconds
 from headrace.engine.cleanup import DeferredRemover
+from headrace.engine.endings import StepEnd, journal_records
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.local import LocalExecutor
-from headrace.engine.orchestrator import RunOrchestrator, StepEnd
+from headrace.engine.orchestrator import RunOrchestrator
 from headrace.engine.processes import (
     agent_identity,
     is_local_agent_dead,
@@ -360,8 +361,6 @@ class Agent:
                 self._stop_attempt(active, "timeout")
 
     def _ingest_journals(self) -> None:
-        from headrace.engine.orchestrator import journal_records
-
         for active in self.active.values():
             path = self.ws.artifacts.run_dir(active.task.step_run_id) / JOURNAL_NAME
             entries, offset = read_journal(path, active.journal_offset)

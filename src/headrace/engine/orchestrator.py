@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from headrace.engine import fingerprint as fp
+from headrace.engine.endings import StepEnd, failure_record, journal_records
 from headrace.engine.executors.base import StepProcess
 from headrace.engine.planning import (
     ProducedData,
@@ -30,12 +31,11 @@ from headrace.engine.planning import (
 from headrace.engine.runtime import ResolvedData, StepTask, pipeline_data_path
 from headrace.graph.model import Graph, StepNode
 from headrace.graph.validate import topological_order
-from headrace.store.journal import JournalEntry
 from headrace.store.orm import utcnow
-from headrace.store.records import MetricRecord, PipelineRunRecord, Status, StepRunRecord
+from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
 from headrace.store.workspace_store import WorkspaceStore
 
-__all__ = ["Plan", "RunOrchestrator", "StepEnd"]
+__all__ = ["Plan", "RunOrchestrator"]
 
 
 @dataclass
@@ -48,47 +48,6 @@ class Plan:
     reason: dict[str, Any]
     inputs: tuple[ResolvedData, ...]
     step_run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-
-@dataclass(frozen=True)
-class StepEnd:
-    """How an attempt ended, as the agent saw it."""
-
-    exit_code: int | None
-    stopped_for: str | None = None  # "timeout" | "cancel" | "failfast" | "lost"
-    timeout_seconds: float | None = None
-    error_message: str | None = None
-    journal: tuple[JournalEntry, ...] = ()
-    ended_at: datetime | None = None  # when the process was seen to end
-
-
-def stderr_tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def extract_traceback(text: str) -> str | None:
-    marker = "Traceback (most recent call last):"
-    at = text.rfind(marker)
-    return text[at:].rstrip() if at >= 0 else None
-
-
-def journal_records(
-    entries: tuple[JournalEntry, ...] | list[JournalEntry], run_id: str, parent_id: str
-) -> tuple[list[MetricRecord], dict[str, dict[str, Any]]]:
-    """Metric rows and tag updates (per run id) from journal entries of one step."""
-    metrics: list[MetricRecord] = []
-    tags: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        target = parent_id if entry.target == "parent" else run_id
-        if entry.kind == "tag":
-            tags.setdefault(target, {})[entry.name] = entry.value
-        else:
-            metrics.append(
-                MetricRecord(
-                    target, entry.name, entry.kind, entry.value, entry.step, entry.description
-                )
-            )
-    return metrics, tags
 
 
 class RunOrchestrator:
@@ -509,7 +468,7 @@ class RunOrchestrator:
                 },
             )
         else:
-            error = self._failure(node, end, stderr_text)
+            error = failure_record(node, end, stderr_text)
             if task.attempt < node.max_retries and not self.stopping:
                 status = Status.QUEUED
                 fields.update(status=status, attempt=task.attempt + 1, error=error)
@@ -537,37 +496,6 @@ class RunOrchestrator:
         if status == Status.FAILED and self.failed_step is None:
             self.failed_step = record
         return status
-
-    def _failure(self, node: StepNode, end: StepEnd, stderr_text: str) -> dict[str, Any]:
-        what = f"script {node.script_name}" if node.kind == "python_script" else "command"
-        if end.error_message:
-            message = end.error_message
-        elif end.stopped_for == "timeout":
-            message = (
-                f"Step {node.name!r} timed out after {end.timeout_seconds:g} s "
-                f"(timeout_seconds={end.timeout_seconds:g}) and was stopped"
-            )
-        elif end.stopped_for == "lost":
-            message = f"Step {node.name!r} was interrupted: its process was lost"
-        elif end.exit_code is not None and end.exit_code < 0:
-            import signal
-
-            try:
-                name = signal.Signals(-end.exit_code).name
-            except ValueError:
-                name = f"signal {-end.exit_code}"
-            message = f"Step {node.name!r} failed: its {what} was killed by {name}"
-        else:
-            message = f"Step {node.name!r} failed: its {what} exited with code {end.exit_code}"
-        error: dict[str, Any] = {
-            "message": message,
-            "exit_code": end.exit_code,
-            "stderr_tail": stderr_tail(stderr_text),
-        }
-        traceback = extract_traceback(stderr_text)
-        if traceback:
-            error["traceback"] = traceback
-        return error
 
     # -- the run as a whole ----------------------------------------------------------------
     def request_cancel(self) -> None:
