@@ -401,3 +401,54 @@ def test_upload_mode_output_is_kept_from_the_step_folder(ws: Workspace, tmp_path
     root = Path(ws.get_default_datastore().root)
     assert (root / "azureml" / step.id / "uploaded" / "part.txt").read_text() == "written locally"
     assert "READ ['part.txt']" in run.find_step_run("reader")[0].get_stdout_log()
+
+
+PRISTINE_CHECK = """
+import os, stat, sys
+found = sorted(
+    os.path.relpath(os.path.join(d, n), ".")
+    for d, dirs, files in os.walk(".")
+    for n in files + [x for x in dirs if not os.listdir(os.path.join(d, x))]
+)
+assert found == ["data/a.txt", "job.py"], f"working folder not fresh: {found}"
+assert open("data/a.txt").read() == "original", "snapshot file changed by an earlier step"
+assert not os.stat("data/a.txt").st_mode & stat.S_IXUSR, "mode changed by an earlier step"
+if sys.argv[1] == "dirty":
+    with open("data/a.txt", "r+") as fh:
+        fh.write("ORIGINAL")  # same size, new content
+    os.chmod("data/a.txt", 0o755)
+    open("extra.txt", "w").write("left behind")
+    os.makedirs("outputs/deep", exist_ok=True)
+    os.makedirs("empty_dir")
+"""
+
+
+def test_every_attempt_gets_a_fresh_working_folder(ws: Workspace, tmp_path: Path) -> None:
+    """Working folders are recycled between steps of one snapshot only when the script left
+    them untouched: whatever an earlier step changed, added or chmod-ed, the next one
+    starts from the snapshot as it was submitted."""
+    from headrace import AmlCompute, ComputeTarget
+
+    ComputeTarget.create(ws, "one", AmlCompute.provisioning_configuration(max_nodes=1))
+    src = tmp_path / "src"
+    (src / "data").mkdir(parents=True)
+    (src / "job.py").write_text(PRISTINE_CHECK)
+    (src / "data" / "a.txt").write_text("original")
+    modes = ["clean", "clean", "dirty", "clean", "dirty", "dirty", "clean", "clean"]
+    steps = [
+        PythonScriptStep(
+            "job.py",
+            name=f"s{i}",
+            arguments=[mode],
+            compute_target="one",
+            source_directory=str(src),
+            allow_reuse=False,
+        )
+        for i, mode in enumerate(modes)
+    ]
+    run = Experiment(ws, "fresh").submit(Pipeline(ws, steps=steps))
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Finished", [
+        (s.name, s.get_details().get("error")) for s in run.get_steps()
+    ]
+    # Nothing is left in the workspace's working area once the run ended.
+    assert list((Path(ws.backend.location) / "work").glob("*")) == []

@@ -1,10 +1,18 @@
 """The agent: claims queued runs from the metadata store and drives them to the end.
 
 One loop, one thread. Each pass it claims runs (queued ones, and running ones whose agent
-died), asks every run's orchestrator for steps to start within each compute target's free
-slots, starts them through the executors, waits until a process ends (pidfd) or a short
-poll interval passes, records endings, enforces timeouts, honours cancel requests, ingests
-what running scripts log, and heartbeats. With nothing to do for `idle_seconds` it exits.
+died), reaps ended processes, asks every run's orchestrator for steps to start within each
+compute target's free slots, starts them through the executors, records what happened in
+one transaction, enforces timeouts, honours cancel requests, ingests what running scripts
+log, heartbeats, and waits until a process ends (pidfd) or a short poll interval passes.
+With nothing to do for `idle_seconds` it exits.
+
+Each pass's records are written in one commit after its processes have started, so a slot
+freed by an independent step is refilled before anything is written, and one commit records
+both the ending and the start. (A step that depends on others is started only once their
+endings are committed.) A step process is therefore briefly running before its record says
+so; crash recovery finds such processes by the HEADRACE_PIPELINE_RUN_ID in their
+environment, and their folders by the run's id.
 
 `python -m headrace.engine.agent --workspace PATH` runs one detached for a workspace folder
 (see `launcher.ensure_agent`); a server runs the same class.
@@ -36,11 +44,20 @@ from headrace.engine.processes import (
     is_process_alive,
     kill_group,
 )
-from headrace.engine.runtime import PreparedStep, StepTask, discard, finalize, prepare
+from headrace.engine.runtime import (
+    PreparedStep,
+    StepTask,
+    discard,
+    discard_run,
+    finalize,
+    prepare,
+)
+from headrace.engine.workfolders import WorkFolders
 from headrace.errors import StoreError
 from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
 from headrace.store.orm import utcnow
 from headrace.store.records import Status
+from headrace.store.step_runs import StepWrites
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = ["Agent", "main"]
@@ -80,6 +97,8 @@ class Agent:
         self.executors: dict[str, Executor] = {}
         self.selector = selectors.DefaultSelector()
         self.remover = DeferredRemover()
+        self.folders = WorkFolders(self.remover.remove)
+        self.writes = StepWrites()
         self._stop = False
         self._dead_agents: list[str] = []
 
@@ -104,9 +123,9 @@ class Agent:
             if self.runs and now >= next_cancel:
                 self._check_cancel_requests()
                 next_cancel = now + CANCEL_CHECK_SECONDS
-            self._dispatch()
-            self._wait(self.poll_seconds)
             self._reap()
+            self._dispatch()
+            self.ws.meta.apply_step_writes(self.writes)
             self._enforce_deadlines()
             if self.active and time.monotonic() >= next_journal:
                 self._ingest_journals()
@@ -121,6 +140,7 @@ class Agent:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= self.idle_seconds:
                 break
+            self._wait(self.poll_seconds)
         self._shutdown()
 
     # -- claiming and recovery -------------------------------------------------------------
@@ -136,7 +156,7 @@ class Agent:
             self.id, limit=limit, stale_before=stale, dead_agents=self._dead_agents
         ):
             try:
-                orchestrator = RunOrchestrator(self.ws, record)
+                orchestrator = RunOrchestrator(self.ws, record, self.writes)
             except Exception as exc:
                 log.exception("cannot load run %s", record.id)
                 self.ws.meta.finish_pipeline_run(
@@ -155,17 +175,15 @@ class Agent:
         self._dead_agents = [a for a in self.ws.meta.running_agents() if is_local_agent_dead(a)]
 
     def _stop_leftovers(self, orchestrator: RunOrchestrator) -> None:
-        """Kill processes of attempts a dead agent left running, and remove their files."""
-        ids = {r.id for r in orchestrator.interrupted()}
+        """Kill the processes a dead agent left running for this run, and remove the folders
+        of its unfinished attempts (including any it started but had not recorded yet)."""
         for record in orchestrator.interrupted():
             if record.pid and is_process_alive(record.pid, record.pid_started):
                 kill_group(record.pid)
-        for pid in _processes_with_run_ids(ids):
+        for pid in _processes_with_env("HEADRACE_PIPELINE_RUN_ID", {orchestrator.run.id}):
             with contextlib.suppress(OSError):
                 kill_group(os.getpgid(pid))
-        for record in orchestrator.interrupted():
-            node = orchestrator.graph.node(record.node_id)
-            discard(self.ws, record.id, record.attempt, orchestrator._outputs_for(node, record.id))
+        discard_run(self.ws, orchestrator.run.id, orchestrator.output_datastores())
 
     def _heartbeat(self) -> None:
         if not self.ws.layout.config_path.exists():
@@ -245,12 +263,16 @@ class Agent:
                 "exist in this workspace; create it with ComputeTarget.create(...)",
             )
             return
+        if self.writes and orchestrator.has_predecessors(task.node.id):
+            # A step never runs before the steps it depends on are recorded as finished:
+            # after a crash those are never repeated.
+            self.ws.meta.apply_step_writes(self.writes)
         try:
-            prepared = prepare(self.ws, task)
+            prepared = prepare(self.ws, task, self.folders)
             process = executor.start(prepared)
         except Exception as exc:
             log.exception("cannot start step %s", task.step_run_id)
-            discard(self.ws, task.step_run_id, task.attempt, task.outputs)
+            discard(self.ws, task)
             orchestrator.attempt_failed_to_start(
                 task, f"Step {task.node.name!r} could not be started: {exc}"
             )
@@ -274,7 +296,7 @@ class Agent:
         if self.active:
             # Running steps leave the loop idle: a good moment for deferred work.
             for orchestrator in self.runs.values():
-                orchestrator.explain_started()
+                orchestrator.explain_waiting()
             self.remover.work(timeout / 2)
         now = time.monotonic()
         for active in self.active.values():
@@ -313,7 +335,7 @@ class Agent:
             _signal_escaped(task.step_run_id, signal.SIGKILL)
         error: str | None = None
         try:
-            finalize(self.ws, active.prepared, succeeded, self.remover.remove)
+            finalize(self.ws, active.prepared, succeeded, self.folders)
         except Exception as exc:
             log.exception("cannot keep the results of step %s", task.step_run_id)
             succeeded = False
@@ -377,6 +399,8 @@ class Agent:
             if orchestrator.done:
                 # A finished run leaves no working folders or staged outputs behind.
                 self.remover.drain()
+                self.folders.forget_run(run_id)
+                discard_run(self.ws, run_id, orchestrator.output_datastores())
                 try:
                     orchestrator.finish()
                 finally:
@@ -387,6 +411,7 @@ class Agent:
             if active.orchestrator is orchestrator:
                 active.process.kill()
                 self._forget(key)
+        self.ws.meta.apply_step_writes(self.writes)
         self.ws.meta.finish_pipeline_run(orchestrator.run.id, Status.FAILED, {"message": message})
         self.runs.pop(orchestrator.run.id, None)
 
@@ -398,21 +423,22 @@ class Agent:
             while active.process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
             self._forget(key)
-            discard(self.ws, active.task.step_run_id, active.task.attempt, active.task.outputs)
+            discard(self.ws, active.task)
+        self.ws.meta.apply_step_writes(self.writes)
         for run_id in list(self.runs):
             self.ws.meta.release_run(run_id, self.id)
         self.runs.clear()
         self.remover.drain()
 
 
-def _processes_with_run_ids(run_ids: set[str]) -> list[int]:
-    """Pids of processes whose environment names one of `run_ids` as HEADRACE_RUN_ID.
+def _processes_with_env(variable: str, values: set[str]) -> list[int]:
+    """Pids of processes whose environment sets `variable` to one of `values`.
 
-    Catches a step process started just before its agent died, before its pid was recorded.
+    Catches a step process started just before its agent died, before it was recorded.
     """
-    if not run_ids:
+    if not values:
         return []
-    wanted = {f"HEADRACE_RUN_ID={r}".encode() for r in run_ids}
+    wanted = {f"{variable}={v}".encode() for v in values}
     found = []
     me = os.getpid()
     for entry in os.listdir("/proc"):
@@ -434,7 +460,7 @@ def _signal_escaped(step_run_id: str, sig: int) -> None:
     Only for stopped attempts (cancel, timeout, fail-fast): scanning /proc costs
     milliseconds, too much to pay at every step's end.
     """
-    for pid in _processes_with_run_ids({step_run_id}):
+    for pid in _processes_with_env("HEADRACE_RUN_ID", {step_run_id}):
         with contextlib.suppress(OSError):
             kill_group(os.getpgid(pid), sig)
 

@@ -7,7 +7,8 @@ applies `continue_on_step_failure`, and decides the run's final status. After an
 `recover()` re-queues the attempts that were interrupted.
 
 It does not start processes: the agent owns the executors and asks for work with
-`next_tasks(free_slots)`. Every state change goes through the metadata store, with its event.
+`next_tasks(free_slots)`. Every state change is queued, with its event, on the agent's
+`StepWrites`, which the agent applies in one transaction per pass of its loop.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import functools
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from headrace.engine import fingerprint as fp
@@ -33,6 +33,7 @@ from headrace.graph.model import Graph, StepNode
 from headrace.graph.validate import topological_order
 from headrace.store.orm import utcnow
 from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
+from headrace.store.step_runs import StepWrites
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = ["Plan", "RunOrchestrator"]
@@ -51,9 +52,12 @@ class Plan:
 
 
 class RunOrchestrator:
-    def __init__(self, ws: WorkspaceStore, run: PipelineRunRecord) -> None:
+    def __init__(
+        self, ws: WorkspaceStore, run: PipelineRunRecord, writes: StepWrites | None = None
+    ) -> None:
         self.ws = ws
         self.run = run
+        self.writes = StepWrites() if writes is None else writes
         self.graph = Graph.from_dict(ws.meta.get_graph(run.graph_id))
         self.order = topological_order(self.graph)
         self.parameters: dict[str, Any] = dict(run.parameters)
@@ -96,6 +100,9 @@ class RunOrchestrator:
         """Whether `next_tasks` could start or decide anything now."""
         return not self.stopping and bool(self._ready or self.pending or self.retry_queue)
 
+    def has_predecessors(self, node_id: str) -> bool:
+        return bool(self._preds[node_id])
+
     def _record_step(self, record: StepRunRecord) -> None:
         """Keep the latest record of a step; a finished step releases its successors."""
         previous = self.steps.get(record.node_id)
@@ -121,16 +128,20 @@ class RunOrchestrator:
         """
         for record in self.interrupted():
             attempt = record.attempt + 1
-            self.ws.meta.update_step_run(
+            fields: dict[str, Any] = {
+                "status": Status.QUEUED,
+                "attempt": attempt,
+                "pid": None,
+                "pid_started": None,
+            }
+            self.writes.update(
                 record.id,
+                pipeline_run_id=self.run.id,
                 event="step.interrupted",
                 payload={"attempt": record.attempt, "requeued_as": attempt},
-                status=Status.QUEUED,
-                attempt=attempt,
-                pid=None,
-                pid_started=None,
+                **fields,
             )
-            self._record_step(self.ws.meta.get_step_run(record.id))
+            self._record_step(replace(record, **fields))
             self.retry_queue.append(record.id)
 
     # -- planning --------------------------------------------------------------------------
@@ -182,8 +193,8 @@ class RunOrchestrator:
                 if earlier is not None and outputs_exist(self.ws, earlier):
                     self._record_reuse(node, key, parts, earlier)
                     continue
-                # Why it runs is worked out once the step has started (two queries and a
-                # manifest diff), while the agent waits on it: see `explain_started`.
+                # Why it runs is worked out while the agent waits on running steps (one
+                # query for all of them, and manifest diffs): see `explain_waiting`.
                 reason = {"decision": "run", "summary": "", "explain": True}
                 if earlier is not None:
                     reason = self._explain_run(node, parts, key, earlier)
@@ -197,17 +208,16 @@ class RunOrchestrator:
         parts: dict[str, Any],
         key: str,
         earlier: StepRunRecord | None,
-        before: datetime | None = None,
+        previous: StepRunRecord | None = None,
     ) -> dict[str, Any]:
+        """Why a step runs: the matching run's outputs are gone, or what changed since
+        `previous` (the step's latest earlier run; None when there is none)."""
         if earlier is not None:
             return {
                 "decision": "run",
                 "summary": f"the outputs of the matching run {earlier.id} no longer exist",
                 "compared_with": earlier.id,
             }
-        previous = self.ws.meta.find_previous_step_run(
-            node.name, self.run.experiment_id, before or utcnow()
-        )
         if previous is None:
             return {"decision": "run", "summary": f"first run of step {node.name!r}"}
         source_changes = None
@@ -241,7 +251,7 @@ class RunOrchestrator:
     ) -> None:
         original = earlier.data_run_id
         now = utcnow()
-        record = self.ws.meta.create_step_run(
+        record = self.writes.create(
             event="step.reused",
             id=str(uuid.uuid4()),
             pipeline_run_id=self.run.id,
@@ -285,7 +295,7 @@ class RunOrchestrator:
             self._ready.clear()
             self._plan_wave(wave)
         for step_run_id in list(self.retry_queue):
-            record = self.ws.meta.get_step_run(step_run_id)
+            record = self.steps[self.step_nodes[step_run_id]]
             node = self.graph.node(record.node_id)
             if free_slots.get(node.compute_target, 0) <= 0:
                 continue
@@ -302,6 +312,14 @@ class RunOrchestrator:
             del self.pending[node_id]
             tasks.append(self._start_plan(plan))
         return tasks
+
+    def output_datastores(self) -> set[str]:
+        """The datastores this run's steps write outputs to (where their staging lives)."""
+        return {
+            self.graph.data_node(binding.data).datastore or self.default_datastore()
+            for node in self.graph.nodes
+            for binding in node.outputs
+        }
 
     def _outputs_for(self, node: StepNode, step_run_id: str) -> tuple[ResolvedData, ...]:
         outputs = []
@@ -348,7 +366,7 @@ class RunOrchestrator:
     def _start_plan(self, plan: Plan) -> StepTask:
         task = self._task(plan.node, plan.step_run_id, 0, plan.inputs)
         now = utcnow()
-        record = self.ws.meta.create_step_run(
+        record = self.writes.create(
             event="step.started",
             id=plan.step_run_id,
             pipeline_run_id=self.run.id,
@@ -376,7 +394,7 @@ class RunOrchestrator:
         self, record: StepRunRecord, node: StepNode, inputs: tuple[ResolvedData, ...]
     ) -> StepTask:
         started_at = record.started_at or utcnow()
-        self.ws.meta.update_step_run(
+        self.writes.update(
             record.id,
             event="step.started",
             payload={"attempt": record.attempt},
@@ -398,22 +416,34 @@ class RunOrchestrator:
         recovery finds unrecorded step processes by their HEADRACE_RUN_ID)."""
         self.processes[task.step_run_id] = (time.monotonic(), process, command)
 
-    def explain_started(self) -> None:
-        """Work out why the started steps run (deferred from planning, off the critical path).
+    def explain_waiting(self) -> None:
+        """Work out why planned and started steps run: deferred from planning so it is off
+        the path to starting them, and done for all of them with one query.
 
-        The reason is written with the step's process record or with its ending."""
-        for node_id in list(self._to_explain):
-            if self.steps[node_id].id in self.running:
-                self._explain_record(node_id)
+        A started step's reason is written with its process record or with its ending."""
+        waiting = [n for n, plan in self.pending.items() if plan.reason.get("explain")]
+        self._explain([*self._to_explain, *waiting])
 
-    def _explain_record(self, node_id: str) -> None:
-        self._to_explain.discard(node_id)
-        record = self.steps[node_id]
-        reason = self._explain_run(
-            self.graph.node(node_id), record.fingerprint_parts, "", None, record.created_at
+    def _explain(self, node_ids: list[str]) -> None:
+        if not node_ids:
+            return
+        names = {self.graph.node(n).name for n in node_ids}
+        previous = self.ws.meta.find_previous_step_runs(
+            sorted(names), self.run.experiment_id, exclude_run_id=self.run.id
         )
-        self.steps[node_id] = replace(record, run_reason=reason)
-        self.unwritten_reasons.add(record.id)
+        for node_id in node_ids:
+            node = self.graph.node(node_id)
+            plan = self.pending.get(node_id)
+            if plan is not None:
+                plan.reason = self._explain_run(node, plan.parts, "", None, previous.get(node.name))
+                continue
+            self._to_explain.discard(node_id)
+            record = self.steps[node_id]
+            reason = self._explain_run(
+                node, record.fingerprint_parts, "", None, previous.get(node.name)
+            )
+            self.steps[node_id] = replace(record, run_reason=reason)
+            self.unwritten_reasons.add(record.id)
 
     def record_processes(self, older_than: float = 0.5) -> None:
         now = time.monotonic()
@@ -430,7 +460,7 @@ class RunOrchestrator:
             if record is not None and step_run_id in self.unwritten_reasons:
                 self.unwritten_reasons.discard(step_run_id)
                 fields["run_reason"] = record.run_reason
-            self.ws.meta.update_step_run(
+            self.writes.update(
                 step_run_id,
                 event="step.process",
                 payload={"pid": process.pid},
@@ -450,7 +480,7 @@ class RunOrchestrator:
         if process is not None:
             fields["command"] = process[2]
         if self.steps[node.id].run_reason.get("explain"):
-            self._explain_record(node.id)
+            self._explain([node.id])
         if task.step_run_id in self.unwritten_reasons:
             self.unwritten_reasons.discard(task.step_run_id)
             fields["run_reason"] = self.steps[node.id].run_reason
@@ -482,7 +512,7 @@ class RunOrchestrator:
             Status.CANCELED: "step.canceled",
             Status.QUEUED: "step.retry",
         }[status]
-        self.ws.meta.complete_step_run(
+        self.writes.complete(
             task.step_run_id,
             pipeline_run_id=self.run.id,
             event=event,
@@ -503,10 +533,11 @@ class RunOrchestrator:
         self.pending.clear()
         for step_run_id in list(self.retry_queue):
             self.retry_queue.remove(step_run_id)
-            self.ws.meta.update_step_run(
-                step_run_id, event="step.canceled", status=Status.CANCELED, ended_at=utcnow()
+            fields: dict[str, Any] = {"status": Status.CANCELED, "ended_at": utcnow()}
+            self.writes.update(
+                step_run_id, pipeline_run_id=self.run.id, event="step.canceled", **fields
             )
-            self._record_step(self.ws.meta.get_step_run(step_run_id))
+            self._record_step(replace(self.steps[self.step_nodes[step_run_id]], **fields))
 
     @property
     def done(self) -> bool:
@@ -517,7 +548,8 @@ class RunOrchestrator:
         return not self.pending and not self.retry_queue and not self._ready
 
     def finish(self) -> str:
-        """Record the run's final status (call when `done`)."""
+        """Record the run's final status (call when `done`), after its steps' records."""
+        self.ws.meta.apply_step_writes(self.writes)
         statuses = [self.steps[n].status if n in self.steps else None for n in self.order]
         error = None
         if self.cancel_requested:

@@ -14,14 +14,15 @@ Executors call these two functions around whatever actually runs the process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.graph import placeholders
 from headrace.graph.model import StepNode
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
@@ -32,6 +33,8 @@ __all__ = [
     "PreparedStep",
     "ResolvedData",
     "StepTask",
+    "discard",
+    "discard_run",
     "finalize",
     "parameter_text",
     "pipeline_data_path",
@@ -39,6 +42,16 @@ __all__ = [
 ]
 
 STAGING = ".headrace/staging"
+
+
+def _work_dir(ws: WorkspaceStore, task: StepTask) -> Path:
+    """The attempt's working folder, under its pipeline run's (see `discard_run`)."""
+    return ws.layout.work_dir / task.pipeline_run_id / f"{task.step_run_id}-{task.attempt}"
+
+
+def _staging(task: StepTask) -> str:
+    """The attempt's staging folder on a datastore, under its pipeline run's."""
+    return f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}"
 
 
 def pipeline_data_path(step_run_id: str, output_name: str) -> str:
@@ -90,24 +103,31 @@ class PreparedStep:
     stdout_path: Path
     stderr_path: Path
     staged_outputs: dict[str, Path] = field(default_factory=dict)
+    snapshot_files: FileStamps = field(default_factory=dict)  # what `cwd` was made with
 
 
 def _env_name(name: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
 
 
-def prepare(ws: WorkspaceStore, task: StepTask, python: str = sys.executable) -> PreparedStep:
+def prepare(
+    ws: WorkspaceStore,
+    task: StepTask,
+    folders: WorkFolders | None = None,
+    python: str = sys.executable,
+) -> PreparedStep:
     """Set up one attempt of a step and return how to start its process."""
     node = task.node
-    cwd = ws.layout.work_dir / f"{task.step_run_id}-{task.attempt}"
+    folders = folders or WorkFolders(_remove_now)
+    cwd = _work_dir(ws, task)
     if cwd.exists():
         shutil.rmtree(cwd)
+    cwd.parent.mkdir(parents=True, exist_ok=True)
+    stamps: FileStamps = {}
     if node.snapshot_id:
-        from headrace.engine.snapshots import materialize_snapshot
-
-        materialize_snapshot(ws.artifacts, node.snapshot_id, cwd)
+        stamps = folders.make(ws.artifacts, task.pipeline_run_id, node.snapshot_id, cwd)
     else:
-        cwd.mkdir(parents=True)
+        cwd.mkdir()
 
     paths: dict[str, str] = {}
     env_paths: dict[str, str] = {}
@@ -121,7 +141,7 @@ def prepare(ws: WorkspaceStore, task: StepTask, python: str = sys.executable) ->
         if item.mode == "upload":
             target = cwd / (item.path_on_compute or item.port)
         else:
-            target = files.local_path(f"{STAGING}/{task.step_run_id}-{task.attempt}/{item.port}")
+            target = files.local_path(f"{_staging(task)}/{item.port}")
             if target.exists():
                 shutil.rmtree(target)
         target.mkdir(parents=True, exist_ok=True)
@@ -167,6 +187,7 @@ def prepare(ws: WorkspaceStore, task: StepTask, python: str = sys.executable) ->
         stdout_path=run_dir / STDOUT_LOG,
         stderr_path=run_dir / STDERR_LOG,
         staged_outputs=staged,
+        snapshot_files=stamps,
     )
 
 
@@ -239,16 +260,18 @@ def finalize(
     ws: WorkspaceStore,
     prepared: PreparedStep,
     succeeded: bool,
-    remove: Callable[[Path], None] = _remove_now,
+    folders: WorkFolders | None = None,
 ) -> None:
     """Keep the attempt's results.
 
     On success each staged output is renamed to its final datastore path. On failure staged
     outputs are deleted. Either way `./outputs` and `./logs` become run files and the working
-    folder is removed (by `remove`, which the agent runs in the background). Both folders
-    are named after the attempt, so nothing reads them once this returns.
+    folder is removed or kept for the next attempt (by `folders`, which removes in the
+    agent's idle moments). Both folders are named after the attempt, so nothing reads them
+    once this returns.
     """
     task = prepared.task
+    folders = folders or WorkFolders(_remove_now)
     try:
         if succeeded:
             for item in task.outputs:
@@ -261,24 +284,42 @@ def finalize(
                 # A rename on the same filesystem: outputs are never copied.
                 shutil.move(str(prepared.staged_outputs[item.port]), final)
         for folder in ("outputs", "logs"):
-            ws.artifacts.move_tree(task.step_run_id, prepared.cwd / folder, folder)
+            source = prepared.cwd / folder
+            if source.is_dir():
+                ws.artifacts.move_tree(task.step_run_id, source, folder)
+                if folder not in prepared.snapshot_files:
+                    with contextlib.suppress(OSError):
+                        source.rmdir()  # emptied: the working folder may be reused
     finally:
         for item in task.outputs:
             if item.mode != "upload":
-                remove(prepared.staged_outputs[item.port].parent)
-        remove(prepared.cwd)
+                folders.remove(prepared.staged_outputs[item.port].parent)
+        folders.release(
+            task.pipeline_run_id, task.node.snapshot_id, prepared.cwd, prepared.snapshot_files
+        )
 
 
-def discard(
-    ws: WorkspaceStore, step_run_id: str, attempt: int, outputs: tuple[ResolvedData, ...]
-) -> None:
+def discard(ws: WorkspaceStore, task: StepTask) -> None:
     """Remove what an interrupted attempt left: its working folder and staged outputs."""
-    shutil.rmtree(ws.layout.work_dir / f"{step_run_id}-{attempt}", ignore_errors=True)
-    for item in outputs:
+    shutil.rmtree(_work_dir(ws, task), ignore_errors=True)
+    for item in task.outputs:
         try:
             files = ws.datastore_files(item.datastore)
-            shutil.rmtree(
-                files.local_path(f"{STAGING}/{step_run_id}-{attempt}"), ignore_errors=True
-            )
+            shutil.rmtree(files.local_path(_staging(task)), ignore_errors=True)
+        except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
+            continue
+
+
+def discard_run(ws: WorkspaceStore, pipeline_run_id: str, datastores: set[str]) -> None:
+    """Remove every working folder and staged output of a pipeline run.
+
+    After an agent died this also catches attempts it started but never recorded; after a
+    run ends it removes the run's (by then empty) folders.
+    """
+    shutil.rmtree(ws.layout.work_dir / pipeline_run_id, ignore_errors=True)
+    for name in datastores:
+        try:
+            files = ws.datastore_files(name)
+            shutil.rmtree(files.local_path(f"{STAGING}/{pipeline_run_id}"), ignore_errors=True)
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue

@@ -8,7 +8,6 @@ three times cheaper than going through an ORM Session) and one transaction per c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
@@ -29,7 +28,7 @@ from headrace.store.records import (
     StepRunRecord,
 )
 
-__all__ = ["StepRunQueries"]
+__all__ = ["StepRunQueries", "StepWrites"]
 
 STEPS = cast(Table, StepRunRow.__table__)
 EVENTS = cast(Table, EventRow.__table__)
@@ -57,6 +56,33 @@ SELECT_REUSABLE = (
     )
     .order_by(STEPS.c.ended_at)
 )
+
+
+def _previous_runs(same_experiment: bool) -> Any:
+    """Newest fingerprinted run per step name, outside one pipeline run (window query)."""
+    newest = (
+        func.row_number()
+        .over(partition_by=STEPS.c.name, order_by=(STEPS.c.created_at.desc(), STEPS.c.id))
+        .label("_newest")
+    )
+    conditions = [
+        STEPS.c.name.in_(bindparam("_names", expanding=True)),
+        STEPS.c.fingerprint.is_not(None),
+        STEPS.c.pipeline_run_id != bindparam("_run"),
+    ]
+    if same_experiment:
+        conditions.append(PIPELINES.c.experiment_id == bindparam("_experiment"))
+    ranked = (
+        select(STEPS.c.id, newest)
+        .join(PIPELINES, PIPELINES.c.id == STEPS.c.pipeline_run_id)
+        .where(*conditions)
+        .subquery()
+    )
+    return select(STEPS).join(ranked, ranked.c.id == STEPS.c.id).where(ranked.c._newest == 1)
+
+
+SELECT_PREVIOUS_SAME = _previous_runs(same_experiment=True)
+SELECT_PREVIOUS_ANY = _previous_runs(same_experiment=False)
 _STEP_DEFAULTS: dict[str, Any] = {
     "attempt": 0,
     "compute_target": "local",
@@ -91,20 +117,114 @@ def _event(
     )
 
 
+class StepWrites:
+    """Step-run writes collected during one pass of the agent, applied in one transaction.
+
+    The agent starts a step's process first and records it after, together with the ending
+    of the step whose slot it took: one commit per step instead of two, off the path from
+    one step's end to the next one's start. Writes apply in the order they were added.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict[str, Any]]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def create(self, *, event: str, **fields: Any) -> StepRunRecord:
+        """Queue a new step run; returns the record as it will be written."""
+        values = _new_step_values(fields)
+        self.items.append(("create", {"event": event, "values": values}))
+        return StepRunRecord(**{name: values[name] for name in STEP_FIELDS})
+
+    def update(
+        self,
+        step_run_id: str,
+        *,
+        pipeline_run_id: str,
+        event: str,
+        payload: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        self.items.append(
+            (
+                "update",
+                {
+                    "step_run_id": step_run_id,
+                    "run_id": pipeline_run_id,
+                    "event": event,
+                    "payload": payload,
+                    "fields": fields,
+                },
+            )
+        )
+
+    def complete(
+        self,
+        step_run_id: str,
+        *,
+        pipeline_run_id: str,
+        event: str,
+        payload: dict[str, Any],
+        fields: dict[str, Any],
+        metrics: Sequence[MetricRecord] = (),
+        tags: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Queue the end of an attempt with its last metrics and tags."""
+        self.update(
+            step_run_id, pipeline_run_id=pipeline_run_id, event=event, payload=payload, **fields
+        )
+        if metrics or tags:
+            self.items.append(("journal", {"metrics": metrics, "tags": tags or {}}))
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        items, self.items = self.items, []
+        return items
+
+
+def _new_step_values(fields: dict[str, Any]) -> dict[str, Any]:
+    values = {**_STEP_DEFAULTS, **fields}
+    for key in ("fingerprint_parts", "run_reason", "outputs", "tags", "properties"):
+        values.setdefault(key, {})
+    values.setdefault("command", [])
+    values.setdefault("created_at", utcnow())
+    return values
+
+
+def _insert_step(conn: Connection, event: str, values: dict[str, Any]) -> None:
+    conn.execute(INSERT_STEP, values)
+    payload = {"status": values["status"], "name": values["name"]}
+    _event(conn, values["pipeline_run_id"], values["id"], event, payload)
+
+
+def _update_step(
+    conn: Connection,
+    step_run_id: str,
+    run_id: str | None,
+    event: str,
+    payload: dict[str, Any] | None,
+    fields: dict[str, Any],
+) -> None:
+    if run_id is None:
+        run_id = conn.scalar(select(STEPS.c.pipeline_run_id).where(STEPS.c.id == step_run_id))
+        if run_id is None:
+            raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
+    if fields:
+        result = conn.execute(UPDATE_STEP, {"_step_id": step_run_id, **fields})
+        if not result.rowcount:
+            raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
+    status = {k: v for k, v in fields.items() if k == "status"}
+    _event(conn, run_id, step_run_id, event, payload or status)
+
+
 class StepRunQueries:
     db: Database
 
     # -- writes ----------------------------------------------------------------------------
     def create_step_run(self, *, event: str, **fields: Any) -> StepRunRecord:
-        values = {**_STEP_DEFAULTS, **fields}
-        for key in ("fingerprint_parts", "run_reason", "outputs", "tags", "properties"):
-            values.setdefault(key, {})
-        values.setdefault("command", [])
-        values.setdefault("created_at", utcnow())
+        values = _new_step_values(fields)
         with self.db.write_conn() as conn:
-            conn.execute(INSERT_STEP, values)
-            payload = {"status": values["status"], "name": values["name"]}
-            _event(conn, values["pipeline_run_id"], values["id"], event, payload)
+            _insert_step(conn, event, values)
         return StepRunRecord(**{name: values[name] for name in STEP_FIELDS})
 
     def update_step_run(
@@ -117,34 +237,22 @@ class StepRunQueries:
         **fields: Any,
     ) -> None:
         with self.db.write_conn() as conn:
-            run_id = pipeline_run_id or conn.scalar(
-                select(STEPS.c.pipeline_run_id).where(STEPS.c.id == step_run_id)
-            )
-            if run_id is None:
-                raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
-            conn.execute(UPDATE_STEP, {"_step_id": step_run_id, **fields})
-            status = {k: v for k, v in fields.items() if k == "status"}
-            _event(conn, run_id, step_run_id, event, payload or status)
+            _update_step(conn, step_run_id, pipeline_run_id, event, payload, fields)
 
-    def complete_step_run(
-        self,
-        step_run_id: str,
-        *,
-        pipeline_run_id: str,
-        event: str,
-        payload: dict[str, Any],
-        fields: dict[str, Any],
-        metrics: Sequence[MetricRecord] = (),
-        tags: dict[str, dict[str, Any]] | None = None,
-    ) -> None:
-        """Record the end of an attempt with its last metrics and tags: one transaction."""
+    def apply_step_writes(self, writes: StepWrites) -> None:
+        """Apply every queued write in one transaction (nothing, if there are none)."""
+        items = writes.take()
+        if not items:
+            return
         with self.db.write_conn() as conn:
-            result = conn.execute(UPDATE_STEP, {"_step_id": step_run_id, **fields})
-            if not result.rowcount:
-                raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
-            _add_metrics(conn, metrics)
-            _merge_tags(conn, tags or {})
-            _event(conn, pipeline_run_id, step_run_id, event, payload)
+            for kind, args in items:
+                if kind == "create":
+                    _insert_step(conn, args["event"], args["values"])
+                elif kind == "update":
+                    _update_step(conn, **args)
+                else:
+                    _add_metrics(conn, args["metrics"])
+                    _merge_tags(conn, args["tags"])
 
     def record_journal(
         self, metrics: Sequence[MetricRecord], tags: dict[str, dict[str, Any]]
@@ -204,27 +312,25 @@ class StepRunQueries:
         """The newest successful step run with this fingerprint."""
         return self.find_reusable_step_runs([fingerprint]).get(fingerprint)
 
-    def find_previous_step_run(
-        self, name: str, experiment_id: str, before: datetime
-    ) -> StepRunRecord | None:
-        """The newest earlier fingerprinted run of a step with this name, preferring the same
-        experiment: what a rerun is explained against."""
-        base = (
-            select(STEPS)
-            .join(PIPELINES, PIPELINES.c.id == STEPS.c.pipeline_run_id)
-            .where(
-                STEPS.c.name == name,
-                STEPS.c.fingerprint.is_not(None),
-                STEPS.c.created_at < before,
-            )
-            .order_by(STEPS.c.created_at.desc())
-            .limit(1)
-        )
+    def find_previous_step_runs(
+        self, names: Sequence[str], experiment_id: str, *, exclude_run_id: str
+    ) -> dict[str, StepRunRecord]:
+        """For each step name, its newest fingerprinted run in another pipeline run,
+        preferring the same experiment: what a rerun is explained against. Two queries at
+        most, however many names."""
+        if not names:
+            return {}
+        found: dict[str, StepRunRecord] = {}
         with self.db.read_conn() as conn:
-            row = conn.execute(base.where(PIPELINES.c.experiment_id == experiment_id)).first()
-            if row is None:
-                row = conn.execute(base).first()
-            return None if row is None else step_record(row)
+            for same_experiment in (True, False):
+                wanted = [n for n in names if n not in found]
+                if not wanted:
+                    break
+                query = SELECT_PREVIOUS_SAME if same_experiment else SELECT_PREVIOUS_ANY
+                params = {"_names": wanted, "_run": exclude_run_id, "_experiment": experiment_id}
+                for row in conn.execute(query, params):
+                    found.setdefault(row.name, step_record(row))
+        return found
 
     def list_metrics(self, run_ids: Sequence[str]) -> list[MetricRecord]:
         with self.db.read_conn() as conn:
