@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from headrace import Experiment, Pipeline, PipelineData, PythonScriptStep, Workspace
 from headrace.engine.launcher import agent_alive
 
@@ -162,3 +164,26 @@ def test_concurrent_submits_from_several_processes_lose_nothing(
         assert run.wait_for_completion(show_output=False, timeout_seconds=120) == "Finished"
         names = sorted(s.name for s in run.get_steps())
         assert names == ["one", "two"], f"run {run.id} has steps {names}"
+
+
+def test_a_submit_wakes_an_idle_agent_instead_of_waiting_for_its_poll(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent looks for new runs every poll interval; a submit also wakes it at once."""
+    monkeypatch.setenv("HEADRACE_AGENT_POLL_SECONDS", "60")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "quick.py").write_text(QUICK_STEP)
+
+    def submit(token: str) -> float:
+        step = PythonScriptStep(
+            "quick.py", name="q", arguments=[token], source_directory=str(src), allow_reuse=False
+        )
+        start = time.monotonic()
+        run = Experiment(ws, "wake").submit(Pipeline(ws, steps=[step]))
+        assert run.wait_for_completion(show_output=False, timeout_seconds=50) == "Finished"
+        return time.monotonic() - start
+
+    submit(str(tmp_path / "first"))  # starts the agent, which claims at once
+    time.sleep(0.5)  # the agent is now between two polls a minute apart
+    assert submit(str(tmp_path / "second")) < 20, "the second run waited for the agent's poll"

@@ -10,7 +10,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from headrace.engine.launcher import ensure_agent
+from headrace.engine.launcher import ensure_agent, wake_agent
 from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
 from headrace.errors import NotFoundError
@@ -173,11 +173,13 @@ class LocalBackend:
             continue_on_step_failure=continue_on_step_failure,
             regenerate_outputs=regenerate_outputs,
         )
-        self.ensure_agent()
+        if not self.ensure_agent():
+            wake_agent(self.store.root)
         return submission
 
-    def ensure_agent(self) -> None:
-        ensure_agent(self.store.root)
+    def ensure_agent(self) -> bool:
+        """Start an agent unless one serves this workspace; True when one was started."""
+        return ensure_agent(self.store.root)
 
     def get_pipeline_run(self, run_id: str) -> PipelineRunRecord:
         return self.meta.get_pipeline_run(run_id)

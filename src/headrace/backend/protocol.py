@@ -106,8 +106,9 @@ class Backend(Protocol):
         run_source: str = "SDK",
     ) -> Submission: ...
 
-    def ensure_agent(self) -> None:
-        """Make sure something executes queued runs (a local agent, or the server's)."""
+    def ensure_agent(self) -> bool:
+        """Make sure something executes queued runs (a local agent, or the server's);
+        True when one had to be started."""
         ...
 
     def get_pipeline_run(self, run_id: str) -> PipelineRunRecord: ...

@@ -37,6 +37,7 @@ from headrace.engine.cleanup import DeferredRemover
 from headrace.engine.endings import StepEnd, journal_records
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.local import LocalExecutor
+from headrace.engine.launcher import listen_for_wake, wake_agent
 from headrace.engine.orchestrator import RunOrchestrator
 from headrace.engine.processes import (
     agent_identity,
@@ -68,6 +69,7 @@ TERMINATE_GRACE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 5.0
 JOURNAL_SECONDS = 1.0
 CANCEL_CHECK_SECONDS = 0.25
+WAKE = "wake"  # selector key data of the wake-up socket (`launcher.wake_agent`)
 
 
 @dataclass
@@ -101,10 +103,17 @@ class Agent:
         self.writes = StepWrites()
         self._stop = False
         self._dead_agents: list[str] = []
+        self._woken = False
+        self._wake_socket = listen_for_wake(ws.root)
+        if self._wake_socket is not None:
+            self.selector.register(self._wake_socket, selectors.EVENT_READ, WAKE)
 
     # -- the loop --------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
         self._stop = True
+        if self._wake_socket is not None:
+            # A signal does not end a select() in progress (PEP 475): wake it up.
+            wake_agent(self.ws.root)
 
     def run(self) -> None:
         """Work until idle for `idle_seconds` (or asked to stop)."""
@@ -116,7 +125,8 @@ class Agent:
             if now >= next_beat:
                 self._heartbeat()
                 next_beat = now + HEARTBEAT_SECONDS
-            if now >= next_claim:
+            if now >= next_claim or self._woken:
+                self._woken = False
                 self._claim()
                 # While busy, new runs wait a little longer: each look costs a query.
                 next_claim = now + self.poll_seconds * (4 if self.runs else 1)
@@ -303,10 +313,12 @@ class Agent:
             for moment in (active.deadline, active.kill_at):
                 if moment is not None:
                     timeout = min(timeout, max(0.0, moment - now))
-        if self.selector.get_map():
-            self.selector.select(timeout)
-        else:
-            time.sleep(timeout)
+        for key, _ in self.selector.select(timeout):
+            if key.data == WAKE:
+                self._woken = True
+                with contextlib.suppress(OSError):
+                    while self._wake_socket is not None and self._wake_socket.recv(64):
+                        pass
 
     def _reap(self) -> None:
         ended: list[tuple[Active, int]] = []
@@ -429,6 +441,10 @@ class Agent:
             self.ws.meta.release_run(run_id, self.id)
         self.runs.clear()
         self.remover.drain()
+        if self._wake_socket is not None:
+            self.selector.unregister(self._wake_socket)
+            self._wake_socket.close()
+            self._wake_socket = None
 
 
 def _processes_with_env(variable: str, values: set[str]) -> list[int]:

@@ -5,18 +5,31 @@ The agent holds an exclusive lock on `<workspace>/agent/agent.lock` for as long 
 detached in its own session, so it outlives the submitting process (a notebook can submit
 and close). Submits and CLI calls call it, which is also how a run whose agent was killed
 gets resumed.
+
+A running agent also listens on an abstract Unix datagram socket named after the workspace
+(`wake_address`); `wake_agent` sends it one byte after a submit, so a new run is claimed at
+once rather than at the agent's next poll. Where that is unavailable polling still works.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["agent_alive", "ensure_agent", "hold_agent_lock"]
+__all__ = [
+    "agent_alive",
+    "ensure_agent",
+    "hold_agent_lock",
+    "listen_for_wake",
+    "wake_address",
+    "wake_agent",
+]
 
 _spawned: list[int] = []
 
@@ -74,6 +87,34 @@ def ensure_agent(workspace: Path) -> bool:
     )
     _spawned.append(pid)
     return True
+
+
+def wake_address(workspace: Path) -> str:
+    """The abstract socket address of the agent serving `workspace` (no file is made)."""
+    digest = hashlib.sha256(os.path.realpath(workspace).encode()).hexdigest()[:24]
+    return f"\0headrace-agent-{digest}"
+
+
+def listen_for_wake(workspace: Path) -> socket.socket | None:
+    """The agent's wake-up socket (non-blocking), or None where it cannot be had."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(wake_address(workspace))
+    except OSError:
+        sock.close()  # another agent of this workspace listens (a server runs several)
+        return None
+    sock.setblocking(False)
+    return sock
+
+
+def wake_agent(workspace: Path) -> None:
+    """Tell the workspace's agent that there is new work (best effort, never blocks)."""
+    with (
+        contextlib.suppress(OSError),
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.setblocking(False)
+        sock.sendto(b"!", wake_address(workspace))
 
 
 def _reap() -> None:
