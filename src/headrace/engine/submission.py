@@ -140,30 +140,42 @@ def compute_problems(ws: WorkspaceStore, graph: Graph) -> list[str]:
 def preview(
     ws: WorkspaceStore, graph: Graph, parameters: dict[str, Any], regenerate_outputs: bool
 ) -> list[StepPreview]:
-    """Which steps would be reused if the run started now (the run decides again at run time)."""
+    """Which steps would be reused if the run started now (the run decides again at run time).
+
+    Steps are decided level by level of data dependencies, one reuse query per level."""
     default_datastore = workspace_default_datastore(ws, graph)
     produced: dict[str, ProducedData] = {}
     previews: dict[str, StepPreview] = {}
+    levels: dict[str, int] = {}
     for node_id in topological_order(graph):
-        node = graph.node(node_id)
-        producers = [graph.data_node(b.data).producer for b in node.inputs]
-        # A producer that runs again makes new data, so its consumers run too.
-        upstream_runs = any(p is not None and p not in produced for p in producers)
-        key = ""
-        reuse = None
-        if not upstream_runs:
+        producers = [graph.data_node(b.data).producer for b in graph.node(node_id).inputs]
+        levels[node_id] = 1 + max((levels[p] for p in producers if p is not None), default=-1)
+    for level in range(max(levels.values(), default=-1) + 1):
+        keys: dict[str, str] = {}
+        for node_id in [n for n, lv in levels.items() if lv == level]:
+            node = graph.node(node_id)
+            producers = [graph.data_node(b.data).producer for b in node.inputs]
+            # A producer that runs again makes new data, so its consumers run too.
+            if any(p is not None and p not in produced for p in producers):
+                previews[node_id] = StepPreview(node_id, node.name, "", False)
+                continue
             _, identities = resolve_inputs(ws, graph, node, parameters, produced, default_datastore)
             environment = node.environment or fp.interpreter_environment()
-            key = fp.fingerprint(
+            keys[node_id] = fp.fingerprint(
                 fp.fingerprint_parts(node, graph, parameters, identities, environment)
             )
-            if node.allow_reuse and not regenerate_outputs:
-                earlier = ws.meta.find_reusable_step_run(key)
-                if earlier is not None and outputs_exist(ws, earlier):
-                    reuse = earlier
-        if reuse is not None:
-            produced[node_id] = ProducedData(reuse.data_run_id, reuse.outputs)
-        previews[node_id] = StepPreview(node_id, node.name, key, reuse is not None)
+        wanted = [
+            key
+            for node_id, key in keys.items()
+            if graph.node(node_id).allow_reuse and not regenerate_outputs
+        ]
+        found = ws.meta.find_reusable_step_runs(wanted)
+        for node_id, key in keys.items():
+            earlier = found.get(key) if key in wanted else None
+            reused = earlier is not None and outputs_exist(ws, earlier)
+            if earlier is not None and reused:
+                produced[node_id] = ProducedData(earlier.data_run_id, earlier.outputs)
+            previews[node_id] = StepPreview(node_id, graph.node(node_id).name, key, reused)
     return [previews[n.id] for n in graph.nodes]
 
 

@@ -308,10 +308,6 @@ class StepRunQueries:
                 found[record.fingerprint] = record  # newest last, so newest wins
         return found
 
-    def find_reusable_step_run(self, fingerprint: str) -> StepRunRecord | None:
-        """The newest successful step run with this fingerprint."""
-        return self.find_reusable_step_runs([fingerprint]).get(fingerprint)
-
     def find_previous_step_runs(
         self, names: Sequence[str], experiment_id: str, *, exclude_run_id: str
     ) -> dict[str, StepRunRecord]:
