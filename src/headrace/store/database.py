@@ -24,7 +24,7 @@ from headrace.errors import MissingDependencyError, StoreError
 __all__ = ["HEAD_REVISION", "Database", "sqlite_url"]
 
 # The newest migration in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 

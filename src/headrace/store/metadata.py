@@ -38,7 +38,9 @@ from headrace.store.records import (
     PipelineRunRecord,
     Status,
 )
+from headrace.store.publishing import PublishingQueries
 from headrace.store.step_runs import StepRunQueries
+from headrace.store.tokens import TokenQueries
 
 __all__ = ["SqlMetadataStore"]
 
@@ -67,7 +69,7 @@ def _pipeline_record(row: PipelineRunRow, experiment_name: str) -> PipelineRunRe
     )
 
 
-class SqlMetadataStore(StepRunQueries):
+class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
     """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
 
     def __init__(self, database: Database) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ApiTokenRow",
     "Base",
     "ComputeTargetRow",
     "DatastoreRow",
@@ -34,7 +35,10 @@ __all__ = [
     "ExperimentRow",
     "GraphRow",
     "MetricRow",
+    "PipelineEndpointRow",
+    "PipelineEndpointVersionRow",
     "PipelineRunRow",
+    "PublishedPipelineRow",
     "StepRunRow",
     "UtcDateTime",
     "WorkspaceRow",
@@ -213,3 +217,55 @@ class EventRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_events_run", "run_id", "id"),)
+
+
+class PublishedPipelineRow(Base):
+    """A frozen pipeline (its graph holds the source snapshot ids) that can be submitted."""
+
+    __tablename__ = "published_pipelines"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(String(255))
+    graph_id: Mapped[str] = mapped_column(ForeignKey("graphs.id"))
+    status: Mapped[str] = mapped_column(String(32))  # Active or Disabled
+    continue_on_step_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_published_pipelines_name", "name"),)
+
+
+class PipelineEndpointRow(Base):
+    """A named, versioned handle on published pipelines (SDK v1 PipelineEndpoint)."""
+
+    __tablename__ = "pipeline_endpoints"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))  # Active or Disabled
+    default_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PipelineEndpointVersionRow(Base):
+    __tablename__ = "pipeline_endpoint_versions"
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("pipeline_endpoints.id"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(ForeignKey("published_pipelines.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiTokenRow(Base):
+    """An API token of the server; only a hash of the secret is kept."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[str] = mapped_column(String(32))  # reader, submitter or admin
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope_run_id: Mapped[str | None] = mapped_column(String(36))  # step tokens: one run only
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
