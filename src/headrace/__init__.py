@@ -18,8 +18,10 @@ from headrace.errors import (
     DatastorePathError,
     HeadraceError,
     MissingDependencyError,
+    NameConflictError,
     NotFoundError,
     ParameterError,
+    PipelineDisabledError,
     PipelineValidationError,
     RunNotFoundError,
     StoreError,
@@ -42,6 +44,7 @@ from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.pipeline import Pipeline
+from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
 from headrace.sdk.runconfig import (
     CondaDependencies,
     Environment,
@@ -74,16 +77,20 @@ __all__ = [
     "InputPortBinding",
     "LocalCompute",
     "MissingDependencyError",
+    "NameConflictError",
     "NotFoundError",
     "OfflineRun",
     "ParameterError",
     "Pipeline",
     "PipelineData",
+    "PipelineDisabledError",
+    "PipelineEndpoint",
     "PipelineParameter",
     "PipelineRun",
     "PipelineStep",
     "PipelineValidationError",
     "PortDataReference",
+    "PublishedPipeline",
     "PythonScriptStep",
     "Run",
     "RunConfiguration",

@@ -10,7 +10,9 @@
     │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
     │   └── RunNotFoundError
     ├── ConflictError                   a thing already exists or is in the wrong state
-    │   └── WorkspaceExistsError
+    │   ├── WorkspaceExistsError
+    │   ├── NameConflictError (ValueError)  a published pipeline endpoint name is taken
+    │   └── PipelineDisabledError (ValueError)  a Disabled published pipeline or endpoint
     ├── ConfigError                     a workspace folder or config that cannot be used
     ├── StoreError                      the metadata database cannot be reached or is broken
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
@@ -34,9 +36,11 @@ __all__ = [
     "DatastorePathError",
     "HeadraceError",
     "MissingDependencyError",
+    "NameConflictError",
     "NotFoundError",
     "NotYetImplementedError",
     "ParameterError",
+    "PipelineDisabledError",
     "PipelineValidationError",
     "RunNotFoundError",
     "StoreError",
@@ -95,6 +99,14 @@ class ConflictError(HeadraceError):
 
 class WorkspaceExistsError(ConflictError):
     """A workspace with that name already exists and exist_ok was not given."""
+
+
+class NameConflictError(ConflictError, ValueError):
+    """The name is taken (SDK v1 raised ValueError for a duplicate endpoint name)."""
+
+
+class PipelineDisabledError(ConflictError, ValueError):
+    """A Disabled published pipeline or endpoint was submitted (SDK v1: ValueError)."""
 
 
 class ConfigError(HeadraceError):

@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from headrace.engine import publishing
 from headrace.engine.launcher import ensure_agent, wake_agent
 from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
@@ -22,7 +23,9 @@ from headrace.store.records import (
     EventRecord,
     ExperimentRecord,
     MetricRecord,
+    PipelineEndpointRecord,
     PipelineRunRecord,
+    PublishedPipelineRecord,
     RunFileRecord,
     Status,
     StepRunRecord,
@@ -173,9 +176,12 @@ class LocalBackend:
             continue_on_step_failure=continue_on_step_failure,
             regenerate_outputs=regenerate_outputs,
         )
+        self._start_work()
+        return submission
+
+    def _start_work(self) -> None:
         if not self.ensure_agent():
             wake_agent(self.store.root)
-        return submission
 
     def ensure_agent(self) -> bool:
         """Start an agent unless one serves this workspace; True when one was started."""
@@ -243,3 +249,101 @@ class LocalBackend:
 
     def tag_run(self, run_id: str, tags: dict[str, Any]) -> None:
         self.meta.update_run_tags(run_id, tags)
+
+    # -- published pipelines and endpoints -------------------------------------------------
+    def publish_pipeline(
+        self,
+        graph: Graph,
+        *,
+        name: str,
+        description: str | None,
+        version: str | None,
+        continue_on_step_failure: bool,
+        source_run_id: str | None = None,
+    ) -> PublishedPipelineRecord:
+        return publishing.publish_graph(
+            self.store,
+            graph,
+            name=name,
+            description=description,
+            version=version,
+            continue_on_step_failure=continue_on_step_failure,
+            source_run_id=source_run_id,
+        )
+
+    def get_published_pipeline(self, pipeline_id: str) -> PublishedPipelineRecord:
+        return self.meta.get_published_pipeline(pipeline_id)
+
+    def list_published_pipelines(self, active_only: bool = True) -> list[PublishedPipelineRecord]:
+        return self.meta.list_published_pipelines(active_only)
+
+    def set_published_pipeline_status(
+        self, pipeline_id: str, status: str
+    ) -> PublishedPipelineRecord:
+        return self.meta.set_published_pipeline_status(pipeline_id, status)
+
+    def submit_published_pipeline(
+        self,
+        pipeline_id: str,
+        *,
+        experiment_name: str,
+        parameters: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        description: str | None = None,
+        run_source: str = "SDK",
+        continue_on_step_failure: bool | None = None,
+        data_path_assignments: dict[str, Any] | None = None,
+    ) -> Submission:
+        submission = publishing.submit_published(
+            self.store,
+            pipeline_id,
+            experiment_name=experiment_name,
+            parameters=parameters,
+            tags=tags,
+            description=description,
+            run_source=run_source,
+            continue_on_step_failure=continue_on_step_failure,
+            data_path_assignments=data_path_assignments,
+        )
+        self._start_work()
+        return submission
+
+    def create_pipeline_endpoint(
+        self, *, name: str, description: str | None, pipeline_id: str
+    ) -> PipelineEndpointRecord:
+        return self.meta.create_pipeline_endpoint(
+            name=name, description=description, pipeline_id=pipeline_id
+        )
+
+    def get_pipeline_endpoint(
+        self, *, id: str | None = None, name: str | None = None
+    ) -> PipelineEndpointRecord:
+        return self.meta.get_pipeline_endpoint(id=id, name=name)
+
+    def list_pipeline_endpoints(self, active_only: bool = True) -> list[PipelineEndpointRecord]:
+        return self.meta.list_pipeline_endpoints(active_only)
+
+    def add_pipeline_endpoint_version(
+        self, endpoint_id: str, pipeline_id: str, make_default: bool
+    ) -> PipelineEndpointRecord:
+        return self.meta.add_pipeline_endpoint_version(endpoint_id, pipeline_id, make_default)
+
+    def set_pipeline_endpoint_default(
+        self, endpoint_id: str, version: str
+    ) -> PipelineEndpointRecord:
+        return self.meta.set_pipeline_endpoint_default(endpoint_id, version)
+
+    def update_pipeline_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        status: str | None = None,
+    ) -> PipelineEndpointRecord:
+        return self.meta.update_pipeline_endpoint(
+            endpoint_id, name=name, description=description, status=status
+        )
+
+    def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
+        return publishing.endpoint_pipeline_id(endpoint, version)

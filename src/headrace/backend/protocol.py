@@ -19,7 +19,9 @@ if TYPE_CHECKING:
         EventRecord,
         ExperimentRecord,
         MetricRecord,
+        PipelineEndpointRecord,
         PipelineRunRecord,
+        PublishedPipelineRecord,
         RunFileRecord,
         StepRunRecord,
     )
@@ -152,3 +154,77 @@ class Backend(Protocol):
     def log_metrics(self, metrics: list[MetricRecord]) -> None: ...
 
     def tag_run(self, run_id: str, tags: dict[str, Any]) -> None: ...
+
+    # -- published pipelines and endpoints -------------------------------------------------
+    def publish_pipeline(
+        self,
+        graph: Graph,
+        *,
+        name: str,
+        description: str | None,
+        version: str | None,
+        continue_on_step_failure: bool,
+        source_run_id: str | None = None,
+    ) -> PublishedPipelineRecord:
+        """Freeze a validated graph (steps carry snapshot ids) as an Active published pipeline."""
+        ...
+
+    def get_published_pipeline(self, pipeline_id: str) -> PublishedPipelineRecord: ...
+
+    def list_published_pipelines(
+        self, active_only: bool = True
+    ) -> list[PublishedPipelineRecord]: ...
+
+    def set_published_pipeline_status(
+        self, pipeline_id: str, status: str
+    ) -> PublishedPipelineRecord: ...
+
+    def submit_published_pipeline(
+        self,
+        pipeline_id: str,
+        *,
+        experiment_name: str,
+        parameters: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        description: str | None = None,
+        run_source: str = "SDK",
+        continue_on_step_failure: bool | None = None,
+        data_path_assignments: dict[str, Any] | None = None,
+    ) -> Submission:
+        """Queue a run of a published pipeline; a Disabled one raises PipelineDisabledError.
+
+        Parameter values may be text ("45", "true"): they are converted to each parameter's
+        type. `data_path_assignments` ({name: {DataStoreName, RelativePath}}) set DataPath
+        parameters."""
+        ...
+
+    def create_pipeline_endpoint(
+        self, *, name: str, description: str | None, pipeline_id: str
+    ) -> PipelineEndpointRecord: ...
+
+    def get_pipeline_endpoint(
+        self, *, id: str | None = None, name: str | None = None
+    ) -> PipelineEndpointRecord: ...
+
+    def list_pipeline_endpoints(self, active_only: bool = True) -> list[PipelineEndpointRecord]: ...
+
+    def add_pipeline_endpoint_version(
+        self, endpoint_id: str, pipeline_id: str, make_default: bool
+    ) -> PipelineEndpointRecord: ...
+
+    def set_pipeline_endpoint_default(
+        self, endpoint_id: str, version: str
+    ) -> PipelineEndpointRecord: ...
+
+    def update_pipeline_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        status: str | None = None,
+    ) -> PipelineEndpointRecord: ...
+
+    def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
+        """The published pipeline behind `version` (None: the default) of an Active endpoint."""
+        ...

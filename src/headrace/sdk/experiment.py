@@ -30,13 +30,16 @@ class Experiment:
         self.name = name
 
     def submit(self, config: Any, tags: dict[str, Any] | None = None, **kwargs: Any) -> PipelineRun:
-        """Submit a Pipeline (SDK v1 `Experiment.submit`); returns the PipelineRun at once."""
+        """Submit a Pipeline, PublishedPipeline or PipelineEndpoint (SDK v1
+        `Experiment.submit`); returns the PipelineRun at once."""
         from headrace.sdk.pipeline import Pipeline
+        from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
 
-        if isinstance(config, Pipeline):
+        if isinstance(config, (Pipeline, PublishedPipeline, PipelineEndpoint)):
             return config._submit_from_experiment(self, tags=tags, **kwargs)
         raise UserError(
-            f"Experiment.submit cannot submit a {type(config).__name__}; pass a Pipeline."
+            f"Experiment.submit cannot submit a {type(config).__name__}; pass a Pipeline, "
+            "PublishedPipeline or PipelineEndpoint."
         )
 
     def get_runs(

@@ -21,10 +21,11 @@ from headrace.sdk.data import DataPath
 if TYPE_CHECKING:
     from headrace.graph.model import Graph
     from headrace.sdk.experiment import Experiment
+    from headrace.sdk.published import PublishedPipeline
     from headrace.sdk.runs import PipelineRun
     from headrace.sdk.workspace import Workspace
 
-__all__ = ["Pipeline", "StepSequence"]
+__all__ = ["Pipeline", "StepSequence", "parameter_values", "print_submission"]
 
 _SUBMIT_OPTIONS = (
     "pipeline_parameters",
@@ -42,6 +43,55 @@ def _module_guid(fingerprint: str, node_id: str) -> str:
     if fingerprint:
         return str(uuid.UUID(hex=fingerprint[:32]))
     return str(uuid.uuid5(uuid.NAMESPACE_OID, node_id))
+
+
+def parameter_values(parameters: Any) -> dict[str, Any] | None:
+    """Submit-time parameter assignments as graph values (a DataPath becomes a dict)."""
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise UserError("pipeline_parameters must be a dict of parameter name to value.")
+    return {
+        str(k): (
+            {"datastore": v.datastore_name, "path": v.path_on_datastore}
+            if isinstance(v, DataPath)
+            else v
+        )
+        for k, v in parameters.items()
+    }
+
+
+def print_submission(graph: Graph, submission: Any, location: str) -> None:
+    """What SDK v1 printed on submit: each step, whether it may reuse, and the run id."""
+    previews = {p.node_id: p for p in submission.previews}
+    for node_id in topological_order(graph):
+        node = graph.node(node_id)
+        preview = previews[node.id]
+        note = (
+            "This step is eligible to reuse a previous run's output"
+            if preview.will_reuse
+            else "This step will run and generate new outputs"
+        )
+        guid = _module_guid(preview.fingerprint, node.id)
+        print(f"Created step {node.name} [{node.id}][{guid}], ({note})")  # noqa: T201
+    for data in graph.data:
+        if data.kind != "datastore":
+            continue
+        consumers = [n for n in graph.nodes if any(b.data == data.id for b in n.inputs)]
+        if consumers and all(previews[c.id].will_reuse for c in consumers):
+            print(  # noqa: T201
+                f"Using data reference {data.name} for StepId [{consumers[0].id}], "
+                "(Consumers of this data are eligible to reuse prior runs.)"
+            )
+        elif consumers:
+            print(  # noqa: T201
+                f"Created data reference {data.name} for StepId [{consumers[0].id}], "
+                "(Consumers of this data will generate new runs.)"
+            )
+    print(f"Submitted PipelineRun {submission.run.id}")  # noqa: T201
+    print(  # noqa: T201
+        f"Watch it with: headrace run show {submission.run.id} --workspace {location}"
+    )
 
 
 class Pipeline:
@@ -203,27 +253,9 @@ class Pipeline:
     ) -> PipelineRun:
         from headrace.sdk.runs import PipelineRun
 
-        graph, problems = self._problems()
-        if problems:
-            raise PipelineValidationError(problems)
+        graph = self._frozen_graph()
         backend = self._workspace.backend
-        snapshots = {
-            source: backend.create_snapshot(source)
-            for source in dict.fromkeys(n.source_directory for n in graph.nodes)
-        }
-        graph = graph.with_snapshots(snapshots)
-        values = None
-        if parameters is not None:
-            if not isinstance(parameters, dict):
-                raise UserError("pipeline_parameters must be a dict of parameter name to value.")
-            values = {
-                str(k): (
-                    {"datastore": v.datastore_name, "path": v.path_on_datastore}
-                    if isinstance(v, DataPath)
-                    else v
-                )
-                for k, v in parameters.items()
-            }
+        values = parameter_values(parameters)
         submission = backend.submit(
             graph,
             experiment_name=experiment.name,
@@ -233,40 +265,46 @@ class Pipeline:
             continue_on_step_failure=continue_on_step_failure,
             regenerate_outputs=regenerate_outputs,
         )
-        self._print_submission(graph, submission)
+        print_submission(graph, submission, backend.location)
         return PipelineRun(experiment, submission.run.id, submission.run)
 
-    def _print_submission(self, graph: Graph, submission: Any) -> None:
-        previews = {p.node_id: p for p in submission.previews}
-        for node_id in topological_order(graph):
-            node = graph.node(node_id)
-            preview = previews[node.id]
-            note = (
-                "This step is eligible to reuse a previous run's output"
-                if preview.will_reuse
-                else "This step will run and generate new outputs"
-            )
-            guid = _module_guid(preview.fingerprint, node.id)
-            print(f"Created step {node.name} [{node.id}][{guid}], ({note})")  # noqa: T201
-        for data in graph.data:
-            if data.kind != "datastore":
-                continue
-            consumers = [n for n in graph.nodes if any(b.data == data.id for b in n.inputs)]
-            if consumers and all(previews[c.id].will_reuse for c in consumers):
-                print(  # noqa: T201
-                    f"Using data reference {data.name} for StepId [{consumers[0].id}], "
-                    "(Consumers of this data are eligible to reuse prior runs.)"
-                )
-            elif consumers:
-                print(  # noqa: T201
-                    f"Created data reference {data.name} for StepId [{consumers[0].id}], "
-                    "(Consumers of this data will generate new runs.)"
-                )
-        print(f"Submitted PipelineRun {submission.run.id}")  # noqa: T201
-        print(  # noqa: T201
-            f"Watch it with: headrace run show {submission.run.id} "
-            f"--workspace {self._workspace.backend.location}"
+    def _frozen_graph(self) -> Graph:
+        """The validated graph with each step's source snapshot taken now."""
+        graph, problems = self._problems()
+        if problems:
+            raise PipelineValidationError(problems)
+        backend = self._workspace.backend
+        snapshots = {
+            source: backend.create_snapshot(source)
+            for source in dict.fromkeys(n.source_directory for n in graph.nodes)
+        }
+        return graph.with_snapshots(snapshots)
+
+    # -- publishing ------------------------------------------------------------------------
+    def publish(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        continue_on_step_failure: bool | None = None,
+    ) -> PublishedPipeline:
+        """Freeze this pipeline (its steps' source folders as they are now) under `name`.
+
+        The published pipeline can be submitted later, from Python or over REST, and runs
+        this exact code even after the folders change."""
+        from headrace.sdk.published import PublishedPipeline
+
+        if not name:
+            raise UserError("Pipeline.publish needs a name: pipeline.publish(name='my-pipeline').")
+        graph = self._frozen_graph()
+        record = self._workspace.backend.publish_pipeline(
+            graph,
+            name=name,
+            description=description if description is not None else self.description,
+            version=version,
+            continue_on_step_failure=bool(continue_on_step_failure),
         )
+        return PublishedPipeline(self._workspace, record)
 
     def __repr__(self) -> str:
         return f"Pipeline(steps={len(self.graph.nodes)})"

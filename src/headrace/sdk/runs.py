@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from headrace.graph.model import Graph
     from headrace.sdk.data import PortDataReference
     from headrace.sdk.experiment import Experiment
+    from headrace.sdk.published import PublishedPipeline
     from headrace.sdk.workspace import Workspace
     from headrace.store.records import PipelineRunRecord, StepRunRecord
 
@@ -262,6 +263,33 @@ class PipelineRun(Run):
 
     def cancel(self) -> None:
         self._backend.cancel_run(self.id)
+
+    def publish_pipeline(
+        self,
+        name: str,
+        description: str | None,
+        version: str | None,
+        continue_on_step_failure: bool | None = None,
+        **kwargs: Any,
+    ) -> PublishedPipeline:
+        """Publish the graph this run ran (with the same source snapshots) under `name`."""
+        from headrace.sdk.published import PublishedPipeline
+
+        record = self._record()
+        keep_going = (
+            record.continue_on_step_failure
+            if continue_on_step_failure is None
+            else continue_on_step_failure
+        )
+        published = self._backend.publish_pipeline(
+            self.get_graph(),
+            name=name,
+            description=description,
+            version=version,
+            continue_on_step_failure=keep_going,
+            source_run_id=self.id,
+        )
+        return PublishedPipeline(self.experiment.workspace, published)
 
     def get_details(self) -> dict[str, Any]:
         record = self._record()

@@ -30,6 +30,7 @@ from headrace.store.orm import (
     WorkspaceRow,
     utcnow,
 )
+from headrace.store.publishing import PublishingQueries
 from headrace.store.records import (
     TERMINAL_STATUSES,
     ComputeTargetRecord,
@@ -38,7 +39,6 @@ from headrace.store.records import (
     PipelineRunRecord,
     Status,
 )
-from headrace.store.publishing import PublishingQueries
 from headrace.store.step_runs import StepRunQueries
 from headrace.store.tokens import TokenQueries
 

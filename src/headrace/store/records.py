@@ -17,7 +17,9 @@ __all__ = [
     "EventRecord",
     "ExperimentRecord",
     "MetricRecord",
+    "PipelineEndpointRecord",
     "PipelineRunRecord",
+    "PublishedPipelineRecord",
     "RunFileRecord",
     "Status",
     "StepRunRecord",
@@ -142,3 +144,31 @@ class EventRecord:
     kind: str
     payload: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PublishedPipelineRecord:
+    """A published pipeline: a frozen graph with a name, submittable while Active."""
+
+    id: str
+    name: str
+    description: str | None
+    version: str | None
+    graph_id: str
+    status: str
+    continue_on_step_failure: bool
+    source_run_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PipelineEndpointRecord:
+    """A named endpoint over published pipelines; `versions` maps version to pipeline id."""
+
+    id: str
+    name: str
+    description: str | None
+    status: str
+    default_version: str
+    versions: dict[str, str]
+    created_at: datetime

@@ -1,7 +1,7 @@
 """`azureml.pipeline.core`: pipelines, intermediate data, parameters, and their runs.
 
-PublishedPipeline, PipelineEndpoint and Schedule come with publishing and the server (a later
-issue); importing one raises NotYetImplementedError (an ImportError) saying so.
+Schedule and ScheduleRecurrence come with the server's scheduler (a later issue); importing
+one raises NotYetImplementedError (an ImportError) saying so.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from headrace.sdk.builder import StepSequence
 from headrace.sdk.data import InputPortBinding, PipelineData, PortDataReference
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.pipeline import Pipeline
+from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
 from headrace.sdk.runs import PipelineRun, StepRun, StepRunOutput
 from headrace.sdk.steps import PipelineStep
 
@@ -18,10 +19,12 @@ __all__ = [
     "InputPortBinding",
     "Pipeline",
     "PipelineData",
+    "PipelineEndpoint",
     "PipelineParameter",
     "PipelineRun",
     "PipelineStep",
     "PortDataReference",
+    "PublishedPipeline",
     "StepRun",
     "StepRunOutput",
     "StepSequence",
@@ -30,8 +33,6 @@ __all__ = [
 __getattr__ = planned_names(
     __name__,
     {
-        "PipelineEndpoint": "planned with publishing and the server",
-        "PublishedPipeline": "planned with publishing and the server",
         "Schedule": "planned with the server's scheduler",
         "ScheduleRecurrence": "planned with the server's scheduler",
     },

@@ -1,9 +1,10 @@
 """`azureml.pipeline.core.graph`: where SDK v1 code imports `PipelineParameter` from, with the
-port bindings and the reference to a finished step output."""
+port bindings, the reference to a finished step output, and `PublishedPipeline`."""
 
 from __future__ import annotations
 
 from headrace.sdk.data import InputPortBinding, PortDataReference
 from headrace.sdk.parameters import PipelineParameter
+from headrace.sdk.published import PublishedPipeline
 
-__all__ = ["InputPortBinding", "PipelineParameter", "PortDataReference"]
+__all__ = ["InputPortBinding", "PipelineParameter", "PortDataReference", "PublishedPipeline"]

@@ -1,0 +1,8 @@
+"""`azureml.pipeline.core.pipeline_endpoint`: a named, versioned endpoint over published
+pipelines."""
+
+from __future__ import annotations
+
+from headrace.sdk.published import PipelineEndpoint, PipelineIdVersion
+
+__all__ = ["PipelineEndpoint", "PipelineIdVersion"]
