@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from headrace.cli import datastores, runs, steps, workspace
+from headrace.cli import datastores, runs, server, steps, tokens, workspace
 from headrace.cli.common import WORKSPACE_ENV, close_workspaces
 from headrace.errors import HeadraceError
 
@@ -77,6 +77,8 @@ app.add_typer(workspace.app, name="workspace")
 app.add_typer(datastores.app, name="datastore")
 app.add_typer(runs.app, name="run")
 app.add_typer(steps.app, name="step")
+app.add_typer(tokens.app, name="token")
+app.command("server")(server.server)
 
 
 def _version(value: bool) -> None:

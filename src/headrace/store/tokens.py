@@ -1,14 +1,131 @@
 """API tokens of the server in the metadata store (only hashes of the secrets are kept).
 
-`SqlMetadataStore` inherits these queries. (Filled in by the server work of issue 3.)
+`SqlMetadataStore` inherits these queries. What a token's secret looks like and how a request
+is checked against it lives in `headrace.server.auth`; nothing here sees a secret.
 """
 
 from __future__ import annotations
 
-from headrace.store.database import Database
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
-__all__ = ["TokenQueries"]
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from headrace.errors import ConflictError, NotFoundError
+from headrace.store.database import Database
+from headrace.store.orm import ApiTokenRow, utcnow
+
+__all__ = ["TokenQueries", "TokenRecord"]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every timestamp we write is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One API token, without its secret."""
+
+    id: str
+    name: str
+    role: str
+    token_hash: str
+    scope_run_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def usable_at(self, now: datetime) -> bool:
+        """Neither revoked nor expired at `now`."""
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+
+def _record(row: ApiTokenRow) -> TokenRecord:
+    created = _aware(row.created_at)
+    assert created is not None
+    return TokenRecord(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        token_hash=row.token_hash,
+        scope_run_id=row.scope_run_id,
+        created_at=created,
+        expires_at=_aware(row.expires_at),
+        revoked_at=_aware(row.revoked_at),
+        last_used_at=_aware(row.last_used_at),
+    )
 
 
 class TokenQueries:
     db: Database
+
+    def create_token(
+        self,
+        *,
+        name: str,
+        role: str,
+        token_hash: str,
+        expires_at: datetime | None = None,
+        scope_run_id: str | None = None,
+    ) -> TokenRecord:
+        row = ApiTokenRow(
+            id=str(uuid.uuid4()),
+            name=name,
+            role=role,
+            token_hash=token_hash,
+            scope_run_id=scope_run_id,
+            created_at=utcnow(),
+            expires_at=expires_at,
+        )
+        try:
+            with self.db.write() as s:
+                if s.scalars(select(ApiTokenRow.id).where(ApiTokenRow.name == name)).first():
+                    raise ConflictError(
+                        f"A token named {name!r} already exists; choose another name, or "
+                        f"revoke it first with `headrace token revoke {name}`."
+                    )
+                s.add(row)
+        except IntegrityError as exc:
+            # Two creators raced for the name (the hash is random, so it is the name).
+            raise ConflictError(
+                f"A token named {name!r} already exists; choose another name."
+            ) from exc
+        return _record(row)
+
+    def find_token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        with self.db.read() as s:
+            row = s.scalars(select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash)).first()
+            return None if row is None else _record(row)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self.db.read() as s:
+            rows = s.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.name))
+            return [_record(row) for row in rows]
+
+    def revoke_token(self, name: str) -> TokenRecord:
+        with self.db.write() as s:
+            row = s.scalars(select(ApiTokenRow).where(ApiTokenRow.name == name)).first()
+            if row is None:
+                names = ", ".join(s.scalars(select(ApiTokenRow.name).order_by(ApiTokenRow.name)))
+                raise NotFoundError(
+                    f"No token named {name!r}; the tokens are: {names or 'none'} "
+                    "(see `headrace token list`)."
+                )
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            return _record(row)
+
+    def touch_token(self, token_id: str, when: datetime) -> None:
+        """Record that the token was used at `when`."""
+        with self.db.write() as s:
+            s.execute(
+                update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(last_used_at=when)
+            )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from headrace.compat.azureml.core.authentication import (
+    InteractiveLoginAuthentication,
+    ServicePrincipalAuthentication,
+)
 from headrace.sdk.compute import ComputeTarget
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
@@ -14,8 +18,10 @@ __all__ = [
     "Datastore",
     "Environment",
     "Experiment",
+    "InteractiveLoginAuthentication",
     "Run",
     "RunConfiguration",
     "ScriptRunConfig",
+    "ServicePrincipalAuthentication",
     "Workspace",
 ]

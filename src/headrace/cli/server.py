@@ -1,0 +1,55 @@
+"""`headrace server`: serve a workspace over HTTP (SDK v1 REST submission, JSON API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headrace.cli.common import WorkspaceOption, open_workspace
+
+__all__ = ["server"]
+
+
+def server(
+    workspace: WorkspaceOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; a non-loopback one needs auth.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    workers: Annotated[int, typer.Option(help="Worker processes (only 1 for now).")] = 1,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="Accept requests without a token (loopback hosts only)."),
+    ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="The workspace's database URL (must match its workspace.json)."),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body accepted (bytes).")
+    ] = 1_000_000,
+) -> None:
+    """Serve the workspace: REST submission of published pipelines, with API tokens."""
+    from headrace.server.run import check_bind, serve
+
+    check_bind(host, auth=not no_auth, workers=workers)
+    ws = open_workspace(workspace, resume=False)
+    path = ws.path
+    if path is None:
+        raise typer.BadParameter("the workspace has no folder", param_hint="--workspace")
+    typer.echo(
+        f"Serving workspace {ws.name!r} ({path}) on http://{host}:{port} "
+        f"({'no auth' if no_auth else 'token auth'}); Ctrl-C stops.",
+        err=True,
+    )
+    serve(
+        Path(path),
+        host=host,
+        port=port,
+        workers=workers,
+        auth=not no_auth,
+        database_url=database_url,
+        max_body_bytes=max_body_bytes,
+    )

@@ -1,0 +1,270 @@
+"""`create_app`: the FastAPI application serving one workspace.
+
+Here live the app's plumbing: opening the workspace, the body-size limit, and turning every
+error (ours, FastAPI's validation errors, unknown routes, bugs) into the one SDK v1 error shape
+of `server.errors`. The routes themselves are in `server.routes`.
+
+Runs are executed by the workspace's detached local agent, which `LocalBackend` starts on each
+submit (and which the app starts at launch when runs are waiting).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from headrace.backend.local import LocalBackend
+from headrace.errors import ConfigError, HeadraceError
+from headrace.server.auth import Authenticator
+from headrace.server.errors import ApiError, error_body, status_of
+from headrace.store.layout import WorkspaceLayout
+from headrace.store.records import Status
+from headrace.store.workspace_store import WorkspaceStore
+
+__all__ = ["ServerState", "create_app", "open_workspace_store"]
+
+log = logging.getLogger("headrace.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass
+class ServerState:
+    """What the routes share: the workspace, its backend and the token checker (None: no auth)."""
+
+    store: WorkspaceStore
+    backend: LocalBackend
+    auth: Authenticator | None
+    max_body_bytes: int
+
+
+def open_workspace_store(path: Path, database_url: str | None = None) -> WorkspaceStore:
+    """The workspace at `path`; `database_url`, if given, must be the workspace's own."""
+    store = WorkspaceStore.open(path)
+    if database_url and database_url != (store.config.get("database_url") or store.database.url):
+        store.database.dispose()
+        raise ConfigError(
+            f"--database-url differs from the database of the workspace at {path} (in its "
+            "workspace.json); the agent that executes runs reads workspace.json, so both must "
+            "agree: omit --database-url, or set database_url in workspace.json."
+        )
+    return store
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "RequestEntityTooLarge",
+        f"The request body is larger than the server's limit of {limit} bytes; send less.",
+    )
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes: by Content-Length up front, and while reading."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await _send_error(send, _too_large(self.limit))
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _too_large(self.limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _send_error(send: Send, error: ApiError) -> None:
+    response = _error_response(error.status, error.code, error.message, target=error.target)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _error_response(
+    status: int, code: str, message: str, *, target: str | None = None, details: Any = None
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(code, message, target=target, details=details), status_code=status
+    )
+
+
+# Pydantic names the member of a union that failed; people need the field.
+_UNION_MEMBERS = {"str", "int", "float", "bool", "none"}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    if parts and parts[-1] in _UNION_MEMBERS:
+        parts.pop()
+    return ".".join(parts) or "the request body"
+
+
+def _validation_message(error: dict[str, Any]) -> str:
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        position = loc[1] if len(loc) > 1 else "?"
+        return f"The request body is not valid JSON ({reason} at character {position})."
+    field = _field(loc)
+    if kind == "missing":
+        if field == "the request body":
+            return "The request body is missing; send a JSON object with ExperimentName."
+        return f"{field} is required."
+    if field == "the request body":
+        return (
+            'The request body must be a JSON object such as {"ExperimentName": "..."}, '
+            "sent with Content-Type: application/json."
+        )
+    if loc and str(loc[-1]) in _UNION_MEMBERS:
+        return f"{field} must be a text, number or true/false value, not a list or an object."
+    if kind == "extra_forbidden":
+        return f"{field} is not a known field."
+    return f"{field}: {error.get('msg', 'invalid value')}."
+
+
+def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """One detail per distinct problem (a union reports each of its members)."""
+    details: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for error in errors:
+        message = _validation_message(dict(error))
+        if message in seen:
+            continue
+        seen.add(message)
+        invalid_json = error.get("type") == "json_invalid"
+        target = None if invalid_json else _field(tuple(error.get("loc", ())))
+        details.append({"Code": "ValidationError", "Message": message, "Target": target})
+    return details
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return _error_response(exc.status, exc.code, exc.message, target=exc.target)
+
+    async def on_headrace_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HeadraceError)
+        status, code = status_of(exc)
+        if status >= 500:
+            log.error("request failed: %s", exc, exc_info=exc)
+        return _error_response(status, code, str(exc))
+
+    async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        details = _validation_details(errors)
+        code = "ValidationError"
+        if any(e.get("type") == "json_invalid" for e in errors):
+            code = "BadRequest"
+        return _error_response(400, code, " ".join(d["Message"] for d in details), details=details)
+
+    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.__cause__, ApiError):  # raised while FastAPI read the body
+            return await on_api_error(_request, exc.__cause__)
+        if exc.status_code == 404:
+            return _error_response(
+                404, "NotFound", "No such route; see /docs or /openapi.json for the routes."
+            )
+        if exc.status_code == 405:
+            return _error_response(
+                405, "MethodNotAllowed", "This route does not accept that HTTP method."
+            )
+        return _error_response(exc.status_code, "BadRequest", str(exc.detail))
+
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", exc_info=exc)
+        return _error_response(
+            500,
+            "InternalServerError",
+            "The server failed unexpectedly; the cause is in its log. Please report it.",
+        )
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(HeadraceError, on_headrace_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def create_app(
+    workspace_path: Path,
+    *,
+    auth: bool = True,
+    max_body_bytes: int = 1_000_000,
+    database_url: str | None = None,
+) -> FastAPI:
+    """The REST server of the workspace at `workspace_path` (`auth=False`: no tokens needed)."""
+    from headrace import __version__
+    from headrace.server import routes
+
+    if not WorkspaceLayout(Path(workspace_path).absolute()).exists():
+        raise ConfigError(
+            f"No workspace at {workspace_path}; create one with "
+            "`headrace workspace create NAME --path DIR`."
+        )
+    store = open_workspace_store(Path(workspace_path), database_url)
+    backend = LocalBackend(store)
+    state = ServerState(
+        store=store,
+        backend=backend,
+        auth=Authenticator(store.meta) if auth else None,
+        max_body_bytes=max_body_bytes,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Runs left queued or running by a stopped server get an agent again.
+        if backend.list_pipeline_runs(statuses=[Status.NOT_STARTED, Status.RUNNING], limit=1):
+            backend.ensure_agent()
+        yield
+        store.database.dispose()
+
+    app = FastAPI(
+        title=f"headrace server: {store.name}",
+        version=__version__,
+        description="Azure ML SDK v1 pipeline REST submission, served by headrace.",
+        lifespan=lifespan,
+    )
+    app.state.headrace = state
+    _install_error_handlers(app)
+    # The routes themselves, not an included router: `app.routes` then lists every route
+    # (the auth test walks it).
+    app.router.routes.extend(routes.router.routes)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app

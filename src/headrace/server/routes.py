@@ -1,0 +1,248 @@
+"""The routes: SDK v1's pipeline submit routes and a small JSON API. Thin by design: check the
+token, parse, call `LocalBackend`, build the document in `server.schemas`.
+
+Every route but /health needs a token (when auth is on); `require(role)` is the dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from headrace.errors import NotFoundError
+from headrace.server.schemas import (
+    PipelineSubmissionInfo,
+    endpoint_document,
+    published_pipeline_document,
+    run_entity,
+)
+from headrace.store.records import PipelineRunRecord
+from headrace.store.tokens import TokenRecord
+
+__all__ = ["SUBMIT_PREFIX", "router"]
+
+SUBMIT_PREFIX = (
+    "/pipelines/v1.0/subscriptions/{subscription}/resourceGroups/{resource_group}"
+    "/providers/Microsoft.MachineLearningServices/workspaces/{workspace}"
+)
+
+router = APIRouter()
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.headrace
+
+
+def require(role: str) -> Callable[[Request], TokenRecord | None]:
+    """A dependency: the request's token, allowed `role` (None when auth is off)."""
+
+    def check_token(request: Request) -> TokenRecord | None:
+        auth = _state(request).auth
+        if auth is None:
+            return None
+        # A run-scoped token may read or cancel its run, or submit a child of it.
+        run_id = request.path_params.get("run_id") or request.query_params.get("parentRunId")
+        token: TokenRecord = auth.check(request.headers.get("authorization"), role, run_id=run_id)
+        return token
+
+    return check_token
+
+
+Reader = Annotated[TokenRecord | None, Depends(require("reader"))]
+Submitter = Annotated[TokenRecord | None, Depends(require("submitter"))]
+
+
+@router.get("/health", tags=["server"])
+def health(request: Request) -> dict[str, Any]:
+    """Liveness: no token needed."""
+    return {"status": "ok", "workspace": _state(request).store.name}
+
+
+# -- SDK v1 submit routes ------------------------------------------------------------------
+def _check_workspace(request: Request, workspace: str) -> None:
+    served = _state(request).store.name
+    if workspace != served:
+        raise NotFoundError(
+            f"This server serves workspace {served!r}, not {workspace!r}; check the URL "
+            "(PublishedPipeline.endpoint gives it)."
+        )
+
+
+def _submit(
+    request: Request, pipeline_id: str, body: PipelineSubmissionInfo, parent_run_id: str | None
+) -> dict[str, Any]:
+    backend = _state(request).backend
+    tags = dict(body.tags or {})
+    if parent_run_id:
+        backend.get_pipeline_run(parent_run_id)  # 404 for an unknown parent
+        tags.setdefault("azureml.parentRunId", parent_run_id)
+    submission = backend.submit_published_pipeline(
+        pipeline_id,
+        experiment_name=body.ExperimentName,
+        parameters=dict(body.ParameterAssignments) or None,
+        tags=tags or None,
+        description=body.Description,
+        run_source=body.RunSource or "API",
+        continue_on_step_failure=body.ContinueRunOnStepFailure,
+        data_path_assignments={k: v.model_dump() for k, v in body.DataPathAssignments.items()}
+        or None,
+    )
+    return _entity(request, submission.run, pipeline_id)
+
+
+def _entity(request: Request, run: PipelineRunRecord, pipeline_id: str | None) -> dict[str, Any]:
+    backend = _state(request).backend
+    total = len(backend.get_graph(run.graph_id).nodes)
+    if pipeline_id is None:
+        pipeline_id = run.properties.get("azureml.pipelineid")
+    return run_entity(run, pipeline_id=pipeline_id, total_steps=total)
+
+
+ParentRunId = Annotated[
+    str | None, Query(alias="parentRunId", description="Record the new run as a child of this.")
+]
+
+
+@router.post(SUBMIT_PREFIX + "/PipelineRuns/PipelineSubmit/{pipeline_id}", tags=["submit"])
+def submit_published_pipeline(
+    request: Request,
+    workspace: str,
+    pipeline_id: str,
+    body: PipelineSubmissionInfo,
+    _token: Submitter,
+    parent_run_id: ParentRunId = None,
+) -> dict[str, Any]:
+    """Submit a run of a published pipeline (SDK v1 `PublishedPipeline.endpoint`)."""
+    _check_workspace(request, workspace)
+    return _submit(request, pipeline_id, body, parent_run_id)
+
+
+def _submit_endpoint(
+    request: Request,
+    body: PipelineSubmissionInfo,
+    parent_run_id: str | None,
+    *,
+    endpoint_id: str | None = None,
+    name: str | None = None,
+    version: str | None = None,
+) -> dict[str, Any]:
+    backend = _state(request).backend
+    endpoint = backend.get_pipeline_endpoint(id=endpoint_id, name=name)
+    pipeline_id = backend.endpoint_pipeline_id(endpoint, version)
+    return _submit(request, pipeline_id, body, parent_run_id)
+
+
+@router.post(
+    SUBMIT_PREFIX + "/PipelineRuns/PipelineEndpointSubmit/Id/{endpoint_id}", tags=["submit"]
+)
+def submit_endpoint_by_id(
+    request: Request,
+    workspace: str,
+    endpoint_id: str,
+    body: PipelineSubmissionInfo,
+    _token: Submitter,
+    parent_run_id: ParentRunId = None,
+) -> dict[str, Any]:
+    """Submit the default version of a pipeline endpoint, found by id."""
+    _check_workspace(request, workspace)
+    return _submit_endpoint(request, body, parent_run_id, endpoint_id=endpoint_id)
+
+
+@router.post(
+    SUBMIT_PREFIX + "/PipelineRuns/PipelineEndpointSubmit/Id/{endpoint_id}/{version}",
+    tags=["submit"],
+)
+def submit_endpoint_version_by_id(
+    request: Request,
+    workspace: str,
+    endpoint_id: str,
+    version: str,
+    body: PipelineSubmissionInfo,
+    _token: Submitter,
+    parent_run_id: ParentRunId = None,
+) -> dict[str, Any]:
+    """Submit one version of a pipeline endpoint, found by id."""
+    _check_workspace(request, workspace)
+    return _submit_endpoint(request, body, parent_run_id, endpoint_id=endpoint_id, version=version)
+
+
+@router.post(SUBMIT_PREFIX + "/PipelineRuns/PipelineEndpointSubmit/Name", tags=["submit"])
+def submit_endpoint_by_name(
+    request: Request,
+    workspace: str,
+    body: PipelineSubmissionInfo,
+    _token: Submitter,
+    name: Annotated[str, Query(min_length=1, description="The endpoint's name.")],
+    pipeline_version: Annotated[str | None, Query(alias="pipelineVersion")] = None,
+    parent_run_id: ParentRunId = None,
+) -> dict[str, Any]:
+    """Submit a pipeline endpoint found by name (`pipelineVersion`: default version if absent)."""
+    _check_workspace(request, workspace)
+    return _submit_endpoint(request, body, parent_run_id, name=name, version=pipeline_version)
+
+
+# -- JSON API ------------------------------------------------------------------------------
+def _pipeline_url(request: Request, pipeline_id: str) -> str:
+    store = _state(request).store
+    info = store.meta.workspace_info()
+    path = SUBMIT_PREFIX.format(
+        subscription=info.get("subscription_id") or "local",
+        resource_group=info.get("resource_group") or "local",
+        workspace=store.name,
+    )
+    return f"{str(request.base_url).rstrip('/')}{path}/PipelineRuns/PipelineSubmit/{pipeline_id}"
+
+
+@router.get("/api/v1/published-pipelines", tags=["api"])
+def list_published_pipelines(
+    request: Request,
+    _token: Reader,
+    active_only: Annotated[bool, Query(alias="activeOnly")] = True,
+) -> dict[str, Any]:
+    """Published pipelines (Active ones unless activeOnly=false)."""
+    backend = _state(request).backend
+    return {
+        "Value": [
+            published_pipeline_document(p, _pipeline_url(request, p.id))
+            for p in backend.list_published_pipelines(active_only)
+        ]
+    }
+
+
+@router.get("/api/v1/published-pipelines/{pipeline_id}", tags=["api"])
+def get_published_pipeline(request: Request, pipeline_id: str, _token: Reader) -> dict[str, Any]:
+    """One published pipeline, with the URL to submit it."""
+    pipeline = _state(request).backend.get_published_pipeline(pipeline_id)
+    return published_pipeline_document(pipeline, _pipeline_url(request, pipeline.id))
+
+
+@router.get("/api/v1/pipeline-endpoints", tags=["api"])
+def list_pipeline_endpoints(
+    request: Request,
+    _token: Reader,
+    active_only: Annotated[bool, Query(alias="activeOnly")] = True,
+) -> dict[str, Any]:
+    """Pipeline endpoints with their versions."""
+    backend = _state(request).backend
+    return {"Value": [endpoint_document(e) for e in backend.list_pipeline_endpoints(active_only)]}
+
+
+@router.get("/api/v1/runs/{run_id}", tags=["api"])
+def get_run(request: Request, run_id: str, _token: Reader) -> dict[str, Any]:
+    """A pipeline run: its status, parameters and steps."""
+    backend = _state(request).backend
+    run = backend.get_pipeline_run(run_id)
+    document = _entity(request, run, None)
+    document["Steps"] = [
+        {"Id": s.id, "Name": s.name, "Status": s.status} for s in backend.list_step_runs(run.id)
+    ]
+    return document
+
+
+@router.post("/api/v1/runs/{run_id}/cancel", tags=["api"])
+def cancel_run(request: Request, run_id: str, _token: Submitter) -> dict[str, Any]:
+    """Ask a pipeline run to stop; its steps are ended and it becomes Canceled."""
+    backend = _state(request).backend
+    return _entity(request, backend.cancel_run(run_id), None)
