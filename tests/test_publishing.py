@@ -14,6 +14,8 @@ import pytest
 
 from headrace import (
     ConflictError,
+    DataPath,
+    DataPathComputeBinding,
     Experiment,
     NotFoundError,
     ParameterError,
@@ -108,6 +110,35 @@ def test_wrong_parameters_name_the_parameter_and_list_the_valid_ones(
             data_path_assignments={"n": {"DataStoreName": "d", "RelativePath": "x"}},
         )
     assert ws.backend.list_pipeline_runs() == []
+
+
+def test_data_path_assignments_choose_a_datapath_parameter(ws: Workspace, tmp_path: Path) -> None:
+    ds = ws.get_default_datastore()
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.csv").write_text(name)
+        ds.upload(str(tmp_path / name), target_path=f"data/{name}", show_progress=False)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ls.py").write_text("import os, sys\nprint(sorted(os.listdir(sys.argv[1])))\n")
+    param = PipelineParameter("input_data", default_value=DataPath(ds, "data/one"))
+    pair = (param, DataPathComputeBinding(mode="mount"))
+    step = PythonScriptStep(
+        "ls.py", name="ls", arguments=[pair], inputs=[pair], source_directory=str(src)
+    )
+    published = Pipeline(ws, [step]).publish(name="datapath")
+    submission = ws.backend.submit_published_pipeline(
+        published.id,
+        experiment_name="dp",
+        run_source="API",
+        data_path_assignments={
+            "input_data": {"DataStoreName": ds.name, "RelativePath": "data/two"}
+        },
+    )
+    assert submission.run.run_source == "API"
+    run = PipelineRun.get(ws, submission.run.id)
+    assert said(run) == "['two.csv']"
+    assert said(published.submit(ws, "dp")) == "['one.csv']"
 
 
 def test_publish_from_a_run_keeps_its_graph(ws: Workspace, tmp_path: Path) -> None:
