@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,11 @@ from fastapi.routing import APIRoute
 from typer.testing import CliRunner
 
 from headrace import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
     Pipeline,
+    PipelineEndpoint,
     PipelineParameter,
     PipelineRun,
     PublishedPipeline,
@@ -35,9 +40,12 @@ from headrace import (
     Workspace,
 )
 from headrace.cli.main import app as cli_app
-from headrace.compat.azureml.core.authentication import InteractiveLoginAuthentication
+from headrace.compat.azureml.core.authentication import (
+    InteractiveLoginAuthentication,
+    ServicePrincipalAuthentication,
+)
 from headrace.server.app import create_app
-from headrace.server.auth import hash_secret
+from headrace.server.auth import hash_secret, issue_token
 from headrace.server.routes import SUBMIT_PREFIX
 from headrace.store.workspace_store import WorkspaceStore
 
@@ -429,3 +437,151 @@ def test_disabled_pipeline_is_409_and_creates_no_run(
     assert response.json()["Error"]["Code"] == "PipelineDisabled"
     assert "enable" in message
     assert ws.backend.list_pipeline_runs() == []
+
+
+def test_endpoint_routes_submit_by_id_version_and_name(
+    ws: Workspace, root: Path, tmp_path: Path, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADRACE_SERVER_URL", server.url)
+    published = publish_one_step(ws, tmp_path)
+    endpoint = PipelineEndpoint.publish(ws, "echo-endpoint", "echoes", published)
+    headers = bearer(make_token(root, "submitter"))
+    body = {"ExperimentName": "ep", "ParameterAssignments": {"pipeline_arg": "7"}}
+    base = server.submit_url("x").rsplit("/PipelineRuns/", 1)[0] + "/PipelineRuns"
+
+    by_id = httpx.post(endpoint.endpoint, headers=headers, json=body)
+    assert by_id.status_code == 200, by_id.text
+    assert by_id.json()["PipelineId"] == published.id
+    by_version = httpx.post(
+        f"{base}/PipelineEndpointSubmit/Id/{endpoint.id}/0", headers=headers, json=body
+    )
+    assert by_version.status_code == 200, by_version.text
+    by_name = httpx.post(
+        f"{base}/PipelineEndpointSubmit/Name",
+        params={"name": "echo-endpoint", "pipelineVersion": "0"},
+        headers=headers,
+        json=body,
+    )
+    assert by_name.status_code == 200, by_name.text
+    assert step_said(ws, by_name.json()["Id"]) == "pipeline_arg=7"
+
+    no_version = httpx.post(
+        f"{base}/PipelineEndpointSubmit/Id/{endpoint.id}/9", headers=headers, json=body
+    )
+    assert "no version '9'" in assert_error_shape(no_version, 400)
+    unknown = httpx.post(
+        f"{base}/PipelineEndpointSubmit/Name", params={"name": "nope"}, headers=headers, json=body
+    )
+    assert_error_shape(unknown, 404)
+    endpoint.disable()
+    disabled = httpx.post(endpoint.endpoint, headers=headers, json=body)
+    assert "Status must be Active" in assert_error_shape(disabled, 409)
+
+
+def test_cancel_and_run_scoped_tokens(
+    ws: Workspace, root: Path, tmp_path: Path, server: LiveServer
+) -> None:
+    published = publish_one_step(ws, tmp_path)
+    submitter = bearer(make_token(root, "submitter"))
+    first = httpx.post(
+        server.submit_url(published.id), headers=submitter, json={"ExperimentName": "e"}
+    ).json()["Id"]
+    second = httpx.post(
+        server.submit_url(published.id), headers=submitter, json={"ExperimentName": "e"}
+    ).json()["Id"]
+
+    store = WorkspaceStore.open(root)
+    secret, _ = issue_token(store.meta, name="step", role="submitter", scope_run_id=first)
+    store.database.dispose()
+    scoped = bearer(secret)
+    assert httpx.get(f"{server.url}/api/v1/runs/{first}", headers=scoped).status_code == 200
+    message = assert_error_shape(
+        httpx.get(f"{server.url}/api/v1/runs/{second}", headers=scoped), 403
+    )
+    assert f"limited to run {first}" in message
+    assert_error_shape(httpx.get(f"{server.url}/api/v1/published-pipelines", headers=scoped), 403)
+    child = httpx.post(
+        server.submit_url(published.id),
+        params={"parentRunId": first},
+        headers=scoped,
+        json={"ExperimentName": "child"},
+    )
+    assert child.status_code == 200, child.text
+    assert child.json()["tags"]["azureml.parentRunId"] == first
+
+    canceled = httpx.post(f"{server.url}/api/v1/runs/{second}/cancel", headers=submitter)
+    assert canceled.status_code == 200, canceled.text
+    final = PipelineRun.get(ws, second)
+    final.wait_for_completion(show_output=False, raise_on_error=False)
+    assert final.get_status() in ("Canceled", "Finished")
+
+
+def test_authentication_reads_the_workspace_config_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HEADRACE_TOKEN", raising=False)
+    monkeypatch.delenv("HEADRACE_WORKSPACE", raising=False)
+    with pytest.raises(ConfigError, match="headrace token create"):
+        InteractiveLoginAuthentication().get_authentication_header()
+    config = tmp_path / ".azureml" / "config.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"workspace_name": "w", "token": "hr_from_config"}))
+    sp = ServicePrincipalAuthentication("tenant", "app-id", "password")
+    assert sp.get_authentication_header() == {"Authorization": "Bearer hr_from_config"}
+    monkeypatch.setenv("HEADRACE_TOKEN", "hr_from_env")
+    assert InteractiveLoginAuthentication(force=True).get_authentication_header() == {
+        "Authorization": "Bearer hr_from_env"
+    }
+
+
+def test_token_queries_on_both_databases(any_ws: Workspace) -> None:
+    store = any_ws.backend.store  # type: ignore[attr-defined]
+    meta = store.meta
+    created = meta.create_token(name="a", role="reader", token_hash="0" * 64)
+    assert meta.find_token_by_hash("0" * 64) == created
+    assert meta.find_token_by_hash("1" * 64) is None
+    with pytest.raises(ConflictError, match="'a' already exists"):
+        meta.create_token(name="a", role="admin", token_hash="2" * 64)
+    revoked = meta.revoke_token("a")
+    assert revoked.revoked_at is not None
+    assert not revoked.usable_at(datetime.now(timezone.utc))
+    with pytest.raises(NotFoundError, match="the tokens are: a"):
+        meta.revoke_token("b")
+    assert [t.name for t in meta.list_tokens()] == ["a"]
+
+
+def test_cli_server_serves_and_stops_on_sigterm(root: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "headrace"),
+            "server",
+            "-w",
+            str(root),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        assert response.json()["workspace"] == "test-ws"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        # uvicorn drains, runs the shutdown, then re-raises the signal it caught.
+        assert process.returncode in (0, -signal.SIGTERM), stderr
+        assert "Application shutdown complete" in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
