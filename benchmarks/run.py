@@ -37,6 +37,7 @@ BENCHMARKS = {
     "memory": "benchmarks.bench_memory",
     "imports": "benchmarks.bench_imports",
     "profile": "benchmarks.bench_profile",
+    "server": "benchmarks.bench_server",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 
