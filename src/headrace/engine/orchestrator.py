@@ -197,7 +197,7 @@ class RunOrchestrator:
                 # query for all of them, and manifest diffs): see `explain_waiting`.
                 reason = {"decision": "run", "summary": "", "explain": True}
                 if earlier is not None:
-                    reason = self._explain_run(node, parts, key, earlier)
+                    reason = self._explain_run(node, parts, earlier)
             self.pending[node.id] = Plan(
                 node=node, fingerprint=key, parts=parts, reason=reason, inputs=inputs
             )
@@ -206,7 +206,6 @@ class RunOrchestrator:
         self,
         node: StepNode,
         parts: dict[str, Any],
-        key: str,
         earlier: StepRunRecord | None,
         previous: StepRunRecord | None = None,
     ) -> dict[str, Any]:
@@ -435,12 +434,12 @@ class RunOrchestrator:
             node = self.graph.node(node_id)
             plan = self.pending.get(node_id)
             if plan is not None:
-                plan.reason = self._explain_run(node, plan.parts, "", None, previous.get(node.name))
+                plan.reason = self._explain_run(node, plan.parts, None, previous.get(node.name))
                 continue
             self._to_explain.discard(node_id)
             record = self.steps[node_id]
             reason = self._explain_run(
-                node, record.fingerprint_parts, "", None, previous.get(node.name)
+                node, record.fingerprint_parts, None, previous.get(node.name)
             )
             self.steps[node_id] = replace(record, run_reason=reason)
             self.unwritten_reasons.add(record.id)

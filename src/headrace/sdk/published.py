@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SERVER_URL",
+    "SUBMIT_PREFIX",
     "PipelineEndpoint",
     "PipelineIdVersion",
     "PublishedPipeline",
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8765"
-_PREFIX = (
+SUBMIT_PREFIX = (
     "/pipelines/v1.0/subscriptions/{subscription}/resourceGroups/{resource_group}"
     "/providers/Microsoft.MachineLearningServices/workspaces/{workspace}"
 )
@@ -52,7 +53,7 @@ def submit_url(
 ) -> str:
     """`{server}/pipelines/v1.0/subscriptions/.../workspaces/{ws}/{route}`, as SDK v1 spelled
     its REST URLs; a workspace without subscription or resource group uses "local"."""
-    prefix = _PREFIX.format(
+    prefix = SUBMIT_PREFIX.format(
         subscription=subscription_id or "local",
         resource_group=resource_group or "local",
         workspace=workspace_name,

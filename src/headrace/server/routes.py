@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from headrace.errors import NotFoundError
+from headrace.sdk.published import SUBMIT_PREFIX, submit_url
 from headrace.server.schemas import (
     PipelineSubmissionInfo,
     endpoint_document,
@@ -22,11 +23,6 @@ from headrace.store.records import PipelineRunRecord
 from headrace.store.tokens import TokenRecord
 
 __all__ = ["SUBMIT_PREFIX", "router"]
-
-SUBMIT_PREFIX = (
-    "/pipelines/v1.0/subscriptions/{subscription}/resourceGroups/{resource_group}"
-    "/providers/Microsoft.MachineLearningServices/workspaces/{workspace}"
-)
 
 router = APIRouter()
 
@@ -187,12 +183,13 @@ def submit_endpoint_by_name(
 def _pipeline_url(request: Request, pipeline_id: str) -> str:
     store = _state(request).store
     info = store.meta.workspace_info()
-    path = SUBMIT_PREFIX.format(
-        subscription=info.get("subscription_id") or "local",
-        resource_group=info.get("resource_group") or "local",
-        workspace=store.name,
+    return submit_url(
+        str(request.base_url),
+        f"PipelineRuns/PipelineSubmit/{pipeline_id}",
+        subscription_id=info.get("subscription_id"),
+        resource_group=info.get("resource_group"),
+        workspace_name=store.name,
     )
-    return f"{str(request.base_url).rstrip('/')}{path}/PipelineRuns/PipelineSubmit/{pipeline_id}"
 
 
 @router.get("/api/v1/published-pipelines", tags=["api"])
