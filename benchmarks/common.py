@@ -8,6 +8,7 @@ interpreter path) in the same run, interleaved with the measurement where that i
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -146,8 +147,8 @@ class BenchWorkspace:
 
 @contextlib.contextmanager
 def bench_workspace(ctx: Context, name: str, idle_seconds: float = 120) -> Iterator[BenchWorkspace]:
-    """A fresh workspace (and HEADRACE_HOME) in `.bench/`; its agent is stopped and the folder
-    removed afterwards (kept with --keep)."""
+    """A fresh workspace (and HEADRACE_HOME) in `.bench/`; its agent is stopped afterwards and
+    the folder removed when the process exits (kept with --keep)."""
     BENCH_ROOT.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=BENCH_ROOT))
     saved = {k: os.environ.get(k) for k in ("HEADRACE_HOME", "HEADRACE_AGENT_IDLE_SECONDS")}
@@ -167,7 +168,11 @@ def bench_workspace(ctx: Context, name: str, idle_seconds: float = 120) -> Itera
             else:
                 os.environ[key] = value
         if not ctx.keep:
-            shutil.rmtree(root, ignore_errors=True)
+            # Removed when the whole run ends, not now: on an ext4 without a journal (this
+            # machine's), thousands of just-deleted inodes make every file the next benchmark
+            # creates cost a scan past them (ext4's `recently_deleted`), which would charge
+            # one benchmark's cleanup to the next one's numbers.
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
 
 
 @contextlib.contextmanager
