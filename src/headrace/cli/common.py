@@ -1,23 +1,30 @@
 """What every CLI command shares: the `--workspace` and `--json` options, opening the workspace
-they name, and finding a run by a prefix of its id.
+they name (a local folder or name, or a workspace served by a headrace server), and finding a
+run by a prefix of its id.
 
-Opening a workspace that has unfinished runs makes sure an agent serves it, so a run whose
-agent was killed is resumed by any later CLI call (DESIGN.md, crash safety).
+Opening a local workspace that has unfinished runs makes sure an agent serves it, so a run
+whose agent was killed is resumed by any later CLI call (DESIGN.md, crash safety). A remote
+workspace's runs are the server's business.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from headrace.errors import RunNotFoundError, WorkspaceNotFoundError
+from headrace.errors import RunNotFoundError, UserError, WorkspaceNotFoundError
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
 
 __all__ = [
+    "SERVER_ENV",
+    "TOKEN_ENV",
+    "BearerToken",
     "JsonOption",
     "WorkspaceOption",
     "close_workspaces",
@@ -27,9 +34,12 @@ __all__ = [
     "open_workspace",
     "remember_workspace",
     "resume_unfinished",
+    "set_remote",
 ]
 
 WORKSPACE_ENV = "HEADRACE_WORKSPACE"
+SERVER_ENV = "HEADRACE_SERVER_URL"
+TOKEN_ENV = "HEADRACE_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 
 WorkspaceOption = Annotated[
     str | None,
@@ -63,6 +73,51 @@ def close_workspaces() -> None:
         _opened.pop().close()
 
 
+@dataclass(frozen=True)
+class BearerToken:
+    """The `auth` of a remote workspace: an API token sent as `Authorization: Bearer`."""
+
+    token: str
+
+    def get_authentication_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass(frozen=True)
+class _Remote:
+    url: str
+    token: str | None
+
+
+# The server named by the root `--server` option (or $HEADRACE_SERVER_URL) for this command.
+_remote: list[_Remote] = []
+
+
+def set_remote(url: str | None, token: str | None) -> None:
+    """Make the command's workspaces the one served at `url` (None: local workspaces)."""
+    _remote.clear()
+    if url:
+        _remote.append(_Remote(url.rstrip("/"), token or None))
+
+
+def _open_remote(spec: str | None, remote: _Remote) -> Workspace:
+    if spec and _looks_like_path(spec):
+        raise UserError(
+            f"--workspace {spec} is a folder, but the command goes to the server at {remote.url}; "
+            "with --server give the workspace's name (or nothing), or drop --server to use the "
+            "folder."
+        )
+    auth = BearerToken(remote.token) if remote.token else None
+    get: Any = Workspace.get
+    if "url" not in inspect.signature(get).parameters:
+        raise UserError(
+            "This headrace cannot open remote workspaces yet (Workspace.get has no url=); run "
+            "the command on the server's machine without --server."
+        )
+    workspace: Workspace = get(spec or "default", url=remote.url, auth=auth)
+    return workspace
+
+
 def _looks_like_path(spec: str) -> bool:
     return os.sep in spec or "/" in spec or spec.startswith((".", "~"))
 
@@ -71,8 +126,11 @@ def open_workspace(spec: str | None, *, resume: bool = True) -> Workspace:
     """The workspace named by `--workspace` (a folder, else a name), else by the config file.
 
     With `--workspace`, `HEADRACE_WORKSPACE` is set to its folder so that a pipeline file
-    calling `Workspace.from_config()` gets the same workspace.
+    calling `Workspace.from_config()` gets the same workspace. With `--server`, the workspace
+    (named by `spec`, default "default") is the one that server serves.
     """
+    if _remote:
+        return remember_workspace(_open_remote(spec, _remote[0]))
     if spec:
         folder = Path(spec).expanduser()
         if folder.is_dir():

@@ -14,8 +14,23 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from headrace.cli import datastores, runs, server, steps, tokens, workspace
-from headrace.cli.common import WORKSPACE_ENV, close_workspaces
+from headrace.cli import (
+    datastores,
+    endpoints,
+    pipelines,
+    runs,
+    server,
+    steps,
+    tokens,
+    workspace,
+)
+from headrace.cli.common import (
+    SERVER_ENV,
+    TOKEN_ENV,
+    WORKSPACE_ENV,
+    close_workspaces,
+    set_remote,
+)
 from headrace.errors import HeadraceError
 
 __all__ = ["app", "main"]
@@ -56,6 +71,7 @@ class HeadraceGroup(TyperGroup):
             ) from None
         finally:
             close_workspaces()
+            set_remote(None, None)
             # `--workspace` sets HEADRACE_WORKSPACE for pipeline files; an in-process caller
             # (tests, notebooks) gets its environment back.
             if saved is None:
@@ -78,7 +94,13 @@ app.add_typer(datastores.app, name="datastore")
 app.add_typer(runs.app, name="run")
 app.add_typer(steps.app, name="step")
 app.add_typer(tokens.app, name="token")
+app.add_typer(pipelines.app, name="pipeline")
+app.add_typer(endpoints.app, name="endpoint")
 app.command("server")(server.server)
+
+# Commands that work on the workspace's folder itself: $HEADRACE_SERVER_URL (which the SDK
+# also reads, for published pipelines' URLs) does not send them to a server.
+_LOCAL_ONLY = frozenset({"server", "token", "workspace"})
 
 
 def _version(value: bool) -> None:
@@ -91,6 +113,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     workspace: Annotated[
         str | None,
         typer.Option(
@@ -98,6 +121,25 @@ def _root(
             "-w",
             help="Workspace folder or name for the command (same as the command's own "
             "--workspace).",
+        ),
+    ] = None,
+    server_url: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar=SERVER_ENV,
+            show_envvar=True,
+            help="Send the command to the headrace server at this URL instead of opening a "
+            "local workspace.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar=TOKEN_ENV,
+            show_envvar=True,
+            help="API token for --server (sent as Authorization: Bearer).",
         ),
     ] = None,
     version: Annotated[
@@ -110,11 +152,22 @@ def _root(
     """Self-hosted ML pipelines with the Azure ML SDK v1 pipeline API.
 
     Every command takes --workspace PATH|NAME (or HEADRACE_WORKSPACE; default: the
-    .azureml/config.json of this folder or above) and --json.
+    .azureml/config.json of this folder or above) and --json. With --server URL (or
+    HEADRACE_SERVER_URL) and --token, commands go to a headrace server instead.
     """
     if workspace:
         # The commands' own --workspace options read this variable.
         os.environ[WORKSPACE_ENV] = workspace
+    if server_url and ctx.invoked_subcommand in _LOCAL_ONLY:
+        source = ctx.get_parameter_source("server_url")
+        if source is not None and source.name == "COMMANDLINE":
+            raise typer.BadParameter(
+                f"`headrace {ctx.invoked_subcommand}` works on a local workspace folder; drop "
+                "--server.",
+                param_hint="--server",
+            )
+        server_url = None
+    set_remote(server_url, token)
 
 
 def main() -> None:
