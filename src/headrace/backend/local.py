@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from headrace.engine import publishing
+from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
 from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
@@ -206,7 +207,7 @@ class LocalBackend:
         return self.meta.resolve_run_id(prefix)
 
     def get_graph(self, graph_id: str) -> Graph:
-        return Graph.from_dict(self.meta.get_graph(graph_id))
+        return load_graph(self.meta, graph_id)
 
     def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:
         return self.meta.list_step_runs(pipeline_run_id)
@@ -293,6 +294,7 @@ class LocalBackend:
         run_source: str = "SDK",
         continue_on_step_failure: bool | None = None,
         data_path_assignments: dict[str, Any] | None = None,
+        with_preview: bool = True,
     ) -> Submission:
         submission = publishing.submit_published(
             self.store,
@@ -304,6 +306,7 @@ class LocalBackend:
             run_source=run_source,
             continue_on_step_failure=continue_on_step_failure,
             data_path_assignments=data_path_assignments,
+            with_preview=with_preview,
         )
         self._start_work()
         return submission

@@ -190,12 +190,13 @@ class Backend(Protocol):
         run_source: str = "SDK",
         continue_on_step_failure: bool | None = None,
         data_path_assignments: dict[str, Any] | None = None,
+        with_preview: bool = True,
     ) -> Submission:
         """Queue a run of a published pipeline; a Disabled one raises PipelineDisabledError.
 
         Parameter values may be text ("45", "true"): they are converted to each parameter's
         type. `data_path_assignments` ({name: {DataStoreName, RelativePath}}) set DataPath
-        parameters."""
+        parameters. `with_preview=False`: no reuse preview (`Submission.previews` empty)."""
         ...
 
     def create_pipeline_endpoint(

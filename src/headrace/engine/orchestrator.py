@@ -22,6 +22,7 @@ from typing import Any
 from headrace.engine import fingerprint as fp
 from headrace.engine.endings import StepEnd, failure_record, journal_records
 from headrace.engine.executors.base import StepProcess
+from headrace.engine.graphs import load_graph
 from headrace.engine.planning import (
     ProducedData,
     outputs_exist,
@@ -29,7 +30,7 @@ from headrace.engine.planning import (
     workspace_default_datastore,
 )
 from headrace.engine.runtime import ResolvedData, StepTask, pipeline_data_path
-from headrace.graph.model import Graph, StepNode
+from headrace.graph.model import StepNode
 from headrace.graph.validate import topological_order
 from headrace.store.orm import utcnow
 from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
@@ -58,7 +59,7 @@ class RunOrchestrator:
         self.ws = ws
         self.run = run
         self.writes = StepWrites() if writes is None else writes
-        self.graph = Graph.from_dict(ws.meta.get_graph(run.graph_id))
+        self.graph = load_graph(ws.meta, run.graph_id)
         self.order = topological_order(self.graph)
         self.parameters: dict[str, Any] = dict(run.parameters)
         self.steps: dict[str, StepRunRecord] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from headrace.engine.graphs import load_graph
 from headrace.engine.submission import Submission, compute_problems, submit_graph
 from headrace.errors import (
     ParameterError,
@@ -91,6 +92,7 @@ def submit_published(
     run_source: str = "SDK",
     continue_on_step_failure: bool | None = None,
     data_path_assignments: dict[str, Any] | None = None,
+    with_preview: bool = True,
 ) -> Submission:
     """Queue a run of an Active published pipeline (values converted to parameter types)."""
     published = ws.meta.get_published_pipeline(pipeline_id)
@@ -100,7 +102,7 @@ def submit_published(
             "so it cannot be submitted; enable it with "
             f"PublishedPipeline.get(ws, {published.id!r}).enable()."
         )
-    graph = Graph.from_dict(ws.meta.get_graph(published.graph_id))
+    graph = load_graph(ws.meta, published.graph_id)
     values = _with_data_paths(graph, parameters, data_path_assignments)
     keep_going = (
         published.continue_on_step_failure
@@ -117,6 +119,7 @@ def submit_published(
         run_source=run_source,
         continue_on_step_failure=keep_going,
         properties={"azureml.pipelineid": published.id},
+        with_preview=with_preview,
     )
 
 

@@ -124,6 +124,8 @@ def resolve_parameters(graph: Graph, assignments: dict[str, Any] | None) -> dict
 
 
 def compute_problems(ws: WorkspaceStore, graph: Graph) -> list[str]:
+    if ws.meta.compute_targets_exist({node.compute_target for node in graph.nodes}):
+        return []
     known = [t.name for t in ws.meta.list_compute_targets()]
     problems = []
     for node in graph.nodes:
@@ -191,13 +193,17 @@ def submit_graph(
     continue_on_step_failure: bool = False,
     regenerate_outputs: bool = False,
     properties: dict[str, Any] | None = None,
+    with_preview: bool = True,
 ) -> Submission:
-    """Validate and queue a run of `graph`; nothing is written when anything is wrong."""
+    """Validate and queue a run of `graph`; nothing is written when anything is wrong.
+
+    `with_preview=False` skips working out which steps would be reused (REST callers are
+    answered with the run alone), so the submission costs no reuse queries."""
     problems = structural_problems(graph) + compute_problems(ws, graph)
     if problems:
         raise PipelineValidationError(problems)
     values = resolve_parameters(graph, parameters)
-    previews = preview(ws, graph, values, regenerate_outputs)
+    previews = preview(ws, graph, values, regenerate_outputs) if with_preview else []
     run = ws.meta.create_pipeline_run(
         experiment_name=experiment_name,
         graph=graph.to_dict(),

@@ -84,6 +84,7 @@ def _submit(
         continue_on_step_failure=body.ContinueRunOnStepFailure,
         data_path_assignments={k: v.model_dump() for k, v in body.DataPathAssignments.items()}
         or None,
+        with_preview=False,
     )
     return _entity(request, submission.run, pipeline_id)
 

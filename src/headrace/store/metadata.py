@@ -74,6 +74,10 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        # Experiments and compute targets are never renamed or deleted, so one seen once
+        # stays valid and need not be looked up again.
+        self._experiments: dict[str, ExperimentRecord] = {}
+        self._targets_seen: set[str] = set()
 
     # -- workspace -------------------------------------------------------------------------
     def init_workspace(
@@ -180,23 +184,38 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
     def list_compute_targets(self) -> list[ComputeTargetRecord]:
         with self.db.read() as s:
             rows = s.scalars(select(ComputeTargetRow).order_by(ComputeTargetRow.name)).all()
-            return [ComputeTargetRecord(r.name, r.type, dict(r.config), r.created_at) for r in rows]
+            records = [
+                ComputeTargetRecord(r.name, r.type, dict(r.config), r.created_at) for r in rows
+            ]
+        self._targets_seen.update(r.name for r in records)
+        return records
+
+    def compute_targets_exist(self, names: set[str]) -> bool:
+        """Whether every name in `names` is a compute target (no query once all were seen)."""
+        if names <= self._targets_seen:
+            return True
+        self.list_compute_targets()
+        return names <= self._targets_seen
 
     # -- experiments and graphs ------------------------------------------------------------
     def get_or_create_experiment(self, name: str) -> ExperimentRecord:
+        known = self._experiments.get(name)
+        if known is not None:
+            return known
         with self.db.read() as s:
             row = s.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).first()
-            if row is not None:
-                return ExperimentRecord(row.id, row.name, row.created_at)
-        try:
-            with self.db.write() as s:
-                row = ExperimentRow(id=str(uuid.uuid4()), name=name)
-                s.add(row)
-                s.flush()
-                return ExperimentRecord(row.id, row.name, row.created_at)
-        except IntegrityError:
-            # Another process created it between our read and write.
-            return self.get_or_create_experiment(name)
+        if row is None:
+            try:
+                with self.db.write() as s:
+                    row = ExperimentRow(id=str(uuid.uuid4()), name=name)
+                    s.add(row)
+                    s.flush()
+            except IntegrityError:
+                # Another process created it between our read and write.
+                return self.get_or_create_experiment(name)
+        record = ExperimentRecord(row.id, row.name, row.created_at)
+        self._experiments[name] = record
+        return record
 
     def list_experiments(self) -> list[tuple[ExperimentRecord, int]]:
         with self.db.read() as s:
