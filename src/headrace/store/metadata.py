@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import and_, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -259,34 +259,65 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
         regenerate_outputs: bool,
         properties: dict[str, Any] | None = None,
     ) -> PipelineRunRecord:
-        """Queue a run (status NotStarted) in one transaction, with its graph and event."""
+        """Queue a run (status NotStarted) in one transaction, with its graph and event.
+
+        Core statements rather than ORM objects: this is the REST submit's hot path."""
         experiment = self.get_or_create_experiment(experiment_name)
         graph_id = self.graph_id(graph)
-        run_id = str(uuid.uuid4())
-        with self.db.write() as s:
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "experiment_id": experiment.id,
+            "graph_id": graph_id,
+            "status": Status.NOT_STARTED,
+            "parameters": parameters,
+            "tags": tags,
+            "properties": properties or {},
+            "description": description,
+            "run_source": run_source,
+            "continue_on_step_failure": continue_on_step_failure,
+            "regenerate_outputs": regenerate_outputs,
+            "cancel_requested": False,
+            "created_at": now,
+        }
+        with self.db.write_conn() as conn:
             # Concurrent submits of the same pipeline insert the same graph: first one wins.
-            s.execute(
+            conn.execute(
                 self._insert(GraphRow)
-                .values(id=graph_id, graph=graph, created_at=utcnow())
+                .values(id=graph_id, graph=graph, created_at=now)
                 .on_conflict_do_nothing(index_elements=["id"])
             )
-            row = PipelineRunRow(
-                id=run_id,
-                experiment_id=experiment.id,
-                graph_id=graph_id,
-                status=Status.NOT_STARTED,
-                parameters=parameters,
-                tags=tags,
-                properties=properties or {},
-                description=description,
-                run_source=run_source,
-                continue_on_step_failure=continue_on_step_failure,
-                regenerate_outputs=regenerate_outputs,
+            conn.execute(insert(PipelineRunRow), values)
+            conn.execute(
+                insert(EventRow),
+                {
+                    "run_id": values["id"],
+                    "kind": "run.queued",
+                    "payload": {"source": run_source},
+                    "created_at": now,
+                },
             )
-            s.add(row)
-            s.add(EventRow(run_id=run_id, kind="run.queued", payload={"source": run_source}))
-            s.flush()
-            return _pipeline_record(row, experiment.name)
+        return PipelineRunRecord(
+            id=values["id"],
+            experiment_id=experiment.id,
+            experiment_name=experiment.name,
+            graph_id=graph_id,
+            status=Status.NOT_STARTED,
+            parameters=dict(parameters),
+            tags=dict(tags),
+            properties=dict(properties or {}),
+            description=description,
+            run_source=run_source,
+            continue_on_step_failure=continue_on_step_failure,
+            regenerate_outputs=regenerate_outputs,
+            cancel_requested=False,
+            agent_id=None,
+            heartbeat_at=None,
+            error=None,
+            created_at=now,
+            started_at=None,
+            ended_at=None,
+        )
 
     def _insert(self, table: Any) -> Any:
         """INSERT with ON CONFLICT support for the database in use."""
