@@ -317,8 +317,8 @@ def test_no_auth_is_refused_off_loopback(root: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "Refusing to serve on 0.0.0.0 with --no-auth" in result.stderr
 
-    workers = RUNNER.invoke(cli_app, ["server", "-w", str(root), "--workers", "2"])
-    assert workers.exit_code == 1 and "--workers 2 is not supported yet" in workers.stderr
+    workers = RUNNER.invoke(cli_app, ["server", "-w", str(root), "--workers", "0"])
+    assert workers.exit_code == 1 and "--workers 0: a server needs at least one" in workers.stderr
 
 
 def test_no_auth_on_loopback_needs_no_token(root: Path) -> None:

@@ -18,7 +18,27 @@ def server(
         str, typer.Option(help="Address to listen on; a non-loopback one needs auth.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
-    workers: Annotated[int, typer.Option(help="Worker processes (only 1 for now).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="uvicorn worker processes answering HTTP; the agents run once, beside them."
+        ),
+    ] = 1,
+    agents: Annotated[
+        int,
+        typer.Option(
+            help="Agent processes executing runs, supervised and restarted by the server. "
+            "Each honours a compute target's max_nodes on its own: N agents may run up to "
+            "N x max_nodes steps of one target."
+        ),
+    ] = 1,
+    grace_seconds: Annotated[
+        float,
+        typer.Option(
+            help="On SIGTERM/SIGINT, how long running steps may finish before they are "
+            "stopped and requeued for the next start."
+        ),
+    ] = 30.0,
     no_auth: Annotated[
         bool,
         typer.Option("--no-auth", help="Accept requests without a token (loopback hosts only)."),
@@ -34,14 +54,15 @@ def server(
     """Serve the workspace: REST submission of published pipelines, with API tokens."""
     from headrace.server.run import check_bind, serve
 
-    check_bind(host, auth=not no_auth, workers=workers)
+    check_bind(host, auth=not no_auth, workers=workers, agents=agents)
     ws = open_workspace(workspace, resume=False)
     path = ws.path
     if path is None:
         raise typer.BadParameter("the workspace has no folder", param_hint="--workspace")
     typer.echo(
         f"Serving workspace {ws.name!r} ({path}) on http://{host}:{port} "
-        f"({'no auth' if no_auth else 'token auth'}); Ctrl-C stops.",
+        f"({'no auth' if no_auth else 'token auth'}) with {agents} agent(s); Ctrl-C stops "
+        f"(running steps get {grace_seconds:g} s to finish).",
         err=True,
     )
     serve(
@@ -52,4 +73,6 @@ def server(
         auth=not no_auth,
         database_url=database_url,
         max_body_bytes=max_body_bytes,
+        agents=agents,
+        grace_seconds=grace_seconds,
     )

@@ -14,8 +14,17 @@ endings are committed.) A step process is therefore briefly running before its r
 so; crash recovery finds such processes by the HEADRACE_PIPELINE_RUN_ID in their
 environment, and their folders by the run's id.
 
+Stopping: a first SIGTERM or SIGINT drains the agent. It claims nothing more and starts no
+new step, lets running steps finish for up to `grace_seconds`, then kills what still runs
+and gives its runs back (status Running, no agent), so any other agent resumes them with the
+killed attempts requeued as their next attempt, exactly as after a crash. A second signal
+ends the grace period at once. With `grace_seconds=0` (the detached agent's default) the
+first signal stops at once.
+
 `python -m headrace.engine.agent --workspace PATH` runs one detached for a workspace folder
-(see `launcher.ensure_agent`); a server runs the same class.
+(see `launcher.ensure_agent`); `--slot N` runs an additional agent beside it (several agents
+share the store's claims; see `claim_runs`), and a server's agents are such processes,
+supervised by `engine.pool.AgentPool`.
 """
 
 from __future__ import annotations
@@ -89,10 +98,20 @@ class Active:
 
 
 class Agent:
-    def __init__(self, ws: WorkspaceStore, *, idle_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        ws: WorkspaceStore,
+        *,
+        idle_seconds: float | None = None,
+        grace_seconds: float = 0.0,
+        parent_pid: int | None = None,
+    ) -> None:
         self.ws = ws
         self.id = agent_identity()
         self.idle_seconds = agent_idle_seconds() if idle_seconds is None else idle_seconds
+        self.grace_seconds = grace_seconds
+        self.parent_pid = parent_pid  # a supervised agent drains when its parent is gone
+        self.drain_deadline: float | None = None
         self.poll_seconds = agent_poll_seconds()
         self.runs: dict[str, RunOrchestrator] = {}
         self.active: dict[str, Active] = {}
@@ -110,7 +129,11 @@ class Agent:
 
     # -- the loop --------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
-        self._stop = True
+        """Drain (first call, when there is a grace period), or stop now."""
+        if self.drain_deadline is None and self.grace_seconds > 0:
+            self.drain_deadline = time.monotonic() + self.grace_seconds
+        else:
+            self._stop = True
         if self._wake_socket is not None:
             # A signal does not end a select() in progress (PEP 475): wake it up.
             wake_agent(self.ws.root)
@@ -122,10 +145,15 @@ class Agent:
         self._refresh_dead_agents()
         while not self._stop:
             now = time.monotonic()
+            draining = self.drain_deadline is not None
+            if draining and (not self.active or now >= (self.drain_deadline or 0.0)):
+                break  # drained, or the grace period is over: `_shutdown` gives the rest back
             if now >= next_beat:
                 self._heartbeat()
                 next_beat = now + HEARTBEAT_SECONDS
-            if now >= next_claim or self._woken:
+            if draining:
+                self._woken = False
+            elif now >= next_claim or self._woken:
                 self._woken = False
                 self._claim()
                 # While busy, new runs wait a little longer: each look costs a query.
@@ -134,7 +162,8 @@ class Agent:
                 self._check_cancel_requests()
                 next_cancel = now + CANCEL_CHECK_SECONDS
             self._reap()
-            self._dispatch()
+            if not draining:
+                self._dispatch()
             self.ws.meta.apply_step_writes(self.writes)
             self._enforce_deadlines()
             if self.active and time.monotonic() >= next_journal:
@@ -201,6 +230,10 @@ class Agent:
             log.warning("workspace %s is gone; stopping", self.ws.root)
             self._stop = True
             return
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            if self.drain_deadline is None:
+                log.warning("the server that started this agent is gone; draining")
+                self.request_stop()
         self._refresh_dead_agents()
         if not self.runs:
             return
@@ -309,6 +342,8 @@ class Agent:
                 orchestrator.explain_waiting()
             self.remover.work(timeout / 2)
         now = time.monotonic()
+        if self.drain_deadline is not None:
+            timeout = min(timeout, max(0.0, self.drain_deadline - now))
         for active in self.active.values():
             for moment in (active.deadline, active.kill_at):
                 if moment is not None:
@@ -428,13 +463,21 @@ class Agent:
         self.runs.pop(orchestrator.run.id, None)
 
     def _shutdown(self) -> None:
-        """Stop: kill running attempts and give their runs back so another agent resumes them."""
-        for key, active in list(self.active.items()):
+        """Stop: kill running attempts and give their runs back so another agent resumes them.
+
+        A killed attempt's record stays Running and its staged outputs are removed; the agent
+        that claims the run next requeues it as its next attempt (as after a crash), so no
+        step is lost and no half-written output is ever kept.
+        """
+        for active in self.active.values():
             active.process.kill()
+        for key, active in list(self.active.items()):
             deadline = time.monotonic() + 5
             while active.process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
             self._forget(key)
+            # Children that left the step's process group go too.
+            _signal_escaped(active.task.step_run_id, signal.SIGKILL)
             discard(self.ws, active.task)
         self.ws.meta.apply_step_writes(self.writes)
         for run_id in list(self.runs):
@@ -484,27 +527,73 @@ def _signal_escaped(step_run_id: str, sig: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m headrace.engine.agent")
     parser.add_argument("--workspace", required=True, type=Path)
-    parser.add_argument("--idle-seconds", type=float, default=None)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=None, help="exit after this long idle ('inf': never)"
+    )
+    parser.add_argument(
+        "--slot",
+        type=int,
+        default=0,
+        help="agent slot: 0 is the workspace's usual agent, N > 0 an additional one",
+    )
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=0.0,
+        help="on SIGTERM/SIGINT, let running steps finish this long before requeueing them",
+    )
+    parser.add_argument(
+        "--wait-for-slot",
+        action="store_true",
+        help="wait while another agent holds the slot instead of exiting",
+    )
+    parser.add_argument(
+        "--parent-pid", type=int, default=None, help="drain and exit when this parent is gone"
+    )
     args = parser.parse_args(argv)
+    if args.slot < 0:
+        parser.error("--slot must be 0 or more")
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s"
+        level=logging.INFO,
+        format=f"%(asctime)s %(process)d slot{args.slot} %(levelname)s %(message)s",
     )
     from headrace.engine.launcher import hold_agent_lock
 
+    stop_before_start = False
+
+    def stop_waiting(*_: object) -> None:
+        nonlocal stop_before_start
+        stop_before_start = True
+
     ws: WorkspaceStore | None = None
     while True:
-        with hold_agent_lock(args.workspace) as held:
+        signal.signal(signal.SIGTERM, stop_waiting)
+        signal.signal(signal.SIGINT, stop_waiting)
+        with hold_agent_lock(args.workspace, args.slot) as held:
             if not held:
-                return 0  # another agent serves this workspace
+                if not args.wait_for_slot or stop_before_start:
+                    return 0  # another agent serves this slot
+                # A detached agent started before the server holds the slot: it exits when
+                # idle, and this one takes over. Meanwhile it serves the workspace too.
+                time.sleep(0.2)
+                continue
+            if stop_before_start:
+                return 0
             ws = ws or WorkspaceStore.open(args.workspace)
-            agent = Agent(ws, idle_seconds=args.idle_seconds)
+            agent = Agent(
+                ws,
+                idle_seconds=args.idle_seconds,
+                grace_seconds=args.grace_seconds,
+                parent_pid=args.parent_pid,
+            )
             signal.signal(signal.SIGTERM, agent.request_stop)
             signal.signal(signal.SIGINT, agent.request_stop)
-            log.info("agent %s serving %s", agent.id, args.workspace)
+            log.info("agent %s serving %s (slot %d)", agent.id, args.workspace, args.slot)
             agent.run()
         # The lock is released before this check: a submit that saw the lock held has
         # already queued its run, so it is found here; one after the release spawns an agent.
-        if agent._stop or not ws.meta.has_claimable_runs():
+        stopped = agent._stop or agent.drain_deadline is not None
+        if stopped or not ws.meta.has_claimable_runs():
             return 0
 
 

@@ -6,6 +6,11 @@ detached in its own session, so it outlives the submitting process (a notebook c
 and close). Submits and CLI calls call it, which is also how a run whose agent was killed
 gets resumed.
 
+Several agents may serve one workspace (a server's `--agents N`, or agents started by hand
+with `python -m headrace.engine.agent --slot N`): slot 0 is `agent.lock`, the one
+`ensure_agent` looks at; slot N > 0 is `agent.lock.N`. Whatever slot it holds, an agent
+claims runs from the metadata store, which keeps two agents off the same run.
+
 A running agent also listens on an abstract Unix datagram socket named after the workspace
 (`wake_address`); `wake_agent` sends it one byte after a submit, so a new run is claimed at
 once rather than at the agent's next poll. Where that is unavailable polling still works.
@@ -24,6 +29,7 @@ from pathlib import Path
 
 __all__ = [
     "agent_alive",
+    "agent_lock_path",
     "ensure_agent",
     "hold_agent_lock",
     "listen_for_wake",
@@ -34,16 +40,17 @@ __all__ = [
 _spawned: list[int] = []
 
 
-def _lock_path(workspace: Path) -> Path:
+def agent_lock_path(workspace: Path, slot: int = 0) -> Path:
+    """The lock file of agent slot `slot` (0: the workspace's usual agent)."""
     folder = Path(workspace) / "agent"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / "agent.lock"
+    return folder / ("agent.lock" if slot == 0 else f"agent.lock.{slot}")
 
 
 @contextlib.contextmanager
-def hold_agent_lock(workspace: Path) -> Iterator[bool]:
-    """Take the workspace's agent lock without waiting; yields whether it was taken."""
-    fd = os.open(_lock_path(workspace), os.O_RDWR | os.O_CREAT, 0o644)
+def hold_agent_lock(workspace: Path, slot: int = 0) -> Iterator[bool]:
+    """Take the lock of agent slot `slot` without waiting; yields whether it was taken."""
+    fd = os.open(agent_lock_path(workspace, slot), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -60,8 +67,8 @@ def hold_agent_lock(workspace: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def agent_alive(workspace: Path) -> bool:
-    with hold_agent_lock(workspace) as taken:
+def agent_alive(workspace: Path, slot: int = 0) -> bool:
+    with hold_agent_lock(workspace, slot) as taken:
         return not taken
 
 
@@ -101,7 +108,7 @@ def listen_for_wake(workspace: Path) -> socket.socket | None:
     try:
         sock.bind(wake_address(workspace))
     except OSError:
-        sock.close()  # another agent of this workspace listens (a server runs several)
+        sock.close()  # another agent of this workspace listens; this one polls
         return None
     sock.setblocking(False)
     return sock

@@ -4,12 +4,15 @@ Here live the app's plumbing: opening the workspace, the body-size limit, and tu
 error (ours, FastAPI's validation errors, unknown routes, bugs) into the one SDK v1 error shape
 of `server.errors`. The routes themselves are in `server.routes`.
 
-Runs are executed by the workspace's detached local agent, which `LocalBackend` starts on each
-submit (and which the app starts at launch when runs are waiting).
+Who executes runs depends on `agents` (see `create_app`): by default the workspace's detached
+local agent, which `LocalBackend` starts on each submit; `headrace server` instead runs a
+supervised pool of agents for the server's lifetime (`engine.pool.AgentPool`), drained by the
+lifespan's shutdown, and submits only wake them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
@@ -23,6 +26,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headrace.backend.local import LocalBackend
+from headrace.engine.launcher import wake_agent
+from headrace.engine.pool import AgentPool
 from headrace.errors import ConfigError, HeadraceError
 from headrace.server.auth import Authenticator
 from headrace.server.errors import ApiError, error_body, status_of
@@ -62,6 +67,15 @@ def open_workspace_store(path: Path, database_url: str | None = None) -> Workspa
             "agree: omit --database-url, or set database_url in workspace.json."
         )
     return store
+
+
+class ServedBackend(LocalBackend):
+    """A LocalBackend whose runs are executed by the server's own agents: a submit wakes
+    them and never starts a detached agent that would outlive the server."""
+
+    def ensure_agent(self) -> bool:
+        wake_agent(self.store.root)
+        return False
 
 
 def _too_large(limit: int) -> ApiError:
@@ -228,8 +242,16 @@ def create_app(
     auth: bool = True,
     max_body_bytes: int = 1_000_000,
     database_url: str | None = None,
+    agents: int | None = None,
+    grace_seconds: float = 30.0,
 ) -> FastAPI:
-    """The REST server of the workspace at `workspace_path` (`auth=False`: no tokens needed)."""
+    """The REST server of the workspace at `workspace_path` (`auth=False`: no tokens needed).
+
+    `agents`: None (default) lets submits start the workspace's detached agent, as in
+    embedded use; N >= 1 runs N supervised agents for the app's lifetime, drained on
+    shutdown with `grace_seconds` for running steps; 0 means another process runs the
+    agents (the uvicorn master of a multi-worker server), so submits only wake them.
+    """
     from headrace import __version__
     from headrace.server import routes
 
@@ -239,7 +261,9 @@ def create_app(
             "`headrace workspace create NAME --path DIR`."
         )
     store = open_workspace_store(Path(workspace_path), database_url)
-    backend = LocalBackend(store)
+    backend = LocalBackend(store) if agents is None else ServedBackend(store)
+    root = Path(workspace_path).absolute()
+    pool = AgentPool(root, agents, grace_seconds=grace_seconds) if agents else None
     state = ServerState(
         store=store,
         backend=backend,
@@ -249,11 +273,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if pool is not None:
+            pool.start()
         # Runs left queued or running by a stopped server get an agent again.
-        if backend.list_pipeline_runs(statuses=[Status.NOT_STARTED, Status.RUNNING], limit=1):
+        elif backend.list_pipeline_runs(statuses=[Status.NOT_STARTED, Status.RUNNING], limit=1):
             backend.ensure_agent()
-        yield
-        store.database.dispose()
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting connections and finished the requests in flight:
+            # no new run can be queued. Drain the agents (the grace period for running steps).
+            if pool is not None:
+                await asyncio.to_thread(pool.stop)
+            store.database.dispose()
 
     app = FastAPI(
         title=f"headrace server: {store.name}",

@@ -2,19 +2,34 @@
 
 The checks come before FastAPI or uvicorn are imported, so a refusal is instant and works
 without the `server` extra.
+
+With one worker (the default) the app's lifespan runs the agent pool. With `workers > 1`,
+uvicorn's master process starts the workers from an import string, so the pool runs in the
+master, once, around `uvicorn.run`, and each worker's app only wakes the agents: uvicorn's
+master handles SIGTERM by stopping its workers (no new submissions) and then returns, and
+the pool is drained after that.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from headrace.errors import ConfigError, MissingDependencyError, UserError
 
-__all__ = ["check_bind", "is_loopback", "serve"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["app_from_environment", "check_bind", "is_loopback", "serve"]
 
 log = logging.getLogger("headrace.server")
+
+# How the master hands the app's settings to uvicorn's worker processes.
+WORKER_SETTINGS = "HEADRACE_SERVER_WORKER_SETTINGS"
 
 
 def is_loopback(host: str) -> bool:
@@ -26,7 +41,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, *, auth: bool, workers: int) -> None:
+def check_bind(host: str, *, auth: bool, workers: int, agents: int = 1) -> None:
     """Refuse settings that would expose the workspace or that the server cannot honour."""
     if not auth and not is_loopback(host):
         raise ConfigError(
@@ -34,11 +49,27 @@ def check_bind(host: str, *, auth: bool, workers: int) -> None:
             "could submit runs. Use --host 127.0.0.1, or keep auth on and create a token with "
             "`headrace token create --name NAME --role submitter`."
         )
-    if workers != 1:
+    if workers < 1:
+        raise UserError(f"--workers {workers}: a server needs at least one worker process.")
+    if agents < 1:
         raise UserError(
-            f"--workers {workers} is not supported yet: run one worker (the default) and put "
-            "more servers behind a proxy if needed."
+            f"--agents {agents}: a server needs at least one agent to execute runs; use "
+            "--agents 1 (the default) or more."
         )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker of a multi-worker server (settings from the master)."""
+    from headrace.server.app import create_app
+
+    settings: dict[str, Any] = json.loads(os.environ[WORKER_SETTINGS])
+    return create_app(
+        Path(settings["workspace"]),
+        auth=settings["auth"],
+        max_body_bytes=settings["max_body_bytes"],
+        database_url=settings["database_url"],
+        agents=0,  # the master runs them
+    )
 
 
 def serve(
@@ -50,9 +81,12 @@ def serve(
     auth: bool = True,
     database_url: str | None = None,
     max_body_bytes: int = 1_000_000,
+    agents: int = 1,
+    grace_seconds: float = 30.0,
 ) -> None:
-    """Serve `workspace` until SIGTERM or SIGINT (uvicorn then stops accepting and drains)."""
-    check_bind(host, auth=auth, workers=workers)
+    """Serve `workspace` until SIGTERM or SIGINT: uvicorn stops accepting and finishes the
+    requests in flight, then the agents drain (running steps get `grace_seconds`)."""
+    check_bind(host, auth=auth, workers=workers, agents=agents)
     try:
         import uvicorn
 
@@ -62,7 +96,43 @@ def serve(
             f"The server needs FastAPI and uvicorn ({exc.name} is missing); install them with: "
             "pip install 'headrace[server]'"
         ) from exc
-    app = create_app(workspace, auth=auth, max_body_bytes=max_body_bytes, database_url=database_url)
     if not auth:
         log.warning("serving %s without authentication (loopback only)", workspace)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
+    if workers == 1:
+        app = create_app(
+            workspace,
+            auth=auth,
+            max_body_bytes=max_body_bytes,
+            database_url=database_url,
+            agents=agents,
+            grace_seconds=grace_seconds,
+        )
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
+        return
+    from headrace.engine.pool import AgentPool
+    from headrace.server.app import open_workspace_store
+
+    # Checked here, in the master, so a wrong workspace or URL is one clear error.
+    open_workspace_store(workspace, database_url).database.dispose()
+    os.environ[WORKER_SETTINGS] = json.dumps(
+        {
+            "workspace": str(Path(workspace).absolute()),
+            "auth": auth,
+            "max_body_bytes": max_body_bytes,
+            "database_url": database_url,
+        }
+    )
+    pool = AgentPool(Path(workspace).absolute(), agents, grace_seconds=grace_seconds)
+    pool.start()
+    try:
+        uvicorn.run(
+            "headrace.server.run:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=True,
+        )
+    finally:
+        pool.stop()

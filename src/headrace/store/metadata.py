@@ -409,13 +409,19 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
         same run; on SQLite the write transaction (BEGIN IMMEDIATE) serializes claimers.
         """
         dead = list(dead_agents)
+        # `agent_id IS NULL` stands on its own: `agent_id != :me` is NULL (not true) for a
+        # run an agent released, which would leave a released run unclaimable forever.
         orphaned = and_(
             PipelineRunRow.status == Status.RUNNING,
-            PipelineRunRow.agent_id != agent_id,
             or_(
                 PipelineRunRow.agent_id.is_(None),
-                PipelineRunRow.heartbeat_at < stale_before,
-                PipelineRunRow.agent_id.in_(dead) if dead else false(),
+                and_(
+                    PipelineRunRow.agent_id != agent_id,
+                    or_(
+                        PipelineRunRow.heartbeat_at < stale_before,
+                        PipelineRunRow.agent_id.in_(dead) if dead else false(),
+                    ),
+                ),
             ),
         )
         query = (
