@@ -38,6 +38,7 @@ BENCHMARKS = {
     "imports": "benchmarks.bench_imports",
     "profile": "benchmarks.bench_profile",
     "server": "benchmarks.bench_server",
+    "agents": "benchmarks.bench_agents",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 
