@@ -120,6 +120,7 @@ def submit_published(
         continue_on_step_failure=keep_going,
         properties={"azureml.pipelineid": published.id},
         with_preview=with_preview,
+        stored_graph_id=published.graph_id,
     )
 
 

@@ -194,11 +194,14 @@ def submit_graph(
     regenerate_outputs: bool = False,
     properties: dict[str, Any] | None = None,
     with_preview: bool = True,
+    stored_graph_id: str | None = None,
 ) -> Submission:
     """Validate and queue a run of `graph`; nothing is written when anything is wrong.
 
     `with_preview=False` skips working out which steps would be reused (REST callers are
-    answered with the run alone), so the submission costs no reuse queries."""
+    answered with the run alone), so the submission costs no reuse queries.
+    `stored_graph_id`: `graph` is already stored under this id (a published pipeline's), so
+    it is neither serialized nor stored again."""
     problems = structural_problems(graph) + compute_problems(ws, graph)
     if problems:
         raise PipelineValidationError(problems)
@@ -206,7 +209,8 @@ def submit_graph(
     previews = preview(ws, graph, values, regenerate_outputs) if with_preview else []
     run = ws.meta.create_pipeline_run(
         experiment_name=experiment_name,
-        graph=graph.to_dict(),
+        graph=None if stored_graph_id else graph.to_dict(),
+        stored_graph_id=stored_graph_id,
         parameters=values,
         tags={str(k): v for k, v in (tags or {}).items()},
         description=description,

@@ -250,7 +250,7 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
         self,
         *,
         experiment_name: str,
-        graph: dict[str, Any],
+        graph: dict[str, Any] | None,
         parameters: dict[str, Any],
         tags: dict[str, Any],
         description: str | None,
@@ -258,12 +258,20 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
         continue_on_step_failure: bool,
         regenerate_outputs: bool,
         properties: dict[str, Any] | None = None,
+        stored_graph_id: str | None = None,
     ) -> PipelineRunRecord:
         """Queue a run (status NotStarted) in one transaction, with its graph and event.
 
-        Core statements rather than ORM objects: this is the REST submit's hot path."""
+        `graph=None, stored_graph_id=ID`: the run's graph is one already stored (a published
+        pipeline's). Core statements rather than ORM objects: this is the REST submit's hot
+        path."""
         experiment = self.get_or_create_experiment(experiment_name)
-        graph_id = self.graph_id(graph)
+        if graph is None:
+            if stored_graph_id is None:
+                raise ValueError("create_pipeline_run needs a graph or a stored graph's id")
+            graph_id = stored_graph_id
+        else:
+            graph_id = self.graph_id(graph)
         now = utcnow()
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
@@ -281,12 +289,13 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
             "created_at": now,
         }
         with self.db.write_conn() as conn:
-            # Concurrent submits of the same pipeline insert the same graph: first one wins.
-            conn.execute(
-                self._insert(GraphRow)
-                .values(id=graph_id, graph=graph, created_at=now)
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
+            if graph is not None:
+                # Concurrent submits of the same pipeline insert the same graph: first one wins.
+                conn.execute(
+                    self._insert(GraphRow)
+                    .values(id=graph_id, graph=graph, created_at=now)
+                    .on_conflict_do_nothing(index_elements=["id"])
+                )
             conn.execute(insert(PipelineRunRow), values)
             conn.execute(
                 insert(EventRow),
