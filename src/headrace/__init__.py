@@ -53,7 +53,7 @@ from headrace.sdk.runconfig import (
 )
 from headrace.sdk.runs import PipelineRun, Run, StepRun
 from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
-from headrace.sdk.workspace import Workspace
+from headrace.sdk.workspace import TokenAuthentication, Workspace
 
 __version__ = "0.1.0"
 
@@ -100,6 +100,7 @@ __all__ = [
     "StepRun",
     "StepSequence",
     "StoreError",
+    "TokenAuthentication",
     "UserError",
     "Workspace",
     "WorkspaceExistsError",

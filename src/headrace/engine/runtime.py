@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 STAGING = ".headrace/staging"
+RUN_TOKEN_SECONDS = 24 * 3600  # a step's token outlives it by an hour; 24 h without a timeout
 
 
 def _work_dir(ws: WorkspaceStore, task: StepTask) -> Path:
@@ -249,7 +250,32 @@ def _environment(
             "HEADRACE_PIPELINE_RUN_DIR": str(ws.artifacts.run_dir(task.pipeline_run_id)),
         }
     )
+    server_url = os.environ.get("HEADRACE_SERVER_URL")
+    if server_url:
+        # Served by `headrace server`: the script may log through it with a token that is
+        # good only on this step run's routes (a script on another machine cannot reach
+        # HEADRACE_RUN_DIR). No server, no token row.
+        env["HEADRACE_SERVER_URL"] = server_url
+        env["HEADRACE_RUN_TOKEN"] = _run_token(ws, task)
     return env
+
+
+def _run_token(ws: WorkspaceStore, task: StepTask) -> str:
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from headrace.store.tokens import hash_secret, new_secret
+
+    lifetime = task.node.timeout_seconds or RUN_TOKEN_SECONDS
+    secret = new_secret(ws.meta.workspace_info())
+    ws.meta.create_token(
+        name=f"run-{task.step_run_id}-{task.attempt}-{uuid.uuid4().hex[:8]}",
+        role="submitter",
+        token_hash=hash_secret(secret),
+        expires_at=datetime.now(timezone.utc) + timedelta(seconds=lifetime + 3600),
+        scope_run_id=task.step_run_id,
+    )
+    return secret
 
 
 def _remove_now(path: Path) -> None:

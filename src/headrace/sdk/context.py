@@ -5,6 +5,11 @@ metrics and tags to the run journal and writes uploaded files straight into the 
 the agent records them while the step runs and when it ends. Nothing here opens the database,
 so `from headrace.compat.azureml.core import Run` costs a script milliseconds.
 
+A step of a workspace served by `headrace server` also gets `HEADRACE_SERVER_URL` and
+`HEADRACE_RUN_TOKEN`, a token good only on its own run. When the run folder cannot be
+written (the script runs where the workspace folder is not), metrics, tags and files go
+through the server with that token instead.
+
 Outside a pipeline (`python train.py`) it is an offline run: logging prints and never fails,
 so the same script runs both ways, as with SDK v1.
 """
@@ -68,11 +73,61 @@ class _JournalWriter:
             fh.write(line)
 
 
+class _ServerWriter:
+    """Sends entries and files of one run to the server (a step's run-scoped token)."""
+
+    def __init__(self, url: str, token: str, run_id: str) -> None:
+        from headrace.backend.remote import RemoteBackend
+
+        self.backend = RemoteBackend(url, {"Authorization": f"Bearer {token}"})
+        self.run_id = run_id
+
+    def write(
+        self,
+        kind: str,
+        name: str,
+        value: Any,
+        description: str | None = None,
+        step: int | None = None,
+    ) -> None:
+        value = json.loads(json.dumps(value, default=_jsonable))
+        if kind == "tag":
+            self.backend.tag_run(self.run_id, {name: value})
+            return
+        metric = MetricRecord(self.run_id, name, kind, value, step, description or None)
+        self.backend.log_metrics([metric])
+
+    def put_file(self, name: str, source: Path) -> None:
+        self.backend.upload_run_file(self.run_id, name, source)
+
+
 class _LoggingMixin:
     """The logging API shared by a step's run and its parent (both write the journal)."""
 
-    _journal: _JournalWriter
+    _journal: _JournalWriter | _ServerWriter
     _files_dir: Path
+
+    def _put_file(self, name: str, source: Any) -> None:
+        """Keep `source` (a path or a binary stream) as run file `name`."""
+        if isinstance(self._journal, _ServerWriter):
+            if isinstance(source, (str, os.PathLike)):
+                self._journal.put_file(name, Path(source))
+                return
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as scratch:
+                staged = Path(scratch) / "file"
+                with staged.open("wb") as fh:
+                    shutil.copyfileobj(source, fh)
+                self._journal.put_file(name, staged)
+            return
+        target = self._files_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, (str, os.PathLike)):
+            shutil.copyfile(source, target)
+        else:
+            with target.open("wb") as fh:
+                shutil.copyfileobj(source, fh)
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         if isinstance(value, (list, tuple, dict, set)):
@@ -99,12 +154,15 @@ class _LoggingMixin:
         if (path is None) == (plot is None):
             raise UserError(f"run.log_image({name!r}, ...) needs exactly one of path= or plot=.")
         file_name = f"images/{_safe_file_name(name)}.png"
-        target = self._files_dir / file_name
-        target.parent.mkdir(parents=True, exist_ok=True)
         if path is not None:
-            shutil.copyfile(path, target)
+            self._put_file(file_name, path)
         else:
-            plot.savefig(str(target), format="png")
+            import io
+
+            buffer = io.BytesIO()
+            plot.savefig(buffer, format="png")
+            buffer.seek(0)
+            self._put_file(file_name, buffer)
         self._journal.write("image", name, file_name, description)
 
     def tag(self, key: str, value: Any = None) -> None:
@@ -117,13 +175,7 @@ class _LoggingMixin:
     def upload_file(
         self, name: str, path_or_stream: Any, datastore_name: str | None = None
     ) -> None:
-        target = self._files_dir / _safe_file_name(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(path_or_stream, (str, os.PathLike)):
-            shutil.copyfile(path_or_stream, target)
-        else:
-            with target.open("wb") as fh:
-                shutil.copyfileobj(path_or_stream, fh)
+        self._put_file(_safe_file_name(name), path_or_stream)
 
     def upload_folder(self, name: str, path: str, datastore_name: str | None = None) -> None:
         source = Path(path)
@@ -138,16 +190,47 @@ class _LoggingMixin:
         """Entries are written as they are logged; nothing to do."""
 
 
+def _check_reachable(step_dir: Path) -> None:
+    if not _writable(step_dir):
+        # The step's server token is scoped to the step run; it cannot write the pipeline run.
+        raise UserError(
+            "run.parent cannot be logged to from a step whose run folder is not reachable "
+            f"({step_dir}); log on the step's own run (run.log) instead."
+        )
+
+
+class _ParentJournal(_JournalWriter):
+    def write(
+        self,
+        kind: str,
+        name: str,
+        value: Any,
+        description: str | None = None,
+        step: int | None = None,
+    ) -> None:
+        _check_reachable(self.run_dir)
+        super().write(kind, name, value, description, step)
+
+
 class _ParentRun(_LoggingMixin):
     """The pipeline run, seen from one of its steps: `run.parent.log(...)`."""
 
     def __init__(self, run_id: str, step_dir: Path, pipeline_dir: Path) -> None:
         self.id = run_id
-        self._journal = _JournalWriter(step_dir, "parent")
+        self._step_dir = step_dir
+        self._journal = _ParentJournal(step_dir, "parent")
         self._files_dir = pipeline_dir
+
+    def _put_file(self, name: str, source: Any) -> None:
+        _check_reachable(self._step_dir)
+        super()._put_file(name, source)
 
     def __repr__(self) -> str:
         return f"PipelineRun(id={self.id!r})"
+
+
+def _writable(folder: Path) -> bool:
+    return folder.is_dir() and os.access(folder, os.W_OK)
 
 
 class ScriptRun(_LoggingMixin, Run):
@@ -155,9 +238,13 @@ class ScriptRun(_LoggingMixin, Run):
 
     def __init__(self, env: os._Environ[str] | dict[str, str]) -> None:
         self._id = env["HEADRACE_RUN_ID"]
-        self._run_dir = Path(env["HEADRACE_RUN_DIR"])
+        self._run_dir = Path(env.get("HEADRACE_RUN_DIR") or ".headrace-unreachable")
         self._files_dir = self._run_dir
         self._journal = _JournalWriter(self._run_dir, "self")
+        if not _writable(self._run_dir) and _server_env(env):
+            self._journal = _ServerWriter(
+                env["HEADRACE_SERVER_URL"], env["HEADRACE_RUN_TOKEN"], self._id
+            )
         self._experiment_name = env.get("HEADRACE_EXPERIMENT", "")
         self._workspace_path = env.get("HEADRACE_WORKSPACE")
         self._parent = _ParentRun(
@@ -197,12 +284,15 @@ class ScriptRun(_LoggingMixin, Run):
         populate: bool = False,
     ) -> dict[str, Any]:
         """What this run has logged so far."""
-        entries, _ = read_journal(self._journal.path, 0)
-        records = [
-            MetricRecord(self._id, e.name, e.kind, e.value)
-            for e in entries
-            if e.target == "self" and e.kind != "tag"
-        ]
+        if isinstance(self._journal, _ServerWriter):
+            records = self._journal.backend.list_metrics([self._id])
+        else:
+            entries, _ = read_journal(self._journal.path, 0)
+            records = [
+                MetricRecord(self._id, e.name, e.kind, e.value)
+                for e in entries
+                if e.target == "self" and e.kind != "tag"
+            ]
         metrics = metrics_dict(records)
         if name is not None:
             return {name: metrics[name]} if name in metrics else {}
@@ -305,9 +395,13 @@ class OfflineRun:
         return f"OfflineRun(id={self.id!r})"
 
 
+def _server_env(env: os._Environ[str] | dict[str, str]) -> bool:
+    return bool(env.get("HEADRACE_SERVER_URL") and env.get("HEADRACE_RUN_TOKEN"))
+
+
 def get_context(allow_offline: bool = True) -> ScriptRun | OfflineRun:
     env = os.environ
-    if env.get("HEADRACE_RUN_ID") and env.get("HEADRACE_RUN_DIR"):
+    if env.get("HEADRACE_RUN_ID") and (env.get("HEADRACE_RUN_DIR") or _server_env(env)):
         return ScriptRun(env)
     if not allow_offline:
         raise UserError(

@@ -1,5 +1,5 @@
-"""`Workspace`: a folder that holds everything (runs, datastores, compute targets), or later a
-server URL.
+"""`Workspace`: a folder that holds everything (runs, datastores, compute targets), or a
+`headrace server` that serves one (`Workspace.get(name, url=..., auth=...)`).
 
 Named workspaces live under `$HEADRACE_HOME/workspaces/<name>` (default `~/.headrace`); one
 created with `path=` is remembered by name in `$HEADRACE_HOME/registry.json`. The Azure-only
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from headrace.sdk.datastore import Datastore
     from headrace.sdk.experiment import Experiment
 
-__all__ = ["Workspace"]
+__all__ = ["TokenAuthentication", "Workspace"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 CONFIG_DIR = ".azureml"
@@ -63,6 +64,48 @@ def _remember(name: str, path: Path) -> None:
 
 def _default_path(name: str) -> Path:
     return headrace_home() / "workspaces" / name
+
+
+class TokenAuthentication:
+    """A headrace API token (`headrace token create`) for a workspace on a server.
+
+    `TokenAuthentication("hr_...")`; SDK v1's form, a function of the audience that returns
+    the token (`TokenAuthentication(get_token_for_audience=fn)`), works too."""
+
+    def __init__(
+        self,
+        token: str | Callable[[str], str] | None = None,
+        *,
+        get_token_for_audience: Callable[[str], str] | None = None,
+    ) -> None:
+        source = token if token is not None else get_token_for_audience
+        if not callable(source) and (not isinstance(source, str) or not source.strip()):
+            raise UserError(
+                "TokenAuthentication needs the API token text (hr_...); create one with "
+                "`headrace token create --name NAME --role submitter`."
+            )
+        self._source = source
+
+    def get_authentication_header(self) -> dict[str, str]:
+        token = self._source("headrace") if callable(self._source) else self._source
+        return {"Authorization": f"Bearer {str(token).strip()}"}
+
+    def __repr__(self) -> str:
+        return "TokenAuthentication(token=<hidden>)"
+
+
+def _auth_header(auth: Any) -> dict[str, str]:
+    """The header `auth` gives; no auth: $HEADRACE_TOKEN if set, else none (--no-auth)."""
+    if auth is None:
+        token = os.environ.get("HEADRACE_TOKEN", "").strip()
+        return TokenAuthentication(token).get_authentication_header() if token else {}
+    getter = getattr(auth, "get_authentication_header", None)
+    if getter is None:
+        raise UserError(
+            f"auth={auth!r} has no get_authentication_header(); pass "
+            "headrace.TokenAuthentication('hr_...') or an azureml authentication object."
+        )
+    return dict(getter())
 
 
 class Workspace:
@@ -163,10 +206,33 @@ class Workspace:
         resource_group: str | None = None,
         *,
         path: str | os.PathLike[str] | None = None,
+        url: str | None = None,
     ) -> Workspace:
+        """The workspace `name`: a folder (registered, or at `path`), or the workspace the
+        server at `url` serves (`auth`: an object with get_authentication_header())."""
+        if url is not None:
+            return Workspace._remote(name, url, auth)
         if path is not None:
             return Workspace(path=path, auth=auth)
         return Workspace(workspace_name=name, auth=auth)
+
+    @staticmethod
+    def _remote(name: str | None, url: str, auth: Any) -> Workspace:
+        from headrace.backend.remote import RemoteBackend
+
+        backend = RemoteBackend(url, _auth_header(auth))
+        try:
+            served = str(backend.workspace_info().get("name"))
+        finally:
+            backend.close()  # reopened on first use
+        if name is not None and name != served:
+            raise WorkspaceNotFoundError(
+                f"The server at {url} serves workspace {served!r}, not {name!r}; check the "
+                "name or the URL."
+            )
+        ws = Workspace(auth=auth, _backend=backend)
+        ws._config = {"name": served}
+        return ws
 
     @staticmethod
     def from_config(
@@ -179,7 +245,8 @@ class Workspace:
 
         Looks at `path` (a file or folder) or else the current folder and its parents, for
         `.azureml/config.json` or `config.json`. With no path, `$HEADRACE_WORKSPACE` (a
-        workspace folder; set inside pipeline steps and by the CLI) is used first.
+        workspace folder; set inside pipeline steps and by the CLI) is used first. A config
+        with `"server_url"` (and optionally `"token"`) opens the workspace on that server.
         """
         env_folder = os.environ.get("HEADRACE_WORKSPACE")
         if path is None and _file_name is None and env_folder:
@@ -195,6 +262,13 @@ class Workspace:
             ) from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"The workspace config {config_path} is not a JSON object.")
+        server_url = raw.get("server_url")
+        if isinstance(server_url, str) and server_url:
+            token = raw.get("token")
+            if auth is None and isinstance(token, str) and token:
+                auth = TokenAuthentication(token)
+            name = raw.get("workspace_name")
+            return Workspace._remote(name if isinstance(name, str) else None, server_url, auth)
         folder = raw.get("headrace_workspace_path")
         if isinstance(folder, str):
             folder_path = Path(folder)
@@ -238,12 +312,15 @@ class Workspace:
         folder = Path(path) if path is not None else Path.cwd()
         target = folder / CONFIG_DIR / (file_name or CONFIG_FILE)
         target.parent.mkdir(parents=True, exist_ok=True)
-        data = {
+        data: dict[str, Any] = {
             "workspace_name": self.name,
             "subscription_id": self.subscription_id,
             "resource_group": self.resource_group,
-            "headrace_workspace_path": str(self._path) if self._path else None,
         }
+        if self._path is not None:
+            data["headrace_workspace_path"] = str(self._path)
+        else:  # on a server; the token is a secret: add it by hand or use HEADRACE_TOKEN
+            data["server_url"] = self.backend.location
         target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         return str(target)
 
@@ -331,6 +408,11 @@ class Workspace:
 
     def close(self) -> None:
         """Release the workspace's database connections (it opens again on next use)."""
+        if self._path is None:  # on a server: close the connections, keep the backend
+            close = getattr(self._backend, "close", None)
+            if close is not None:
+                close()
+            return
         backend, self._backend = self._backend, None
         store = getattr(backend, "store", None)
         if store is not None:
@@ -343,5 +425,6 @@ class Workspace:
         self.close()
 
     def __repr__(self) -> str:
-        where = self._path if self._path is not None else self.backend.location
-        return f"Workspace.get(name={self.name!r}, path={str(where)!r})"
+        if self._path is None:
+            return f"Workspace.get(name={self.name!r}, url={self.backend.location!r})"
+        return f"Workspace.get(name={self.name!r}, path={str(self._path)!r})"

@@ -253,7 +253,7 @@ def create_app(
     agents (the uvicorn master of a multi-worker server), so submits only wake them.
     """
     from headrace import __version__
-    from headrace.server import routes
+    from headrace.server import api, routes
 
     if not WorkspaceLayout(Path(workspace_path).absolute()).exists():
         raise ConfigError(
@@ -298,5 +298,6 @@ def create_app(
     # The routes themselves, not an included router: `app.routes` then lists every route
     # (the auth test walks it).
     app.router.routes.extend(routes.router.routes)
+    app.include_router(api.router)  # the JSON API of RemoteBackend
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

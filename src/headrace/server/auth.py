@@ -10,18 +10,20 @@ No FastAPI here: the CLI issues tokens with these functions, the app checks them
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from headrace.errors import UserError
 from headrace.server.errors import ApiError
 from headrace.store.metadata import SqlMetadataStore
-from headrace.store.tokens import TokenRecord
+from headrace.store.tokens import (
+    TokenRecord,
+    hash_secret,
+    new_secret,
+    workspace_prefix,
+)
 
 __all__ = [
     "ROLES",
@@ -34,24 +36,9 @@ __all__ = [
 
 ROLES = ("reader", "submitter", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
-TOKEN_PREFIX = "hr"  # noqa: S105 (a marker, not a secret)
 # last_used_at is written at most this often per token: a read must not cost a write.
 TOUCH_INTERVAL_SECONDS = 60.0
 _SECRET = re.compile(r"^hr_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
-
-
-def workspace_prefix(info: dict[str, Any]) -> str:
-    """Twelve hex digits that identify a workspace: its id if it has one, else a digest of its
-    name and creation time (two workspaces of one name made at different times differ)."""
-    if info.get("id"):
-        seed = str(info["id"])
-    else:
-        seed = f"{info.get('name')}|{info.get('created_at')}"
-    return hashlib.sha256(seed.encode()).hexdigest()[:12]
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def parse_expires(text: str, *, now: datetime | None = None) -> datetime:
@@ -93,8 +80,7 @@ def issue_token(
         raise UserError(f"Unknown role {role!r}; use one of: {', '.join(ROLES)}.")
     if not name.strip():
         raise UserError("A token needs a name (--name), e.g. --name ci-submitter.")
-    prefix = workspace_prefix(meta.workspace_info())
-    secret = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    secret = new_secret(meta.workspace_info())
     record = meta.create_token(
         name=name,
         role=role,

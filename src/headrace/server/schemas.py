@@ -113,4 +113,5 @@ def endpoint_document(endpoint: Any) -> dict[str, Any]:
         "Status": endpoint.status,
         "DefaultVersion": endpoint.default_version,
         "Versions": dict(endpoint.versions),
+        "CreatedDate": iso(getattr(endpoint, "created_at", None)),
     }

@@ -1,14 +1,18 @@
 """API tokens of the server in the metadata store (only hashes of the secrets are kept).
 
-`SqlMetadataStore` inherits these queries. What a token's secret looks like and how a request
-is checked against it lives in `headrace.server.auth`; nothing here sees a secret.
+`SqlMetadataStore` inherits these queries. What a token's secret looks like is here too
+(`new_secret`), so the engine can give a running step a token scoped to its run; how a
+request is checked against a token lives in `headrace.server.auth`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +21,35 @@ from headrace.errors import ConflictError, NotFoundError
 from headrace.store.database import Database
 from headrace.store.orm import ApiTokenRow, utcnow
 
-__all__ = ["TokenQueries", "TokenRecord"]
+__all__ = [
+    "TOKEN_PREFIX",
+    "TokenQueries",
+    "TokenRecord",
+    "hash_secret",
+    "new_secret",
+    "workspace_prefix",
+]
+
+TOKEN_PREFIX = "hr"  # noqa: S105 (a marker, not a secret)
+
+
+def workspace_prefix(info: dict[str, Any]) -> str:
+    """Twelve hex digits that identify a workspace: its id if it has one, else a digest of its
+    name and creation time (two workspaces of one name made at different times differ)."""
+    if info.get("id"):
+        seed = str(info["id"])
+    else:
+        seed = f"{info.get('name')}|{info.get('created_at')}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:12]
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret(workspace_info: dict[str, Any]) -> str:
+    """A fresh token secret of the workspace: `hr_<workspace prefix>_<random>`."""
+    return f"{TOKEN_PREFIX}_{workspace_prefix(workspace_info)}_{secrets.token_urlsafe(32)}"
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from headrace.errors import ConfigError, WorkspaceNotFoundError
-from headrace.sdk.workspace import Workspace
+from headrace.sdk.workspace import TokenAuthentication, Workspace
 
 __all__ = [
     "AbstractAuthentication",
     "InteractiveLoginAuthentication",
     "ServicePrincipalAuthentication",
+    "TokenAuthentication",
 ]
 
 TOKEN_ENV = "HEADRACE_TOKEN"  # noqa: S105 (the variable name, not a secret)

@@ -1,0 +1,677 @@
+"""The /api/v1 routes `RemoteBackend` speaks: one route per `Backend` method not served by
+`server.routes`, in the wire format of `backend.wire`.
+
+Roles: reader for reads, submitter for submits, uploads, cancels and logging, admin for
+registering datastores and compute targets. A run-scoped token (given to a running step) is
+accepted only on its own run's metric, file and tag routes. Errors carry the exception's class
+name as a detail, so the client raises the same class the local backend would.
+
+Files travel in chunks no larger than the server's body limit: the client picks an upload id
+and sends `?upload=<id>&offset=<n>` chunks, the last with `final=true`; only then is the file
+written where it belongs (a datastore path, a run file, a snapshot blob).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+
+from headrace.backend.wire import (
+    CLASS_DETAIL,
+    manifest_id,
+    submission_to_wire,
+    to_wire,
+)
+from headrace.errors import (
+    ConflictError,
+    HeadraceError,
+    NotFoundError,
+    PipelineValidationError,
+    UserError,
+)
+from headrace.graph.model import Graph
+from headrace.server.errors import error_body, status_of
+from headrace.server.routes import _pipeline_url
+from headrace.server.schemas import endpoint_document, published_pipeline_document
+from headrace.store.datastores import clean_relative_path
+from headrace.store.records import MetricRecord
+from headrace.store.tokens import TokenRecord
+
+__all__ = ["router"]
+
+log = logging.getLogger("headrace.server")
+
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _ClassNamedErrors(APIRoute):
+    """Errors of these routes name their exception class in a detail (see `backend.wire`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HeadraceError as exc:
+                status, code = status_of(exc)
+                if status >= 500:
+                    log.error("request failed: %s", exc, exc_info=exc)
+                details: list[dict[str, Any]] = [
+                    {"Code": type(exc).__name__, "Message": str(exc), "Target": CLASS_DETAIL}
+                ]
+                if isinstance(exc, PipelineValidationError):
+                    details += [
+                        {"Code": "PipelineProblem", "Message": p, "Target": None}
+                        for p in exc.problems
+                    ]
+                return JSONResponse(error_body(code, str(exc), details=details), status_code=status)
+
+        return route
+
+
+router = APIRouter(prefix="/api/v1", tags=["backend"], route_class=_ClassNamedErrors)
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.headrace
+
+
+def _allowed(role: str, *, own_run: bool = False) -> Callable[[Request], TokenRecord | None]:
+    """A dependency: the request's token allowed `role`; a run-scoped token only when
+    `own_run` and the route's {run_id} is its run."""
+
+    def check_token(request: Request) -> TokenRecord | None:
+        auth = _state(request).auth
+        if auth is None:
+            return None
+        run_id = request.path_params.get("run_id") if own_run else None
+        token: TokenRecord = auth.check(request.headers.get("authorization"), role, run_id=run_id)
+        return token
+
+    return check_token
+
+
+Reader = Annotated[TokenRecord | None, Depends(_allowed("reader"))]
+Submitter = Annotated[TokenRecord | None, Depends(_allowed("submitter"))]
+Admin = Annotated[TokenRecord | None, Depends(_allowed("admin"))]
+RunReader = Annotated[TokenRecord | None, Depends(_allowed("reader", own_run=True))]
+RunWriter = Annotated[TokenRecord | None, Depends(_allowed("submitter", own_run=True))]
+
+
+# -- uploads -------------------------------------------------------------------------------
+class Chunk(BaseModel):
+    upload: str
+    offset: int
+    final: bool
+
+
+def _chunk(
+    upload: Annotated[str, Query(description="32 hex digits chosen by the client.")],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    final: bool = True,
+) -> Chunk:
+    if not _UPLOAD_ID.match(upload):
+        raise UserError(f"upload={upload!r} must be 32 lowercase hex digits (a uuid4().hex).")
+    return Chunk(upload=upload, offset=offset, final=final)
+
+
+ChunkQuery = Annotated[Chunk, Depends(_chunk)]
+
+
+async def _receive(request: Request, chunk: Chunk) -> Path | None:
+    """Append the body to the upload's partial file; its path once the last chunk is in."""
+    folder = Path(_state(request).store.root) / "uploads"
+    folder.mkdir(exist_ok=True)
+    partial = folder / chunk.upload
+    size = partial.stat().st_size if partial.exists() else 0
+    if size != chunk.offset:
+        raise ConflictError(
+            f"Upload {chunk.upload} has {size} bytes, but this chunk starts at {chunk.offset}; "
+            "send the chunks in order (or start again with a new upload id)."
+        )
+    with partial.open("ab") as fh:
+        async for data in request.stream():
+            fh.write(data)
+    return partial if chunk.final else None
+
+
+# -- workspace, datastores, compute ----------------------------------------------------------
+@router.get("/workspace")
+def workspace_info(request: Request, _token: Reader) -> dict[str, Any]:
+    """The workspace's name and settings, and the server's body limit (chunk size)."""
+    state = _state(request)
+    info = dict(state.backend.workspace_info())
+    info["max_body_bytes"] = state.max_body_bytes
+    return info
+
+
+class DatastoreBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+    overwrite: bool = False
+
+
+@router.get("/datastores")
+def list_datastores(request: Request, _token: Reader) -> list[dict[str, Any]]:
+    return [to_wire(d) for d in _state(request).backend.list_datastores()]
+
+
+@router.get("/datastores/{name}")
+def get_datastore(request: Request, name: str, _token: Reader) -> dict[str, Any]:
+    record = _state(request).backend.find_datastore(name)
+    if record is None:
+        raise NotFoundError(f"No datastore named {name!r}.")
+    return to_wire(record)
+
+
+@router.put("/datastores/{name}")
+def register_datastore(
+    request: Request, name: str, body: DatastoreBody, _token: Admin
+) -> dict[str, Any]:
+    backend = _state(request).backend
+    record = backend.register_datastore(name, body.type, body.config, overwrite=body.overwrite)
+    return to_wire(record)
+
+
+@router.post("/datastores/{name}/default")
+def set_default_datastore(request: Request, name: str, _token: Admin) -> dict[str, Any]:
+    _state(request).backend.set_default_datastore(name)
+    return {"default": name}
+
+
+@router.get("/datastores/{name}/root")
+def datastore_root(request: Request, name: str, _token: Reader) -> dict[str, Any]:
+    return {"root": _state(request).backend.datastore_root(name)}
+
+
+@router.get("/datastores/{name}/files")
+def list_datastore_files(
+    request: Request, name: str, _token: Reader, prefix: str = ""
+) -> list[list[Any]]:
+    files = _state(request).backend.list_datastore_files(name, prefix)
+    return [[path, size] for path, size in files]
+
+
+@router.get("/datastores/{name}/files/{path:path}")
+def download_datastore_file(request: Request, name: str, path: str, _token: Reader) -> Response:
+    """One file's bytes, streamed."""
+    files = _state(request).store.datastore_files(name)
+    rel = clean_relative_path(path)
+    local = getattr(files, "local_path", None)
+    if local is not None:
+        source = Path(local(rel))
+        if not source.is_file():
+            raise NotFoundError(f"No file {path!r} on datastore {name!r}.")
+        return FileResponse(source)
+    scratch = Path(tempfile.mkdtemp(prefix="headrace-download-"))
+    files.download_file(rel, scratch / "file")
+    return FileResponse(
+        scratch / "file", background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True)
+    )
+
+
+@router.put("/datastores/{name}/files/{path:path}")
+async def upload_datastore_file(
+    request: Request,
+    name: str,
+    path: str,
+    _token: Submitter,
+    chunk: ChunkQuery,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Upload one file in chunks; the last chunk writes it (unless it exists, `overwrite`)."""
+    state = _state(request)
+    rel = clean_relative_path(path, what="target path")
+    if not rel:
+        raise UserError("A datastore file upload needs a file path after /files/.")
+    if chunk.offset == 0:  # refuse a bad target before taking any bytes
+        await run_in_threadpool(state.store.datastore_files, name)
+    partial = await _receive(request, chunk)
+    if partial is None:
+        return {"received": True}
+    try:
+        [(written, uploaded)] = await run_in_threadpool(
+            state.backend.upload_files,
+            name,
+            [(partial, rel)],
+            overwrite=overwrite,
+            show_progress=False,
+        )
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"path": written, "uploaded": uploaded}
+
+
+class ComputeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.get("/compute-targets")
+def list_compute_targets(request: Request, _token: Reader) -> list[dict[str, Any]]:
+    return [to_wire(c) for c in _state(request).backend.list_compute_targets()]
+
+
+@router.get("/compute-targets/{name}")
+def get_compute_target(request: Request, name: str, _token: Reader) -> dict[str, Any]:
+    record = _state(request).backend.find_compute_target(name)
+    if record is None:
+        raise NotFoundError(f"No compute target named {name!r}.")
+    return to_wire(record)
+
+
+@router.put("/compute-targets/{name}")
+def create_compute_target(
+    request: Request, name: str, body: ComputeBody, _token: Admin
+) -> dict[str, Any]:
+    return to_wire(_state(request).backend.create_compute_target(name, body.type, body.config))
+
+
+@router.get("/compute-targets/{name}/running-steps")
+def running_steps(request: Request, name: str, _token: Reader) -> dict[str, Any]:
+    return {"running": _state(request).backend.running_steps(name)}
+
+
+# -- snapshots -------------------------------------------------------------------------------
+class BlobQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shas: list[str]
+
+
+@router.post("/snapshots/missing-blobs")
+def missing_blobs(request: Request, body: BlobQuery, _token: Submitter) -> dict[str, Any]:
+    """Which of these content hashes the server lacks (upload only those)."""
+    artifacts = _state(request).store.artifacts
+    return {"missing": [sha for sha in dict.fromkeys(body.shas) if not artifacts.has_blob(sha)]}
+
+
+@router.put("/snapshots/blobs/{sha}")
+async def upload_blob(
+    request: Request, sha: str, _token: Submitter, chunk: ChunkQuery
+) -> dict[str, Any]:
+    """One source file, named by its sha256 (checked before it is kept)."""
+    if not _SHA.match(sha):
+        raise UserError(f"{sha!r} is not a sha256 content hash (64 lowercase hex digits).")
+    partial = await _receive(request, chunk)
+    if partial is None:
+        return {"received": True}
+    try:
+        digest = await run_in_threadpool(_sha256, partial)
+        if digest != sha:
+            raise UserError(f"The uploaded blob hashes to {digest}, not {sha}; send it again.")
+        await run_in_threadpool(_state(request).store.artifacts.put_blob, sha, partial)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"sha": sha}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ManifestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    files: dict[str, dict[str, Any]]
+
+
+@router.post("/snapshots")
+def create_snapshot(request: Request, body: ManifestBody, _token: Submitter) -> dict[str, Any]:
+    """Record a snapshot manifest whose blobs are all on the server; returns its id."""
+    artifacts = _state(request).store.artifacts
+    missing = sorted(
+        rel for rel, entry in body.files.items() if not artifacts.has_blob(str(entry.get("sha")))
+    )
+    if missing:
+        raise UserError(
+            f"The snapshot names files whose contents were not uploaded: {', '.join(missing[:5])}"
+            "; upload their blobs first (PUT /api/v1/snapshots/blobs/{sha})."
+        )
+    for rel in body.files:
+        clean_relative_path(rel, what="snapshot file name")
+    manifest = {"files": body.files}
+    snapshot_id = manifest_id(manifest)
+    artifacts.write_manifest(snapshot_id, manifest)
+    return {"id": snapshot_id}
+
+
+# -- runs ------------------------------------------------------------------------------------
+def _graph(raw: dict[str, Any]) -> Graph:
+    try:
+        return Graph.from_dict(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"The pipeline graph cannot be read ({exc}); submit it with the same headrace "
+            "version as the server's."
+        ) from exc
+
+
+class SubmitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    graph: dict[str, Any]
+    experiment_name: str = Field(min_length=1)
+    parameters: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+    description: str | None = None
+    continue_on_step_failure: bool = False
+    regenerate_outputs: bool = False
+    run_source: str = "SDK"
+
+
+@router.get("/experiments")
+def list_experiments(request: Request, _token: Reader) -> list[dict[str, Any]]:
+    return [
+        {"experiment": to_wire(e), "runs": count}
+        for e, count in _state(request).backend.list_experiments()
+    ]
+
+
+@router.post("/pipeline-runs")
+def submit(request: Request, body: SubmitBody, _token: Submitter) -> dict[str, Any]:
+    """Queue a run of a pipeline graph (its snapshots uploaded first)."""
+    submission = _state(request).backend.submit(
+        _graph(body.graph),
+        experiment_name=body.experiment_name,
+        parameters=body.parameters,
+        tags=body.tags,
+        description=body.description,
+        continue_on_step_failure=body.continue_on_step_failure,
+        regenerate_outputs=body.regenerate_outputs,
+        run_source=body.run_source,
+    )
+    return submission_to_wire(submission)
+
+
+@router.get("/pipeline-runs")
+def list_pipeline_runs(
+    request: Request,
+    _token: Reader,
+    experiment: str | None = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    runs = _state(request).backend.list_pipeline_runs(
+        experiment_name=experiment, statuses=status, limit=limit, offset=offset
+    )
+    return [to_wire(r) for r in runs]
+
+
+@router.get("/pipeline-runs/{run_id}")
+def get_pipeline_run(request: Request, run_id: str, _token: Reader) -> dict[str, Any]:
+    return to_wire(_state(request).backend.get_pipeline_run(run_id))
+
+
+@router.post("/pipeline-runs/{run_id}/cancel")
+def cancel_run(request: Request, run_id: str, _token: Submitter) -> dict[str, Any]:
+    return to_wire(_state(request).backend.cancel_run(run_id))
+
+
+@router.get("/pipeline-runs/{run_id}/steps")
+def list_step_runs(request: Request, run_id: str, _token: Reader) -> list[dict[str, Any]]:
+    return [to_wire(s) for s in _state(request).backend.list_step_runs(run_id)]
+
+
+@router.get("/step-runs/{step_run_id}")
+def get_step_run(request: Request, step_run_id: str, _token: Reader) -> dict[str, Any]:
+    return to_wire(_state(request).backend.get_step_run(step_run_id))
+
+
+@router.get("/run-ids/{prefix}")
+def resolve_run_id(request: Request, prefix: str, _token: Reader) -> dict[str, Any]:
+    return {"id": _state(request).backend.resolve_run_id(prefix)}
+
+
+@router.get("/graphs/{graph_id}")
+def get_graph(request: Request, graph_id: str, _token: Reader) -> dict[str, Any]:
+    graph: dict[str, Any] = _state(request).backend.get_graph(graph_id).to_dict()
+    return graph
+
+
+@router.get("/runs/{run_id}/events")
+def list_events(
+    request: Request, run_id: str, _token: Reader, after: Annotated[int, Query(ge=0)] = 0
+) -> list[dict[str, Any]]:
+    return [to_wire(e) for e in _state(request).backend.list_events(run_id, after)]
+
+
+# -- run files, metrics, tags (a step's own token may use these on its run) -----------------
+@router.get("/runs/{run_id}/files")
+def list_run_files(request: Request, run_id: str, _token: RunReader) -> list[dict[str, Any]]:
+    return [to_wire(f) for f in _state(request).backend.list_run_files(run_id)]
+
+
+@router.get("/runs/{run_id}/files/{name:path}")
+def download_run_file(request: Request, run_id: str, name: str, _token: RunReader) -> Response:
+    """A run file, streamed (404 if the run has no such file)."""
+    path = _state(request).store.artifacts.file_path(run_id, name)
+    if not path.is_file():
+        raise NotFoundError(f"The run {run_id} has no file {name!r}.")
+    return FileResponse(path)
+
+
+@router.get("/runs/{run_id}/content/{name:path}")
+def read_run_file(
+    request: Request,
+    run_id: str,
+    name: str,
+    _token: RunReader,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    """Bytes of a run file from `offset` (empty while it does not exist yet): log polling."""
+    data = _state(request).backend.read_run_file(run_id, name, offset, limit)
+    return Response(bytes(data), media_type="application/octet-stream")
+
+
+@router.put("/runs/{run_id}/files/{name:path}")
+async def upload_run_file(
+    request: Request, run_id: str, name: str, _token: RunWriter, chunk: ChunkQuery
+) -> dict[str, Any]:
+    state = _state(request)
+    state.store.artifacts.file_path(run_id, name)  # refuse a bad name before taking bytes
+    partial = await _receive(request, chunk)
+    if partial is None:
+        return {"received": True}
+    try:
+        await run_in_threadpool(state.backend.upload_run_file, run_id, name, partial)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"name": name}
+
+
+class MetricBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    value: Any = None
+    step: int | None = None
+    description: str | None = None
+
+
+@router.get("/metrics")
+def list_metrics(
+    request: Request, run_id: Annotated[list[str] | None, Query(alias="runId")] = None
+) -> list[dict[str, Any]]:
+    """Metrics of the given runs (a step's own token: only its run)."""
+    state = _state(request)
+    run_id = run_id or []
+    if state.auth is not None:
+        own = run_id[0] if len(set(run_id)) == 1 else None
+        state.auth.check(request.headers.get("authorization"), "reader", run_id=own)
+    return [to_wire(m) for m in state.backend.list_metrics(run_id)]
+
+
+@router.post("/runs/{run_id}/metrics")
+def log_metrics(
+    request: Request, run_id: str, body: list[MetricBody], _token: RunWriter
+) -> dict[str, Any]:
+    records = [MetricRecord(run_id, m.name, m.kind, m.value, m.step, m.description) for m in body]
+    _state(request).backend.log_metrics(records)
+    return {"logged": len(records)}
+
+
+@router.post("/runs/{run_id}/tags")
+def tag_run(
+    request: Request, run_id: str, body: dict[str, Any], _token: RunWriter
+) -> dict[str, Any]:
+    _state(request).backend.tag_run(run_id, body)
+    return {"tagged": len(body)}
+
+
+# -- published pipelines and endpoints ---------------------------------------------------------
+class PublishBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    graph: dict[str, Any]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    version: str | None = None
+    continue_on_step_failure: bool = False
+    source_run_id: str | None = None
+
+
+@router.post("/published-pipelines")
+def publish_pipeline(request: Request, body: PublishBody, _token: Submitter) -> dict[str, Any]:
+    record = _state(request).backend.publish_pipeline(
+        _graph(body.graph),
+        name=body.name,
+        description=body.description,
+        version=body.version,
+        continue_on_step_failure=body.continue_on_step_failure,
+        source_run_id=body.source_run_id,
+    )
+    return published_pipeline_document(record, _pipeline_url(request, record.id))
+
+
+class StatusBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str = Field(min_length=1)
+
+
+@router.patch("/published-pipelines/{pipeline_id}")
+def set_published_pipeline_status(
+    request: Request, pipeline_id: str, body: StatusBody, _token: Submitter
+) -> dict[str, Any]:
+    record = _state(request).backend.set_published_pipeline_status(pipeline_id, body.status)
+    return published_pipeline_document(record, _pipeline_url(request, record.id))
+
+
+class PublishedSubmitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    experiment_name: str = Field(min_length=1)
+    parameters: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+    description: str | None = None
+    run_source: str = "SDK"
+    continue_on_step_failure: bool | None = None
+    data_path_assignments: dict[str, Any] | None = None
+
+
+@router.post("/published-pipelines/{pipeline_id}/runs")
+def submit_published_pipeline(
+    request: Request, pipeline_id: str, body: PublishedSubmitBody, _token: Submitter
+) -> dict[str, Any]:
+    submission = _state(request).backend.submit_published_pipeline(
+        pipeline_id,
+        experiment_name=body.experiment_name,
+        parameters=body.parameters,
+        tags=body.tags,
+        description=body.description,
+        run_source=body.run_source,
+        continue_on_step_failure=body.continue_on_step_failure,
+        data_path_assignments=body.data_path_assignments,
+    )
+    return submission_to_wire(submission)
+
+
+class EndpointBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    description: str | None = None
+    pipeline_id: str = Field(min_length=1)
+
+
+@router.post("/pipeline-endpoints")
+def create_pipeline_endpoint(
+    request: Request, body: EndpointBody, _token: Submitter
+) -> dict[str, Any]:
+    record = _state(request).backend.create_pipeline_endpoint(
+        name=body.name, description=body.description, pipeline_id=body.pipeline_id
+    )
+    return endpoint_document(record)
+
+
+@router.get("/pipeline-endpoints/by-name/{name}")
+def get_pipeline_endpoint_by_name(request: Request, name: str, _token: Reader) -> dict[str, Any]:
+    return endpoint_document(_state(request).backend.get_pipeline_endpoint(name=name))
+
+
+@router.get("/pipeline-endpoints/{endpoint_id}")
+def get_pipeline_endpoint(request: Request, endpoint_id: str, _token: Reader) -> dict[str, Any]:
+    return endpoint_document(_state(request).backend.get_pipeline_endpoint(id=endpoint_id))
+
+
+class VersionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pipeline_id: str = Field(min_length=1)
+    make_default: bool = False
+
+
+@router.post("/pipeline-endpoints/{endpoint_id}/versions")
+def add_pipeline_endpoint_version(
+    request: Request, endpoint_id: str, body: VersionBody, _token: Submitter
+) -> dict[str, Any]:
+    record = _state(request).backend.add_pipeline_endpoint_version(
+        endpoint_id, body.pipeline_id, body.make_default
+    )
+    return endpoint_document(record)
+
+
+class DefaultBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str = Field(min_length=1)
+
+
+@router.post("/pipeline-endpoints/{endpoint_id}/default")
+def set_pipeline_endpoint_default(
+    request: Request, endpoint_id: str, body: DefaultBody, _token: Submitter
+) -> dict[str, Any]:
+    record = _state(request).backend.set_pipeline_endpoint_default(endpoint_id, body.version)
+    return endpoint_document(record)
+
+
+class EndpointUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    description: str | None = None
+    status: str | None = None
+
+
+@router.patch("/pipeline-endpoints/{endpoint_id}")
+def update_pipeline_endpoint(
+    request: Request, endpoint_id: str, body: EndpointUpdate, _token: Submitter
+) -> dict[str, Any]:
+    record = _state(request).backend.update_pipeline_endpoint(
+        endpoint_id, name=body.name, description=body.description, status=body.status
+    )
+    return endpoint_document(record)

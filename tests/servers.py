@@ -1,0 +1,76 @@
+"""A real uvicorn on 127.0.0.1 for tests, and API tokens made with the CLI as a user would.
+
+Shared by the server tests and the remote-workspace contract tests.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from typer.testing import CliRunner
+
+from headrace.cli.main import app as cli_app
+from headrace.server.app import create_app
+from headrace.server.routes import SUBMIT_PREFIX
+
+__all__ = ["RUNNER", "LiveServer", "bearer", "free_port", "make_token"]
+
+RUNNER = CliRunner()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn serving `create_app(...)` in a thread of the test process."""
+
+    def __init__(self, root: Path, **options: Any) -> None:
+        self.app = create_app(root, **options)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=port, log_level="warning", ws="none"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert self.thread.is_alive(), "uvicorn did not start"
+            assert time.monotonic() < deadline, "uvicorn did not start in 20 s"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def submit_url(self, pipeline_id: str, workspace: str = "test-ws") -> str:
+        prefix = SUBMIT_PREFIX.format(subscription="s", resource_group="rg", workspace=workspace)
+        return f"{self.url}{prefix}/PipelineRuns/PipelineSubmit/{pipeline_id}"
+
+
+def make_token(root: Path, role: str, name: str | None = None, *extra: str) -> str:
+    result = RUNNER.invoke(
+        cli_app,
+        ["token", "create", "--role", role, "--name", name or role, "-w", str(root), *extra],
+    )
+    assert result.exit_code == 0, result.output
+    secret = result.stdout.strip().splitlines()[0]
+    assert re.fullmatch(r"hr_[0-9a-f]{12}_\S+", secret), secret
+    return secret
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
