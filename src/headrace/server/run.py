@@ -41,6 +41,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _connect_host(host: str) -> str:
+    """How a process on this machine reaches a server bound to `host`."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 (comparing, not binding)
+        return "127.0.0.1"
+    if host in ("::", "[::]"):
+        return "[::1]"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def check_bind(host: str, *, auth: bool, workers: int, agents: int = 1) -> None:
     """Refuse settings that would expose the workspace or that the server cannot honour."""
     if not auth and not is_loopback(host):
@@ -87,6 +96,9 @@ def serve(
     """Serve `workspace` until SIGTERM or SIGINT: uvicorn stops accepting and finishes the
     requests in flight, then the agents drain (running steps get `grace_seconds`)."""
     check_bind(host, auth=auth, workers=workers, agents=agents)
+    # The agents started below (and their steps) inherit this: each step gets the URL and a
+    # token scoped to its run, to log metrics and files through the server.
+    os.environ["HEADRACE_SERVER_URL"] = f"http://{_connect_host(host)}:{port}"
     try:
         import uvicorn
 
