@@ -27,7 +27,7 @@ from headrace import (
     TokenAuthentication,
     Workspace,
 )
-from headrace.errors import ConfigError, NotFoundError
+from headrace.errors import ConfigError, NotFoundError, UserError
 from tests.conftest import stop_agents
 from tests.servers import LiveServer, bearer, make_token
 
@@ -244,6 +244,34 @@ def test_bad_calls_get_clear_errors(served: tuple[Workspace, str], tmp_path: Pat
     assert "'..'" in response.json()["Error"]["Message"]
     response = httpx.get(f"{url}/api/v1/runs/x/files/..%2F..%2Fheadrace.db", headers=bearer(reader))
     assert response.status_code == 400, response.text
+
+
+def test_a_snapshot_has_the_same_id_on_a_folder_and_through_its_server(
+    served: tuple[Workspace, str], tmp_path: Path
+) -> None:
+    ws, _url = served
+    source = tmp_path / "src"
+    (source / "pkg").mkdir(parents=True)
+    (source / "train.py").write_text("print('train')\n")
+    (source / "pkg" / "util.py").write_text("X = 1\n")
+    (source / ".amlignore").write_text("data/\n")
+    (source / "data").mkdir()
+    (source / "data" / "big.bin").write_bytes(b"0" * 1000)
+    through_server = ws.backend.create_snapshot(str(source))
+    assert through_server == ws.backend.create_snapshot(str(source))  # cached hashes
+    with Workspace.get("test-ws", path=tmp_path / "ws") as local:
+        assert local.backend.create_snapshot(str(source)) == through_server
+
+
+def test_a_datastore_the_server_cannot_open_is_refused(
+    served: tuple[Workspace, str], tmp_path: Path
+) -> None:
+    _ws, url = served
+    admin = make_token(Path(tmp_path / "ws"), "admin", "admin")
+    with Workspace.get("test-ws", url=url, auth=TokenAuthentication(admin)) as ws:
+        with pytest.raises(UserError, match="needs type 'local'"):
+            ws.backend.register_datastore("cloud", "s3", {"bucket": "b"}, overwrite=False)
+        assert ws.backend.find_datastore("cloud") is None
 
 
 def test_from_config_and_write_config_name_the_server(

@@ -12,9 +12,12 @@ reached, or a token that is refused, becomes an error that says what to do.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import stat
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +32,13 @@ from headrace.backend.wire import (
     submission_from_wire,
     to_wire,
 )
+from headrace.config import headrace_home, snapshot_max_bytes, snapshot_max_files
 from headrace.engine import publishing
 from headrace.engine.submission import Submission
 from headrace.errors import ConfigError, HeadraceError, NotFoundError, UserError
 from headrace.graph.model import Graph
 from headrace.store.datastores import clean_relative_path
+from headrace.store.layout import write_json_atomic
 from headrace.store.records import (
     ComputeTargetRecord,
     DatastoreRecord,
@@ -281,7 +286,7 @@ class RemoteBackend:
 
     def create_snapshot(self, source_directory: str) -> str:
         """Hash the folder here; upload the blobs the server lacks, then the manifest."""
-        from headrace.engine.snapshots import _hash_file, _walk
+        from headrace.engine.snapshots import SnapshotSizeWarning, _hash_file, _walk
 
         source = Path(source_directory)
         if not source.is_dir():
@@ -289,12 +294,43 @@ class RemoteBackend:
                 f"The source_directory {str(source)!r} does not exist or is not a folder; pass "
                 "the folder that holds the step's script."
             )
+        source = source.resolve()
+        # Hashes are kept by (size, mtime), as a local workspace does: resubmitting an
+        # unchanged folder reads no file contents.
+        cache_path = (
+            headrace_home()
+            / "snapshot-cache"
+            / f"{hashlib.sha256(str(source).encode()).hexdigest()[:32]}.json"
+        )
+        try:
+            cache: dict[str, list[Any]] = json.loads(cache_path.read_text())
+        except (OSError, ValueError):
+            cache = {}
         files: dict[str, dict[str, Any]] = {}
         paths: dict[str, Path] = {}
-        for rel, full, st in _walk(source.resolve()):
-            sha = _hash_file(full)
+        seen: dict[str, list[Any]] = {}
+        for rel, full, st in _walk(source):
+            hit = cache.get(rel)
+            if isinstance(hit, list) and hit[:2] == [st.st_size, st.st_mtime_ns]:
+                sha = str(hit[2])
+            else:
+                sha = _hash_file(full)
             files[rel] = {"sha": sha, "size": st.st_size, "x": bool(st.st_mode & stat.S_IXUSR)}
             paths.setdefault(sha, full)
+            seen[rel] = [st.st_size, st.st_mtime_ns, sha]
+        total = sum(entry["size"] for entry in files.values())
+        if total > snapshot_max_bytes() or len(files) > snapshot_max_files():
+            warnings.warn(
+                f"The source_directory {str(source)!r} holds {len(files)} files, "
+                f"{total / 1e6:.1f} MB; every step using it snapshots all of it. List data, "
+                "virtual environments and outputs in an .amlignore file there.",
+                SnapshotSizeWarning,
+                stacklevel=3,
+            )
+        if seen != cache:
+            with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
+                cache_path.parent.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(cache_path, seen)
         missing = self._json("POST", "/snapshots/missing-blobs", body={"shas": list(paths)})
         for sha in missing["missing"]:
             self._upload(f"/snapshots/blobs/{sha}", paths[sha])

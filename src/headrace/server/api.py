@@ -56,6 +56,7 @@ log = logging.getLogger("headrace.server")
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+_DATASTORE_NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 
 
 class _ClassNamedErrors(APIRoute):
@@ -184,6 +185,17 @@ def get_datastore(request: Request, name: str, _token: Reader) -> dict[str, Any]
 def register_datastore(
     request: Request, name: str, body: DatastoreBody, _token: Admin
 ) -> dict[str, Any]:
+    if not _DATASTORE_NAME.match(name):
+        raise UserError(
+            f"Datastore name {name!r} is invalid: use 1-255 letters, digits and underscores, "
+            "for example 'raw_data'."
+        )
+    folder = body.config.get("path")
+    if body.type != "local" or not isinstance(folder, str) or not folder.strip():
+        raise UserError(
+            f'A datastore needs type \'local\' and a config {{"path": "<folder on the '
+            f'server>"}}; got type {body.type!r} and config keys {sorted(body.config)}.'
+        )
     backend = _state(request).backend
     record = backend.register_datastore(name, body.type, body.config, overwrite=body.overwrite)
     return to_wire(record)
