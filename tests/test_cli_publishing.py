@@ -16,6 +16,7 @@ import pytest
 
 from headrace import Workspace
 from tests import shapes
+from tests.servers import LiveServer, make_token
 from tests.test_cli import hr, hr_json, one_error_line
 
 PIPELINE_FILE = """
@@ -206,3 +207,50 @@ def test_endpoint_rename_disable_archive_reactivate(ws: Workspace, tmp_path: Pat
     assert back["status"] == "Active" and back["name"] == "old"
     names = [e["name"] for e in hr_json("endpoint", "list", "--all", "-w", ws.path)["endpoints"]]
     assert names == ["ep2", "old"]
+
+
+# -- remote ----------------------------------------------------------------------------------
+def test_commands_work_against_a_server_with_server_and_token(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    published = publish(ws, tmp_path, "echo")
+    local_run = hr_json("pipeline", "submit", "echo", "-e", "local", "--wait", "-w", ws.path)
+    assert ws.path is not None
+    root = Path(ws.path)
+    token = make_token(root, "submitter")
+    with LiveServer(root) as server:
+        remote = ["--server", server.url, "--token", token]
+        runs = hr_json(*remote, "run", "list")["runs"]
+        assert [r["id"] for r in runs] == [local_run["id"]]
+        assert "test-ws" not in hr(*remote, "run", "list").stderr
+
+        (listed,) = hr_json(*remote, "pipeline", "list")["pipelines"]
+        assert listed["id"] == published["id"]
+        assert listed["endpoint"].startswith(f"{server.url}/pipelines/v1.0/")
+        shown = hr_json(*remote, "pipeline", "show", "echo")
+        assert shown["curl"].startswith(f"curl -X POST {server.url}/")
+
+        run = hr_json(
+            *remote, "pipeline", "submit", published["id"][:8], "-e", "remote",
+            "-p", "count=3", "--wait",
+        )  # fmt: skip
+        assert run["status"] == "Finished" and run["parameters"]["count"] == 3
+        assert "value=3" in step_stdout(ws, run["id"])
+
+        # The workspace's name is checked against the server's; a bad token is one line.
+        line = one_error_line(hr(*remote, "-w", "other", "run", "list", code=1))
+        assert "serves workspace 'test-ws', not 'other'" in line
+        bad = one_error_line(hr("--server", server.url, "--token", "nope", "run", "list", code=1))
+        assert "token" in bad
+
+
+def test_token_and_server_commands_stay_local(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # $HEADRACE_SERVER_URL (read by the SDK for endpoint URLs) does not send them away...
+    monkeypatch.setenv("HEADRACE_SERVER_URL", "http://127.0.0.1:1")
+    assert hr_json("token", "list", "-w", ws.path) == []
+    # ... and an explicit --server is a usage error naming the fix.
+    result = hr("--server", "http://127.0.0.1:1", "token", "list", "-w", ws.path, code=2)
+    text = " ".join(result.stderr.replace("│", " ").split())  # typer boxes usage errors
+    assert "works on a local workspace folder; drop --server" in text

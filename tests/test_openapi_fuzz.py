@@ -30,7 +30,7 @@ from headrace.server.app import create_app
 from headrace.store.workspace_store import WorkspaceStore
 from tests import shapes
 from tests.conftest import stop_agents
-from tests.test_server import make_token
+from tests.servers import make_token
 
 MAX_EXAMPLES = 25
 

@@ -9,11 +9,10 @@ workspace's runs are the server's business.
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, cast
 
 import typer
 
@@ -102,20 +101,17 @@ def set_remote(url: str | None, token: str | None) -> None:
 
 def _open_remote(spec: str | None, remote: _Remote) -> Workspace:
     if spec and _looks_like_path(spec):
-        raise UserError(
-            f"--workspace {spec} is a folder, but the command goes to the server at {remote.url}; "
-            "with --server give the workspace's name (or nothing), or drop --server to use the "
-            "folder."
-        )
+        if spec != os.environ.get(WORKSPACE_ENV):
+            raise UserError(
+                f"--workspace {spec} is a folder, but the command goes to the server at "
+                f"{remote.url}; with --server give the served workspace's name (or nothing), or "
+                "drop --server to use the folder."
+            )
+        spec = None  # a folder left in $HEADRACE_WORKSPACE says nothing about the server
     auth = BearerToken(remote.token) if remote.token else None
-    get: Any = Workspace.get
-    if "url" not in inspect.signature(get).parameters:
-        raise UserError(
-            "This headrace cannot open remote workspaces yet (Workspace.get has no url=); run "
-            "the command on the server's machine without --server."
-        )
-    workspace: Workspace = get(spec or "default", url=remote.url, auth=auth)
-    return workspace
+    # No name: the workspace the server serves, whatever its name (Workspace.get checks a
+    # given name against the server's).
+    return Workspace.get(cast(str, spec), url=remote.url, auth=auth)
 
 
 def _looks_like_path(spec: str) -> bool:

@@ -51,7 +51,7 @@ class HeadraceGroup(TyperGroup):
     """The root command group; turns expected errors into one line on stderr."""
 
     def invoke(self, ctx: Any) -> Any:  # typer.core.Context lives in a private module
-        saved = os.environ.get(WORKSPACE_ENV)
+        saved = {name: os.environ.get(name) for name in (WORKSPACE_ENV, SERVER_ENV)}
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, TyperException):
@@ -72,12 +72,14 @@ class HeadraceGroup(TyperGroup):
         finally:
             close_workspaces()
             set_remote(None, None)
-            # `--workspace` sets HEADRACE_WORKSPACE for pipeline files; an in-process caller
-            # (tests, notebooks) gets its environment back.
-            if saved is None:
-                os.environ.pop(WORKSPACE_ENV, None)
-            else:
-                os.environ[WORKSPACE_ENV] = saved
+            # `--workspace` and `--server` set HEADRACE_WORKSPACE and HEADRACE_SERVER_URL for
+            # pipeline files and the SDK; an in-process caller (tests, notebooks) gets its
+            # environment back.
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 app = typer.Typer(
@@ -168,6 +170,9 @@ def _root(
             )
         server_url = None
     set_remote(server_url, token)
+    if server_url:
+        # Published pipelines' REST URLs (PublishedPipeline.endpoint) name this server too.
+        os.environ[SERVER_ENV] = server_url
 
 
 def main() -> None:
