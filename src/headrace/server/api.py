@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -514,10 +514,10 @@ async def upload_run_file(
 
 class MetricBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    kind: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=255)
+    kind: Literal["scalar", "list", "row", "table", "image"]
     value: Any = None
-    step: int | None = None
+    step: int | None = Field(None, ge=0, le=2**62)
     description: str | None = None
 
 
@@ -538,8 +538,11 @@ def list_metrics(
 def log_metrics(
     request: Request, run_id: str, body: list[MetricBody], _token: RunWriter
 ) -> dict[str, Any]:
+    backend = _state(request).backend
+    if backend.find_step_run(run_id) is None:
+        backend.get_pipeline_run(run_id)  # neither a step run nor a pipeline run: 404
     records = [MetricRecord(run_id, m.name, m.kind, m.value, m.step, m.description) for m in body]
-    _state(request).backend.log_metrics(records)
+    backend.log_metrics(records)
     return {"logged": len(records)}
 
 
