@@ -200,7 +200,7 @@ class Workspace:
 
     @staticmethod
     def get(
-        name: str,
+        name: str | None,
         auth: Any = None,
         subscription_id: str | None = None,
         resource_group: str | None = None,
@@ -209,7 +209,8 @@ class Workspace:
         url: str | None = None,
     ) -> Workspace:
         """The workspace `name`: a folder (registered, or at `path`), or the workspace the
-        server at `url` serves (`auth`: an object with get_authentication_header())."""
+        server at `url` serves (`auth`: an object with get_authentication_header(); `name`
+        None: whichever workspace it serves)."""
         if url is not None:
             return Workspace._remote(name, url, auth)
         if path is not None:
