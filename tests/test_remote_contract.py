@@ -62,7 +62,8 @@ def any_ws(
         yield local
     else:
         token = make_token(root, "admin", "contract")
-        live = LiveServer(root)
+        # A small body limit, so files cross in several chunks.
+        live = LiveServer(root, max_body_bytes=200_000)
         # What `headrace server` tells the agents it starts: steps get a run token for it.
         monkeypatch.setenv("HEADRACE_SERVER_URL", live.url)
         with live, Workspace.get("test-ws", url=live.url, auth=TokenAuthentication(token)) as ws:
@@ -229,6 +230,10 @@ def test_bad_calls_get_clear_errors(served: tuple[Workspace, str], tmp_path: Pat
         as_reader.get_default_datastore().upload_files(
             [str(Path(__file__))], target_path="x", show_progress=False
         )
+    with Workspace.get(None, url=url, auth=TokenAuthentication(reader)) as served_ws:
+        assert served_ws.name == "test-ws"  # no name: the workspace the server serves
+    with pytest.raises(ConfigError, match="needs a token: pass auth="):
+        Workspace.get("test-ws", url=url)
     with pytest.raises(
         ConfigError, match=r"Cannot reach the headrace server at http://127\.0\.0\.1:9"
     ):
