@@ -13,11 +13,13 @@ written where it belongs (a datastore path, a run file, a snapshot blob).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -134,10 +136,24 @@ def _chunk(
 ChunkQuery = Annotated[Chunk, Depends(_chunk)]
 
 
+ABANDONED_UPLOAD_SECONDS = 24 * 3600
+
+
+def _forget_abandoned(folder: Path) -> None:
+    """Remove uploads nobody has added to for a day (a client that died mid-file)."""
+    cutoff = time.time() - ABANDONED_UPLOAD_SECONDS
+    for partial in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if partial.stat().st_mtime < cutoff:
+                partial.unlink()
+
+
 async def _receive(request: Request, chunk: Chunk) -> Path | None:
     """Append the body to the upload's partial file; its path once the last chunk is in."""
     folder = Path(_state(request).store.root) / "uploads"
     folder.mkdir(exist_ok=True)
+    if chunk.offset == 0:
+        _forget_abandoned(folder)
     partial = folder / chunk.upload
     size = partial.stat().st_size if partial.exists() else 0
     if size != chunk.offset:
