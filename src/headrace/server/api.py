@@ -4,7 +4,9 @@
 Roles: reader for reads, submitter for submits, uploads, cancels and logging, admin for
 registering datastores and compute targets. A run-scoped token (given to a running step) is
 accepted only on its own run's metric, file and tag routes. Errors carry the exception's class
-name as a detail, so the client raises the same class the local backend would.
+name as a detail, so the client raises the same class the local backend would (the shared
+pieces are in `server.api_base`; published pipelines and endpoints in
+`server.api_publishing`).
 
 Files travel in chunks no larger than the server's body limit: the client picks an upload id
 and sends `?upload=<id>&offset=<n>` chunks, the last with `final=true`; only then is the file
@@ -15,105 +17,43 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
-from headrace.backend.wire import (
-    CLASS_DETAIL,
-    manifest_id,
-    submission_to_wire,
-    to_wire,
+from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
+from headrace.errors import ConflictError, NotFoundError, UserError
+from headrace.server import api_publishing
+from headrace.server.api_base import (
+    Admin,
+    ClassNamedErrors,
+    Reader,
+    RunReader,
+    RunWriter,
+    Submitter,
+    parse_graph,
+    state,
 )
-from headrace.errors import (
-    ConflictError,
-    HeadraceError,
-    NotFoundError,
-    PipelineValidationError,
-    UserError,
-)
-from headrace.graph.model import Graph
-from headrace.server.errors import error_body, status_of
-from headrace.server.routes import _pipeline_url
-from headrace.server.schemas import endpoint_document, published_pipeline_document
 from headrace.store.datastores import clean_relative_path
 from headrace.store.records import MetricRecord
-from headrace.store.tokens import TokenRecord
 
 __all__ = ["router"]
-
-log = logging.getLogger("headrace.server")
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _DATASTORE_NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 
 
-class _ClassNamedErrors(APIRoute):
-    """Errors of these routes name their exception class in a detail (see `backend.wire`)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except HeadraceError as exc:
-                status, code = status_of(exc)
-                if status >= 500:
-                    log.error("request failed: %s", exc, exc_info=exc)
-                details: list[dict[str, Any]] = [
-                    {"Code": type(exc).__name__, "Message": str(exc), "Target": CLASS_DETAIL}
-                ]
-                if isinstance(exc, PipelineValidationError):
-                    details += [
-                        {"Code": "PipelineProblem", "Message": p, "Target": None}
-                        for p in exc.problems
-                    ]
-                return JSONResponse(error_body(code, str(exc), details=details), status_code=status)
-
-        return route
-
-
-router = APIRouter(prefix="/api/v1", tags=["backend"], route_class=_ClassNamedErrors)
-
-
-def _state(request: Request) -> Any:
-    return request.app.state.headrace
-
-
-def _allowed(role: str, *, own_run: bool = False) -> Callable[[Request], TokenRecord | None]:
-    """A dependency: the request's token allowed `role`; a run-scoped token only when
-    `own_run` and the route's {run_id} is its run."""
-
-    def check_token(request: Request) -> TokenRecord | None:
-        auth = _state(request).auth
-        if auth is None:
-            return None
-        run_id = request.path_params.get("run_id") if own_run else None
-        token: TokenRecord = auth.check(request.headers.get("authorization"), role, run_id=run_id)
-        return token
-
-    return check_token
-
-
-Reader = Annotated[TokenRecord | None, Depends(_allowed("reader"))]
-Submitter = Annotated[TokenRecord | None, Depends(_allowed("submitter"))]
-Admin = Annotated[TokenRecord | None, Depends(_allowed("admin"))]
-RunReader = Annotated[TokenRecord | None, Depends(_allowed("reader", own_run=True))]
-RunWriter = Annotated[TokenRecord | None, Depends(_allowed("submitter", own_run=True))]
+router = APIRouter(prefix="/api/v1", tags=["backend"], route_class=ClassNamedErrors)
 
 
 # -- uploads -------------------------------------------------------------------------------
@@ -150,7 +90,7 @@ def _forget_abandoned(folder: Path) -> None:
 
 async def _receive(request: Request, chunk: Chunk) -> Path | None:
     """Append the body to the upload's partial file; its path once the last chunk is in."""
-    folder = Path(_state(request).store.root) / "uploads"
+    folder = Path(state(request).store.root) / "uploads"
     folder.mkdir(exist_ok=True)
     if chunk.offset == 0:
         _forget_abandoned(folder)
@@ -171,9 +111,9 @@ async def _receive(request: Request, chunk: Chunk) -> Path | None:
 @router.get("/workspace")
 def workspace_info(request: Request, _token: Reader) -> dict[str, Any]:
     """The workspace's name and settings, and the server's body limit (chunk size)."""
-    state = _state(request)
-    info = dict(state.backend.workspace_info())
-    info["max_body_bytes"] = state.max_body_bytes
+    served = state(request)
+    info = dict(served.backend.workspace_info())
+    info["max_body_bytes"] = served.max_body_bytes
     return info
 
 
@@ -186,12 +126,12 @@ class DatastoreBody(BaseModel):
 
 @router.get("/datastores")
 def list_datastores(request: Request, _token: Reader) -> list[dict[str, Any]]:
-    return [to_wire(d) for d in _state(request).backend.list_datastores()]
+    return [to_wire(d) for d in state(request).backend.list_datastores()]
 
 
 @router.get("/datastores/{name}")
 def get_datastore(request: Request, name: str, _token: Reader) -> dict[str, Any]:
-    record = _state(request).backend.find_datastore(name)
+    record = state(request).backend.find_datastore(name)
     if record is None:
         raise NotFoundError(f"No datastore named {name!r}.")
     return to_wire(record)
@@ -212,34 +152,34 @@ def register_datastore(
             f'A datastore needs type \'local\' and a config {{"path": "<folder on the '
             f'server>"}}; got type {body.type!r} and config keys {sorted(body.config)}.'
         )
-    backend = _state(request).backend
+    backend = state(request).backend
     record = backend.register_datastore(name, body.type, body.config, overwrite=body.overwrite)
     return to_wire(record)
 
 
 @router.post("/datastores/{name}/default")
 def set_default_datastore(request: Request, name: str, _token: Admin) -> dict[str, Any]:
-    _state(request).backend.set_default_datastore(name)
+    state(request).backend.set_default_datastore(name)
     return {"default": name}
 
 
 @router.get("/datastores/{name}/root")
 def datastore_root(request: Request, name: str, _token: Reader) -> dict[str, Any]:
-    return {"root": _state(request).backend.datastore_root(name)}
+    return {"root": state(request).backend.datastore_root(name)}
 
 
 @router.get("/datastores/{name}/files")
 def list_datastore_files(
     request: Request, name: str, _token: Reader, prefix: str = ""
 ) -> list[list[Any]]:
-    files = _state(request).backend.list_datastore_files(name, prefix)
+    files = state(request).backend.list_datastore_files(name, prefix)
     return [[path, size] for path, size in files]
 
 
 @router.get("/datastores/{name}/files/{path:path}")
 def download_datastore_file(request: Request, name: str, path: str, _token: Reader) -> Response:
     """One file's bytes, streamed."""
-    files = _state(request).store.datastore_files(name)
+    files = state(request).store.datastore_files(name)
     rel = clean_relative_path(path)
     local = getattr(files, "local_path", None)
     if local is not None:
@@ -264,18 +204,18 @@ async def upload_datastore_file(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Upload one file in chunks; the last chunk writes it (unless it exists, `overwrite`)."""
-    state = _state(request)
+    served = state(request)
     rel = clean_relative_path(path, what="target path")
     if not rel:
         raise UserError("A datastore file upload needs a file path after /files/.")
     if chunk.offset == 0:  # refuse a bad target before taking any bytes
-        await run_in_threadpool(state.store.datastore_files, name)
+        await run_in_threadpool(served.store.datastore_files, name)
     partial = await _receive(request, chunk)
     if partial is None:
         return {"received": True}
     try:
         [(written, uploaded)] = await run_in_threadpool(
-            state.backend.upload_files,
+            served.backend.upload_files,
             name,
             [(partial, rel)],
             overwrite=overwrite,
@@ -294,12 +234,12 @@ class ComputeBody(BaseModel):
 
 @router.get("/compute-targets")
 def list_compute_targets(request: Request, _token: Reader) -> list[dict[str, Any]]:
-    return [to_wire(c) for c in _state(request).backend.list_compute_targets()]
+    return [to_wire(c) for c in state(request).backend.list_compute_targets()]
 
 
 @router.get("/compute-targets/{name}")
 def get_compute_target(request: Request, name: str, _token: Reader) -> dict[str, Any]:
-    record = _state(request).backend.find_compute_target(name)
+    record = state(request).backend.find_compute_target(name)
     if record is None:
         raise NotFoundError(f"No compute target named {name!r}.")
     return to_wire(record)
@@ -309,12 +249,12 @@ def get_compute_target(request: Request, name: str, _token: Reader) -> dict[str,
 def create_compute_target(
     request: Request, name: str, body: ComputeBody, _token: Admin
 ) -> dict[str, Any]:
-    return to_wire(_state(request).backend.create_compute_target(name, body.type, body.config))
+    return to_wire(state(request).backend.create_compute_target(name, body.type, body.config))
 
 
 @router.get("/compute-targets/{name}/running-steps")
 def running_steps(request: Request, name: str, _token: Reader) -> dict[str, Any]:
-    return {"running": _state(request).backend.running_steps(name)}
+    return {"running": state(request).backend.running_steps(name)}
 
 
 # -- snapshots -------------------------------------------------------------------------------
@@ -326,7 +266,7 @@ class BlobQuery(BaseModel):
 @router.post("/snapshots/missing-blobs")
 def missing_blobs(request: Request, body: BlobQuery, _token: Submitter) -> dict[str, Any]:
     """Which of these content hashes the server lacks (upload only those)."""
-    artifacts = _state(request).store.artifacts
+    artifacts = state(request).store.artifacts
     return {"missing": [sha for sha in dict.fromkeys(body.shas) if not artifacts.has_blob(sha)]}
 
 
@@ -344,7 +284,7 @@ async def upload_blob(
         digest = await run_in_threadpool(_sha256, partial)
         if digest != sha:
             raise UserError(f"The uploaded blob hashes to {digest}, not {sha}; send it again.")
-        await run_in_threadpool(_state(request).store.artifacts.put_blob, sha, partial)
+        await run_in_threadpool(state(request).store.artifacts.put_blob, sha, partial)
     finally:
         partial.unlink(missing_ok=True)
     return {"sha": sha}
@@ -366,7 +306,7 @@ class ManifestBody(BaseModel):
 @router.post("/snapshots")
 def create_snapshot(request: Request, body: ManifestBody, _token: Submitter) -> dict[str, Any]:
     """Record a snapshot manifest whose blobs are all on the server; returns its id."""
-    artifacts = _state(request).store.artifacts
+    artifacts = state(request).store.artifacts
     missing = sorted(
         rel for rel, entry in body.files.items() if not artifacts.has_blob(str(entry.get("sha")))
     )
@@ -384,16 +324,6 @@ def create_snapshot(request: Request, body: ManifestBody, _token: Submitter) -> 
 
 
 # -- runs ------------------------------------------------------------------------------------
-def _graph(raw: dict[str, Any]) -> Graph:
-    try:
-        return Graph.from_dict(raw)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(
-            f"The pipeline graph cannot be read ({exc}); submit it with the same headrace "
-            "version as the server's."
-        ) from exc
-
-
 class SubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     graph: dict[str, Any]
@@ -410,15 +340,15 @@ class SubmitBody(BaseModel):
 def list_experiments(request: Request, _token: Reader) -> list[dict[str, Any]]:
     return [
         {"experiment": to_wire(e), "runs": count}
-        for e, count in _state(request).backend.list_experiments()
+        for e, count in state(request).backend.list_experiments()
     ]
 
 
 @router.post("/pipeline-runs")
 def submit(request: Request, body: SubmitBody, _token: Submitter) -> dict[str, Any]:
     """Queue a run of a pipeline graph (its snapshots uploaded first)."""
-    submission = _state(request).backend.submit(
-        _graph(body.graph),
+    submission = state(request).backend.submit(
+        parse_graph(body.graph),
         experiment_name=body.experiment_name,
         parameters=body.parameters,
         tags=body.tags,
@@ -439,7 +369,7 @@ def list_pipeline_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
-    runs = _state(request).backend.list_pipeline_runs(
+    runs = state(request).backend.list_pipeline_runs(
         experiment_name=experiment, statuses=status, limit=limit, offset=offset
     )
     return [to_wire(r) for r in runs]
@@ -447,32 +377,32 @@ def list_pipeline_runs(
 
 @router.get("/pipeline-runs/{run_id}")
 def get_pipeline_run(request: Request, run_id: str, _token: Reader) -> dict[str, Any]:
-    return to_wire(_state(request).backend.get_pipeline_run(run_id))
+    return to_wire(state(request).backend.get_pipeline_run(run_id))
 
 
 @router.post("/pipeline-runs/{run_id}/cancel")
 def cancel_run(request: Request, run_id: str, _token: Submitter) -> dict[str, Any]:
-    return to_wire(_state(request).backend.cancel_run(run_id))
+    return to_wire(state(request).backend.cancel_run(run_id))
 
 
 @router.get("/pipeline-runs/{run_id}/steps")
 def list_step_runs(request: Request, run_id: str, _token: Reader) -> list[dict[str, Any]]:
-    return [to_wire(s) for s in _state(request).backend.list_step_runs(run_id)]
+    return [to_wire(s) for s in state(request).backend.list_step_runs(run_id)]
 
 
 @router.get("/step-runs/{step_run_id}")
 def get_step_run(request: Request, step_run_id: str, _token: Reader) -> dict[str, Any]:
-    return to_wire(_state(request).backend.get_step_run(step_run_id))
+    return to_wire(state(request).backend.get_step_run(step_run_id))
 
 
 @router.get("/run-ids/{prefix}")
 def resolve_run_id(request: Request, prefix: str, _token: Reader) -> dict[str, Any]:
-    return {"id": _state(request).backend.resolve_run_id(prefix)}
+    return {"id": state(request).backend.resolve_run_id(prefix)}
 
 
 @router.get("/graphs/{graph_id}")
 def get_graph(request: Request, graph_id: str, _token: Reader) -> dict[str, Any]:
-    graph: dict[str, Any] = _state(request).backend.get_graph(graph_id).to_dict()
+    graph: dict[str, Any] = state(request).backend.get_graph(graph_id).to_dict()
     return graph
 
 
@@ -480,19 +410,19 @@ def get_graph(request: Request, graph_id: str, _token: Reader) -> dict[str, Any]
 def list_events(
     request: Request, run_id: str, _token: Reader, after: Annotated[int, Query(ge=0)] = 0
 ) -> list[dict[str, Any]]:
-    return [to_wire(e) for e in _state(request).backend.list_events(run_id, after)]
+    return [to_wire(e) for e in state(request).backend.list_events(run_id, after)]
 
 
 # -- run files, metrics, tags (a step's own token may use these on its run) -----------------
 @router.get("/runs/{run_id}/files")
 def list_run_files(request: Request, run_id: str, _token: RunReader) -> list[dict[str, Any]]:
-    return [to_wire(f) for f in _state(request).backend.list_run_files(run_id)]
+    return [to_wire(f) for f in state(request).backend.list_run_files(run_id)]
 
 
 @router.get("/runs/{run_id}/files/{name:path}")
 def download_run_file(request: Request, run_id: str, name: str, _token: RunReader) -> Response:
     """A run file, streamed (404 if the run has no such file)."""
-    path = _state(request).store.artifacts.file_path(run_id, name)
+    path = state(request).store.artifacts.file_path(run_id, name)
     if not path.is_file():
         raise NotFoundError(f"The run {run_id} has no file {name!r}.")
     return FileResponse(path)
@@ -508,7 +438,7 @@ def read_run_file(
     limit: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     """Bytes of a run file from `offset` (empty while it does not exist yet): log polling."""
-    data = _state(request).backend.read_run_file(run_id, name, offset, limit)
+    data = state(request).backend.read_run_file(run_id, name, offset, limit)
     return Response(bytes(data), media_type="application/octet-stream")
 
 
@@ -516,13 +446,13 @@ def read_run_file(
 async def upload_run_file(
     request: Request, run_id: str, name: str, _token: RunWriter, chunk: ChunkQuery
 ) -> dict[str, Any]:
-    state = _state(request)
-    state.store.artifacts.file_path(run_id, name)  # refuse a bad name before taking bytes
+    served = state(request)
+    served.store.artifacts.file_path(run_id, name)  # refuse a bad name before taking bytes
     partial = await _receive(request, chunk)
     if partial is None:
         return {"received": True}
     try:
-        await run_in_threadpool(state.backend.upload_run_file, run_id, name, partial)
+        await run_in_threadpool(served.backend.upload_run_file, run_id, name, partial)
     finally:
         partial.unlink(missing_ok=True)
     return {"name": name}
@@ -542,19 +472,19 @@ def list_metrics(
     request: Request, run_id: Annotated[list[str] | None, Query(alias="runId")] = None
 ) -> list[dict[str, Any]]:
     """Metrics of the given runs (a step's own token: only its run)."""
-    state = _state(request)
+    served = state(request)
     run_id = run_id or []
-    if state.auth is not None:
+    if served.auth is not None:
         own = run_id[0] if len(set(run_id)) == 1 else None
-        state.auth.check(request.headers.get("authorization"), "reader", run_id=own)
-    return [to_wire(m) for m in state.backend.list_metrics(run_id)]
+        served.auth.check(request.headers.get("authorization"), "reader", run_id=own)
+    return [to_wire(m) for m in served.backend.list_metrics(run_id)]
 
 
 @router.post("/runs/{run_id}/metrics")
 def log_metrics(
     request: Request, run_id: str, body: list[MetricBody], _token: RunWriter
 ) -> dict[str, Any]:
-    backend = _state(request).backend
+    backend = state(request).backend
     if backend.find_step_run(run_id) is None:
         backend.get_pipeline_run(run_id)  # neither a step run nor a pipeline run: 404
     records = [MetricRecord(run_id, m.name, m.kind, m.value, m.step, m.description) for m in body]
@@ -566,143 +496,8 @@ def log_metrics(
 def tag_run(
     request: Request, run_id: str, body: dict[str, Any], _token: RunWriter
 ) -> dict[str, Any]:
-    _state(request).backend.tag_run(run_id, body)
+    state(request).backend.tag_run(run_id, body)
     return {"tagged": len(body)}
 
 
-# -- published pipelines and endpoints ---------------------------------------------------------
-class PublishBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    graph: dict[str, Any]
-    name: str = Field(min_length=1)
-    description: str | None = None
-    version: str | None = None
-    continue_on_step_failure: bool = False
-    source_run_id: str | None = None
-
-
-@router.post("/published-pipelines")
-def publish_pipeline(request: Request, body: PublishBody, _token: Submitter) -> dict[str, Any]:
-    record = _state(request).backend.publish_pipeline(
-        _graph(body.graph),
-        name=body.name,
-        description=body.description,
-        version=body.version,
-        continue_on_step_failure=body.continue_on_step_failure,
-        source_run_id=body.source_run_id,
-    )
-    return published_pipeline_document(record, _pipeline_url(request, record.id))
-
-
-class StatusBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: str = Field(min_length=1)
-
-
-@router.patch("/published-pipelines/{pipeline_id}")
-def set_published_pipeline_status(
-    request: Request, pipeline_id: str, body: StatusBody, _token: Submitter
-) -> dict[str, Any]:
-    record = _state(request).backend.set_published_pipeline_status(pipeline_id, body.status)
-    return published_pipeline_document(record, _pipeline_url(request, record.id))
-
-
-class PublishedSubmitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    experiment_name: str = Field(min_length=1)
-    parameters: dict[str, Any] | None = None
-    tags: dict[str, Any] | None = None
-    description: str | None = None
-    run_source: str = "SDK"
-    continue_on_step_failure: bool | None = None
-    data_path_assignments: dict[str, Any] | None = None
-
-
-@router.post("/published-pipelines/{pipeline_id}/runs")
-def submit_published_pipeline(
-    request: Request, pipeline_id: str, body: PublishedSubmitBody, _token: Submitter
-) -> dict[str, Any]:
-    submission = _state(request).backend.submit_published_pipeline(
-        pipeline_id,
-        experiment_name=body.experiment_name,
-        parameters=body.parameters,
-        tags=body.tags,
-        description=body.description,
-        run_source=body.run_source,
-        continue_on_step_failure=body.continue_on_step_failure,
-        data_path_assignments=body.data_path_assignments,
-    )
-    return submission_to_wire(submission)
-
-
-class EndpointBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    description: str | None = None
-    pipeline_id: str = Field(min_length=1)
-
-
-@router.post("/pipeline-endpoints")
-def create_pipeline_endpoint(
-    request: Request, body: EndpointBody, _token: Submitter
-) -> dict[str, Any]:
-    record = _state(request).backend.create_pipeline_endpoint(
-        name=body.name, description=body.description, pipeline_id=body.pipeline_id
-    )
-    return endpoint_document(record)
-
-
-@router.get("/pipeline-endpoints/by-name/{name}")
-def get_pipeline_endpoint_by_name(request: Request, name: str, _token: Reader) -> dict[str, Any]:
-    return endpoint_document(_state(request).backend.get_pipeline_endpoint(name=name))
-
-
-@router.get("/pipeline-endpoints/{endpoint_id}")
-def get_pipeline_endpoint(request: Request, endpoint_id: str, _token: Reader) -> dict[str, Any]:
-    return endpoint_document(_state(request).backend.get_pipeline_endpoint(id=endpoint_id))
-
-
-class VersionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pipeline_id: str = Field(min_length=1)
-    make_default: bool = False
-
-
-@router.post("/pipeline-endpoints/{endpoint_id}/versions")
-def add_pipeline_endpoint_version(
-    request: Request, endpoint_id: str, body: VersionBody, _token: Submitter
-) -> dict[str, Any]:
-    record = _state(request).backend.add_pipeline_endpoint_version(
-        endpoint_id, body.pipeline_id, body.make_default
-    )
-    return endpoint_document(record)
-
-
-class DefaultBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: str = Field(min_length=1)
-
-
-@router.post("/pipeline-endpoints/{endpoint_id}/default")
-def set_pipeline_endpoint_default(
-    request: Request, endpoint_id: str, body: DefaultBody, _token: Submitter
-) -> dict[str, Any]:
-    record = _state(request).backend.set_pipeline_endpoint_default(endpoint_id, body.version)
-    return endpoint_document(record)
-
-
-class EndpointUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-    description: str | None = None
-    status: str | None = None
-
-
-@router.patch("/pipeline-endpoints/{endpoint_id}")
-def update_pipeline_endpoint(
-    request: Request, endpoint_id: str, body: EndpointUpdate, _token: Submitter
-) -> dict[str, Any]:
-    record = _state(request).backend.update_pipeline_endpoint(
-        endpoint_id, name=body.name, description=body.description, status=body.status
-    )
-    return endpoint_document(record)
+router.include_router(api_publishing.router)
