@@ -28,7 +28,7 @@ from headrace import (
     PythonScriptStep,
     Workspace,
 )
-from headrace.engine.launcher import agent_alive, hold_agent_lock
+from headrace.engine.launcher import agent_alive, agent_lock_path, hold_agent_lock
 from headrace.sdk.published import submit_url
 from headrace.store.records import Status
 
@@ -335,3 +335,27 @@ def test_sigterm_drains_the_server_and_the_next_start_finishes_the_run_once(
     assert result.read_text() == f"attempt {attempts}"
     runs = ws.backend.list_pipeline_runs(experiment_name="graceful")
     assert [r.id for r in runs] == [run_id]
+
+
+def test_the_server_restarts_an_agent_that_dies(ws: Workspace, tmp_path: Path) -> None:
+    root = Path(str(ws.path))
+    pipeline_id, files = two_step_pipeline(ws, tmp_path, 0.0)
+    server = Server(root, "--agents", "2")
+    try:
+        server.wait_up()
+        lock = agent_lock_path(root, 1)
+        wait_for(lambda: agent_alive(root, 1) and lock.read_text().strip() != "", "agent 1")
+        first = int(lock.read_text())
+        os.kill(first, signal.SIGKILL)
+
+        def replaced() -> bool:
+            text = lock.read_text().strip()
+            return agent_alive(root, 1) and text != "" and int(text) != first
+
+        wait_for(replaced, "the server to start a new agent in slot 1")
+        run_id = submit_over_http(server, ws, pipeline_id)
+        wait_for(lambda: status_of(ws, run_id) == Status.FINISHED, "the run to finish")
+        server.stop()
+    finally:
+        server.kill()
+    assert (files / "counter").read_text() == "1"
