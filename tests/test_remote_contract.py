@@ -20,8 +20,11 @@ from headrace import (
     Experiment,
     Pipeline,
     PipelineData,
+    PipelineDisabledError,
+    PipelineEndpoint,
     PipelineParameter,
     PipelineRun,
+    PublishedPipeline,
     PythonScriptStep,
     RunNotFoundError,
     TokenAuthentication,
@@ -162,6 +165,27 @@ def test_cancel_ends_a_running_step_canceled(any_ws: Workspace, tmp_path: Path) 
     run.cancel()
     assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Canceled"
     assert run.find_step_run("slow")[0].get_status() == "Canceled"
+
+
+def test_publish_submit_disable_and_endpoints(
+    any_ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    published = two_step_pipeline(any_ws, tmp_path).publish(name="contract", version="1")
+    assert PublishedPipeline.get(any_ws, published.id).name == "contract"
+    run = published.submit(any_ws, "published", pipeline_parameters={"factor": "4"})
+    assert run.wait_for_completion(show_output=True) == "Finished"
+    assert "[consumer] consumer read 84" in capsys.readouterr().out
+
+    endpoint = PipelineEndpoint.publish(any_ws, "contract-ep", "an endpoint", published)
+    assert PipelineEndpoint.get(any_ws, name="contract-ep").default_version == "0"
+    by_endpoint = Experiment(any_ws, "published").submit(endpoint)
+    assert by_endpoint.wait_for_completion(show_output=False) == "Finished"
+    assert by_endpoint.find_step_run("producer")[0].get_metrics() == {"factor": 2}  # default
+
+    published.disable()
+    with pytest.raises(PipelineDisabledError, match="Disabled"):
+        published.submit(any_ws, "published")
+    assert [p.id for p in PublishedPipeline.list(any_ws)] == []
 
 
 def test_unknown_run_id_raises_the_same_error(any_ws: Workspace) -> None:
