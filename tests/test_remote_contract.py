@@ -137,6 +137,11 @@ def test_pipeline_runs_streams_logs_records_metrics_and_reuses(
     printed = capsys.readouterr().out
     assert "[producer] producer wrote 63" in printed
     assert "[consumer] consumer read 63" in printed
+    location = any_ws.backend.location
+    if any_ws.path is None:  # the hints name the server, as the CLI takes it
+        assert f"Watch it with: headrace --server {location} run show {run.id}\n" in printed
+    else:
+        assert f"Watch it with: headrace run show {run.id} --workspace {location}\n" in printed
 
     [producer] = run.find_step_run("producer")
     assert producer.get_metrics() == {"factor": 3}

@@ -61,6 +61,13 @@ def parameter_values(parameters: Any) -> dict[str, Any] | None:
     }
 
 
+def cli_command(command: str, location: str) -> str:
+    """`headrace <command>` aimed at the workspace at `location` (a folder or a server URL)."""
+    if location.startswith(("http://", "https://")):
+        return f"headrace --server {location} {command}"
+    return f"headrace {command} --workspace {location}"
+
+
 def print_submission(graph: Graph, submission: Any, location: str) -> None:
     """What SDK v1 printed on submit: each step, whether it may reuse, and the run id."""
     previews = {p.node_id: p for p in submission.previews}
@@ -89,9 +96,7 @@ def print_submission(graph: Graph, submission: Any, location: str) -> None:
                 "(Consumers of this data will generate new runs.)"
             )
     print(f"Submitted PipelineRun {submission.run.id}")  # noqa: T201
-    print(  # noqa: T201
-        f"Watch it with: headrace run show {submission.run.id} --workspace {location}"
-    )
+    print(f"Watch it with: {cli_command(f'run show {submission.run.id}', location)}")  # noqa: T201
 
 
 class Pipeline:

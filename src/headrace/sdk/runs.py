@@ -328,8 +328,10 @@ class PipelineRun(Run):
         follower = LogFollower(self._backend, self.id, out=sys.stdout if show_output else None)
         if show_output:
             print(f"PipelineRunId: {self.id}")  # noqa: T201
-            where = self._backend.location
-            print(f"Follow it with: headrace run logs {self.id} --follow -w {where}")  # noqa: T201
+            from headrace.sdk.pipeline import cli_command
+
+            follow = cli_command(f"run logs {self.id} --follow", self._backend.location)
+            print(f"Follow it with: {follow}")  # noqa: T201
         record = follower.follow(timeout_seconds)
         if record.status not in TERMINAL_STATUSES:
             if show_output:
