@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from headrace import Workspace
+from headrace import PublishedPipeline, Workspace
 from tests import shapes
 from tests.servers import LiveServer, make_token
 from tests.test_cli import hr, hr_json, one_error_line
@@ -211,7 +211,7 @@ def test_endpoint_rename_disable_archive_reactivate(ws: Workspace, tmp_path: Pat
 
 # -- remote ----------------------------------------------------------------------------------
 def test_commands_work_against_a_server_with_server_and_token(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     published = publish(ws, tmp_path, "echo")
     local_run = hr_json("pipeline", "submit", "echo", "-e", "local", "--wait", "-w", ws.path)
@@ -236,6 +236,20 @@ def test_commands_work_against_a_server_with_server_and_token(
         )  # fmt: skip
         assert run["status"] == "Finished" and run["parameters"]["count"] == 3
         assert "value=3" in step_stdout(ws, run["id"])
+
+        # A pipeline file builds its pipeline on the workspace its config names: the served
+        # one (a config with server_url) is published there; a local one is refused.
+        path = write_pipeline(tmp_path, "remote")
+        config = path.parent / ".azureml" / "config.json"
+        config.parent.mkdir()
+        config.write_text(json.dumps({"server_url": server.url, "token": token}))
+        over_rest = hr_json(*remote, "pipeline", "publish", path, "--name", "remote-echo")
+        assert PublishedPipeline.get(ws, over_rest["id"]).name == "remote-echo"
+        config.unlink()
+        monkeypatch.setenv("HEADRACE_WORKSPACE", str(root))  # the file opens the local folder
+        refused = hr(*remote, "pipeline", "publish", path, "--name", "x", code=1)
+        assert "builds its pipeline on the local workspace" in one_error_line(refused)
+        monkeypatch.delenv("HEADRACE_WORKSPACE")
 
         # The workspace's name is checked against the server's; a bad token is one line.
         line = one_error_line(hr(*remote, "-w", "other", "run", "list", code=1))

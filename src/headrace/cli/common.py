@@ -62,6 +62,16 @@ _opened: list[Workspace] = []
 
 
 def remember_workspace(workspace: Workspace) -> Workspace:
+    """Close `workspace` when the command ends. With `--server`, a local workspace (one that a
+    pipeline file opened) is refused: the command would silently act on it instead."""
+    if _remote and workspace.path is not None:
+        workspace.close()
+        raise UserError(
+            f"--server {_remote[0].url} is given, but the pipeline file builds its pipeline on "
+            f"the local workspace at {workspace.path}; let the file open the served workspace "
+            '(Workspace.from_config() with "server_url" in .azureml/config.json, or '
+            "Workspace.get(name, url=...)), or drop --server."
+        )
     _opened.append(workspace)
     return workspace
 
