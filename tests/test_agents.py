@@ -359,3 +359,24 @@ def test_the_server_restarts_an_agent_that_dies(ws: Workspace, tmp_path: Path) -
     finally:
         server.kill()
     assert (files / "counter").read_text() == "1"
+
+
+@pytest.mark.parametrize(("options", "lower_by"), [((), 10), (("--step-nice", "0"), 0)])
+def test_served_steps_run_at_lower_cpu_priority_than_the_server(
+    ws: Workspace, tmp_path: Path, options: tuple[str, ...], lower_by: int
+) -> None:
+    """So the API answers quickly while steps keep the cores busy (`--step-nice`)."""
+    src = source(tmp_path, "nice.py", "import os\nprint('niceness', os.nice(0))\n")
+    step = PythonScriptStep("nice.py", name="nice", source_directory=str(src), allow_reuse=False)
+    published = Pipeline(ws, steps=[step]).publish(name="nice")
+    server = Server(Path(str(ws.path)), *options)
+    try:
+        server.wait_up()
+        run_id = submit_over_http(server, ws, published.id)
+        wait_for(lambda: status_of(ws, run_id) == Status.FINISHED, "the run to finish")
+        server.stop()
+    finally:
+        server.kill()
+    (step_run,) = ws.backend.list_step_runs(run_id)
+    said = ws.backend.read_run_file(step_run.id, "user_logs/stdout.txt").decode()
+    assert f"niceness {min(19, os.nice(0) + lower_by)}" in said

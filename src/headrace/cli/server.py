@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from headrace.cli.common import WorkspaceOption, open_workspace
+from headrace.server.run import STEP_NICE
 
 __all__ = ["server"]
 
@@ -39,6 +40,15 @@ def server(
             "stopped and requeued for the next start."
         ),
     ] = 30.0,
+    step_nice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=19,
+            help="How much lower the steps' CPU priority is than the server's (Unix niceness), "
+            "so the API answers quickly while steps keep the cores busy; 0 keeps them equal.",
+        ),
+    ] = STEP_NICE,
     no_auth: Annotated[
         bool,
         typer.Option("--no-auth", help="Accept requests without a token (loopback hosts only)."),
@@ -75,4 +85,5 @@ def server(
         max_body_bytes=max_body_bytes,
         agents=agents,
         grace_seconds=grace_seconds,
+        step_nice=step_nice,
     )

@@ -105,8 +105,10 @@ class Agent:
         idle_seconds: float | None = None,
         grace_seconds: float = 0.0,
         parent_pid: int | None = None,
+        step_nice: int = 0,
     ) -> None:
         self.ws = ws
+        self.step_nice = step_nice  # added to the steps' niceness (see LocalExecutor)
         self.id = agent_identity()
         self.idle_seconds = agent_idle_seconds() if idle_seconds is None else idle_seconds
         self.grace_seconds = grace_seconds
@@ -265,7 +267,7 @@ class Agent:
             if record is None:
                 return None
             capacity = record.config.get("max_nodes") or os.cpu_count() or 1
-            executor = LocalExecutor(target, int(capacity))
+            executor = LocalExecutor(target, int(capacity), nice=self.step_nice)
             self.executors[target] = executor
         return executor
 
@@ -550,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parent-pid", type=int, default=None, help="drain and exit when this parent is gone"
     )
+    parser.add_argument(
+        "--step-nice",
+        type=int,
+        default=0,
+        help="run steps this much nicer (lower CPU priority) than the agent (0-19)",
+    )
     args = parser.parse_args(argv)
     if args.slot < 0:
         parser.error("--slot must be 0 or more")
@@ -585,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
                 idle_seconds=args.idle_seconds,
                 grace_seconds=args.grace_seconds,
                 parent_pid=args.parent_pid,
+                step_nice=max(0, min(19, args.step_nice)),
             )
             signal.signal(signal.SIGTERM, agent.request_stop)
             signal.signal(signal.SIGINT, agent.request_stop)

@@ -38,12 +38,15 @@ STOP_MARGIN_SECONDS = 15.0  # beyond the grace period: killing steps and writing
 class AgentPool:
     """`count` agents serving `workspace` (slots 0..count-1) while the pool runs."""
 
-    def __init__(self, workspace: Path, count: int, *, grace_seconds: float = 30.0) -> None:
+    def __init__(
+        self, workspace: Path, count: int, *, grace_seconds: float = 30.0, step_nice: int = 0
+    ) -> None:
         if count < 1:
             raise ValueError("an agent pool needs at least one agent")
         self.workspace = Path(workspace)
         self.count = count
         self.grace_seconds = grace_seconds
+        self.step_nice = step_nice
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.restarts = 0
         self._stopping = threading.Event()
@@ -77,6 +80,8 @@ class AgentPool:
             "--wait-for-slot",
             "--parent-pid",
             str(os.getpid()),
+            "--step-nice",
+            str(self.step_nice),
         ]
         with log_path.open("ab") as log_file:
             return subprocess.Popen(

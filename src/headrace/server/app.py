@@ -244,6 +244,7 @@ def create_app(
     database_url: str | None = None,
     agents: int | None = None,
     grace_seconds: float = 30.0,
+    step_nice: int = 0,
 ) -> FastAPI:
     """The REST server of the workspace at `workspace_path` (`auth=False`: no tokens needed).
 
@@ -263,7 +264,11 @@ def create_app(
     store = open_workspace_store(Path(workspace_path), database_url)
     backend = LocalBackend(store) if agents is None else ServedBackend(store)
     root = Path(workspace_path).absolute()
-    pool = AgentPool(root, agents, grace_seconds=grace_seconds) if agents else None
+    pool = (
+        AgentPool(root, agents, grace_seconds=grace_seconds, step_nice=step_nice)
+        if agents
+        else None
+    )
     state = ServerState(
         store=store,
         backend=backend,

@@ -24,12 +24,14 @@ from headrace.errors import ConfigError, MissingDependencyError, UserError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["app_from_environment", "check_bind", "is_loopback", "serve"]
+__all__ = ["STEP_NICE", "app_from_environment", "check_bind", "is_loopback", "serve"]
 
 log = logging.getLogger("headrace.server")
 
 # How the master hands the app's settings to uvicorn's worker processes.
 WORKER_SETTINGS = "HEADRACE_SERVER_WORKER_SETTINGS"
+# A served workspace's steps run this much nicer than the server (`headrace server --step-nice`).
+STEP_NICE = 10
 
 
 def is_loopback(host: str) -> bool:
@@ -92,9 +94,12 @@ def serve(
     max_body_bytes: int = 1_000_000,
     agents: int = 1,
     grace_seconds: float = 30.0,
+    step_nice: int = STEP_NICE,
 ) -> None:
     """Serve `workspace` until SIGTERM or SIGINT: uvicorn stops accepting and finishes the
-    requests in flight, then the agents drain (running steps get `grace_seconds`)."""
+    requests in flight, then the agents drain (running steps get `grace_seconds`). Steps run
+    `step_nice` nicer than the server, so requests are answered first while steps keep the
+    cores busy."""
     check_bind(host, auth=auth, workers=workers, agents=agents)
     # The agents started below (and their steps) inherit this: each step gets the URL and a
     # token scoped to its run, to log metrics and files through the server.
@@ -118,6 +123,7 @@ def serve(
             database_url=database_url,
             agents=agents,
             grace_seconds=grace_seconds,
+            step_nice=step_nice,
         )
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
         return
@@ -134,7 +140,9 @@ def serve(
             "database_url": database_url,
         }
     )
-    pool = AgentPool(Path(workspace).absolute(), agents, grace_seconds=grace_seconds)
+    pool = AgentPool(
+        Path(workspace).absolute(), agents, grace_seconds=grace_seconds, step_nice=step_nice
+    )
     pool.start()
     try:
         uvicorn.run(
