@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import socket
@@ -114,14 +115,23 @@ def listen_for_wake(workspace: Path) -> socket.socket | None:
     return sock
 
 
+@functools.cache
+def _waker() -> socket.socket:
+    """The socket this process sends wake-ups from (one for all: a server wakes often)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    return sock
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_wake_address(workspace: Path) -> str:
+    return wake_address(workspace)
+
+
 def wake_agent(workspace: Path) -> None:
     """Tell the workspace's agent that there is new work (best effort, never blocks)."""
-    with (
-        contextlib.suppress(OSError),
-        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
-    ):
-        sock.setblocking(False)
-        sock.sendto(b"!", wake_address(workspace))
+    with contextlib.suppress(OSError):
+        _waker().sendto(b"!", _cached_wake_address(workspace))
 
 
 def _reap() -> None:

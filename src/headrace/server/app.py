@@ -26,7 +26,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headrace.backend.local import LocalBackend
-from headrace.engine.launcher import wake_agent
 from headrace.engine.pool import AgentPool
 from headrace.errors import ConfigError, HeadraceError
 from headrace.server.auth import Authenticator
@@ -74,7 +73,7 @@ class ServedBackend(LocalBackend):
     them and never starts a detached agent that would outlive the server."""
 
     def ensure_agent(self) -> bool:
-        wake_agent(self.store.root)
+        """Nothing to start: the server's agents run (a submit then only wakes them)."""
         return False
 
 
