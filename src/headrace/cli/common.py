@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
@@ -121,7 +121,7 @@ def _open_remote(spec: str | None, remote: _Remote) -> Workspace:
     auth = BearerToken(remote.token) if remote.token else None
     # No name: the workspace the server serves, whatever its name (Workspace.get checks a
     # given name against the server's).
-    return Workspace.get(cast(str, spec), url=remote.url, auth=auth)
+    return Workspace.get(spec, url=remote.url, auth=auth)
 
 
 def _looks_like_path(spec: str) -> bool:
