@@ -48,6 +48,8 @@ from headrace.store.records import MetricRecord
 
 __all__ = ["router"]
 
+# Offsets and counts beyond this are refused (400) before they reach the database or a seek.
+MAX_INT = 2**62
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _DATASTORE_NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
@@ -65,7 +67,7 @@ class Chunk(BaseModel):
 
 def _chunk(
     upload: Annotated[str, Query(description="32 hex digits chosen by the client.")],
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     final: bool = True,
 ) -> Chunk:
     if not _UPLOAD_ID.match(upload):
@@ -367,7 +369,7 @@ def list_pipeline_runs(
     experiment: str | None = None,
     status: Annotated[list[str] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> list[dict[str, Any]]:
     runs = state(request).backend.list_pipeline_runs(
         experiment_name=experiment, statuses=status, limit=limit, offset=offset
@@ -408,7 +410,10 @@ def get_graph(request: Request, graph_id: str, _token: Reader) -> dict[str, Any]
 
 @router.get("/runs/{run_id}/events")
 def list_events(
-    request: Request, run_id: str, _token: Reader, after: Annotated[int, Query(ge=0)] = 0
+    request: Request,
+    run_id: str,
+    _token: Reader,
+    after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> list[dict[str, Any]]:
     return [to_wire(e) for e in state(request).backend.list_events(run_id, after)]
 
@@ -434,8 +439,8 @@ def read_run_file(
     run_id: str,
     name: str,
     _token: RunReader,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    limit: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
 ) -> Response:
     """Bytes of a run file from `offset` (empty while it does not exist yet): log polling."""
     data = state(request).backend.read_run_file(run_id, name, offset, limit)
