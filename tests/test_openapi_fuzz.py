@@ -40,13 +40,7 @@ MAX_EXAMPLES = 25
 # Known server bugs, each recognised by what the user gets back. An operation that hits one is
 # reported xfail with the reason (the bug is the server owners' to fix); any other failure of
 # any operation fails the test.
-UNPARSEABLE_BODY = (
-    "server bug: a JSON body that is not valid UTF-8 (e.g. b'\\xff' sent as application/json) "
-    "gets 400 'There was an error parsing the body': Starlette's text, "
-    "passed through by app.py's on_http_error, which names neither the problem nor the fix "
-    "(expected: 'The request body is not valid JSON (...).' like other malformed bodies)"
-)
-KNOWN_BUGS: dict[str, str] = {"There was an error parsing the body": UNPARSEABLE_BODY}
+KNOWN_BUGS: dict[str, str] = {}
 HUGE_INTEGER = (
     "server bug: an integer beyond 64 bits in a query parameter (e.g. GET "
     "/api/v1/runs/{run_id}/events?after=9223372036854775808) reaches the database and answers "

@@ -194,6 +194,10 @@ def test_bad_bodies_get_400_or_413_in_the_one_error_shape(root: Path) -> None:
             url, headers={**headers, "Content-Type": "application/json"}, content=b"{bad"
         )
         assert "not valid JSON" in assert_error_shape(malformed, 400)
+        not_text = httpx.post(
+            url, headers={**headers, "Content-Type": "application/json"}, content=b"\xff"
+        )
+        assert "not UTF-8 text" in assert_error_shape(not_text, 400)
 
         missing = httpx.post(url, headers=headers, json={"Description": "no experiment"})
         assert assert_error_shape(missing, 400) == "ExperimentName is required."
@@ -526,3 +530,26 @@ def test_cli_server_serves_and_stops_on_sigterm(root: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_openapi_document_describes_the_errors_the_server_sends(server: LiveServer) -> None:
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    error = document["components"]["schemas"]["ErrorResponse"]
+    assert error["required"] == ["Error"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)  # bad input is a 400 here
+            schema = responses["default"]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
+
+
+def test_lists_of_an_unknown_run_are_404_not_empty(root: Path, server: LiveServer) -> None:
+    headers = bearer(make_token(root, "reader"))
+    for route in (
+        "/api/v1/pipeline-runs/nope/steps",
+        "/api/v1/runs/nope/events",
+        "/api/v1/runs/nope/files",
+        "/api/v1/runs/nope/content/user_logs/stdout.txt",
+    ):
+        assert "nope" in assert_error_shape(httpx.get(server.url + route, headers=headers), 404)

@@ -18,6 +18,7 @@ once rather than at the agent's next poll. Where that is unavailable polling sti
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import functools
@@ -120,6 +121,7 @@ def _waker() -> socket.socket:
     """The socket this process sends wake-ups from (one for all: a server wakes often)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.setblocking(False)
+    atexit.register(sock.close)
     return sock
 
 

@@ -389,7 +389,17 @@ def cancel_run(request: Request, run_id: str, _token: Submitter) -> dict[str, An
 
 @router.get("/pipeline-runs/{run_id}/steps")
 def list_step_runs(request: Request, run_id: str, _token: Reader) -> list[dict[str, Any]]:
-    return [to_wire(s) for s in state(request).backend.list_step_runs(run_id)]
+    backend = state(request).backend
+    backend.get_pipeline_run(run_id)  # 404 for an unknown run, not an empty list
+    return [to_wire(s) for s in backend.list_step_runs(run_id)]
+
+
+def _known_run(request: Request, run_id: str) -> None:
+    """404 unless `run_id` is a step run or a pipeline run (lists of an unknown run are not
+    empty lists)."""
+    backend = state(request).backend
+    if backend.find_step_run(run_id) is None:
+        backend.get_pipeline_run(run_id)
 
 
 @router.get("/step-runs/{step_run_id}")
@@ -415,12 +425,14 @@ def list_events(
     _token: Reader,
     after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> list[dict[str, Any]]:
+    _known_run(request, run_id)
     return [to_wire(e) for e in state(request).backend.list_events(run_id, after)]
 
 
 # -- run files, metrics, tags (a step's own token may use these on its run) -----------------
 @router.get("/runs/{run_id}/files")
 def list_run_files(request: Request, run_id: str, _token: RunReader) -> list[dict[str, Any]]:
+    _known_run(request, run_id)
     return [to_wire(f) for f in state(request).backend.list_run_files(run_id)]
 
 
@@ -443,6 +455,7 @@ def read_run_file(
     limit: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
 ) -> Response:
     """Bytes of a run file from `offset` (empty while it does not exist yet): log polling."""
+    _known_run(request, run_id)
     data = state(request).backend.read_run_file(run_id, name, offset, limit)
     return Response(bytes(data), media_type="application/octet-stream")
 

@@ -218,6 +218,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error_response(
                 405, "MethodNotAllowed", "This route does not accept that HTTP method."
             )
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's words when the body is not even text (not UTF-8), unlike broken JSON.
+            return _error_response(
+                400,
+                "BadRequest",
+                "The request body is not valid JSON (it is not UTF-8 text); send a JSON "
+                "object encoded as UTF-8 with Content-Type: application/json.",
+            )
         return _error_response(exc.status_code, "BadRequest", str(exc.detail))
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -304,4 +312,60 @@ def create_app(
     app.router.routes.extend(routes.router.routes)
     app.include_router(api.router)  # the JSON API of RemoteBackend
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    _document_errors(app)
     return app
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "ErrorResponse",
+    "description": "Every error, as SDK v1 answered it: a code and a message a person can act on.",
+    "type": "object",
+    "required": ["Error"],
+    "properties": {
+        "Error": {
+            "type": "object",
+            "required": ["Code", "Message"],
+            "properties": {
+                "Code": {"type": "string"},
+                "Message": {"type": "string"},
+                "Target": {"type": ["string", "null"]},
+                "Details": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "Correlation": {"type": "object"},
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make /openapi.json say what errors look like: FastAPI documents a 422 with its own
+    body, which this server never sends (bad input is a 400 in the one error shape)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            schemas["ErrorResponse"] = _ERROR_SCHEMA
+            error = {
+                "description": "An error (400 bad input, 401/403 token, 404, 409, 413, ...).",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+                },
+            }
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    responses.pop("422", None)
+                    responses.setdefault("default", error)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
