@@ -380,3 +380,23 @@ def test_served_steps_run_at_lower_cpu_priority_than_the_server(
     (step_run,) = ws.backend.list_step_runs(run_id)
     said = ws.backend.read_run_file(step_run.id, "user_logs/stdout.txt").decode()
     assert f"niceness {min(19, os.nice(0) + lower_by)}" in said
+
+
+def test_headrace_agent_runs_one_more_agent_until_idle(ws: Workspace) -> None:
+    root = Path(str(ws.path))
+    exe = str(Path(sys.executable).parent / "headrace")
+    agent = subprocess.Popen(
+        [exe, "agent", "-w", str(root), "--slot", "2", "--idle-seconds", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lock = agent_lock_path(root, 2)
+        wait_for(lambda: lock.exists() and lock.read_text().strip() == str(agent.pid), "slot 2")
+        _, stderr = agent.communicate(timeout=30)  # idle for 1 s: it exits by itself
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert agent.returncode == 0, stderr
+    assert "Agent slot 2 serving workspace" in stderr

@@ -1,4 +1,5 @@
-"""`headrace server`: serve a workspace over HTTP (SDK v1 REST submission, JSON API)."""
+"""`headrace server`: serve a workspace over HTTP (SDK v1 REST submission, JSON API); `headrace
+agent`: one more agent for a workspace folder."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from headrace.cli.common import WorkspaceOption, open_workspace
 from headrace.server.run import STEP_NICE
 
-__all__ = ["server"]
+__all__ = ["agent", "server"]
 
 
 def server(
@@ -87,3 +88,55 @@ def server(
         grace_seconds=grace_seconds,
         step_nice=step_nice,
     )
+
+
+def agent(
+    workspace: WorkspaceOption = None,
+    slot: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Agent slot: 0 is the workspace's usual agent, N > 0 an additional one."
+        ),
+    ] = 1,
+    idle_seconds: Annotated[
+        float,
+        typer.Option(help="Exit after this long with nothing to do ('inf': keep running)."),
+    ] = float("inf"),
+    grace_seconds: Annotated[
+        float,
+        typer.Option(
+            help="On SIGTERM/SIGINT, how long running steps may finish before they are "
+            "stopped and requeued."
+        ),
+    ] = 30.0,
+    step_nice: Annotated[
+        int, typer.Option(min=0, max=19, help="Run steps this much nicer than the agent.")
+    ] = 0,
+) -> None:
+    """Run one more agent for a workspace folder, in the foreground, until Ctrl-C.
+
+    With the workspace on PostgreSQL, agents claim runs side by side (SKIP LOCKED), so
+    throughput grows with agents (on this machine or others that see the same folder)."""
+    from headrace.engine.agent import main as agent_main
+
+    ws = open_workspace(workspace, resume=False)
+    if ws.path is None:
+        raise typer.BadParameter("the workspace has no folder", param_hint="--workspace")
+    typer.echo(
+        f"Agent slot {slot} serving workspace {ws.name!r} ({ws.path}); Ctrl-C stops.", err=True
+    )
+    code = agent_main(
+        [
+            "--workspace",
+            str(ws.path),
+            "--slot",
+            str(slot),
+            "--idle-seconds",
+            str(idle_seconds),
+            "--grace-seconds",
+            str(grace_seconds),
+            "--step-nice",
+            str(step_nice),
+        ]
+    )
+    raise typer.Exit(code)
