@@ -43,7 +43,7 @@ from headrace.server.auth import hash_secret, issue_token
 from headrace.store.workspace_store import WorkspaceStore
 from tests.servers import RUNNER, LiveServer, bearer, free_port, make_token
 
-PUBLIC = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC = {"/", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
 def assert_error_shape(response: httpx.Response | requests.Response, status: int) -> str:
@@ -553,3 +553,9 @@ def test_lists_of_an_unknown_run_are_404_not_empty(root: Path, server: LiveServe
         "/api/v1/runs/nope/content/user_logs/stdout.txt",
     ):
         assert "nope" in assert_error_shape(httpx.get(server.url + route, headers=headers), 404)
+
+
+def test_the_root_leads_to_the_api_docs_until_the_portal_exists(server: LiveServer) -> None:
+    page = httpx.get(f"{server.url}/", follow_redirects=True)
+    assert page.status_code == 200
+    assert page.url.path == "/docs"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse
 
 from headrace.errors import NotFoundError
 from headrace.sdk.published import SUBMIT_PREFIX, submit_url
@@ -54,6 +55,12 @@ Submitter = Annotated[TokenRecord | None, Depends(require("submitter"))]
 def health(request: Request) -> dict[str, Any]:
     """Liveness: no token needed."""
     return {"status": "ok", "workspace": _state(request).store.name}
+
+
+@router.get("/", tags=["server"], include_in_schema=False)
+def home() -> RedirectResponse:
+    """The web portal's place (issue 4 builds the portal); until then, the API's docs."""
+    return RedirectResponse("/docs")
 
 
 # -- SDK v1 submit routes ------------------------------------------------------------------
