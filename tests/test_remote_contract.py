@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from headrace import (
+    Datastore,
     DatastorePathError,
     Experiment,
     Pipeline,
@@ -96,6 +97,18 @@ def two_step_pipeline(ws: Workspace, tmp_path: Path) -> Pipeline:
         source_directory=str(source),
     )
     return Pipeline(ws, steps=[producer, consumer])
+
+
+def test_register_local_checks_and_creates_the_folder_where_the_workspace_is(
+    any_ws: Workspace, tmp_path: Path
+) -> None:
+    missing = tmp_path / "not-yet"
+    with pytest.raises(UserError, match="does not exist; create it first"):
+        Datastore.register_local(any_ws, "refused", missing, create_if_not_exists=False)
+    made = Datastore.register_local(any_ws, "made", missing)
+    assert missing.is_dir()
+    assert str(missing) in made.root  # a remote root also names the server
+    assert "create_if_not_exists" not in any_ws.backend.find_datastore("made").config
 
 
 def test_datastore_upload_download_and_paths(any_ws: Workspace, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
 from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
-from headrace.errors import NotFoundError
+from headrace.errors import NotFoundError, UserError
 from headrace.graph.model import Graph
 from headrace.store.datastores import clean_relative_path
 from headrace.store.records import (
@@ -72,6 +72,8 @@ class LocalBackend:
     def register_datastore(
         self, name: str, type_: str, config: dict[str, Any], *, overwrite: bool
     ) -> DatastoreRecord:
+        if type_ == "local":
+            config = _local_folder(config)
         record = self.meta.add_datastore(name, type_, config, overwrite=overwrite)
         self.store.forget_datastore(name)
         return record
@@ -350,3 +352,19 @@ class LocalBackend:
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
+
+
+def _local_folder(config: dict[str, Any]) -> dict[str, Any]:
+    """A local datastore's config with its folder made absolute, checked, and created when
+    `create_if_not_exists` (not stored) allows; on this machine, where the workspace is."""
+    config = dict(config)
+    create = bool(config.pop("create_if_not_exists", False))
+    folder = Path(str(config.get("path", ""))).expanduser().absolute()
+    if not folder.exists():
+        if not create:
+            raise UserError(f"The folder {folder} does not exist; create it first.")
+        folder.mkdir(parents=True)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; a local datastore is a folder.")
+    config["path"] = str(folder)
+    return config

@@ -79,21 +79,17 @@ class Datastore:
         overwrite: bool = False,
         create_if_not_exists: bool = True,
     ) -> Datastore:
-        """Register a folder on this machine as a datastore."""
+        """Register a folder as a datastore: a folder of the machine the workspace lives on
+        (for a remote workspace, the server's machine)."""
         if not isinstance(datastore_name, str) or not _NAME.match(datastore_name):
             raise UserError(
                 f"Datastore name {datastore_name!r} is invalid: use 1-255 letters, digits and "
                 "underscores (as Azure ML does), for example 'raw_data'."
             )
-        folder = Path(path).expanduser().absolute()
-        if not folder.exists():
-            if not create_if_not_exists:
-                raise UserError(f"The folder {folder} does not exist; create it first.")
-            folder.mkdir(parents=True)
-        if not folder.is_dir():
-            raise UserError(f"{folder} is not a folder; a local datastore is a folder.")
+        # The backend checks (and creates) the folder where the workspace lives.
+        config = {"path": os.fspath(path), "create_if_not_exists": create_if_not_exists}
         record = workspace.backend.register_datastore(
-            datastore_name, "local", {"path": str(folder)}, overwrite=overwrite
+            datastore_name, "local", config, overwrite=overwrite
         )
         return Datastore._from_record(workspace, record)
 
