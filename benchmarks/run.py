@@ -104,8 +104,8 @@ def markdown(outcomes: list[Outcome], info: dict[str, str], command: str, second
     lines = [
         "# Benchmarks",
         "",
-        'The "Speed and memory" figures of issue 2, each beside a floor measured in the same '
-        "run on the same machine. Reproduce with:",
+        'The "Speed and memory" figures of issues 2 and 3, each beside a floor measured in the '
+        "same run on the same machine. Reproduce with:",
         "",
         "```",
         command,

@@ -191,7 +191,8 @@ def test_a_killed_agents_run_is_resumed_by_the_other_agent(
     )
     processes = {agents.start(0).pid, agents.start(1).pid}
     run = Experiment(any_ws, "kill").submit(Pipeline(any_ws, steps=[step]))
-    wait_for(pids.exists, "the step to start")
+    # The step creates the file, then writes its line: wait for the line.
+    wait_for(lambda: pids.exists() and pids.read_text().endswith("\n"), "the step to start")
     step_pid, holder = map(int, pids.read_text().split())
     assert holder in processes
     os.kill(holder, signal.SIGKILL)
