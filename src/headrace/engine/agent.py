@@ -53,6 +53,8 @@ from headrace.engine.processes import (
     is_local_agent_dead,
     is_process_alive,
     kill_group,
+    processes_with_env,
+    signal_escaped,
 )
 from headrace.engine.runtime import (
     PreparedStep,
@@ -221,7 +223,7 @@ class Agent:
         for record in orchestrator.interrupted():
             if record.pid and is_process_alive(record.pid, record.pid_started):
                 kill_group(record.pid)
-        for pid in _processes_with_env("HEADRACE_PIPELINE_RUN_ID", {orchestrator.run.id}):
+        for pid in processes_with_env("HEADRACE_PIPELINE_RUN_ID", {orchestrator.run.id}):
             with contextlib.suppress(OSError):
                 kill_group(os.getpgid(pid))
         discard_run(self.ws, orchestrator.run.id, orchestrator.output_datastores())
@@ -381,7 +383,7 @@ class Agent:
         succeeded = code == 0 and active.stop_reason is None
         if active.stop_reason is not None:
             # A stopped attempt's daemons (children that left its process group) go too.
-            _signal_escaped(task.step_run_id, signal.SIGKILL)
+            signal_escaped(task.step_run_id, signal.SIGKILL)
         error: str | None = None
         try:
             finalize(self.ws, active.prepared, succeeded, self.folders)
@@ -415,7 +417,7 @@ class Agent:
     def _stop_attempt(self, active: Active, reason: str) -> None:
         active.stop_reason = reason
         active.process.terminate()
-        _signal_escaped(active.task.step_run_id, signal.SIGTERM)
+        signal_escaped(active.task.step_run_id, signal.SIGTERM)
         active.kill_at = time.monotonic() + TERMINATE_GRACE_SECONDS
 
     def _enforce_deadlines(self) -> None:
@@ -479,7 +481,7 @@ class Agent:
                 time.sleep(0.01)
             self._forget(key)
             # Children that left the step's process group go too.
-            _signal_escaped(active.task.step_run_id, signal.SIGKILL)
+            signal_escaped(active.task.step_run_id, signal.SIGKILL)
             discard(self.ws, active.task)
         self.ws.meta.apply_step_writes(self.writes)
         for run_id in list(self.runs):
@@ -490,40 +492,6 @@ class Agent:
             self.selector.unregister(self._wake_socket)
             self._wake_socket.close()
             self._wake_socket = None
-
-
-def _processes_with_env(variable: str, values: set[str]) -> list[int]:
-    """Pids of processes whose environment sets `variable` to one of `values`.
-
-    Catches a step process started just before its agent died, before it was recorded.
-    """
-    if not values:
-        return []
-    wanted = {f"{variable}={v}".encode() for v in values}
-    found = []
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                variables = set(fh.read().split(b"\0"))
-        except OSError:
-            continue
-        if variables & wanted:
-            found.append(int(entry))
-    return found
-
-
-def _signal_escaped(step_run_id: str, sig: int) -> None:
-    """Signal the process groups of processes a step started that left its group.
-
-    Only for stopped attempts (cancel, timeout, fail-fast): scanning /proc costs
-    milliseconds, too much to pay at every step's end.
-    """
-    for pid in _processes_with_env("HEADRACE_RUN_ID", {step_run_id}):
-        with contextlib.suppress(OSError):
-            kill_group(os.getpgid(pid), sig)
 
 
 def main(argv: list[str] | None = None) -> int:

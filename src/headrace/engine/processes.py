@@ -1,7 +1,9 @@
-"""Small helpers over OS processes: identity that survives pid reuse, and group kills."""
+"""Small helpers over OS processes: identity that survives pid reuse, group kills, and
+finding a step's processes by their environment."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,6 +14,8 @@ __all__ = [
     "kill_group",
     "parse_agent_identity",
     "process_start_time",
+    "processes_with_env",
+    "signal_escaped",
 ]
 
 
@@ -75,3 +79,37 @@ def is_local_agent_dead(identity: str) -> bool:
     if host != socket.gethostname():
         return False
     return not is_process_alive(pid, started or None)
+
+
+def processes_with_env(variable: str, values: set[str]) -> list[int]:
+    """Pids of processes whose environment sets `variable` to one of `values`.
+
+    Catches a step process started just before its agent died, before it was recorded.
+    """
+    if not values:
+        return []
+    wanted = {f"{variable}={v}".encode() for v in values}
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                variables = set(fh.read().split(b"\0"))
+        except OSError:
+            continue
+        if variables & wanted:
+            found.append(int(entry))
+    return found
+
+
+def signal_escaped(step_run_id: str, sig: int) -> None:
+    """Signal the process groups of processes a step started that left its group.
+
+    Only for stopped attempts (cancel, timeout, fail-fast): scanning /proc costs
+    milliseconds, too much to pay at every step's end.
+    """
+    for pid in processes_with_env("HEADRACE_RUN_ID", {step_run_id}):
+        with contextlib.suppress(OSError):
+            kill_group(os.getpgid(pid), sig)

@@ -390,16 +390,21 @@ def cancel_run(request: Request, run_id: str, _token: Submitter) -> dict[str, An
 @router.get("/pipeline-runs/{run_id}/steps")
 def list_step_runs(request: Request, run_id: str, _token: Reader) -> list[dict[str, Any]]:
     backend = state(request).backend
-    backend.get_pipeline_run(run_id)  # 404 for an unknown run, not an empty list
-    return [to_wire(s) for s in backend.list_step_runs(run_id)]
+    steps = backend.list_step_runs(run_id)
+    if not steps:
+        backend.get_pipeline_run(run_id)  # 404 for an unknown run, not an empty list
+    return [to_wire(s) for s in steps]
 
 
-def _known_run(request: Request, run_id: str) -> None:
-    """404 unless `run_id` is a step run or a pipeline run (lists of an unknown run are not
-    empty lists)."""
-    backend = state(request).backend
-    if backend.find_step_run(run_id) is None:
-        backend.get_pipeline_run(run_id)
+def _known_run(request: Request, run_id: str, answer: Any) -> Any:
+    """`answer`, unless it is empty and `run_id` names no step run or pipeline run: then 404
+    (lists of an unknown run are not empty lists). Only an empty answer costs the lookup:
+    log polling reads these routes several times a second."""
+    if not answer:
+        backend = state(request).backend
+        if backend.find_step_run(run_id) is None:
+            backend.get_pipeline_run(run_id)
+    return answer
 
 
 @router.get("/step-runs/{step_run_id}")
@@ -425,15 +430,15 @@ def list_events(
     _token: Reader,
     after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> list[dict[str, Any]]:
-    _known_run(request, run_id)
-    return [to_wire(e) for e in state(request).backend.list_events(run_id, after)]
+    events = _known_run(request, run_id, state(request).backend.list_events(run_id, after))
+    return [to_wire(e) for e in events]
 
 
 # -- run files, metrics, tags (a step's own token may use these on its run) -----------------
 @router.get("/runs/{run_id}/files")
 def list_run_files(request: Request, run_id: str, _token: RunReader) -> list[dict[str, Any]]:
-    _known_run(request, run_id)
-    return [to_wire(f) for f in state(request).backend.list_run_files(run_id)]
+    files = _known_run(request, run_id, state(request).backend.list_run_files(run_id))
+    return [to_wire(f) for f in files]
 
 
 @router.get("/runs/{run_id}/files/{name:path}")
@@ -455,8 +460,9 @@ def read_run_file(
     limit: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
 ) -> Response:
     """Bytes of a run file from `offset` (empty while it does not exist yet): log polling."""
-    _known_run(request, run_id)
-    data = state(request).backend.read_run_file(run_id, name, offset, limit)
+    data = _known_run(
+        request, run_id, state(request).backend.read_run_file(run_id, name, offset, limit)
+    )
     return Response(bytes(data), media_type="application/octet-stream")
 
 
