@@ -84,8 +84,8 @@ def test_every_route_but_the_public_ones_answers_401_without_a_token(server: Liv
     assert len(routes) >= 9
     checked = 0
     for route in routes:
-        if route.path in PUBLIC:
-            continue
+        if route.path in PUBLIC or route.path.startswith("/ui"):
+            continue  # the portal's pages send browsers to sign in (tests/portal)
         path = re.sub(r"\{[^}]+\}", "x", route.path)
         for method in route.methods:
             response = httpx.request(
@@ -94,7 +94,7 @@ def test_every_route_but_the_public_ones_answers_401_without_a_token(server: Liv
             message = assert_error_shape(response, 401)
             assert "Authorization: Bearer" in message
             checked += 1
-    assert checked >= 9
+    assert checked >= 40  # the SDK v1 routes and the /api/v1 routes
 
 
 def test_token_from_the_cli_reads_and_is_never_listed(root: Path, server: LiveServer) -> None:
@@ -553,9 +553,3 @@ def test_lists_of_an_unknown_run_are_404_not_empty(root: Path, server: LiveServe
         "/api/v1/runs/nope/content/user_logs/stdout.txt",
     ):
         assert "nope" in assert_error_shape(httpx.get(server.url + route, headers=headers), 404)
-
-
-def test_the_root_leads_to_the_api_docs_until_the_portal_exists(server: LiveServer) -> None:
-    page = httpx.get(f"{server.url}/", follow_redirects=True)
-    assert page.status_code == 200
-    assert page.url.path == "/docs"

@@ -100,10 +100,11 @@ app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(endpoints.app, name="endpoint")
 app.command("server")(server.server)
 app.command("agent")(server.agent)
+app.command("ui")(server.ui)
 
 # Commands that work on the workspace's folder itself: $HEADRACE_SERVER_URL (which the SDK
 # also reads, for published pipelines' URLs) does not send them to a server.
-_LOCAL_ONLY = frozenset({"agent", "server", "token", "workspace"})
+_LOCAL_ONLY = frozenset({"agent", "server", "token", "ui", "workspace"})
 
 
 def _version(value: bool) -> None:

@@ -11,7 +11,7 @@ import typer
 from headrace.cli.common import WorkspaceOption, open_workspace
 from headrace.server.run import STEP_NICE
 
-__all__ = ["agent", "server"]
+__all__ = ["agent", "server", "ui"]
 
 
 def server(
@@ -88,6 +88,24 @@ def server(
         grace_seconds=grace_seconds,
         step_nice=step_nice,
     )
+
+
+def ui(
+    workspace: WorkspaceOption = None,
+    host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8766,
+) -> None:
+    """Open the web portal of a workspace folder on this machine (no tokens: loopback only)."""
+    from headrace.server.run import serve_ui
+
+    ws = open_workspace(workspace, resume=False)
+    if ws.path is None:
+        raise typer.BadParameter("the workspace has no folder", param_hint="--workspace")
+    typer.echo(
+        f"Portal of workspace {ws.name!r} ({ws.path}) at http://{host}:{port}/ui ; Ctrl-C stops.",
+        err=True,
+    )
+    serve_ui(Path(ws.path), host=host, port=port)
 
 
 def agent(

@@ -261,7 +261,7 @@ def create_app(
     agents (the uvicorn master of a multi-worker server), so submits only wake them.
     """
     from headrace import __version__
-    from headrace.server import api, routes
+    from headrace.server import api, portal, routes
 
     if not WorkspaceLayout(Path(workspace_path).absolute()).exists():
         raise ConfigError(
@@ -307,10 +307,11 @@ def create_app(
     )
     app.state.headrace = state
     _install_error_handlers(app)
-    # The routes themselves, not an included router: `app.routes` then lists every route
-    # (the auth test walks it).
+    # The routes themselves, not included routers (which FastAPI now resolves lazily):
+    # `app.routes` then lists every route, and the auth tests walk it.
     app.router.routes.extend(routes.router.routes)
-    app.include_router(api.router)  # the JSON API of RemoteBackend
+    app.router.routes.extend(api.router.routes)  # the JSON API of RemoteBackend
+    portal.mount(app, root)  # the web portal under /ui
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     _document_errors(app)
     return app

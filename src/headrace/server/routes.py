@@ -59,8 +59,8 @@ def health(request: Request) -> dict[str, Any]:
 
 @router.get("/", tags=["server"], include_in_schema=False)
 def home() -> RedirectResponse:
-    """The web portal's place (issue 4 builds the portal); until then, the API's docs."""
-    return RedirectResponse("/docs")
+    """The web portal."""
+    return RedirectResponse("/ui")
 
 
 # -- SDK v1 submit routes ------------------------------------------------------------------

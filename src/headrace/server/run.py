@@ -24,7 +24,14 @@ from headrace.errors import ConfigError, MissingDependencyError, UserError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["STEP_NICE", "app_from_environment", "check_bind", "is_loopback", "serve"]
+__all__ = [
+    "STEP_NICE",
+    "app_from_environment",
+    "check_bind",
+    "is_loopback",
+    "serve",
+    "serve_ui",
+]
 
 log = logging.getLogger("headrace.server")
 
@@ -83,6 +90,28 @@ def app_from_environment() -> FastAPI:
     )
 
 
+def _import_server() -> Any:
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"The server needs FastAPI and uvicorn ({exc.name} is missing); install them with: "
+            "pip install 'headrace[server]'"
+        ) from exc
+    return uvicorn
+
+
+def serve_ui(workspace: Path, *, host: str = "127.0.0.1", port: int = 8766) -> None:
+    """The portal of a workspace folder for its owner: no tokens, loopback only, and runs
+    submitted from it executed by the workspace's own detached agent (as SDK submits are)."""
+    check_bind(host, auth=False, workers=1)
+    uvicorn = _import_server()
+    from headrace.server.app import create_app
+
+    app = create_app(workspace, auth=False, agents=None)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def serve(
     workspace: Path,
     *,
@@ -104,15 +133,9 @@ def serve(
     # The agents started below (and their steps) inherit this: each step gets the URL and a
     # token scoped to its run, to log metrics and files through the server.
     os.environ["HEADRACE_SERVER_URL"] = f"http://{_connect_host(host)}:{port}"
-    try:
-        import uvicorn
+    uvicorn = _import_server()
+    from headrace.server.app import create_app
 
-        from headrace.server.app import create_app
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"The server needs FastAPI and uvicorn ({exc.name} is missing); install them with: "
-            "pip install 'headrace[server]'"
-        ) from exc
     if not auth:
         log.warning("serving %s without authentication (loopback only)", workspace)
     if workers == 1:
