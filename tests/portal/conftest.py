@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,22 @@ def sign_in(tab: Any, server: LiveServer, root: Path, role: str, name: str | Non
     tab.get_by_role("button", name="Sign in").click()
     tab.wait_for_url(f"{server.url}/ui")
     return token
+
+
+@contextmanager
+def counted_queries(server: LiveServer) -> Iterator[list[str]]:
+    """The SQL statements the server's store runs inside the block (in the server's threads
+    too: the listener is on the engine)."""
+    from sqlalchemy import event
+
+    engine = server.app.state.headrace.store.database.engine
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from headrace import Experiment, Workspace
 from headrace.cli.main import app as cli_app
 from tests import shapes
-from tests.portal.conftest import screenshot, sign_in
+from tests.portal.conftest import counted_queries, screenshot, sign_in
 from tests.servers import RUNNER, LiveServer, bearer, make_token
 
 
@@ -152,3 +152,12 @@ def test_the_home_page_fits_the_screen(
     assert tab.evaluate("document.activeElement.textContent") == "Skip to content"
     screenshot(tab, f"home-{width}px")
     context.close()
+
+
+def test_the_home_page_costs_a_handful_of_queries(
+    ws: Workspace, root: Path, portal: LiveServer
+) -> None:
+    finished_run(ws, root)
+    with counted_queries(portal) as statements:
+        assert httpx.get(f"{portal.url}/ui").status_code == 200
+    assert 1 <= len(statements) <= 3, statements

@@ -1,0 +1,5 @@
+"""Comparing runs side by side (issue 4). Being built."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

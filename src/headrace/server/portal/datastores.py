@@ -1,0 +1,5 @@
+"""Datastores (browse, download) and compute targets (issue 4). Being built."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
