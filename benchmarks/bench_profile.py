@@ -2,7 +2,7 @@
 
 Runs chains of 50 no-op steps on an instrumented agent (benchmarks/agent_probe.py: the real
 agent with timing wrappers and SQL counters), once with `run_after` edges and once with
-PipelineData edges, then once more under cProfile. Reports, per step: the step process's
+PipelineData edges, then the PipelineData chain once more under cProfile. Reports, per step: the step process's
 lifetime as the agent sees it (spawn to reap), the agent's dead time between reaping one
 step and spawning the next, each phase's inclusive time, SQL statements and transactions, and
 the top functions by own time.
@@ -157,7 +157,7 @@ def run(ctx: Context) -> Outcome:
         probe = start_probe(bws, stats, cprofile=True)
         try:
             run_pipeline(bws, noop_chain(bws, 1, "warm-up-2", data=False))
-            profiled, _, _ = measured(probe, stats, bws, noop_chain(bws, N, "cprofile", data=False))
+            profiled, _, _ = measured(probe, stats, bws, noop_chain(bws, N, "cprofile", data=True))
         finally:
             stop_agent(bws.path)
             probe.wait(10)
@@ -227,19 +227,19 @@ def run(ctx: Context) -> Outcome:
     )
     outcome.details.append(f"floor `python -c pass`: {spread(floors, 1000, ' ms')}")
     outcome.details.append(
-        f"under cProfile the run_after chain took {profiled / N * 1000:.1f} ms/step "
+        f"under cProfile the PipelineData chain took {profiled / N * 1000:.1f} ms/step "
         "(cProfile slows Python code, so use the table below for shares, not absolute times)"
     )
     outcome.tables.append(
         (
-            f"cProfile of the agent, chain of {N} (run_after): headrace functions by "
+            f"cProfile of the agent, chain of {N} (PipelineData): headrace functions by "
             "cumulative time",
             top_functions(agent_profile, N, 25, cumulative=True),
         )
     )
     outcome.tables.append(
         (
-            f"cProfile of the agent, chain of {N} (run_after): top 20 functions by own time",
+            f"cProfile of the agent, chain of {N} (PipelineData): top 20 functions by own time",
             top_functions(agent_profile, N),
         )
     )

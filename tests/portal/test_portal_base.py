@@ -4,6 +4,9 @@ the token does, pages and their JSON twins, CSRF on forms, errors as pages."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from headrace import Experiment, Workspace
 from headrace.cli.main import app as cli_app
 from tests import shapes
 from tests.portal.conftest import counted_queries, screenshot, sign_in
-from tests.servers import RUNNER, LiveServer, bearer, make_token
+from tests.servers import RUNNER, LiveServer, bearer, free_port, make_token
 
 
 def finished_run(ws: Workspace, root: Path, experiment: str = "portal") -> str:
@@ -161,3 +164,37 @@ def test_the_home_page_costs_a_handful_of_queries(
     with counted_queries(portal) as statements:
         assert httpx.get(f"{portal.url}/ui").status_code == 200
     assert 1 <= len(statements) <= 3, statements
+
+
+def test_headrace_ui_serves_a_workspace_folder_without_tokens(ws: Workspace, root: Path) -> None:
+    run_id = finished_run(ws, root)
+    port = free_port()
+    headrace = Path(sys.executable).with_name("headrace")
+    ui = subprocess.Popen(
+        [str(headrace), "ui", "-w", str(root), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/ui.json")
+                break
+            except httpx.TransportError:
+                assert ui.poll() is None, ui.communicate()[0]
+                assert time.monotonic() < deadline, "headrace ui did not answer in 30 s"
+                time.sleep(0.1)
+        assert answer.status_code == 200
+        assert [row["id"] for row in answer.json()["runs"]] == [run_id]
+    finally:
+        ui.terminate()
+        output = ui.communicate(timeout=20)[0].decode()
+    assert f"http://127.0.0.1:{port}/ui" in output
+
+
+def test_headrace_ui_refuses_a_public_address(root: Path) -> None:
+    result = RUNNER.invoke(cli_app, ["ui", "-w", str(root), "--host", "0.0.0.0"])
+    assert result.exit_code != 0
+    assert "Refusing to serve the portal on 0.0.0.0" in result.output
+    assert "headrace server" in result.output

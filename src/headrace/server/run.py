@@ -104,7 +104,12 @@ def _import_server() -> Any:
 def serve_ui(workspace: Path, *, host: str = "127.0.0.1", port: int = 8766) -> None:
     """The portal of a workspace folder for its owner: no tokens, loopback only, and runs
     submitted from it executed by the workspace's own detached agent (as SDK submits are)."""
-    check_bind(host, auth=False, workers=1)
+    if not is_loopback(host):
+        raise ConfigError(
+            f"Refusing to serve the portal on {host}: `headrace ui` needs no token, so it "
+            "listens on loopback addresses only (127.0.0.1). To share the portal, run "
+            "`headrace server`, where people sign in with API tokens."
+        )
     uvicorn = _import_server()
     from headrace.server.app import create_app
 
