@@ -50,9 +50,10 @@ def _work_dir(ws: WorkspaceStore, task: StepTask) -> Path:
     return ws.layout.work_dir / task.pipeline_run_id / f"{task.step_run_id}-{task.attempt}"
 
 
-def _staging(task: StepTask) -> str:
-    """The attempt's staging folder on a datastore, under its pipeline run's."""
-    return f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}"
+def _staging(task: StepTask, port: str) -> str:
+    """Where the attempt stages output `port` on its datastore, under its pipeline run's
+    staging folder: one folder per output, so staging one makes one directory."""
+    return f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}-{port}"
 
 
 def pipeline_data_path(step_run_id: str, output_name: str) -> str:
@@ -142,7 +143,7 @@ def prepare(
         if item.mode == "upload":
             target = cwd / (item.path_on_compute or item.port)
         else:
-            target = files.local_path(f"{_staging(task)}/{item.port}")
+            target = files.local_path(_staging(task, item.port))
             if target.exists():
                 shutil.rmtree(target)
         target.mkdir(parents=True, exist_ok=True)
@@ -154,7 +155,7 @@ def prepare(
     args = [placeholders.expand(a, paths, values) for a in node.arguments]
 
     run_dir = ws.artifacts.run_dir(task.step_run_id)
-    (run_dir / "user_logs").mkdir(parents=True, exist_ok=True)
+    _make_dirs(run_dir, run_dir / "user_logs")
     journal = run_dir / JOURNAL_NAME
     if journal.exists():
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
@@ -278,6 +279,18 @@ def _run_token(ws: WorkspaceStore, task: StepTask) -> str:
     return secret
 
 
+def _make_dirs(*paths: Path) -> None:
+    """Make each folder in turn (each the parent of the next); one mkdir each when new
+    (`mkdir(parents=True)` first fails on the missing parent, then retries)."""
+    for path in paths:
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            path.mkdir(parents=True, exist_ok=True)
+
+
 def _remove_now(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -318,8 +331,9 @@ def finalize(
                         source.rmdir()  # emptied: the working folder may be reused
     finally:
         for item in task.outputs:
-            if item.mode != "upload":
-                folders.remove(prepared.staged_outputs[item.port].parent)
+            staged = prepared.staged_outputs[item.port]
+            if item.mode != "upload" and staged.exists():  # not committed: failed
+                folders.remove(staged)
         folders.release(
             task.pipeline_run_id, task.node.snapshot_id, prepared.cwd, prepared.snapshot_files
         )
@@ -331,7 +345,7 @@ def discard(ws: WorkspaceStore, task: StepTask) -> None:
     for item in task.outputs:
         try:
             files = ws.datastore_files(item.datastore)
-            shutil.rmtree(files.local_path(_staging(task)), ignore_errors=True)
+            shutil.rmtree(files.local_path(_staging(task, item.port)), ignore_errors=True)
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue
 
