@@ -30,7 +30,7 @@ from headrace.errors import MissingDependencyError, StoreError
 __all__ = ["HEAD_REVISION", "Database", "sqlite_url"]
 
 # The newest migration in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # How long an SQLite statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 30_000

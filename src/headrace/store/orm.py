@@ -154,6 +154,11 @@ class PipelineRunRow(Base):
     __table_args__ = (
         Index("ix_pipeline_runs_status_created", "status", "created_at"),
         Index("ix_pipeline_runs_experiment_created", "experiment_id", "created_at"),
+        # The portal's runs list: sorted by each of these times, and filtered by graph.
+        Index("ix_pipeline_runs_created", "created_at", "id"),
+        Index("ix_pipeline_runs_started", "started_at", "id"),
+        Index("ix_pipeline_runs_ended", "ended_at", "id"),
+        Index("ix_pipeline_runs_graph", "graph_id"),
     )
 
 
