@@ -1,23 +1,48 @@
-"""Read-only queries the portal's compare and compute pages need, one statement each.
+"""Read-only queries behind the portal's compare, publishing and compute pages.
 
-Comparing runs needs several pipeline runs and all their step runs at once, and the compute
-page needs the running step runs of every target: asking the store run by run (or target by
-target) would cost one query each. Nothing here writes.
+Each page reads what it shows in one read transaction of a few statements: comparing runs
+needs several pipeline runs with all their step runs and metrics; a published pipeline's
+page needs its other versions and its graph; an endpoint's page its versions' pipelines and
+one graph; the compute page the running step runs of every target. Asking the metadata store
+thing by thing would cost a transaction each (or one per run or target). Nothing here writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
 from headrace.store.database import Database
 from headrace.store.metadata import _pipeline_record
-from headrace.store.orm import ExperimentRow, PipelineRunRow
-from headrace.store.records import MetricRecord, PipelineRunRecord, Status, StepRunRecord
+from headrace.store.orm import (
+    ExperimentRow,
+    GraphRow,
+    PipelineEndpointRow,
+    PipelineRunRow,
+    PublishedPipelineRow,
+)
+from headrace.store.publishing import PublishingQueries, _published
+from headrace.store.records import (
+    MetricRecord,
+    PipelineEndpointRecord,
+    PipelineRunRecord,
+    PublishedPipelineRecord,
+    Status,
+    StepRunRecord,
+)
 from headrace.store.step_runs import METRICS, STEPS, step_record
 
-__all__ = ["comparison", "running_step_runs"]
+__all__ = [
+    "EndpointView",
+    "PublishedView",
+    "comparison",
+    "endpoint_view",
+    "published_view",
+    "running_step_runs",
+]
 
 
 def comparison(
@@ -67,3 +92,57 @@ def running_step_runs(db: Database, limit: int = 500) -> list[StepRunRecord]:
     )
     with db.read_conn() as conn:
         return [step_record(r) for r in conn.execute(query).all()]
+
+
+@dataclass(frozen=True)
+class PublishedView:
+    """A published pipeline, every version published under its name (newest first, itself
+    included) and its graph (as stored: a dict)."""
+
+    pipeline: PublishedPipelineRecord
+    same_name: list[PublishedPipelineRecord]
+    graph: dict[str, Any]
+
+
+def published_view(db: Database, pipeline_id: str) -> PublishedView | None:
+    """What a published pipeline's page shows, or None for an unknown id."""
+    with db.read() as s:
+        row = s.get(PublishedPipelineRow, pipeline_id)
+        if row is None:
+            return None
+        pipeline = _published(row)
+        same = s.scalars(
+            select(PublishedPipelineRow)
+            .where(PublishedPipelineRow.name == pipeline.name)
+            .order_by(PublishedPipelineRow.created_at.desc(), PublishedPipelineRow.id)
+        ).all()
+        graph = s.get(GraphRow, pipeline.graph_id)
+        return PublishedView(
+            pipeline, [_published(r) for r in same], dict(graph.graph) if graph else {}
+        )
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """A pipeline endpoint, the published pipeline of each version, and the graph of one
+    version (the one whose submit form the page shows)."""
+
+    endpoint: PipelineEndpointRecord
+    pipelines: dict[str, PublishedPipelineRecord]  # by pipeline id
+    graph: dict[str, Any]
+
+
+def endpoint_view(db: Database, name: str, version: str | None) -> EndpointView | None:
+    """What an endpoint's page shows (with the graph of `version`, default: the default
+    version), or None for an unknown name. An unknown version gets an empty graph."""
+    with db.read() as s:
+        row = s.scalars(select(PipelineEndpointRow).where(PipelineEndpointRow.name == name)).first()
+        if row is None:
+            return None
+        endpoint = PublishingQueries._record(row, PublishingQueries._versions(s, row.id))
+        ids = sorted(set(endpoint.versions.values()))
+        found = s.scalars(select(PublishedPipelineRow).where(PublishedPipelineRow.id.in_(ids)))
+        pipelines = {r.id: _published(r) for r in found}
+        chosen = pipelines.get(endpoint.versions.get(version or endpoint.default_version, ""))
+        graph = s.get(GraphRow, chosen.graph_id) if chosen is not None else None
+        return EndpointView(endpoint, pipelines, dict(graph.graph) if graph else {})
