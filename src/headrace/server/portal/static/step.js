@@ -1,0 +1,64 @@
+// The step run page: metric series drawn by uPlot, and stdout / stderr tailing live while the
+// step is active (the page polls /ui/steps/<id>/log/<stream>?offset=N for the new text).
+"use strict";
+(() => {
+  const initial = JSON.parse(document.getElementById("step-data").textContent);
+  window.headraceStepPage = { loadedAt: Date.now(), polls: 0 };
+
+  // -- charts ------------------------------------------------------------------------------
+  const css = getComputedStyle(document.documentElement);
+  const color = (name) => css.getPropertyValue(name).trim() || "#1d4ed8";
+  for (const figure of document.querySelectorAll("figure.metric-chart")) {
+    const series = initial.series[Number(figure.dataset.series)];
+    const width = Math.max(260, Math.min(720, figure.clientWidth || 720));
+    const axis = { stroke: color("--muted"), grid: { stroke: color("--line") }, ticks: { stroke: color("--line") } };
+    new uPlot({
+      width, height: 240,
+      scales: { x: { time: false } },
+      axes: [axis, axis],
+      series: [{ label: "step" }, { label: series.name, stroke: color("--accent"), width: 2, points: { show: series.x.length < 60 } }],
+    }, [series.x, series.y], figure);
+  }
+
+  // -- live logs ---------------------------------------------------------------------------
+  if (!initial.active) return;
+  const logs = ["stdout", "stderr"].map((stream) => ({ stream, pre: document.getElementById("log-" + stream) }));
+  const badge = document.getElementById("step-status");
+  const base = `/ui/steps/${encodeURIComponent(initial.id)}/log/`;
+  let timer = null;
+  const tick = async () => {
+    let active = true;
+    try {
+      for (const log of logs) {
+        const offset = Number(log.pre.dataset.offset || 0);
+        const response = await fetch(`${base}${log.stream}?offset=${offset}`, { headers: { Accept: "application/json" } });
+        if (!response.ok) continue;
+        const chunk = await response.json();
+        if (chunk.text) {
+          const atBottom = log.pre.scrollTop + log.pre.clientHeight >= log.pre.scrollHeight - 4;
+          log.pre.append(document.createTextNode(chunk.text));
+          if (atBottom) log.pre.scrollTop = log.pre.scrollHeight;
+        }
+        log.pre.dataset.offset = chunk.offset;
+        active = chunk.active;
+        if (badge.dataset.status !== chunk.status) {
+          badge.dataset.status = chunk.status;
+          badge.className = "status " + headrace.statusClass(chunk.status);
+          badge.textContent = chunk.status;
+        }
+      }
+    } catch (err) { /* the server restarting: try again */ }
+    window.headraceStepPage.polls += 1;
+    // One more read after the step ends, so its last lines show; then stop.
+    if (active) timer = setTimeout(tick, 1000);
+    else if (timer !== "last") { timer = "last"; setTimeout(tick, 300); }
+    else {
+      document.body.dataset.stepEnded = "true";
+      const note = document.createElement("p");
+      note.setAttribute("role", "status");
+      note.innerHTML = 'The step has ended. <a href="">Reload the page</a> for its outputs and metrics.';
+      badge.parentElement.after(note);
+    }
+  };
+  timer = setTimeout(tick, 1000);
+})();

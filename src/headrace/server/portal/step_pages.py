@@ -1,0 +1,362 @@
+"""A step run's page: what ran and why, its data, logs (tailing live), metrics and files.
+
+A reused step shows what the run it reused printed, logged and wrote (as the SDK's StepRun
+does): logs, metrics and files are read from `data_run_id`. The records come in one read
+transaction (`store.run_views`): the step run with its pipeline run, the graph (unless cached
+here), the run's step runs (to place inputs made by other steps) and the metrics. Run files are
+read through the artifact store, whose own checks refuse names that leave the run's folder.
+
+`graph_of` (parsed graphs by id, shared with the run page) lives here too.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from headrace.graph.model import Graph, StepNode
+from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
+from headrace.server.portal.shapes import seconds_between
+from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
+from headrace.store.records import (
+    TERMINAL_STATUSES,
+    MetricRecord,
+    PipelineRunRecord,
+    StepRunRecord,
+)
+from headrace.store.run_views import read_step_view
+
+__all__ = ["LOG_TAIL_BYTES", "graph_of", "known_graphs", "metric_groups"]
+
+LOG_TAIL_BYTES = 64 * 1024  # shown at first load
+LOG_CHUNK_BYTES = 256 * 1024  # most a poll of the log route returns
+OUTPUT_FILES_SHOWN = 50
+LOGS = {"stdout": STDOUT_LOG, "stderr": STDERR_LOG}
+
+# Parsed graphs by id. A graph id is the hash of its JSON, so an entry never goes stale; the
+# pages pass the ids held here to the store, which then skips reading those graphs.
+_GRAPHS: dict[str, Graph] = {}
+_GRAPHS_LIMIT = 64
+_graphs_lock = threading.Lock()
+
+
+def known_graphs() -> dict[str, Graph]:
+    return _GRAPHS
+
+
+def graph_of(request: Request, graph_id: str, raw: dict[str, Any] | None) -> Graph:
+    """The graph `graph_id`: cached, else parsed from `raw` (what the store read)."""
+    graph = _GRAPHS.get(graph_id)
+    if graph is not None:
+        return graph
+    if raw is None:  # dropped from the cache since the store was asked: read it again
+        found: Graph = state(request).backend.get_graph(graph_id)
+        return found
+    graph = Graph.from_dict(raw)
+    with _graphs_lock:
+        if len(_GRAPHS) >= _GRAPHS_LIMIT:
+            _GRAPHS.pop(next(iter(_GRAPHS)))  # the oldest entry
+        _GRAPHS[graph_id] = graph
+    return graph
+
+
+def _no_step(step_run_id: str) -> PortalError:
+    return PortalError(
+        404,
+        f"There is no step run {step_run_id!r} in this workspace; open its pipeline run "
+        "from /ui/runs and follow the step's link.",
+    )
+
+
+def find_step(request: Request, step_run_id: str) -> StepRunRecord:
+    record: StepRunRecord | None = state(request).backend.find_step_run(step_run_id)
+    if record is None:
+        raise _no_step(step_run_id)
+    return record
+
+
+def _browse_url(datastore: str | None, path: str | None) -> str | None:
+    if not datastore:
+        return None
+    return f"/ui/datastores/{datastore}/browse/{(path or '').strip('/')}"
+
+
+def _inputs(
+    node: StepNode,
+    graph: Graph,
+    run: PipelineRunRecord,
+    siblings: dict[str, StepRunRecord],
+) -> list[dict[str, Any]]:
+    """Where each input of `node` was read from (as the engine's planning places it)."""
+    default = graph.default_datastore
+    found = []
+    for binding in node.inputs:
+        data = graph.data_node(binding.data)
+        producer_url = None
+        if data.kind == "pipeline_data":
+            produced = siblings.get(data.producer or "")
+            recorded = (produced.outputs if produced else {}).get(data.output_name or data.name)
+            recorded = recorded or {}
+            datastore = recorded.get("datastore") or data.datastore or default
+            path = recorded.get("path")
+            producer_url = f"/ui/steps/{produced.id}" if produced else None
+        elif data.kind == "datapath_parameter":
+            value = run.parameters.get(data.parameter or "")
+            if not isinstance(value, dict):
+                try:
+                    value = graph.parameter(data.parameter or "").default
+                except KeyError:
+                    value = None
+            value = value if isinstance(value, dict) else {}
+            datastore = value.get("datastore") or default
+            path = value.get("path")
+        else:
+            datastore = data.datastore or default
+            path = data.path_on_datastore
+        found.append(
+            {
+                "port": binding.port,
+                "name": data.name,
+                "kind": data.kind,
+                "mode": binding.mode,
+                "datastore": datastore,
+                "path": path,
+                "browse_url": _browse_url(datastore, path) if path is not None else None,
+                "producer_url": producer_url,
+            }
+        )
+    return found
+
+
+def _outputs(request: Request, step: StepRunRecord) -> list[dict[str, Any]]:
+    """Each output with its datastore path and its files (the first few), for download."""
+    backend = state(request).backend
+    found = []
+    for port, out in step.outputs.items():
+        datastore, path = out.get("datastore"), out.get("path") or ""
+        files: list[dict[str, Any]] = []
+        more = 0
+        if datastore and step.status in TERMINAL_STATUSES:
+            try:
+                listed = backend.list_datastore_files(datastore, path)
+            except Exception:  # a datastore gone or unreachable: show the path anyway
+                listed = []
+            more = max(0, len(listed) - OUTPUT_FILES_SHOWN)
+            files = [
+                {
+                    "path": name,
+                    "label": name[len(path) :].lstrip("/") or name,
+                    "size": size,
+                    "url": f"/ui/datastores/{datastore}/download/{name}",
+                }
+                for name, size in listed[:OUTPUT_FILES_SHOWN]
+            ]
+        found.append(
+            {
+                "port": port,
+                "name": out.get("data_name", port),
+                "pipeline_output_name": out.get("pipeline_output_name"),
+                "datastore": datastore,
+                "path": path,
+                "browse_url": _browse_url(datastore, path),
+                "files": files,
+                "more_files": more,
+            }
+        )
+    return found
+
+
+def _environment(node: StepNode | None, step: StepRunRecord) -> dict[str, Any]:
+    if node is None:
+        return {"variables": {}, "spec": None, "properties": step.properties}
+    return {
+        "kind": node.kind,
+        "script_name": node.script_name,
+        "source_directory": node.source_directory,
+        "arguments": list(node.arguments),
+        "variables": dict(node.environment_variables),
+        "spec": node.environment,
+        "allow_reuse": node.allow_reuse,
+        "max_retries": node.max_retries,
+        "timeout_seconds": node.timeout_seconds,
+        "properties": step.properties,
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def metric_groups(records: list[MetricRecord], image_url: str) -> dict[str, Any]:
+    """Metrics by how they are shown: scalars (a table), series (charts: a name logged several
+    times, or a numeric list), tables (log_table / log_row) and images (`image_url` + file)."""
+    by_name: dict[str, list[MetricRecord]] = {}
+    for record in records:
+        by_name.setdefault(record.name, []).append(record)
+    scalars, series, tables, images, lists = [], [], [], [], []
+    for name, items in by_name.items():
+        kind = items[0].kind
+        if kind == "scalar" and len(items) == 1:
+            scalars.append({"name": name, "value": items[0].value, "logged": 1})
+        elif kind == "scalar":
+            values = [i.value for i in items]
+            steps = [i.step if i.step is not None else n for n, i in enumerate(items)]
+            if all(_is_number(v) for v in values):
+                series.append({"name": name, "x": steps, "y": values})
+            scalars.append({"name": name, "value": values[-1], "logged": len(values)})
+        elif kind == "list":
+            value = list(items[-1].value or [])
+            if value and all(_is_number(v) for v in value):
+                series.append({"name": name, "x": list(range(len(value))), "y": value})
+            else:
+                lists.append({"name": name, "value": value})
+        elif kind in ("table", "row"):
+            columns: dict[str, list[Any]] = {}
+            if kind == "table":
+                columns = {str(k): list(v) for k, v in (items[-1].value or {}).items()}
+            else:
+                for item in items:
+                    for column, value in (item.value or {}).items():
+                        columns.setdefault(str(column), []).append(value)
+            height = max((len(v) for v in columns.values()), default=0)
+            rows = [
+                [col[r] if r < len(col) else None for col in columns.values()]
+                for r in range(height)
+            ]
+            tables.append({"name": name, "columns": list(columns), "rows": rows})
+        elif kind == "image":
+            for item in items:
+                if isinstance(item.value, str) and item.value:
+                    images.append({"name": name, "file": item.value, "url": image_url + item.value})
+    return {
+        "scalars": scalars,
+        "series": series,
+        "tables": tables,
+        "images": images,
+        "lists": lists,
+    }
+
+
+def _log_tail(request: Request, run_id: str, name: str, size: int) -> dict[str, Any]:
+    """The last LOG_TAIL_BYTES of a log, starting at a line; `offset`: where polling goes on."""
+    start = max(0, size - LOG_TAIL_BYTES)
+    raw = bytes(state(request).backend.read_run_file(run_id, name, start, size - start))
+    if start and b"\n" in raw:
+        cut = raw.index(b"\n") + 1
+        raw, start = raw[cut:], start + cut
+    return {
+        "text": raw.decode(errors="replace"),
+        "offset": start + len(raw),
+        "truncated": start > 0,
+    }
+
+
+def _step_facts(step: StepRunRecord) -> dict[str, Any]:
+    return {
+        "id": step.id,
+        "name": step.name,
+        "node_id": step.node_id,
+        "status": step.status,
+        "reused": step.reused_run_id is not None,
+        "reused_run_id": step.reused_run_id,
+        "reused_url": f"/ui/steps/{step.reused_run_id}" if step.reused_run_id else None,
+        "attempt": step.attempt,
+        "compute_target": step.compute_target,
+        "created_at": step.created_at,
+        "started_at": step.started_at,
+        "ended_at": step.ended_at,
+        "duration_seconds": seconds_between(step.started_at, step.ended_at),
+        "exit_code": step.exit_code,
+        "command": step.command,
+        "command_line": shlex.join(str(part) for part in step.command),
+        "run_reason": step.run_reason,
+        "fingerprint": step.fingerprint,
+        "error": step.error,
+        "tags": step.tags,
+        "active": step.status not in TERMINAL_STATUSES,
+    }
+
+
+@page("/steps/{step_run_id}")
+def step_page(request: Request, _viewer: ViewerDep, step_run_id: str) -> Response:
+    """A step run: facts, why it ran, data, logs, metrics, files."""
+    backend = state(request).backend
+    view = read_step_view(state(request).store.meta, step_run_id, _GRAPHS)
+    if view is None:
+        raise _no_step(step_run_id)
+    step, run = view.step, view.run
+    graph = graph_of(request, run.graph_id, view.graph)
+    try:
+        node: StepNode | None = graph.node(step.node_id)
+    except KeyError:
+        node = None
+    siblings = {s.node_id: s for s in view.step_runs}
+    content_id = step.data_run_id
+    files = backend.list_run_files(content_id)
+    sizes = {f.name: f.size for f in files}
+    base = f"/ui/steps/{step.id}/files/"
+    data = {
+        "step": _step_facts(step),
+        "run": {
+            "id": run.id,
+            "url": f"/ui/runs/{run.id}",
+            "experiment": run.experiment_name,
+            "experiment_url": f"/ui/experiments/{run.experiment_name}",
+            "status": run.status,
+        },
+        "environment": _environment(node, step),
+        "inputs": _inputs(node, graph, run, siblings) if node else [],
+        "outputs": _outputs(request, step),
+        "logs": {
+            key: {**_log_tail(request, content_id, name, sizes.get(name, 0)), "url": base + name}
+            for key, name in LOGS.items()
+        },
+        "metrics": metric_groups(view.metrics, base),
+        "files": [{"name": f.name, "size": f.size, "url": base + f.name} for f in files],
+    }
+    return render(request, "step.html", title=f"Step {step.name}", data=data)
+
+
+@router.get("/steps/{step_run_id}/log/{stream}")
+def step_log(
+    request: Request, _viewer: ViewerDep, step_run_id: str, stream: str, offset: int = 0
+) -> Response:
+    """New text of a step's stdout or stderr from byte `offset` (what the page polls)."""
+    if stream not in LOGS:
+        raise PortalError(404, f"A step has logs 'stdout' and 'stderr', not {stream!r}.")
+    if offset < 0:
+        raise PortalError(400, f"offset must be 0 or more, not {offset}.")
+    step = find_step(request, step_run_id)
+    raw = bytes(
+        state(request).backend.read_run_file(
+            step.data_run_id, LOGS[stream], offset, LOG_CHUNK_BYTES
+        )
+    )
+    if len(raw) == LOG_CHUNK_BYTES and b"\n" in raw:
+        raw = raw[: raw.rindex(b"\n") + 1]  # whole lines (and whole characters) only
+    return JSONResponse(
+        {
+            "text": raw.decode(errors="replace"),
+            "offset": offset + len(raw),
+            "status": step.status,
+            "active": step.status not in TERMINAL_STATUSES,
+        }
+    )
+
+
+@router.get("/steps/{step_run_id}/files/{name:path}")
+def step_file(request: Request, _viewer: ViewerDep, step_run_id: str, name: str) -> Response:
+    """Download one of a step's run files (names leaving the run's folder: a 400 page)."""
+    step = find_step(request, step_run_id)
+    path = state(request).store.artifacts.file_path(step.data_run_id, name)
+    if not path.is_file():
+        raise PortalError(
+            404,
+            f"The step run {step.id} has no file {name!r}; its files are listed on "
+            f"/ui/steps/{step.id}.",
+        )
+    return FileResponse(path, filename=path.name)
