@@ -138,3 +138,37 @@ def test_comparing_costs_a_handful_of_queries(
     with counted_queries(portal) as statements:
         assert httpx.get(f"{portal.url}/ui/compare").status_code == 200
     assert len(statements) <= 5, statements
+
+
+def test_the_runs_lists_checkboxes_reach_the_comparison(
+    ws: Workspace, root: Path, portal: LiveServer
+) -> None:
+    first, second = two_runs(ws, root)
+    data = httpx.get(f"{portal.url}/ui/compare.json", params={"runs": [first, second]}).json()
+    assert data["picker"] is None and [r["id"] for r in data["runs"]] == [first, second]
+
+
+def test_comparing_on_sqlite_and_postgresql(any_ws: Workspace) -> None:
+    assert any_ws.path is not None
+    root = Path(any_ws.path)
+    first, second = two_runs(any_ws, root)
+    with LiveServer(root, auth=False) as live:
+        with counted_queries(live) as statements:
+            answer = httpx.get(f"{live.url}/ui/compare.json", params={"runs": f"{first},{second}"})
+        assert answer.status_code == 200, answer.text
+        assert len(statements) <= 5, statements
+    data = answer.json()
+    assert data["parameters"][0]["values"] == [0.5, 2.0]
+    assert {m["name"] for m in data["metrics"] if m["differs"]} == {"train / loss"}
+
+
+def test_a_dark_screen_compare_page(
+    ws: Workspace, root: Path, portal: LiveServer, browser: Any
+) -> None:
+    first, second = two_runs(ws, root)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    tab = context.new_page()
+    tab.goto(f"{portal.url}/ui/compare?runs={first},{second}")
+    tab.wait_for_selector("figure.chart canvas")
+    screenshot(tab, "compare-dark")
+    context.close()

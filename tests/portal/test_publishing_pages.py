@@ -258,3 +258,19 @@ def test_the_pipeline_page_fits_a_phone(
     assert overflow <= 0, f"the page is {overflow} px wider than a 390 px screen"
     screenshot(tab, "pipeline-390px")
     context.close()
+
+
+def test_publishing_pages_on_sqlite_and_postgresql(any_ws: Workspace) -> None:
+    assert any_ws.path is not None
+    root = Path(any_ws.path)
+    first = published(any_ws, root, "first")
+    second = published(any_ws, root, "first")
+    PipelineEndpoint.publish(any_ws, "ep", None, first).add_default(second)
+    with LiveServer(root, auth=False) as live:
+        pipeline = httpx.get(f"{live.url}/ui/pipelines/{first.id}.json").json()
+        assert {v["id"] for v in pipeline["versions"]} == {first.id, second.id}
+        endpoint = httpx.get(f"{live.url}/ui/endpoints/ep.json").json()
+        assert [v["pipeline"]["id"] for v in endpoint["versions"]] == [first.id, second.id]
+        assert [p["name"] for p in endpoint["parameters"]] == ["n", "flag", "rate"]
+        compute = httpx.get(f"{live.url}/ui/compute.json").json()
+        assert [t["name"] for t in compute["targets"]] == ["local"]

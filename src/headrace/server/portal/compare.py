@@ -30,12 +30,13 @@ SERIES_POINTS = 2000  # points per run and chart; a longer series is thinned eve
 def compare(
     request: Request,
     _viewer: ViewerDep,
-    runs: str = "",
+    runs: Annotated[list[str] | None, Query()] = None,
     run: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """Runs side by side, or the picker while fewer than two are chosen. The runs come as
-    `?runs=A,B` (a link) or `?run=A&run=B` (the picker's checkboxes)."""
-    run_ids = _run_ids(",".join([runs, *(run or [])]))
+    `?runs=A,B` (a link), `?runs=A&runs=B` (the runs list's checkboxes) or `?run=A&run=B`
+    (the picker's)."""
+    run_ids = _run_ids(",".join([*(runs or []), *(run or [])]))
     if len(run_ids) < 2:
         return _picker(request, run_ids)
     found, steps, metrics = comparison(state(request).store.database, run_ids)
