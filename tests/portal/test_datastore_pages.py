@@ -153,6 +153,7 @@ def test_the_compute_page_shows_a_running_step(
         data = httpx.get(f"{portal.url}/ui/compute.json").json()
         targets = {t["name"]: t for t in data["targets"]}
         assert targets["gpu-box"]["max_nodes"] == 3 and targets["gpu-box"]["running"] == 0
+        assert targets["gpu-box"]["status"] == "Idle" and targets["local"]["status"] == "Running"
         local = targets["local"]
         assert local["running"] == 1 and local["running_steps"][0]["id"] == step
         assert local["running_steps"][0]["url"] == f"/ui/steps/{step}"
@@ -161,6 +162,7 @@ def test_the_compute_page_shows_a_running_step(
         assert page.locator("tr[data-target='local'] .running-count").inner_text() == "1"
         link = page.locator(f"tr[data-step-id='{step}'] a").first
         assert link.inner_text() == "slow" and link.get_attribute("href") == f"/ui/steps/{step}"
+        assert page.locator("tr[data-target='local'] .target-status").inner_text() == "Running"
         screenshot(page, "compute")
         with counted_queries(portal) as statements:
             assert httpx.get(f"{portal.url}/ui/compute").status_code == 200
@@ -168,6 +170,10 @@ def test_the_compute_page_shows_a_running_step(
     finally:
         run.cancel()
         run.wait_for_completion(show_output=False, raise_on_error=False)
+    # The open page follows: the step is gone from it without a reload.
+    page.locator("section[data-target='local'] .nothing").wait_for(state="visible")
+    assert page.locator("tr[data-target='local'] .running-count").inner_text() == "0"
+    assert page.locator("tr[data-target='local'] .target-status").inner_text() == "Idle"
 
 
 def _cluster_config(max_nodes: int) -> Any:

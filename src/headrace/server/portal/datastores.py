@@ -218,7 +218,8 @@ def _step_link(step: StepRunRecord) -> dict[str, Any]:
 
 @page("/compute")
 def compute(request: Request, _viewer: ViewerDep) -> Response:
-    """Compute targets, each with the step runs running on it now."""
+    """Compute targets, each with its status and the step runs running on it now (the page
+    polls its twin to keep them current)."""
     targets = state(request).store.meta.list_compute_targets()
     running = running_step_runs(state(request).store.database, limit=RUNNING_CAP + 1)
     capped = len(running) > RUNNING_CAP
@@ -238,10 +239,20 @@ def _target_row(
     target: ComputeTargetRecord | None, name: str, by_target: dict[str, list[StepRunRecord]]
 ) -> dict[str, Any]:
     steps = by_target.get(name, [])
+    max_nodes = target.config.get("max_nodes") if target else None
+    if target is None and name != "local":
+        status = "Removed"  # its steps still run, but no new ones can start there
+    elif not steps:
+        status = "Idle"
+    elif isinstance(max_nodes, int) and len(steps) >= max_nodes:
+        status = "Busy"  # every node taken: further steps wait
+    else:
+        status = "Running"
     return {
         "name": name,
         "type": target.type if target else ("local" if name == "local" else "unknown"),
-        "max_nodes": target.config.get("max_nodes") if target else None,
+        "status": status,
+        "max_nodes": max_nodes,
         "created_at": target.created_at if target else None,
         "running": len(steps),
         "running_steps": [_step_link(s) for s in steps],
