@@ -112,6 +112,8 @@ def test_a_failed_run_shows_its_error_and_a_published_run_its_pipeline(
     twin = httpx.get(f"{portal.url}/ui/runs/{run.id}.json").json()
     assert twin["run"]["status"] == "Failed" and twin["run"]["error"]
     assert "is failing on purpose" in page.text  # the stderr tail of step A
+    failed_step = step_ids(portal, run.id)["A"]
+    assert f'id="failed-step-link" href="/ui/steps/{failed_step}"' in page.text
     statuses = {s["name"]: s["status"] for s in twin["steps"]}
     assert statuses["A"] == "Failed" and statuses["C"] == "NotStarted"
     assert twin["counts"]["Failed"] == 1
@@ -394,4 +396,36 @@ def test_the_run_and_step_pages_fit_the_screen(
             tab.keyboard.press("Enter")
             tab.wait_for_url(re.compile(r".*/ui/steps/.*"))
     assert not errors, errors
+    context.close()
+
+
+def test_the_pages_answer_alike_on_sqlite_and_postgresql(any_ws: Workspace, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    run = finished(any_ws, metrics_pipeline(any_ws, root))
+    with LiveServer(root, auth=False) as live:
+        for cold in (True, False):
+            with counted_queries(live) as statements:
+                twin = httpx.get(f"{live.url}/ui/runs/{run.id}.json").json()
+            assert 1 <= len(statements) <= (5 if cold else 4), statements
+        (step,) = twin["steps"]
+        assert step["status"] == "Finished" and twin["graph"]["steps"][0]["name"] == "train"
+        with counted_queries(live) as statements:
+            page = httpx.get(f"{live.url}/ui/steps/{step['step_run_id']}.json").json()
+        assert 1 <= len(statements) <= 5, statements
+        assert page["metrics"]["series"][0]["y"] == [0.9, 0.5, 0.3, 0.2]
+        assert page["step"]["run_reason"]["summary"] == "first run of step 'train'"
+
+
+def test_the_run_page_reads_in_the_dark(
+    ws: Workspace, root: Path, portal: LiveServer, browser: Any
+) -> None:
+    run = finished(ws, shapes.failing(ws, root, slow=0))
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    tab = context.new_page()
+    tab.goto(f"{portal.url}/ui/runs/{run.id}")
+    tab.locator("#graph svg").wait_for()
+    background = tab.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(15, 20, 25)"  # the dark theme's --bg
+    assert tab.locator("g.step[data-status='Failed']").count() == 1
+    screenshot(tab, "run-dark")
     context.close()

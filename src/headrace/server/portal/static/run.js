@@ -145,6 +145,15 @@
       message.setAttribute("role", "alert");
       message.textContent = run.error.message || JSON.stringify(run.error);
       section.append(heading, message);
+      if (run.error.step_run_id) {
+        const link = document.createElement("a");
+        link.id = "failed-step-link";
+        link.href = "/ui/steps/" + encodeURIComponent(run.error.step_run_id);
+        link.textContent = `Open step ${run.error.step}: its logs and error`;
+        const line = document.createElement("p");
+        line.append(link);
+        section.append(line);
+      }
       if (run.error.stderr_tail) {
         const tail = document.createElement("pre");
         tail.className = "log";
