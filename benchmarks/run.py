@@ -39,6 +39,7 @@ BENCHMARKS = {
     "profile": "benchmarks.bench_profile",
     "server": "benchmarks.bench_server",
     "agents": "benchmarks.bench_agents",
+    "portal": "benchmarks.bench_portal",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

@@ -206,7 +206,10 @@ def _order(sort: str, descending: bool, conn: Connection) -> list[Any]:
         )
     else:
         key = func.coalesce(_runs.c.ended_at, func.now()) - _runs.c.started_at
-    terms = [key.desc().nulls_last() if descending else key.asc().nulls_last()]
+    if sort in ("submitted", "status"):  # never NULL; plain ordering lets an index serve it
+        terms = [key.desc() if descending else key.asc()]
+    else:
+        terms = [key.desc().nulls_last() if descending else key.asc().nulls_last()]
     if sort != "submitted":
         terms.append(_runs.c.created_at.desc() if descending else _runs.c.created_at.asc())
     terms.append(_runs.c.id.desc() if descending else _runs.c.id.asc())
