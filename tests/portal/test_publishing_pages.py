@@ -274,3 +274,30 @@ def test_publishing_pages_on_sqlite_and_postgresql(any_ws: Workspace) -> None:
         assert [p["name"] for p in endpoint["parameters"]] == ["n", "flag", "rate"]
         compute = httpx.get(f"{live.url}/ui/compute.json").json()
         assert [t["name"] for t in compute["targets"]] == ["local"]
+
+
+def test_an_endpoints_older_version_submitted_in_a_browser(
+    ws: Workspace, root: Path, portal: LiveServer, page: Any
+) -> None:
+    first = published(ws, root, "v-first")
+    PipelineEndpoint.publish(ws, "nightly", "the nightly job", first).add_default(
+        published(ws, root, "v-second")
+    )
+    page.goto(f"{portal.url}/ui/endpoints")
+    page.get_by_role("link", name="nightly").click()
+    page.get_by_role("link", name="Submit version 0").click()
+    page.wait_for_url("**/ui/endpoints/nightly?version=0")
+    screenshot(page, "endpoint")
+    page.get_by_role("button", name="Copy curl example").click()
+    page.wait_for_function(
+        "document.querySelector(\"button[data-copy='curl-example']\").textContent"
+        " !== 'Copy curl example'"
+    )
+    said = page.locator("button[data-copy='curl-example']").inner_text()
+    assert said in ("Copied", "Selected: press Ctrl+C")
+    page.get_by_label("rate (float)").fill("0.25")
+    page.get_by_role("button", name="Submit run").click()
+    page.wait_for_url(re.compile(r".*/ui/runs/[0-9a-f-]{36}$"))
+    run = ws.backend.get_pipeline_run(page.url.rsplit("/", 1)[1])
+    assert run.properties["azureml.pipelineid"] == first.id
+    assert run.parameters["rate"] == 0.25 and run.experiment_name == "nightly"
