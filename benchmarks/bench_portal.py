@@ -374,7 +374,7 @@ def workspace(name: str, database_url: str | None, keep: bool) -> Iterator[tuple
                 name, path=root / "ws", database_url=database_url, show_output=False
             )
         yield ws, root / "ws"
-        ws.backend.store.close()
+        ws.backend.store.close()  # type: ignore[attr-defined]
     finally:
         if saved is None:
             os.environ.pop("HEADRACE_HOME", None)

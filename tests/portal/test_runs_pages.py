@@ -349,17 +349,31 @@ def test_filter_page_on_and_compare_two_runs_in_a_browser(
     assert page.url == f"{portal.url}/ui/compare?runs={first},{second}"
 
 
-@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize(("width", "scheme"), [(1280, "light"), (390, "light"), (1280, "dark")])
 def test_the_runs_and_experiments_pages_fit_the_screen(
-    ws: Workspace, portal: LiveServer, browser: Any, width: int
+    ws: Workspace, portal: LiveServer, browser: Any, width: int, scheme: str
 ) -> None:
     seed(ws, 30)
     seed(ws, 4, experiment="evaluation-with-a-long-name")
-    context = browser.new_context(viewport={"width": width, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
     tab = context.new_page()
-    for path, name in [("/ui/runs", "runs-list"), ("/ui/experiments", "experiments")]:
+    pages = [
+        ("/ui/runs", "runs-list"),
+        ("/ui/experiments", "experiments"),
+        ("/ui/experiments/train?status=Finished", "experiment"),
+    ]
+    for path, name in pages:
         tab.goto(portal.url + path)
         overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow} px wider than a {width} px screen"
-        screenshot(tab, f"{name}-{width}px")
+        screenshot(tab, f"{name}-{width}px-{scheme}")
+    # Everything is reachable from the keyboard: the filters, Apply, the row checkboxes.
+    tab.goto(portal.url + "/ui/runs")
+    reached = set()
+    for _ in range(40):
+        tab.keyboard.press("Tab")
+        reached.add(
+            tab.evaluate("document.activeElement.name || document.activeElement.textContent")
+        )
+    assert {"experiment", "status", "tag", "from", "size", "Apply", "runs"} <= reached
     context.close()
