@@ -215,6 +215,7 @@ def test_the_step_page_shows_command_reason_data_logs_and_files(
     (data_file,) = out["files"]
     assert data_file["label"] == "data.txt"
     assert data_file["url"] == f"/ui/datastores/workspaceblobstore/download/{out['path']}/data.txt"
+    assert httpx.get(portal.url + data_file["url"]).text == "a;b;"  # what step b wrote
 
     assert "step b start=" in twin["logs"]["stdout"]["text"]
     assert twin["logs"]["stdout"]["offset"] == len(twin["logs"]["stdout"]["text"].encode())
@@ -429,3 +430,27 @@ def test_the_run_page_reads_in_the_dark(
     assert tab.locator("g.step[data-status='Failed']").count() == 1
     screenshot(tab, "run-dark")
     context.close()
+
+
+def test_a_long_log_shows_its_last_64_kb_from_a_line_start(
+    ws: Workspace, root: Path, portal: LiveServer
+) -> None:
+    source = root / "loud_src"
+    source.mkdir(exist_ok=True)
+    (source / "loud.py").write_text(
+        "for i in range(3000):\n    print(f'line {i:05d} ' + 'x' * 40)\n"
+    )
+    step = PythonScriptStep("loud.py", name="loud", source_directory=str(source))
+    run = finished(ws, Pipeline(ws, steps=[step]))
+    step_id = step_ids(portal, run.id)["loud"]
+    stdout = httpx.get(f"{portal.url}/ui/steps/{step_id}.json").json()["logs"]["stdout"]
+    size = 3000 * len("line 00000 " + "x" * 40 + "\n")
+    assert stdout["truncated"] is True and stdout["offset"] == size
+    assert stdout["text"].startswith("line ") and stdout["text"].endswith(
+        "line 02999 " + "x" * 40 + "\n"
+    )
+    assert 60_000 < len(stdout["text"]) <= 64 * 1024
+    whole = httpx.get(portal.url + stdout["url"])
+    assert len(whole.content) == size and whole.text.startswith("line 00000 ")
+    page = httpx.get(f"{portal.url}/ui/steps/{step_id}")
+    assert "last 64 KB shown" in page.text

@@ -43,7 +43,6 @@
     const svg = el("svg", {
       width: Math.ceil(size.width), height: Math.ceil(size.height),
       viewBox: `0 0 ${Math.ceil(size.width)} ${Math.ceil(size.height)}`,
-      "aria-hidden": "false", focusable: "false",
     });
     const defs = el("defs", {}, svg);
     const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
