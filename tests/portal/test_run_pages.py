@@ -119,16 +119,17 @@ def test_a_failed_run_shows_its_error_and_a_published_run_its_pipeline(
     assert twin["counts"]["Failed"] == 1
 
     published = shapes.linear(ws, root, n=1).publish(name="pub", description="p")
-    again = published.submit(ws, "pages")
-    again.wait_for_completion(show_output=False)
-    facts = httpx.get(f"{portal.url}/ui/runs/{again.id}.json").json()["run"]
+    answer = httpx.post(portal.submit_url(published.id), json={"ExperimentName": "rest"})
+    assert answer.status_code == 200, answer.text
+    rest_run_id = answer.json()["Id"]
+    facts = httpx.get(f"{portal.url}/ui/runs/{rest_run_id}.json").json()["run"]
+    assert facts["run_source"] == "API" and facts["submitted_by"] == "the REST API"
     assert facts["published_pipeline"] == {
         "id": published.id,
         "url": f"/ui/pipelines/{published.id}",
     }
-    assert (
-        f'href="/ui/pipelines/{published.id}"' in httpx.get(f"{portal.url}/ui/runs/{again.id}").text
-    )
+    page = httpx.get(f"{portal.url}/ui/runs/{rest_run_id}")
+    assert f'href="/ui/pipelines/{published.id}"' in page.text and "the REST API" in page.text
 
 
 def test_unknown_ids_and_bad_values_are_error_pages(
