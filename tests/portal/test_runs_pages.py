@@ -170,6 +170,16 @@ def test_the_runs_list_sorts_by_each_column_both_ways(
     by_status = [r["status"] for r in twin(any_portal, "/ui/runs.json", sort="status")["runs"]]
     assert by_status == sorted(by_status, reverse=True)
 
+    # Column headers sort too: descending first, then the other way, keeping the filters.
+    data = twin(any_portal, "/ui/runs.json", sort="duration", tag="team")
+    assert data["sort_urls"]["duration"] == "/ui/runs?tag=team&sort=duration&order=asc"
+    assert data["sort_urls"]["status"] == "/ui/runs?tag=team&sort=status&order=desc"
+    html = httpx.get(f"{any_portal.url}/ui/runs?sort=duration&tag=team").text
+    assert (
+        '<th scope="col" aria-sort="descending"><a href="/ui/runs?tag=team&amp;sort=duration&amp;order=asc">Duration'
+        in html
+    )
+
 
 def test_pages_of_the_runs_list_keep_the_filters(any_ws: Workspace, any_portal: LiveServer) -> None:
     runs = seed(any_ws, 60)[::-1]

@@ -108,6 +108,12 @@ def _runs_list(request: Request, experiment: str | None) -> dict[str, Any]:
         query = urlencode([*kept, *([("page", str(number))] if number > 1 else [])])
         return f"{path}?{query}" if query else path
 
+    def sorted_by(key: str) -> str:
+        """The list sorted by `key`: descending first, the other way when already so."""
+        flip = "asc" if key == choice["sort"] and choice["order"] == "desc" else "desc"
+        rest = [(k, v) for k, v in kept if k not in ("sort", "order")]
+        return f"{path}?{urlencode([*rest, ('sort', key), ('order', flip)])}"
+
     first = (page_number - 1) * size + 1 if found.runs else 0
     return {
         "runs": [run_row(run) for run in found.runs],
@@ -132,6 +138,7 @@ def _runs_list(request: Request, experiment: str | None) -> dict[str, Any]:
         "previous_url": link(page_number - 1) if page_number > 1 else None,
         "next_url": link(page_number + 1) if found.has_next else None,
         "first_url": link(1),
+        "sort_urls": {key: sorted_by(key) for key in SORT_KEYS},
         "choices": {
             "status": list(STATUSES),
             "sort": list(SORT_KEYS),
