@@ -455,3 +455,42 @@ def test_a_long_log_shows_its_last_64_kb_from_a_line_start(
     assert len(whole.content) == size and whole.text.startswith("line 00000 ")
     page = httpx.get(f"{portal.url}/ui/steps/{step_id}")
     assert "last 64 KB shown" in page.text
+
+
+def test_a_datapath_input_shows_the_datastore_path_it_was_given(
+    ws: Workspace, root: Path, tmp_path: Path, portal: LiveServer
+) -> None:
+    from headrace import DataPath, DataPathComputeBinding, PipelineParameter
+
+    for name in ("one", "two"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "data.txt").write_text(name.upper())
+    store = ws.get_default_datastore()
+    store.upload(tmp_path / "data", target_path="data", show_progress=False)
+    data = PipelineParameter("data", default_value=DataPath(store, "data/one"))
+    pair = (data, DataPathComputeBinding(mode="mount"))
+    reader = PythonScriptStep(
+        "step.py",
+        name="reader",
+        source_directory=str(shapes.source_dir(root)),
+        inputs=[pair],
+        arguments=["--name", "reader", "--inp", pair],
+    )
+    run = Experiment(ws, "pages").submit(
+        Pipeline(ws, steps=[reader]), pipeline_parameters={"data": DataPath(store, "data/two")}
+    )
+    run.wait_for_completion(show_output=False)
+    step_id = step_ids(portal, run.id)["reader"]
+    (inp,) = httpx.get(f"{portal.url}/ui/steps/{step_id}.json").json()["inputs"]
+    assert (inp["kind"], inp["datastore"], inp["path"]) == (
+        "datapath_parameter",
+        "workspaceblobstore",
+        "data/two",
+    )
+    assert inp["browse_url"] == "/ui/datastores/workspaceblobstore/browse/data/two"
+    assert httpx.get(portal.url + inp["browse_url"]).status_code == 200
+    twin = httpx.get(f"{portal.url}/ui/runs/{run.id}.json").json()
+    assert {d["kind"] for d in twin["graph"]["data"]} == {"datapath_parameter"}
+    assert [p["name"] for p in twin["graph_parameters"]] == ["data"]
+    page = html.unescape(httpx.get(f"{portal.url}/ui/runs/{run.id}").text)
+    assert '{"datastore": "workspaceblobstore", "path": "data/two"}' in page
