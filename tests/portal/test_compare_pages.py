@@ -24,17 +24,22 @@ TRAIN = textwrap.dedent(
         run.log("loss", rate * (4 - epoch), step=epoch)
     run.log("accuracy", 0.9)
     run.log_list("scores", [1, 2, 3])
+    run.parent.log("pipeline_rate", rate)
     """
 )
 
 
-def train_pipeline(ws: Workspace, root: Path) -> Pipeline:
+def train_pipeline(ws: Workspace, root: Path, allow_reuse: bool = False) -> Pipeline:
     folder = root / "train_src"
     folder.mkdir(exist_ok=True)
     (folder / "train.py").write_text(TRAIN)
     rate = PipelineParameter("rate", default_value=0.5)
     step = PythonScriptStep(
-        "train.py", name="train", arguments=[rate], source_directory=str(folder), allow_reuse=False
+        "train.py",
+        name="train",
+        arguments=[rate],
+        source_directory=str(folder),
+        allow_reuse=allow_reuse,
     )
     return Pipeline(ws, steps=[step])
 
@@ -69,6 +74,7 @@ def test_two_runs_side_by_side_mark_what_differs_and_overlay_the_series(
     }
     assert metrics["train / accuracy"]["differs"] is False
     assert metrics["train / scores"]["values"] == [3, 3]
+    assert metrics["pipeline_rate"]["values"] == [0.5, 2.0]  # logged on the pipeline run
     charts = {chart["name"]: chart for chart in data["series"]}
     assert set(charts) == {"train / loss", "train / scores"}
     loss = charts["train / loss"]["runs"]
@@ -81,8 +87,9 @@ def test_two_runs_side_by_side_mark_what_differs_and_overlay_the_series(
     page.get_by_role("button", name="Compare").click()
     page.wait_for_selector("#metrics")
     differing = page.locator("#metrics tr.differs")
-    assert differing.count() == 1 and "train / loss" in differing.inner_text()
-    assert "≠" in differing.inner_text()  # a visible marker, not colour alone
+    assert differing.count() == 2  # pipeline_rate and train / loss
+    loss = page.locator("#metrics tr.differs[data-name='train / loss']")
+    assert "≠" in loss.inner_text()  # a visible marker, not colour alone
     assert page.locator("#parameters tr.differs").count() == 1
     assert page.locator("#metrics tr:not(.differs)[data-name='train / accuracy']").count() == 1
     page.wait_for_selector("figure.chart .uplot canvas")
@@ -159,7 +166,7 @@ def test_comparing_on_sqlite_and_postgresql(any_ws: Workspace) -> None:
         assert len(statements) <= 5, statements
     data = answer.json()
     assert data["parameters"][0]["values"] == [0.5, 2.0]
-    assert {m["name"] for m in data["metrics"] if m["differs"]} == {"train / loss"}
+    assert {m["name"] for m in data["metrics"] if m["differs"]} == {"pipeline_rate", "train / loss"}
 
 
 def test_a_dark_screen_compare_page(
@@ -172,3 +179,24 @@ def test_a_dark_screen_compare_page(
     tab.wait_for_selector("figure.chart canvas")
     screenshot(tab, "compare-dark")
     context.close()
+
+
+def test_a_reused_step_shows_the_metrics_of_the_run_it_reused(
+    ws: Workspace, root: Path, portal: LiveServer
+) -> None:
+    pipeline = train_pipeline(ws, root, allow_reuse=True)
+    ids = []
+    for _ in range(2):
+        run = Experiment(ws, "reuse").submit(pipeline, pipeline_parameters={"rate": 1.0})
+        run.wait_for_completion(show_output=False)
+        ids.append(str(run.id))
+    (reused,) = ws.backend.list_step_runs(ids[1])
+    assert reused.reused_run_id is not None
+    data = httpx.get(f"{portal.url}/ui/compare.json", params={"runs": ",".join(ids)}).json()
+    metrics = {row["name"]: row for row in data["metrics"]}
+    assert metrics["train / loss"] == {
+        "name": "train / loss",
+        "values": [1.0, 1.0],
+        "differs": False,
+    }
+    assert not any(row["differs"] for row in data["parameters"])

@@ -3,7 +3,7 @@
 `/ui/compare?runs=A,B[,...]` (or `?run=A&run=B`). With fewer than two runs it is a picker
 (recent runs with checkboxes, a GET form that comes back here). A pipeline run's metrics
 live on its step runs (on the reused step run when a step was reused), so each metric is
-named `step / metric`.
+named `step / metric`; one logged on the pipeline run itself keeps its plain name.
 The page costs one read transaction of three queries however many runs it compares: the
 runs, all their step runs, all their metrics.
 """
@@ -115,6 +115,8 @@ def _metric_tables(
     logged: dict[tuple[int, str], list[MetricRecord]] = {}
     index = {run.id: i for i, run in enumerate(runs)}
     for metric in metrics:
+        if metric.run_id in index:  # logged on the pipeline run itself: no step name
+            logged.setdefault((index[metric.run_id], metric.name), []).append(metric)
         for step in step_of.get(metric.run_id, []):
             key = (index[step.pipeline_run_id], f"{step.name} / {metric.name}")
             logged.setdefault(key, []).append(metric)
