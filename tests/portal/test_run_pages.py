@@ -253,6 +253,8 @@ def test_a_failed_step_shows_its_error_and_stderr(
     assert page.locator("#step-status").get_attribute("data-status") == "Failed"
     assert page.get_by_role("alert").first.is_visible()
     assert "is failing on purpose" in page.locator("#log-stderr").inner_text()
+    assert "is failing on purpose" in page.locator("#error-stderr-tail").inner_text()
+    assert "exited with code 3" in page.get_by_role("alert").first.inner_text()
     screenshot(page, "step-failed")
 
 
