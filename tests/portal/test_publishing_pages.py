@@ -4,8 +4,11 @@ pipeline's page with its REST URL and examples, the submit form (and who may use
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +304,25 @@ def test_an_endpoints_older_version_submitted_in_a_browser(
     run = ws.backend.get_pipeline_run(page.url.rsplit("/", 1)[1])
     assert run.properties["azureml.pipelineid"] == first.id
     assert run.parameters["rate"] == 0.25 and run.experiment_name == "nightly"
+
+
+def test_the_python_example_runs_as_shown(ws: Workspace, root: Path, secured: LiveServer) -> None:
+    pipeline = published(ws, root)
+    token = make_token(root, "submitter", "sam")
+    data = httpx.get(f"{secured.url}/ui/pipelines/{pipeline.id}.json", headers=bearer(token))
+    example = data.json()["examples"]["python"]
+    example += "print('RUN', run.id, run.get_status())\n"
+    env = {**os.environ, "HEADRACE_TOKEN": token}
+    env.pop("HEADRACE_WORKSPACE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", example],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    run_id, status = done.stdout.split("RUN ")[1].split()
+    assert status == "Finished"
+    assert ws.backend.get_pipeline_run(run_id).properties["azureml.pipelineid"] == pipeline.id
