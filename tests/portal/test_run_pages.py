@@ -102,6 +102,7 @@ def test_the_run_page_and_its_twin_show_facts_graph_and_steps(
 
     live = httpx.get(f"{portal.url}/ui/runs/{run.id}.json?live=1").json()
     assert "graph" not in live and live["steps"] == twin["steps"]
+    assert httpx.get(f"{portal.url}/ui/runs/{run.id}?live=1").status_code == 200  # HTML: graph
 
 
 def test_a_failed_run_shows_its_error_and_a_published_run_its_pipeline(

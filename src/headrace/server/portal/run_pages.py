@@ -5,8 +5,7 @@ run, its graph (unless cached) and its step runs. The graph is sent once, compac
 run is active the page polls its twin with `?live=1`, which leaves the graph out and carries
 only the statuses.
 
-A step run's page is in `step_pages` (imported below so that its routes register with this
-module's).
+A step run's page is in `step_pages` (importing it here registers its routes too).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
 from headrace.graph.model import Graph
-from headrace.server.portal import step_pages
 from headrace.server.portal.base import (
     PortalError,
     ViewerDep,
@@ -26,6 +24,7 @@ from headrace.server.portal.base import (
     render,
     router,
     state,
+    wants_json,
 )
 from headrace.server.portal.shapes import run_row, seconds_between
 from headrace.server.portal.step_pages import graph_of, known_graphs
@@ -165,7 +164,7 @@ def run_page(request: Request, viewer: ViewerDep, run_id: str, live: bool = Fals
         "counts": _status_counts(states),
         "can_cancel": facts["active"] and viewer.can("submitter"),
     }
-    if not live:
+    if not (live and wants_json(request)):  # the HTML page always draws the graph
         data["graph"] = graph_shape(graph)
         data["graph_parameters"] = [
             {"name": p.name, "type": p.type, "default": p.default} for p in graph.parameters
@@ -181,6 +180,3 @@ async def cancel_run(request: Request, viewer: ViewerDep, run_id: str) -> Respon
     find_run(request, run_id)
     state(request).backend.cancel_run(run_id)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
-
-
-_ = step_pages  # registers /ui/steps/...
