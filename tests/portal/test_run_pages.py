@@ -497,3 +497,95 @@ def test_a_datapath_input_shows_the_datastore_path_it_was_given(
     assert [p["name"] for p in twin["graph_parameters"]] == ["data"]
     page = html.unescape(httpx.get(f"{portal.url}/ui/runs/{run.id}").text)
     assert '{"datastore": "workspaceblobstore", "path": "data/two"}' in page
+
+
+def seed_big_run(ws: Workspace, steps: int, finished_steps: int) -> str:
+    """A run of a `steps`-step chain whose first `finished_steps` steps are Finished and the
+    next one Running, written straight to the store (running 500 real steps takes minutes)."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert
+
+    from headrace.graph.model import DataNode, Graph, InputBinding, OutputBinding, StepNode
+    from headrace.store.orm import StepRunRow
+
+    nodes, data = [], []
+    for i in range(steps):
+        data.append(
+            DataNode(id=f"out-{i}", kind="pipeline_data", name=f"out_{i}", producer=f"n{i}")
+        )
+        inputs = (InputBinding(port="previous", data=f"out-{i - 1}"),) if i else ()
+        nodes.append(
+            StepNode(
+                id=f"n{i}",
+                name=f"step_{i}",
+                kind="python_script",
+                source_directory="src",
+                script_name="step.py",
+                inputs=inputs,
+                outputs=(OutputBinding(port="output", data=f"out-{i}"),),
+            )
+        )
+    meta = ws.backend.meta  # type: ignore[attr-defined]
+    run = meta.create_pipeline_run(
+        experiment_name="big",
+        graph=Graph(nodes=tuple(nodes), data=tuple(data)).to_dict(),
+        parameters={},
+        tags={},
+        description="a big chain",
+        run_source="SDK",
+        continue_on_step_failure=False,
+        regenerate_outputs=False,
+    )
+    now = datetime.now(timezone.utc)
+    rows = [
+        {
+            "id": f"{run.id[:8]}-step-{i}",
+            "pipeline_run_id": run.id,
+            "node_id": f"n{i}",
+            "name": f"step_{i}",
+            "status": "Finished" if i < finished_steps else "Running",
+            "attempt": 0,
+            "compute_target": "local",
+            "fingerprint": None,
+            "fingerprint_parts": {},
+            "run_reason": {"decision": "run", "summary": f"first run of step 'step_{i}'"},
+            "reused_run_id": None,
+            "command": ["python", "step.py"],
+            "outputs": {},
+            "tags": {},
+            "properties": {},
+            "pid": None,
+            "pid_started": None,
+            "exit_code": 0 if i < finished_steps else None,
+            "error": None,
+            "created_at": now,
+            "started_at": now,
+            "ended_at": now if i < finished_steps else None,
+        }
+        for i in range(finished_steps + 1)
+    ]
+    with meta.db.write_conn() as conn:
+        conn.execute(insert(StepRunRow), rows)
+    return str(run.id)
+
+
+def test_a_500_step_run_page_is_quick_and_draws_every_step(
+    ws: Workspace, portal: LiveServer, page: Any
+) -> None:
+    run_id = seed_big_run(ws, 500, finished_steps=300)
+    timings = []
+    for suffix in ("", "", "", ".json?live=1"):
+        with counted_queries(portal) as statements:
+            answer = httpx.get(f"{portal.url}/ui/runs/{run_id}{suffix}")
+        assert answer.status_code == 200 and len(statements) <= 5, statements
+        timings.append(float(answer.headers["server-timing"].removeprefix("app;dur=")))
+    assert sorted(timings[:3])[1] < 500, timings  # the median of three, in ms
+
+    page.goto(f"{portal.url}/ui/runs/{run_id}")
+    page.locator("#graph svg").wait_for(timeout=30_000)
+    assert page.locator("g.step").count() == 500 and page.locator("g.data").count() == 500
+    assert page.locator("g.step[data-status='Finished']").count() == 300
+    assert page.locator("g.step[data-status='Running']").count() == 1
+    assert page.locator("g.step[data-status='NotStarted']").count() == 199
+    assert page.locator("#steps-table tbody tr").count() == 500
