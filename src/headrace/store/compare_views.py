@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, or_, select
 
@@ -38,6 +38,7 @@ from headrace.store.step_runs import METRICS, STEPS, step_record
 __all__ = [
     "EndpointView",
     "PublishedView",
+    "StepName",
     "comparison",
     "endpoint_view",
     "published_view",
@@ -45,12 +46,22 @@ __all__ = [
 ]
 
 
+class StepName(NamedTuple):
+    """What comparing needs of a step run: whose it is, its name, where its metrics are."""
+
+    id: str
+    pipeline_run_id: str
+    name: str
+    reused_run_id: str | None
+
+
 def comparison(
     db: Database, run_ids: Sequence[str]
-) -> tuple[dict[str, PipelineRunRecord], list[StepRunRecord], list[MetricRecord]]:
+) -> tuple[dict[str, PipelineRunRecord], list[StepName], list[MetricRecord]]:
     """The pipeline runs among `run_ids` that exist (by id; missing ids left out), all their
     step runs (oldest first), and the metrics logged on those runs and step runs (for a reused
-    step, on the step run it reused), oldest first, in one read transaction."""
+    step, on the step run it reused), oldest first, in one read transaction. When an id is
+    missing, only the runs are read (the caller answers "not found")."""
     if not run_ids:
         return {}, [], []
     ids = list(run_ids)
@@ -60,7 +71,7 @@ def comparison(
         .where(PipelineRunRow.id.in_(ids))
     )
     steps_query = (
-        select(STEPS)
+        select(STEPS.c.id, STEPS.c.pipeline_run_id, STEPS.c.name, STEPS.c.reused_run_id)
         .where(STEPS.c.pipeline_run_id.in_(ids))
         .order_by(STEPS.c.created_at, STEPS.c.id)
     )
@@ -75,9 +86,9 @@ def comparison(
     )
     with db.read() as s:
         runs = {row.id: _pipeline_record(row, name) for row, name in s.execute(runs_query).all()}
-        if not runs:
-            return {}, [], []
-        steps = [step_record(r) for r in s.execute(steps_query).all()]
+        if len(runs) < len(set(ids)):
+            return runs, [], []
+        steps = [StepName(*r) for r in s.execute(steps_query).all()]
         rows = s.execute(metrics_query).all()
     metrics = [
         MetricRecord(r.run_id, r.name, r.kind, r.value, r.step, r.description, r.created_at)

@@ -16,8 +16,8 @@ from fastapi import Query, Request, Response
 
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, state
 from headrace.server.portal.shapes import run_row
-from headrace.store.compare_views import comparison
-from headrace.store.records import MetricRecord, PipelineRunRecord, StepRunRecord
+from headrace.store.compare_views import StepName, comparison
+from headrace.store.records import MetricRecord, PipelineRunRecord
 
 __all__: list[str] = []
 
@@ -84,7 +84,7 @@ def _labelled(run: PipelineRunRecord) -> dict[str, Any]:
     return {**run_row(run), "label": f"{run.id[:8]} ({run.experiment_name})"}
 
 
-def _content_id(step: StepRunRecord) -> str:
+def _content_id(step: StepName) -> str:
     """Where a step run's metrics are: the step run it reused, else itself."""
     return step.reused_run_id or step.id
 
@@ -105,10 +105,10 @@ def _differ(values: list[Any]) -> bool:
 
 
 def _metric_tables(
-    runs: list[PipelineRunRecord], steps: list[StepRunRecord], metrics: list[MetricRecord]
+    runs: list[PipelineRunRecord], steps: list[StepName], metrics: list[MetricRecord]
 ) -> dict[str, Any]:
     """The final-metrics table and the series charts of `runs`."""
-    step_of: dict[str, list[StepRunRecord]] = {}
+    step_of: dict[str, list[StepName]] = {}
     for step in steps:
         step_of.setdefault(_content_id(step), []).append(step)
     # (run index, "step / metric") -> the records logged, oldest first (the query's order)
