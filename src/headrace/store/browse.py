@@ -101,13 +101,22 @@ def browse_runs(
             if experiment_id is None:
                 return RunPage([], False, 0, False, False, list(names))
         conditions = _conditions(where, experiment_id)
-        query = (
-            select(_runs, _experiments.c.name.label("experiment_name"))
-            .join(_experiments, _experiments.c.id == _runs.c.experiment_id)
+        order = _order(sort, descending, conn)
+        # The page's ids first, then their rows: a sort no index serves (duration) then sorts
+        # narrow rows rather than every run's JSON columns.
+        page_ids = (
+            select(_runs.c.id.label("page_id"))
             .where(*conditions)
-            .order_by(*_order(sort, descending, conn))
+            .order_by(*order)
             .offset(offset)
             .limit(limit + 1)
+            .subquery()
+        )
+        query = (
+            select(_runs, _experiments.c.name.label("experiment_name"))
+            .join(page_ids, page_ids.c.page_id == _runs.c.id)
+            .join(_experiments, _experiments.c.id == _runs.c.experiment_id)
+            .order_by(*order)
         )
         rows = conn.execute(query).all()
         capped = select(literal(1)).select_from(_runs).where(*conditions).limit(COUNT_CAP + 1)
