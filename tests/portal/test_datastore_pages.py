@@ -142,7 +142,14 @@ def test_a_big_folder_is_paged(ws: Workspace, root: Path, portal: LiveServer) ->
     assert "520 entries: page 1 of 2" in html and "Next page" in html
 
 
-def test_the_compute_page_shows_a_running_step(
+def test_the_compute_page_shows_a_running_step(any_ws: Workspace, page: Any) -> None:
+    assert any_ws.path is not None
+    root = Path(any_ws.path)
+    with LiveServer(root, auth=False) as portal:
+        _compute_page_follows_a_running_step(any_ws, root, portal, page)
+
+
+def _compute_page_follows_a_running_step(
     ws: Workspace, root: Path, portal: LiveServer, page: Any
 ) -> None:
     ComputeTarget.create(ws, "gpu-box", _cluster_config(max_nodes=3))

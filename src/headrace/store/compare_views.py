@@ -45,6 +45,8 @@ __all__ = [
     "running_step_runs",
 ]
 
+_UNFINISHED = (Status.NOT_STARTED, Status.QUEUED, Status.RUNNING)
+
 
 class StepName(NamedTuple):
     """What comparing needs of a step run: whose it is, its name, where its metrics are."""
@@ -98,10 +100,15 @@ def comparison(
 
 
 def running_step_runs(db: Database, limit: int = 500) -> list[StepRunRecord]:
-    """Step runs that are running now, on any compute target, oldest first (at most `limit`)."""
+    """Step runs that are running now, on any compute target, oldest first (at most `limit`).
+
+    A step runs only inside an unfinished pipeline run, so the query starts from those (an
+    index on pipeline run status) and reads their steps (an index on pipeline run id)
+    instead of scanning every step run ever made."""
+    unfinished = select(PipelineRunRow.id).where(PipelineRunRow.status.in_(sorted(_UNFINISHED)))
     query = (
         select(STEPS)
-        .where(STEPS.c.status == Status.RUNNING)
+        .where(STEPS.c.pipeline_run_id.in_(unfinished), STEPS.c.status == Status.RUNNING)
         .order_by(STEPS.c.started_at, STEPS.c.id)
         .limit(limit)
     )
