@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from headrace.store.records import PipelineRunRecord, StepRunRecord
 
@@ -23,7 +24,7 @@ def run_row(run: PipelineRunRecord) -> dict[str, Any]:
         "id": run.id,
         "url": f"/ui/runs/{run.id}",
         "experiment": run.experiment_name,
-        "experiment_url": f"/ui/experiments/{run.experiment_name}",
+        "experiment_url": f"/ui/experiments/{quote(run.experiment_name, safe='')}",
         "status": run.status,
         "description": run.description,
         "run_source": run.run_source,
