@@ -13,12 +13,20 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from headrace.server.portal import compare, datastores, publishing, run_pages, runs, session
+from headrace.server.portal import (
+    compare,
+    datastores,
+    publishing,
+    run_pages,
+    runs,
+    session,
+    step_pages,
+)
 from headrace.server.portal.base import HERE, PortalError, PortalState, ViewerDep, router
 
 __all__ = ["mount"]
 
-_PAGE_MODULES = (session, runs, run_pages, compare, publishing, datastores)
+_PAGE_MODULES = (session, runs, run_pages, step_pages, compare, publishing, datastores)
 
 
 @router.get("/")
