@@ -25,6 +25,11 @@ TRAIN = textwrap.dedent(
     run.log("accuracy", 0.9)
     run.log_list("scores", [1, 2, 3])
     run.parent.log("pipeline_rate", rate)
+    for epoch in range(2):
+        run.log_row("curve", epoch=epoch, score=rate * epoch)
+    run.log_table("confusion", {"label": ["a", "b"], "count": [4, 5]})
+    run.log("note", "text " + str(rate))
+    run.log("note", "done")
     """
 )
 
@@ -75,6 +80,16 @@ def test_two_runs_side_by_side_mark_what_differs_and_overlay_the_series(
     assert metrics["train / accuracy"]["differs"] is False
     assert metrics["train / scores"]["values"] == [3, 3]
     assert metrics["pipeline_rate"]["values"] == [0.5, 2.0]  # logged on the pipeline run
+    assert metrics["train / curve"]["values"] == [
+        '{"epoch": 1, "score": 0.5}',
+        '{"epoch": 1, "score": 2.0}',
+    ]
+    assert metrics["train / confusion"]["values"] == ["(table: on the step's page)"] * 2
+    assert metrics["train / note"] == {
+        "name": "train / note",
+        "values": ["done", "done"],
+        "differs": False,
+    }
     charts = {chart["name"]: chart for chart in data["series"]}
     assert set(charts) == {"train / loss", "train / scores"}
     loss = charts["train / loss"]["runs"]
@@ -87,7 +102,7 @@ def test_two_runs_side_by_side_mark_what_differs_and_overlay_the_series(
     page.get_by_role("button", name="Compare").click()
     page.wait_for_selector("#metrics")
     differing = page.locator("#metrics tr.differs")
-    assert differing.count() == 2  # pipeline_rate and train / loss
+    assert differing.count() == 3  # pipeline_rate, train / curve and train / loss
     loss = page.locator("#metrics tr.differs[data-name='train / loss']")
     assert "≠" in loss.inner_text()  # a visible marker, not colour alone
     assert page.locator("#parameters tr.differs").count() == 1
@@ -166,7 +181,11 @@ def test_comparing_on_sqlite_and_postgresql(any_ws: Workspace) -> None:
         assert len(statements) <= 5, statements
     data = answer.json()
     assert data["parameters"][0]["values"] == [0.5, 2.0]
-    assert {m["name"] for m in data["metrics"] if m["differs"]} == {"pipeline_rate", "train / loss"}
+    assert {m["name"] for m in data["metrics"] if m["differs"]} == {
+        "pipeline_rate",
+        "train / curve",
+        "train / loss",
+    }
 
 
 def test_a_dark_screen_compare_page(

@@ -10,6 +10,7 @@ runs, all their step runs, all their metrics.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
@@ -23,6 +24,7 @@ __all__: list[str] = []
 
 MAX_RUNS = 10
 PICKER_RUNS = 50
+FINAL_TEXT = 80  # characters of a row metric shown in the table
 SERIES_POINTS = 2000  # points per run and chart; a longer series is thinned evenly
 
 
@@ -125,7 +127,8 @@ def _metric_tables(
     series_names: set[str] = set()
     for (i, name), records in logged.items():
         finals[i][name] = _final(records[-1])
-        if len(records) > 1 or records[-1].kind == "list":
+        numeric = records[-1].kind in ("scalar", "list")
+        if numeric and (len(records) > 1 or records[-1].kind == "list"):
             series_names.add(name)
 
     charts = []
@@ -135,7 +138,8 @@ def _metric_tables(
             x, y = _points(logged.get((i, name), []))
             label = f"{run.id[:8]} ({run.experiment_name})"
             lines.append({"run_id": run.id, "label": label, "x": x, "y": y})
-        charts.append({"name": name, "runs": lines})
+        if any(value is not None for line in lines for value in line["y"]):
+            charts.append({"name": name, "runs": lines})  # text-only series: no chart
     return {"metrics": _side_by_side(finals), "series": charts}
 
 
@@ -143,8 +147,11 @@ def _final(record: MetricRecord) -> Any:
     """The value a metric ended with: the last one logged (the last item of a list)."""
     if record.kind == "list" and isinstance(record.value, list):
         return record.value[-1] if record.value else None
-    if isinstance(record.value, (dict, list)):
-        return str(record.value)  # a table row or an image: shown, not compared as a number
+    if record.kind in ("table", "image"):
+        return f"({record.kind}: on the step's page)"
+    if isinstance(record.value, (dict, list)):  # a row: its text, shortened
+        text = json.dumps(record.value, sort_keys=True, default=str)
+        return text if len(text) <= FINAL_TEXT else text[: FINAL_TEXT - 1] + "…"
     return record.value
 
 
