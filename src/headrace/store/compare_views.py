@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, or_, select
 
 from headrace.store.database import Database
-from headrace.store.metadata import _pipeline_record
+from headrace.store.metadata import pipeline_record
 from headrace.store.orm import (
     ExperimentRow,
     GraphRow,
@@ -24,7 +24,7 @@ from headrace.store.orm import (
     PipelineRunRow,
     PublishedPipelineRow,
 )
-from headrace.store.publishing import PublishingQueries, _published
+from headrace.store.publishing import PublishingQueries, published_record
 from headrace.store.records import (
     MetricRecord,
     PipelineEndpointRecord,
@@ -87,7 +87,7 @@ def comparison(
         .order_by(METRICS.c.id)
     )
     with db.read() as s:
-        runs = {row.id: _pipeline_record(row, name) for row, name in s.execute(runs_query).all()}
+        runs = {row.id: pipeline_record(row, name) for row, name in s.execute(runs_query).all()}
         if len(runs) < len(set(ids)):
             return runs, [], []
         steps = [StepName(*r) for r in s.execute(steps_query).all()]
@@ -132,7 +132,7 @@ def published_view(db: Database, pipeline_id: str) -> PublishedView | None:
         row = s.get(PublishedPipelineRow, pipeline_id)
         if row is None:
             return None
-        pipeline = _published(row)
+        pipeline = published_record(row)
         same = s.scalars(
             select(PublishedPipelineRow)
             .where(PublishedPipelineRow.name == pipeline.name)
@@ -140,7 +140,7 @@ def published_view(db: Database, pipeline_id: str) -> PublishedView | None:
         ).all()
         graph = s.get(GraphRow, pipeline.graph_id)
         return PublishedView(
-            pipeline, [_published(r) for r in same], dict(graph.graph) if graph else {}
+            pipeline, [published_record(r) for r in same], dict(graph.graph) if graph else {}
         )
 
 
@@ -161,10 +161,12 @@ def endpoint_view(db: Database, name: str, version: str | None) -> EndpointView 
         row = s.scalars(select(PipelineEndpointRow).where(PipelineEndpointRow.name == name)).first()
         if row is None:
             return None
-        endpoint = PublishingQueries._record(row, PublishingQueries._versions(s, row.id))
+        endpoint = PublishingQueries.endpoint_record(
+            row, PublishingQueries.endpoint_versions(s, row.id)
+        )
         ids = sorted(set(endpoint.versions.values()))
         found = s.scalars(select(PublishedPipelineRow).where(PublishedPipelineRow.id.in_(ids)))
-        pipelines = {r.id: _published(r) for r in found}
+        pipelines = {r.id: published_record(r) for r in found}
         chosen = pipelines.get(endpoint.versions.get(version or endpoint.default_version, ""))
         graph = s.get(GraphRow, chosen.graph_id) if chosen is not None else None
         return EndpointView(endpoint, pipelines, dict(graph.graph) if graph else {})

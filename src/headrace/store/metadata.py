@@ -42,10 +42,11 @@ from headrace.store.records import (
 from headrace.store.step_runs import StepRunQueries
 from headrace.store.tokens import TokenQueries
 
-__all__ = ["SqlMetadataStore"]
+__all__ = ["SqlMetadataStore", "pipeline_record"]
 
 
-def _pipeline_record(row: PipelineRunRow, experiment_name: str) -> PipelineRunRecord:
+def pipeline_record(row: PipelineRunRow, experiment_name: str) -> PipelineRunRecord:
+    """The record of a pipeline run row (with its experiment's name, from a join)."""
     return PipelineRunRecord(
         id=row.id,
         experiment_id=row.experiment_id,
@@ -346,7 +347,7 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
     def find_pipeline_run(self, run_id: str) -> PipelineRunRecord | None:
         with self.db.read() as s:
             found = s.execute(self._pipeline_query().where(PipelineRunRow.id == run_id)).first()
-            return None if found is None else _pipeline_record(found[0], found[1])
+            return None if found is None else pipeline_record(found[0], found[1])
 
     def get_pipeline_run(self, run_id: str) -> PipelineRunRecord:
         record = self.find_pipeline_run(run_id)
@@ -370,7 +371,7 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
         query = query.order_by(PipelineRunRow.created_at.desc(), PipelineRunRow.id).limit(limit)
         with self.db.read() as s:
             rows = s.execute(query.offset(offset)).all()
-            return [_pipeline_record(r, name) for r, name in rows]
+            return [pipeline_record(r, name) for r, name in rows]
 
     def resolve_run_id(self, prefix: str) -> str:
         """The full id of the pipeline or step run whose id starts with `prefix`."""

@@ -25,14 +25,14 @@ from headrace.store.orm import (
 )
 from headrace.store.records import PipelineEndpointRecord, PublishedPipelineRecord
 
-__all__ = ["ACTIVE", "DISABLED", "PublishingQueries"]
+__all__ = ["ACTIVE", "DISABLED", "PublishingQueries", "published_record"]
 
 ACTIVE = "Active"
 DISABLED = "Disabled"
 _STATUSES = (ACTIVE, DISABLED)
 
 
-def _published(row: PublishedPipelineRow | Row[Any]) -> PublishedPipelineRecord:
+def published_record(row: PublishedPipelineRow | Row[Any]) -> PublishedPipelineRecord:
     return PublishedPipelineRecord(
         id=row.id,
         name=row.name,
@@ -95,14 +95,14 @@ class PublishingQueries:
             )
             s.add(row)
             s.flush()
-            return _published(row)
+            return published_record(row)
 
     def find_published_pipeline(self, pipeline_id: str) -> PublishedPipelineRecord | None:
         # A Core read: every REST submit makes it (an ORM session costs twice as much).
         table = PublishedPipelineRow.__table__
         with self.db.read_conn() as conn:
             row = conn.execute(select(table).where(table.c.id == pipeline_id)).first()
-            return None if row is None else _published(row)
+            return None if row is None else published_record(row)
 
     def get_published_pipeline(self, pipeline_id: str) -> PublishedPipelineRecord:
         record = self.find_published_pipeline(pipeline_id)
@@ -119,7 +119,7 @@ class PublishingQueries:
             query = query.where(PublishedPipelineRow.status == ACTIVE)
         query = query.order_by(PublishedPipelineRow.created_at.desc(), PublishedPipelineRow.id)
         with self.db.read() as s:
-            return [_published(r) for r in s.scalars(query).all()]
+            return [published_record(r) for r in s.scalars(query).all()]
 
     def set_published_pipeline_status(
         self, pipeline_id: str, status: str
@@ -134,7 +134,7 @@ class PublishingQueries:
                 )
             row.status = status
             s.flush()
-            return _published(row)
+            return published_record(row)
 
     # -- pipeline endpoints ----------------------------------------------------------------
     def create_pipeline_endpoint(
@@ -203,7 +203,7 @@ class PublishingQueries:
                     )
                 ):
                     versions[v.endpoint_id][v.version] = v.pipeline_id
-            return [self._record(r, versions[r.id]) for r in rows]
+            return [self.endpoint_record(r, versions[r.id]) for r in rows]
 
     def add_pipeline_endpoint_version(
         self, endpoint_id: str, pipeline_id: str, make_default: bool
@@ -213,7 +213,7 @@ class PublishingQueries:
         self.get_published_pipeline(pipeline_id)
         with self.db.write() as s:
             row = self._endpoint_row(s, endpoint_id)
-            versions = self._versions(s, endpoint_id)
+            versions = self.endpoint_versions(s, endpoint_id)
             existing = [v for v, p in versions.items() if p == pipeline_id]
             if existing:
                 version = existing[0]
@@ -235,7 +235,7 @@ class PublishingQueries:
     ) -> PipelineEndpointRecord:
         with self.db.write() as s:
             row = self._endpoint_row(s, endpoint_id)
-            versions = self._versions(s, endpoint_id)
+            versions = self.endpoint_versions(s, endpoint_id)
             version = str(version)
             if version not in versions:
                 listing = ", ".join(sorted(versions, key=_version_key))
@@ -245,7 +245,7 @@ class PublishingQueries:
                 )
             row.default_version = version
             s.flush()
-            return self._record(row, versions)
+            return self.endpoint_record(row, versions)
 
     def update_pipeline_endpoint(
         self,
@@ -289,7 +289,7 @@ class PublishingQueries:
         return row
 
     @staticmethod
-    def _versions(s: Session, endpoint_id: str) -> dict[str, str]:
+    def endpoint_versions(s: Session, endpoint_id: str) -> dict[str, str]:
         rows = s.scalars(
             select(PipelineEndpointVersionRow).where(
                 PipelineEndpointVersionRow.endpoint_id == endpoint_id
@@ -298,10 +298,12 @@ class PublishingQueries:
         return {r.version: r.pipeline_id for r in rows}
 
     def _endpoint(self, s: Session, row: PipelineEndpointRow) -> PipelineEndpointRecord:
-        return self._record(row, self._versions(s, row.id))
+        return self.endpoint_record(row, self.endpoint_versions(s, row.id))
 
     @staticmethod
-    def _record(row: PipelineEndpointRow, versions: dict[str, str]) -> PipelineEndpointRecord:
+    def endpoint_record(
+        row: PipelineEndpointRow, versions: dict[str, str]
+    ) -> PipelineEndpointRecord:
         ordered = {v: versions[v] for v in sorted(versions, key=_version_key)}
         return PipelineEndpointRecord(
             id=row.id,

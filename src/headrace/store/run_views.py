@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from headrace.store.metadata import SqlMetadataStore, _pipeline_record
+from headrace.store.metadata import SqlMetadataStore, pipeline_record
 from headrace.store.orm import ExperimentRow, GraphRow, PipelineRunRow
 from headrace.store.records import MetricRecord, PipelineRunRecord, StepRunRecord
 from headrace.store.step_runs import (
@@ -74,7 +74,7 @@ def read_run_view(
         found = s.execute(_RUN_QUERY.where(PipelineRunRow.id == run_id)).first()
         if found is None:
             return None
-        run = _pipeline_record(found[0], found[1])
+        run = pipeline_record(found[0], found[1])
         graph = _graph(s, run.graph_id, known_graphs)
         steps = [step_record(r) for r in s.execute(SELECT_PIPELINE_STEPS, {"_run_id": run.id})]
         return RunView(run, steps, graph)
@@ -90,7 +90,7 @@ def read_step_view(
             return None
         mapping = found._mapping
         step = StepRunRecord(**{name: mapping[f"s_{name}"] for name in STEP_FIELDS})
-        run = _pipeline_record(found[0], found[1])
+        run = pipeline_record(found[0], found[1])
         graph = _graph(s, run.graph_id, known_graphs)
         steps = [step_record(r) for r in s.execute(SELECT_PIPELINE_STEPS, {"_run_id": run.id})]
         metric_rows = s.execute(

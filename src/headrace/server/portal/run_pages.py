@@ -43,6 +43,7 @@ SOURCE_WORDS = {
     "SDK": "the Python SDK",
     "API": "the REST API",
     "Schedule": "a schedule",
+    "Portal": "the web portal",
 }
 
 
