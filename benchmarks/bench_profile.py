@@ -2,10 +2,10 @@
 
 Runs chains of 50 no-op steps on an instrumented agent (benchmarks/agent_probe.py: the real
 agent with timing wrappers and SQL counters), once with `run_after` edges and once with
-PipelineData edges, then the PipelineData chain once more under cProfile. Reports, per step: the step process's
-lifetime as the agent sees it (spawn to reap), the agent's dead time between reaping one
-step and spawning the next, each phase's inclusive time, SQL statements and transactions, and
-the top functions by own time.
+PipelineData edges, then the PipelineData chain once more under cProfile. Reports, per
+step: the step process's lifetime as the agent sees it (spawn to reap), the agent's dead
+time between reaping one step and spawning the next, each phase's inclusive time, SQL
+statements and transactions, and the top functions by own time.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-BENCH_ROOT = REPO / ".bench"
+BENCH_ROOT = Path(os.environ.get("HEADRACE_BENCH_DIR") or REPO / ".bench")
 # Steps run with the interpreter the agent runs with, which is the one running the
 # benchmarks (the agent is spawned with sys.executable): the venv's python, not the pyenv shim.
 PYTHON = sys.executable

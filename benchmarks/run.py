@@ -105,7 +105,7 @@ def markdown(outcomes: list[Outcome], info: dict[str, str], command: str, second
     lines = [
         "# Benchmarks",
         "",
-        'The "Speed and memory" figures of issues 2 and 3, each beside a floor measured in the '
+        'The "Speed and memory" figures of issues 2, 3 and 4, each beside a floor measured in the '
         "same run on the same machine. Reproduce with:",
         "",
         "```",
