@@ -39,10 +39,19 @@
       if (g.hasNode(key(from)) && g.hasNode(key(to))) g.setEdge(key(from), key(to), { kind });
     }
     dagre.layout(g);
-    const size = g.graph();
+    // The drawing's bounds: dagre's graph size covers the nodes, but a long edge's bends can
+    // lie outside them (a dummy node left of the first column).
+    let [minX, minY, maxX, maxY] = [0, 0, g.graph().width, g.graph().height];
+    for (const e of g.edges()) {
+      for (const p of g.edge(e).points) {
+        minX = Math.min(minX, p.x - 12); maxX = Math.max(maxX, p.x + 12);
+        minY = Math.min(minY, p.y - 12); maxY = Math.max(maxY, p.y + 12);
+      }
+    }
+    const [w, h] = [Math.ceil(maxX - minX), Math.ceil(maxY - minY)];
     const svg = el("svg", {
-      width: Math.ceil(size.width), height: Math.ceil(size.height),
-      viewBox: `0 0 ${Math.ceil(size.width)} ${Math.ceil(size.height)}`,
+      width: w, height: h,
+      viewBox: `${Math.floor(minX)} ${Math.floor(minY)} ${w} ${h}`,
     });
     const defs = el("defs", {}, svg);
     const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
