@@ -122,6 +122,8 @@ def where_to_look(ws: Workspace, run: PipelineRun, ws_arg: str) -> None:
     print(f"  {cli} run show {run.id} {ws_arg}")
     print(f"  {cli} run logs {run.id} {ws_arg}")
     print(f"  {cli} step show {compare.id} {ws_arg}")
+    print("\nor in a browser (the graph, live logs, metric charts, run comparison):")
+    print(f"  {cli} ui {ws_arg}    # then open http://127.0.0.1:8766/ui/runs/{run.id}")
     print("\nor from Python:")
     print(f"  ws = Workspace.get('demo', path={shown(Path(str(ws.path)))!r})")
     print(f"  run = PipelineRun.get(ws, {run.id!r})")
