@@ -191,7 +191,8 @@ class StepRunRow(Base):
         Index("ix_step_runs_pipeline_run", "pipeline_run_id"),
         Index("ix_step_runs_fingerprint_status", "fingerprint", "status"),
         Index("ix_step_runs_name_created", "name", "created_at"),
-        Index("ix_step_runs_status_target", "status", "compute_target"),
+        # No index on (status, compute_target): every status change of every step would pay
+        # for it, and only ComputeTarget.get_status counts running steps that way.
     )
 
 

@@ -1,5 +1,4 @@
-"""portal run indexes: the runs list sorted by submitted, started or ended time, and by graph;
-running steps by compute target (the compute page, ComputeTarget.get_status)
+"""portal run indexes: the runs list sorted by submitted, started or ended time, and by graph
 
 Revision ID: 0003
 Revises: 0002
@@ -21,22 +20,15 @@ INDEXES = {
     "ix_pipeline_runs_ended": ["ended_at", "id"],
     "ix_pipeline_runs_graph": ["graph_id"],
 }
-STEP_INDEXES = {"ix_step_runs_status_target": ["status", "compute_target"]}
 
 
 def upgrade() -> None:
     with op.batch_alter_table("pipeline_runs", schema=None) as batch_op:
         for name, columns in INDEXES.items():
             batch_op.create_index(name, columns, unique=False)
-    with op.batch_alter_table("step_runs", schema=None) as batch_op:
-        for name, columns in STEP_INDEXES.items():
-            batch_op.create_index(name, columns, unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("step_runs", schema=None) as batch_op:
-        for name in STEP_INDEXES:
-            batch_op.drop_index(name)
     with op.batch_alter_table("pipeline_runs", schema=None) as batch_op:
         for name in INDEXES:
             batch_op.drop_index(name)
