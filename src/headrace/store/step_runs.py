@@ -103,17 +103,21 @@ def step_record(row: Any) -> StepRunRecord:
 
 
 def _event(
-    conn: Connection, run_id: str, step_run_id: str | None, kind: str, payload: dict[str, Any]
+    events: list[dict[str, Any]],
+    run_id: str,
+    step_run_id: str | None,
+    kind: str,
+    payload: dict[str, Any],
 ) -> None:
-    conn.execute(
-        INSERT_EVENT,
+    """Queue an event row; the caller inserts `events` in one executemany, in order."""
+    events.append(
         {
             "run_id": run_id,
             "step_run_id": step_run_id,
             "kind": kind,
             "payload": payload,
             "created_at": utcnow(),
-        },
+        }
     )
 
 
@@ -191,14 +195,17 @@ def _new_step_values(fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _insert_step(conn: Connection, event: str, values: dict[str, Any]) -> None:
+def _insert_step(
+    conn: Connection, events: list[dict[str, Any]], event: str, values: dict[str, Any]
+) -> None:
     conn.execute(INSERT_STEP, values)
     payload = {"status": values["status"], "name": values["name"]}
-    _event(conn, values["pipeline_run_id"], values["id"], event, payload)
+    _event(events, values["pipeline_run_id"], values["id"], event, payload)
 
 
 def _update_step(
     conn: Connection,
+    events: list[dict[str, Any]],
     step_run_id: str,
     run_id: str | None,
     event: str,
@@ -214,7 +221,7 @@ def _update_step(
         if not result.rowcount:
             raise RunNotFoundError(f"No step run with id {step_run_id!r}.")
     status = {k: v for k, v in fields.items() if k == "status"}
-    _event(conn, run_id, step_run_id, event, payload or status)
+    _event(events, run_id, step_run_id, event, payload or status)
 
 
 class StepRunQueries:
@@ -223,8 +230,10 @@ class StepRunQueries:
     # -- writes ----------------------------------------------------------------------------
     def create_step_run(self, *, event: str, **fields: Any) -> StepRunRecord:
         values = _new_step_values(fields)
+        events: list[dict[str, Any]] = []
         with self.db.write_conn() as conn:
-            _insert_step(conn, event, values)
+            _insert_step(conn, events, event, values)
+            conn.execute(INSERT_EVENT, events)
         return StepRunRecord(**{name: values[name] for name in STEP_FIELDS})
 
     def update_step_run(
@@ -236,23 +245,28 @@ class StepRunQueries:
         pipeline_run_id: str | None = None,
         **fields: Any,
     ) -> None:
+        events: list[dict[str, Any]] = []
         with self.db.write_conn() as conn:
-            _update_step(conn, step_run_id, pipeline_run_id, event, payload, fields)
+            _update_step(conn, events, step_run_id, pipeline_run_id, event, payload, fields)
+            conn.execute(INSERT_EVENT, events)
 
     def apply_step_writes(self, writes: StepWrites) -> None:
         """Apply every queued write in one transaction (nothing, if there are none)."""
         items = writes.take()
         if not items:
             return
+        events: list[dict[str, Any]] = []
         with self.db.write_conn() as conn:
             for kind, args in items:
                 if kind == "create":
-                    _insert_step(conn, args["event"], args["values"])
+                    _insert_step(conn, events, args["event"], args["values"])
                 elif kind == "update":
-                    _update_step(conn, **args)
+                    _update_step(conn, events, **args)
                 else:
                     _add_metrics(conn, args["metrics"])
                     _merge_tags(conn, args["tags"])
+            if events:  # one executemany, in the order the changes were made
+                conn.execute(INSERT_EVENT, events)
 
     def record_journal(
         self, metrics: Sequence[MetricRecord], tags: dict[str, dict[str, Any]]
