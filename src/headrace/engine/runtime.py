@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headrace.engine.environments import step_argv
 from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.graph import placeholders
 from headrace.graph.model import StepNode
@@ -161,24 +162,14 @@ def prepare(
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
         # each attempt writes a journal of its own, so none is recorded twice.
         os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
-    if node.environment is not None and task.attempt == 0:
-        # Partial: environments are recorded (and part of the reuse fingerprint) but not yet
-        # built; say so where the user looks when an import fails.
-        deps = node.environment.get("dependencies", {})
-        wanted = ", ".join([*deps.get("pip", []), *deps.get("conda", [])]) or "nothing"
-        with (run_dir / STDERR_LOG).open("a", encoding="utf-8") as fh:
-            fh.write(
-                f"headrace: environment {node.environment.get('name')!r} (asks for: {wanted}) "
-                f"is recorded but not built by this version; the step runs in {python}, "
-                "which must provide those packages.\n"
-            )
     env = _environment(ws, task, env_paths, values, python, run_dir)
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
         display = [command]
     else:
-        argv = [python, node.script_name or "", *args]
+        script_argv = [node.script_name or "", *args]
+        argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
     return PreparedStep(
         task=task,
