@@ -40,6 +40,7 @@ BENCHMARKS = {
     "server": "benchmarks.bench_server",
     "agents": "benchmarks.bench_agents",
     "portal": "benchmarks.bench_portal",
+    "environments": "benchmarks.bench_environments",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 
