@@ -41,6 +41,7 @@ BENCHMARKS = {
     "agents": "benchmarks.bench_agents",
     "portal": "benchmarks.bench_portal",
     "environments": "benchmarks.bench_environments",
+    "objectstore": "benchmarks.bench_objectstore",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 
