@@ -1,17 +1,47 @@
 """A step's Python environment: what a step that declares one runs in.
 
-Partial (being built): environments are recorded (and part of the reuse fingerprint) but not
-yet built; the step runs in the interpreter headrace runs steps with, and a step whose
-environment lists packages gets a line in its stderr log saying so. `step_argv` is the one
-place the step runtime asks how to start a Python step.
+`step_argv` is the one place the step runtime asks how to start a Python step. A step with
+no environment (or `user_managed_dependencies`) runs in the interpreter headrace runs steps
+with. A step with one starts `envrun.py` in its own process, which builds the environment
+with uv on first use (cached by `environment_key` in the workspace's `envs/` folder, built
+once however many steps ask at the same moment) and then replaces itself with the
+environment's interpreter running the script: the agent never waits for a build.
+
+Not covered: conda packages (refused when the step is defined, see sdk/runconfig.py), Docker
+images (recorded only), and environments for CommandSteps (they run their command as given).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["step_argv"]
+__all__ = ["ENVRUN", "environment_key", "step_argv"]
+
+ENVRUN = str(Path(__file__).with_name("envrun.py"))
+
+
+def environment_key(environment: dict[str, Any], python: str) -> str:
+    """The cache key of an environment: its Python version (or the interpreter it is made
+    from), its sorted pins and index urls; not its name, so equal specs share one build."""
+    deps = environment.get("dependencies") or {}
+    requested = deps.get("python")
+    if not requested:
+        requested = f"interpreter {os.path.realpath(python)}"
+        if os.path.realpath(python) == os.path.realpath(sys.executable):
+            requested += " " + ".".join(map(str, sys.version_info[:3]))
+    identity = {
+        "python": requested,
+        "pip": sorted(deps.get("pip") or []),
+        "index_url": deps.get("index_url"),
+        "extra_index_urls": sorted(deps.get("extra_index_urls") or []),
+    }
+    text = json.dumps(identity, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
 def step_argv(
@@ -22,13 +52,9 @@ def step_argv(
     attempt: int,
 ) -> list[str]:
     """The argv that runs `script_argv` (a script and its arguments) in `environment`."""
-    if environment is not None and attempt == 0:
-        deps = environment.get("dependencies", {})
-        wanted = ", ".join([*deps.get("pip", []), *deps.get("conda", [])]) or "nothing"
-        with stderr_log.open("a", encoding="utf-8") as fh:
-            fh.write(
-                f"headrace: environment {environment.get('name')!r} (asks for: {wanted}) "
-                f"is recorded but not built by this version; the step runs in {python}, "
-                "which must provide those packages.\n"
-            )
-    return [python, *script_argv]
+    if environment is None:
+        return [python, *script_argv]
+    key = environment_key(environment, python)
+    spec = json.dumps(environment, sort_keys=True)
+    # -S: envrun needs only the standard library, and skipping site saves start-up time.
+    return [python, "-S", ENVRUN, "--key", key, "--spec", spec, "--", *script_argv]

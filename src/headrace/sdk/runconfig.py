@@ -1,18 +1,23 @@
 """Run configuration and environments, with SDK v1 names.
 
 A step's `RunConfiguration` carries environment variables and an `Environment`. The
-environment's specification (pip and conda packages, Python version, docker image) is
-recorded and is part of the step's reuse fingerprint.
+environment's specification (pip packages, Python version, package index) is part of the
+step's reuse fingerprint, and the step runs in a virtual environment built from it with uv
+(engine/environments.py, engine/envrun.py), unless `python.user_managed_dependencies` is set:
+then it runs in the interpreter headrace runs steps with.
 
-Partial: building a separate virtual environment per specification is not done yet (it is
-part of the scale-out work); until then every step runs in the interpreter headrace runs with,
-and a step whose environment lists packages gets a line in its log saying so.
+Environments are pip-only: conda packages are refused with an error naming them (a conda
+specification whose packages are all under `pip:` is fine, and `python=` and `pip` are
+understood). `azureml-*` pip packages are left out: headrace provides that API itself.
+Docker settings are recorded only.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from headrace.errors import UserError
 
 __all__ = [
     "DEFAULT_CPU_IMAGE",
@@ -27,15 +32,16 @@ DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"
 
 
 class CondaDependencies:
-    """Packages an environment asks for (only their names and pins are used)."""
+    """Packages an environment asks for: pip packages, a Python version, a package index."""
 
     def __init__(self, conda_dependencies_file_path: str | None = None) -> None:
         self.pip_packages: list[str] = []
         self.conda_packages: list[str] = []
         self.python_version: str | None = None
         self.pip_index_url: str | None = None
+        self.pip_extra_index_urls: list[str] = []
         if conda_dependencies_file_path:
-            self._load(Path(conda_dependencies_file_path))
+            self._load(_readable(conda_dependencies_file_path, "conda specification"))
 
     @staticmethod
     def create(
@@ -60,36 +66,64 @@ class CondaDependencies:
         if conda_package not in self.conda_packages:
             self.conda_packages.append(conda_package)
 
+    def set_pip_index_url(self, index_url: str) -> None:
+        self.pip_index_url = index_url
+
     def _load(self, path: Path) -> None:
-        in_pip = False
+        """Read a conda environment file (the subset SDK v1 files use: `channels`,
+        `dependencies` with `python=`, `pip` and a `pip:` list)."""
+        section = ""
+        pip_indent: int | None = None
         for raw in path.read_text(encoding="utf-8").splitlines():
-            line = raw.split("#", 1)[0].rstrip()
-            stripped = line.strip()
-            if not stripped.startswith("- "):
-                in_pip = (
-                    False if stripped.endswith(":") and not stripped.startswith("-") else in_pip
-                )
-                continue
-            item = stripped[2:].strip()
-            if item == "pip:" or item.startswith("pip:"):
-                in_pip = True
+            line = raw.split(" #", 1)[0].rstrip()
+            if not line.strip() or line.lstrip().startswith("#"):
                 continue
             indent = len(line) - len(line.lstrip())
-            if in_pip and indent >= 4:
-                self.pip_packages.append(item)
-            else:
-                in_pip = False
-                if item.startswith("python=") or item.startswith("python=="):
-                    self.python_version = item.split("=")[-1]
-                elif item != "pip":
-                    self.conda_packages.append(item)
+            stripped = line.strip()
+            if indent == 0 and not stripped.startswith("-"):
+                section = stripped.split(":", 1)[0].strip()
+                pip_indent = None
+                continue
+            if section != "dependencies" or not stripped.startswith("-"):
+                continue
+            item = stripped[1:].strip().strip("\"'")
+            if pip_indent is not None and indent > pip_indent:
+                self._pip_line(item, path)
+                continue
+            pip_indent = None
+            if item.rstrip(":").strip() == "pip" and item.endswith(":"):
+                pip_indent = indent
+            elif item.split("=")[0].split(">")[0].split("<")[0].strip() == "python":
+                version = item[len("python") :].lstrip("=<>~ ")
+                self.python_version = version or None
+            elif item.split("=")[0].strip() != "pip":
+                self.conda_packages.append(item)
+
+    def _pip_line(self, item: str, path: Path) -> None:
+        option, _, value = item.partition(" ")
+        if option in ("--index-url", "-i"):
+            self.pip_index_url = value.strip()
+        elif option == "--extra-index-url":
+            self.pip_extra_index_urls.append(value.strip())
+        elif item.startswith("-"):
+            raise UserError(
+                f"{path}: pip option {item!r} is not supported in a headrace environment; "
+                "list packages (with pins) and, if needed, --index-url / --extra-index-url."
+            )
+        else:
+            self.add_pip_package(item)
 
     def spec(self) -> dict[str, Any]:
-        return {
-            "pip": sorted(self.pip_packages),
+        spec: dict[str, Any] = {
+            "pip": sorted(p for p in self.pip_packages if not _provided_by_headrace(p)),
             "conda": sorted(self.conda_packages),
             "python": self.python_version,
         }
+        if self.pip_index_url:
+            spec["index_url"] = self.pip_index_url
+        if self.pip_extra_index_urls:
+            spec["extra_index_urls"] = sorted(self.pip_extra_index_urls)
+        return spec
 
     def serialize_to_string(self) -> str:
         lines = ["name: project_environment", "dependencies:"]
@@ -98,8 +132,64 @@ class CondaDependencies:
         lines += [f"  - {p}" for p in self.conda_packages]
         if self.pip_packages:
             lines.append("  - pip:")
+            if self.pip_index_url:
+                lines.append(f"    - --index-url {self.pip_index_url}")
+            lines += [f"    - --extra-index-url {u}" for u in self.pip_extra_index_urls]
             lines += [f"    - {p}" for p in self.pip_packages]
         return "\n".join(lines) + "\n"
+
+
+def _provided_by_headrace(requirement: str) -> bool:
+    """`azureml-defaults`, `azureml-core`, ...: headrace is that API, installing them would
+    only make the build slow."""
+    name = requirement.strip().lower().replace("_", "-")
+    return name.startswith("azureml-")
+
+
+def _readable(file_path: str, what: str) -> Path:
+    path = Path(file_path)
+    if not path.is_file():
+        raise UserError(
+            f"{what} {file_path!r} not found (looked in {path.resolve().parent}). Fix: pass "
+            "the path of an existing file, relative to the current folder or absolute."
+        )
+    return path
+
+
+def _refuse_conda(name: str, conda_packages: list[str], where: str) -> None:
+    if conda_packages:
+        listed = ", ".join(conda_packages)
+        raise UserError(
+            f"Environment {name!r}: {where} asks for conda packages ({listed}), which headrace "
+            "cannot install: it builds environments with pip (uv) only. Fix: list them as pip "
+            "packages (under `- pip:` in a conda file, e.g. `numpy==1.26.4`, or with "
+            "CondaDependencies.create(pip_packages=...)), or set "
+            "env.python.user_managed_dependencies = True to run the step in the interpreter "
+            "headrace runs with."
+        )
+
+
+def _read_requirements(path: Path, deps: CondaDependencies) -> None:
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        option, _, value = line.partition(" ")
+        value = value.strip()
+        if option in ("-r", "--requirement"):
+            _read_requirements(_readable(str(path.parent / value), "requirements file"), deps)
+        elif option in ("-i", "--index-url"):
+            deps.pip_index_url = value
+        elif option == "--extra-index-url":
+            deps.pip_extra_index_urls.append(value)
+        elif line.startswith("-"):
+            raise UserError(
+                f"{path}, line {number}: pip option {line!r} is not supported in a headrace "
+                "environment. Fix: list packages (with pins), `-r other.txt`, `--index-url` or "
+                "`--extra-index-url` only."
+            )
+        else:
+            deps.add_pip_package(line)
 
 
 class PythonSection:
@@ -132,17 +222,19 @@ class Environment:
 
     @staticmethod
     def from_pip_requirements(name: str, file_path: str) -> Environment:
+        """An environment with the packages of a pip requirements file (`-r` includes and
+        `--index-url` / `--extra-index-url` are understood)."""
         env = Environment(name)
-        for raw in Path(file_path).read_text(encoding="utf-8").splitlines():
-            line = raw.split("#", 1)[0].strip()
-            if line and not line.startswith("-"):
-                env.python.conda_dependencies.add_pip_package(line)
+        _read_requirements(_readable(file_path, "requirements file"), env.python.conda_dependencies)
         return env
 
     @staticmethod
     def from_conda_specification(name: str, file_path: str) -> Environment:
+        """An environment from a conda file whose packages are all under `pip:`."""
         env = Environment(name)
-        env.python.conda_dependencies = CondaDependencies(file_path)
+        deps = CondaDependencies(file_path)
+        _refuse_conda(name, deps.conda_packages, f"conda specification {file_path!r}")
+        env.python.conda_dependencies = deps
         return env
 
     @staticmethod
@@ -157,11 +249,12 @@ class Environment:
 
     def spec(self) -> dict[str, Any] | None:
         """What identifies this environment for reuse; None when it asks for nothing."""
-        deps = self.python.conda_dependencies.spec()
-        if self.python.user_managed_dependencies or not (
-            deps["pip"] or deps["conda"] or deps["python"]
-        ):
+        if self.python.user_managed_dependencies:
             return None
+        deps = self.python.conda_dependencies.spec()
+        if not (deps["pip"] or deps["conda"] or deps["python"]):
+            return None
+        _refuse_conda(self.name, deps["conda"], "its CondaDependencies")
         return {"name": self.name, "dependencies": deps}
 
 
@@ -179,12 +272,14 @@ class RunConfiguration:
         _path: str | None = None,
         _name: str | None = None,
         command: str | list[str] | None = None,
+        *,
+        environment: Environment | None = None,
     ) -> None:
         self.script = script
         self.arguments = list(arguments or [])
         self.framework = framework or "Python"
         self.communicator = communicator or "None"
-        self.environment = Environment()
+        self.environment = environment if environment is not None else Environment()
         if conda_dependencies is not None:
             self.environment.python.conda_dependencies = conda_dependencies
         self.environment_variables: dict[str, str] = {}

@@ -1,4 +1,9 @@
-"""`azureml.core.environment`: a named Python environment specification and its sections."""
+"""`azureml.core.environment`: a named Python environment specification and its sections.
+
+`Environment.from_pip_requirements`, `from_conda_specification` (pip packages only) and
+`python.user_managed_dependencies` behave as in SDK v1; the environment is a uv-built
+virtual environment instead of a Docker image.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """`azureml.core.runconfig`: how a step runs (environment, environment variables, docker).
 
-Docker settings are accepted and kept on the object; steps run as local processes without a
-container (Docker-based environments belong to later work).
+A step whose environment lists pip packages runs in a virtual environment headrace builds
+with uv (see headrace.sdk.runconfig). Docker settings are accepted and kept on the object;
+steps run as processes without a container.
 """
 
 from __future__ import annotations

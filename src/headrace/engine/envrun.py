@@ -1,0 +1,201 @@
+"""Start a step's script in its declared Python environment, building the environment first
+if no step has built it yet.
+
+Run as a file, never as a module, inside the step's own process (so a build never blocks the
+agent, and its output is the step's stderr log):
+
+    <python> -S .../headrace/engine/envrun.py --key KEY --spec JSON -- script.py arg ...
+
+The environment is a virtual environment made with uv in `<envs>/<KEY>/`, where `<envs>` is
+`$HEADRACE_ENVS_DIR` or `$HEADRACE_WORKSPACE/envs` (shared by every step and run of the
+workspace on this machine). A marker file written last says the build is complete; a file
+lock makes concurrent steps build it once. headrace itself is made importable in the
+environment through a `.pth` file and a link to this headrace's package folder (headrace's
+step-side API, `Run.get_context()`, needs no third-party package), so the step's packages
+are the ones it asked for and nothing else.
+
+Speed matters here: a cached environment must add almost nothing to a step, so the fast path
+imports only `os` and `sys` (both already loaded at start-up) and replaces this process with
+the environment's interpreter. Nothing from headrace is imported: this file must not import
+anything from headrace, SQLAlchemy or other third-party packages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a file, sys.path[0] is the engine folder: keep its modules from shadowing stdlib ones.
+if sys.path and os.path.basename(sys.path[0].rstrip("/")) == "engine":
+    del sys.path[0]
+
+READY = "headrace-env-ready"  # written last: the environment is complete
+LINK_DIR = "headrace-link"  # holds a `headrace` link to the package folder this file is in
+PTH = "_headrace.pth"
+BUILD_FAILED = 3  # the step's exit code when its environment cannot be built
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def envs_dir() -> str:
+    """Where this machine keeps the workspace's environments."""
+    explicit = os.environ.get("HEADRACE_ENVS_DIR")
+    if explicit:
+        return explicit
+    workspace = os.environ.get("HEADRACE_WORKSPACE")
+    if not workspace:
+        raise fail(
+            "neither HEADRACE_ENVS_DIR nor HEADRACE_WORKSPACE is set, so there is no place "
+            "to keep environments. Fix: run the step through headrace (it sets both)."
+        )
+    return os.path.join(workspace, "envs")
+
+
+def fail(message: str) -> SystemExit:
+    """Say why on the step's stderr; the caller raises what this returns (the step's exit)."""
+    sys.stderr.write(f"headrace: {message}\n")
+    sys.stderr.flush()
+    return SystemExit(BUILD_FAILED)
+
+
+def main(argv: list[str]) -> None:
+    try:
+        split = argv.index("--")
+        options, script_argv = argv[:split], argv[split + 1 :]
+        key = options[options.index("--key") + 1]
+        spec_text = options[options.index("--spec") + 1]
+    except (ValueError, IndexError):
+        raise fail("usage: envrun.py --key KEY --spec JSON -- script.py [arguments]") from None
+    env_dir = os.path.join(envs_dir(), key)
+    if not os.path.exists(os.path.join(env_dir, READY)):
+        _ensure_built(env_dir, spec_text)
+    _link_headrace(env_dir)
+    python = os.path.join(env_dir, "bin", "python")
+    environ = dict(os.environ)
+    environ["VIRTUAL_ENV"] = env_dir
+    environ["PATH"] = os.path.join(env_dir, "bin") + os.pathsep + environ.get("PATH", "")
+    environ.pop("PYTHONHOME", None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(python, [python, *script_argv], environ)  # noqa: S606 (no shell: argv as given)
+
+
+def _link_headrace(env_dir: str) -> None:
+    """Point the environment's `headrace` at this headrace (it may have moved since the
+    build); one readlink when nothing changed."""
+    link = os.path.join(env_dir, LINK_DIR, "headrace")
+    try:
+        if os.readlink(link) == PACKAGE_DIR:
+            return
+    except OSError:
+        pass
+    temporary = f"{link}.{os.getpid()}"
+    os.symlink(PACKAGE_DIR, temporary)
+    os.replace(temporary, link)
+
+
+def _ensure_built(env_dir: str, spec_text: str) -> None:
+    import fcntl
+    import json
+
+    spec = json.loads(spec_text)
+    name = spec.get("name") or "unnamed"
+    os.makedirs(os.path.dirname(env_dir), exist_ok=True)
+    with open(f"{env_dir}.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(
+                f"waiting for environment {name!r} ({os.path.basename(env_dir)}), which "
+                "another step is building"
+            )
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(env_dir, READY)):
+            return  # built by the step we waited for
+        _build(env_dir, name, spec)
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(f"headrace: {line}\n")
+    sys.stderr.flush()
+
+
+def _find_uv() -> str:
+    import shutil
+
+    here = os.path.join(os.path.dirname(sys.executable), "uv")
+    if os.access(here, os.X_OK):
+        return here
+    found = shutil.which("uv")
+    if found:
+        return found
+    raise fail(
+        f"building a step environment needs uv, found neither next to {sys.executable} nor "
+        "on PATH. Fix: install uv into headrace's environment (`pip install uv`), or set "
+        "env.python.user_managed_dependencies = True to run the step in headrace's own "
+        "interpreter."
+    )
+
+
+def _build(env_dir: str, name: str, spec: dict[str, object]) -> None:
+    import json
+    import shutil
+    import subprocess
+    import time
+
+    uv = _find_uv()
+    deps = spec.get("dependencies") or {}
+    assert isinstance(deps, dict)
+    pins = [str(p) for p in deps.get("pip") or []]
+    python = deps.get("python") or sys.executable
+    index_url = deps.get("index_url")
+    extra_urls = [str(u) for u in deps.get("extra_index_urls") or []]
+    shutil.rmtree(env_dir, ignore_errors=True)  # what a failed or killed build left
+    start = time.perf_counter()
+    _say(
+        f"building environment {name!r} ({os.path.basename(env_dir)}) with uv: "
+        f"python {deps.get('python') or 'as headrace'}, packages: {', '.join(pins) or 'none'}"
+    )
+    env = dict(os.environ)
+    env.setdefault("UV_COMPILE_BYTECODE", "1")
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")  # no network for interpreters here
+    env.pop("VIRTUAL_ENV", None)
+    steps: list[list[str]] = [
+        [uv, "venv", "--quiet", "--no-project", "--python", str(python), env_dir]
+    ]
+    if pins:
+        requirements = os.path.join(os.path.dirname(env_dir), f"{os.path.basename(env_dir)}.txt")
+        with open(requirements, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(pins) + "\n")
+        install = [uv, "pip", "install", "--python", os.path.join(env_dir, "bin", "python")]
+        if index_url:
+            install += ["--index-url", str(index_url)]
+        for url in extra_urls:
+            install += ["--extra-index-url", url]
+        steps.append([*install, "-r", requirements])
+    for command in steps:
+        # The installer's output goes to the step's stderr log, where a failure is read.
+        done = subprocess.run(command, stdout=sys.stderr, env=env, check=False)
+        if done.returncode != 0:
+            shutil.rmtree(env_dir, ignore_errors=True)
+            raise fail(
+                f"could not build environment {name!r}: `uv {command[1]}` failed with exit "
+                f"code {done.returncode} (its output is above). Fix the environment's "
+                "packages (names, versions, index url) and submit again."
+            )
+    sites = [
+        os.path.join(env_dir, "lib", entry, "site-packages")
+        for entry in os.listdir(os.path.join(env_dir, "lib"))
+        if entry.startswith("python")
+    ]
+    os.makedirs(os.path.join(env_dir, LINK_DIR), exist_ok=True)
+    for site in sites:
+        with open(os.path.join(site, PTH), "w", encoding="utf-8") as fh:
+            fh.write(os.path.join(env_dir, LINK_DIR) + "\n")
+    _link_headrace(env_dir)
+    with open(os.path.join(env_dir, READY), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(spec, sort_keys=True) + "\n")
+    _say(f"environment {name!r} built in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
