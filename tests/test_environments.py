@@ -5,6 +5,8 @@ the workspace and shared by every step that asks for the same one.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -23,6 +25,7 @@ from headrace import (
     Workspace,
 )
 from headrace.compat.azureml.core.environment import Environment as CompatEnvironment
+from headrace.engine.environments import environment_key, step_argv
 
 SCRIPT = textwrap.dedent(
     """
@@ -215,3 +218,40 @@ def test_a_changed_pin_runs_the_step_again(ws: Workspace, tmp_path: Path) -> Non
     assert step.reused_run_id is None
     assert "environment changed" in str(step.run_reason.get("summary", ""))
     assert "six 1.15.0" in step.get_stdout_log()
+
+
+def test_concurrent_starts_build_once_and_wait_for_the_builder(tmp_path: Path) -> None:
+    """Four step processes start at the same moment with one uncached environment: one
+    builds it, the others say they wait, and all four run in it."""
+    env = Environment("together")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=["six==1.16.0"])
+    spec = env.spec()
+    script = tmp_path / "show.py"
+    script.write_text("import sys, six\nprint(sys.prefix)\n")
+    environ = {**os.environ, "HEADRACE_ENVS_DIR": str(tmp_path / "envs")}
+    argv = step_argv(spec, sys.executable, [str(script)], tmp_path / "unused.log", 0)
+    processes = [
+        subprocess.Popen(argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0]
+    stderr = "".join(err.decode() for _, err in results)
+    assert stderr.count("headrace: building environment 'together'") == 1
+    assert {out.decode().strip() for out, _ in results} == {
+        str(tmp_path / "envs" / environment_key(spec or {}, sys.executable))
+    }
+
+
+def test_a_python_version_not_on_the_machine_fails_with_the_fix(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    folder = _folder(tmp_path / "src")
+    env = Environment("ancient")
+    env.python.conda_dependencies = CondaDependencies.create(
+        pip_packages=["six==1.16.0"], python_version="3.1"
+    )
+    run = _submit(ws, _step(folder, env), expect="Failed")
+    stderr = run.find_step_run("step.py")[0].get_stderr_log()
+    assert "could not build environment 'ancient': `uv venv` failed" in stderr
+    assert "Fix: install Python 3.1 where uv finds it" in stderr

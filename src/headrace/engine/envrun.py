@@ -172,6 +172,11 @@ def _build(env_dir: str, name: str, spec: dict[str, object]) -> None:
         for url in extra_urls:
             install += ["--extra-index-url", url]
         steps.append([*install, "-r", requirements])
+    fixes = {
+        "venv": f"Fix: install Python {deps.get('python')} where uv finds it, or leave the "
+        "Python version out of the environment to use headrace's.",
+        "pip": "Fix the environment's packages (names, versions, index url) and submit again.",
+    }
     for command in steps:
         # The installer's output goes to the step's stderr log, where a failure is read.
         done = subprocess.run(command, stdout=sys.stderr, env=env, check=False)
@@ -179,8 +184,7 @@ def _build(env_dir: str, name: str, spec: dict[str, object]) -> None:
             shutil.rmtree(env_dir, ignore_errors=True)
             raise fail(
                 f"could not build environment {name!r}: `uv {command[1]}` failed with exit "
-                f"code {done.returncode} (its output is above). Fix the environment's "
-                "packages (names, versions, index url) and submit again."
+                f"code {done.returncode} (its output is above). {fixes[command[1]]}"
             )
     sites = [
         os.path.join(env_dir, "lib", entry, "site-packages")
