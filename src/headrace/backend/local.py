@@ -17,7 +17,12 @@ from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
 from headrace.errors import NotFoundError, UserError
 from headrace.graph.model import Graph
-from headrace.store.datastores import clean_relative_path
+from headrace.store.datastores import (
+    OBJECT_STORE_TYPES,
+    ObjectDatastoreFiles,
+    clean_relative_path,
+    save_secrets,
+)
 from headrace.store.records import (
     ComputeTargetRecord,
     DatastoreRecord,
@@ -72,10 +77,22 @@ class LocalBackend:
     def register_datastore(
         self, name: str, type_: str, config: dict[str, Any], *, overwrite: bool
     ) -> DatastoreRecord:
+        secrets: dict[str, str] = {}
+        create_root = False
         if type_ == "local":
             config = _local_folder(config)
+        elif type_ in OBJECT_STORE_TYPES:
+            create_root = bool(config.get("create_if_not_exists"))
+            config, secrets = _object_store(config)
+        if self.meta.find_datastore(name) is not None and not overwrite:
+            # Checked here too: the secrets file must not change for a refused registration.
+            self.meta.add_datastore(name, type_, config, overwrite=False)
+        save_secrets(self.store.root, name, secrets)
         record = self.meta.add_datastore(name, type_, config, overwrite=overwrite)
         self.store.forget_datastore(name)
+        files = self.store.datastore_files(name)
+        if create_root and isinstance(files, ObjectDatastoreFiles):
+            files.ensure_root()
         return record
 
     def set_default_datastore(self, name: str) -> None:
@@ -85,6 +102,8 @@ class LocalBackend:
         record = self.meta.find_datastore(name)
         if record is None:
             raise NotFoundError(f"No datastore named {name!r}.")
+        if record.type != "local":
+            return self.store.datastore_files(name).describe()  # e.g. s3://bucket
         return str(self.store.local_datastore_root(record.config))
 
     def upload_files(
@@ -98,6 +117,9 @@ class LocalBackend:
         target = self.store.datastore_files(datastore)
         # Check every target before writing anything: a bad path uploads nothing.
         checked = [(src, clean_relative_path(path, what="target path")) for src, path in files]
+        if not target.is_local:
+            done = target.upload_many(checked, overwrite=overwrite)  # one batched transfer
+            return [(path, ok) for (_src, path), ok in zip(checked, done, strict=True)]
         for _src, path in checked:
             target.local_path(path)
         results: list[tuple[str, bool]] = []
@@ -122,6 +144,10 @@ class LocalBackend:
         show_progress: bool,
     ) -> int:
         source = self.store.datastore_files(datastore)
+        if not source.is_local:
+            todo = [(p, d) for p, d in files if overwrite or not d.exists()]
+            source.download_many(todo)  # one batched transfer
+            return len(todo)
         written = 0
         with _progress(show_progress, len(files), "Downloading") as progress:
             task = progress.add_task("", total=len(files)) if progress else None
@@ -352,6 +378,30 @@ class LocalBackend:
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
+
+
+def _object_store(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """An object-store datastore's config to record, and the secrets to keep out of it.
+
+    Credentials arrive under "credentials" as {field: value} (kept in the workspace secrets
+    file, recorded as "workspace") or {field: "env:NAME"} (recorded as given).
+    """
+    config = dict(config)
+    config.pop("create_if_not_exists", None)  # acted on at registration, not stored
+    given = config.pop("credentials", None) or {}
+    refs: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    for field, value in given.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, str) and value.startswith("env:") and len(value) > 4:
+            refs[field] = value
+        else:
+            refs[field] = "workspace"
+            secrets[field] = str(value)
+    if refs:
+        config["credentials"] = refs
+    return config, secrets
 
 
 def _local_folder(config: dict[str, Any]) -> dict[str, Any]:

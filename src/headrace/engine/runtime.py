@@ -9,6 +9,12 @@ the staged outputs are renamed into place (so a failed or killed step never leav
 later step could take as valid), `./outputs` and `./logs` become run files, and the working
 folder is removed.
 
+A datastore in object storage (S3, Azure Blob, GCS) has no local path: its inputs are
+downloaded into the working folder whatever their mode (mount mode downloads too), and its
+outputs are staged in a local folder next to the working folder and uploaded to their
+datastore path by `finalize`, only on success. Uploading happens in `finalize`, so a big
+output holds up the caller (the agent's loop) while it transfers.
+
 Executors call these two functions around whatever actually runs the process.
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -55,6 +62,12 @@ def _staging(task: StepTask, port: str) -> str:
     """Where the attempt stages output `port` on its datastore, under its pipeline run's
     staging folder: one folder per output, so staging one makes one directory."""
     return f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}-{port}"
+
+
+def _object_staging(ws: WorkspaceStore, task: StepTask, port: str) -> Path:
+    """Where an attempt stages an output bound for an object store: on this machine, under
+    its pipeline run's working folder (so `discard_run` removes it too)."""
+    return _work_dir(ws, task).with_name(f"{task.step_run_id}-{task.attempt}.out") / port
 
 
 def pipeline_data_path(step_run_id: str, output_name: str) -> str:
@@ -144,7 +157,11 @@ def prepare(
         if item.mode == "upload":
             target = cwd / (item.path_on_compute or item.port)
         else:
-            target = files.local_path(_staging(task, item.port))
+            target = (
+                files.local_path(_staging(task, item.port))
+                if files.is_local
+                else _object_staging(ws, task, item.port)
+            )
             if target.exists():
                 shutil.rmtree(target)
         target.mkdir(parents=True, exist_ok=True)
@@ -186,19 +203,24 @@ def prepare(
 
 def _resolve_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> str:
     files = ws.datastore_files(item.datastore)
-    if item.mode != "download":
+    if item.mode != "download" and files.is_local:
         return str(files.local_path(item.path_on_datastore))
     base = cwd / (item.path_on_compute or item.port)
     listing = files.list_files(item.path_on_datastore)
-    source = files.local_path(item.path_on_datastore)
-    if source.is_file():
-        target = base / source.name
+    prefix = item.path_on_datastore.strip("/")
+    if files.is_local:
+        is_file = files.local_path(item.path_on_datastore).is_file()
+    else:
+        is_file = len(listing) == 1 and listing[0][0] == prefix
+    if is_file:
+        target = base / posixpath.basename(prefix)
         files.download_file(item.path_on_datastore, target)
         return str(target)
-    prefix = item.path_on_datastore.rstrip("/")
+    pairs = []
     for rel, _size in listing:
         inner = rel[len(prefix) :].lstrip("/") if prefix else rel
-        files.download_file(rel, base / inner)
+        pairs.append((rel, base / inner))
+    files.download_many(pairs)
     base.mkdir(parents=True, exist_ok=True)
     return str(base)
 
@@ -305,14 +327,11 @@ def finalize(
     try:
         if succeeded:
             for item in task.outputs:
+                # Replaces what an earlier attempt that died between commit and record left.
+                # On a local datastore a rename on the same filesystem (never a copy); on
+                # an object store an upload.
                 files = ws.datastore_files(item.datastore)
-                final = files.local_path(item.path_on_datastore)
-                if final.exists():
-                    # Left by an earlier attempt that died between rename and record.
-                    shutil.rmtree(final) if final.is_dir() else final.unlink()
-                final.parent.mkdir(parents=True, exist_ok=True)
-                # A rename on the same filesystem: outputs are never copied.
-                shutil.move(str(prepared.staged_outputs[item.port]), final)
+                files.replace_tree(prepared.staged_outputs[item.port], item.path_on_datastore)
         for folder in ("outputs", "logs"):
             source = prepared.cwd / folder
             if source.is_dir():
@@ -323,7 +342,7 @@ def finalize(
     finally:
         for item in task.outputs:
             staged = prepared.staged_outputs[item.port]
-            if item.mode != "upload" and staged.exists():  # not committed: failed
+            if item.mode != "upload" and staged.exists():  # failed, or uploaded
                 folders.remove(staged)
         folders.release(
             task.pipeline_run_id, task.node.snapshot_id, prepared.cwd, prepared.snapshot_files
@@ -333,10 +352,12 @@ def finalize(
 def discard(ws: WorkspaceStore, task: StepTask) -> None:
     """Remove what an interrupted attempt left: its working folder and staged outputs."""
     shutil.rmtree(_work_dir(ws, task), ignore_errors=True)
+    shutil.rmtree(_object_staging(ws, task, "x").parent, ignore_errors=True)
     for item in task.outputs:
         try:
             files = ws.datastore_files(item.datastore)
-            shutil.rmtree(files.local_path(_staging(task, item.port)), ignore_errors=True)
+            if files.is_local:
+                shutil.rmtree(files.local_path(_staging(task, item.port)), ignore_errors=True)
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue
 
@@ -351,6 +372,7 @@ def discard_run(ws: WorkspaceStore, pipeline_run_id: str, datastores: set[str]) 
     for name in datastores:
         try:
             files = ws.datastore_files(name)
-            shutil.rmtree(files.local_path(f"{STAGING}/{pipeline_run_id}"), ignore_errors=True)
+            if files.is_local:
+                shutil.rmtree(files.local_path(f"{STAGING}/{pipeline_run_id}"), ignore_errors=True)
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue

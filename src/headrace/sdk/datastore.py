@@ -1,8 +1,15 @@
 """`Datastore`: a named storage location of a workspace, with SDK v1 upload/download semantics.
 
 Every workspace has `workspaceblobstore` (the default) and `workspacefilestore`, folders in
-the workspace; `Datastore.register_local` adds any folder. Every datastore path is checked to
-stay inside the datastore (no absolute paths, no `..`, no symlinks out).
+the workspace; `Datastore.register_local` adds any folder. `register_s3` (any S3-compatible
+endpoint), `register_azure_blob_container` and `register_gcs` add object stores. Every
+datastore path is checked to stay inside the datastore (no absolute paths, no `..`, no
+symlinks out).
+
+Credentials of object stores are given either as values (kept in the workspace's secrets
+file, mode 0600, never in the metadata store) or as `env:NAME` references read from the
+environment of the process that uses the datastore (headrace's `*_env` arguments make
+these). They never appear in a repr, an error, the API or the portal.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Datastore"]
 
-_TYPE_NAMES = {"local": "Local"}
+_TYPE_NAMES = {"local": "Local", "s3": "S3", "azure_blob": "AzureBlob", "gcs": "GCS"}
 _NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 
 
@@ -81,17 +88,114 @@ class Datastore:
     ) -> Datastore:
         """Register a folder as a datastore: a folder of the machine the workspace lives on
         (for a remote workspace, the server's machine)."""
-        if not isinstance(datastore_name, str) or not _NAME.match(datastore_name):
-            raise UserError(
-                f"Datastore name {datastore_name!r} is invalid: use 1-255 letters, digits and "
-                "underscores (as Azure ML does), for example 'raw_data'."
-            )
+        _check_name(datastore_name)
         # The backend checks (and creates) the folder where the workspace lives.
         config = {"path": os.fspath(path), "create_if_not_exists": create_if_not_exists}
         record = workspace.backend.register_datastore(
             datastore_name, "local", config, overwrite=overwrite
         )
         return Datastore._from_record(workspace, record)
+
+    @staticmethod
+    def register_s3(
+        workspace: Workspace,
+        datastore_name: str,
+        bucket_name: str,
+        endpoint_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        region: str | None = None,
+        create_if_not_exists: bool = False,
+        overwrite: bool = False,
+        *,
+        access_key_id_env: str | None = None,
+        secret_access_key_env: str | None = None,
+    ) -> Datastore:
+        """Register an S3 bucket (AWS or any S3-compatible endpoint: MinIO, Ceph, ...).
+
+        Give the keys as values (kept in the workspace secrets file) or as the names of
+        environment variables (`*_env`); with neither, the usual AWS sources apply
+        (AWS_ACCESS_KEY_ID, ~/.aws). Needs `pip install 'headrace[s3]'` when used."""
+        _check_name(datastore_name)
+        _check_text("bucket_name", bucket_name)
+        config = {
+            "bucket": bucket_name.strip("/"),
+            "endpoint_url": endpoint_url,
+            "region": region,
+            "create_if_not_exists": create_if_not_exists,
+            "credentials": _credentials(
+                access_key_id=(access_key_id, access_key_id_env),
+                secret_access_key=(secret_access_key, secret_access_key_env),
+            ),
+        }
+        return _register(workspace, datastore_name, "s3", config, overwrite)
+
+    @staticmethod
+    def register_azure_blob_container(
+        workspace: Workspace,
+        datastore_name: str,
+        container_name: str,
+        account_name: str,
+        sas_token: str | None = None,
+        account_key: str | None = None,
+        protocol: str | None = None,
+        endpoint: str | None = None,
+        overwrite: bool = False,
+        create_if_not_exists: bool = False,
+        skip_validation: bool = False,
+        blob_cache_timeout: int | None = None,
+        grant_workspace_access: bool = False,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        *,
+        sas_token_env: str | None = None,
+        account_key_env: str | None = None,
+    ) -> Datastore:
+        """Register an Azure Blob container, as SDK v1 did. `endpoint` is the storage suffix
+        ('core.windows.net') or, headrace extension, a full blob endpoint URL such as
+        Azurite's 'http://127.0.0.1:10000/devstoreaccount1'. Needs
+        `pip install 'headrace[azure]'` when used."""
+        _check_name(datastore_name)
+        _check_text("container_name", container_name)
+        _check_text("account_name", account_name)
+        config = {
+            "container": container_name.strip("/"),
+            "account_name": account_name,
+            "protocol": protocol,
+            "endpoint": endpoint,
+            "create_if_not_exists": create_if_not_exists,
+            "credentials": _credentials(
+                sas_token=(sas_token, sas_token_env),
+                account_key=(account_key, account_key_env),
+            ),
+        }
+        return _register(workspace, datastore_name, "azure_blob", config, overwrite)
+
+    @staticmethod
+    def register_gcs(
+        workspace: Workspace,
+        datastore_name: str,
+        bucket_name: str,
+        project: str | None = None,
+        credentials_file: str | os.PathLike[str] | None = None,
+        endpoint_url: str | None = None,
+        create_if_not_exists: bool = False,
+        overwrite: bool = False,
+    ) -> Datastore:
+        """Register a Google Cloud Storage bucket (headrace extension). `credentials_file` is
+        the path of a service-account JSON key (its path is recorded, not its content);
+        without it gcsfs finds credentials as Google's libraries do. Needs
+        `pip install 'headrace[gcs]'` when used."""
+        _check_name(datastore_name)
+        _check_text("bucket_name", bucket_name)
+        config = {
+            "bucket": bucket_name.strip("/"),
+            "project": project,
+            "credentials_file": os.fspath(credentials_file) if credentials_file else None,
+            "endpoint_url": endpoint_url,
+            "create_if_not_exists": create_if_not_exists,
+        }
+        return _register(workspace, datastore_name, "gcs", config, overwrite)
 
     @property
     def root(self) -> str:
@@ -204,6 +308,7 @@ class Datastore:
         return [p for p, _ in self.workspace.backend.list_datastore_files(self.name, prefix or "")]
 
     def __repr__(self) -> str:
+        # Never the config: it is where a datastore is, and credentials stay out of reprs.
         return f"Datastore(name={self.name!r}, type={self.datastore_type!r})"
 
     def __eq__(self, other: Any) -> bool:
@@ -211,3 +316,38 @@ class Datastore:
 
     def __hash__(self) -> int:
         return hash(self.name)
+
+
+def _check_name(datastore_name: Any) -> None:
+    if not isinstance(datastore_name, str) or not _NAME.match(datastore_name):
+        raise UserError(
+            f"Datastore name {datastore_name!r} is invalid: use 1-255 letters, digits and "
+            "underscores (as Azure ML does), for example 'raw_data'."
+        )
+
+
+def _check_text(what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip("/ "):
+        raise UserError(f"{what} must be a non-empty string, got {value!r}.")
+
+
+def _credentials(**given: tuple[str | None, str | None]) -> dict[str, str]:
+    """{field: value or 'env:NAME'} from each credential's (value, environment variable)."""
+    refs: dict[str, str] = {}
+    for field, (value, env) in given.items():
+        if value is not None and env is not None:
+            raise UserError(f"Give {field} or {field}_env, not both.")
+        if env is not None:
+            if not isinstance(env, str) or not env.strip():
+                raise UserError(f"{field}_env must name an environment variable.")
+            refs[field] = f"env:{env}"
+        elif value:
+            refs[field] = str(value)
+    return refs
+
+
+def _register(
+    workspace: Workspace, name: str, type_: str, config: dict[str, Any], overwrite: bool
+) -> Datastore:
+    record = workspace.backend.register_datastore(name, type_, config, overwrite=overwrite)
+    return Datastore._from_record(workspace, record)

@@ -2,7 +2,8 @@
 
 It bundles the folder layout, the metadata store (SQLite in the folder, or the PostgreSQL
 named by `database_url` in workspace.json), the artifact store, and file access to each
-registered datastore.
+registered datastore
+(a folder, or an object store over fsspec).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from typing import Any
 from headrace.errors import ConfigError, NotFoundError, WorkspaceExistsError
 from headrace.store.artifacts import LocalArtifactStore
 from headrace.store.database import Database, sqlite_url
-from headrace.store.datastores import DatastoreFiles, LocalDatastoreFiles
+from headrace.store.datastores import (
+    OBJECT_STORE_TYPES,
+    DatastoreFiles,
+    LocalDatastoreFiles,
+    object_datastore_files,
+)
 from headrace.store.layout import WorkspaceLayout
 from headrace.store.metadata import SqlMetadataStore
 
@@ -138,12 +144,16 @@ class WorkspaceStore:
                 f"No datastore named {name!r} in workspace {self.name!r}; known: "
                 f"{', '.join(known) or 'none'}."
             )
-        if record.type != "local":
+        files: DatastoreFiles
+        if record.type in OBJECT_STORE_TYPES:
+            files = object_datastore_files(name, record.type, record.config, self.layout.root)
+        elif record.type == "local":
+            files = LocalDatastoreFiles(name, self.local_datastore_root(record.config))
+        else:
             raise ConfigError(
                 f"Datastore {name!r} has type {record.type!r}, which this version of headrace "
                 "cannot open."
             )
-        files = LocalDatastoreFiles(name, self.local_datastore_root(record.config))
         self._datastore_files[name] = files
         return files
 

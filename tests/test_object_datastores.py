@@ -1,0 +1,345 @@
+"""Datastores in object storage, against real servers on 127.0.0.1: moto's S3 server (with
+authentication on) and, when installed, Azurite for Azure Blob. Registration, credentials
+kept out of the metadata store and the portal, upload/download round trips, pipelines whose
+inputs and PipelineData live in the bucket, wrong credentials, missing extras; GCS has no
+emulator here, so only its registration and its missing-extra error are tested."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from headrace import (
+    ConfigError,
+    DataReference,
+    Datastore,
+    Experiment,
+    MissingDependencyError,
+    Pipeline,
+    PipelineData,
+    PythonScriptStep,
+    Workspace,
+)
+from tests.objectstores import Azurite, MotoS3, azurite_command
+from tests.servers import LiveServer
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    server = MotoS3(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    command = azurite_command()
+    if command is None:
+        if os.environ.get("HEADRACE_TEST_REQUIRE_AZURITE"):
+            pytest.fail("Azurite is not installed (npm install --prefix <folder> azurite)")
+        pytest.skip(
+            "Azurite is not installed: npm install --prefix <folder> azurite, and set HEADRACE_TEST_AZURITE=<folder>"
+        )
+    folder = tmp_path_factory.mktemp("azurite")
+    server = Azurite(command, folder / "data", folder / "azurite.log")
+    yield server
+    server.stop()
+
+
+def s3_store(ws: Workspace, moto: MotoS3, name: str = "s3data", **kw: Any) -> Datastore:
+    return Datastore.register_s3(
+        ws,
+        name,
+        moto.new_bucket(),
+        endpoint_url=moto.url,
+        access_key_id=moto.key_id,
+        secret_access_key=moto.secret,
+        **kw,
+    )
+
+
+@pytest.fixture(params=["s3", "azure"])
+def store(request: pytest.FixtureRequest, ws: Workspace) -> Datastore:
+    """An empty object-store datastore: an S3 bucket on moto, or an Azurite container."""
+    if request.param == "s3":
+        return s3_store(ws, request.getfixturevalue("moto"))
+    server: Azurite = request.getfixturevalue("azurite")
+    return Datastore.register_azure_blob_container(
+        ws,
+        "blobdata",
+        container_name=f"c{os.urandom(6).hex()}",
+        account_name=server.account,
+        account_key=server.key,
+        endpoint=server.endpoint,
+        create_if_not_exists=True,
+    )
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    """a.txt, sub/b.txt, sub/deeper/c.txt."""
+    src = tmp_path / "src-files"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "a.txt").write_text("A")
+    (src / "sub" / "b.txt").write_text("B")
+    (src / "sub" / "deeper" / "c.txt").write_text("C")
+    return src
+
+
+SCRIPTS = {
+    # write.py OUT TEXT [FAIL]: writes OUT/made.txt and OUT/deep/more.txt; exits 1 on FAIL.
+    "write.py": """
+        import os, sys
+        out = sys.argv[1]
+        os.makedirs(os.path.join(out, "deep"), exist_ok=True)
+        open(os.path.join(out, "made.txt"), "w").write(sys.argv[2])
+        open(os.path.join(out, "deep", "more.txt"), "w").write("more")
+        sys.exit(1 if sys.argv[3:] == ["fail"] else 0)
+    """,
+    # read.py OUT IN...: writes what each input holds (a file's text, a folder's files) to
+    # OUT/seen.txt, one line per input.
+    "read.py": """
+        import os, sys
+        out, inputs = sys.argv[1], sys.argv[2:]
+        lines = []
+        for path in inputs:
+            if os.path.isfile(path):
+                lines.append(open(path).read())
+            else:
+                found = []
+                for d, _, names in os.walk(path):
+                    for n in names:
+                        full = os.path.join(d, n)
+                        found.append(os.path.relpath(full, path) + "=" + open(full).read())
+                lines.append(",".join(sorted(found)))
+        os.makedirs(out, exist_ok=True)
+        open(os.path.join(out, "seen.txt"), "w").write("\\n".join(lines))
+    """,
+}
+
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> Path:
+    src = tmp_path / "scripts"
+    src.mkdir()
+    for name, text in SCRIPTS.items():
+        (src / name).write_text(textwrap.dedent(text))
+    return src
+
+
+def finished(run: Any) -> str:
+    status: str = run.wait_for_completion(show_output=False, raise_on_error=False)
+    return status
+
+
+def test_register_keeps_credentials_out_of_the_metadata_store_and_the_portal(
+    ws: Workspace, moto: MotoS3
+) -> None:
+    ds = s3_store(ws, moto)
+    assert ds.datastore_type == "S3" and ds.root.startswith("s3://b-")
+    assert moto.secret not in repr(ds) and moto.key_id not in repr(ds)
+    assert ds._config["credentials"] == {
+        "access_key_id": "workspace",
+        "secret_access_key": "workspace",
+    }
+    root = Path(str(ws.path))
+    for db_file in root.glob("headrace.db*"):
+        raw = db_file.read_bytes()
+        assert moto.secret.encode() not in raw and moto.key_id.encode() not in raw
+    secrets = root / "secrets" / "datastores.json"
+    assert moto.secret in secrets.read_text()
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secrets.parent.stat().st_mode) == 0o700
+    with LiveServer(root, auth=False) as portal:
+        listing = httpx.get(f"{portal.url}/ui/datastores.json")
+        api = httpx.get(f"{portal.url}/ui/datastores")
+    assert listing.status_code == 200 and "s3data" in listing.text
+    for text in (listing.text, api.text):
+        assert moto.secret not in text and moto.key_id not in text
+
+
+def test_upload_and_download_round_trip(store: Datastore, files: Path, tmp_path: Path) -> None:
+    store.upload(str(files), target_path="in", show_progress=False)
+    assert store.list_files("in") == ["in/a.txt", "in/sub/b.txt", "in/sub/deeper/c.txt"]
+    assert store.list_files("in/sub/b.txt") == ["in/sub/b.txt"]
+    assert store.list_files("in/su") == []  # a prefix is a folder, not a string prefix
+
+    (files / "a.txt").write_text("changed")
+    store.upload(str(files), target_path="in", show_progress=False)  # existing: skipped
+    assert store.last_upload_results[0] == ("in/a.txt", False)
+    store.upload_files([str(files / "a.txt")], target_path="one", show_progress=False)
+    assert store.list_files("one") == ["one/a.txt"]
+
+    count = store.download(tmp_path / "dl", prefix="in", show_progress=False)
+    assert count == 3
+    assert (tmp_path / "dl" / "in" / "a.txt").read_text() == "A"
+    assert (tmp_path / "dl" / "in" / "sub" / "deeper" / "c.txt").read_text() == "C"
+    store.upload(str(files), target_path="in", overwrite=True, show_progress=False)
+    store.download(tmp_path / "dl", prefix="in", overwrite=True, show_progress=False)
+    assert (tmp_path / "dl" / "in" / "a.txt").read_text() == "changed"
+
+
+def test_pipeline_with_inputs_and_pipeline_data_in_object_storage(
+    ws: Workspace, store: Datastore, files: Path, scripts: Path, tmp_path: Path
+) -> None:
+    """A DataReference folder (mount mode: downloaded) and file, PipelineData written to the
+    bucket by one step and read by the next, PortDataReference.download."""
+    store.upload(str(files), target_path="raw", show_progress=False)
+    folder = DataReference(store, "raw_dir", "raw")
+    one_file = store.path("raw/sub/b.txt").as_download()
+    made = PipelineData("made", datastore=store)
+    seen = PipelineData("seen", datastore=store)
+    writer = PythonScriptStep(
+        "write.py",
+        name="writer",
+        arguments=[made, "payload"],
+        outputs=[made],
+        source_directory=str(scripts),
+    )
+    reader = PythonScriptStep(
+        "read.py",
+        name="reader",
+        arguments=[seen, folder, one_file, made],
+        inputs=[folder, one_file, made],
+        outputs=[seen],
+        source_directory=str(scripts),
+    )
+    run = Experiment(ws, "s3").submit(Pipeline(ws, [writer, reader]))
+    assert finished(run) == "Finished", run.get_details()
+
+    writer_run = run.find_step_run("writer")[0]
+    made_path = f"azureml/{writer_run.id}/made"
+    assert store.list_files(made_path) == [f"{made_path}/deep/more.txt", f"{made_path}/made.txt"]
+    port = run.find_step_run("reader")[0].get_output_data("seen")
+    assert port.path_on_datastore.startswith("azureml/") and port.datastore_name == store.name
+    target = Path(port.download(tmp_path / "dl", show_progress=False))
+    assert (target / "seen.txt").read_text().splitlines() == [
+        "a.txt=A,sub/b.txt=B,sub/deeper/c.txt=C",
+        "B",
+        "deep/more.txt=more,made.txt=payload",
+    ]
+    # Nothing staged is left in the bucket or in the workspace's working folders.
+    assert all(p.startswith(("raw/", "azureml/")) for p in store.list_files(""))
+    assert not any(Path(str(ws.path), "work").rglob("*.txt"))
+
+
+def test_a_failed_step_uploads_nothing(ws: Workspace, moto: MotoS3, scripts: Path) -> None:
+    store = s3_store(ws, moto)
+    made = PipelineData("made", datastore=store)
+    step = PythonScriptStep(
+        "write.py",
+        name="writer",
+        arguments=[made, "x", "fail"],
+        outputs=[made],
+        source_directory=str(scripts),
+    )
+    run = Experiment(ws, "s3fail").submit(Pipeline(ws, [step]))
+    assert finished(run) == "Failed"
+    assert store.list_files("") == []
+
+
+def test_wrong_credentials_give_one_line_without_the_secret(
+    ws: Workspace, moto: MotoS3, files: Path, scripts: Path
+) -> None:
+    bucket = moto.new_bucket()
+    wrong = "WrongSecretValue0123456789"
+    ds = Datastore.register_s3(
+        ws,
+        "badkeys",
+        bucket,
+        endpoint_url=moto.url,
+        access_key_id=moto.key_id,
+        secret_access_key=wrong,
+    )
+    with pytest.raises(ConfigError) as info:
+        ds.upload(str(files), target_path="x", show_progress=False)
+    message = str(info.value)
+    assert "\n" not in message and wrong not in message
+    assert "'badkeys'" in message and "refused" in message and "credentials" in message
+
+    # A pipeline reading from it is refused at submit (its input's fingerprint needs a
+    # listing), with the same line.
+    data = ds.path("x")
+    step = PythonScriptStep(
+        "read.py",
+        name="reader",
+        arguments=["out", data],
+        inputs=[data],
+        source_directory=str(scripts),
+    )
+    with pytest.raises(ConfigError) as info:
+        Experiment(ws, "badkeys").submit(Pipeline(ws, [step]))
+    message = str(info.value)
+    assert "\n" not in message and wrong not in message and "refused" in message
+
+
+def test_credentials_from_environment_variables(
+    ws: Workspace, moto: MotoS3, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = Datastore.register_s3(
+        ws,
+        "fromenv",
+        moto.new_bucket(),
+        endpoint_url=moto.url,
+        access_key_id_env="HR_TEST_KEY",
+        secret_access_key_env="HR_TEST_SECRET",
+    )
+    assert ds._config["credentials"] == {
+        "access_key_id": "env:HR_TEST_KEY",
+        "secret_access_key": "env:HR_TEST_SECRET",
+    }
+    assert not (Path(str(ws.path)) / "secrets").exists()
+    with pytest.raises(ConfigError, match="environment variable HR_TEST_KEY, which is not set"):
+        ds.list_files("")
+    monkeypatch.setenv("HR_TEST_KEY", moto.key_id)
+    monkeypatch.setenv("HR_TEST_SECRET", moto.secret)
+    fresh = Datastore(ws, "fromenv")
+    ws.backend.store.forget_datastore("fromenv")  # type: ignore[attr-defined]
+    fresh.upload(str(files), show_progress=False)
+    assert len(fresh.list_files("")) == 3
+
+
+def test_bad_registrations(ws: Workspace) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        Datastore.register_s3(ws, "x", "b", secret_access_key="s", secret_access_key_env="E")
+    with pytest.raises(ValueError, match="bucket_name must be a non-empty string"):
+        Datastore.register_s3(ws, "x", "")
+    with pytest.raises(ValueError, match="Datastore name 'bad-name' is invalid"):
+        Datastore.register_s3(ws, "bad-name", "bucket")
+
+
+@pytest.mark.parametrize(
+    ("module", "extra", "register"),
+    [
+        ("s3fs", "s3", lambda ws: Datastore.register_s3(ws, "m", "bucket")),
+        (
+            "adlfs",
+            "azure",
+            lambda ws: Datastore.register_azure_blob_container(ws, "m", "c", "acct"),
+        ),
+        ("gcsfs", "gcs", lambda ws: Datastore.register_gcs(ws, "m", "bucket", project="p")),
+    ],
+)
+def test_a_missing_extra_names_what_to_install(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, module: str, extra: str, register: Any
+) -> None:
+    ds = register(ws)  # registering contacts nothing
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match=rf"pip install 'headrace\[{extra}\]'"):
+        ds.list_files("")
+
+
+def test_gcs_registration(ws: Workspace, tmp_path: Path) -> None:
+    key = tmp_path / "sa.json"
+    ds = Datastore.register_gcs(ws, "gcsdata", "my-bucket", project="proj", credentials_file=key)
+    assert ds.datastore_type == "GCS" and ds.root == "gs://my-bucket"
+    assert ds._config["credentials_file"] == str(key)
+    assert Datastore(ws, "gcsdata").root == "gs://my-bucket"
