@@ -255,3 +255,20 @@ def test_a_python_version_not_on_the_machine_fails_with_the_fix(
     stderr = run.find_step_run("step.py")[0].get_stderr_log()
     assert "could not build environment 'ancient': `uv venv` failed" in stderr
     assert "Fix: install Python 3.1 where uv finds it" in stderr
+
+
+def test_user_managed_interpreter_path_is_used_as_it_is(ws: Workspace, tmp_path: Path) -> None:
+    uv = Path(sys.executable).with_name("uv")
+    subprocess.run([str(uv), "venv", "-q", str(tmp_path / "own")], check=True)
+    folder = _folder(tmp_path / "src", "import sys\nprint('prefix', sys.prefix)\n")
+    env = Environment("own")
+    env.python.user_managed_dependencies = True
+    env.python.interpreter_path = str(tmp_path / "own" / "bin" / "python")
+    run = _submit(ws, _step(folder, env))
+    assert f"prefix {tmp_path / 'own'}" in run.find_step_run("step.py")[0].get_stdout_log()
+    assert not _envs(ws).exists()
+
+    env.python.interpreter_path = str(tmp_path / "missing" / "python")
+    run = _submit(ws, _step(folder, env), expect="Failed")
+    message = run.get_details()["error"]["error"]["message"]
+    assert "could not be started" in message and "missing/python" in message

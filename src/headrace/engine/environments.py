@@ -2,13 +2,15 @@
 
 `step_argv` is the one place the step runtime asks how to start a Python step. A step with
 no environment (or `user_managed_dependencies`) runs in the interpreter headrace runs steps
-with. A step with one starts `envrun.py` in its own process, which builds the environment
-with uv on first use (cached by `environment_key` in the workspace's `envs/` folder, built
-once however many steps ask at the same moment) and then replaces itself with the
-environment's interpreter running the script: the agent never waits for a build.
+with, or in `python.interpreter_path` when a user-managed environment names one. A step with
+a package list starts `envrun.py` in its own process, which builds the environment with uv
+on first use (cached by `environment_key` in the workspace's `envs/` folder, built once
+however many steps ask at the same moment) and then replaces itself with the environment's
+interpreter running the script: the agent never waits for a build.
 
 Not covered: conda packages (refused when the step is defined, see sdk/runconfig.py), Docker
 images (recorded only), and environments for CommandSteps (they run their command as given).
+A step's timeout counts its environment's build.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def step_argv(
     """The argv that runs `script_argv` (a script and its arguments) in `environment`."""
     if environment is None:
         return [python, *script_argv]
+    if "interpreter" in environment:  # user-managed: an existing interpreter, no build
+        return [str(environment["interpreter"]), *script_argv]
     key = environment_key(environment, python)
     spec = json.dumps(environment, sort_keys=True)
     # -S: envrun needs only the standard library, and skipping site saves start-up time.

@@ -248,8 +248,13 @@ class Environment:
         return env
 
     def spec(self) -> dict[str, Any] | None:
-        """What identifies this environment for reuse; None when it asks for nothing."""
+        """What identifies this environment for reuse; None when it asks for nothing (the
+        step runs in the interpreter headrace runs steps with)."""
         if self.python.user_managed_dependencies:
+            interpreter = self.python.interpreter_path
+            if interpreter and interpreter != "python":
+                # SDK v1: an existing interpreter, used as it is.
+                return {"name": self.name, "interpreter": interpreter}
             return None
         deps = self.python.conda_dependencies.spec()
         if not (deps["pip"] or deps["conda"] or deps["python"]):
