@@ -5,6 +5,11 @@ idiom creates more: `ComputeTarget.create(ws, name, AmlCompute.provisioning_conf
 max_nodes=4))` makes a local process pool that runs at most `max_nodes` steps at once
 (`LocalCompute` is the native name). `ComputeTarget(ws, name)` raises ComputeTargetException
 when there is none, so the SDK's try/except idiom works.
+
+A `sql` target (`SqlCompute.provisioning_configuration(memory_limit=..., threads=...)`, or SDK
+v1's `ComputeTarget.attach(ws, name, AdlaCompute.attach_configuration(...))`) is a local process
+pool too; it carries DuckDB settings that a SqlStep given the target object picks up (see
+headrace.sdk.sql). The Azure account fields of AdlaCompute are recorded and not used.
 """
 
 from __future__ import annotations
@@ -22,16 +27,21 @@ if TYPE_CHECKING:
     from headrace.store.records import ComputeTargetRecord
 
 __all__ = [
+    "AdlaCompute",
+    "AdlaComputeAttachConfiguration",
     "AmlCompute",
     "AmlComputeProvisioningConfiguration",
     "ComputeTarget",
     "ComputeTargetProvisioningConfiguration",
     "ComputeTargetStatus",
     "LocalCompute",
+    "SqlCompute",
+    "SqlComputeProvisioningConfiguration",
 ]
 
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -63,6 +73,31 @@ class ComputeTargetProvisioningConfiguration:
 
 class AmlComputeProvisioningConfiguration(ComputeTargetProvisioningConfiguration):
     type = "AmlCompute"
+
+
+class SqlComputeProvisioningConfiguration(ComputeTargetProvisioningConfiguration):
+    """A `sql` target: DuckDB's memory_limit and threads for the SqlSteps that use it."""
+
+    type = "sql"
+
+    def validate_configuration(self) -> None:
+        super().validate_configuration()
+        memory = self.settings.get("memory_limit")
+        if memory is not None and (not isinstance(memory, str) or not _MEMORY.match(memory)):
+            raise ComputeTargetException(
+                f"memory_limit {memory!r} is not a size; write it like '512MB' or '4GB'."
+            )
+        threads = self.settings.get("threads")
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+        ):
+            raise ComputeTargetException(f"threads must be a positive int, not {threads!r}.")
+
+
+class AdlaComputeAttachConfiguration(SqlComputeProvisioningConfiguration):
+    """SDK v1's Data Lake Analytics attach configuration; the account fields are recorded."""
+
+    type = "AdlaCompute"
 
 
 class ComputeTargetStatus:
@@ -148,6 +183,15 @@ class ComputeTarget:
             name, provisioning_configuration.type, settings
         )
         return ComputeTarget._from_record(workspace, record)
+
+    @staticmethod
+    def attach(
+        workspace: Workspace,
+        name: str,
+        attach_configuration: ComputeTargetProvisioningConfiguration,
+    ) -> ComputeTarget:
+        """Attach an existing compute (SDK v1 spelling); here the same as `create`."""
+        return ComputeTarget.create(workspace, name, attach_configuration)
 
     @staticmethod
     def list(workspace: Workspace) -> list[ComputeTarget]:
@@ -264,5 +308,62 @@ class AmlCompute(ComputeTarget):
         )
 
 
+class SqlCompute(ComputeTarget):
+    """A local process pool whose SqlSteps run DuckDB with these settings (the native name)."""
+
+    _type = "sql"
+
+    @staticmethod
+    def provisioning_configuration(
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        max_nodes: int | None = None,
+    ) -> SqlComputeProvisioningConfiguration:
+        """`memory_limit` like '2GB' (DuckDB spills beyond it), `threads` per step, and at
+        most `max_nodes` SqlSteps at once."""
+        return SqlComputeProvisioningConfiguration(
+            memory_limit=memory_limit, threads=threads, max_nodes=max_nodes
+        )
+
+    @property
+    def memory_limit(self) -> str | None:
+        value = self._config.get("memory_limit")
+        return value if isinstance(value, str) else None
+
+    @property
+    def threads(self) -> int | None:
+        value = self._config.get("threads")
+        return value if isinstance(value, int) else None
+
+
+class AdlaCompute(SqlCompute):
+    """SDK v1's Azure Data Lake Analytics compute, attached as a DuckDB `sql` target."""
+
+    _type = "AdlaCompute"
+
+    @staticmethod
+    def attach_configuration(
+        resource_group: str | None = None,
+        account_name: str | None = None,
+        resource_id: str | None = None,
+        *,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> AdlaComputeAttachConfiguration:
+        return AdlaComputeAttachConfiguration(
+            resource_group=resource_group,
+            account_name=account_name,
+            resource_id=resource_id,
+            memory_limit=memory_limit,
+            threads=threads,
+        )
+
+
 def _class_for(type_: str) -> type[ComputeTarget]:
-    return {"AmlCompute": AmlCompute, "local": LocalCompute}.get(type_, ComputeTarget)
+    classes: dict[str, type[ComputeTarget]] = {
+        "AdlaCompute": AdlaCompute,
+        "AmlCompute": AmlCompute,
+        "local": LocalCompute,
+        "sql": SqlCompute,
+    }
+    return classes.get(type_, ComputeTarget)
