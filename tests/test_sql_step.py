@@ -14,6 +14,8 @@ import pytest
 
 from headrace import (
     ComputeTarget,
+    DataPath,
+    DataPathComputeBinding,
     DataReference,
     Experiment,
     Pipeline,
@@ -23,8 +25,9 @@ from headrace import (
     PythonScriptStep,
     Workspace,
 )
+from headrace.errors import ComputeTargetException
 from headrace.sdk.compute import SqlCompute
-from headrace.sdk.sql import SqlStep
+from headrace.sdk.sql import AdlaStep, SqlStep
 
 TRIPS_CSV = "id,city,amount\n1,Oslo,10.5\n2,Oslo,4\n3,O'Brien Town,7\n4,Bergen,1\n"
 
@@ -246,6 +249,68 @@ def test_missing_table_lists_the_bound_inputs(ws: Workspace, tmp_path: Path) -> 
     assert "LINE 3: FROM trip" in stderr
 
 
+def test_datapath_parameter_and_a_chain_of_sql_steps(ws: Workspace, tmp_path: Path) -> None:
+    """A DataPath parameter in, and one SqlStep's Parquet output read by the next (as_input)."""
+    _upload_text(ws, tmp_path, "trips.csv", TRIPS_CSV, "raw")
+    _upload_text(ws, tmp_path, "trips.csv", TRIPS_CSV.replace("Oslo", "Tromso"), "raw2")
+    _write(tmp_path / "a", "clean.sql", "SELECT city, amount FROM source WHERE amount > 2")
+    _write(
+        tmp_path / "b",
+        "report.sql",
+        "CREATE VIEW report AS SELECT city, sum(amount) AS total FROM cleaned GROUP BY city "
+        "ORDER BY city",
+    )
+    store = ws.get_default_datastore()
+    source = PipelineParameter("source", DataPath(store, "raw/trips.csv"))
+    clean, report = PipelineData("clean"), PipelineData("report")
+    first = SqlStep(
+        "clean.sql",
+        name="clean",
+        source_directory=str(tmp_path / "a"),
+        inputs=[(source, DataPathComputeBinding(mode="download"))],
+        outputs=[clean],
+    )
+    second = SqlStep(
+        "report.sql",
+        name="report",
+        source_directory=str(tmp_path / "b"),
+        inputs=[clean.as_download("cleaned")],
+        outputs=[report],
+        output_formats={"report": "csv"},
+    )
+    run = _submit(ws, [first, second])
+    assert run.get_status() == "Finished", run.find_step_run("report")[0].get_stderr_log()
+    text = (_output_file(run, "report", "report", tmp_path) / "report.csv").read_text()
+    assert text.splitlines() == ["city,total", "O'Brien Town,7.0", "Oslo,14.5"]
+
+    run = _submit(
+        ws,
+        [first, second],
+        pipeline_parameters={"source": DataPath(store, "raw2/trips.csv")},
+    )
+    assert run.get_status() == "Finished"
+    text = (_output_file(run, "report", "report", tmp_path) / "report.csv").read_text()
+    assert "Tromso,14.5" in text
+
+
+def test_an_output_the_script_never_writes_and_an_unknown_parameter(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    _write(tmp_path / "sql", "nothing.sql", "CREATE TABLE other AS SELECT 1 AS x;")
+    _write(tmp_path / "sql", "param.sql", "SELECT $limit_rows AS n;")
+    missing = SqlStep(
+        "nothing.sql", source_directory=str(tmp_path / "sql"), outputs=[PipelineData("result")]
+    )
+    unknown = SqlStep("param.sql", source_directory=str(tmp_path / "sql"), params={"limit": 3})
+    run = _submit(ws, [missing, unknown], continue_on_step_failure=True)
+    assert run.get_status() == "Failed"
+    stderr = run.find_step_run("nothing.sql")[0].get_stderr_log()
+    assert "Output 'result' was not written: nothing.sql neither creates a table or view" in stderr
+    assert "'CREATE TABLE result AS SELECT ...'" in stderr
+    stderr = run.find_step_run("param.sql")[0].get_stderr_log()
+    assert "$limit_rows is not a parameter of this step (its params: limit)" in stderr
+
+
 def test_bad_step_arguments_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="parameter name 'min-amount' cannot be used in SQL"):
         SqlStep("x.sql", params={"min-amount": 1})
@@ -257,6 +322,10 @@ def test_bad_step_arguments_are_clear_errors(tmp_path: Path) -> None:
         SqlStep("x.sql", outputs=[PipelineData("out")], output_formats={"out": "xlsx"})
     with pytest.raises(ValueError, match="parameter 'when' is a list"):
         SqlStep("x.sql", params={"when": [1]})
+    with pytest.raises(ValueError, match="degree_of_parallelism must be a positive int"):
+        AdlaStep("x.usql", degree_of_parallelism=0)
+    with pytest.raises(ComputeTargetException, match="memory_limit 'half' is not a size"):
+        SqlCompute.provisioning_configuration(memory_limit="half").validate_configuration()
 
 
 def test_out_of_core_aggregation_under_a_small_memory_limit(ws: Workspace, tmp_path: Path) -> None:
@@ -316,7 +385,9 @@ def test_the_same_aggregation_fails_without_spilling(tmp_path: Path) -> None:
 
 def test_sdk_v1_names_run_the_same_step(ws: Workspace, tmp_path: Path) -> None:
     from headrace.compat.azureml.core.compute import AdlaCompute, ComputeTarget
-    from headrace.compat.azureml.pipeline.steps import AdlaStep
+    from headrace.compat.azureml.pipeline.steps import AdlaStep as CompatAdlaStep
+
+    assert CompatAdlaStep is AdlaStep
 
     _upload_text(ws, tmp_path, "trips.csv", TRIPS_CSV, "raw")
     target = ComputeTarget.attach(

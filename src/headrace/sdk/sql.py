@@ -226,6 +226,15 @@ class AdlaStep(SqlStep):
         version: str | None = None,
         hash_paths: list[str] | None = None,
     ) -> None:
+        if degree_of_parallelism is not None and (
+            not isinstance(degree_of_parallelism, int)
+            or isinstance(degree_of_parallelism, bool)
+            or degree_of_parallelism < 1
+        ):
+            raise ValueError(
+                f"degree_of_parallelism must be a positive int (DuckDB threads), not "
+                f"{degree_of_parallelism!r}."
+            )
         super().__init__(
             script_name,
             name=name,
