@@ -35,10 +35,10 @@ SCRIPT = textwrap.dedent(
     print("prefix", sys.prefix)
     print("six", six.__version__)
     try:
-        import sqlalchemy
-        print("sqlalchemy importable")
+        import sklearn
+        print("sklearn importable")
     except ImportError:
-        print("sqlalchemy not importable")
+        print("sklearn not importable")
     Run.get_context().log("answer", 42)
     """
 )
@@ -88,8 +88,9 @@ def test_a_step_runs_in_its_environment_with_run_context(ws: Workspace, tmp_path
     assert ws.path is not None and prefix.parent == ws.path / "envs"
     assert prefix != Path(sys.prefix)
     assert "six 1.16.0" in out
-    # Only what the environment asks for: headrace's own dependencies are not there.
-    assert "sqlalchemy not importable" in out
+    # What the environment asks for and headrace's own dependencies; not the rest of the
+    # environment headrace runs in (which has scikit-learn).
+    assert "sklearn not importable" in out
     assert step.get_metrics()["answer"] == 42
     assert "building environment 'six-env'" in step.get_stderr_log()
 
@@ -145,7 +146,7 @@ def test_user_managed_dependencies_run_in_headrace_interpreter(
     run = _submit(ws, step)
     out = run.find_step_run("step.py")[0].get_stdout_log()
     assert f"prefix {sys.prefix}" in out
-    assert "sqlalchemy importable" in out
+    assert "sklearn importable" in out
     assert not (_envs(ws)).exists()
 
 
@@ -272,3 +273,24 @@ def test_user_managed_interpreter_path_is_used_as_it_is(ws: Workspace, tmp_path:
     run = _submit(ws, _step(folder, env), expect="Failed")
     message = run.get_details()["error"]["error"]["message"]
     assert "could not be started" in message and "missing/python" in message
+
+
+def test_the_run_context_client_is_importable_behind_the_environment_packages(
+    tmp_path: Path,
+) -> None:
+    """A step on a machine without the workspace folder logs through the server (httpx and
+    the store's records): the environment can import that, and a package the environment
+    pins itself wins over headrace's."""
+    env = Environment("client")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=["idna==3.6"])
+    script = tmp_path / "show.py"
+    script.write_text(
+        "import idna, httpx\nfrom headrace.backend.remote import RemoteBackend\n"
+        "print(idna.__version__, httpx.__file__)\n"
+    )
+    environ = {**os.environ, "HEADRACE_ENVS_DIR": str(tmp_path / "envs")}
+    argv = step_argv(env.spec(), sys.executable, [str(script)], tmp_path / "unused.log", 0)
+    done = subprocess.run(argv, env=environ, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    version, where = done.stdout.split()
+    assert version == "3.6" and "headrace-link" in where

@@ -11,8 +11,10 @@ The environment is a virtual environment made with uv in `<envs>/<KEY>/`, where 
 workspace on this machine). A marker file written last says the build is complete; a file
 lock makes concurrent steps build it once. headrace itself is made importable in the
 environment through a `.pth` file and a link to this headrace's package folder (headrace's
-step-side API, `Run.get_context()`, needs no third-party package), so the step's packages
-are the ones it asked for and nothing else.
+step-side API). headrace's own runtime dependencies (SQLAlchemy, httpx, ...: the run
+context logs through the server with them on a machine without the workspace folder) are
+linked there too, after the environment's own packages, so a package the environment pins
+wins; nothing else of headrace's environment is visible to the step.
 
 Speed matters here: a cached environment must add almost nothing to a step, so the fast path
 imports only `os` and `sys` (both already loaded at start-up) and replaces this process with
@@ -32,6 +34,8 @@ if sys.path and os.path.basename(sys.path[0].rstrip("/")) == "engine":
 READY = "headrace-env-ready"  # written last: the environment is complete
 LINK_DIR = "headrace-link"  # holds a `headrace` link to the package folder this file is in
 PTH = "_headrace.pth"
+# headrace's requirements, when it runs from a source folder without its package metadata.
+FALLBACK_REQUIREMENTS = ("sqlalchemy", "alembic", "fsspec", "typer", "rich", "pathspec", "httpx")
 BUILD_FAILED = 3  # the step's exit code when its environment cannot be built
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,6 +95,52 @@ def _link_headrace(env_dir: str) -> None:
     temporary = f"{link}.{os.getpid()}"
     os.symlink(PACKAGE_DIR, temporary)
     os.replace(temporary, link)
+
+
+def _link_dependencies(env_dir: str) -> None:
+    """Link headrace's own runtime dependencies (not its extras) from headrace's environment,
+    behind the environment's own packages: the run context may need them (a step on a
+    machine without the workspace folder logs through the server, with the store's records
+    and httpx). Nothing else of headrace's environment is visible to the step."""
+    import re
+    import sysconfig
+    from importlib import metadata
+
+    def normal(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    # Started with -S, this interpreter has not applied its venv (site.py does that): look
+    # in the venv next to sys.executable, then in the base installation.
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    sites = [os.path.join(venv, "lib", version, "site-packages"), sysconfig.get_paths()["purelib"]]
+    found = {}
+    for site in reversed([s for s in sites if os.path.isdir(s)]):  # the venv's win
+        found.update({normal(d.metadata["Name"]): d for d in metadata.distributions(path=[site])})
+    headrace = found.get("headrace")
+    roots = (headrace.requires if headrace else None) or FALLBACK_REQUIREMENTS
+    queue = [str(r) for r in roots]
+    seen: set[str] = set()
+    link_dir = os.path.join(env_dir, LINK_DIR)
+    while queue:
+        requirement = queue.pop()
+        if "extra ==" in requirement or "extra==" in requirement:
+            continue
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+        name = normal(match.group(0)) if match else ""
+        dist = found.get(name)
+        if dist is None or name in seen:
+            continue
+        seen.add(name)
+        queue += dist.requires or []
+        site = str(dist.locate_file(""))
+        for top in {str(f).split("/", 1)[0] for f in dist.files or []}:
+            if top.startswith(".") or top.endswith((".dist-info", ".data", ".pth")):
+                continue
+            if top in ("__pycache__", "bin") or os.path.exists(os.path.join(link_dir, top)):
+                continue
+            if os.path.exists(os.path.join(site, top)):
+                os.symlink(os.path.join(site, top), os.path.join(link_dir, top))
 
 
 def _ensure_built(env_dir: str, spec_text: str) -> None:
@@ -196,6 +246,7 @@ def _build(env_dir: str, name: str, spec: dict[str, object]) -> None:
         with open(os.path.join(site, PTH), "w", encoding="utf-8") as fh:
             fh.write(os.path.join(env_dir, LINK_DIR) + "\n")
     _link_headrace(env_dir)
+    _link_dependencies(env_dir)
     with open(os.path.join(env_dir, READY), "w", encoding="utf-8") as fh:
         fh.write(json.dumps(spec, sort_keys=True) + "\n")
     _say(f"environment {name!r} built in {time.perf_counter() - start:.1f} s")
