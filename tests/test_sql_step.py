@@ -134,6 +134,7 @@ def test_parquet_folder_in_last_select_out_as_csv(ws: Workspace, tmp_path: Path)
     )
     run = _submit(ws, [step])
     assert run.get_status() == "Finished", run.find_step_run("sum")[0].get_stderr_log()
+    assert "table numbers reads 3 parquet files" in run.find_step_run("sum")[0].get_stdout_log()
     folder = _output_file(run, "sum", "sums", tmp_path)
     assert (folder / "sums.csv").read_text().splitlines() == ["part,s", "0,45", "1,145", "2,245"]
 
@@ -322,6 +323,10 @@ def test_bad_step_arguments_are_clear_errors(tmp_path: Path) -> None:
         SqlStep("x.sql", outputs=[PipelineData("out")], output_formats={"out": "xlsx"})
     with pytest.raises(ValueError, match="parameter 'when' is a list"):
         SqlStep("x.sql", params={"when": [1]})
+    (tmp_path / "q").mkdir()
+    (tmp_path / "q" / "totals.sql").write_text("SELECT 1")
+    with pytest.raises(ValueError, match=r"'total.sql' is not in .*\(it has: totals.sql\)"):
+        SqlStep("total.sql", source_directory=str(tmp_path / "q"))
     with pytest.raises(ValueError, match="degree_of_parallelism must be a positive int"):
         AdlaStep("x.usql", degree_of_parallelism=0)
     with pytest.raises(ComputeTargetException, match="memory_limit 'half' is not a size"):

@@ -96,7 +96,7 @@ def _data_files(path: Path) -> list[Path]:
     )
 
 
-def _bind_input(con: Any, name: str, path: Path) -> None:
+def _bind_input(con: Any, name: str, path: Path) -> str:
     if not path.exists():
         raise SqlScriptError(f"Input {name!r}: {path} does not exist.")
     files = _data_files(path)
@@ -119,6 +119,7 @@ def _bind_input(con: Any, name: str, path: Path) -> None:
     else:
         relation = con.read_json(paths)
     relation.create_view(name, replace=True)
+    return f"{len(files)} {fmt} file{'s' if len(files) > 1 else ''}"
 
 
 def _statements(con: Any, script: str, script_name: str) -> list[_Statement]:
@@ -237,7 +238,7 @@ def run_script(
         raise SqlScriptError(f"Cannot start DuckDB with {config}: {exc}") from None
     try:
         for name, path in inputs.items():
-            _bind_input(con, name, path)
+            print(f"headrace: table {name} reads {_bind_input(con, name, path)}")  # noqa: T201
         for name, value in parameters.items():
             con.execute(f'SET VARIABLE "{name}" = $value', {"value": value})
         statements = _statements(con, script, script_path.name)

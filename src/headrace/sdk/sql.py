@@ -37,9 +37,11 @@ U-SQL script has to be ported (C# expressions and EXTRACT/OUTPUT do not run here
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from headrace.sdk.data import (
@@ -110,6 +112,20 @@ def _threads(value: Any) -> int | None:
     raise ValueError(f"threads must be a positive int, not {value!r}.")
 
 
+def _check_script(script_name: str, source_directory: str | None) -> None:
+    """A script missing from an existing source folder is a mistake worth saying now."""
+    if source_directory is None or not os.path.isdir(source_directory):
+        return
+    if os.path.isfile(os.path.join(source_directory, script_name)):
+        return
+    found = sorted(p.name for p in Path(source_directory).glob("*.sql"))
+    listing = ", ".join(found) or "no .sql files"
+    raise ValueError(
+        f"SqlStep: script {script_name!r} is not in source_directory {source_directory!r} "
+        f"(it has: {listing}); pass the script's path relative to source_directory."
+    )
+
+
 class SqlStep(CommandStep):
     """Runs `script_name` (a DuckDB `.sql` file in `source_directory`) on bound inputs."""
 
@@ -136,6 +152,7 @@ class SqlStep(CommandStep):
     ) -> None:
         if not isinstance(script_name, str) or not script_name.strip():
             raise ValueError("SqlStep needs script_name, the .sql file to run, e.g. 'totals.sql'.")
+        _check_script(script_name, source_directory)
         inputs = list(inputs or [])
         outputs = list(outputs or [])
         params = dict(params or {})
