@@ -312,6 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        print(  # noqa: T201
+            "SqlStep failed: DuckDB is not installed in the interpreter that runs steps "
+            f"({sys.executable}); install it with: pip install 'headrace[sql]'.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
         inputs = {
             name: Path(_environment_value("AZUREML_DATAREFERENCE_", name)) for name in args.input
         }
