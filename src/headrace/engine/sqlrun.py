@@ -13,7 +13,8 @@ step. Nothing variable travels through the command line or the shell:
   prepared-statement parameter) or `getvariable('NAME')` (a `SET VARIABLE`);
 - an output `NAME` is written after the script ends: the table or view the script created
   under that name, otherwise the result of the script's last statement when it is a query.
-  It lands as `<output folder>/NAME.parquet` (or `NAME.csv` when its format is csv).
+  It lands as `<output folder>/NAME.parquet` (or `NAME.csv` when its format is csv). A final
+  query that no output takes is printed to the step's stdout log.
 
 DuckDB runs with `memory_limit` (when given) and a `temp_directory` inside the step's working
 folder, so joins and aggregations larger than memory spill to disk. A failing statement ends
@@ -264,11 +265,12 @@ def run_script(
                     _with_line(con, exc, statement, values), statement, script_path.name, known
                 ) from None
         written: dict[str, Path] = {}
+        last_used = False
         for name, (folder, fmt) in outputs.items():
             if _relation_exists(con, name):
                 relation = con.table(name)
             elif last is not None:
-                relation = last
+                relation, last_used = last, True
             else:
                 raise SqlScriptError(
                     f"Output {name!r} was not written: {script_path.name} neither creates a "
@@ -282,7 +284,8 @@ def run_script(
                     # The last query runs only now: its errors are that statement's.
                     raise _explain(exc, statements[-1], script_path.name, known) from None
                 raise SqlScriptError(f"Writing output {name!r}: {exc}") from None
-        if last is not None and not outputs:
+        if last is not None and not last_used:
+            # A final query no output takes is shown in the log (and so runs, errors and all).
             last.show()
         return written
     finally:
