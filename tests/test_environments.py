@@ -24,8 +24,10 @@ from headrace import (
     UserError,
     Workspace,
 )
+from headrace.cli.main import app as cli_app
 from headrace.compat.azureml.core.environment import Environment as CompatEnvironment
 from headrace.engine.environments import environment_key, step_argv
+from tests.servers import RUNNER
 
 SCRIPT = textwrap.dedent(
     """
@@ -93,6 +95,10 @@ def test_a_step_runs_in_its_environment_with_run_context(ws: Workspace, tmp_path
     assert "sklearn not importable" in out
     assert step.get_metrics()["answer"] == 42
     assert "building environment 'six-env'" in step.get_stderr_log()
+
+    shown = RUNNER.invoke(cli_app, ["step", "show", step.id, "-w", str(ws.path)])
+    assert shown.exit_code == 0, shown.output
+    assert "six-env: six==1.16.0" in shown.output  # what the step's environment is
 
 
 def test_steps_with_the_same_spec_share_one_build(ws: Workspace, tmp_path: Path) -> None:

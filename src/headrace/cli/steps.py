@@ -146,6 +146,17 @@ def _inputs(
     return inputs
 
 
+def _environment_text(environment: dict[str, Any]) -> str:
+    """The interpreter of a step without an environment, else the environment's name and pins."""
+    if "python" in environment:
+        return f"python {environment['python']}"
+    if not environment:
+        return "-"
+    pins = (environment.get("dependencies") or {}).get("pip") or []
+    name = environment.get("name") or "environment"
+    return f"{name}: {', '.join(pins)}" if pins else str(name)
+
+
 def _fingerprint_rows(parts: dict[str, Any]) -> list[tuple[str, str]]:
     """A short account of what the step's fingerprint is made of."""
     if not parts:
@@ -161,12 +172,7 @@ def _fingerprint_rows(parts: dict[str, Any]) -> list[tuple[str, str]]:
             ", ".join(f"{k}={v!r}" for k, v in (parts.get("parameters") or {}).items()) or "-",
         ),
         ("source snapshot", str(parts.get("source") or "-")[:16]),
-        (
-            "environment",
-            f"python {environment['python']}"
-            if "python" in environment
-            else ", ".join(sorted(environment)) or "-",
-        ),
+        ("environment", _environment_text(environment)),
     ]
     for port, identity in (parts.get("inputs") or {}).items():
         rows.append((f"input {port}", str(identity)))
