@@ -171,6 +171,25 @@ def test_register_keeps_credentials_out_of_the_metadata_store_and_the_portal(
         assert moto.secret not in text and moto.key_id not in text
 
 
+def test_the_metadata_database_holds_no_credential(
+    any_ws: Workspace, moto: MotoS3, files: Path
+) -> None:
+    """On SQLite and PostgreSQL: the datastore row holds references only, and a second
+    process (a fresh Workspace object) still reaches the bucket."""
+    import sqlalchemy as sa
+
+    ds = s3_store(any_ws, moto)
+    engine = any_ws.backend.store.database.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT name, type, config FROM datastores")).all()
+    text = repr(rows)
+    assert "s3data" in text and moto.secret not in text and moto.key_id not in text
+    fresh = Workspace(path=any_ws.path)
+    Datastore(fresh, ds.name).upload(str(files), show_progress=False)
+    assert len(ds.list_files("")) == 3
+    fresh.backend.store.close()  # type: ignore[attr-defined]
+
+
 def test_upload_and_download_round_trip(store: Datastore, files: Path, tmp_path: Path) -> None:
     store.upload(str(files), target_path="in", show_progress=False)
     assert store.list_files("in") == ["in/a.txt", "in/sub/b.txt", "in/sub/deeper/c.txt"]
@@ -236,6 +255,35 @@ def test_pipeline_with_inputs_and_pipeline_data_in_object_storage(
     assert not any(Path(str(ws.path), "work").rglob("*.txt"))
 
 
+def test_reuse_notices_changed_data_in_the_bucket(
+    ws: Workspace, moto: MotoS3, files: Path, scripts: Path
+) -> None:
+    store = s3_store(ws, moto)
+    store.upload(str(files), target_path="raw", show_progress=False)
+
+    def submit() -> bool:
+        """True when the step ran, False when it was reused."""
+        data = DataReference(store, "raw_dir", "raw")
+        seen = PipelineData("seen", datastore=store)
+        step = PythonScriptStep(
+            "read.py",
+            name="reader",
+            arguments=[seen, data],
+            inputs=[data],
+            outputs=[seen],
+            source_directory=str(scripts),
+        )
+        run = Experiment(ws, "reuse").submit(Pipeline(ws, [step]))
+        assert finished(run) == "Finished"
+        return run.find_step_run("reader")[0].reused_run_id is None
+
+    assert submit() is True
+    assert submit() is False  # same objects in the bucket: reused
+    (files / "sub" / "b.txt").write_text("B, changed")
+    store.upload(str(files), target_path="raw", overwrite=True, show_progress=False)
+    assert submit() is True
+
+
 def test_a_failed_step_uploads_nothing(ws: Workspace, moto: MotoS3, scripts: Path) -> None:
     store = s3_store(ws, moto)
     made = PipelineData("made", datastore=store)
@@ -284,6 +332,28 @@ def test_wrong_credentials_give_one_line_without_the_secret(
         Experiment(ws, "badkeys").submit(Pipeline(ws, [step]))
     message = str(info.value)
     assert "\n" not in message and wrong not in message and "refused" in message
+
+
+def test_a_wrong_azure_account_key_gives_one_line(
+    ws: Workspace, azurite: Azurite, files: Path
+) -> None:
+    import base64
+
+    wrong = base64.b64encode(b"not the key of this account, 64 bytes long .......").decode()
+    ds = Datastore.register_azure_blob_container(
+        ws,
+        "badblob",
+        "container1",
+        azurite.account,
+        account_key=wrong,
+        endpoint=azurite.endpoint,
+    )
+    with pytest.raises(ConfigError) as info:
+        ds.upload(str(files), target_path="x", show_progress=False)
+    message = str(info.value)
+    assert "\n" not in message and wrong not in message and "'badblob'" in message
+    assert "refused: Server failed to authenticate the request." in message
+    assert "<?xml" not in message and "credentials" in message
 
 
 def test_an_output_that_cannot_be_uploaded_fails_its_step(
@@ -356,6 +426,10 @@ def test_bad_registrations(ws: Workspace) -> None:
         Datastore.register_s3(ws, "x", "")
     with pytest.raises(ValueError, match="Datastore name 'bad-name' is invalid"):
         Datastore.register_s3(ws, "bad-name", "bucket")
+    for container in ("c1", "Upper", "a--b", "-x-"):
+        with pytest.raises(ValueError, match=f"Azure container name '{container}' is invalid"):
+            Datastore.register_azure_blob_container(ws, "x", container, "account")
+    assert "x" not in ws.datastores  # nothing registered by a refused call
 
 
 @pytest.mark.parametrize(
@@ -365,7 +439,7 @@ def test_bad_registrations(ws: Workspace) -> None:
         (
             "adlfs",
             "azure",
-            lambda ws: Datastore.register_azure_blob_container(ws, "m", "c", "acct"),
+            lambda ws: Datastore.register_azure_blob_container(ws, "m", "cont", "acct"),
         ),
         ("gcsfs", "gcs", lambda ws: Datastore.register_gcs(ws, "m", "bucket", project="p")),
     ],

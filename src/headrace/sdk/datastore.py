@@ -31,6 +31,7 @@ __all__ = ["Datastore"]
 
 _TYPE_NAMES = {"local": "Local", "s3": "S3", "azure_blob": "AzureBlob", "gcs": "GCS"}
 _NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 def _join(*parts: str | None) -> str:
@@ -157,6 +158,12 @@ class Datastore:
         `pip install 'headrace[azure]'` when used."""
         _check_name(datastore_name)
         _check_text("container_name", container_name)
+        if not _CONTAINER.match(container_name):
+            raise UserError(
+                f"Azure container name {container_name!r} is invalid: use 3-63 lowercase "
+                "letters, digits and single hyphens, starting with a letter or digit, for "
+                "example 'raw-data'."
+            )
         _check_text("account_name", account_name)
         config = {
             "container": container_name.strip("/"),

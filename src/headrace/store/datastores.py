@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -52,6 +53,11 @@ OBJECT_STORE_TYPES = {
     "gcs": ("gcsfs", "gcs", "bucket"),
 }
 SECRETS_FILE = "secrets/datastores.json"
+# Error names and codes meaning "these credentials were refused" (S3, Azure).
+_REFUSED = re.compile(
+    r"AuthenticationError|AuthorizationFailure|AuthenticationFailed|AccessDenied|"
+    r"InvalidAccessKeyId|SignatureDoesNotMatch|Forbidden"
+)
 
 
 def clean_relative_path(path: str | os.PathLike[str] | None, *, what: str = "path") -> str:
@@ -415,27 +421,28 @@ class ObjectDatastoreFiles:
             raise NotFoundError(
                 f"{what} on datastore {self.name!r} ({self.url}): not found ({self._scrub(exc)})."
             ) from exc
-        except PermissionError as exc:
-            raise ConfigError(
-                f"{what} on datastore {self.name!r} ({self.url}) was refused: "
-                f"{self._scrub(exc)} Check the datastore's credentials (register it again "
-                "with overwrite=True to change them)."
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{what} on datastore {self.name!r} ({self.url}) failed: {self._scrub(exc)}"
-            ) from exc
         except Exception as exc:
-            # botocore and azure-core raise their own types for refused or unreachable
-            # endpoints; they must reach the user as one line, never as a secret.
-            if type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore", "azure"):
+            # s3fs raises PermissionError for refused keys; botocore and azure-core raise
+            # their own types. Either way the user gets one line, never a secret.
+            foreign = type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore", "azure")
+            if not isinstance(exc, (OSError, ValueError)) and not foreign:
+                raise
+            text = self._scrub(exc)
+            if isinstance(exc, PermissionError) or _REFUSED.search(f"{type(exc).__name__} {exc}"):
                 raise ConfigError(
-                    f"{what} on datastore {self.name!r} ({self.url}) failed: {self._scrub(exc)}"
+                    f"{what} on datastore {self.name!r} ({self.url}) was refused: {text} Check "
+                    "the datastore's credentials (register it again with overwrite=True to "
+                    "change them)."
                 ) from exc
-            raise
+            raise ConfigError(
+                f"{what} on datastore {self.name!r} ({self.url}) failed: {text}"
+            ) from exc
 
     def _scrub(self, exc: BaseException) -> str:
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        """The first line of an error's text (Azure appends the response's XML), with any
+        secret this datastore was opened with masked."""
+        lines = str(exc).strip().splitlines()
+        text = " ".join(lines[0].split()) if lines else type(exc).__name__
         for secret in self._secrets:
             if len(secret) >= 4:
                 text = text.replace(secret, "***")
