@@ -102,6 +102,8 @@ NATIVE_ONLY = {
     "PipelineValidationError",
     "RunNotFoundError",
     "ScriptRun",
+    "SqlCompute",  # AdlaCompute is its SDK v1 name
+    "SqlStep",  # AdlaStep is its SDK v1 name
     "StoreError",
     "UserError",
     "WorkspaceExistsError",
@@ -178,7 +180,6 @@ def test_every_sdk_v1_name_of_headrace_is_reachable_through_compat() -> None:
     ("module", "name", "headed_for"),
     [
         ("core.compute", "DatabricksCompute", "Spark"),
-        ("core.compute", "AdlaCompute", "DuckDB"),
         ("pipeline.steps", "DataTransferStep", "data-transfer"),
         ("pipeline.core", "Schedule", "scheduler"),
     ],

@@ -30,7 +30,7 @@ from headrace.errors import (
     WorkspaceNotFoundError,
 )
 from headrace.sdk.builder import StepSequence
-from headrace.sdk.compute import AmlCompute, ComputeTarget, LocalCompute
+from headrace.sdk.compute import AdlaCompute, AmlCompute, ComputeTarget, LocalCompute, SqlCompute
 from headrace.sdk.context import OfflineRun, ScriptRun
 from headrace.sdk.data import (
     DataPath,
@@ -52,6 +52,7 @@ from headrace.sdk.runconfig import (
     ScriptRunConfig,
 )
 from headrace.sdk.runs import PipelineRun, Run, StepRun
+from headrace.sdk.sql import AdlaStep, SqlStep
 from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
 from headrace.sdk.workspace import TokenAuthentication, Workspace
 
@@ -59,6 +60,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivityFailedException",
+    "AdlaCompute",
+    "AdlaStep",
     "AmlCompute",
     "CommandStep",
     "ComputeTarget",
@@ -97,6 +100,8 @@ __all__ = [
     "RunNotFoundError",
     "ScriptRun",
     "ScriptRunConfig",
+    "SqlCompute",
+    "SqlStep",
     "StepRun",
     "StepSequence",
     "StoreError",
