@@ -21,6 +21,7 @@ from headrace import (
     ConfigError,
     DataReference,
     Datastore,
+    DatastorePathError,
     Experiment,
     MissingDependencyError,
     Pipeline,
@@ -191,6 +192,15 @@ def test_the_metadata_database_holds_no_credential(
 
 
 def test_upload_and_download_round_trip(store: Datastore, files: Path, tmp_path: Path) -> None:
+    if store.datastore_type == "AzureBlob":
+        assert store.container_name and store.account_name == "devstoreaccount1"
+        assert not hasattr(store, "account_key") and not hasattr(store, "sas_token")
+    else:
+        assert store.bucket_name and store.root == f"s3://{store.bucket_name}"
+    with pytest.raises(DatastorePathError, match=r"contains '\.\.'"):
+        store.upload(str(files), target_path="../escape", show_progress=False)
+    with pytest.raises(DatastorePathError, match="is absolute"):
+        store.list_files("/etc")
     store.upload(str(files), target_path="in", show_progress=False)
     assert store.list_files("in") == ["in/a.txt", "in/sub/b.txt", "in/sub/deeper/c.txt"]
     assert store.list_files("in/sub/b.txt") == ["in/sub/b.txt"]
@@ -220,7 +230,9 @@ def test_pipeline_with_inputs_and_pipeline_data_in_object_storage(
     folder = DataReference(store, "raw_dir", "raw")
     one_file = store.path("raw/sub/b.txt").as_download()
     made = PipelineData("made", datastore=store)
-    seen = PipelineData("seen", datastore=store)
+    seen = PipelineData(
+        "seen", datastore=store, output_mode="upload", output_path_on_compute="seen_here"
+    )
     writer = PythonScriptStep(
         "write.py",
         name="writer",

@@ -60,6 +60,17 @@ class Datastore:
         self.datastore_type = _TYPE_NAMES.get(record.type, record.type)
         self._config = dict(record.config)
         self.is_default = record.is_default
+        # SDK v1's per-type attributes (AzureBlobDatastore.container_name, ...); never the
+        # credentials (SDK v1 exposed account_key and sas_token: headrace does not keep them
+        # where a Datastore object could read them).
+        config = record.config
+        if record.type == "azure_blob":
+            self.container_name = config.get("container")
+            self.account_name = config.get("account_name")
+            self.protocol = config.get("protocol") or "https"
+            self.endpoint = config.get("endpoint") or "core.windows.net"
+        elif record.type in ("s3", "gcs"):
+            self.bucket_name = config.get("bucket")
         # (datastore path, uploaded?) of the last upload_files/upload call; False = skipped
         # because it existed (headrace extension, for tools reporting what happened).
         self.last_upload_results: list[tuple[str, bool]] = []
