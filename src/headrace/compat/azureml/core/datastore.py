@@ -1,4 +1,6 @@
-"""`azureml.core.datastore`: named storage locations (local folders by default)."""
+"""`azureml.core.datastore`: named storage locations: local folders (the defaults,
+`register_local`), Azure Blob containers (`register_azure_blob_container`, as in SDK v1), and
+headrace's S3 (`register_s3`) and GCS (`register_gcs`) over fsspec."""
 
 from __future__ import annotations
 
