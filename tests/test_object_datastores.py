@@ -97,14 +97,18 @@ def files(tmp_path: Path) -> Path:
 
 
 SCRIPTS = {
-    # write.py OUT TEXT [FAIL]: writes OUT/made.txt and OUT/deep/more.txt; exits 1 on FAIL.
+    # write.py OUT TEXT [fail|ok [MORE_OUT...]]: writes OUT/made.txt and OUT/deep/more.txt
+    # (and MORE_OUT/made.txt); exits 1 on "fail".
     "write.py": """
         import os, sys
         out = sys.argv[1]
         os.makedirs(os.path.join(out, "deep"), exist_ok=True)
         open(os.path.join(out, "made.txt"), "w").write(sys.argv[2])
         open(os.path.join(out, "deep", "more.txt"), "w").write("more")
-        sys.exit(1 if sys.argv[3:] == ["fail"] else 0)
+        for more in sys.argv[4:]:
+            os.makedirs(more, exist_ok=True)
+            open(os.path.join(more, "made.txt"), "w").write(sys.argv[2])
+        sys.exit(1 if sys.argv[3:4] == ["fail"] else 0)
     """,
     # read.py OUT IN...: writes what each input holds (a file's text, a folder's files) to
     # OUT/seen.txt, one line per input.
@@ -372,7 +376,9 @@ def test_an_output_that_cannot_be_uploaded_fails_its_step(
     ws: Workspace, moto: MotoS3, scripts: Path
 ) -> None:
     """Refused at upload time, in the agent: the step fails with one line naming the
-    datastore, and no secret reaches the run's details or the agent's log."""
+    datastore, no secret reaches the run's details or the agent's log, and its other
+    output, uploaded first to a good bucket, is removed again (all outputs or none)."""
+    good = s3_store(ws, moto, "goodout")
     wrong = "AnotherWrongSecret987654321"
     ds = Datastore.register_s3(
         ws,
@@ -382,12 +388,13 @@ def test_an_output_that_cannot_be_uploaded_fails_its_step(
         access_key_id=moto.key_id,
         secret_access_key=wrong,
     )
+    first = PipelineData("first", datastore=good)
     made = PipelineData("made", datastore=ds)
     step = PythonScriptStep(
         "write.py",
         name="writer",
-        arguments=[made, "x"],
-        outputs=[made],
+        arguments=[made, "x", "ok", first],
+        outputs=[first, made],
         source_directory=str(scripts),
     )
     run = Experiment(ws, "badout").submit(Pipeline(ws, [step]))
@@ -398,6 +405,7 @@ def test_an_output_that_cannot_be_uploaded_fails_its_step(
     assert "Listing 'azureml/" in text and "'badout'" in text and "refused" in text
     assert wrong not in text
     assert moto.filesystem().ls(ds.root.removeprefix("s3://")) == []  # nothing uploaded
+    assert good.list_files("") == []  # the first output was uploaded, then removed
     if status != "Failed":
         # engine/orchestrator.step_ended marks an attempt Finished when its exit code is 0,
         # even when the agent could not keep its outputs (StepEnd.error_message set).

@@ -326,12 +326,7 @@ def finalize(
     folders = folders or WorkFolders(_remove_now)
     try:
         if succeeded:
-            for item in task.outputs:
-                # Replaces what an earlier attempt that died between commit and record left.
-                # On a local datastore a rename on the same filesystem (never a copy); on
-                # an object store an upload.
-                files = ws.datastore_files(item.datastore)
-                files.replace_tree(prepared.staged_outputs[item.port], item.path_on_datastore)
+            _commit_outputs(ws, prepared)
         for folder in ("outputs", "logs"):
             source = prepared.cwd / folder
             if source.is_dir():
@@ -347,6 +342,24 @@ def finalize(
         folders.release(
             task.pipeline_run_id, task.node.snapshot_id, prepared.cwd, prepared.snapshot_files
         )
+
+
+def _commit_outputs(ws: WorkspaceStore, prepared: PreparedStep) -> None:
+    """Put each staged output at its datastore path, replacing what an earlier attempt that
+    died between commit and record left: on a local datastore a rename on the same
+    filesystem (never a copy), on an object store an upload. All or none: when one cannot
+    be kept, those already committed are removed again before the error goes on."""
+    committed: list[ResolvedData] = []
+    try:
+        for item in prepared.task.outputs:
+            files = ws.datastore_files(item.datastore)
+            files.replace_tree(prepared.staged_outputs[item.port], item.path_on_datastore)
+            committed.append(item)
+    except BaseException:
+        for item in committed:
+            with contextlib.suppress(Exception):
+                ws.datastore_files(item.datastore).remove_tree(item.path_on_datastore)
+        raise
 
 
 def discard(ws: WorkspaceStore, task: StepTask) -> None:

@@ -109,6 +109,8 @@ class DatastoreFiles(Protocol):
 
     def replace_tree(self, source: Path, path: str) -> None: ...
 
+    def remove_tree(self, path: str) -> None: ...
+
     def describe(self) -> str: ...
 
 
@@ -150,10 +152,19 @@ class LocalDatastoreFiles:
     def replace_tree(self, source: Path, path: str) -> None:
         """Move the folder `source` (on this machine) to `path`, replacing what is there."""
         final = self.local_path(path)
-        if final.exists():
-            shutil.rmtree(final) if final.is_dir() else final.unlink()
+        self.remove_tree(path)
         final.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(source), final)
+
+    def remove_tree(self, path: str) -> None:
+        """Remove the file or folder at `path` (never the datastore's root)."""
+        if not clean_relative_path(path):
+            raise DatastorePathError("Refusing to remove the whole datastore.")
+        final = self.local_path(path)
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        elif final.exists() or final.is_symlink():
+            final.unlink()
 
     def upload_file(self, source: Path, path: str, *, overwrite: bool) -> bool:
         """Copy `source` to `path`; False (and nothing written) when it exists and not overwrite.
@@ -523,16 +534,23 @@ class ObjectDatastoreFiles:
     def replace_tree(self, source: Path, path: str) -> None:
         """Upload the folder `source` to `path`, after removing what was under `path`."""
         rel = clean_relative_path(path, what="output path")
-        old = self.list_files(rel)
-        with self._access(f"Replacing {path!r}") as fs:
-            if old:
-                fs.rm([self._key(p) for p, _size in old])
+        self.remove_tree(rel)
         pairs = [
             (full, posixpath.join(rel, full.relative_to(source).as_posix()))
             for full in sorted(source.rglob("*"))
             if full.is_file()
         ]
         self.upload_many(pairs, overwrite=True)
+
+    def remove_tree(self, path: str) -> None:
+        """Remove every object under `path` (never the whole bucket or container)."""
+        rel = clean_relative_path(path)
+        if not rel:
+            raise DatastorePathError("Refusing to remove the whole datastore.")
+        old = self.list_files(rel)
+        if old:
+            with self._access(f"Removing {path!r}") as fs:
+                fs.rm([self._key(p) for p, _size in old])
 
     def fingerprint(self, path: str) -> str:
         """Identity of the data under `path`: each object's path, size and ETag (or
