@@ -19,6 +19,7 @@ import pytest
 
 from headrace import (
     ConfigError,
+    ConflictError,
     DataReference,
     Datastore,
     DatastorePathError,
@@ -164,6 +165,10 @@ def test_register_keeps_credentials_out_of_the_metadata_store_and_the_portal(
     assert moto.secret in secrets.read_text()
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
     assert stat.S_IMODE(secrets.parent.stat().st_mode) == 0o700
+    # A refused registration (name taken) leaves the kept credentials alone.
+    with pytest.raises(ConflictError, match="overwrite=True"):
+        Datastore.register_s3(ws, "s3data", "other", secret_access_key="another-secret")
+    assert moto.secret in secrets.read_text() and "another-secret" not in secrets.read_text()
     with LiveServer(root, auth=False) as portal:
         listing = httpx.get(f"{portal.url}/ui/datastores.json")
         page = httpx.get(f"{portal.url}/ui/datastores")

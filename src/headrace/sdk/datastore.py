@@ -10,6 +10,10 @@ Credentials of object stores are given either as values (kept in the workspace's
 file, mode 0600, never in the metadata store) or as `env:NAME` references read from the
 environment of the process that uses the datastore (headrace's `*_env` arguments make
 these). They never appear in a repr, an error, the API or the portal.
+
+A step reads an object-store input by download, whatever its mode (`as_mount()` downloads
+too: there is no FUSE mount here), and writes its outputs to a local folder that is uploaded
+to `azureml/<step run id>/<output name>` only when the step succeeds.
 """
 
 from __future__ import annotations
