@@ -484,7 +484,8 @@ class RunOrchestrator:
         if task.step_run_id in self.unwritten_reasons:
             self.unwritten_reasons.discard(task.step_run_id)
             fields["run_reason"] = self.steps[node.id].run_reason
-        if end.exit_code == 0 and end.stopped_for is None:
+        if end.exit_code == 0 and end.stopped_for is None and end.error_message is None:
+            # (An error message with exit code 0: the script ran, its outputs were not kept.)
             status = Status.FINISHED
             fields.update(status=status, ended_at=ended_at, error=None)
         elif end.stopped_for in ("cancel", "failfast"):
