@@ -481,3 +481,32 @@ def test_gcs_registration(ws: Workspace, tmp_path: Path) -> None:
     assert ds.datastore_type == "GCS" and ds.root == "gs://my-bucket"
     assert ds._config["credentials_file"] == str(key)
     assert Datastore(ws, "gcsdata").root == "gs://my-bucket"
+
+
+def test_the_portal_and_the_api_browse_and_download_an_object_store(
+    store: Datastore, files: Path
+) -> None:
+    """Folders are key prefixes; downloads stream the object; `..` is refused."""
+    store.upload(str(files), target_path="in", show_progress=False)
+    root = Path(str(store.workspace.path))
+    name = store.name
+    with LiveServer(root, auth=False) as server:
+        top = httpx.get(f"{server.url}/ui/datastores/{name}.json").json()
+        assert [(e["name"], e["kind"]) for e in top["entries"]] == [("in", "folder")]
+        folder = httpx.get(f"{server.url}/ui/datastores/{name}/browse/in.json").json()
+        assert [(e["name"], e["kind"]) for e in folder["entries"]] == [
+            ("sub", "folder"),
+            ("a.txt", "file"),
+        ]
+        page = httpx.get(f"{server.url}/ui/datastores/{name}/browse/in/sub")
+        assert page.status_code == 200 and "b.txt" in page.text and "deeper" in page.text
+        got = httpx.get(f"{server.url}/ui/datastores/{name}/download/in/sub/b.txt")
+        assert got.status_code == 200
+        assert got.content == (files / "sub" / "b.txt").read_bytes()
+        assert "b.txt" in got.headers["content-disposition"]
+        api = httpx.get(f"{server.url}/api/v1/datastores/{name}/files/in/a.txt")
+        assert api.status_code == 200 and api.content == (files / "a.txt").read_bytes()
+        missing = httpx.get(f"{server.url}/ui/datastores/{name}/browse/nothing-here")
+        assert missing.status_code == 404 and "nothing-here" in missing.text
+        escape = httpx.get(f"{server.url}/ui/datastores/{name}/browse/in/%2E%2E/%2E%2E/x")
+        assert escape.status_code in (400, 404) and "Traceback" not in escape.text

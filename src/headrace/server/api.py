@@ -183,9 +183,8 @@ def download_datastore_file(request: Request, name: str, path: str, _token: Read
     """One file's bytes, streamed."""
     files = state(request).store.datastore_files(name)
     rel = clean_relative_path(path)
-    local = getattr(files, "local_path", None)
-    if local is not None:
-        source = Path(local(rel))
+    if files.is_local:
+        source = files.local_path(rel)
         if not source.is_file():
             raise NotFoundError(f"No file {path!r} on datastore {name!r}.")
         return FileResponse(source)

@@ -4,6 +4,8 @@ Every datastore path goes through the store's checks (`DatastoreFiles.local_path
 `clean_relative_path`): `..`, absolute paths and symbolic links out of the datastore are
 refused with a 400 page, and links out are never listed. A folder lists one level, folders
 first, `PAGE_SIZE` entries a page. Folder sizes are not computed (that would walk the tree).
+An object-store datastore (S3, Azure Blob, GCS) is listed from one recursive listing of the
+folder's prefix (its "folders" are key prefixes), and a download goes through a scratch file.
 
 A limitation of `.json` twins on a `{path:path}` route: `/browse/a.json` is the twin of
 `/browse/a`, so a folder whose name ends in `.json` cannot be opened as HTML (its files
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from headrace.errors import ConfigError, DatastorePathError
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
@@ -82,6 +87,48 @@ def _checked(files: DatastoreFiles, path: str) -> tuple[str, Path]:
         ) from exc
 
 
+def _clean(files: DatastoreFiles, path: str) -> str:
+    """The cleaned path of an object-store datastore, or a 400 page."""
+    try:
+        return clean_relative_path(path)
+    except DatastorePathError as exc:
+        raise PortalError(
+            400, f"{exc} Browse the datastore from /ui/datastores/{files.name}."
+        ) from exc
+
+
+def _object_entries(files: DatastoreFiles, name: str, rel: str) -> tuple[str, list[dict[str, Any]]]:
+    """One level under the prefix `rel` of an object store: ("file"|"folder"|"missing", ...)."""
+    listing = files.list_files(rel)
+    if len(listing) == 1 and listing[0][0] == rel and rel:
+        return "file", [_file_entry(name, rel, listing[0][1])]
+    prefix = f"{rel}/" if rel else ""
+    folders: dict[str, dict[str, Any]] = {}
+    found: list[dict[str, Any]] = []
+    for key, size in listing:
+        if not key.startswith(prefix) or key.endswith(PARTIAL_SUFFIX):
+            continue
+        head, _, rest = key[len(prefix) :].partition("/")
+        child = prefix + head
+        if rest:
+            folders.setdefault(
+                head,
+                {
+                    "name": head,
+                    "path": child,
+                    "kind": "folder",
+                    "size": None,
+                    "url": f"/ui/datastores/{quote(name)}/browse/{quote(child)}",
+                },
+            )
+        else:
+            found.append(_file_entry(name, child, size))
+    if not folders and not found:
+        return ("folder" if not rel else "missing"), []
+    ordered = [folders[k] for k in sorted(folders)] + sorted(found, key=lambda e: e["name"])
+    return "folder", ordered
+
+
 @page("/datastores/{name}")
 def datastore(request: Request, _viewer: ViewerDep, name: str, page: int = 1) -> Response:
     """The root folder of a datastore."""
@@ -96,16 +143,20 @@ def browse(request: Request, _viewer: ViewerDep, name: str, path: str, page: int
 
 def _browse(request: Request, name: str, path: str, page: int) -> Response:
     files = _files(request, name)
-    rel, folder = _checked(files, path)
     if page < 1:
         raise PortalError(400, f"Page {page} does not exist; pages start at 1.")
-    if folder.is_file():
-        entries = [_file_entry(name, rel, folder.stat().st_size)]
-        kind = "file"
-    elif folder.is_dir():
-        entries = _entries(files, name, rel, folder)
-        kind = "folder"
+    if not files.is_local:
+        rel = _clean(files, path)
+        kind, entries = _object_entries(files, name, rel)
     else:
+        rel, folder = _checked(files, path)
+        if folder.is_file():
+            kind, entries = "file", [_file_entry(name, rel, folder.stat().st_size)]
+        elif folder.is_dir():
+            kind, entries = "folder", _entries(files, name, rel, folder)
+        else:
+            kind, entries = "missing", []
+    if kind == "missing":
         raise PortalError(
             404,
             f"There is no folder or file {rel!r} on datastore {name!r}; browse it from "
@@ -194,6 +245,21 @@ def _page_url(name: str, rel: str, page: int) -> str:
 def download(request: Request, _viewer: ViewerDep, name: str, path: str) -> Response:
     """A file of a datastore, streamed as an attachment."""
     files = _files(request, name)
+    if not files.is_local:
+        rel = _clean(files, path)
+        if not files.exists(rel):
+            raise PortalError(
+                404,
+                f"There is no file {rel!r} on datastore {name!r}; browse it from "
+                f"/ui/datastores/{name}.",
+            )
+        scratch = Path(tempfile.mkdtemp(prefix="headrace-portal-"))
+        files.download_file(rel, scratch / "file")
+        return FileResponse(
+            scratch / "file",
+            filename=posixpath.basename(rel),
+            background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+        )
     rel, target = _checked(files, path)
     if not target.is_file():
         raise PortalError(
