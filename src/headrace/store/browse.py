@@ -17,9 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal, or_, select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from headrace.store.database import Database
+from headrace.store.metadata import pipeline_record
 from headrace.store.orm import ExperimentRow, PipelineRunRow
 from headrace.store.records import PipelineRunRecord
 
@@ -122,7 +123,7 @@ def browse_runs(
         capped = select(literal(1)).select_from(_runs).where(*conditions).limit(COUNT_CAP + 1)
         total = int(conn.execute(select(func.count()).select_from(capped.subquery())).scalar_one())
     return RunPage(
-        runs=[_run_record(row) for row in rows[:limit]],
+        runs=[pipeline_record(row, row.experiment_name) for row in rows[:limit]],
         has_next=len(rows) > limit,
         total=min(total, COUNT_CAP),
         total_capped=total > COUNT_CAP,
@@ -223,27 +224,3 @@ def _order(sort: str, descending: bool, conn: Connection) -> list[Any]:
         terms.append(_runs.c.created_at.desc() if descending else _runs.c.created_at.asc())
     terms.append(_runs.c.id.desc() if descending else _runs.c.id.asc())
     return terms
-
-
-def _run_record(row: Row[Any]) -> PipelineRunRecord:
-    return PipelineRunRecord(
-        id=row.id,
-        experiment_id=row.experiment_id,
-        experiment_name=row.experiment_name,
-        graph_id=row.graph_id,
-        status=row.status,
-        parameters=dict(row.parameters or {}),
-        tags=dict(row.tags or {}),
-        properties=dict(row.properties or {}),
-        description=row.description,
-        run_source=row.run_source,
-        continue_on_step_failure=row.continue_on_step_failure,
-        regenerate_outputs=row.regenerate_outputs,
-        cancel_requested=row.cancel_requested,
-        agent_id=row.agent_id,
-        heartbeat_at=row.heartbeat_at,
-        error=row.error,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-    )

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, false, func, insert, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,8 +46,9 @@ from headrace.store.tokens import TokenQueries
 __all__ = ["SqlMetadataStore", "pipeline_record"]
 
 
-def pipeline_record(row: PipelineRunRow, experiment_name: str) -> PipelineRunRecord:
-    """The record of a pipeline run row (with its experiment's name, from a join)."""
+def pipeline_record(row: PipelineRunRow | Row[Any], experiment_name: str) -> PipelineRunRecord:
+    """The record of a pipeline run (an ORM row or a Core row of the same columns), with its
+    experiment's name from a join."""
     return PipelineRunRecord(
         id=row.id,
         experiment_id=row.experiment_id,
