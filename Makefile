@@ -7,10 +7,16 @@ export UV_COMPILE_BYTECODE := 1
 
 .PHONY: install demo test check lint typecheck imports bench clean
 
+# pyspark is published only as a large sdist, which uv would build again on every install:
+# pip builds its wheel once into WHEELS (kept between clones), and uv installs that file.
+WHEELS ?= $(HOME)/.cache/headrace-wheels
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(UV) pip install -q --python $(PY) -e ".[dev,demo]"
+	ls $(WHEELS)/pyspark-*.whl >/dev/null 2>&1 || \
+		$(VENV)/bin/pip wheel -q --disable-pip-version-check --no-deps -w $(WHEELS) "pyspark>=3.5"
+	$(UV) pip install -q --python $(PY) -e ".[dev,demo]" $$(ls -t $(WHEELS)/pyspark-*.whl | head -1)
 	$(PY) -m compileall -q src
 	touch $@
 

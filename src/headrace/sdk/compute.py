@@ -360,10 +360,12 @@ class AdlaCompute(SqlCompute):
 
 
 def _class_for(type_: str) -> type[ComputeTarget]:
-    classes: dict[str, type[ComputeTarget]] = {
-        "AdlaCompute": AdlaCompute,
-        "AmlCompute": AmlCompute,
-        "local": LocalCompute,
-        "sql": SqlCompute,
-    }
-    return classes.get(type_, ComputeTarget)
+    """The class of a target type: the ComputeTarget subclass whose `_type` it is (the Ray,
+    Spark and transfer targets live in their own modules and are found the same way)."""
+    pending: list[type[ComputeTarget]] = [ComputeTarget]
+    while pending:
+        cls = pending.pop()
+        if cls._type == type_ and cls is not ComputeTarget:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return ComputeTarget
