@@ -105,6 +105,7 @@ NATIVE_ONLY = {
     "SqlCompute",  # AdlaCompute is its SDK v1 name
     "SqlStep",  # AdlaStep is its SDK v1 name
     "StoreError",
+    "TransferCompute",  # DataFactoryCompute is its SDK v1 name
     "UserError",
     "WorkspaceExistsError",
     "WorkspaceNotFoundError",
@@ -180,7 +181,7 @@ def test_every_sdk_v1_name_of_headrace_is_reachable_through_compat() -> None:
     ("module", "name", "headed_for"),
     [
         ("core.compute", "DatabricksCompute", "Spark"),
-        ("pipeline.steps", "DataTransferStep", "data-transfer"),
+        ("pipeline.steps", "ParallelRunStep", "planned"),
         ("pipeline.core", "Schedule", "scheduler"),
     ],
 )

@@ -54,6 +54,7 @@ from headrace.sdk.runconfig import (
 from headrace.sdk.runs import PipelineRun, Run, StepRun
 from headrace.sdk.sql import AdlaStep, SqlStep
 from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
+from headrace.sdk.transfer import DataFactoryCompute, DataTransferStep, TransferCompute
 from headrace.sdk.workspace import TokenAuthentication, Workspace
 
 __version__ = "0.1.0"
@@ -69,9 +70,11 @@ __all__ = [
     "CondaDependencies",
     "ConfigError",
     "ConflictError",
+    "DataFactoryCompute",
     "DataPath",
     "DataPathComputeBinding",
     "DataReference",
+    "DataTransferStep",
     "Datastore",
     "DatastorePathError",
     "Environment",
@@ -106,6 +109,7 @@ __all__ = [
     "StepSequence",
     "StoreError",
     "TokenAuthentication",
+    "TransferCompute",
     "UserError",
     "Workspace",
     "WorkspaceExistsError",

@@ -2,8 +2,9 @@
 document's `target=` spelling for `compute_target=`. AdlaStep runs its script with DuckDB
 (headrace.sdk.sql: the script must be DuckDB SQL, not U-SQL).
 
-DataTransferStep, DatabricksStep and ParallelRunStep belong to later issues; importing one
-raises NotYetImplementedError (an ImportError) saying so.
+DataTransferStep copies between any two datastores with headrace's transfer engine
+(headrace.sdk.transfer). DatabricksStep and ParallelRunStep belong to later issues; importing
+one raises NotYetImplementedError (an ImportError) saying so.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 from headrace.compat.azureml._planned import planned_names
 from headrace.sdk.sql import AdlaStep
 from headrace.sdk.steps import CommandStep, PythonScriptStep
+from headrace.sdk.transfer import DataTransferStep
 
-__all__ = ["AdlaStep", "CommandStep", "PythonScriptStep"]
+__all__ = ["AdlaStep", "CommandStep", "DataTransferStep", "PythonScriptStep"]
 
 __getattr__ = planned_names(
     __name__,
     {
-        "DataTransferStep": "planned with the data-transfer engine",
         "DatabricksStep": "planned as a Spark step",
         "ParallelRunConfig": "planned with ParallelRunStep",
         "ParallelRunStep": "planned",
