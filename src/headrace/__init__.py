@@ -52,6 +52,7 @@ from headrace.sdk.runconfig import (
     ScriptRunConfig,
 )
 from headrace.sdk.runs import PipelineRun, Run, StepRun
+from headrace.sdk.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
 from headrace.sdk.sql import AdlaStep, SqlStep
 from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
 from headrace.sdk.transfer import DataFactoryCompute, DataTransferStep, TransferCompute
@@ -75,6 +76,8 @@ __all__ = [
     "DataPathComputeBinding",
     "DataReference",
     "DataTransferStep",
+    "DatabricksCompute",
+    "DatabricksStep",
     "Datastore",
     "DatastorePathError",
     "Environment",
@@ -103,6 +106,8 @@ __all__ = [
     "RunNotFoundError",
     "ScriptRun",
     "ScriptRunConfig",
+    "SparkCompute",
+    "SparkStep",
     "SqlCompute",
     "SqlStep",
     "StepRun",

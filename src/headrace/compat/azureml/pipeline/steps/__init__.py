@@ -1,25 +1,26 @@
 """`azureml.pipeline.steps`: the step types. PythonScriptStep also accepts the seed
 document's `target=` spelling for `compute_target=`. AdlaStep runs its script with DuckDB
-(headrace.sdk.sql: the script must be DuckDB SQL, not U-SQL).
+(headrace.sdk.sql: the script must be DuckDB SQL, not U-SQL). DatabricksStep runs its
+notebook or script with PySpark on this machine (headrace.sdk.spark: a SparkStep).
 
 DataTransferStep copies between any two datastores with headrace's transfer engine
-(headrace.sdk.transfer). DatabricksStep and ParallelRunStep belong to later issues; importing
-one raises NotYetImplementedError (an ImportError) saying so.
+(headrace.sdk.transfer). ParallelRunStep belongs to a later issue; importing it raises
+NotYetImplementedError (an ImportError) saying so.
 """
 
 from __future__ import annotations
 
 from headrace.compat.azureml._planned import planned_names
+from headrace.sdk.spark import DatabricksStep
 from headrace.sdk.sql import AdlaStep
 from headrace.sdk.steps import CommandStep, PythonScriptStep
 from headrace.sdk.transfer import DataTransferStep
 
-__all__ = ["AdlaStep", "CommandStep", "DataTransferStep", "PythonScriptStep"]
+__all__ = ["AdlaStep", "CommandStep", "DataTransferStep", "DatabricksStep", "PythonScriptStep"]
 
 __getattr__ = planned_names(
     __name__,
     {
-        "DatabricksStep": "planned as a Spark step",
         "ParallelRunConfig": "planned with ParallelRunStep",
         "ParallelRunStep": "planned",
     },

@@ -1,0 +1,266 @@
+"""The step process of a SparkStep: a SparkSession, then the step's script or notebook.
+
+`SparkStep` (headrace.sdk.spark) makes an ordinary command step running
+`python -m headrace.engine.sparkrun (--script FILE | --notebook FILE) --input NAME
+--output NAME --argument SLOT --widget NAME=SLOT --master M --conf K=V ...`, so the step
+runtime, reuse, retries and logs treat it like any other step. Values never pass through
+the shell: an input's or output's path comes from `AZUREML_DATAREFERENCE_<NAME>` and a
+parameter's text from `AML_PARAMETER_<SLOT>`, both set by the runtime.
+
+1. The master: `--master` (a target object's, fixed when the step was made), else the
+   target named by `--target` read from the workspace now, else the workspace setting
+   `spark_master`, else local[*]. It is checked first (a `spark://` master must answer a
+   TCP connection within seconds), so an unreachable master fails the step with one line
+   instead of Spark's minute of retries.
+2. The SparkSession: on that master, driver bound to 127.0.0.1 (SPARK_LOCAL_IP too), no
+   UI, then the target's and the step's `spark_conf`. `SparkSession.builder.getOrCreate()`
+   in user code returns it.
+3. The code, with `spark`, `sc`, `dbutils` and `display` defined:
+   - a script runs as `__main__` with `sys.argv = [script, *python_script_params,
+     -<input> <path>, ..., -<output> <path>, ...]`, plus `--AZUREML_SCRIPT_DIRECTORY_NAME
+     <its folder>` for a `python_script_name` script (SDK v1's DatabricksStep arguments);
+   - a notebook runs cell by cell (headrace.engine.notebookrun) with its widgets: the
+     `notebook_params` and one per input and output holding its path. The executed
+     notebook is saved as `./outputs/<name>.ipynb`, a run file.
+   An output's folder is removed before the code starts when empty (Spark writes refuse
+   an existing path) and made again, empty, if the code wrote nothing there.
+
+A failure ends the process with exit code 1 and a readable message on stderr: the user's
+traceback (frames of this module left out), or the failing cell with its source.
+
+This module is run as a program in the step's process; it is not imported by headrace
+itself, so importing headrace never imports pyspark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+from headrace.engine.notebookrun import (
+    DBUtils,
+    NotebookCellError,
+    NotebookError,
+    NotebookExit,
+    run_notebook,
+    user_traceback,
+)
+from headrace.engine.sparkmaster import (
+    DEFAULT_MASTER,
+    SparkMasterError,
+    check_master,
+    loopback_conf,
+    workspace_master,
+)
+
+__all__ = ["SparkStepError", "main"]
+
+PREFIX = "SparkStep failed: "
+
+
+class SparkStepError(Exception):
+    """A problem before or around the user's code, said in one message."""
+
+
+def _environment_value(prefix: str, name: str) -> str:
+    key = f"{prefix}{name}"
+    if key not in os.environ:
+        raise SparkStepError(f"{key} is not set; run this as a SparkStep of a pipeline.")
+    return os.environ[key]
+
+
+def _pair(text: str, what: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SparkStepError(f"{what} {text!r} is not KEY=VALUE.")
+    return key, value
+
+
+def _workspace_config() -> dict[str, Any]:
+    root = os.environ.get("HEADRACE_WORKSPACE")
+    if not root:
+        return {}
+    from headrace.store.layout import WorkspaceLayout
+
+    return WorkspaceLayout(Path(root)).read_config()
+
+
+def _target_settings(name: str) -> tuple[str, dict[str, str]]:
+    """The master and settings of the target `name`, read from the workspace now."""
+    from headrace.store.workspace_store import WorkspaceStore
+
+    root = os.environ.get("HEADRACE_WORKSPACE")
+    if not root:
+        raise SparkStepError(f"HEADRACE_WORKSPACE is not set; cannot read target {name!r}.")
+    store = WorkspaceStore.open(Path(root))
+    try:
+        record = store.meta.find_compute_target(name)
+        config = store.config
+    finally:
+        store.close()
+    if record is None or record.type != "spark":
+        return workspace_master(config), {}
+    conf = record.config.get("spark_conf") or {}
+    master = record.config.get("master") or DEFAULT_MASTER
+    return str(master), {str(k): str(v) for k, v in dict(conf).items()}
+
+
+def _settings(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    conf = loopback_conf()
+    if args.master:
+        master = args.master
+    elif args.target:
+        master, target_conf = _target_settings(args.target)
+        conf.update(target_conf)
+    else:
+        master = workspace_master(_workspace_config())
+    conf.update(_pair(item, "--conf") for item in args.conf)
+    return master, conf
+
+
+def _start_session(master: str, conf: dict[str, str], app_name: str) -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkStepError(
+            "pyspark is not installed in the interpreter that runs steps "
+            f"({sys.executable}); install it with: pip install 'headrace[spark]'."
+        ) from None
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SparkStepError(
+            f"Spark did not start on {master} ({first}); Spark needs Java 17 or newer on "
+            "PATH or in JAVA_HOME (check with `java -version`)."
+        ) from None
+
+
+def _display(value: Any) -> None:
+    """Databricks' `display`: a DataFrame's first rows as a table, anything else printed."""
+    show = getattr(value, "show", None)
+    if callable(show):
+        show(truncate=False)
+    else:
+        print(value)  # noqa: T201
+
+
+def _run_script(path: Path, argv: list[str], namespace: dict[str, Any]) -> None:
+    if not path.is_file():
+        raise SparkStepError(f"The script {path} does not exist.")
+    sys.argv = [str(path), *argv]
+    sys.path.insert(0, str(path.parent))
+    try:
+        runpy.run_path(str(path), init_globals=namespace, run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise SparkStepError(f"{path.name} exited with code {exc.code}.") from None
+    except NotebookExit as done:
+        print(f"headrace: the script exited: {done.value}")  # noqa: T201
+    except Exception as exc:
+        raise SparkStepError(
+            f"{path.name} raised {type(exc).__name__}\n{user_traceback(exc, str(path))}".rstrip()
+        ) from None
+
+
+def _clear_outputs(outputs: dict[str, Path]) -> None:
+    for path in outputs.values():
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def _restore_outputs(outputs: dict[str, Path]) -> None:
+    for path in outputs.values():
+        if not path.exists():
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m headrace.engine.sparkrun")
+    code = parser.add_mutually_exclusive_group(required=True)
+    code.add_argument("--script")
+    code.add_argument("--notebook")
+    parser.add_argument("--digest", help="the file's content hash (for reuse only)")
+    parser.add_argument("--script-directory-argument", action="store_true")
+    parser.add_argument("--input", action="append", default=[])
+    parser.add_argument("--output", action="append", default=[])
+    parser.add_argument("--argument", action="append", default=[], help="a parameter SLOT")
+    parser.add_argument("--widget", action="append", default=[], help="NAME=SLOT")
+    parser.add_argument("--master")
+    parser.add_argument("--target")
+    parser.add_argument("--conf", action="append", default=[], help="KEY=VALUE")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    master, conf = _settings(args)
+    try:
+        check_master(master)
+    except SparkMasterError as exc:
+        raise SparkStepError(str(exc)) from None
+    inputs = {n: Path(_environment_value("AZUREML_DATAREFERENCE_", n)) for n in args.input}
+    outputs = {n: Path(_environment_value("AZUREML_DATAREFERENCE_", n)) for n in args.output}
+    values = [_environment_value("AML_PARAMETER_", slot) for slot in args.argument]
+    widgets = {name: str(path) for name, path in {**inputs, **outputs}.items()}
+    for item in args.widget:
+        name, slot = _pair(item, "--widget")
+        widgets[name] = _environment_value("AML_PARAMETER_", slot)
+    os.environ.update(_pair(item, "--env") for item in args.env)
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    cwd = Path.cwd()
+    code = Path(args.script or args.notebook)
+    session = _start_session(master, conf, os.environ.get("HEADRACE_STEP_NAME") or code.stem)
+    print(f"headrace: Spark {session.version} on {master}")  # noqa: T201
+    namespace: dict[str, Any] = {
+        "spark": session,
+        "sc": session.sparkContext,
+        "dbutils": DBUtils(widgets),
+        "display": _display,
+    }
+    _clear_outputs(outputs)
+    try:
+        if args.notebook:
+            namespace["__name__"] = "__main__"
+            target = cwd / "outputs" / code.name
+            try:
+                run_notebook(code, namespace, target)
+            except NotebookCellError as exc:
+                raise SparkStepError(
+                    f"{exc}\nThe executed notebook is the run file outputs/{code.name}."
+                ) from None
+            except NotebookError as exc:
+                raise SparkStepError(str(exc)) from None
+        else:
+            argv = list(values)
+            for name, path in {**inputs, **outputs}.items():
+                argv += [f"-{name}", str(path)]
+            if args.script_directory_argument:
+                argv += ["--AZUREML_SCRIPT_DIRECTORY_NAME", str(cwd)]
+                os.environ["AZUREML_SCRIPT_DIRECTORY_NAME"] = str(cwd)
+            _run_script(cwd / code, argv, namespace)
+    finally:
+        _restore_outputs(outputs)
+        session.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except SparkStepError as exc:
+        sys.stdout.flush()
+        print(f"{PREFIX}{exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
