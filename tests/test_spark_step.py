@@ -83,6 +83,18 @@ def _upload_trips(ws: Workspace, tmp_path: Path, name: str = "trips") -> DataRef
     return DataReference(store, name, "raw/trips.csv")
 
 
+def _reader(tmp_path: Path, data: PipelineData) -> PythonScriptStep:
+    """A next step printing the parquet files of `data` with DuckDB."""
+    _write(tmp_path / "py", "read.py", READER)
+    return PythonScriptStep(
+        "read.py",
+        name="reader",
+        arguments=[data],
+        inputs=[data],
+        source_directory=str(tmp_path / "py"),
+    )
+
+
 def _submit(ws: Workspace, steps: list[object], **kwargs: object) -> PipelineRun:
     run = Experiment(ws, "spark").submit(Pipeline(ws, steps=steps), **kwargs)
     run.wait_for_completion(show_output=False, raise_on_error=False)
@@ -303,7 +315,6 @@ def test_script_reads_csv_and_writes_parquet_for_the_next_step(
     )
     jobs = tmp_path / "jobs"
     _write(jobs, "totals.py", TOTALS_JOB)
-    _write(tmp_path / "py", "read.py", READER)
     totals = PipelineData("totals")
     spark_step = SparkStep(
         "totals.py",
@@ -315,13 +326,7 @@ def test_script_reads_csv_and_writes_parquet_for_the_next_step(
         spark_conf={"spark.sql.shuffle.partitions": "3"},
         compute_target=target,
     )
-    reader = PythonScriptStep(
-        "read.py",
-        name="reader",
-        arguments=[totals],
-        inputs=[totals],
-        source_directory=str(tmp_path / "py"),
-    )
+    reader = _reader(tmp_path, totals)
     run = _submit(ws, [spark_step, reader], pipeline_parameters={"min_amount": 4})
     step = run.find_step_run("totals")[0]
     assert run.get_status() == "Finished", step.get_stderr_log()
@@ -375,7 +380,6 @@ def test_notebook_with_widgets_and_an_int_parameter_feeds_the_next_step(
     ws = _set_workspace_master(ws, "local[1]")
     target = ComputeTarget.attach(ws, "databricks", DatabricksCompute.attach_configuration())
     notebook = _notebook(tmp_path / "notebooks", "prepare.ipynb", *NOTEBOOK_CELLS)
-    _write(tmp_path / "py", "read.py", READER)
     output = PipelineData("output")
     step = DatabricksStep(
         name="prepare",
@@ -388,13 +392,7 @@ def test_notebook_with_widgets_and_an_int_parameter_feeds_the_next_step(
         node_type="Standard_D3_v2",
         compute_target=target,
     )
-    reader = PythonScriptStep(
-        "read.py",
-        name="reader",
-        arguments=[output],
-        inputs=[output],
-        source_directory=str(tmp_path / "py"),
-    )
+    reader = _reader(tmp_path, output)
     run = _submit(ws, [step, reader], pipeline_parameters={"rows": 2})
     step_run = run.find_step_run("prepare")[0]
     assert run.get_status() == "Finished", step_run.get_stderr_log()
