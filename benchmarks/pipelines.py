@@ -24,8 +24,11 @@ def source(bws: BenchWorkspace, name: str, script: str, text: str) -> str:
     return str(folder)
 
 
-def noop_chain(bws: BenchWorkspace, n: int, token: str, *, data: bool) -> Any:
-    """n no-op steps in a line: `run_after` edges, or PipelineData edges (`data=True`)."""
+def noop_chain(
+    bws: BenchWorkspace, n: int, token: str, *, data: bool, target: str = "local"
+) -> Any:
+    """n no-op steps in a line: `run_after` edges, or PipelineData edges (`data=True`), on
+    compute target `target`."""
     from headrace import Pipeline, PipelineData, PythonScriptStep
 
     src = source(bws, "noop", "noop.py", NOOP)
@@ -45,11 +48,16 @@ def noop_chain(bws: BenchWorkspace, n: int, token: str, *, data: bool) -> Any:
                 inputs=inputs,
                 outputs=[out],
                 source_directory=src,
+                compute_target=target,
             )
             previous = out
         else:
             step = PythonScriptStep(
-                "noop.py", name=f"s{i}", arguments=["--token", token], source_directory=src
+                "noop.py",
+                name=f"s{i}",
+                arguments=["--token", token],
+                source_directory=src,
+                compute_target=target,
             )
             if steps:
                 step.run_after(steps[-1])

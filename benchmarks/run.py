@@ -42,6 +42,7 @@ BENCHMARKS = {
     "portal": "benchmarks.bench_portal",
     "environments": "benchmarks.bench_environments",
     "objectstore": "benchmarks.bench_objectstore",
+    "ray": "benchmarks.bench_ray",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

@@ -101,6 +101,7 @@ NATIVE_ONLY = {
     "PipelineDisabledError",
     "PipelineValidationError",
     "RunNotFoundError",
+    "RayCompute",  # AmlCompute runs on Ray through the workspace configuration
     "ScriptRun",
     "SparkCompute",  # DatabricksCompute is its SDK v1 name
     "SparkStep",  # DatabricksStep is its SDK v1 name

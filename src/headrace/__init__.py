@@ -45,6 +45,7 @@ from headrace.sdk.experiment import Experiment
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.pipeline import Pipeline
 from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
+from headrace.sdk.ray import RayCompute
 from headrace.sdk.runconfig import (
     CondaDependencies,
     Environment,
@@ -101,6 +102,7 @@ __all__ = [
     "PortDataReference",
     "PublishedPipeline",
     "PythonScriptStep",
+    "RayCompute",
     "Run",
     "RunConfiguration",
     "RunNotFoundError",

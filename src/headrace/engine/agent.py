@@ -45,7 +45,7 @@ from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_ti
 from headrace.engine.cleanup import DeferredRemover
 from headrace.engine.endings import StepEnd, journal_records
 from headrace.engine.executors.base import Executor, StepProcess
-from headrace.engine.executors.local import LocalExecutor
+from headrace.engine.executors.choose import UnavailableExecutor, make_executor
 from headrace.engine.launcher import listen_for_wake, wake_agent
 from headrace.engine.orchestrator import RunOrchestrator
 from headrace.engine.processes import (
@@ -264,12 +264,13 @@ class Agent:
     # -- starting --------------------------------------------------------------------------
     def _executor(self, target: str) -> Executor | None:
         executor = self.executors.get(target)
+        if isinstance(executor, UnavailableExecutor) and executor.expired:
+            executor = None  # try to connect again
         if executor is None:
             record = self.ws.meta.find_compute_target(target)
             if record is None:
                 return None
-            capacity = record.config.get("max_nodes") or os.cpu_count() or 1
-            executor = LocalExecutor(target, int(capacity), nice=self.step_nice)
+            executor = make_executor(record, self.ws.config, self.step_nice)
             self.executors[target] = executor
         return executor
 
@@ -399,6 +400,10 @@ class Agent:
         if not succeeded:
             raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
             stderr_text = raw[-16384:].decode(errors="replace")
+        lost = getattr(active.process, "lost", None)
+        if lost and active.stop_reason is None and error is None:
+            active.stop_reason = "node_lost"
+            error = f"Step {task.node.name!r} was interrupted: {lost}"
         end = StepEnd(
             exit_code=code,
             stopped_for=active.stop_reason if active.stop_reason != "finalize" else None,

@@ -24,7 +24,7 @@ class StepEnd:
     """How an attempt ended, as the agent saw it."""
 
     exit_code: int | None
-    stopped_for: str | None = None  # "timeout" | "cancel" | "failfast" | "lost"
+    stopped_for: str | None = None  # "timeout" | "cancel" | "failfast" | "lost" | "node_lost"
     timeout_seconds: float | None = None
     error_message: str | None = None
     journal: tuple[JournalEntry, ...] = ()

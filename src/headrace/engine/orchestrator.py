@@ -500,7 +500,9 @@ class RunOrchestrator:
             )
         else:
             error = failure_record(node, end, stderr_text)
-            if task.attempt < node.max_retries and not self.stopping:
+            # A lost node is not the step's fault: it gets one attempt more than max_retries.
+            retries = node.max_retries + (1 if end.stopped_for == "node_lost" else 0)
+            if task.attempt < retries and not self.stopping:
                 status = Status.QUEUED
                 fields.update(status=status, attempt=task.attempt + 1, error=error)
                 self.retry_queue.append(task.step_run_id)

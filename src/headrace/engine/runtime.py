@@ -10,7 +10,11 @@ later step could take as valid), `./outputs` and `./logs` become run files, and 
 folder is removed.
 
 A datastore in object storage (S3, Azure Blob, GCS) has no local path: its inputs are
-downloaded into the working folder whatever their mode (mount mode downloads too), and its
+downloaded into the working folder in mount and download mode. In "direct" mode (the inputs
+of a step that reads object storage itself, a SqlStep) nothing is downloaded: the input is
+its URI (`s3://bucket/path`) and `HEADRACE_DATASTORE_<port>` holds the datastore's handle
+(its registration, credential references but never values) for the step's process to open
+it with `open_object_datastore`. On a local datastore "direct" is mount. Its
 outputs are staged in a local folder next to the working folder and uploaded to their
 datastore path by `finalize`, only on success. Uploading happens in `finalize`, so a big
 output holds up the caller (the agent's loop) while it transfers.
@@ -34,6 +38,7 @@ from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.graph import placeholders
 from headrace.graph.model import StepNode
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
+from headrace.store.datastores import ObjectDatastoreFiles
 from headrace.store.journal import JOURNAL_NAME
 from headrace.store.workspace_store import WorkspaceStore
 
@@ -120,6 +125,7 @@ class PreparedStep:
     stderr_path: Path
     staged_outputs: dict[str, Path] = field(default_factory=dict)
     snapshot_files: FileStamps = field(default_factory=dict)  # what `cwd` was made with
+    input_paths: dict[str, str] = field(default_factory=dict)  # port -> where the step reads it
 
 
 def _env_name(name: str) -> str:
@@ -147,8 +153,14 @@ def prepare(
 
     paths: dict[str, str] = {}
     env_paths: dict[str, str] = {}
+    handles: dict[str, str] = {}
     for item in task.inputs:
-        path = _resolve_input(ws, item, cwd)
+        files = ws.datastore_files(item.datastore)
+        if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles):
+            path = files.uri(item.path_on_datastore)
+            handles[item.port] = handles[item.data_name] = files.handle
+        else:
+            path = _resolve_input(ws, item, cwd)
         paths[item.port] = path
         env_paths[item.port] = env_paths[item.data_name] = path
     staged: dict[str, Path] = {}
@@ -180,6 +192,8 @@ def prepare(
         # each attempt writes a journal of its own, so none is recorded twice.
         os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
     env = _environment(ws, task, env_paths, values, python, run_dir)
+    for name, handle in handles.items():
+        env[f"HEADRACE_DATASTORE_{_env_name(name)}"] = handle
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
@@ -198,6 +212,7 @@ def prepare(
         stderr_path=run_dir / STDERR_LOG,
         staged_outputs=staged,
         snapshot_files=stamps,
+        input_paths={item.port: paths[item.port] for item in task.inputs},
     )
 
 

@@ -62,11 +62,14 @@ class DataNode:
 
 @dataclass(frozen=True)
 class InputBinding:
-    """How a step consumes a DataNode: the port name its script sees and the mode."""
+    """How a step consumes a DataNode: the port name its script sees and the mode.
+
+    "direct" is a mount for a step that reads object storage itself (a SqlStep): it gets
+    the data's URI instead of a downloaded copy."""
 
     port: str
     data: str
-    mode: Literal["mount", "download"] = "mount"
+    mode: Literal["mount", "download", "direct"] = "mount"
     path_on_compute: str | None = None
     overwrite: bool = False
 
@@ -104,6 +107,9 @@ class StepNode:
     max_retries: int = 0
     timeout_seconds: float | None = None
     snapshot_id: str | None = None
+    # What one attempt asks of the node it runs on ("CPU", "GPU", "memory" in bytes, custom
+    # Ray resources). A Ray target schedules by it; a local pool counts steps instead.
+    resources: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

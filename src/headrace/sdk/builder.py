@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 from headrace.graph import placeholders
@@ -26,6 +26,7 @@ from headrace.graph.model import (
     ParameterDef,
     StepNode,
 )
+from headrace.graph.resources import normalize_resources
 from headrace.graph.validate import did_you_mean
 from headrace.sdk.data import (
     DataPath,
@@ -42,7 +43,7 @@ __all__ = ["GraphBuilder", "StepSequence", "flatten_steps"]
 
 _WORD = re.compile(r"^\w+$")
 StepKind = Literal["python_script", "command"]
-InputMode = Literal["mount", "download"]
+InputMode = Literal["mount", "download", "direct"]
 
 
 class StepSequence:
@@ -188,6 +189,8 @@ class GraphBuilder:
     def _node(self, step: PipelineStep, in_graph: set[int], after: list[str]) -> StepNode | None:
         ports = _StepPorts()
         inputs = [b for b in (self._input(step, item, ports) for item in step.inputs) if b]
+        if step.reads_object_storage:
+            inputs = [replace(b, mode="direct") if b.mode == "mount" else b for b in inputs]
         outputs = [b for b in (self._output(step, item, ports) for item in step.outputs) if b]
         run_after = list(after)
         for other in step._predecessors:
@@ -200,6 +203,7 @@ class GraphBuilder:
         environment = None
         if step.runconfig is not None:
             env_vars, environment = step.runconfig.step_environment()
+        resources = self._resources(step)
         environment_variables = tuple(
             (k, self._text(step, v, ports, f"environment variable {k}"))
             for k, v in env_vars.items()
@@ -231,7 +235,26 @@ class GraphBuilder:
             run_after=tuple(dict.fromkeys(run_after)),
             max_retries=step.max_retries,
             timeout_seconds=step.timeout_seconds,
+            resources=resources,
         )
+
+    def _resources(self, step: PipelineStep) -> dict[str, float] | None:
+        raw = step.resources
+        if raw is None and step.runconfig is not None:
+            raw = step.runconfig.resources
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.problems.append(
+                f"Step {step.name!r}: resources must be a dict like {{'cpu': 2, 'memory': "
+                f"'4GB'}}, not {raw!r}."
+            )
+            return None
+        try:
+            return normalize_resources(raw)
+        except ValueError as exc:
+            self.problems.append(f"Step {step.name!r}: {exc}.")
+            return None
 
     def _command(self, step: CommandStep, ports: _StepPorts) -> str | None:
         if step.command is None:

@@ -292,6 +292,9 @@ class RunConfiguration:
         self.node_count = 1
         self.command = command
         self.docker: DockerConfiguration | None = None
+        # headrace's extension: what each attempt asks of a node on a Ray target, like a
+        # step's `resources=` ({"cpu": 2, "gpu": 1, "memory": "4GB", custom: n}).
+        self.resources: dict[str, Any] | None = None
 
     def step_environment(self) -> tuple[dict[str, str], dict[str, Any] | None]:
         """(environment variables, environment spec) for a step using this configuration."""

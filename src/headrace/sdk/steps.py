@@ -1,7 +1,9 @@
 """Steps: `PythonScriptStep` and `CommandStep`, with their full SDK v1 signatures.
 
 A step only records what it was given; `Pipeline` turns steps into the pure-data graph and
-reports every problem at once. Extensions beyond SDK v1: `max_retries` and `timeout_seconds`.
+reports every problem at once. Extensions beyond SDK v1: `max_retries`, `timeout_seconds` and
+`resources` (what one attempt asks of a node: `{"cpu": 2, "gpu": 1, "memory": "4GB",
+"<custom Ray resource>": 1}`; a Ray target schedules by it, see headrace.sdk.ray).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class PipelineStep:
     """What every step has: a name, data in and out, arguments, where and how it runs."""
 
     kind = "step"
+    # True for a step whose process reads object storage itself (SqlStep): its mount-mode
+    # inputs on an object-store datastore are given as URIs, not downloaded.
+    reads_object_storage = False
 
     def __init__(
         self,
@@ -71,6 +76,7 @@ class PipelineStep:
         runconfig: RunConfiguration | None = None,
         max_retries: int = 0,
         timeout_seconds: float | None = None,
+        resources: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.inputs = list(inputs or [])
@@ -84,6 +90,7 @@ class PipelineStep:
         self.runconfig = runconfig
         self.max_retries = max_retries
         self.timeout_seconds = timeout_seconds
+        self.resources = dict(resources) if resources is not None else None
         self._predecessors: list[PipelineStep] = []
         self._id = uuid.uuid4().hex[:8]
         texts = [*self.arguments, *self.params.values()]
@@ -127,6 +134,7 @@ class PythonScriptStep(PipelineStep):
         target: Any = None,
         max_retries: int = 0,
         timeout_seconds: float | None = None,
+        resources: dict[str, Any] | None = None,
     ) -> None:
         # The seed document passes `target=`; accept it as the alias it was meant to be.
         if compute_target is None and target is not None:
@@ -155,6 +163,7 @@ class PythonScriptStep(PipelineStep):
             runconfig=runconfig,
             max_retries=max_retries,
             timeout_seconds=timeout_seconds,
+            resources=resources,
         )
         self.script_name = script_name
         self.runconfig_pipeline_params = dict(runconfig_pipeline_params or {})
@@ -186,6 +195,7 @@ class CommandStep(PipelineStep):
         *,
         max_retries: int = 0,
         timeout_seconds: float | None = None,
+        resources: dict[str, Any] | None = None,
     ) -> None:
         run_config: RunConfiguration | None
         if isinstance(runconfig, ScriptRunConfig):
@@ -209,5 +219,6 @@ class CommandStep(PipelineStep):
             runconfig=run_config,
             max_retries=max_retries,
             timeout_seconds=timeout_seconds,
+            resources=resources,
         )
         self.runconfig_pipeline_params = dict(runconfig_pipeline_params or {})

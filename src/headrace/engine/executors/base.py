@@ -1,7 +1,8 @@
 """The executor seam: start a prepared step, tell when it ended, stop it, know its capacity.
 
 An executor runs the process of a `PreparedStep` somewhere; the agent waits on the handles it
-returns. Local processes are the first implementation; Ray and Spark plug in here.
+returns. `LocalExecutor` runs local process groups, `RayExecutor` Ray tasks (executors/choose.py
+picks one per compute target).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ class StepProcess(Protocol):
     """A running attempt of a step."""
 
     pid: int | None
+    # Why the attempt ended outside the script (its Ray node was lost), else None.
+    lost: str | None
 
     @property
     def started(self) -> float | None:
@@ -47,6 +50,10 @@ class StepProcess(Protocol):
 
 class Executor(Protocol):
     name: str
-    capacity: int
+
+    @property
+    def capacity(self) -> int:
+        """How many steps may run at once."""
+        ...
 
     def start(self, prepared: PreparedStep) -> StepProcess: ...

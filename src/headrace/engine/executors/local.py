@@ -22,6 +22,8 @@ __all__ = ["LocalExecutor", "LocalProcess"]
 
 
 class LocalProcess:
+    lost: str | None = None  # a local process is never lost to a node going away
+
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self._popen = popen
         self.pid: int | None = popen.pid

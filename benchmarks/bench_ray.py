@@ -1,0 +1,135 @@
+"""Ray compute: what running a step as a Ray task costs, and whether two Ray nodes stay busy.
+
+Per-step time: linear chains (`run_after`) of N no-op steps, on the local target and on a
+`ray` target whose agent started a local Ray head (already up: a warm-up run starts it).
+The figure is T(N) / N on each, alternating repetitions; target: Ray at most 2x local.
+
+Throughput: 200 independent steps (each `sum(range(200000))`, as in the throughput
+benchmark) on a `ray` target attached to a two-node cluster on this machine
+(`ray.cluster_utils.Cluster`: a head with no CPUs and two nodes of one CPU each), against
+the same scripts run by two plain worker processes (the ideal for two one-CPU nodes).
+Target: at least 80% of that. The cluster is shut down by this benchmark (never `ray stop`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from benchmarks.bench_throughput import max_concurrency, plain_workers
+from benchmarks.common import (
+    Context,
+    Outcome,
+    Row,
+    bench_workspace,
+    median,
+    run_pipeline,
+    spread,
+    step_records,
+)
+from benchmarks.pipelines import noop_chain, parallel_work
+
+N = 20
+OVERHEAD_TARGET = 2.0
+THROUGHPUT_TARGET = 0.80
+RAY_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # everything on 127.0.0.1
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+}
+
+
+def _per_step(ctx: Context, outcome: Outcome) -> None:
+    from headrace import ComputeTarget, RayCompute
+
+    reps = ctx.reps(5, 2)
+    times: dict[str, list[float]] = {"local": [], "ray": []}
+    with bench_workspace(ctx, "ray-overhead") as bws:
+        ComputeTarget.create(bws.ws, "ray", RayCompute.provisioning_configuration(num_cpus=2))
+        run_pipeline(bws, noop_chain(bws, 2, "warm-up", data=False, target="ray"))
+        for rep in range(reps):
+            for target in ("local", "ray"):
+                seconds, _, _ = run_pipeline(
+                    bws, noop_chain(bws, N, f"r{rep}-{target}", data=False, target=target)
+                )
+                times[target].append(seconds / N)
+    local, ray = median(times["local"]), median(times["ray"])
+    outcome.rows.append(
+        Row(
+            f"no-op step in a chain of {N}, local Ray head",
+            ray * 1000,
+            "ms",
+            local * 1000,
+            "local compute",
+            f"≤ {OVERHEAD_TARGET:g}x floor",
+            ray / local <= OVERHEAD_TARGET,
+            ray / local,
+        )
+    )
+    outcome.details.append(
+        f"per step, chain of {N}: local {spread(times['local'], 1000, ' ms')}; "
+        f"Ray {spread(times['ray'], 1000, ' ms')}"
+    )
+
+
+def _two_nodes(ctx: Context, outcome: Outcome) -> None:
+    from ray.cluster_utils import Cluster
+
+    from headrace import ComputeTarget, RayCompute
+
+    n = ctx.reps(200, 60)
+    reps = ctx.reps(3, 1)
+    cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ours: list[float] = []
+        plain: list[float] = []
+        peaks: list[int] = []
+        with bench_workspace(ctx, "ray-throughput") as bws:
+            attach = RayCompute.attach_configuration(address=cluster.address)
+            ComputeTarget.attach(bws.ws, "two", attach)
+            run_pipeline(bws, parallel_work(bws, 2, "warm-up", "two"))
+            script = bws.root / "src-work" / "work.py"
+            for rep in range(reps):
+                plain.append(plain_workers(script, n))
+                seconds, run, _ = run_pipeline(bws, parallel_work(bws, n, f"rep-{rep}", "two"))
+                ours.append(seconds)
+                peaks.append(max_concurrency(step_records(bws, run.id)))
+    finally:
+        cluster.shutdown()
+    ours_rate, plain_rate = n / median(ours), n / median(plain)
+    ratio = ours_rate / plain_rate
+    outcome.rows.append(
+        Row(
+            f"{n} independent steps on two 1-CPU Ray nodes (throughput)",
+            ours_rate,
+            "steps/s",
+            plain_rate,
+            "2 plain workers",
+            f"≥ {THROUGHPUT_TARGET:.0%} of floor",
+            ratio >= THROUGHPUT_TARGET,
+            ratio,
+        )
+    )
+    outcome.details.append(
+        f"two Ray nodes: {spread(ours, 1, ' s')} for {n} steps (at most {max(peaks)} at "
+        f"once); 2 plain workers: {spread(plain, 1, ' s')}"
+    )
+
+
+def run(ctx: Context) -> Outcome:
+    outcome = Outcome("ray", "Ray compute: per-step cost and two-node throughput")
+    saved = {key: os.environ.get(key) for key in RAY_ENV}
+    os.environ.update(RAY_ENV)  # inherited by the agents the workspaces start
+    try:
+        _per_step(ctx, outcome)
+        _two_nodes(ctx, outcome)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return outcome

@@ -1,0 +1,316 @@
+"""`RayExecutor`: runs each step attempt as a Ray task on whatever node Ray picks.
+
+The agent connects to one Ray cluster per process: a running cluster's `address`, or a
+Ray head it starts for itself (on 127.0.0.1, with no dashboard; it stops with the agent).
+Each attempt is a generator task (`engine.raynode.run_on_node`) asking for the step's
+`resources` (one CPU when it names none). The task gets everything it needs in a bundle
+(no shared filesystem is assumed), streams stdout, stderr and the run journal back while it
+runs, and returns the step's outputs and files when it ends; `RayProcess` writes them where
+local compute would have, so `finalize`, reuse and the UI do not know the difference.
+
+A step that asks for more than any live node has fails at once, naming both. A node that
+dies mid-step ends the attempt as lost (`RayProcess.lost`): the agent records why, and the
+step gets one more attempt than its `max_retries` (Ray schedules it on a live node).
+Cancel is `ray.cancel` (the task stops the step's process group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headrace.engine.raynode import NodeBundle, NodeDone, pack, unpack
+from headrace.graph.resources import describe_resources
+from headrace.store.journal import JOURNAL_NAME
+
+if TYPE_CHECKING:
+    from headrace.engine.runtime import PreparedStep
+
+__all__ = ["RayExecutor", "RayProcess", "RayUnavailable", "check_address", "ray_environment"]
+
+log = logging.getLogger(__name__)
+NODE_CACHE_SECONDS = 5.0
+_lock = threading.Lock()
+_connected: dict[str, Any] = {}  # "address" -> what this process is connected to
+
+
+class RayUnavailable(RuntimeError):
+    """The Ray cluster cannot be used: not installed, not reachable, or another one is."""
+
+
+def ray_environment(local_head: bool) -> None:
+    """Ray's settings for headrace, unless the environment sets them: no usage statistics,
+    and for a head headrace starts, everything on 127.0.0.1 and a token that is never
+    written to a file."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if local_head:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        if "RAY_AUTH_MODE" not in os.environ:
+            os.environ["RAY_AUTH_MODE"] = "token"
+            os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+
+
+def check_address(address: str, timeout: float = 3.0) -> None:
+    """Raise RayUnavailable unless something answers at a Ray address `host:port`."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(
+            f"Ray address {address!r} is not host:port; give the head's GCS address, for "
+            "example '127.0.0.1:6379' (what `ray start --head` prints)."
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise RayUnavailable(
+            f"No Ray cluster answers at {address} ({exc.strerror or exc}). Start one with "
+            f"`ray start --head --port={port}`, or attach the target to the address "
+            "`ray start` printed."
+        ) from None
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable(
+            "Ray is not installed in headrace's environment; install it with "
+            "`pip install 'headrace[ray]'`."
+        ) from None
+    return ray
+
+
+def connect(address: str | None, num_cpus: int | None) -> Any:
+    """This process's connection to Ray (made once); `address` None starts a local head."""
+    key = address or "local"
+    with _lock:
+        if _connected:
+            if _connected["address"] != key:
+                raise RayUnavailable(
+                    f"This agent already uses the Ray cluster {_connected['address']!r}; one "
+                    f"agent drives one Ray cluster, so {key!r} cannot be used at the same time."
+                )
+            return _connected["ray"]
+        ray_environment(local_head=address is None)
+        if address is not None:
+            check_address(address)
+        ray = _import_ray()
+        options: dict[str, Any] = {
+            "namespace": "headrace",
+            "log_to_driver": False,
+            "configure_logging": False,
+        }
+        if address is None:
+            options.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+        else:
+            options["address"] = address
+        started = time.monotonic()
+        try:
+            ray.init(**options)
+        except Exception as exc:
+            raise RayUnavailable(f"Cannot connect to Ray at {key}: {exc}") from None
+        log.info("connected to Ray (%s) in %.1f s", key, time.monotonic() - started)
+        _connected.update(address=key, ray=ray)
+        return ray
+
+
+class RayProcess:
+    """A step attempt running as a Ray generator task, seen as a process by the agent."""
+
+    pid: int | None = None
+    started: float | None = None
+
+    def __init__(self, ray: Any, generator: Any, prepared: PreparedStep) -> None:
+        self._ray = ray
+        self._generator = generator
+        self._prepared = prepared
+        self._code: int | None = None
+        self.lost: str | None = None
+        self._read_fd, self._write_fd = os.pipe()
+        self._thread = threading.Thread(target=self._follow, daemon=True, name="ray-step")
+        self._thread.start()
+
+    # -- the task's stream -----------------------------------------------------------------
+    def _follow(self) -> None:
+        prepared = self._prepared
+        targets = {
+            "stdout": prepared.stdout_path,
+            "stderr": prepared.stderr_path,
+            "journal": prepared.stdout_path.parent.parent / JOURNAL_NAME,
+        }
+        targets["journal"].parent.mkdir(parents=True, exist_ok=True)
+        code = 1
+        try:
+            for ref in self._generator:
+                item = self._ray.get(ref)
+                if isinstance(item, NodeDone):
+                    for agent_path, data in item.trees.items():
+                        unpack(data, Path(agent_path))
+                    code = item.exit_code
+                    continue
+                for name, data in item.items():
+                    if data:
+                        with targets[name].open("ab") as fh:
+                            fh.write(data)
+        except BaseException as exc:
+            code = self._failed(exc)
+        finally:
+            self._code = code
+            with contextlib.suppress(OSError):
+                os.write(self._write_fd, b"x")
+
+    def _failed(self, exc: BaseException) -> int:
+        exceptions = self._ray.exceptions
+        cause = getattr(exc, "cause", None) or exc
+        if isinstance(cause, (exceptions.TaskCancelledError, KeyboardInterrupt)):
+            return -15
+        lost_types = (
+            exceptions.NodeDiedError,
+            exceptions.WorkerCrashedError,
+            exceptions.ObjectLostError,
+            exceptions.OwnerDiedError,
+        )
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        if isinstance(cause, lost_types):
+            self.lost = f"the Ray node running it was lost ({first_line})"
+        message = f"\nheadrace: the Ray task of this step failed: {first_line}\n"
+        with self._prepared.stderr_path.open("a") as fh:
+            fh.write(message)
+        return -9 if self.lost else 1
+
+    # -- StepProcess -----------------------------------------------------------------------
+    def poll(self) -> int | None:
+        return self._code if not self._thread.is_alive() else None
+
+    def wait_handle(self) -> int | None:
+        return self._read_fd
+
+    def terminate(self) -> None:
+        with contextlib.suppress(Exception):
+            self._ray.cancel(self._generator)
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self._ray.cancel(self._generator, force=True)
+
+    def close(self) -> None:
+        for fd in (self._read_fd, self._write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._read_fd = self._write_fd = -1
+
+
+class RayExecutor:
+    """Steps of one compute target as Ray tasks; at most `capacity` at once (the
+    cluster's CPUs unless the target sets `max_concurrent_steps`)."""
+
+    def __init__(
+        self, name: str, address: str | None, num_cpus: int | None, max_steps: int | None
+    ) -> None:
+        self.name = name
+        self.address = address
+        self._ray = connect(address, num_cpus)
+        self._remote = self._ray.remote(_run_on_node())
+        self._max_steps = max_steps
+        self._nodes: list[dict[str, float]] = []
+        self._nodes_at = 0.0
+
+    def _live_nodes(self) -> list[dict[str, float]]:
+        if time.monotonic() - self._nodes_at > NODE_CACHE_SECONDS:
+            self._nodes = [n["Resources"] for n in self._ray.nodes() if n.get("Alive")]
+            self._nodes_at = time.monotonic()
+        return self._nodes
+
+    @property
+    def capacity(self) -> int:
+        if self._max_steps:
+            return self._max_steps
+        return max(1, int(sum(n.get("CPU", 0) for n in self._live_nodes())))
+
+    def _fit(self, name: str, request: dict[str, float]) -> None:
+        nodes = self._live_nodes()
+        if any(all(node.get(k, 0) >= v for k, v in request.items() if v) for node in nodes):
+            return
+        largest = ", ".join(
+            f"[{describe_resources({k: v for k, v in n.items() if k in request})}]" for n in nodes
+        )
+        raise RuntimeError(
+            f"step {name!r} asks for {describe_resources(request)}, more than any node of Ray "
+            f"target {self.name!r} has (its {len(nodes)} live nodes have {largest or 'nothing'}"
+            "); lower the step's resources or add a larger node"
+        )
+
+    def start(self, prepared: PreparedStep) -> RayProcess:
+        request = dict(prepared.task.node.resources or {})
+        request.setdefault("CPU", 1.0)
+        self._fit(prepared.task.node.name, request)
+        options: dict[str, Any] = {
+            "num_cpus": request.pop("CPU"),
+            "max_retries": 0,  # headrace retries, and records each attempt
+            "name": f"headrace:{prepared.task.node.name}",
+        }
+        if "GPU" in request:
+            options["num_gpus"] = request.pop("GPU")
+        if "memory" in request:
+            options["memory"] = int(request.pop("memory"))
+        if request:
+            options["resources"] = request
+        prepared.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        if prepared.task.attempt > 0:
+            header = f"\n--- headrace: attempt {prepared.task.attempt + 1} ---\n".encode()
+            for path in (prepared.stdout_path, prepared.stderr_path):
+                with path.open("ab") as fh:
+                    fh.write(header)
+        generator = self._remote.options(**options).remote(bundle(prepared))
+        return RayProcess(self._ray, generator, prepared)
+
+
+def _run_on_node() -> Any:
+    from headrace.engine.raynode import run_on_node
+
+    return run_on_node
+
+
+def bundle(prepared: PreparedStep) -> NodeBundle:
+    """What a node needs to run this attempt, in the agent's paths."""
+    cwd = str(prepared.cwd)
+    run_dir = str(prepared.stdout_path.parent.parent)
+    pipeline_run_dir = prepared.env.get("HEADRACE_PIPELINE_RUN_DIR", run_dir)
+    trees = {cwd: pack(prepared.cwd)}
+    files = []
+    for path in prepared.input_paths.values():
+        if path in trees or Path(path).is_relative_to(prepared.cwd):
+            continue
+        trees[path] = pack(Path(path))
+        if Path(path).is_file():
+            files.append(path)
+    staged = [str(p) for p in prepared.staged_outputs.values()]
+    env = {k: v for k, v in prepared.env.items() if k != "PATH" and os.environ.get(k) != v}
+    return NodeBundle(
+        argv=list(prepared.argv),
+        env=env,
+        python=sys.executable,
+        cwd=cwd,
+        run_dir=run_dir,
+        pipeline_run_dir=pipeline_run_dir,
+        trees=trees,
+        files=files,
+        empty=[p for p in staged if not Path(p).is_relative_to(prepared.cwd)],
+        returned=[
+            *staged,
+            str(prepared.cwd / "outputs"),
+            str(prepared.cwd / "logs"),
+            run_dir,
+            pipeline_run_dir,
+        ],
+    )

@@ -1,0 +1,285 @@
+"""The `ray` compute target on real Ray: a local head the agent starts, and a two-node cluster
+on this machine (`ray.cluster_utils.Cluster`) with one node killed mid-step.
+
+Everything stays on 127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) with usage statistics off
+and no token file written; nothing here runs `ray stop`, which would stop every Ray on the
+machine: each cluster is shut down by what started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headrace import (
+    AmlCompute,
+    ComputeTarget,
+    ComputeTargetException,
+    DataReference,
+    Experiment,
+    Pipeline,
+    PipelineData,
+    PipelineValidationError,
+    PythonScriptStep,
+    RayCompute,
+    Workspace,
+)
+
+ray = pytest.importorskip("ray")
+
+RAY_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+}
+
+PRODUCE = """
+import argparse, os, sys
+from headrace.compat.azureml.core import Run
+p = argparse.ArgumentParser(); p.add_argument("--raw"); p.add_argument("--out")
+a = p.parse_args()
+run = Run.get_context()
+print("cwd", os.getcwd())
+text = open(a.raw).read().strip()
+os.makedirs(a.out, exist_ok=True)
+with open(os.path.join(a.out, "upper.txt"), "w") as fh:
+    fh.write(text.upper())
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.txt", "w") as fh:
+    fh.write("weights")
+run.log("rows", 3)
+print("a warning", file=sys.stderr)
+"""
+
+CONSUME = """
+import os, sys
+print("got", open(os.path.join(sys.argv[1], "upper.txt")).read())
+"""
+
+SLOW = """
+import os, sys, time
+marker = sys.argv[1]
+attempt = os.environ["HEADRACE_ATTEMPT"]
+with open(marker + "." + attempt, "w") as fh:
+    fh.write(str(os.getpid()))
+if attempt == "0":
+    time.sleep(120)
+print("attempt", attempt, "done")
+"""
+
+
+@pytest.fixture
+def ray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in RAY_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    return folder
+
+
+def _stdout(ws: Workspace, step_run_id: str) -> str:
+    path = Path(ws.path) / "artifacts" / "runs" / step_run_id / "user_logs" / "stdout.txt"
+    return path.read_text() if path.exists() else ""
+
+
+def _wait_for(predicate: Any, seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# -- bad input, no Ray started ---------------------------------------------------------------
+def test_unreachable_address_is_refused_at_attach(ws: Workspace) -> None:
+    started = time.monotonic()
+    with pytest.raises(ComputeTargetException) as info:
+        ComputeTarget.attach(ws, "ray", RayCompute.attach_configuration(address="127.0.0.1:1"))
+    message = str(info.value)
+    assert "No Ray cluster answers at 127.0.0.1:1" in message
+    assert "ray start --head" in message
+    assert time.monotonic() - started < 10
+    with pytest.raises(ComputeTargetException, match="not host:port"):
+        ComputeTarget.attach(ws, "ray", RayCompute.attach_configuration(address="nowhere"))
+    with pytest.raises(ComputeTargetException, match="num_cpus must be a positive int"):
+        ComputeTarget.create(ws, "ray", RayCompute.provisioning_configuration(num_cpus=0))
+    assert "ray" not in ws.compute_targets
+
+
+def test_bad_resources_are_refused_when_the_pipeline_is_built(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    src = _write(tmp_path / "src", "noop.py", "")
+    step = PythonScriptStep(
+        "noop.py", source_directory=str(src), resources={"cpu": "two", "memory": "lots"}
+    )
+    problems = Pipeline(ws, [step]).validate()
+    assert any("resource 'cpu' must be a number, not 'two'" in p for p in problems), problems
+    with pytest.raises(PipelineValidationError, match="resource 'cpu' must be a number"):
+        Experiment(ws, "bad").submit(Pipeline(ws, [step]))
+
+
+# -- a local Ray head --------------------------------------------------------------------------
+def test_local_head_runs_a_pipeline_with_data_logs_and_metrics(
+    ws: Workspace, tmp_path: Path, ray_env: None
+) -> None:
+    src = _write(tmp_path / "src", "produce.py", PRODUCE)
+    _write(src, "consume.py", CONSUME)
+    (tmp_path / "raw.txt").write_text("abc\n")
+    ds = ws.get_default_datastore()
+    ds.upload_files([str(tmp_path / "raw.txt")], target_path="raw", overwrite=True)
+    target = ComputeTarget.create(ws, "ray", RayCompute.provisioning_configuration(num_cpus=2))
+    assert type(ComputeTarget(ws, "ray")) is RayCompute
+    raw = DataReference(ds, data_reference_name="raw", path_on_datastore="raw/raw.txt")
+    upper = PipelineData("upper", datastore=ds)
+    produce = PythonScriptStep(
+        "produce.py",
+        arguments=["--raw", raw, "--out", upper],
+        inputs=[raw],
+        outputs=[upper],
+        source_directory=str(src),
+        compute_target=target,
+    )
+    consume = PythonScriptStep(
+        "consume.py",
+        arguments=[upper],
+        inputs=[upper],
+        source_directory=str(src),
+        compute_target=target,
+        resources={"cpu": 1, "memory": "100MB"},
+    )
+    big = PythonScriptStep(
+        "consume.py",
+        name="too-big",
+        source_directory=str(src),
+        compute_target=target,
+        resources={"cpu": 64, "gpu": 1},
+    )
+    run = Experiment(ws, "ray").submit(
+        Pipeline(ws, [produce, consume, big]), continue_on_step_failure=True
+    )
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    steps = {s.name: s for s in run.get_steps()}
+
+    # The step that asks for more than the cluster has fails at once, with the numbers.
+    error = steps["too-big"].get_details()["error"]["error"]["message"]
+    assert "asks for 64 CPU, 1 GPU" in error and "2 CPU" in error, error
+
+    for name in ("produce.py", "consume.py"):
+        assert steps[name].get_status() == "Finished", steps[name].get_details()
+    out = _stdout(ws, steps["produce.py"].id)
+    assert "headrace: running on" in out and "Ray node" in out
+    # The step ran in a folder of the node's, not in the workspace.
+    cwd = next(line for line in out.splitlines() if line.startswith("cwd "))[4:]
+    assert not cwd.startswith(str(ws.path)), cwd
+    assert "got ABC" in _stdout(ws, steps["consume.py"].id)
+    assert steps["produce.py"].get_metrics() == {"rows": 3}
+    assert "outputs/model.txt" in steps["produce.py"].get_file_names()
+    stderr = Path(ws.path) / "artifacts" / "runs" / steps["produce.py"].id / "user_logs/stderr.txt"
+    assert "a warning" in stderr.read_text()
+
+    # Reuse works as on local compute: nothing changed, nothing runs again.
+    again = Experiment(ws, "ray").submit(Pipeline(ws, [produce, consume]))
+    again.wait_for_completion(show_output=False)
+    reused = {s.name: s.reused_run_id for s in again.get_steps()}
+    assert reused == {"produce.py": steps["produce.py"].id, "consume.py": steps["consume.py"].id}
+
+
+def test_cancel_stops_the_step_on_its_node(ws: Workspace, tmp_path: Path, ray_env: None) -> None:
+    src = _write(tmp_path / "src", "slow.py", SLOW)
+    marker = tmp_path / "marker"
+    target = ComputeTarget.create(ws, "ray", RayCompute.provisioning_configuration(num_cpus=1))
+    step = PythonScriptStep(
+        "slow.py", arguments=[str(marker)], source_directory=str(src), compute_target=target
+    )
+    run = Experiment(ws, "ray-cancel").submit(Pipeline(ws, [step]))
+    pid = int(_wait_for(lambda: _read(Path(f"{marker}.0")), 60, "the step to start"))
+    run.cancel()
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    assert run.get_status() == "Canceled"
+    _wait_for(lambda: not _alive(pid), 15, "the step's process to stop")
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "State:\tZ" not in status.read_text()
+
+
+# -- two nodes, one of them lost -----------------------------------------------------------------
+@pytest.fixture
+def two_nodes(ray_env: None) -> Iterator[Any]:
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1)]
+    cluster.wait_for_nodes()
+    try:
+        yield cluster, workers
+    finally:
+        cluster.shutdown()
+
+
+def test_a_lost_node_fails_the_attempt_and_the_retry_runs_on_another(
+    ws: Workspace, tmp_path: Path, two_nodes: Any
+) -> None:
+    cluster, workers = two_nodes
+    # SDK v1's cluster idiom, backed by Ray through the workspace configuration.
+    config_path = Path(ws.path) / "workspace.json"
+    config = json.loads(config_path.read_text())
+    config["amlcompute"] = {"backend": "ray", "address": cluster.address}
+    config_path.write_text(json.dumps(config))
+    ws = Workspace(path=ws.path)
+    target = ComputeTarget.create(
+        ws, "cpu-cluster", AmlCompute.provisioning_configuration(vm_size="D2", max_nodes=2)
+    )
+    src = _write(tmp_path / "src", "slow.py", SLOW)
+    marker = tmp_path / "marker"
+    step = PythonScriptStep(
+        "slow.py", arguments=[str(marker)], source_directory=str(src), compute_target=target
+    )
+    run = Experiment(ws, "ray-lost").submit(Pipeline(ws, [step]))
+    _wait_for(lambda: _read(Path(f"{marker}.0")), 90, "the first attempt to start")
+    step_run = run.get_steps()[0]
+    first = _wait_for(lambda: _node_of(_stdout(ws, step_run.id)), 30, "the node in the log")
+    victim = next(w for w in workers if w.node_id.startswith(first))
+    cluster.remove_node(victim)
+
+    run.wait_for_completion(show_output=False)
+    step_run = run.get_steps()[0]
+    assert step_run.get_status() == "Finished"
+    assert step_run.get_details()["runDefinition"]["attempt"] == 1  # max_retries is 0
+    out = _stdout(ws, step_run.id)
+    assert "attempt 1 done" in out
+    nodes = [line for line in out.splitlines() if line.startswith("headrace: running on")]
+    assert len(nodes) == 2 and first not in nodes[1], nodes
+    stderr = Path(ws.path) / "artifacts" / "runs" / step_run.id / "user_logs/stderr.txt"
+    assert "node it was running on is dead" in stderr.read_text()
+    # The lost attempt's process outlived its node's Ray processes (they share this machine);
+    # the next step Ray ran here stopped it.
+    _wait_for(lambda: not _alive(int(_read(Path(f"{marker}.0")))), 15, "the orphan to stop")
+
+
+def _node_of(log: str) -> str | None:
+    for line in log.splitlines():
+        if "(Ray node " in line:
+            return line.rsplit("(Ray node ", 1)[1].rstrip(")")
+    return None
