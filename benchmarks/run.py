@@ -43,6 +43,7 @@ BENCHMARKS = {
     "environments": "benchmarks.bench_environments",
     "objectstore": "benchmarks.bench_objectstore",
     "ray": "benchmarks.bench_ray",
+    "transfer": "benchmarks.bench_transfer",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

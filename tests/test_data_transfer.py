@@ -317,19 +317,19 @@ def test_verification_catches_a_bad_copy_of_real_files(tmp_path: Path) -> None:
     stats = CopyStats()
     assert copy_file(source, target, buffer, checksum=True, stats=stats) == 200_000
     assert target.read_bytes() == source.read_bytes() and stats.files_done == 1
-    digest = hashlib.md5(source.read_bytes()).hexdigest()
+    digest = hashlib.sha1(source.read_bytes()).hexdigest()
     # One flipped byte in the copy: same size, other content.
     data = bytearray(target.read_bytes())
     data[1234] ^= 0xFF
     target.write_bytes(bytes(data))
-    with pytest.raises(TransferError, match="does not match: MD5"):
-        verify_copy(source, target, expected_size=200_000, copied=200_000, source_md5=digest)
+    with pytest.raises(TransferError, match="does not match: SHA-1"):
+        verify_copy(source, target, expected_size=200_000, copied=200_000, source_checksum=digest)
     # A truncated copy, and a source that grew while it was copied.
     target.write_bytes(source.read_bytes()[:1000])
     with pytest.raises(TransferError, match="incomplete"):
-        verify_copy(source, target, expected_size=200_000, copied=200_000, source_md5=None)
+        verify_copy(source, target, expected_size=200_000, copied=200_000, source_checksum=None)
     with pytest.raises(TransferError, match="changed size while it was copied"):
-        verify_copy(source, target, expected_size=100_000, copied=100_000, source_md5=None)
+        verify_copy(source, target, expected_size=100_000, copied=100_000, source_checksum=None)
 
 
 SDK_V1_SCRIPT = """

@@ -85,7 +85,7 @@ def _verify_mode(value: Any) -> str | None:
     if value is None or value in VERIFY_MODES:
         return value  # type: ignore[no-any-return]
     raise ComputeTargetException(
-        f"verify must be 'checksum' (size and MD5 of every file) or 'size', not {value!r}."
+        f"verify must be 'checksum' (size and SHA-1 of every file) or 'size', not {value!r}."
     )
 
 
