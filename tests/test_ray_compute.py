@@ -21,13 +21,16 @@ from headrace import (
     AmlCompute,
     ComputeTarget,
     ComputeTargetException,
+    CondaDependencies,
     DataReference,
+    Environment,
     Experiment,
     Pipeline,
     PipelineData,
     PipelineValidationError,
     PythonScriptStep,
     RayCompute,
+    RunConfiguration,
     Workspace,
 )
 
@@ -55,6 +58,12 @@ with open("outputs/model.txt", "w") as fh:
     fh.write("weights")
 run.log("rows", 3)
 print("a warning", file=sys.stderr)
+"""
+
+WITH_ENV = """
+import sys, six
+print("python", sys.prefix)
+print("six", six.__version__)
 """
 
 CONSUME = """
@@ -132,10 +141,13 @@ def test_bad_resources_are_refused_when_the_pipeline_is_built(
 
 # -- a local Ray head --------------------------------------------------------------------------
 def test_local_head_runs_a_pipeline_with_data_logs_and_metrics(
-    ws: Workspace, tmp_path: Path, ray_env: None
+    ws: Workspace, tmp_path: Path, ray_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Where the Ray node keeps the environments it builds (inherited by the agent's Ray head).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "node-cache"))
     src = _write(tmp_path / "src", "produce.py", PRODUCE)
     _write(src, "consume.py", CONSUME)
+    _write(src, "with_env.py", WITH_ENV)
     (tmp_path / "raw.txt").write_text("abc\n")
     ds = ws.get_default_datastore()
     ds.upload_files([str(tmp_path / "raw.txt")], target_path="raw", overwrite=True)
@@ -166,8 +178,16 @@ def test_local_head_runs_a_pipeline_with_data_logs_and_metrics(
         compute_target=target,
         resources={"cpu": 64, "gpu": 1},
     )
+    env = Environment("six")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=["six==1.16.0"])
+    with_env = PythonScriptStep(
+        "with_env.py",
+        source_directory=str(src),
+        compute_target=target,
+        runconfig=RunConfiguration(environment=env),
+    )
     run = Experiment(ws, "ray").submit(
-        Pipeline(ws, [produce, consume, big]), continue_on_step_failure=True
+        Pipeline(ws, [produce, consume, big, with_env]), continue_on_step_failure=True
     )
     run.wait_for_completion(show_output=False, raise_on_error=False)
     steps = {s.name: s for s in run.get_steps()}
@@ -176,7 +196,7 @@ def test_local_head_runs_a_pipeline_with_data_logs_and_metrics(
     error = steps["too-big"].get_details()["error"]["error"]["message"]
     assert "asks for 64 CPU, 1 GPU" in error and "2 CPU" in error, error
 
-    for name in ("produce.py", "consume.py"):
+    for name in ("produce.py", "consume.py", "with_env.py"):
         assert steps[name].get_status() == "Finished", steps[name].get_details()
     out = _stdout(ws, steps["produce.py"].id)
     assert "headrace: running on" in out and "Ray node" in out
@@ -188,6 +208,12 @@ def test_local_head_runs_a_pipeline_with_data_logs_and_metrics(
     assert "outputs/model.txt" in steps["produce.py"].get_file_names()
     stderr = Path(ws.path) / "artifacts" / "runs" / steps["produce.py"].id / "user_logs/stderr.txt"
     assert "a warning" in stderr.read_text()
+
+    # The environment was built on the node, in its cache, not in the workspace.
+    built = _stdout(ws, steps["with_env.py"].id)
+    assert "six 1.16.0" in built, built
+    assert str(tmp_path / "node-cache" / "headrace" / "envs") in built
+    assert not (Path(ws.path) / "envs").exists()
 
     # Reuse works as on local compute: nothing changed, nothing runs again.
     again = Experiment(ws, "ray").submit(Pipeline(ws, [produce, consume]))
