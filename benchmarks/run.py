@@ -42,6 +42,7 @@ BENCHMARKS = {
     "portal": "benchmarks.bench_portal",
     "environments": "benchmarks.bench_environments",
     "objectstore": "benchmarks.bench_objectstore",
+    "spark": "benchmarks.bench_spark",
     "ray": "benchmarks.bench_ray",
     "transfer": "benchmarks.bench_transfer",
 }
