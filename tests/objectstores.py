@@ -1,5 +1,6 @@
 """Real object-store servers on 127.0.0.1 for tests and benchmarks: moto's S3 server (with
-authentication on, so wrong keys are refused) and, when installed, Azurite for Azure Blob.
+authentication on, so wrong keys are refused), gcp-storage-emulator for GCS (PyPI, in the dev
+extra; it checks no credentials) and, when installed, Azurite for Azure Blob.
 
 moto checks signatures only after its first `INITIAL_NO_AUTH_ACTION_COUNT` requests: those
 create an IAM user with an allow-all policy and its access key; every request after them
@@ -19,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AZURITE_KEY", "Azurite", "MotoS3", "azurite_command"]
+__all__ = ["AZURITE_KEY", "Azurite", "GcsEmulator", "MotoS3", "azurite_command"]
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (documented by Microsoft, not a secret).
@@ -55,22 +56,31 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
 
 
-class MotoS3:
+class _LocalServer:
+    """A server process on `port` of 127.0.0.1, its output going to `log`."""
+
+    def __init__(
+        self, port: int, argv: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.port = port
+        self._log = open(log, "wb")  # closed in stop()
+        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        _wait_for_port(port, self.process, Path(argv[0]).name)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self._log.close()
+
+
+class MotoS3(_LocalServer):
     """`moto_server` as a subprocess, with one IAM user whose key signs every request."""
 
     def __init__(self, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
         exe = Path(sys.executable).with_name("moto_server")
         env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
-        self._log = open(log, "wb")  # closed in stop()
-        self.process = subprocess.Popen(
-            [str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        _wait_for_port(self.port, self.process, "moto_server")
+        super().__init__(port, [str(exe), "-H", "127.0.0.1", "-p", str(port)], log, env)
         import boto3
 
         iam = boto3.client(
@@ -109,9 +119,19 @@ class MotoS3:
         self.filesystem().mkdir(name)
         return name
 
-    def stop(self) -> None:
-        _stop(self.process)
-        self._log.close()
+
+class GcsEmulator(_LocalServer):
+    """gcp-storage-emulator's GCS JSON API as a subprocess, keeping objects in memory
+    (FileNotFoundError when the emulator is not installed)."""
+
+    def __init__(self, log: Path) -> None:
+        exe = Path(sys.executable).with_name("gcp-storage-emulator")
+        if not exe.exists():
+            raise FileNotFoundError(f"{exe} is missing: pip install gcp-storage-emulator")
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+        super().__init__(port, argv, log)
 
 
 def azurite_command() -> list[str] | None:
@@ -128,32 +148,14 @@ def azurite_command() -> list[str] | None:
     return None
 
 
-class Azurite:
+class Azurite(_LocalServer):
     """Azurite's blob service as a subprocess, storing in `location`."""
 
     def __init__(self, command: list[str], location: Path, log: Path) -> None:
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+        port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
         self.account = AZURITE_ACCOUNT
         self.key = AZURITE_KEY
-        self._log = open(log, "wb")  # closed in stop()
-        self.process = subprocess.Popen(
-            [
-                *command,
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(self.port),
-                "--location",
-                str(location),
-                "--silent",
-                "--skipApiVersionCheck",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        _wait_for_port(self.port, self.process, "azurite-blob")
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self._log.close()
+        argv = [*command, "--blobHost", "127.0.0.1", "--blobPort", str(port)]
+        argv += ["--location", str(location), "--silent", "--skipApiVersionCheck"]
+        super().__init__(port, argv, log)

@@ -1,8 +1,8 @@
 """Datastores in object storage, against real servers on 127.0.0.1: moto's S3 server (with
-authentication on) and, when installed, Azurite for Azure Blob. Registration, credentials
-kept out of the metadata store and the portal, upload/download round trips, pipelines whose
-inputs and PipelineData live in the bucket, wrong credentials, missing extras; GCS has no
-emulator here, so only its registration and its missing-extra error are tested."""
+authentication on), gcp-storage-emulator for GCS and, when installed, Azurite for Azure Blob.
+Registration, credentials kept out of the metadata store and the portal, upload/download
+round trips, pipelines whose inputs and PipelineData live in the bucket, wrong credentials
+(S3 and Azure: the GCS emulator checks none), missing extras."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from headrace import (
     Workspace,
 )
 from headrace.cli.main import app as cli_app
-from tests.objectstores import Azurite, MotoS3, azurite_command
+from tests.objectstores import Azurite, GcsEmulator, MotoS3, azurite_command
 from tests.servers import RUNNER, LiveServer
 
 
@@ -57,6 +57,13 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    server = GcsEmulator(tmp_path_factory.mktemp("gcs") / "gcs.log")
+    yield server
+    server.stop()
+
+
 def s3_store(ws: Workspace, moto: MotoS3, name: str = "s3data", **kw: Any) -> Datastore:
     return Datastore.register_s3(
         ws,
@@ -69,11 +76,23 @@ def s3_store(ws: Workspace, moto: MotoS3, name: str = "s3data", **kw: Any) -> Da
     )
 
 
-@pytest.fixture(params=["s3", "azure"])
+@pytest.fixture(params=["s3", "azure", "gcs"])
 def store(request: pytest.FixtureRequest, ws: Workspace) -> Datastore:
-    """An empty object-store datastore: an S3 bucket on moto, or an Azurite container."""
+    """An empty object-store datastore: an S3 bucket on moto, an Azurite container, or a
+    bucket on the GCS emulator."""
     if request.param == "s3":
         return s3_store(ws, request.getfixturevalue("moto"))
+    if request.param == "gcs":
+        emulator: GcsEmulator = request.getfixturevalue("gcs")
+        return Datastore.register_gcs(
+            ws,
+            "gcsdata",
+            f"g{os.urandom(6).hex()}",
+            project="test",
+            endpoint_url=emulator.url,
+            anonymous=True,
+            create_if_not_exists=True,
+        )
     server: Azurite = request.getfixturevalue("azurite")
     return Datastore.register_azure_blob_container(
         ws,
@@ -204,6 +223,8 @@ def test_upload_and_download_round_trip(store: Datastore, files: Path, tmp_path:
     if store.datastore_type == "AzureBlob":
         assert store.container_name and store.account_name == "devstoreaccount1"
         assert not hasattr(store, "account_key") and not hasattr(store, "sas_token")
+    elif store.datastore_type == "GCS":
+        assert store.bucket_name and store.root == f"gs://{store.bucket_name}"
     else:
         assert store.bucket_name and store.root == f"s3://{store.bucket_name}"
     with pytest.raises(DatastorePathError, match=r"contains '\.\.'"):
@@ -481,6 +502,8 @@ def test_gcs_registration(ws: Workspace, tmp_path: Path) -> None:
     assert ds.datastore_type == "GCS" and ds.root == "gs://my-bucket"
     assert ds._config["credentials_file"] == str(key)
     assert Datastore(ws, "gcsdata").root == "gs://my-bucket"
+    with pytest.raises(ValueError, match="not both"):
+        Datastore.register_gcs(ws, "other", "my-bucket", credentials_file=key, anonymous=True)
 
 
 def test_the_portal_and_the_api_browse_and_download_an_object_store(

@@ -203,19 +203,25 @@ class Datastore:
         endpoint_url: str | None = None,
         create_if_not_exists: bool = False,
         overwrite: bool = False,
+        *,
+        anonymous: bool = False,
     ) -> Datastore:
         """Register a Google Cloud Storage bucket (headrace extension). `credentials_file` is
         the path of a service-account JSON key (its path is recorded, not its content);
-        without it gcsfs finds credentials as Google's libraries do. Needs
-        `pip install 'headrace[gcs]'` when used."""
+        without it gcsfs finds credentials as Google's libraries do. `anonymous=True` sends
+        no credentials (a public bucket, or an emulator at `endpoint_url` such as
+        gcp-storage-emulator). Needs `pip install 'headrace[gcs]'` when used."""
         _check_name(datastore_name)
         _check_text("bucket_name", bucket_name)
+        if anonymous and credentials_file:
+            raise ValueError("register_gcs: give credentials_file or anonymous=True, not both.")
         config = {
             "bucket": bucket_name.strip("/"),
             "project": project,
             "credentials_file": os.fspath(credentials_file) if credentials_file else None,
             "endpoint_url": endpoint_url,
             "create_if_not_exists": create_if_not_exists,
+            "anonymous": bool(anonymous),
         }
         return _register(workspace, datastore_name, "gcs", config, overwrite)
 

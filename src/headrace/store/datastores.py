@@ -4,13 +4,15 @@
 real paths to steps (zero copy). `ObjectDatastoreFiles` serves S3 (any
 S3-compatible endpoint), Azure Blob and GCS over fsspec (s3fs, adlfs, gcsfs, imported only
 when such a datastore is first used); it has no local path, so steps get their inputs
-downloaded and their outputs uploaded.
+downloaded and their outputs uploaded, unless the step reads object storage itself (a
+SqlStep): then it gets the data's URI and a handle (`ObjectDatastoreFiles.handle`, the
+datastore's registration without any secret) to open the same filesystem in its process.
 
 Credentials never enter the metadata store. A datastore's config names where each one is:
 `"env:NAME"` (read from the environment of whoever opens the datastore: the SDK, the agent)
 or `"workspace"` (kept in `<workspace>/secrets/datastores.json`, mode 0600, written by
 `save_secrets`). They are never put in a repr, an error message or a step's environment.
-GCS is built but untested against a server (no emulator on the test machine).
+GCS is tested against gcp-storage-emulator (`register_gcs(endpoint_url=..., anonymous=True)`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "clean_relative_path",
     "load_secrets",
     "object_datastore_files",
+    "open_object_datastore",
     "save_secrets",
 ]
 
@@ -364,9 +367,14 @@ def _filesystem(
             )
         fs = lib.AzureBlobFileSystem(**kwargs)
     else:
-        fs = lib.GCSFileSystem(
+        token = "anon" if config.get("anonymous") else config.get("credentials_file")
+        # gcsfs's default class asks a bucket's layout over gRPC (zonal and hierarchical
+        # buckets), which only Google's own endpoint answers: an emulator or private
+        # endpoint gets the JSON-API filesystem.
+        gcs_class = lib.core.GCSFileSystem if config.get("endpoint_url") else lib.GCSFileSystem
+        fs = gcs_class(
             project=config.get("project"),
-            token=creds.get("token") or config.get("credentials_file") or None,
+            token=creds.get("token") or token or None,
             endpoint_url=config.get("endpoint_url"),
             skip_instance_cache=True,
         )
@@ -384,7 +392,23 @@ def object_datastore_files(
     def make() -> tuple[Any, list[str]]:
         return _filesystem(name, type_, config, load_secrets(workspace_root, name))
 
-    return ObjectDatastoreFiles(name, root, f"{scheme}://{root}", make)
+    handle = json.dumps({"name": name, "type": type_, "config": config}, sort_keys=True)
+    return ObjectDatastoreFiles(name, root, f"{scheme}://{root}", make, handle=handle)
+
+
+def open_object_datastore(handle: str, workspace_root: Path) -> ObjectDatastoreFiles:
+    """The datastore an `ObjectDatastoreFiles.handle` describes, opened in another process
+    (a step's) with the credentials the workspace keeps or the environment holds."""
+    try:
+        found = json.loads(handle)
+        name, type_, config = found["name"], found["type"], found["config"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"Not a datastore handle: {handle[:80]!r}.") from exc
+    if type_ not in OBJECT_STORE_TYPES or not isinstance(config, dict):
+        raise ConfigError(
+            f"Datastore {name!r} in a handle has type {type_!r}, not an object store."
+        )
+    return object_datastore_files(str(name), str(type_), config, Path(workspace_root))
 
 
 class ObjectDatastoreFiles:
@@ -397,12 +421,21 @@ class ObjectDatastoreFiles:
     is_local = False
 
     def __init__(
-        self, name: str, root: str, url: str, make: Callable[[], tuple[Any, list[str]]]
+        self,
+        name: str,
+        root: str,
+        url: str,
+        make: Callable[[], tuple[Any, list[str]]],
+        *,
+        handle: str = "",
     ) -> None:
         self.name = name
         self._root = root
         self.url = url
         self._make = make
+        # The registration (credential references, never values) `open_object_datastore`
+        # opens again in a step's process.
+        self.handle = handle
         self._fs: Any = None
         self._secrets: list[str] = []
 
@@ -421,6 +454,11 @@ class ObjectDatastoreFiles:
     def _key(self, path: str) -> str:
         rel = clean_relative_path(path)
         return f"{self._root}/{rel}" if rel else self._root
+
+    def uri(self, path: str) -> str:
+        """`path` as a URI of this store (`s3://bucket/path`), as its filesystem reads it."""
+        rel = clean_relative_path(path)
+        return f"{self.url}/{rel}" if rel else self.url
 
     @contextlib.contextmanager
     def _access(self, what: str) -> Iterator[Any]:
@@ -453,7 +491,10 @@ class ObjectDatastoreFiles:
         """The first line of an error's text (Azure appends the response's XML), with any
         secret this datastore was opened with masked."""
         lines = str(exc).strip().splitlines()
-        text = " ".join(lines[0].split()) if lines else type(exc).__name__
+        return self.redact(" ".join(lines[0].split()) if lines else type(exc).__name__)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret this datastore was opened with masked."""
         for secret in self._secrets:
             if len(secret) >= 4:
                 text = text.replace(secret, "***")
