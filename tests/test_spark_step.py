@@ -434,7 +434,28 @@ def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: P
     )
     step = SparkStep(notebook_path=str(notebook), compute_target="spark1")
     assert target.name == "spark1"
-    run = _submit(ws, [step])
+    script = _write(
+        tmp_path / "jobs",
+        "bad.py",
+        """
+        def check(rows):
+            if rows < 5:
+                raise ValueError(f"only {rows} rows")
+
+        check(spark.range(2).count())
+        """,
+    )
+    script_step = SparkStep(python_script_path=str(script), compute_target=target)
+    run = _submit(ws, [step, script_step], continue_on_step_failure=True)
+
+    stderr = run.find_step_run("bad.py")[0].get_stderr_log()
+    failure = stderr[stderr.index("SparkStep failed:") :]
+    assert failure.startswith(
+        "SparkStep failed: bad.py raised ValueError\nTraceback (most recent call last):\n"
+        f'  File "{script}", line 6, in <module>\n'
+    )
+    assert failure.rstrip().endswith("ValueError: only 2 rows")
+    assert "runpy" not in failure and "sparkrun" not in failure
     step_run = run.find_step_run("broken.ipynb")[0]
     assert run.get_status() == "Failed"
     stderr = step_run.get_stderr_log()
