@@ -348,6 +348,10 @@ def test_script_reads_csv_and_writes_parquet_for_the_next_step(
     assert "parquet files: True" in reader_out
     assert "rows: [('Bergen', 7.0), ('Oslo', 14.5)]" in reader_out
 
+    # The same step and values again: reused, no Spark started.
+    again = _submit(ws, [spark_step, reader], pipeline_parameters={"min_amount": 4})
+    assert again.find_step_run("totals")[0].reused_run_id == step.id
+
 
 NOTEBOOK_CELLS = (
     """
