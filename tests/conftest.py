@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from headrace import Workspace
+from tests.objectstores import GcsEmulator
 
 POSTGRES_URL = os.environ.get("HEADRACE_TEST_POSTGRES_URL")
 SKIP_PG = (
@@ -54,6 +55,14 @@ def stop_agents(root: Path) -> None:
     deadline = time.monotonic() + 10
     while agent_alive(root) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """gcp-storage-emulator on 127.0.0.1 (the dev extra installs it), for GCS datastores."""
+    server = GcsEmulator(tmp_path_factory.mktemp("gcs") / "gcs.log")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -57,13 +57,6 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
-    server = GcsEmulator(tmp_path_factory.mktemp("gcs") / "gcs.log")
-    yield server
-    server.stop()
-
-
 def s3_store(ws: Workspace, moto: MotoS3, name: str = "s3data", **kw: Any) -> Datastore:
     return Datastore.register_s3(
         ws,

@@ -8,6 +8,13 @@ step. Nothing variable travels through the command line or the shell:
 - an input's path comes from `AZUREML_DATAREFERENCE_<NAME>` (set by the runtime) and is bound
   as a view `NAME` over its CSV, Parquet or JSON files (a file, or a folder of files of one
   format, chosen by extension);
+- an input on an object-store datastore is not downloaded (the SqlStep binds it in "direct"
+  mode): its `AZUREML_DATAREFERENCE_<NAME>` is a URI (`s3://bucket/raw`) and
+  `HEADRACE_DATASTORE_<NAME>` the datastore's handle, from which this process opens the
+  datastore's fsspec filesystem (credentials from the workspace's secrets file or the
+  environment, never argv) and registers it with DuckDB, which reads the objects in place.
+  DuckDB holds one filesystem per protocol, so one step reads at most one S3, one Azure
+  and one GCS datastore this way;
 - a parameter's value comes from `AML_PARAMETER_<NAME>`, is converted to its declared type and
   reaches the script as a DuckDB value, never as SQL text: `$NAME` inside a statement (a
   prepared-statement parameter) or `getvariable('NAME')` (a `SET VARIABLE`);
@@ -33,10 +40,13 @@ import re
 import shutil
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["SqlScriptError", "main", "parameter_value", "run_script"]
+from headrace.errors import HeadraceError
+from headrace.store.datastores import ObjectDatastoreFiles, open_object_datastore
+
+__all__ = ["ObjectInput", "SqlScriptError", "main", "parameter_value", "run_script"]
 
 _FORMATS = {
     ".parquet": "parquet",
@@ -55,6 +65,18 @@ _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
 
 class SqlScriptError(Exception):
     """A problem with the script, its inputs or outputs, said in one message for the user."""
+
+
+@dataclass(frozen=True)
+class ObjectInput:
+    """An input DuckDB reads where it is: a path on an object-store datastore."""
+
+    files: ObjectDatastoreFiles
+    path: str
+
+    @property
+    def uri(self) -> str:
+        return self.files.uri(self.path)
 
 
 @dataclass(frozen=True)
@@ -87,31 +109,52 @@ def parameter_value(name: str, type_name: str, text: str) -> Any:
     raise SqlScriptError(f"Parameter {name!r} has unknown type {type_name!r}.")
 
 
+def _is_data_file(name: str) -> bool:
+    return not name.startswith((".", "_")) and not name.endswith(".crc")
+
+
 def _data_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(
-        p
-        for p in path.rglob("*")
-        if p.is_file() and not p.name.startswith((".", "_")) and not p.name.endswith(".crc")
-    )
+    return sorted(p for p in path.rglob("*") if p.is_file() and _is_data_file(p.name))
 
 
-def _bind_input(con: Any, name: str, path: Path) -> str:
-    if not path.exists():
-        raise SqlScriptError(f"Input {name!r}: {path} does not exist.")
-    files = _data_files(path)
-    if not files:
-        raise SqlScriptError(f"Input {name!r}: the folder {path} has no data files.")
-    formats = {_FORMATS.get(f.suffix.lower()) for f in files}
+def _object_files(name: str, source: ObjectInput) -> list[str]:
+    """The URIs of the input's data files, listed on its datastore (nothing is copied)."""
+    try:
+        listing = source.files.list_files(source.path)
+    except HeadraceError as exc:
+        raise SqlScriptError(f"Input {name!r}: {exc}") from None
+    found = [source.files.uri(p) for p, _size in listing if _is_data_file(PurePosixPath(p).name)]
+    if not found:
+        raise SqlScriptError(f"Input {name!r}: {source.uri} has no data files (or does not exist).")
+    return found
+
+
+def _bind_input(con: Any, name: str, source: Path | ObjectInput) -> str:
+    if isinstance(source, ObjectInput):
+        paths = _object_files(name, source)
+        where = f" in place at {source.uri}"
+    else:
+        if not source.exists():
+            raise SqlScriptError(f"Input {name!r}: {source} does not exist.")
+        files = _data_files(source)
+        if not files:
+            raise SqlScriptError(f"Input {name!r}: the folder {source} has no data files.")
+        paths = [str(f) for f in files]
+        where = ""
+    suffixes = [PurePosixPath(p).suffix for p in paths]
+    formats = {_FORMATS.get(s.lower()) for s in suffixes}
     if None in formats or len(formats) != 1:
-        seen = ", ".join(sorted({f.suffix or f.name for f in files}))
+        seen = ", ".join(
+            sorted({s or PurePosixPath(p).name for s, p in zip(suffixes, paths, strict=True)})
+        )
+        shown = source.uri if isinstance(source, ObjectInput) else source
         raise SqlScriptError(
-            f"Input {name!r}: cannot tell how to read {path} (file types: {seen}); an input "
+            f"Input {name!r}: cannot tell how to read {shown} (file types: {seen}); an input "
             "must be CSV (.csv, .tsv), Parquet (.parquet, .pq) or JSON (.json, .jsonl) files "
             "of one kind."
         )
-    paths = [str(f) for f in files]
     fmt = formats.pop()
     if fmt == "parquet":
         relation = con.read_parquet(paths, union_by_name=True)
@@ -120,7 +163,28 @@ def _bind_input(con: Any, name: str, path: Path) -> str:
     else:
         relation = con.read_json(paths)
     relation.create_view(name, replace=True)
-    return f"{len(files)} {fmt} file{'s' if len(files) > 1 else ''}"
+    return f"{len(paths)} {fmt} file{'s' if len(paths) > 1 else ''}{where}"
+
+
+def _register_filesystems(con: Any, inputs: dict[str, Path | ObjectInput]) -> None:
+    """Hand DuckDB the filesystem of each object-store datastore the inputs read."""
+    by_protocol: dict[str, ObjectDatastoreFiles] = {}
+    for name, source in inputs.items():
+        if not isinstance(source, ObjectInput):
+            continue
+        protocol = source.uri.partition("://")[0]
+        known = by_protocol.setdefault(protocol, source.files)
+        if known.name != source.files.name:
+            raise SqlScriptError(
+                f"Input {name!r} is on datastore {source.files.name!r}, another {protocol}:// "
+                f"datastore than {known.name!r}; DuckDB reads one {protocol}:// datastore per "
+                "step in place. Read this input as a download (as_download()) or split the step."
+            )
+    for files in by_protocol.values():
+        try:
+            con.register_filesystem(files.fs)
+        except HeadraceError as exc:
+            raise SqlScriptError(str(exc)) from None
 
 
 def _statements(con: Any, script: str, script_name: str) -> list[_Statement]:
@@ -211,7 +275,7 @@ def _write(relation: Any, folder: Path, name: str, fmt: str) -> Path:
 def run_script(
     script_path: Path,
     *,
-    inputs: dict[str, Path],
+    inputs: dict[str, Path | ObjectInput],
     outputs: dict[str, tuple[Path, str]],
     parameters: dict[str, Any],
     memory_limit: str | None = None,
@@ -238,8 +302,9 @@ def run_script(
     except duckdb.Error as exc:
         raise SqlScriptError(f"Cannot start DuckDB with {config}: {exc}") from None
     try:
-        for name, path in inputs.items():
-            print(f"headrace: table {name} reads {_bind_input(con, name, path)}")  # noqa: T201
+        _register_filesystems(con, inputs)
+        for name, source in inputs.items():
+            print(f"headrace: table {name} reads {_bind_input(con, name, source)}")  # noqa: T201
         for name, value in parameters.items():
             con.execute(f'SET VARIABLE "{name}" = $value', {"value": value})
         statements = _statements(con, script, script_path.name)
@@ -305,6 +370,34 @@ def _environment_value(prefix: str, name: str) -> str:
     return os.environ[key]
 
 
+def _input_source(name: str) -> Path | ObjectInput:
+    """Where input `name` is: a path on this machine, or a URI on an object store whose
+    datastore the runtime's handle opens."""
+    location = _environment_value("AZUREML_DATAREFERENCE_", name)
+    handle = os.environ.get(f"HEADRACE_DATASTORE_{name}")
+    if not handle:
+        return Path(location)
+    try:
+        files = open_object_datastore(handle, Path(_environment_value("HEADRACE_", "WORKSPACE")))
+    except HeadraceError as exc:
+        raise SqlScriptError(f"Input {name!r}: {exc}") from None
+    prefix = files.url + "/"
+    return ObjectInput(files, location[len(prefix) :] if location.startswith(prefix) else "")
+
+
+def _redact(message: str, inputs: dict[str, Path | ObjectInput]) -> str:
+    """The message without a datastore's secrets, and without the Python traceback DuckDB
+    puts in an error raised by an fsspec filesystem (its last line says what happened)."""
+    head, marker, trace = message.partition("Traceback (most recent call last):")
+    if marker:
+        lines = [line for line in trace.strip().splitlines() if line.strip()]
+        message = f"{head.rstrip()} {lines[-1].strip() if lines else ''}".strip()
+    for source in inputs.values():
+        if isinstance(source, ObjectInput):
+            message = source.files.redact(message)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m headrace.engine.sqlrun")
     parser.add_argument("--script", required=True)
@@ -323,10 +416,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    inputs: dict[str, Path | ObjectInput] = {}
     try:
-        inputs = {
-            name: Path(_environment_value("AZUREML_DATAREFERENCE_", name)) for name in args.input
-        }
+        for name in args.input:
+            inputs[name] = _input_source(name)
         outputs = {
             name: (Path(_environment_value("AZUREML_DATAREFERENCE_", name)), fmt or "parquet")
             for name, fmt in _pairs(args.output)
@@ -345,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             temp_directory=Path.cwd() / ".duckdb_tmp",
         )
     except SqlScriptError as exc:
-        print(f"SqlStep failed: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"SqlStep failed: {_redact(str(exc), inputs)}", file=sys.stderr)  # noqa: T201
         return 1
     for name, path in written.items():
         print(f"headrace: wrote output {name} to {path.name}")  # noqa: T201

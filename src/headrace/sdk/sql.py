@@ -130,6 +130,7 @@ class SqlStep(CommandStep):
     """Runs `script_name` (a DuckDB `.sql` file in `source_directory`) on bound inputs."""
 
     kind = "sql"
+    reads_object_storage = True
 
     def __init__(
         self,
