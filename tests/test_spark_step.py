@@ -191,6 +191,14 @@ def test_bad_step_input_is_refused_when_the_step_is_made(tmp_path: Path) -> None
         ),
         (lambda: SparkStep(notebook_path=str(jobs / "missing.ipynb")), "is not a file"),
         (
+            lambda: SparkStep(notebook_path="/Users/me@example.com/etl"),
+            "a Databricks workspace path\\? export the notebook",
+        ),
+        (
+            lambda: SparkStep(notebook_path=str(jobs / "job.py")),
+            "is a .py file but not a Databricks notebook",
+        ),
+        (
             lambda: SparkStep("job.py", source_directory=str(jobs), notebook_params={"a": "1"}),
             "notebook_params go with notebook_path",
         ),
@@ -425,14 +433,32 @@ def test_notebook_with_widgets_and_an_int_parameter_feeds_the_next_step(
     ]
 
 
+BROKEN_SOURCE_NOTEBOOK = """\
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # A broken notebook
+
+# COMMAND ----------
+
+x = spark.range(3).count()
+print('counted', x)
+
+# COMMAND ----------
+
+def ratio(n):
+    return n / 0
+
+ratio(x)
+
+# COMMAND ----------
+
+print('not reached')
+"""
+
+
 def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: Path) -> None:
-    notebook = _notebook(
-        tmp_path / "notebooks",
-        "broken.ipynb",
-        "x = spark.range(3).count()\nprint('counted', x)",
-        "def ratio(n):\n    return n / 0\n\nratio(x)",
-        "print('not reached')",
-    )
+    # A notebook in Databricks' source format (a .py export), its first cell a %md magic.
+    notebook = _write(tmp_path / "notebooks", "broken.py", BROKEN_SOURCE_NOTEBOOK)
     target = ComputeTarget.attach(
         ws, "spark1", SparkCompute.attach_configuration(master="local[1]")
     )
@@ -460,17 +486,17 @@ def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: P
     )
     assert failure.rstrip().endswith("ValueError: only 2 rows")
     assert "runpy" not in failure and "sparkrun" not in failure
-    step_run = run.find_step_run("broken.ipynb")[0]
+    step_run = run.find_step_run("broken.py")[0]
     assert run.get_status() == "Failed"
     stderr = step_run.get_stderr_log()
     failure = stderr[stderr.index("SparkStep failed:") :]
     assert failure.startswith(
-        "SparkStep failed: notebook broken.ipynb, cell 2 failed with ZeroDivisionError: "
-        "division by zero\n--- cell 2 ---\ndef ratio(n):\n    return n / 0\n\nratio(x)\n---\n"
+        "SparkStep failed: notebook broken.py, cell 3 failed with ZeroDivisionError: "
+        "division by zero\n--- cell 3 ---\ndef ratio(n):\n    return n / 0\n\nratio(x)\n---\n"
         "Traceback (most recent call last):\n"
-        '  File "broken.ipynb, cell 2", line 4, in <module>\n'
+        '  File "broken.py, cell 3", line 4, in <module>\n'
     )
-    assert '  File "broken.ipynb, cell 2", line 2, in ratio\n    return n / 0' in failure
+    assert '  File "broken.py, cell 3", line 2, in ratio\n    return n / 0' in failure
     assert "sparkrun" not in failure and "notebookrun" not in failure
     assert "The executed notebook is the run file outputs/broken.ipynb." in failure
     assert "counted 3" in step_run.get_stdout_log()
@@ -480,8 +506,9 @@ def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: P
     executed = tmp_path / "executed"
     step_run.download_file("outputs/broken.ipynb", str(executed))
     cells = json.loads(executed.read_text())["cells"]
-    assert cells[1]["outputs"][-1]["ename"] == "ZeroDivisionError"
-    assert cells[2]["outputs"] == []
+    assert cells[0]["source"] == "%md\n# A broken notebook"
+    assert cells[2]["outputs"][-1]["ename"] == "ZeroDivisionError"
+    assert cells[3]["outputs"] == []
 
 
 SDK_V1_SCRIPT = """

@@ -11,6 +11,9 @@ process with a second JVM, and a notebook ported from Databricks expects `spark`
   name, default)` defines one with a default (a passed value wins); `getArgument(name,
   default)` is the older spelling.
 - `dbutils.notebook.exit(value)` ends the notebook successfully, skipping the cells after it.
+- A notebook is a Jupyter `.ipynb` (format 4) or Databricks' source format (a `.py` file
+  starting `# Databricks notebook source`, cells split by `# COMMAND ----------`, magics
+  behind `# MAGIC`).
 - Cell magics: `%md` cells are skipped, `%python` runs the rest of the cell, `%sql` runs it
   with `spark.sql` and shows the result. Other magics (`%pip`, `%sh`, `!cmd`) do not run and
   fail their cell saying so.
@@ -41,6 +44,7 @@ __all__ = [
     "NotebookCellError",
     "NotebookError",
     "NotebookExit",
+    "is_databricks_source",
     "run_notebook",
     "user_traceback",
 ]
@@ -166,7 +170,44 @@ def _source(cell: Mapping[str, Any]) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
+SOURCE_HEADER = "# Databricks notebook source"
+_COMMAND = "\n# COMMAND ----------\n"
+_MAGIC = "# MAGIC"
+
+
+def is_databricks_source(path: Path) -> bool:
+    """Whether `path` is a notebook in Databricks' source format (a .py export)."""
+    try:
+        with path.open(encoding="utf-8") as text:
+            return text.readline().strip() == SOURCE_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _cell_from_source(text: str) -> dict[str, Any]:
+    lines = [
+        line[len(_MAGIC) :].removeprefix(" ") if line.startswith(_MAGIC) else line
+        for line in text.strip("\n").split("\n")
+    ]
+    return {"cell_type": "code", "metadata": {}, "outputs": [], "source": "\n".join(lines)}
+
+
+def _read_databricks_source(path: Path) -> dict[str, Any]:
+    """A Databricks source notebook as a notebook: one cell per `# COMMAND ----------`
+    block, `# MAGIC ` prefixes removed (so `%md` and `%sql` cells are magics again)."""
+    text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    body = text.split("\n", 1)[1] if "\n" in text else ""
+    return {
+        "cells": [_cell_from_source(part) for part in f"\n{body}\n".split(_COMMAND)],
+        "metadata": {"headrace": {"converted_from": "Databricks notebook source"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
 def _read(path: Path) -> dict[str, Any]:
+    if is_databricks_source(path):
+        return _read_databricks_source(path)
     try:
         notebook = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

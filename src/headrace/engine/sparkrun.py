@@ -21,7 +21,8 @@ parameter's text from `AML_PARAMETER_<SLOT>`, both set by the runtime.
      <its folder>` for a `python_script_name` script (SDK v1's DatabricksStep arguments);
    - a notebook runs cell by cell (headrace.engine.notebookrun) with its widgets: the
      `notebook_params` and one per input and output holding its path. The executed
-     notebook is saved as `./outputs/<name>.ipynb`, a run file.
+     notebook is saved as `./outputs/<name>.ipynb` (also for a Databricks source notebook,
+     a `.py`), a run file.
    An output's folder is removed before the code starts when empty (Spark writes refuse
    an existing path) and made again, empty, if the code wrote nothing there.
 
@@ -229,12 +230,12 @@ def _run(args: argparse.Namespace) -> None:
     try:
         if args.notebook:
             namespace["__name__"] = "__main__"
-            target = cwd / "outputs" / code.name
+            target = cwd / "outputs" / f"{code.stem}.ipynb"
             try:
                 run_notebook(code, namespace, target)
             except NotebookCellError as exc:
                 raise SparkStepError(
-                    f"{exc}\nThe executed notebook is the run file outputs/{code.name}."
+                    f"{exc}\nThe executed notebook is the run file outputs/{target.name}."
                 ) from None
             except NotebookError as exc:
                 raise SparkStepError(str(exc)) from None

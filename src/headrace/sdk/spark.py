@@ -15,7 +15,8 @@ step's `spark_conf`, then runs one of
 
 - `python_script_name` in `source_directory` (snapshotted like a PythonScriptStep's folder),
 - `python_script_path`, a script file used where it is (SDK v1: a file on DBFS),
-- `notebook_path`, a Jupyter notebook run headless in the same process, cell by cell.
+- `notebook_path`, a Jupyter notebook (or a Databricks source notebook, a `.py` export)
+  run headless in the same process, cell by cell.
 
 `SparkSession.builder.getOrCreate()` in the code returns that session; `spark`, `sc`,
 `dbutils` and `display` are also defined, as on Databricks. Inputs and outputs arrive the way
@@ -43,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from headrace.engine.notebookrun import SOURCE_HEADER, is_databricks_source
 from headrace.engine.sparkmaster import (
     DEFAULT_MASTER,
     SparkMasterError,
@@ -154,8 +156,14 @@ def _local_file(what: str, value: str, suffixes: tuple[str, ...]) -> Path:
         )
     path = Path(value).expanduser().absolute()
     if not path.is_file():
+        export = (
+            " (a Databricks workspace path? export the notebook as IPython Notebook or Source File)"
+            if what == "notebook_path"
+            else ""
+        )
         raise UserError(
-            f"{what} {value!r} is not a file ({path}); pass the path of an existing file."
+            f"{what} {value!r} is not a file ({path}){export}; pass the path of an existing "
+            "file on this machine."
         )
     if not path.name.endswith(suffixes):
         raise UserError(f"{what} {value!r} should end with {' or '.join(suffixes)}.")
@@ -205,7 +213,12 @@ def _code_source(
         path = _local_file("python_script_path", python_script_path, (".py",))
         return ["--script", str(path), "--digest", _file_digest(path)]
     assert notebook_path is not None
-    path = _local_file("notebook_path", notebook_path, (".ipynb",))
+    path = _local_file("notebook_path", notebook_path, (".ipynb", ".py"))
+    if path.suffix == ".py" and not is_databricks_source(path):
+        raise UserError(
+            f"notebook_path {notebook_path!r} is a .py file but not a Databricks notebook "
+            f"(its first line is not '{SOURCE_HEADER}'); pass a script as python_script_path."
+        )
     return ["--notebook", str(path), "--digest", _file_digest(path)]
 
 
