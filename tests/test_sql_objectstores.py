@@ -1,6 +1,6 @@
 """SqlStep on object-store datastores: DuckDB reads the inputs where they are (through the
 datastore's fsspec filesystem, registered with DuckDB), against moto's S3 server with
-authentication on and the GCS emulator. Outputs are staged locally and uploaded on success.
+authentication on, Azurite and the GCS emulator. Outputs are staged locally and uploaded on success.
 
 What a user sees: the step's log says where each table reads from, the step's working folder
 never holds a copy of an input, the output lands in the bucket for the next step, and a key
@@ -9,6 +9,7 @@ the store refuses gives one line naming the datastore, with no secret in it anyw
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 from pathlib import Path
@@ -27,8 +28,8 @@ from headrace import (
     Workspace,
 )
 from headrace.sdk.sql import SqlStep
-from tests.objectstores import GcsEmulator, MotoS3
-from tests.test_object_datastores import moto, s3_store  # noqa: F401  # moto: the fixture
+from tests.objectstores import MotoS3
+from tests.test_object_datastores import azurite, moto, store  # noqa: F401  # fixtures
 
 # The step lists every file under its working folder: a downloaded input would show here.
 TOTALS_SQL = """
@@ -83,12 +84,12 @@ def _sources(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _totals_step(
-    store: Datastore, sql_dir: Path, outputs: list[PipelineData], **kwargs: Any
+    ds: Datastore, sql_dir: Path, outputs: list[PipelineData], **kwargs: Any
 ) -> SqlStep:
-    """totals.sql over raw/trips (a folder of Parquet files) and raw/cities.csv on `store`."""
+    """totals.sql over raw/trips (a folder of Parquet files) and raw/cities.csv on `ds`."""
     inputs = [
-        DataReference(store, "trips", "raw/trips"),
-        DataReference(store, "cities", "raw/cities.csv"),
+        DataReference(ds, "trips", "raw/trips"),
+        DataReference(ds, "cities", "raw/cities.csv"),
     ]
     return SqlStep(
         "totals.sql",
@@ -100,18 +101,16 @@ def _totals_step(
     )
 
 
-def _totals_pipeline(
-    ws: Workspace, store: Datastore, tmp_path: Path
-) -> tuple[Pipeline, PipelineData]:
-    store.upload(str(_data(tmp_path)), target_path="raw", show_progress=False)
+def _totals_pipeline(ws: Workspace, ds: Datastore, tmp_path: Path) -> Pipeline:
+    ds.upload(str(_data(tmp_path)), target_path="raw", show_progress=False)
     sql_dir, py_dir = _sources(tmp_path)
-    totals = PipelineData("totals", datastore=store)
-    files = PipelineData("local_files", datastore=store)
-    sql = _totals_step(store, sql_dir, [totals, files], output_formats={"local_files": "csv"})
+    totals = PipelineData("totals", datastore=ds)
+    files = PipelineData("local_files", datastore=ds)
+    sql = _totals_step(ds, sql_dir, [totals, files], output_formats={"local_files": "csv"})
     reader = PythonScriptStep(
         "read.py", name="reader", arguments=[totals], inputs=[totals], source_directory=str(py_dir)
     )
-    return Pipeline(ws, [sql, reader]), files
+    return Pipeline(ws, [sql, reader])
 
 
 def _finished(run: PipelineRun) -> str:
@@ -119,15 +118,13 @@ def _finished(run: PipelineRun) -> str:
     return status
 
 
-def _check_totals_run(
-    run: PipelineRun, store: Datastore, files: PipelineData, tmp_path: Path
-) -> None:
+def _check_totals_run(run: PipelineRun, ds: Datastore, tmp_path: Path) -> None:
     status = _finished(run)
     step = run.find_step_run("totals")[0]
     assert status == "Finished", step.get_stderr_log()
     log = step.get_stdout_log()
-    assert f"table trips reads 2 parquet files in place at {store.root}/raw/trips" in log
-    assert f"table cities reads 1 csv file in place at {store.root}/raw/cities.csv" in log
+    assert f"table trips reads 2 parquet files in place at {ds.root}/raw/trips" in log
+    assert f"table cities reads 1 csv file in place at {ds.root}/raw/cities.csv" in log
     # The working folder held the script and nothing of the inputs.
     listing = step.get_output_data("local_files")
     listed = Path(listing.download(tmp_path / "listing", show_progress=False))
@@ -135,39 +132,27 @@ def _check_totals_run(
     assert seen == ["file", "totals.sql"]
     # The output is in the bucket, and the next step (a Python step) reads it.
     out = step.get_output_data("totals")
-    assert out.datastore_name == store.name
-    assert store.list_files(out.path_on_datastore) == [f"{out.path_on_datastore}/totals.parquet"]
+    assert out.datastore_name == ds.name
+    assert ds.list_files(out.path_on_datastore) == [f"{out.path_on_datastore}/totals.parquet"]
     stdout = run.find_step_run("reader")[0].get_stdout_log()
     assert "files: ['totals.parquet']" in stdout
     assert "rows: [('FR', 100.0, 10), ('NO', 90.0, 10)]" in stdout
 
 
-def test_sql_step_aggregates_s3_in_place_into_an_s3_output(
+def test_sql_step_aggregates_in_place_into_an_output_in_the_bucket(
     ws: Workspace,
-    moto: MotoS3,  # noqa: F811  # the fixture
+    store: Datastore,  # noqa: F811  # the fixture: S3 on moto, Azurite, the GCS emulator
     tmp_path: Path,
 ) -> None:
-    store = s3_store(ws, moto, "lake")
-    pipeline, files = _totals_pipeline(ws, store, tmp_path)
-    run = Experiment(ws, "sql-s3").submit(pipeline)
-    _check_totals_run(run, store, files, tmp_path)
+    pipeline = _totals_pipeline(ws, store, tmp_path)
+    run = Experiment(ws, "sql-objects").submit(pipeline)
+    _check_totals_run(run, store, tmp_path)
     step = run.find_step_run("totals")[0]
     recorded = " ".join([str(step.get_details()), step.get_stdout_log(), step.get_stderr_log()])
-    assert moto.secret not in recorded and moto.key_id not in recorded
-
-
-def test_sql_step_reads_gcs_in_place(ws: Workspace, gcs: GcsEmulator, tmp_path: Path) -> None:
-    store = Datastore.register_gcs(
-        ws,
-        "gcslake",
-        f"g{time.monotonic_ns()}",
-        project="test",
-        endpoint_url=gcs.url,
-        anonymous=True,
-        create_if_not_exists=True,
-    )
-    pipeline, files = _totals_pipeline(ws, store, tmp_path)
-    _check_totals_run(Experiment(ws, "sql-gcs").submit(pipeline), store, files, tmp_path)
+    secrets_file = Path(str(ws.path)) / "secrets" / "datastores.json"
+    kept = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+    for secret in kept.get(store.name, {}).values():
+        assert secret not in recorded
 
 
 def test_a_key_refused_when_the_step_reads_gives_one_line_without_the_secret(
@@ -190,11 +175,11 @@ def test_a_key_refused_when_the_step_reads_gives_one_line_without_the_secret(
             overwrite=overwrite,
         )
 
-    store = register(moto.secret)
-    store.upload(str(_data(tmp_path)), target_path="raw", show_progress=False)
+    ds = register(moto.secret)
+    ds.upload(str(_data(tmp_path)), target_path="raw", show_progress=False)
     sql_dir, py_dir = _sources(tmp_path)
     flag = tmp_path / "go"
-    raw = DataReference(store, "raw", "raw")
+    raw = DataReference(ds, "raw", "raw")
     gate = PythonScriptStep(
         "gate.py",
         name="gate",
@@ -202,7 +187,7 @@ def test_a_key_refused_when_the_step_reads_gives_one_line_without_the_secret(
         inputs=[raw],
         source_directory=str(py_dir),
     )
-    sql = _totals_step(store, sql_dir, [PipelineData("totals", datastore=store)])
+    sql = _totals_step(ds, sql_dir, [PipelineData("totals", datastore=ds)])
     sql.run_after(gate)
     run = Experiment(ws, "sql-rotated").submit(Pipeline(ws, [gate, sql]))
     deadline = time.monotonic() + 30
