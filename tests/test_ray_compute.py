@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,25 @@ def test_unreachable_address_is_refused_at_attach(ws: Workspace) -> None:
     assert "ray" not in ws.compute_targets
 
 
+def test_an_address_that_is_not_ray_fails_the_step_in_seconds(
+    ws: Workspace, tmp_path: Path, ray_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADRACE_RAY_CONNECT_SECONDS", "3")
+    with socket.create_server(("127.0.0.1", 0)) as impostor:  # answers TCP, speaks no Ray
+        address = f"127.0.0.1:{impostor.getsockname()[1]}"
+        target = ComputeTarget.attach(ws, "ray", RayCompute.attach_configuration(address=address))
+        src = _write(tmp_path / "src", "noop.py", "")
+        step = PythonScriptStep("noop.py", source_directory=str(src), compute_target=target)
+        started = time.monotonic()
+        run = Experiment(ws, "not-ray").submit(Pipeline(ws, [step]))
+        run.wait_for_completion(show_output=False, raise_on_error=False)
+        elapsed = time.monotonic() - started
+    assert run.get_status() == "Failed"
+    message = run.get_steps()[0].get_details()["error"]["error"]["message"]
+    assert f"Ray at {address} did not answer within 3 s" in message, message
+    assert elapsed < 60
+
+
 def test_bad_resources_are_refused_when_the_pipeline_is_built(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -171,12 +191,14 @@ def test_local_head_runs_a_pipeline_with_data_logs_and_metrics(
         compute_target=target,
         resources={"cpu": 1, "memory": "100MB"},
     )
+    asks_much = RunConfiguration()
+    asks_much.resources = {"cpu": 64, "gpu": 1}  # from the run configuration this time
     big = PythonScriptStep(
         "consume.py",
         name="too-big",
         source_directory=str(src),
         compute_target=target,
-        resources={"cpu": 64, "gpu": 1},
+        runconfig=asks_much,
     )
     env = Environment("six")
     env.python.conda_dependencies = CondaDependencies.create(pip_packages=["six==1.16.0"])

@@ -90,38 +90,72 @@ def _import_ray() -> Any:
     return ray
 
 
+def connect_seconds(local_head: bool) -> float:
+    """How long the agent waits for Ray: a head it starts may take a while on a busy
+    machine; an address that does not answer as Ray should fail in seconds."""
+    default = 120.0 if local_head else 15.0
+    return float(os.environ.get("HEADRACE_RAY_CONNECT_SECONDS") or default)
+
+
 def connect(address: str | None, num_cpus: int | None) -> Any:
-    """This process's connection to Ray (made once); `address` None starts a local head."""
+    """This process's connection to Ray, made once; `address` None starts a local head.
+
+    `ray.init` runs in a thread of its own that lives as long as the process: something at
+    the address that is not Ray makes it retry for minutes, and the agent must not hang
+    with it (it waits `connect_seconds`, then the target is unavailable). The thread stays
+    alive because Ray ties the processes of a head it starts to the starting thread.
+    """
     key = address or "local"
     with _lock:
-        if _connected:
-            if _connected["address"] != key:
-                raise RayUnavailable(
-                    f"This agent already uses the Ray cluster {_connected['address']!r}; one "
-                    f"agent drives one Ray cluster, so {key!r} cannot be used at the same time."
-                )
-            return _connected["ray"]
-        ray_environment(local_head=address is None)
-        if address is not None:
-            check_address(address)
-        ray = _import_ray()
-        options: dict[str, Any] = {
-            "namespace": "headrace",
-            "log_to_driver": False,
-            "configure_logging": False,
-        }
-        if address is None:
-            options.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
-        else:
-            options["address"] = address
-        started = time.monotonic()
-        try:
-            ray.init(**options)
-        except Exception as exc:
-            raise RayUnavailable(f"Cannot connect to Ray at {key}: {exc}") from None
-        log.info("connected to Ray (%s) in %.1f s", key, time.monotonic() - started)
-        _connected.update(address=key, ray=ray)
-        return ray
+        if _connected and _connected["address"] != key:
+            raise RayUnavailable(
+                f"This agent already uses the Ray cluster {_connected['address']!r}; one "
+                f"agent drives one Ray cluster, so {key!r} cannot be used at the same time."
+            )
+        if not _connected:
+            ray_environment(local_head=address is None)
+            if address is not None:
+                check_address(address)
+            ray = _import_ray()
+            done = threading.Event()
+            _connected.update(address=key, ray=ray, done=done, error=None, waited=False)
+            threading.Thread(
+                target=_init, args=(ray, address, num_cpus, done), daemon=True, name="ray-init"
+            ).start()
+        state = dict(_connected)
+    timeout = 0.0 if state["waited"] else connect_seconds(address is None)
+    _connected["waited"] = True
+    if not state["done"].wait(timeout):
+        raise RayUnavailable(
+            f"Ray at {key} did not answer within {connect_seconds(address is None):g} s; is "
+            "it the address of a Ray head (its GCS port, what `ray start --head` printed)?"
+        )
+    if _connected.get("error"):
+        error = _connected["error"]
+        with _lock:
+            _connected.clear()  # a later attempt connects afresh
+        raise RayUnavailable(f"Cannot connect to Ray at {key}: {error}")
+    return state["ray"]
+
+
+def _init(ray: Any, address: str | None, num_cpus: int | None, done: threading.Event) -> None:
+    options: dict[str, Any] = {
+        "namespace": "headrace",
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    if address is None:
+        options.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+    else:
+        options["address"] = address
+    started = time.monotonic()
+    try:
+        ray.init(**options)
+        log.info("connected to Ray (%s) in %.1f s", address or "local", time.monotonic() - started)
+    except Exception as exc:
+        _connected["error"] = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    done.set()
+    threading.Event().wait()  # keep the thread, and with it a local head, alive
 
 
 class RayProcess:
