@@ -29,7 +29,7 @@ from headrace import (
 )
 from headrace.sdk.sql import SqlStep
 from tests.objectstores import MotoS3
-from tests.test_object_datastores import azurite, moto, store  # noqa: F401  # fixtures
+from tests.test_object_datastores import azurite, moto, s3_store, store  # noqa: F401  # fixtures
 
 # The step lists every file under its working folder: a downloaded input would show here.
 TOTALS_SQL = """
@@ -209,3 +209,41 @@ def test_a_key_refused_when_the_step_reads_gives_one_line_without_the_secret(
     for text in (stderr, details, step.get_stdout_log()):
         assert wrong not in text and moto.secret not in text
     assert moto.filesystem().find(f"{bucket}/azureml") == []  # nothing was uploaded
+
+
+def test_two_s3_datastores_in_one_step_are_refused_with_the_fix(
+    ws: Workspace,
+    moto: MotoS3,  # noqa: F811  # the fixture
+    tmp_path: Path,
+) -> None:
+    """DuckDB holds one filesystem per protocol: a second S3 datastore is named, with the
+    way out (download it), and the step runs once that input is a download."""
+    first, second = s3_store(ws, moto, "first"), s3_store(ws, moto, "second")
+    raw = _data(tmp_path)
+    first.upload(str(raw / "trips"), target_path="raw/trips", show_progress=False)
+    second.upload_files([str(raw / "cities.csv")], target_path="raw", show_progress=False)
+    sql_dir, _py_dir = _sources(tmp_path)
+
+    def run_with(cities: DataReference) -> PipelineRun:
+        step = SqlStep(
+            "totals.sql",
+            name="totals",
+            source_directory=str(sql_dir),
+            inputs=[DataReference(first, "trips", "raw/trips"), cities],
+            outputs=[PipelineData("totals", datastore=first)],
+        )
+        run = Experiment(ws, "two-s3").submit(Pipeline(ws, [step]))
+        _finished(run)
+        return run
+
+    run = run_with(DataReference(second, "cities", "raw/cities.csv"))
+    assert run.get_status() == "Failed"
+    stderr = run.find_step_run("totals")[0].get_stderr_log()
+    assert "Input 'cities' is on datastore 'second', another s3:// datastore than 'first'" in stderr
+    assert "as_download()" in stderr
+    run = run_with(DataReference(second, "cities", "raw/cities.csv").as_download())
+    assert run.get_status() == "Finished"
+    log = run.find_step_run("totals")[0].get_stdout_log()
+    assert (
+        "table cities reads 1 csv file\n" in log and "trips reads 2 parquet files in place" in log
+    )

@@ -13,7 +13,11 @@ The script's conventions (the step process is headrace.engine.sqlrun):
 
 - **Inputs** are views named after the step input: a DataReference's name, a PipelineData's
   name (or its `as_input(name)`), a DataPath parameter's name. Each reads CSV, Parquet or JSON
-  files, chosen by extension, from a file or a folder of files of one kind.
+  files, chosen by extension, from a file or a folder of files of one kind. Inputs on an
+  object-store datastore (S3, Azure Blob, GCS) are read in place, not downloaded: the step
+  binds its mount-mode inputs in "direct" mode (`reads_object_storage`), so the runtime
+  passes their URI and the datastore's handle, and the step process registers the
+  datastore's fsspec filesystem with DuckDB. `as_download()` still downloads.
 - **Parameters** (`params`, plain values or PipelineParameters of type int, float, bool or str)
   are DuckDB values, never SQL text: write `$name` in a statement, or `getvariable('name')`.
   A value containing quotes or SQL stays a value.
