@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from headrace import (
     ComputeTarget,
     DataFactoryCompute,
     DataPath,
+    DataPathComputeBinding,
     DataReference,
     Datastore,
     DatastorePathError,
@@ -36,8 +38,7 @@ from headrace import (
 )
 from headrace.engine.transferrun import CopyStats, TransferError, copy_file, verify_copy
 from headrace.errors import ComputeTargetException
-from tests.objectstores import MotoS3
-from tests.test_object_datastores import moto, s3_store  # noqa: F401  # the moto fixture
+from tests.test_object_datastores import azurite, moto, store  # noqa: F401  # fixtures
 
 # read.py OUT IN: writes IN's files (relative path, size, md5) to OUT/seen.txt.
 READ = """
@@ -97,21 +98,21 @@ def step_log(run: PipelineRun, step: str) -> str:
 def test_folder_and_file_between_local_datastores_feed_a_python_step(
     ws: Workspace, source_files: Path, scripts: Path, tmp_path: Path
 ) -> None:
-    store = ws.get_default_datastore()
-    store.upload(str(source_files), target_path="raw", show_progress=False)
+    ds = ws.get_default_datastore()
+    ds.upload(str(source_files), target_path="raw", show_progress=False)
     other = Datastore.register_local(ws, "archive", str(tmp_path / "archive-folder"))
     folder_copy = DataTransferStep(
         "copy folder",
-        source_data_reference=DataReference(store, "raw", "raw"),
+        source_data_reference=DataReference(ds, "raw", "raw"),
         destination_data_reference=DataReference(other, "copy", "copies/raw"),
     )
     file_copy = DataTransferStep(
         "copy file",
-        source_data_reference=DataReference(store, "b", "raw/sub/b.bin"),
+        source_data_reference=DataReference(ds, "b", "raw/sub/b.bin"),
         destination_data_reference=DataReference(other, "bfile", "single/b-copy.bin"),
         destination_reference_type="file",
     )
-    seen = PipelineData("seen", datastore=store)
+    seen = PipelineData("seen", datastore=ds)
     copied = folder_copy.get_output()
     reader = PythonScriptStep(
         "read.py",
@@ -141,15 +142,15 @@ def test_folder_and_file_between_local_datastores_feed_a_python_step(
 
 
 def test_reuse_until_the_source_changes(ws: Workspace, source_files: Path, tmp_path: Path) -> None:
-    store = ws.get_default_datastore()
-    store.upload(str(source_files), target_path="raw", show_progress=False)
+    ds = ws.get_default_datastore()
+    ds.upload(str(source_files), target_path="raw", show_progress=False)
 
     def copy() -> bool:
         """True when the copy ran, False when it was reused."""
         step = DataTransferStep(
             "copy",
-            source_data_reference=DataReference(store, "raw", "raw"),
-            destination_data_reference=DataReference(store, "out", "copied"),
+            source_data_reference=DataReference(ds, "raw", "raw"),
+            destination_data_reference=DataReference(ds, "out", "copied"),
         )
         run = submit(ws, [step], "reuse")
         assert run.get_status() == "Finished", run.get_details()
@@ -158,9 +159,9 @@ def test_reuse_until_the_source_changes(ws: Workspace, source_files: Path, tmp_p
     assert copy() is True
     assert copy() is False
     (source_files / "a.txt").write_text("alpha, changed\n")
-    store.upload(str(source_files), target_path="raw", overwrite=True, show_progress=False)
+    ds.upload(str(source_files), target_path="raw", overwrite=True, show_progress=False)
     assert copy() is True
-    copied = Path(str(ws.path)) / "datastores" / store.name / "copied" / "a.txt"
+    copied = Path(str(ws.path)) / "datastores" / ds.name / "copied" / "a.txt"
     assert copied.read_text() == "alpha, changed\n"
 
 
@@ -169,77 +170,125 @@ def test_many_small_files_in_parallel_on_a_transfer_target(ws: Workspace, tmp_pa
     for i in range(300):
         (many / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
         (many / f"d{i % 7}" / f"f{i}.txt").write_text(f"file {i}\n" * (i % 5 + 1))
-    store = ws.get_default_datastore()
-    store.upload(str(many), target_path="many", show_progress=False)
+    ds = ws.get_default_datastore()
+    ds.upload(str(many), target_path="many", show_progress=False)
     target = ComputeTarget.create(
         ws, "mover", TransferCompute.provisioning_configuration(parallelism=16, verify="size")
     )
     assert isinstance(target, TransferCompute) and target.parallelism == 16
     step = DataTransferStep(
         "copy many",
-        source_data_reference=store.path("many"),
-        destination_data_reference=PipelineData("many_copy", datastore=store),
+        source_data_reference=ds.path("many"),
+        destination_data_reference=PipelineData("many_copy", datastore=ds),
         compute_target=target,
     )
     run = submit(ws, [step])
     assert run.get_status() == "Finished", run.get_details()
     port = run.find_step_run("copy many")[0].get_output_data("many_copy")
-    root = Path(str(ws.path)) / "datastores" / store.name
+    root = Path(str(ws.path)) / "datastores" / ds.name
     assert listing(root / port.path_on_datastore) == listing(many)
     log = step_log(run, "copy many")
     assert "16 at a time, verify=size" in log and "300/300 files" in log
 
 
-def test_local_to_s3_and_s3_to_local(
+def test_local_to_object_store_and_back(
     ws: Workspace,
-    moto: MotoS3,  # noqa: F811
+    store: Datastore,  # noqa: F811  # the fixture
     source_files: Path,
     tmp_path: Path,
 ) -> None:
-    store = ws.get_default_datastore()
-    store.upload(str(source_files), target_path="raw", show_progress=False)
-    bucket = s3_store(ws, moto)
+    """local -> S3 (or Azure Blob, when Azurite is installed) -> local, chained by
+    get_output(); the bucket holds exactly the source's files."""
+    local = ws.get_default_datastore()
+    local.upload(str(source_files), target_path="raw", show_progress=False)
     up = DataTransferStep(
         "up",
-        source_data_reference=DataReference(store, "raw", "raw"),
-        destination_data_reference=DataReference(bucket, "lake", "lake/raw"),
+        source_data_reference=DataReference(local, "raw", "raw"),
+        destination_data_reference=DataReference(store, "lake", "lake/raw"),
     )
     down = DataTransferStep(
         "down",
         source_data_reference=up.get_output(),
-        destination_data_reference=DataReference(store, "back", "back/raw"),
+        destination_data_reference=DataReference(local, "back", "back/raw"),
     )
-    run = submit(ws, [down])
+    single = DataTransferStep(
+        "single",
+        source_data_reference=DataReference(store, "one", "lake/raw/sub/b.bin"),
+        destination_data_reference=DataReference(local, "bfile", "single/b-copy.bin"),
+    )
+    single.run_after(up)
+    run = submit(ws, [down, single])
     assert run.get_status() == "Finished", run.get_details()
-    fs = moto.filesystem()
-    root = f"{bucket.bucket_name}/lake/raw"
-    in_bucket = {p[len(root) + 1 :]: hashlib.md5(fs.cat_file(p)).hexdigest() for p in fs.find(root)}
     expected = listing(source_files)
-    assert in_bucket == expected
-    back = Path(str(ws.path)) / "datastores" / store.name / "back" / "raw"
+    # The object store is read in place by the step (no download by the runtime).
+    assert re.search(r"\[transfer\] \w+://\S+ \(3 file\(s\)\)", step_log(run, "down"))
+    single_copy = Path(str(ws.path)) / "datastores" / local.name / "single" / "b-copy.bin"
+    assert hashlib.md5(single_copy.read_bytes()).hexdigest() == expected["sub/b.bin"]
+    store.download(str(tmp_path / "dl"), prefix="lake/raw", show_progress=False)
+    assert listing(tmp_path / "dl" / "lake" / "raw") == expected
+    back = Path(str(ws.path)) / "datastores" / local.name / "back" / "raw"
     assert listing(back) == expected
-    assert "peak_rss_mb=" in step_log(run, "up")
+    log = step_log(run, "up")
+    assert "3/3 files" in log and "uploaded and verified" in log and "peak_rss_mb=" in log
+
+
+def test_a_file_whose_size_is_not_what_it_reads_fails_its_step(ws: Workspace) -> None:
+    """A /proc file says 0 bytes and reads more: the copy's verification fails the step, and
+    nothing appears at the destination."""
+    proc = Datastore.register_local(ws, "proc", "/proc/self")
+    ds = ws.get_default_datastore()
+    step = DataTransferStep(
+        "proc copy",
+        source_data_reference=DataReference(proc, "status", "status"),
+        destination_data_reference=DataReference(ds, "status", "copies/status"),
+    )
+    run = submit(ws, [step])
+    step_run = run.find_step_run("proc copy")[0]
+    assert step_run.get_status() == "Failed"
+    assert "is incomplete: 0 bytes in the source" in step_run.get_stderr_log()
+    assert "Traceback" not in step_run.get_stderr_log()
+    assert not (Path(str(ws.path)) / "datastores" / ds.name / "copies").exists()
+
+
+def test_a_datapath_parameter_chooses_the_source_at_submit_time(
+    ws: Workspace, source_files: Path
+) -> None:
+    ds = ws.get_default_datastore()
+    ds.upload(str(source_files), target_path="raw", show_progress=False)
+    source = PipelineParameter("source", default_value=DataPath(ds, "raw/a.txt"))
+    step = DataTransferStep(
+        "pick",
+        source_data_reference=(source, DataPathComputeBinding()),
+        destination_data_reference=PipelineData("picked", datastore=ds),
+    )
+    run = Experiment(ws, "param").submit(
+        Pipeline(ws, [step]), pipeline_parameters={"source": DataPath(ds, "raw/sub/deeper")}
+    )
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Finished"
+    port = run.find_step_run("pick")[0].get_output_data("picked")
+    root = Path(str(ws.path)) / "datastores" / ds.name
+    assert listing(root / port.path_on_datastore) == listing(source_files / "sub" / "deeper")
 
 
 def test_a_file_into_a_directory_keeps_its_name_and_types_are_checked(
     ws: Workspace, source_files: Path
 ) -> None:
-    store = ws.get_default_datastore()
-    store.upload(str(source_files), target_path="raw", show_progress=False)
+    ds = ws.get_default_datastore()
+    ds.upload(str(source_files), target_path="raw", show_progress=False)
     into = DataTransferStep(
         "into",
-        source_data_reference=store.path("raw/a.txt"),
-        destination_data_reference=DataReference(store, "dir", "into"),
+        source_data_reference=ds.path("raw/a.txt"),
+        destination_data_reference=DataReference(ds, "dir", "into"),
         destination_reference_type="directory",
     )
     wrong = DataTransferStep(
         "wrong",
-        source_data_reference=DataReference(store, "rawdir", "raw"),
-        destination_data_reference=DataReference(store, "f", "wrong"),
+        source_data_reference=DataReference(ds, "rawdir", "raw"),
+        destination_data_reference=DataReference(ds, "f", "wrong"),
         source_reference_type="file",
     )
     assert submit(ws, [into]).get_status() == "Finished"
-    root = Path(str(ws.path)) / "datastores" / store.name
+    root = Path(str(ws.path)) / "datastores" / ds.name
     assert (root / "into" / "a.txt").read_text() == "alpha\n"
     run = submit(ws, [wrong])
     assert run.find_step_run("wrong")[0].get_status() == "Failed"
@@ -251,24 +300,30 @@ def test_a_file_into_a_directory_keeps_its_name_and_types_are_checked(
 def test_a_destination_outside_its_datastore_is_refused_before_anything_runs(
     ws: Workspace,
 ) -> None:
-    store = ws.get_default_datastore()
-    source = DataReference(store, "raw", "raw")
+    ds = ws.get_default_datastore()
+    source = DataReference(ds, "raw", "raw")
     for path, says in [("../escape", "contains '..'"), ("/etc/copies", "is absolute")]:
         with pytest.raises(DatastorePathError, match=says):
             DataTransferStep(
                 "escape",
                 source_data_reference=source,
-                destination_data_reference=DataReference(store, "out", path),
+                destination_data_reference=DataReference(ds, "out", path),
             )
     with pytest.raises(DatastorePathError, match=r"contains '\.\.'"):
         DataTransferStep(
             "escape",
             source_data_reference=source,
-            destination_data_reference=DataPath(store, "a/../../b"),
+            destination_data_reference=DataPath(ds, "a/../../b"),
         )
     with pytest.raises(ValueError, match="root of datastore"):
         DataTransferStep(
-            "root", source_data_reference=source, destination_data_reference=store.path("")
+            "root", source_data_reference=source, destination_data_reference=ds.path("")
+        )
+    with pytest.raises(ValueError, match="overlaps the source 'raw'"):
+        DataTransferStep(
+            "into itself",
+            source_data_reference=source,
+            destination_data_reference=DataReference(ds, "inside", "raw/copy"),
         )
     with pytest.raises(ValueError, match="needs destination_data_reference"):
         DataTransferStep("none", source_data_reference=source)
@@ -276,14 +331,14 @@ def test_a_destination_outside_its_datastore_is_refused_before_anything_runs(
         DataTransferStep(
             "t",
             source_data_reference=source,
-            destination_data_reference=DataReference(store, "o", "o"),
+            destination_data_reference=DataReference(ds, "o", "o"),
             source_reference_type="blob",
         )
     with pytest.raises(ValueError, match="PipelineParameter cannot be the destination"):
         DataTransferStep(
             "p",
             source_data_reference=source,
-            destination_data_reference=PipelineParameter("dest", DataPath(store, "x")),
+            destination_data_reference=PipelineParameter("dest", DataPath(ds, "x")),
         )
     with pytest.raises(ComputeTargetException, match="parallelism must be a positive int"):
         ComputeTarget.create(ws, "bad", TransferCompute.provisioning_configuration(parallelism=0))
@@ -341,16 +396,16 @@ SDK_V1_SCRIPT = """
     from headrace.compat.azureml.pipeline.steps import DataTransferStep
 
     ws = Workspace.from_config()
-    store = ws.get_default_datastore()
+    ds = ws.get_default_datastore()
     try:
         data_factory = DataFactoryCompute(ws, "adf")
     except ComputeTargetException:
         config = DataFactoryCompute.provisioning_configuration()
         data_factory = ComputeTarget.create(ws, "adf", config)
         data_factory.wait_for_completion()
-    source = DataReference(datastore=store, data_reference_name="src",
+    source = DataReference(datastore=ds, data_reference_name="src",
                            path_on_datastore="raw/a.txt")
-    destination = DataReference(datastore=store, data_reference_name="dst",
+    destination = DataReference(datastore=ds, data_reference_name="dst",
                                 path_on_datastore="exported/a-copy.txt")
     step = DataTransferStep(name="transfer", source_data_reference=source,
                             destination_data_reference=destination,

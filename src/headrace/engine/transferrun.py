@@ -5,17 +5,17 @@
 ...`, so the step runtime, reuse, retries and logs treat it like any other step. Paths come
 from `AZUREML_DATAREFERENCE_<PORT>` (set by the runtime), never from the shell.
 
-**Where the bytes go, and why.** The source is a step input: a local datastore hands the
-engine the datastore's own path (mount: no copy), an object store's data is downloaded into
-the working folder by the runtime first. The copy is written into the step's staged output
-folder (the data behind `get_output()`), which the runtime commits only when the step
-succeeds: on a local datastore by one rename on the same filesystem, on an object store by
-an upload. Reading the source datastore directly (to skip the runtime's download) was
-considered and left out: the source must stay a step input so that its content
-fingerprint drives reuse and its producer orders the pipeline, and the runtime downloads
-every object-store input before the process starts. So a local -> local transfer reads and
-writes each byte once; an object-store source or destination costs one extra pass through
-the working folder.
+**Where the bytes go, and why.** The source stays a step input (so its content fingerprint
+drives reuse and its producer orders the pipeline), bound in "direct" mode: a local
+datastore hands the engine the datastore's own path (no copy), and an object store is not
+downloaded by the runtime; the engine gets the data's URI and the datastore's handle
+(`HEADRACE_DATASTORE_<PORT>`), opens the datastore itself and streams each object with
+ranged reads. The copy is written into the step's staged output folder (the data behind
+`get_output()`), which the runtime commits only when the step succeeds: on a local
+datastore by one rename on the same filesystem, on an object store by an upload after the
+step. So a transfer from anywhere to a local datastore reads each byte once and writes it
+once; a transfer to an object store also passes through the working folder (the runtime
+owns the all-or-none commit of outputs, and object stores have no rename).
 
 With a fixed destination (a DataReference or DataPath, SDK v1's usual case) the verified
 copy is then published at that path, all or none and never half-written:
@@ -34,8 +34,9 @@ through the workspace (`HEADRACE_WORKSPACE`) like the runtime does.
 
 **Copying.** Files are copied by a thread pool (`--parallelism`, default 8) in chunks of
 `--chunk-mb` (default 4) through one buffer per thread, so memory stays flat whatever the
-file sizes. Each file is verified: the source size before and after, the bytes read, the
-written size, and (`--verify checksum`, the default) a SHA-1 of what was read compared with
+file sizes. Each file is verified: the source size before and after (an object: its listed
+size, and its ETag when that is the MD5 of what was read), the bytes read, the written
+size, and (`--verify checksum`, the default) a SHA-1 of what was read compared with
 a SHA-1 of the written file read back (SHA-1 runs at about 1.6 GB/s here, MD5 at 0.5 GB/s;
 it detects corruption, which is all a copy needs); `--verify size` skips the read-back.
 Progress (files, bytes, MB/s) goes to stdout every two seconds and once at the end, with the
@@ -67,14 +68,23 @@ from pathlib import Path
 from typing import Any
 
 from headrace.errors import HeadraceError
-from headrace.store.datastores import DatastoreFiles, LocalDatastoreFiles, clean_relative_path
+from headrace.store.datastores import (
+    DatastoreFiles,
+    LocalDatastoreFiles,
+    clean_relative_path,
+    open_object_datastore,
+)
 
 __all__ = [
     "CopyStats",
+    "Source",
     "TransferError",
     "copy_file",
+    "copy_object",
     "copy_plan",
     "main",
+    "open_source",
+    "upload_file",
     "verify_copy",
 ]
 
@@ -129,6 +139,26 @@ def checksum_of(path: Path, buffer: memoryview) -> str:
     return digest.hexdigest()
 
 
+def _check_written(
+    label: str, target: Path, expected: int, copied: int, checksum: str | None, buffer: memoryview
+) -> None:
+    """Raise TransferError unless `target` holds `expected` bytes, all `copied`, whose
+    checksum read back (when `checksum` is given) is the one computed while reading."""
+    written = target.stat().st_size
+    if copied != expected or written != expected:
+        raise TransferError(
+            f"Copy of {label} is incomplete: {expected} bytes in the source, {copied} "
+            f"read, {written} in {target}."
+        )
+    if checksum is not None:
+        found = checksum_of(target, buffer)
+        if found != checksum:
+            raise TransferError(
+                f"Copy of {label} does not match: SHA-1 {checksum} read, {found} written to "
+                f"{target}."
+            )
+
+
 def verify_copy(
     source: Path,
     target: Path,
@@ -150,19 +180,30 @@ def verify_copy(
             f"{source} changed size while it was copied ({expected_size} -> {now} bytes); "
             "copy it again when nothing writes to it."
         )
-    written = target.stat().st_size
-    if copied != expected_size or written != expected_size:
-        raise TransferError(
-            f"Copy of {source} is incomplete: {expected_size} bytes in the source, {copied} "
-            f"read, {written} in {target}."
-        )
-    if source_checksum is not None:
-        found = checksum_of(target, buffer or memoryview(bytearray(MB)))
-        if found != source_checksum:
-            raise TransferError(
-                f"Copy of {source} does not match: SHA-1 {source_checksum} read, {found} "
-                f"written to {target}."
-            )
+    buffer = buffer if buffer is not None else memoryview(bytearray(MB))
+    _check_written(str(source), target, expected_size, copied, source_checksum, buffer)
+
+
+def _stream(reader: Any, writer: Any, buffer: memoryview, digests: list[Any], stats: Any) -> int:
+    """Copy `reader` to `writer` through `buffer`, feeding every digest; the bytes copied."""
+    copied = 0
+    while True:
+        count = reader.readinto(buffer)
+        if not count:
+            return copied
+        chunk = buffer[:count]
+        for digest in digests:
+            digest.update(chunk)
+        view = chunk
+        while view:  # a raw write may take fewer bytes than offered
+            written = writer.write(view)
+            view = view[written if written is not None else len(view) :]
+        copied += count
+        stats.add(0, count)
+
+
+def _digests(*wanted: Any) -> list[Any]:
+    return [d for d in wanted if d is not None]
 
 
 def copy_file(
@@ -172,21 +213,8 @@ def copy_file(
     expected = source.stat().st_size
     digest = hashlib.sha1(usedforsecurity=False) if checksum else None
     target.parent.mkdir(parents=True, exist_ok=True)
-    copied = 0
     with open(source, "rb", buffering=0) as reader, open(target, "wb", buffering=0) as writer:
-        while True:
-            count = reader.readinto(buffer)
-            if not count:
-                break
-            chunk = buffer[:count]
-            if digest is not None:
-                digest.update(chunk)
-            view = chunk
-            while view:  # a raw write may take fewer bytes than offered
-                written = writer.write(view)
-                view = view[written or 0 :]
-            copied += count
-            stats.add(0, count)
+        copied = _stream(reader, writer, buffer, _digests(digest), stats)
     shutil.copymode(source, target)
     verify_copy(
         source,
@@ -196,6 +224,48 @@ def copy_file(
         source_checksum=digest.hexdigest() if digest is not None else None,
         buffer=buffer,
     )
+    stats.add(1, 0)
+    return copied
+
+
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+
+
+def _etag(info: dict[str, Any]) -> str | None:
+    """The MD5 an object store gives as a single-part object's ETag, else None."""
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    return etag if _MD5_ETAG.fullmatch(etag) else None
+
+
+def copy_object(
+    files: Any, path: str, target: Path, buffer: memoryview, *, checksum: bool, stats: CopyStats
+) -> int:
+    """Stream the object at `path` of an object-store datastore to `target` (ranged reads of
+    one buffer each, nothing cached), then verify it: its listed size, its ETag when that is
+    the MD5, and the SHA-1 read back."""
+    uri = files.uri(path)
+    try:
+        reader = files.fs.open(uri, "rb", block_size=len(buffer), cache_type="none")
+    except Exception as exc:
+        raise TransferError(f"Cannot read {uri}: {files.redact(_first_line(exc))}") from exc
+    expected = int(reader.size)
+    etag = _etag(getattr(reader, "details", None) or {})
+    md5 = hashlib.md5(usedforsecurity=False) if etag else None
+    digest = hashlib.sha1(usedforsecurity=False) if checksum else None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with reader, open(target, "wb", buffering=0) as writer:
+            copied = _stream(reader, writer, buffer, _digests(md5, digest), stats)
+    except OSError:
+        raise
+    except Exception as exc:
+        raise TransferError(f"Reading {uri} failed: {files.redact(_first_line(exc))}") from exc
+    if md5 is not None and md5.hexdigest() != etag:
+        raise TransferError(
+            f"Copy of {uri} does not match: MD5 {md5.hexdigest()} read, the store's ETag says "
+            f"{etag}."
+        )
+    _check_written(uri, target, expected, copied, digest.hexdigest() if digest else None, buffer)
     stats.add(1, 0)
     return copied
 
@@ -211,31 +281,71 @@ def _tree_files(folder: Path) -> Iterator[Path]:
                 yield full
 
 
+@dataclass(frozen=True)
+class Source:
+    """What a transfer reads: a file or folder on this machine, or a path on an object store.
+
+    `entries` are (what to read: a Path, or the object's datastore path; its path inside
+    the copy; its size)."""
+
+    label: str  # a path or a URI, for messages
+    kind: str | None  # 'file', 'directory', or None when nothing is there
+    name: str  # the file's or folder's own name
+    entries: tuple[tuple[Any, str, int], ...]
+    store: Any = None  # the ObjectDatastoreFiles the entries are on; None for local paths
+
+
+def local_source(path: Path) -> Source:
+    if path.is_file():
+        return Source(str(path), "file", path.name, ((path, path.name, path.stat().st_size),))
+    if not path.is_dir():
+        return Source(str(path), None, path.name, ())
+    entries = tuple(
+        (full, full.relative_to(path).as_posix(), full.stat().st_size) for full in _tree_files(path)
+    )
+    return Source(str(path), "directory", path.name, entries)
+
+
+def object_source(files: Any, path: str) -> Source:
+    """The objects at `path` (one object, or every object under the prefix), listed once."""
+    listing = files.list_files(path)
+    label, name = files.uri(path), posixpath.basename(path)
+    if len(listing) == 1 and listing[0][0] == path:
+        return Source(label, "file", name, ((path, name, listing[0][1]),), files)
+    if not listing:
+        return Source(label, None, name, (), files)
+    cut = len(path) + 1 if path else 0
+    entries = tuple((key, key[cut:], size) for key, size in listing)
+    return Source(label, "directory", name, entries, files)
+
+
 def copy_plan(
-    source: Path, source_type: str | None, destination_type: str, file_name: str
-) -> list[tuple[Path, str]]:
-    """(source file, path inside the output folder) for every file to copy.
+    source: Source, source_type: str | None, destination_type: str, file_name: str
+) -> list[tuple[Any, str, int]]:
+    """(what to read, path inside the output folder, size) for every file to copy.
 
     A file copied as a 'file' lands as `file_name` (the destination's own name); into a
     'directory' it keeps its name. A folder's files keep their paths inside it.
     """
-    if not source.exists():
-        raise TransferError(f"The source {source} does not exist; check the source's path.")
-    actual = "file" if source.is_file() else "directory"
-    if source_type is not None and source_type != actual:
+    if source.kind is None:
         raise TransferError(
-            f"source_reference_type is {source_type!r}, but the source {source} is a {actual}; "
-            f"pass source_reference_type={actual!r} or leave it out."
+            f"The source {source.label} does not exist (or is an empty folder); check the "
+            "source's path."
         )
-    if actual == "file":
-        name = file_name if destination_type == "file" else source.name
-        return [(source, name)]
+    if source_type is not None and source_type != source.kind:
+        raise TransferError(
+            f"source_reference_type is {source_type!r}, but the source {source.label} is a "
+            f"{source.kind}; pass source_reference_type={source.kind!r} or leave it out."
+        )
+    if source.kind == "file":
+        item, _name, size = source.entries[0]
+        return [(item, file_name if destination_type == "file" else source.name, size)]
     if destination_type == "file":
         raise TransferError(
-            f"The source {source} is a directory, but destination_reference_type is 'file'; "
-            "a directory is copied to a 'directory'."
+            f"The source {source.label} is a directory, but destination_reference_type is "
+            "'file'; a directory is copied to a 'directory'."
         )
-    return [(full, full.relative_to(source).as_posix()) for full in _tree_files(source)]
+    return list(source.entries)
 
 
 def _report(stats: CopyStats, stop: threading.Event, every: float) -> None:
@@ -276,21 +386,25 @@ def in_parallel(
 
 
 def copy_all(
-    pairs: list[tuple[Path, str]],
+    plan: list[tuple[Any, str, int]],
     output: Path,
     *,
+    store: Any = None,
     parallelism: int,
     chunk_bytes: int,
     checksum: bool,
 ) -> CopyStats:
-    """Copy every (source, relative path) pair into `output`, `parallelism` at a time."""
-    stats = CopyStats(files_total=len(pairs), bytes_total=sum(p.stat().st_size for p, _ in pairs))
+    """Copy every (source, relative path, size) of `plan` into `output`, `parallelism` at a
+    time; the sources are local paths, or object paths on `store`."""
+    stats = CopyStats(files_total=len(plan), bytes_total=sum(size for _, _, size in plan))
 
-    def one(pair: tuple[Path, str], buffer: memoryview) -> int:
-        source, rel = pair
-        return copy_file(source, output / rel, buffer, checksum=checksum, stats=stats)
+    def one(entry: tuple[Any, str, int], buffer: memoryview) -> int:
+        item, rel, _size = entry
+        if store is None:
+            return copy_file(item, output / rel, buffer, checksum=checksum, stats=stats)
+        return copy_object(store, item, output / rel, buffer, checksum=checksum, stats=stats)
 
-    in_parallel(pairs, one, parallelism=parallelism, chunk_bytes=chunk_bytes, stats=stats)
+    in_parallel(plan, one, parallelism=parallelism, chunk_bytes=chunk_bytes, stats=stats)
     return stats
 
 
@@ -388,48 +502,41 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(lines[0].split()) if lines else type(exc).__name__
 
 
-def upload_file(
-    files: DatastoreFiles, source: Path, path: str, buffer: memoryview, stats: CopyStats
-) -> None:
+def upload_file(files: Any, source: Path, path: str, buffer: memoryview, stats: CopyStats) -> None:
     """Stream `source` to the object at `path`, part by part, then check its size (and its
     ETag when the store gives the MD5 of a single-part object). A failed upload is aborted,
     so no partial object appears."""
     size = source.stat().st_size
     # Parts of at least 8 MB, and at most 9,000 of them (S3 allows 10,000).
     block = max(8 * MB, -(-size // 9000))
-    url = f"{files.describe()}/{path}"
-    fs = files.fs  # type: ignore[attr-defined]
+    url = files.uri(path)
+    fs = files.fs
     # A single-part object's ETag is its MD5: worth computing only then.
     digest = hashlib.md5(usedforsecurity=False) if size <= block else None
     try:
         writer = fs.open(url, "wb", block_size=block)
     except Exception as exc:
-        raise TransferError(f"Cannot write {url}: {_first_line(exc)}") from exc
+        raise TransferError(f"Cannot write {url}: {files.redact(_first_line(exc))}") from exc
     try:
         with open(source, "rb", buffering=0) as reader:
-            while True:
-                count = reader.readinto(buffer)
-                if not count:
-                    break
-                if digest is not None:
-                    digest.update(buffer[:count])
-                writer.write(buffer[:count])
-                stats.add(0, count)
+            _stream(reader, writer, buffer, _digests(digest), stats)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             writer.discard()
         if isinstance(exc, Exception):
-            raise TransferError(f"Uploading {url} failed: {_first_line(exc)}") from exc
+            raise TransferError(
+                f"Uploading {url} failed: {files.redact(_first_line(exc))}"
+            ) from exc
         raise
     try:
         writer.close()
         info = fs.info(url)
     except Exception as exc:
-        raise TransferError(f"Uploading {url} failed: {_first_line(exc)}") from exc
+        raise TransferError(f"Uploading {url} failed: {files.redact(_first_line(exc))}") from exc
     if int(info.get("size") or 0) != size:
         raise TransferError(f"{url} has {info.get('size')} bytes after the upload, {size} sent.")
-    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
-    if digest is not None and re.fullmatch(r"[0-9a-f]{32}", etag) and etag != digest.hexdigest():
+    etag = _etag(info)
+    if digest is not None and etag is not None and etag != digest.hexdigest():
         raise TransferError(f"{url} does not match: MD5 {digest.hexdigest()} sent, ETag {etag}.")
     stats.add(1, 0)
 
@@ -468,12 +575,29 @@ def publish_object(
 
 
 # -- the program ------------------------------------------------------------------------------
+def _env_name(port: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in port)
+
+
 def _port_path(port: str) -> Path:
-    name = "".join(c if c.isalnum() or c == "_" else "_" for c in port)
-    value = os.environ.get(f"AZUREML_DATAREFERENCE_{name}")
+    value = os.environ.get(f"AZUREML_DATAREFERENCE_{_env_name(port)}")
     if not value:
         raise TransferError(f"No path for {port!r}: this program runs as a DataTransferStep.")
     return Path(value)
+
+
+def open_source(port: str) -> Source:
+    """The step's source input: a local path, or (bound in "direct" mode on an object store)
+    a URI whose datastore the runtime's handle opens here, so nothing was downloaded."""
+    location = os.environ.get(f"AZUREML_DATAREFERENCE_{_env_name(port)}")
+    if not location:
+        raise TransferError(f"No path for {port!r}: this program runs as a DataTransferStep.")
+    handle = os.environ.get(f"HEADRACE_DATASTORE_{_env_name(port)}")
+    if not handle:
+        return local_source(Path(location))
+    files = open_object_datastore(handle, Path(os.environ.get("HEADRACE_WORKSPACE") or "."))
+    prefix = files.url + "/"
+    return object_source(files, location[len(prefix) :] if location.startswith(prefix) else "")
 
 
 def _destination(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -499,25 +623,26 @@ def _destination(args: argparse.Namespace) -> tuple[str, str] | None:
 
 def run(args: argparse.Namespace) -> CopyStats:
     destination = _destination(args)  # refused before anything is written
-    source = _port_path(args.source)
+    source = open_source(args.source)
     output = _port_path(args.output)
     files = _destination_files(destination[0], output) if destination else None
     destination_type = args.destination_type
     if destination_type is None and files is not None and destination is not None:
         destination_type = destination_type_of(files, destination[1])
     if destination_type is None:
-        destination_type = args.source_type or ("file" if source.is_file() else "directory")
+        destination_type = args.source_type or source.kind or "directory"
     file_name = posixpath.basename(destination[1]) if destination else source.name
-    pairs = copy_plan(source, args.source_type, destination_type, file_name)
+    plan = copy_plan(source, args.source_type, destination_type, file_name)
     where = f"{destination[0]}:{destination[1]}" if destination else "the step's output"
     print(  # noqa: T201
-        f"[transfer] {source} ({len(pairs)} file(s)) -> {where} as a {destination_type}, "
+        f"[transfer] {source.label} ({len(plan)} file(s)) -> {where} as a {destination_type}, "
         f"{args.parallelism} at a time, verify={args.verify}",
         flush=True,
     )
     stats = copy_all(
-        pairs,
+        plan,
         output,
+        store=source.store,
         parallelism=args.parallelism,
         chunk_bytes=args.chunk_mb * MB,
         checksum=args.verify == "checksum",

@@ -48,7 +48,6 @@ from headrace.errors import ComputeTargetException
 from headrace.sdk.compute import ComputeTarget, ComputeTargetProvisioningConfiguration
 from headrace.sdk.data import (
     DataPath,
-    DataPathComputeBinding,
     DataReference,
     InputPortBinding,
     PipelineData,
@@ -195,7 +194,7 @@ def _source(step: str, item: Any) -> tuple[Any, str]:
         reference = item if isinstance(item, DataReference) else item._as_reference()
         clean_relative_path(reference.path_on_datastore, what="source path")
     port = input_port_name(item)
-    if port is None or isinstance(item, DataPathComputeBinding):
+    if port is None:
         raise ValueError(
             f"DataTransferStep {step!r}: cannot copy from {item!r}; the source is a "
             "DataReference, PipelineData (or its as_input), PortDataReference, DataPath or a "
@@ -237,10 +236,32 @@ def _destination(step: str, item: Any) -> tuple[PipelineData | None, tuple[Any, 
     )
 
 
+def _check_overlap(step: str, source: Any, fixed: tuple[Any, str] | None) -> None:
+    """A copy into (or over) its own source would copy itself again on every run."""
+    if fixed is None:
+        return
+    if isinstance(source, PortDataReference):
+        source = source._as_reference()
+    if not isinstance(source, DataReference):
+        return
+    datastore = getattr(fixed[0], "name", fixed[0])
+    if source.datastore_name != datastore:
+        return
+    src = clean_relative_path(source.path_on_datastore)
+    dst = fixed[1]
+    if src == dst or dst.startswith(f"{src}/") or src.startswith(f"{dst}/") or not src:
+        raise ValueError(
+            f"DataTransferStep {step!r}: the destination {dst!r} overlaps the source "
+            f"{src or '(the whole datastore)'!r} on datastore {datastore!r}; copy to a path "
+            "outside the source."
+        )
+
+
 class DataTransferStep(CommandStep):
     """Copies `source_data_reference` to `destination_data_reference` (see module doc)."""
 
     kind = "data_transfer"
+    reads_object_storage = True  # its engine streams object-store sources itself
 
     def __init__(
         self,
@@ -264,6 +285,7 @@ class DataTransferStep(CommandStep):
                 f"DataTransferStep {name!r}: the source and the destination are the same "
                 "PipelineData; copy to another one."
             )
+        _check_overlap(name, source, fixed)
         if port == output.output_name:
             # The output of an earlier transfer copied again: same name, so rename the input
             # (SDK v1 does the same for PythonScriptStep).
