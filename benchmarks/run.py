@@ -45,6 +45,7 @@ BENCHMARKS = {
     "spark": "benchmarks.bench_spark",
     "ray": "benchmarks.bench_ray",
     "transfer": "benchmarks.bench_transfer",
+    "sqlobjects": "benchmarks.bench_sqlobjects",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 
