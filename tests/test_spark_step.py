@@ -441,7 +441,7 @@ BROKEN_SOURCE_NOTEBOOK = """\
 # COMMAND ----------
 
 x = spark.range(3).count()
-print('counted', x)
+print('counted', x, spark.conf.get('spark.sql.caseSensitive'))
 
 # COMMAND ----------
 
@@ -460,7 +460,11 @@ def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: P
     # A notebook in Databricks' source format (a .py export), its first cell a %md magic.
     notebook = _write(tmp_path / "notebooks", "broken.py", BROKEN_SOURCE_NOTEBOOK)
     target = ComputeTarget.attach(
-        ws, "spark1", SparkCompute.attach_configuration(master="local[1]")
+        ws,
+        "spark1",
+        SparkCompute.attach_configuration(
+            master="local[1]", spark_conf={"spark.sql.caseSensitive": True}
+        ),
     )
     step = SparkStep(notebook_path=str(notebook), compute_target="spark1")
     assert target.name == "spark1"
@@ -499,7 +503,7 @@ def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: P
     assert '  File "broken.py, cell 3", line 2, in ratio\n    return n / 0' in failure
     assert "sparkrun" not in failure and "notebookrun" not in failure
     assert "The executed notebook is the run file outputs/broken.ipynb." in failure
-    assert "counted 3" in step_run.get_stdout_log()
+    assert "counted 3 true" in step_run.get_stdout_log()  # the target's conf, read by name
     assert "not reached" not in step_run.get_stdout_log()
     error = step_run.get_details()["error"]["error"]
     assert "ZeroDivisionError" in error["stderr_tail"]

@@ -55,6 +55,7 @@ from headrace.engine.sparkmaster import (
     SparkMasterError,
     check_master,
     loopback_conf,
+    spark_conf_text,
     workspace_master,
 )
 
@@ -105,9 +106,11 @@ def _target_settings(name: str) -> tuple[str, dict[str, str]]:
         store.close()
     if record is None or record.type != "spark":
         return workspace_master(config), {}
-    conf = record.config.get("spark_conf") or {}
     master = record.config.get("master") or DEFAULT_MASTER
-    return str(master), {str(k): str(v) for k, v in dict(conf).items()}
+    try:
+        return str(master), spark_conf_text(record.config.get("spark_conf"))
+    except SparkMasterError as exc:
+        raise SparkStepError(f"Compute target {name!r}: {exc}") from None
 
 
 def _settings(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
