@@ -323,8 +323,8 @@ def bundle(prepared: PreparedStep) -> NodeBundle:
     trees = {cwd: pack(prepared.cwd)}
     files = []
     for path in prepared.input_paths.values():
-        if path in trees or Path(path).is_relative_to(prepared.cwd):
-            continue
+        if path in trees or Path(path).is_relative_to(prepared.cwd) or not Path(path).exists():
+            continue  # shipped with the working folder, or read in place (an object-store URI)
         trees[path] = pack(Path(path))
         if Path(path).is_file():
             files.append(path)
