@@ -78,6 +78,7 @@ def _sources(tmp_path: Path) -> tuple[Path, Path]:
     sql_dir.mkdir()
     py_dir.mkdir()
     (sql_dir / "totals.sql").write_text(textwrap.dedent(TOTALS_SQL))
+    (sql_dir / "top.sql").write_text("SELECT country FROM totals ORDER BY total DESC LIMIT 1")
     (py_dir / "read.py").write_text(textwrap.dedent(READER))
     (py_dir / "gate.py").write_text(textwrap.dedent(GATE))
     return sql_dir, py_dir
@@ -110,7 +111,15 @@ def _totals_pipeline(ws: Workspace, ds: Datastore, tmp_path: Path) -> Pipeline:
     reader = PythonScriptStep(
         "read.py", name="reader", arguments=[totals], inputs=[totals], source_directory=str(py_dir)
     )
-    return Pipeline(ws, [sql, reader])
+    top = SqlStep(
+        "top.sql",
+        name="top",
+        source_directory=str(sql_dir),
+        inputs=[totals],
+        outputs=[PipelineData("top", datastore=ds)],
+        output_formats={"top": "csv"},
+    )
+    return Pipeline(ws, [sql, reader, top])
 
 
 def _finished(run: PipelineRun) -> str:
@@ -125,11 +134,11 @@ def _check_totals_run(run: PipelineRun, ds: Datastore, tmp_path: Path) -> None:
     log = step.get_stdout_log()
     assert f"table trips reads 2 parquet files in place at {ds.root}/raw/trips" in log
     assert f"table cities reads 1 csv file in place at {ds.root}/raw/cities.csv" in log
-    # The working folder held the script and nothing of the inputs.
+    # The working folder held the snapshot (the scripts) and nothing of the inputs.
     listing = step.get_output_data("local_files")
     listed = Path(listing.download(tmp_path / "listing", show_progress=False))
     seen = (listed / "local_files.csv").read_text().split()
-    assert seen == ["file", "totals.sql"]
+    assert seen == ["file", "top.sql", "totals.sql"]
     # The output is in the bucket, and the next step (a Python step) reads it.
     out = step.get_output_data("totals")
     assert out.datastore_name == ds.name
@@ -137,6 +146,12 @@ def _check_totals_run(run: PipelineRun, ds: Datastore, tmp_path: Path) -> None:
     stdout = run.find_step_run("reader")[0].get_stdout_log()
     assert "files: ['totals.parquet']" in stdout
     assert "rows: [('FR', 100.0, 10), ('NO', 90.0, 10)]" in stdout
+    # ... and so does a SqlStep, in place.
+    top = run.find_step_run("top")[0]
+    where = f"{ds.root}/{out.path_on_datastore}"
+    assert f"table totals reads 1 parquet file in place at {where}" in top.get_stdout_log()
+    result = Path(top.get_output_data("top").download(tmp_path / "top", show_progress=False))
+    assert (result / "top.csv").read_text().split() == ["country", "FR"]
 
 
 def test_sql_step_aggregates_in_place_into_an_output_in_the_bucket(
