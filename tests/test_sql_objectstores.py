@@ -262,3 +262,28 @@ def test_two_s3_datastores_in_one_step_are_refused_with_the_fix(
     assert (
         "table cities reads 1 csv file\n" in log and "trips reads 2 parquet files in place" in log
     )
+
+
+def test_an_object_that_is_not_what_its_name_says_gives_one_line(
+    ws: Workspace,
+    moto: MotoS3,  # noqa: F811  # the fixture
+    tmp_path: Path,
+) -> None:
+    ds = s3_store(ws, moto, "broken")
+    bad = tmp_path / "bad" / "trips.parquet"
+    bad.parent.mkdir()
+    bad.write_text("this is not parquet")
+    ds.upload_files([str(bad)], target_path="raw/trips", show_progress=False)
+    sql_dir, _py_dir = _sources(tmp_path)
+    (sql_dir / "count.sql").write_text("SELECT count(*) FROM trips")
+    step = SqlStep(
+        "count.sql",
+        name="count",
+        source_directory=str(sql_dir),
+        inputs=[DataReference(ds, "trips", "raw/trips")],
+    )
+    run = Experiment(ws, "broken").submit(Pipeline(ws, [step]))
+    assert _finished(run) == "Failed"
+    stderr = run.find_step_run("count")[0].get_stderr_log().strip()
+    assert stderr.startswith("SqlStep failed: Input 'trips': ") and "trips.parquet" in stderr
+    assert "\n" not in stderr and "Traceback" not in stderr and moto.secret not in stderr

@@ -156,12 +156,18 @@ def _bind_input(con: Any, name: str, source: Path | ObjectInput) -> str:
             "of one kind."
         )
     fmt = formats.pop()
-    if fmt == "parquet":
-        relation = con.read_parquet(paths, union_by_name=True)
-    elif fmt == "csv":
-        relation = con.read_csv(paths, union_by_name=True)
-    else:
-        relation = con.read_json(paths)
+    import duckdb
+
+    try:
+        if fmt == "parquet":
+            relation = con.read_parquet(paths, union_by_name=True)
+        elif fmt == "csv":
+            relation = con.read_csv(paths, union_by_name=True)
+        else:
+            relation = con.read_json(paths)
+    except duckdb.Error as exc:
+        # A file that is not what its name says, or an object store failing mid-read.
+        raise SqlScriptError(f"Input {name!r}: {exc}") from None
     relation.create_view(name, replace=True)
     return f"{len(paths)} {fmt} file{'s' if len(paths) > 1 else ''}{where}"
 
