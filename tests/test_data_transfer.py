@@ -36,7 +36,7 @@ from headrace import (
     TransferCompute,
     Workspace,
 )
-from headrace.engine.transferrun import CopyStats, TransferError, copy_file, verify_copy
+from headrace.engine.transfercopy import CopyStats, TransferError, copy_file, verify_copy
 from headrace.errors import ComputeTargetException
 from tests.test_object_datastores import azurite, moto, store  # noqa: F401  # fixtures
 
