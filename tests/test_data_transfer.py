@@ -387,6 +387,25 @@ def test_verification_catches_a_bad_copy_of_real_files(tmp_path: Path) -> None:
         verify_copy(source, target, expected_size=100_000, copied=100_000, source_checksum=None)
 
 
+def test_data_factory_attach_configuration_and_its_settings(ws: Workspace) -> None:
+    config = DataFactoryCompute.attach_configuration(
+        resource_group="rg", factory_name="adf", parallelism=4, verify="size"
+    )
+    target = ComputeTarget.attach(ws, "factory", config)
+    assert type(target) is DataFactoryCompute and target.parallelism == 4
+    assert target.serialize()["properties"]["factory_name"] == "adf"
+    ds = ws.get_default_datastore()
+    step = DataTransferStep(
+        "configured",
+        source_data_reference=DataReference(ds, "raw", "raw"),
+        destination_data_reference=DataReference(ds, "out", "out").as_mount(),
+        compute_target=target,
+    )
+    assert "--parallelism 4" in str(step.command) and "--verify size" in str(step.command)
+    with pytest.raises(ComputeTargetException, match="verify must be 'checksum'"):
+        ComputeTarget.attach(ws, "bad", DataFactoryCompute.attach_configuration(verify="md5"))
+
+
 SDK_V1_SCRIPT = """
     from headrace.compat.azureml.core import Datastore, Experiment, Workspace
     from headrace.compat.azureml.core.compute import ComputeTarget, DataFactoryCompute
