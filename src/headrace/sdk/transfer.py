@@ -17,10 +17,12 @@ retries, logs and the portal treat it like any other step.
 - **Source**: a DataReference, PortDataReference, PipelineData (or its `as_input`/`as_mount`),
   a DataPath, or a PipelineParameter with a DataPath default (alone or with a
   DataPathComputeBinding). It is the step's input, so its content decides reuse: the same
-  source data and destination reuse the earlier copy, changed data copies again.
+  source data and destination reuse the earlier copy, changed data copies again. It binds
+  in "direct" mode (`reads_object_storage`): an object-store source is read in place by
+  the engine, never downloaded by the runtime first.
 - **Destination**: a DataReference or DataPath (a fixed path on a datastore, which the copy
   replaces), or a PipelineData (intermediate data, as any step output). A destination path
-  that is absolute or contains `..` is refused when the step is made.
+  that is absolute, contains `..` or overlaps the source is refused when the step is made.
 - **`get_output()`** is the copy as a PipelineData (SDK v1's `_data_transfer_output` on the
   destination's datastore, or the PipelineData destination itself): give it to the next
   step's inputs, renamed with `.as_input("name")` if you like.
