@@ -242,6 +242,17 @@ def test_bad_step_input_is_refused_when_the_step_is_made(tmp_path: Path) -> None
             "a JAR task .* does not run here; call the JAR's code from a python_script_name",
         ),
     ]
+    magics = _notebook(
+        jobs, "magics.ipynb", "%pip install pandas", "x = (", "%md fine", "%sql\nSELECT 1"
+    )
+    cases.append(
+        (
+            lambda: SparkStep(notebook_path=str(magics)),
+            r"2 cell\(s\) of the notebook cannot run:\n"
+            r"- magics.ipynb, cell 1, line 1: '%pip install pandas' is a notebook magic, which "
+            r"does not run here .*\n- magics.ipynb, cell 2, line 1: '\(' was never closed",
+        )
+    )
     for make, says in cases:
         with pytest.raises(UserError, match=says):
             make()

@@ -45,6 +45,7 @@ __all__ = [
     "NotebookError",
     "NotebookExit",
     "is_databricks_source",
+    "notebook_problems",
     "run_notebook",
     "user_traceback",
 ]
@@ -146,7 +147,9 @@ def user_traceback(exc: BaseException, first_file: str) -> str:
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != first_file:
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+    if tb is None:  # raised before any user line ran (a %sql cell): the error alone
+        return "".join(traceback.format_exception_only(type(exc), exc))
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 class _Tee(io.TextIOBase):
@@ -232,6 +235,33 @@ def _magic_problem(code: str, exc: SyntaxError) -> str | None:
     return None
 
 
+def _cell_code(code: str) -> tuple[str, str]:
+    """(the cell magic, or "", and the Python to run: the cell without a %python line)."""
+    first = code.lstrip().split("\n", 1)
+    magic = first[0].strip() if first[0].strip().startswith("%") else ""
+    if magic == "%python":
+        return magic, "\n" + (first[1] if len(first) > 1 else "")  # line numbers stay
+    return magic, code
+
+
+def notebook_problems(path: Path) -> list[str]:
+    """Every cell that cannot run, each with its number and the fix (a magic that does not
+    run here, a syntax error); raises NotebookError for a file that is not a notebook."""
+    problems = []
+    for number, cell in enumerate(_read(path)["cells"], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        magic, code = _cell_code(_source(cell))
+        if magic.startswith("%md") or magic == "%sql":
+            continue
+        try:
+            ast.parse(code)
+        except SyntaxError as exc:
+            found = _magic_problem(code, exc) or f"line {exc.lineno}: {exc.msg}"
+            problems.append(f"{path.name}, cell {number}, {found}")
+    return problems
+
+
 def _execute(code: str, filename: str, namespace: dict[str, Any]) -> Any:
     """Run a cell; the value of its last line when that is an expression (as Jupyter shows)."""
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -247,15 +277,12 @@ def _execute(code: str, filename: str, namespace: dict[str, Any]) -> Any:
 
 
 def _run_cell(code: str, filename: str, namespace: dict[str, Any]) -> Any:
-    first = code.lstrip().split("\n", 1)
-    magic = first[0].strip() if first[0].strip().startswith("%") else ""
-    body = first[1] if len(first) > 1 else ""
+    magic, code = _cell_code(code)
     if magic.startswith("%md"):
         return None
-    if magic == "%python":
-        code = body
-    elif magic == "%sql":
-        result = namespace["spark"].sql(body)
+    if magic == "%sql":
+        lines = code.lstrip().split("\n", 1)
+        result = namespace["spark"].sql(lines[1] if len(lines) > 1 else "")
         namespace["display"](result)
         return None
     return _execute(code, filename, namespace)
@@ -296,8 +323,6 @@ def run_notebook(path: Path, namespace: dict[str, Any], save_to: Path) -> str | 
                 except NotebookExit as done:
                     exit_value = done.value
                     print(f"headrace: the notebook exited at cell {number}: {done.value}")  # noqa: T201
-                except SyntaxError as exc:
-                    failure = exc
                 except Exception as exc:
                     failure = exc
             for name, tee in (("stdout", out), ("stderr", err)):

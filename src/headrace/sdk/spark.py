@@ -44,7 +44,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from headrace.engine.notebookrun import SOURCE_HEADER, is_databricks_source
+from headrace.engine.notebookrun import (
+    SOURCE_HEADER,
+    NotebookError,
+    is_databricks_source,
+    notebook_problems,
+)
 from headrace.engine.sparkmaster import (
     DEFAULT_MASTER,
     SparkMasterError,
@@ -218,6 +223,15 @@ def _code_source(
         raise UserError(
             f"notebook_path {notebook_path!r} is a .py file but not a Databricks notebook "
             f"(its first line is not '{SOURCE_HEADER}'); pass a script as python_script_path."
+        )
+    try:
+        problems = notebook_problems(path)
+    except NotebookError as exc:
+        raise UserError(f"Spark step {step_name!r}: {exc}") from None
+    if problems:
+        raise UserError(
+            f"Spark step {step_name!r}: {len(problems)} cell(s) of the notebook cannot run:\n"
+            + "\n".join(f"- {p}" for p in problems)
         )
     return ["--notebook", str(path), "--digest", _file_digest(path)]
 
