@@ -321,6 +321,7 @@ print("widgets:", sorted(dbutils.widgets.getAll()))
 """
 
 
+@pytest.mark.slow  # starts a JVM
 def test_script_reads_csv_and_writes_parquet_for_the_next_step(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -396,6 +397,7 @@ NOTEBOOK_CELLS = (
 )
 
 
+@pytest.mark.slow  # starts a JVM
 def test_notebook_with_widgets_and_an_int_parameter_feeds_the_next_step(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -467,6 +469,7 @@ print('not reached')
 """
 
 
+@pytest.mark.slow  # starts a JVM
 def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: Path) -> None:
     # A notebook in Databricks' source format (a .py export), its first cell a %md magic.
     notebook = _write(tmp_path / "notebooks", "broken.py", BROKEN_SOURCE_NOTEBOOK)
@@ -590,6 +593,7 @@ print("ok", n, args.arg1, args.arg2)
 """
 
 
+@pytest.mark.slow  # starts a JVM
 def test_sdk_v1_databricks_script_ported_by_its_imports(ws: Workspace, tmp_path: Path) -> None:
     _upload_trips(ws, tmp_path)
     ws.write_config(path=str(tmp_path))
