@@ -38,6 +38,7 @@ from headrace import (
 )
 from headrace.engine.transfercopy import CopyStats, TransferError, copy_file, verify_copy
 from headrace.errors import ComputeTargetException
+from tests.objectstores import MotoS3
 from tests.test_object_datastores import azurite, moto, store  # noqa: F401  # fixtures
 
 # read.py OUT IN: writes IN's files (relative path, size, md5) to OUT/seen.txt.
@@ -230,6 +231,36 @@ def test_local_to_object_store_and_back(
     assert listing(back) == expected
     log = step_log(run, "up")
     assert "3/3 files" in log and "uploaded and verified" in log and "peak_rss_mb=" in log
+
+
+def test_a_destination_refusing_its_credentials_fails_in_one_line(
+    ws: Workspace,
+    moto: MotoS3,  # noqa: F811  # the fixture
+    source_files: Path,
+) -> None:
+    ds = ws.get_default_datastore()
+    ds.upload(str(source_files), target_path="raw", show_progress=False)
+    wrong = "WrongSecretValue0123456789"
+    bad = Datastore.register_s3(
+        ws,
+        "badkeys",
+        moto.new_bucket(),
+        endpoint_url=moto.url,
+        access_key_id=moto.key_id,
+        secret_access_key=wrong,
+    )
+    step = DataTransferStep(
+        "refused",
+        source_data_reference=DataReference(ds, "raw", "raw"),
+        destination_data_reference=DataReference(bad, "lake", "lake/raw"),
+    )
+    run = submit(ws, [step])
+    step_run = run.find_step_run("refused")[0]
+    assert step_run.get_status() == "Failed"
+    stderr = step_run.get_stderr_log()
+    assert "DataTransferStep failed:" in stderr and "'badkeys'" in stderr and "refused" in stderr
+    assert wrong not in stderr and "Traceback" not in stderr
+    assert moto.filesystem().find(bad.bucket_name) == []
 
 
 def test_a_file_whose_size_is_not_what_it_reads_fails_its_step(ws: Workspace) -> None:
