@@ -258,6 +258,8 @@ def copy_object(
 
 
 def tree_files(folder: Path) -> Iterator[Path]:
+    """Every file under `folder`, in a stable order (links not followed into folders;
+    a `.headrace-partial` file being written elsewhere is not content)."""
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames.sort()
         for name in sorted(filenames):
@@ -283,6 +285,7 @@ class Source:
 
 
 def local_source(path: Path) -> Source:
+    """The file or folder at `path` on this machine (a local datastore's own path)."""
     if path.is_file():
         return Source(str(path), "file", path.name, ((path, path.name, path.stat().st_size),))
     if not path.is_dir():
