@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> None:
             namespace["__name__"] = "__main__"
             target = cwd / "outputs" / f"{code.stem}.ipynb"
             try:
-                run_notebook(code, namespace, target)
+                run_notebook(cwd / code, namespace, target)
             except NotebookCellError as exc:
                 raise SparkStepError(
                     f"{exc}\nThe executed notebook is the run file outputs/{target.name}."

@@ -14,7 +14,8 @@ the step process builds a SparkSession on the target's master with the target's 
 step's `spark_conf`, then runs one of
 
 - `python_script_name` in `source_directory` (snapshotted like a PythonScriptStep's folder),
-- `python_script_path`, a script file used where it is (SDK v1: a file on DBFS),
+- `python_script_path`, a script file (SDK v1: a file on DBFS); with no source_directory
+  its folder is snapshotted, as a notebook's is,
 - `notebook_path`, a Jupyter notebook (or a Databricks source notebook, a `.py` export)
   run headless in the same process, cell by cell.
 
@@ -175,14 +176,30 @@ def _local_file(what: str, value: str, suffixes: tuple[str, ...]) -> Path:
     return path
 
 
+def _in_snapshot(
+    flag: str, path: Path, source_directory: str | None
+) -> tuple[list[str], str | None]:
+    """A script or notebook file run from the step's snapshot: its folder is the snapshot
+    when no source_directory is given (so files beside it are there too, and a change to it
+    counts toward reuse). A file outside the source_directory given is used where it is,
+    its content hash in the command for reuse."""
+    if source_directory is None:
+        return [flag, path.name], str(path.parent)
+    folder = Path(source_directory).absolute()
+    if path.is_relative_to(folder):
+        return [flag, path.relative_to(folder).as_posix()], source_directory
+    return [flag, str(path), "--digest", _file_digest(path)], source_directory
+
+
 def _code_source(
     step_name: str,
     python_script_name: str | None,
     source_directory: str | None,
     python_script_path: str | None,
     notebook_path: str | None,
-) -> list[str]:
-    """The sparkrun arguments naming what to run; exactly one source is allowed."""
+) -> tuple[list[str], str | None]:
+    """The sparkrun arguments naming what to run (exactly one source is allowed) and the
+    step's source_directory."""
     given = [
         label
         for label, value in (
@@ -213,10 +230,10 @@ def _code_source(
                 f"Spark step {step_name!r}: {python_script_name!r} is not in source_directory "
                 f"{source_directory!r}; pass the script's path relative to that folder."
             )
-        return ["--script", python_script_name, "--script-directory-argument"]
+        return ["--script", python_script_name, "--script-directory-argument"], source_directory
     if python_script_path is not None:
         path = _local_file("python_script_path", python_script_path, (".py",))
-        return ["--script", str(path), "--digest", _file_digest(path)]
+        return _in_snapshot("--script", path, source_directory)
     assert notebook_path is not None
     path = _local_file("notebook_path", notebook_path, (".ipynb", ".py"))
     if path.suffix == ".py" and not is_databricks_source(path):
@@ -233,7 +250,7 @@ def _code_source(
             f"Spark step {step_name!r}: {len(problems)} cell(s) of the notebook cannot run:\n"
             + "\n".join(f"- {p}" for p in problems)
         )
-    return ["--notebook", str(path), "--digest", _file_digest(path)]
+    return _in_snapshot("--notebook", path, source_directory)
 
 
 def _port_names(step_name: str, inputs: list[Any], outputs: list[Any]) -> list[str]:
@@ -341,9 +358,10 @@ class SparkStep(CommandStep):
         source = python_script_name or python_script_path or notebook_path
         step_name = name or (os.path.basename(source) if isinstance(source, str) else "spark")
         command = ["python", "-m", "headrace.engine.sparkrun"]
-        command += _code_source(
+        code, source_directory = _code_source(
             step_name, python_script_name, source_directory, python_script_path, notebook_path
         )
+        command += code
         if notebook_path is None and notebook_params:
             raise UserError(
                 f"Spark step {step_name!r}: notebook_params go with notebook_path; a script "
