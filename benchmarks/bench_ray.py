@@ -8,16 +8,23 @@ Throughput: 200 independent steps (each `sum(range(200000))`, as in the throughp
 benchmark) on a `ray` target attached to a two-node cluster on this machine
 (`ray.cluster_utils.Cluster`: a head with no CPUs and two nodes of one CPU each), against
 the same scripts run by two plain worker processes (the ideal for two one-CPU nodes).
-Target: at least 80% of that. The cluster is shut down by this benchmark (never `ray stop`).
+Target: at least 80% of that. Beside it, Ray's own cost: the same scripts run by bare Ray
+generator tasks (a child process each, all submitted at once) on the same nodes. The cluster
+is shut down by this benchmark (never `ray stop`).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_throughput import max_concurrency, plain_workers
 from benchmarks.common import (
+    PYTHON,
     Context,
     Outcome,
     Row,
@@ -72,6 +79,25 @@ def _per_step(ctx: Context, outcome: Outcome) -> None:
     )
 
 
+def bare_ray_tasks(script: Path, n: int) -> float:
+    """Seconds for n plain Ray generator tasks, each running `python script` in a child
+    process and yielding twice (what headrace's node side does, without headrace), all
+    submitted at once: Ray's own cost on this machine."""
+    import ray
+
+    @ray.remote(max_retries=0)
+    def task() -> Iterator[int]:
+        child = subprocess.run([PYTHON, script.name], cwd=script.parent, check=False)
+        yield 0
+        yield child.returncode
+
+    start = time.perf_counter()
+    for generator in [task.remote() for _ in range(n)]:
+        for ref in generator:
+            ray.get(ref)
+    return time.perf_counter() - start
+
+
 def _two_nodes(ctx: Context, outcome: Outcome) -> None:
     from ray.cluster_utils import Cluster
 
@@ -86,17 +112,26 @@ def _two_nodes(ctx: Context, outcome: Outcome) -> None:
         cluster.wait_for_nodes()
         ours: list[float] = []
         plain: list[float] = []
+        bare: list[float] = []
         peaks: list[int] = []
         with bench_workspace(ctx, "ray-throughput") as bws:
             attach = RayCompute.attach_configuration(address=cluster.address)
             ComputeTarget.attach(bws.ws, "two", attach)
             run_pipeline(bws, parallel_work(bws, 2, "warm-up", "two"))
             script = bws.root / "src-work" / "work.py"
-            for rep in range(reps):
-                plain.append(plain_workers(script, n))
-                seconds, run, _ = run_pipeline(bws, parallel_work(bws, n, f"rep-{rep}", "two"))
-                ours.append(seconds)
-                peaks.append(max_concurrency(step_records(bws, run.id)))
+            import ray
+
+            ray.init(address=cluster.address, log_to_driver=False)  # for the bare tasks
+            try:
+                bare_ray_tasks(script, 2)  # workers up
+                for rep in range(reps):
+                    plain.append(plain_workers(script, n))
+                    bare.append(bare_ray_tasks(script, n))
+                    seconds, run, _ = run_pipeline(bws, parallel_work(bws, n, f"rep-{rep}", "two"))
+                    ours.append(seconds)
+                    peaks.append(max_concurrency(step_records(bws, run.id)))
+            finally:
+                ray.shutdown()
     finally:
         cluster.shutdown()
     ours_rate, plain_rate = n / median(ours), n / median(plain)
@@ -113,9 +148,23 @@ def _two_nodes(ctx: Context, outcome: Outcome) -> None:
             ratio,
         )
     )
+    bare_rate = n / median(bare)
+    outcome.rows.append(
+        Row(
+            f"{n} bare Ray tasks running the same script, same two nodes (Ray's own cost)",
+            bare_rate,
+            "steps/s",
+            plain_rate,
+            "2 plain workers",
+            "info",
+            None,
+            bare_rate / plain_rate,
+        )
+    )
     outcome.details.append(
         f"two Ray nodes: {spread(ours, 1, ' s')} for {n} steps (at most {max(peaks)} at "
-        f"once); 2 plain workers: {spread(plain, 1, ' s')}"
+        f"once); bare Ray tasks: {spread(bare, 1, ' s')}; 2 plain workers: "
+        f"{spread(plain, 1, ' s')}; headrace on Ray / bare Ray: {ours_rate / bare_rate:.2f}x"
     )
 
 

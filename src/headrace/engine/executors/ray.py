@@ -38,6 +38,7 @@ __all__ = ["RayExecutor", "RayProcess", "RayUnavailable", "check_address", "ray_
 
 log = logging.getLogger(__name__)
 NODE_CACHE_SECONDS = 5.0
+QUEUE_FACTOR = 2
 _lock = threading.Lock()
 _connected: dict[str, Any] = {}  # "address" -> what this process is connected to
 
@@ -269,7 +270,9 @@ class RayExecutor:
     def capacity(self) -> int:
         if self._max_steps:
             return self._max_steps
-        return max(1, int(sum(n.get("CPU", 0) for n in self._live_nodes())))
+        # Twice the cluster's CPUs: Ray always has the next step queued on each node, so a
+        # node never waits for the agent's round trip (reap, record, prepare, submit).
+        return max(1, QUEUE_FACTOR * int(sum(n.get("CPU", 0) for n in self._live_nodes())))
 
     def _fit(self, name: str, request: dict[str, float]) -> None:
         nodes = self._live_nodes()
