@@ -111,8 +111,8 @@ def markdown(outcomes: list[Outcome], info: dict[str, str], command: str, second
     lines = [
         "# Benchmarks",
         "",
-        'The "Speed and memory" figures of issues 2, 3 and 4, each beside a floor measured in the '
-        "same run on the same machine. Reproduce with:",
+        'The "Speed and memory" figures of issues 2, 3, 4 and 5, each beside a floor measured in '
+        "the same run on the same machine. Reproduce with:",
         "",
         "```",
         command,
