@@ -110,7 +110,8 @@ class _PathMap:
     def add(self, agent_path: str, node_path: Path) -> None:
         self.places[agent_path.rstrip("/")] = str(node_path)
 
-    def folder_for(self, agent_path: str) -> Path:
+    def next_folder(self) -> Path:
+        """A new folder of this node's for the next agent path to be added."""
         return self.root / f"p{len(self.places)}"
 
     def rewrite(self, text: str) -> str:
@@ -155,14 +156,14 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
     try:
         places = _PathMap(root)
         for agent_path, data in bundle.trees.items():
-            folder = places.folder_for(agent_path)
+            folder = places.next_folder()
             unpack(data, folder)
             # A single file is packed under its own name, a folder by its content.
             is_file = agent_path in bundle.files
             places.add(agent_path, folder / Path(agent_path).name if is_file else folder)
         for agent_path in [bundle.cwd, bundle.run_dir, bundle.pipeline_run_dir, *bundle.empty]:
             if agent_path.rstrip("/") not in places.places:
-                folder = places.folder_for(agent_path)
+                folder = places.next_folder()
                 folder.mkdir(parents=True)
                 places.add(agent_path, folder)
         cwd = Path(places.rewrite(bundle.cwd))

@@ -181,7 +181,7 @@ class RayProcess:
         targets = {
             "stdout": prepared.stdout_path,
             "stderr": prepared.stderr_path,
-            "journal": prepared.stdout_path.parent.parent / JOURNAL_NAME,
+            "journal": _run_dir(prepared) / JOURNAL_NAME,
         }
         targets["journal"].parent.mkdir(parents=True, exist_ok=True)
         code = 1
@@ -318,10 +318,15 @@ def _run_on_node() -> Any:
     return run_on_node
 
 
+def _run_dir(prepared: PreparedStep) -> Path:
+    """The attempt's run folder (its logs are `user_logs/` in it)."""
+    return prepared.stdout_path.parent.parent
+
+
 def bundle(prepared: PreparedStep) -> NodeBundle:
     """What a node needs to run this attempt, in the agent's paths."""
     cwd = str(prepared.cwd)
-    run_dir = str(prepared.stdout_path.parent.parent)
+    run_dir = str(_run_dir(prepared))
     pipeline_run_dir = prepared.env.get("HEADRACE_PIPELINE_RUN_DIR", run_dir)
     trees = {cwd: pack(prepared.cwd)}
     files = []
