@@ -76,11 +76,14 @@ def stamp_step(bws: BenchWorkspace, token: str) -> Any:
     return Pipeline(bws.ws, steps=[step])
 
 
-def parallel_work(bws: BenchWorkspace, n: int, token: str, target: str) -> Any:
-    """n independent steps, each `sum(range(200000))`, on compute target `target`."""
+def parallel_work(
+    bws: BenchWorkspace, n: int, token: str, target: str, work: str = WORK, name: str = "work"
+) -> Any:
+    """n independent steps, each running `work` (by default `sum(range(200000))`), on
+    compute target `target`; the script is `src-<name>/work.py`."""
     from headrace import Pipeline, PythonScriptStep
 
-    src = source(bws, "work", "work.py", WORK)
+    src = source(bws, name, "work.py", work)
     steps = [
         PythonScriptStep(
             "work.py",

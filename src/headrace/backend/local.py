@@ -17,12 +17,8 @@ from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
 from headrace.errors import NotFoundError, UserError
 from headrace.graph.model import Graph
-from headrace.store.datastores import (
-    OBJECT_STORE_TYPES,
-    ObjectDatastoreFiles,
-    clean_relative_path,
-    save_secrets,
-)
+from headrace.store.datastores import clean_relative_path
+from headrace.store.objectstores import OBJECT_STORE_TYPES, ObjectDatastoreFiles, save_secrets
 from headrace.store.records import (
     ComputeTargetRecord,
     DatastoreRecord,

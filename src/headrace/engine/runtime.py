@@ -38,8 +38,8 @@ from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.graph import placeholders
 from headrace.graph.model import StepNode
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
-from headrace.store.datastores import ObjectDatastoreFiles
 from headrace.store.journal import JOURNAL_NAME
+from headrace.store.objectstores import ObjectDatastoreFiles
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = [

@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from headrace.errors import HeadraceError
-from headrace.store.datastores import ObjectDatastoreFiles, open_object_datastore
+from headrace.store.objectstores import ObjectDatastoreFiles, open_object_datastore
 
 __all__ = ["ObjectInput", "SqlScriptError", "main", "parameter_value", "run_script"]
 

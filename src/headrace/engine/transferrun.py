@@ -68,12 +68,8 @@ from headrace.engine.transfercopy import (
     upload_file,
 )
 from headrace.errors import HeadraceError
-from headrace.store.datastores import (
-    DatastoreFiles,
-    LocalDatastoreFiles,
-    clean_relative_path,
-    open_object_datastore,
-)
+from headrace.store.datastores import DatastoreFiles, LocalDatastoreFiles, clean_relative_path
+from headrace.store.objectstores import open_object_datastore
 
 __all__ = ["main", "open_source", "publish_local", "publish_object", "run"]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headrace.graph.model import DATA_PLACEHOLDER
+from headrace.sdk.parameters import PipelineParameter
 
 if TYPE_CHECKING:
     from headrace.sdk.datastore import Datastore
@@ -310,3 +311,23 @@ class PortDataReference:
             f"PortDataReference(name={self.name!r}, datastore={self.datastore_name!r}, "
             f"path_on_datastore={self.path_on_datastore!r})"
         )
+
+
+def input_port_name(item: Any) -> str | None:
+    """The name a step input gets in the graph (its port): a SqlStep's table name, a
+    SparkStep's widget, a DataTransferStep's source; None for what is not step data."""
+    if isinstance(item, InputPortBinding):
+        return item.name
+    if isinstance(item, PipelineData):
+        return item.name
+    if isinstance(item, PortDataReference):
+        return item._as_reference().data_reference_name
+    if isinstance(item, DataReference):
+        return item.data_reference_name
+    if isinstance(item, tuple) and item and isinstance(item[0], PipelineParameter):
+        return item[0].name
+    if isinstance(item, PipelineParameter):
+        return item.name
+    if isinstance(item, DataPath):
+        return item.name
+    return None

@@ -60,7 +60,7 @@ from headrace.engine.sparkmaster import (
 )
 from headrace.errors import ComputeTargetException, UserError
 from headrace.sdk.compute import ComputeTarget, ComputeTargetProvisioningConfiguration
-from headrace.sdk.sql import _input_name
+from headrace.sdk.data import input_port_name
 from headrace.sdk.steps import CommandStep
 
 __all__ = [
@@ -257,7 +257,7 @@ def _port_names(step_name: str, inputs: list[Any], outputs: list[Any]) -> list[s
     arguments: list[str] = []
     seen: set[str] = set()
     for item in inputs:
-        port = _input_name(item)
+        port = input_port_name(item)
         if port is None:
             raise UserError(
                 f"Spark step {step_name!r}: cannot pass input {item!r}; give a DataReference, "

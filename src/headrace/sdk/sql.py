@@ -49,11 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from headrace.sdk.data import (
-    DataPath,
-    DataReference,
-    InputPortBinding,
-    PipelineData,
-    PortDataReference,
+    input_port_name,
 )
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.steps import CommandStep
@@ -63,25 +59,6 @@ __all__ = ["AdlaStep", "SqlStep"]
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 _OUTPUT_FORMATS = ("parquet", "csv")
-
-
-def _input_name(item: Any) -> str | None:
-    """The name a step input gets in the graph (its port), which is its table name."""
-    if isinstance(item, InputPortBinding):
-        return item.name
-    if isinstance(item, PipelineData):
-        return item.name
-    if isinstance(item, PortDataReference):
-        return item._as_reference().data_reference_name
-    if isinstance(item, DataReference):
-        return item.data_reference_name
-    if isinstance(item, tuple) and item and isinstance(item[0], PipelineParameter):
-        return item[0].name
-    if isinstance(item, PipelineParameter):
-        return item.name
-    if isinstance(item, DataPath):
-        return item.name
-    return None
 
 
 def _parameter_type(name: str, value: Any) -> str:
@@ -169,7 +146,7 @@ class SqlStep(CommandStep):
         step_name = name or script_name
         command = ["python", "-m", "headrace.engine.sqlrun", "--script", script_name]
         for item in inputs:
-            table = _input_name(item)
+            table = input_port_name(item)
             if table is None:
                 raise ValueError(
                     f"SqlStep {step_name!r}: cannot bind input {item!r} as a table; give a "

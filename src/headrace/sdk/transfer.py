@@ -54,9 +54,9 @@ from headrace.sdk.data import (
     InputPortBinding,
     PipelineData,
     PortDataReference,
+    input_port_name,
 )
 from headrace.sdk.parameters import PipelineParameter
-from headrace.sdk.sql import _input_name as input_port_name
 from headrace.sdk.steps import CommandStep
 from headrace.store.datastores import clean_relative_path
 

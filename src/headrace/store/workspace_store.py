@@ -16,14 +16,10 @@ from typing import Any
 from headrace.errors import ConfigError, NotFoundError, WorkspaceExistsError
 from headrace.store.artifacts import LocalArtifactStore
 from headrace.store.database import Database, sqlite_url
-from headrace.store.datastores import (
-    OBJECT_STORE_TYPES,
-    DatastoreFiles,
-    LocalDatastoreFiles,
-    object_datastore_files,
-)
+from headrace.store.datastores import DatastoreFiles, LocalDatastoreFiles
 from headrace.store.layout import WorkspaceLayout
 from headrace.store.metadata import SqlMetadataStore
+from headrace.store.objectstores import OBJECT_STORE_TYPES, object_datastore_files
 
 __all__ = ["DEFAULT_DATASTORES", "WorkspaceStore"]
 

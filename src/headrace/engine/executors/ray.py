@@ -170,6 +170,7 @@ class RayProcess:
         self._generator = generator
         self._prepared = prepared
         self._code: int | None = None
+        self._ended = threading.Event()
         self.lost: str | None = None
         self._read_fd, self._write_fd = os.pipe()
         self._thread = threading.Thread(target=self._follow, daemon=True, name="ray-step")
@@ -201,6 +202,7 @@ class RayProcess:
             code = self._failed(exc)
         finally:
             self._code = code
+            self._ended.set()  # before the wake: the agent reaps the moment it wakes
             with contextlib.suppress(OSError):
                 os.write(self._write_fd, b"x")
 
@@ -225,7 +227,7 @@ class RayProcess:
 
     # -- StepProcess -----------------------------------------------------------------------
     def poll(self) -> int | None:
-        return self._code if not self._thread.is_alive() else None
+        return self._code if self._ended.is_set() else None
 
     def wait_handle(self) -> int | None:
         return self._read_fd
