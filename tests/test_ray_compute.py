@@ -331,3 +331,130 @@ def _node_of(log: str) -> str | None:
         if "(Ray node " in line:
             return line.rsplit("(Ray node ", 1)[1].rstrip(")")
     return None
+
+
+# -- object-store inputs, downloaded by the node -----------------------------------------------
+READ_INPUTS = """
+import os, sys
+folder, single, out = sys.argv[1:4]
+names = sorted(os.listdir(folder))
+print("folder", names, [open(os.path.join(folder, n)).read() for n in names])
+print("single", os.path.basename(single), open(single).read())
+os.makedirs(out, exist_ok=True)
+with open(os.path.join(out, "joined.txt"), "w") as fh:
+    fh.write("+".join(open(os.path.join(folder, n)).read() for n in names))
+"""
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.objectstores import MotoS3
+
+    server = MotoS3(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+def _s3_inputs(ws: Workspace, moto: Any, tmp_path: Path, name: str, **credentials: str) -> Any:
+    from headrace import Datastore
+
+    ds = Datastore.register_s3(ws, name, moto.new_bucket(), endpoint_url=moto.url, **credentials)
+    folder = tmp_path / f"{name}-data"
+    _write(folder / "raw", "a.txt", "A")
+    _write(folder / "raw", "b.txt", "B")
+    _write(folder / "one", "single.txt", "S")
+    ds.upload(str(folder), show_progress=False)
+    return ds
+
+
+def _env_credentials_store(
+    ws: Workspace, moto: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The S3 datastore 's3env', its credentials in HR_RAY_KEY and HR_RAY_SECRET (set here,
+    so in the agent and what it starts, not in Ray processes that were already running)."""
+    monkeypatch.setenv("HR_RAY_KEY", moto.key_id)
+    monkeypatch.setenv("HR_RAY_SECRET", moto.secret)
+    return _s3_inputs(
+        ws, moto, tmp_path, "s3env", access_key_id_env="HR_RAY_KEY",
+        secret_access_key_env="HR_RAY_SECRET",
+    )  # fmt: skip
+
+
+def _reader_step(ds: Any, src: Path, target: Any, tag: str) -> Any:
+    folder = DataReference(ds, data_reference_name=f"raw_{tag}", path_on_datastore="raw")
+    single = DataReference(ds, data_reference_name=f"one_{tag}", path_on_datastore="one/single.txt")
+    joined = PipelineData(f"joined_{tag}", datastore=ds)
+    step = PythonScriptStep(
+        "read_inputs.py",
+        name=f"read-{tag}",
+        arguments=[folder.as_download(), single.as_download(), joined],
+        inputs=[folder.as_download(), single.as_download()],
+        outputs=[joined],
+        source_directory=str(src),
+        compute_target=target,
+    )
+    return step
+
+
+def test_object_store_inputs_are_downloaded_by_the_node(
+    ws: Workspace, tmp_path: Path, ray_env: None, moto: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Credentials from the environment: the node opens the datastore itself (the agent's Ray
+    # head, and so its node, inherit these). Credentials kept in the workspace's secrets file
+    # are not on the node: the agent downloads those inputs and sends them with the step.
+    from_env = _env_credentials_store(ws, moto, tmp_path, monkeypatch)
+    kept = _s3_inputs(
+        ws, moto, tmp_path, "s3kept", access_key_id=moto.key_id, secret_access_key=moto.secret
+    )
+    src = _write(tmp_path / "src", "read_inputs.py", READ_INPUTS)
+    target = ComputeTarget.create(ws, "ray", RayCompute.provisioning_configuration(num_cpus=2))
+    by_node = _reader_step(from_env, src, target, "env")
+    by_agent = _reader_step(kept, src, target, "kept")
+    run = Experiment(ws, "ray-s3").submit(Pipeline(ws, [by_node, by_agent]))
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    steps = {s.name: s for s in run.get_steps()}
+    for step in steps.values():
+        assert step.get_status() == "Finished", step.get_details()
+        out = _stdout(ws, step.id)
+        assert "folder ['a.txt', 'b.txt'] ['A', 'B']" in out, out
+        assert "single single.txt S" in out, out
+
+    node_log = _stdout(ws, steps["read-env"].id)
+    bucket = from_env.root.removeprefix("s3://")
+    assert (
+        f"headrace: downloaded input 'raw_env' on this node: 2 file(s), 0.0 MB from "
+        f"s3://{bucket}/raw in"
+    ) in node_log, node_log
+    single = f"input 'one_env' on this node: 1 file(s), 0.0 MB from s3://{bucket}/one/single.txt"
+    assert single in node_log, node_log
+    assert "downloaded input" not in _stdout(ws, steps["read-kept"].id)
+    # The output went back through the agent to the bucket, committed on success.
+    written = [p for p in from_env.list_files("azureml") if p.endswith("joined.txt")]
+    assert len(written) == 1, from_env.list_files("azureml")
+    assert moto.filesystem().cat(f"{bucket}/{written[0]}") == b"A+B"
+
+
+def test_a_node_without_the_datastores_credentials_fails_the_step_saying_so(
+    ws: Workspace, tmp_path: Path, moto: Any, two_nodes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster, _workers = two_nodes  # started before the variables below are set
+    ds = _env_credentials_store(ws, moto, tmp_path, monkeypatch)
+    src = _write(tmp_path / "src", "read_inputs.py", READ_INPUTS)
+    target = ComputeTarget.attach(
+        ws, "two", RayCompute.attach_configuration(address=cluster.address)
+    )
+    step = _reader_step(ds, src, target, "env")
+    run = Experiment(ws, "ray-s3-nocreds").submit(Pipeline(ws, [step]))
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    step_run = run.get_steps()[0]
+    assert step_run.get_status() == "Failed"
+    stderr = Path(ws.path) / "artifacts" / "runs" / step_run.id / "user_logs/stderr.txt"
+    text = stderr.read_text()
+    assert (
+        "headrace: input 'raw_env' (s3://" in text
+        and "could not be downloaded on this node: Datastore 's3env' reads its access_key_id "
+        "from the environment variable HR_RAY_KEY, which is not set here"
+        in text
+    ), text
+    assert moto.secret not in text
+    assert "folder" not in _stdout(ws, step_run.id)  # the script never started

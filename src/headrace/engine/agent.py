@@ -316,7 +316,7 @@ class Agent:
             # after a crash those are never repeated.
             self.ws.meta.apply_step_writes(self.writes)
         try:
-            prepared = prepare(self.ws, task, self.folders)
+            prepared = prepare(self.ws, task, self.folders, fetch_remotely=executor.fetches_inputs)
             process = executor.start(prepared)
         except Exception as exc:
             log.exception("cannot start step %s", task.step_run_id)

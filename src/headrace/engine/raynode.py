@@ -17,8 +17,11 @@ Cancel (Ray raises KeyboardInterrupt in the task) stops the step's process group
 that dies without cleaning up (force-cancelled, or its raylet crashed) leaves its folder
 locked by nobody: the next step on that node stops what it left running and removes it.
 
-Data travels through Ray's object store, in memory on both sides: fine for code and modest
-data, not for many gigabytes (docs/user-guide.md says so).
+Inputs on an object store whose credentials come from the environment (or that needs none)
+are not in the bundle: the agent lists them, and the node downloads them from the store
+before the step starts (`NodeFetch`; the datastore's variables must be set on the node).
+The rest travels through Ray's object store, in memory on both sides: fine for code and
+modest data, not for many gigabytes (docs/user-guide.md says so).
 """
 
 from __future__ import annotations
@@ -45,12 +48,25 @@ from headrace.engine.processes import kill_group, process_start_time
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
 from headrace.store.journal import JOURNAL_NAME
 
-__all__ = ["NodeBundle", "NodeDone", "pack", "run_on_node", "unpack"]
+__all__ = ["NodeBundle", "NodeDone", "NodeFetch", "pack", "run_on_node", "unpack"]
 
 STREAMED = (STDOUT_LOG, STDERR_LOG, JOURNAL_NAME)  # sent while the step runs
 POLL_SECONDS = 0.25
 PREFIX = "headrace-step-"
 PROCESS_FILE = ".process"
+
+
+@dataclass
+class NodeFetch:
+    """An object-store input this node downloads itself (see `runtime.Fetch`), in the
+    agent's paths: the datastore's handle (credential references only), the input's URI,
+    its folder, and (datastore path, destination) pairs."""
+
+    port: str
+    handle: str
+    uri: str
+    folder: str
+    pairs: list[tuple[str, str]]
 
 
 @dataclass
@@ -67,6 +83,7 @@ class NodeBundle:
     files: list[str] = field(default_factory=list)  # the trees that are one file, not a folder
     empty: list[str] = field(default_factory=list)  # agent paths that start as empty folders
     returned: list[str] = field(default_factory=list)  # agent paths whose content comes back
+    fetches: list[NodeFetch] = field(default_factory=list)  # inputs downloaded here
 
 
 @dataclass
@@ -176,9 +193,19 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
         env.setdefault("HEADRACE_ENVS_DIR", str(_envs_cache()))
         label = _node_label()
         stdout_path, stderr_path = run_dir / STREAMED[0], run_dir / STREAMED[1]
+        tails = {
+            "stdout": _Tail(stdout_path),
+            "stderr": _Tail(stderr_path),
+            "journal": _Tail(run_dir / STREAMED[2]),
+        }
         with stdout_path.open("ab") as out, stderr_path.open("ab") as err:
             out.write(f"headrace: running on {label}\n".encode())
             out.flush()
+            if not _fetch_inputs(bundle.fetches, places, root, out, err):
+                err.flush()
+                yield {name: tail.read() for name, tail in tails.items()}
+                yield NodeDone(exit_code=1, trees={}, node=label)
+                return
             process = subprocess.Popen(
                 argv,
                 cwd=cwd,
@@ -191,11 +218,6 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
             )
         # Who to stop if this worker dies without cleaning up (see `_sweep`).
         (root / PROCESS_FILE).write_text(f"{process.pid} {process_start_time(process.pid)}")
-        tails = {
-            "stdout": _Tail(stdout_path),
-            "stderr": _Tail(stderr_path),
-            "journal": _Tail(run_dir / STREAMED[2]),
-        }
         ended = _ended_handle(process.pid)
         while True:
             # Wakes the moment the step exits (Popen.wait(timeout) would poll, up to 50 ms late).
@@ -225,6 +247,38 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
     finally:
         shutil.rmtree(root, ignore_errors=True)
         os.close(held)
+
+
+def _fetch_inputs(
+    fetches: list[NodeFetch], places: _PathMap, root: Path, out: Any, err: Any
+) -> bool:
+    """Download the inputs this node fetches itself; on a failure, say which and why in
+    the step's stderr and return False (the step does not start)."""
+    from headrace.store.objectstores import open_object_datastore
+
+    for fetch in fetches:
+        started = time.monotonic()
+        try:
+            # No secrets file is read: only datastores whose credentials come from the
+            # environment (or that need none) are fetched by nodes.
+            files = open_object_datastore(fetch.handle, root)
+            pairs = [(path, Path(places.rewrite(dest))) for path, dest in fetch.pairs]
+            files.download_many(pairs)
+            Path(places.rewrite(fetch.folder)).mkdir(parents=True, exist_ok=True)
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            err.write(
+                f"headrace: input {fetch.port!r} ({fetch.uri}) could not be downloaded on "
+                f"this node: {reason}\n".encode()
+            )
+            return False
+        size = sum(dest.stat().st_size for _path, dest in pairs)
+        out.write(
+            f"headrace: downloaded input {fetch.port!r} on this node: {len(pairs)} file(s), "
+            f"{size / 1e6:.1f} MB from {fetch.uri} in {time.monotonic() - started:.1f} s\n".encode()
+        )
+        out.flush()
+    return True
 
 
 def _ended_handle(pid: int) -> int | None:

@@ -10,12 +10,13 @@ later step could take as valid), `./outputs` and `./logs` become run files, and 
 folder is removed.
 
 A datastore in object storage (S3, Azure Blob, GCS) has no local path: its inputs are
-downloaded into the working folder in mount and download mode. In "direct" mode (the inputs
-of a step that reads object storage itself, a SqlStep) nothing is downloaded: the input is
-its URI (`s3://bucket/path`) and `HEADRACE_DATASTORE_<port>` holds the datastore's handle
-(its registration, credential references but never values) for the step's process to open
-it with `open_object_datastore`. On a local datastore "direct" is mount. Its
-outputs are staged in a local folder next to the working folder and uploaded to their
+downloaded into the working folder in mount and download mode (by the node, for an executor
+that runs steps elsewhere and a datastore that machine can open: `fetch_remotely`). In
+"direct" mode (the inputs of a step that reads object storage itself, a SqlStep) nothing is
+downloaded: the input is its URI (`s3://bucket/path`) and `HEADRACE_DATASTORE_<port>` holds
+the datastore's handle (its registration, credential references but never values) for the
+step's process to open it with `open_object_datastore`. On a local datastore "direct" is
+mount. Its outputs are staged in a local folder next to the working folder and uploaded to their
 datastore path by `finalize`, only on success. Uploading happens in `finalize`, so a big
 output holds up the caller (the agent's loop) while it transfers.
 
@@ -115,6 +116,19 @@ class StepTask:
 
 
 @dataclass
+class Fetch:
+    """An object-store input the step's node downloads itself (`prepare(fetch_remotely=True)`,
+    Ray): the datastore's handle (credential references, never values), the input's URI,
+    the folder it lands in, and (datastore path, destination) pairs listed by the agent."""
+
+    port: str
+    handle: str
+    uri: str
+    folder: Path
+    pairs: list[tuple[str, Path]]
+
+
+@dataclass
 class PreparedStep:
     task: StepTask
     argv: list[str]
@@ -126,6 +140,7 @@ class PreparedStep:
     staged_outputs: dict[str, Path] = field(default_factory=dict)
     snapshot_files: FileStamps = field(default_factory=dict)  # what `cwd` was made with
     input_paths: dict[str, str] = field(default_factory=dict)  # port -> where the step reads it
+    fetches: list[Fetch] = field(default_factory=list)  # inputs left for the node to download
 
 
 def _env_name(name: str) -> str:
@@ -137,8 +152,15 @@ def prepare(
     task: StepTask,
     folders: WorkFolders | None = None,
     python: str = sys.executable,
+    *,
+    fetch_remotely: bool = False,
 ) -> PreparedStep:
-    """Set up one attempt of a step and return how to start its process."""
+    """Set up one attempt of a step and return how to start its process.
+
+    With `fetch_remotely` (an executor whose steps run on another machine), inputs on an
+    object store that any machine can open (credentials from the environment or none) are
+    listed here but not downloaded: the executor's node downloads them (`fetches`).
+    """
     node = task.node
     folders = folders or WorkFolders(_remove_now)
     cwd = _work_dir(ws, task)
@@ -154,13 +176,16 @@ def prepare(
     paths: dict[str, str] = {}
     env_paths: dict[str, str] = {}
     handles: dict[str, str] = {}
+    fetches: list[Fetch] = []
     for item in task.inputs:
         files = ws.datastore_files(item.datastore)
         if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles):
             path = files.uri(item.path_on_datastore)
             handles[item.port] = handles[item.data_name] = files.handle
         else:
-            path = _resolve_input(ws, item, cwd)
+            path, fetch = _resolve_input(ws, item, cwd, fetch_remotely)
+            if fetch is not None:
+                fetches.append(fetch)
         paths[item.port] = path
         env_paths[item.port] = env_paths[item.data_name] = path
     staged: dict[str, Path] = {}
@@ -213,13 +238,18 @@ def prepare(
         staged_outputs=staged,
         snapshot_files=stamps,
         input_paths={item.port: paths[item.port] for item in task.inputs},
+        fetches=fetches,
     )
 
 
-def _resolve_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> str:
+def _resolve_input(
+    ws: WorkspaceStore, item: ResolvedData, cwd: Path, fetch_remotely: bool = False
+) -> tuple[str, Fetch | None]:
+    """Where the step reads an input, after downloading it if it must be (or, with
+    `fetch_remotely` and an object store any machine can open, what its node downloads)."""
     files = ws.datastore_files(item.datastore)
     if item.mode != "download" and files.is_local:
-        return str(files.local_path(item.path_on_datastore))
+        return str(files.local_path(item.path_on_datastore)), None
     base = cwd / (item.path_on_compute or item.port)
     listing = files.list_files(item.path_on_datastore)
     prefix = item.path_on_datastore.strip("/")
@@ -229,15 +259,18 @@ def _resolve_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> str:
         is_file = len(listing) == 1 and listing[0][0] == prefix
     if is_file:
         target = base / posixpath.basename(prefix)
-        files.download_file(item.path_on_datastore, target)
-        return str(target)
-    pairs = []
-    for rel, _size in listing:
-        inner = rel[len(prefix) :].lstrip("/") if prefix else rel
-        pairs.append((rel, base / inner))
+        pairs = [(item.path_on_datastore, target)]
+    else:
+        target = base
+        pairs = [
+            (rel, base / (rel[len(prefix) :].lstrip("/") if prefix else rel)) for rel, _ in listing
+        ]
+    if fetch_remotely and isinstance(files, ObjectDatastoreFiles) and files.opens_anywhere:
+        uri = files.uri(item.path_on_datastore)
+        return str(target), Fetch(item.port, files.handle, uri, base, pairs)
     files.download_many(pairs)
     base.mkdir(parents=True, exist_ok=True)
-    return str(base)
+    return str(target), None
 
 
 def _environment(

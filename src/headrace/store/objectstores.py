@@ -117,7 +117,8 @@ def _credential(datastore: str, field: str, ref: Any, stored: dict[str, str]) ->
         if not value:
             raise ConfigError(
                 f"Datastore {datastore!r} reads its {field} from the environment variable "
-                f"{var}, which is not set here; set it where the SDK and the agent run."
+                f"{var}, which is not set here; set it where the SDK, the agent and the steps' "
+                "compute nodes run."
             )
         return value
     if ref == "workspace":
@@ -265,6 +266,16 @@ class ObjectDatastoreFiles:
 
     def describe(self) -> str:
         return self.url
+
+    @property
+    def opens_anywhere(self) -> bool:
+        """Whether another machine (a Ray node) can open this datastore from its handle: its
+        credentials come from that machine's environment, or it needs none; not when they
+        are kept in this workspace's secrets file."""
+        if not self.handle:
+            return False
+        refs = (json.loads(self.handle).get("config") or {}).get("credentials") or {}
+        return "workspace" not in refs.values()
 
     @property
     def fs(self) -> Any:

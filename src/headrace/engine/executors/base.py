@@ -50,6 +50,9 @@ class StepProcess(Protocol):
 
 class Executor(Protocol):
     name: str
+    # Whether its steps run on another machine that downloads their object-store inputs
+    # itself (`prepare(fetch_remotely=True)`), rather than getting them from the agent.
+    fetches_inputs: bool
 
     @property
     def capacity(self) -> int:

@@ -29,6 +29,8 @@ RETRY_SECONDS = 30.0
 class UnavailableExecutor:
     """A target whose engine cannot be used now; starting a step raises why."""
 
+    fetches_inputs = False
+
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
         self.capacity = 1

@@ -71,6 +71,8 @@ class LocalExecutor:
     answers quickly while steps keep the cores busy); whatever a step starts inherits it.
     """
 
+    fetches_inputs = False
+
     def __init__(self, name: str, capacity: int, nice: int = 0) -> None:
         self.name = name
         self.capacity = max(1, capacity)

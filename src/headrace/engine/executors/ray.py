@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headrace.engine.raynode import NodeBundle, NodeDone, pack, unpack
+from headrace.engine.raynode import NodeBundle, NodeDone, NodeFetch, pack, unpack
 from headrace.graph.resources import describe_resources
 from headrace.store.journal import JOURNAL_NAME
 
@@ -249,7 +249,10 @@ class RayProcess:
 
 class RayExecutor:
     """Steps of one compute target as Ray tasks; at most `capacity` at once (the
-    cluster's CPUs unless the target sets `max_concurrent_steps`)."""
+    cluster's CPUs unless the target sets `max_concurrent_steps`). Object-store inputs
+    are downloaded by the node that runs the step, when it can open the datastore."""
+
+    fetches_inputs = True
 
     def __init__(
         self, name: str, address: str | None, num_cpus: int | None, max_steps: int | None
@@ -338,6 +341,10 @@ def bundle(prepared: PreparedStep) -> NodeBundle:
         trees[path] = pack(Path(path))
         if Path(path).is_file():
             files.append(path)
+    fetches = [
+        NodeFetch(f.port, f.handle, f.uri, str(f.folder), [(p, str(d)) for p, d in f.pairs])
+        for f in prepared.fetches
+    ]
     staged = [str(p) for p in prepared.staged_outputs.values()]
     env = {k: v for k, v in prepared.env.items() if k != "PATH" and os.environ.get(k) != v}
     return NodeBundle(
@@ -357,4 +364,5 @@ def bundle(prepared: PreparedStep) -> NodeBundle:
             run_dir,
             pipeline_run_dir,
         ],
+        fetches=fetches,
     )
