@@ -452,9 +452,12 @@ def test_a_node_without_the_datastores_credentials_fails_the_step_saying_so(
     text = stderr.read_text()
     assert (
         "headrace: input 'raw_env' (s3://" in text
-        and "could not be downloaded on this node: Datastore 's3env' reads its access_key_id "
+        and "could not be downloaded on its node: Datastore 's3env' reads its access_key_id "
         "from the environment variable HR_RAY_KEY, which is not set here"
         in text
     ), text
     assert moto.secret not in text
+    error = step_run.get_details()["error"]["error"]["message"]
+    assert error.startswith("Step 'read-env' did not start: input 'raw_env' (s3://"), error
+    assert "HR_RAY_KEY, which is not set here" in error and moto.secret not in error
     assert "folder" not in _stdout(ws, step_run.id)  # the script never started

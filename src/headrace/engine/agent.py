@@ -400,10 +400,12 @@ class Agent:
         if not succeeded:
             raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
             stderr_text = raw[-16384:].decode(errors="replace")
-        lost = getattr(active.process, "lost", None)
+        lost = active.process.lost
         if lost and active.stop_reason is None and error is None:
             active.stop_reason = "node_lost"
             error = f"Step {task.node.name!r} was interrupted: {lost}"
+        if active.process.not_started and error is None:
+            error = f"Step {task.node.name!r} did not start: {active.process.not_started}"
         end = StepEnd(
             exit_code=code,
             stopped_for=active.stop_reason if active.stop_reason != "finalize" else None,

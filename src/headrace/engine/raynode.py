@@ -93,6 +93,7 @@ class NodeDone:
     exit_code: int
     trees: dict[str, bytes]
     node: str
+    not_started: str | None = None  # why the script never ran (an input failed to download)
 
 
 def pack(path: Path, exclude: tuple[str, ...] = ()) -> bytes:
@@ -201,10 +202,11 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
         with stdout_path.open("ab") as out, stderr_path.open("ab") as err:
             out.write(f"headrace: running on {label}\n".encode())
             out.flush()
-            if not _fetch_inputs(bundle.fetches, places, root, out, err):
+            failure = _fetch_inputs(bundle.fetches, places, root, out, err)
+            if failure is not None:
                 err.flush()
                 yield {name: tail.read() for name, tail in tails.items()}
-                yield NodeDone(exit_code=1, trees={}, node=label)
+                yield NodeDone(exit_code=1, trees={}, node=label, not_started=failure)
                 return
             process = subprocess.Popen(
                 argv,
@@ -251,9 +253,9 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
 
 def _fetch_inputs(
     fetches: list[NodeFetch], places: _PathMap, root: Path, out: Any, err: Any
-) -> bool:
+) -> str | None:
     """Download the inputs this node fetches itself; on a failure, say which and why in
-    the step's stderr and return False (the step does not start)."""
+    the step's stderr and return that (the step does not start), else None."""
     from headrace.store.objectstores import open_object_datastore
 
     for fetch in fetches:
@@ -267,18 +269,16 @@ def _fetch_inputs(
             Path(places.rewrite(fetch.folder)).mkdir(parents=True, exist_ok=True)
         except Exception as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            err.write(
-                f"headrace: input {fetch.port!r} ({fetch.uri}) could not be downloaded on "
-                f"this node: {reason}\n".encode()
-            )
-            return False
+            failure = f"input {fetch.port!r} ({fetch.uri}) could not be downloaded on its node"
+            err.write(f"headrace: {failure}: {reason}\n".encode())
+            return f"{failure}: {reason}"
         size = sum(dest.stat().st_size for _path, dest in pairs)
         out.write(
             f"headrace: downloaded input {fetch.port!r} on this node: {len(pairs)} file(s), "
             f"{size / 1e6:.1f} MB from {fetch.uri} in {time.monotonic() - started:.1f} s\n".encode()
         )
         out.flush()
-    return True
+    return None
 
 
 def _ended_handle(pid: int) -> int | None:

@@ -21,6 +21,8 @@ class StepProcess(Protocol):
     pid: int | None
     # Why the attempt ended outside the script (its Ray node was lost), else None.
     lost: str | None
+    # Why the script never started (its node could not fetch an input), else None.
+    not_started: str | None
 
     @property
     def started(self) -> float | None:

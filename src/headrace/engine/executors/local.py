@@ -23,6 +23,7 @@ __all__ = ["LocalExecutor", "LocalProcess"]
 
 class LocalProcess:
     lost: str | None = None  # a local process is never lost to a node going away
+    not_started: str | None = None  # it runs once it is spawned
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self._popen = popen

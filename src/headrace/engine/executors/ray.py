@@ -172,6 +172,7 @@ class RayProcess:
         self._code: int | None = None
         self._ended = threading.Event()
         self.lost: str | None = None
+        self.not_started: str | None = None
         self._read_fd, self._write_fd = os.pipe()
         self._thread = threading.Thread(target=self._follow, daemon=True, name="ray-step")
         self._thread.start()
@@ -193,6 +194,7 @@ class RayProcess:
                     for agent_path, data in item.trees.items():
                         unpack(data, Path(agent_path))
                     code = item.exit_code
+                    self.not_started = item.not_started
                     continue
                 for name, data in item.items():
                     if data:
