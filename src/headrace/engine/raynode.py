@@ -10,7 +10,8 @@ runs as a child process group with the same runtime contract as on local compute
 
 While the step runs the task yields what its stdout, stderr and journal gained, about four
 times a second, so the agent shows logs and metrics live. When it ends the task yields the
-exit code and, as tar archives, what the agent keeps: the staged outputs, `./outputs`,
+exit code, the logs' last part (a short step sends one object in all) and, as tar
+archives, what the agent keeps: the staged outputs, `./outputs`,
 `./logs`, and files the script added to its run folders. The temporary folder is removed.
 
 Cancel (Ray raises KeyboardInterrupt in the task) stops the step's process group. A worker
@@ -94,6 +95,7 @@ class NodeDone:
     trees: dict[str, bytes]
     node: str
     not_started: str | None = None  # why the script never ran (an input failed to download)
+    logs: dict[str, bytes] = field(default_factory=dict)  # what the streamed files gained last
 
 
 def pack(path: Path, exclude: tuple[str, ...] = ()) -> bytes:
@@ -205,8 +207,8 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
             failure = _fetch_inputs(bundle.fetches, places, root, out, err)
             if failure is not None:
                 err.flush()
-                yield {name: tail.read() for name, tail in tails.items()}
-                yield NodeDone(exit_code=1, trees={}, node=label, not_started=failure)
+                logs = {name: tail.read() for name, tail in tails.items()}
+                yield NodeDone(1, trees={}, node=label, not_started=failure, logs=logs)
                 return
             process = subprocess.Popen(
                 argv,
@@ -225,11 +227,11 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
             # Wakes the moment the step exits (Popen.wait(timeout) would poll, up to 50 ms late).
             select.select([ended] if ended is not None else [], [], [], POLL_SECONDS)
             code = process.poll()
+            if code is not None:
+                break  # the rest of the logs goes with the result: one object, not two
             chunk = {name: tail.read() for name, tail in tails.items()}
             if any(chunk.values()):
                 yield chunk
-            if code is not None:
-                break
         if ended is not None:
             os.close(ended)
         with contextlib.suppress(ProcessLookupError):
@@ -240,7 +242,8 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
             exclude = STREAMED if agent_path == bundle.run_dir else ()
             if local.exists():
                 trees[agent_path] = pack(local, exclude)
-        yield NodeDone(exit_code=code, trees=trees, node=label)
+        logs = {name: tail.read() for name, tail in tails.items()}
+        yield NodeDone(exit_code=code, trees=trees, node=label, logs=logs)
     except BaseException:
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):

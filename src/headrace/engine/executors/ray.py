@@ -190,16 +190,14 @@ class RayProcess:
         try:
             for ref in self._generator:
                 item = self._ray.get(ref)
-                if isinstance(item, NodeDone):
-                    for agent_path, data in item.trees.items():
-                        unpack(data, Path(agent_path))
-                    code = item.exit_code
-                    self.not_started = item.not_started
+                if not isinstance(item, NodeDone):
+                    _append(targets, item)
                     continue
-                for name, data in item.items():
-                    if data:
-                        with targets[name].open("ab") as fh:
-                            fh.write(data)
+                _append(targets, item.logs)
+                for agent_path, data in item.trees.items():
+                    unpack(data, Path(agent_path))
+                code = item.exit_code
+                self.not_started = item.not_started
         except BaseException as exc:
             code = self._failed(exc)
         finally:
@@ -317,6 +315,14 @@ class RayExecutor:
                     fh.write(header)
         generator = self._remote.options(**options).remote(bundle(prepared))
         return RayProcess(self._ray, generator, prepared)
+
+
+def _append(targets: dict[str, Path], chunk: dict[str, bytes]) -> None:
+    """Add what the node's stdout, stderr and journal gained to the agent's files."""
+    for name, data in chunk.items():
+        if data:
+            with targets[name].open("ab") as fh:
+                fh.write(data)
 
 
 def _run_on_node() -> Any:
