@@ -37,7 +37,7 @@ from headrace.engine import publishing
 from headrace.engine.submission import Submission
 from headrace.errors import ConfigError, HeadraceError, NotFoundError, UserError
 from headrace.graph.model import Graph
-from headrace.store.datastores import clean_relative_path
+from headrace.store.datastores import clean_relative_path, partial_path
 from headrace.store.layout import write_json_atomic
 from headrace.store.records import (
     ComputeTargetRecord,
@@ -164,7 +164,7 @@ class RemoteBackend:
     def _download(self, path: str, destination: Path) -> None:
         """Stream GET `path` into `destination` (written under a temporary name first)."""
         destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(f".{destination.name}.headrace-partial")
+        partial = partial_path(destination)
         try:
             with self._client.stream("GET", API + path) as response:
                 if response.status_code >= 400:

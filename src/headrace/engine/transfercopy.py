@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import posixpath
 import re
 import resource
@@ -33,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from headrace.store.datastores import walk_files
 
 __all__ = [
     "MB",
@@ -258,16 +259,8 @@ def copy_object(
 
 
 def tree_files(folder: Path) -> Iterator[Path]:
-    """Every file under `folder`, in a stable order (links not followed into folders;
-    a `.headrace-partial` file being written elsewhere is not content)."""
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.endswith(".headrace-partial"):
-                continue
-            full = Path(dirpath) / name
-            if full.is_file():
-                yield full
+    """Every regular file under `folder`, in a stable order (`walk_files`)."""
+    return (full for full in walk_files(folder) if full.is_file())
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,16 @@ from headrace.errors import (
     NotFoundError,
 )
 
-__all__ = ["DatastoreFiles", "LocalDatastoreFiles", "clean_relative_path"]
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "DatastoreFiles",
+    "LocalDatastoreFiles",
+    "clean_relative_path",
+    "partial_path",
+    "walk_files",
+]
+
+PARTIAL_SUFFIX = ".headrace-partial"  # a file being written: not content yet
 
 
 def clean_relative_path(path: str | os.PathLike[str] | None, *, what: str = "path") -> str:
@@ -46,6 +55,21 @@ def clean_relative_path(path: str | os.PathLike[str] | None, *, what: str = "pat
             "inside the datastore."
         )
     return posixpath.join(*parts) if parts else ""
+
+
+def partial_path(target: Path) -> Path:
+    """Where a file is written before it is renamed to `target` (hidden, never listed)."""
+    return target.with_name(f".{target.name}{PARTIAL_SUFFIX}")
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every file under `folder` in a stable order: sorted, links not followed into
+    folders, and files still being written (`PARTIAL_SUFFIX`) left out."""
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if not name.endswith(PARTIAL_SUFFIX):
+                yield Path(dirpath) / name
 
 
 class DatastoreFiles(Protocol):
@@ -140,7 +164,7 @@ class LocalDatastoreFiles:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Re-check after creating parents: a symlinked parent could point outside.
         self.local_path(path)
-        partial = target.with_name(f".{target.name}.headrace-partial")
+        partial = partial_path(target)
         try:
             shutil.copyfile(source, partial)
             os.replace(partial, target)
@@ -155,16 +179,11 @@ class LocalDatastoreFiles:
             return
         if not base.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            dirnames.sort()
-            for filename in sorted(filenames):
-                if filename.endswith(".headrace-partial"):
-                    continue
-                full = Path(dirpath) / filename
-                if full.is_symlink() and not self._inside(full):
-                    # A link out of the datastore is not its content: never list or read it.
-                    continue
-                yield full.relative_to(self.root).as_posix(), full
+        for full in walk_files(base):
+            if full.is_symlink() and not self._inside(full):
+                # A link out of the datastore is not its content: never list or read it.
+                continue
+            yield full.relative_to(self.root).as_posix(), full
 
     def _inside(self, path: Path) -> bool:
         real = Path(os.path.realpath(path))

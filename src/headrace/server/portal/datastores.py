@@ -29,14 +29,13 @@ from starlette.background import BackgroundTask
 from headrace.errors import ConfigError, DatastorePathError
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
 from headrace.store.compare_views import running_step_runs
-from headrace.store.datastores import DatastoreFiles, clean_relative_path
+from headrace.store.datastores import PARTIAL_SUFFIX, DatastoreFiles, clean_relative_path
 from headrace.store.records import ComputeTargetRecord, DatastoreRecord, StepRunRecord
 
 __all__: list[str] = []
 
 PAGE_SIZE = 500
 RUNNING_CAP = 500
-PARTIAL_SUFFIX = ".headrace-partial"  # an upload in progress: not content yet
 
 
 # -- datastores ----------------------------------------------------------------------------
