@@ -449,6 +449,15 @@ def test_token_queries_on_both_databases(any_ws: Workspace) -> None:
         meta.revoke_token("b")
     assert [t.name for t in meta.list_tokens()] == ["a"]
 
+    # Portal sessions: found while live, gone when ended or expired.
+    now = datetime.now(timezone.utc)
+    meta.create_portal_session("s" * 64, created.id, now + timedelta(hours=1))
+    meta.create_portal_session("t" * 64, created.id, now - timedelta(seconds=1))
+    assert meta.find_session_token("s" * 64, now) == revoked
+    assert meta.find_session_token("t" * 64, now) is None  # expired
+    meta.end_portal_session("s" * 64)
+    assert meta.find_session_token("s" * 64, now) is None
+
 
 def test_cli_server_serves_and_stops_on_sigterm(root: Path) -> None:
     port = free_port()

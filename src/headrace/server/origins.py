@@ -59,7 +59,7 @@ def _split_host(value: str) -> tuple[str, int | None] | None:
 
 
 def _refusal(request: Request, message: str) -> Response:
-    if request.url.path.startswith("/ui") and not wants_json(request):
+    if request.scope["path"].startswith("/ui") and not wants_json(request):
         page = (
             '<!doctype html><html lang="en"><meta charset="utf-8"><title>Refused</title>'
             f"<h1>Request refused</h1><p>{html.escape(message)}</p></html>"
@@ -100,7 +100,7 @@ class OriginGuard:
                 )
         if request.method in SAFE_METHODS:
             return None
-        if not self.token_free and not request.url.path.startswith("/ui"):
+        if not self.token_free and not request.scope["path"].startswith("/ui"):
             return None  # API routes need a token that no other site can make a browser send
         fetch_site = request.headers.get("sec-fetch-site", "").lower()
         if fetch_site in FOREIGN_FETCH_SITES:
@@ -124,7 +124,7 @@ def _same_origin(request: Request, origin: str) -> bool:
     own = _split_host(request.headers.get("host", ""))
     if own is None or parts.scheme not in DEFAULT_PORTS:
         return False  # "null" (a sandboxed frame, a file:// page) or an odd scheme
-    scheme = request.url.scheme
+    scheme = request.scope["scheme"]
     default = DEFAULT_PORTS.get(scheme)
     try:
         origin_port = parts.port or DEFAULT_PORTS[parts.scheme]
