@@ -14,7 +14,6 @@ seconds; tests/test_browser_guards.py drives a real uvicorn for what needs one.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from headrace.server.auth import issue_token
 from headrace.store.tokens import workspace_prefix
 from headrace.store.workspace_store import WorkspaceStore
 from tests import shapes
-from tests.servers import RUNNER, make_token
+from tests.servers import RUNNER, asgi_client, make_token, run_async
 
 ROLES = ("reader", "submitter", "admin")
 RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -184,14 +183,8 @@ def rule_of(method: str, path: str) -> Rule | None:
     return rule
 
 
-def client(app: FastAPI, base_url: str = "http://127.0.0.1") -> httpx.AsyncClient:
-    """A client of `app` in this process (no socket, no lifespan)."""
-    transport = httpx.ASGITransport(app=app)
-    return httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=False)
-
-
 async def one_request(app: FastAPI, method: str, url: str, **options: Any) -> httpx.Response:
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         return await http.request(method, url, **options)
 
 
@@ -241,8 +234,8 @@ def world(ws: Workspace) -> Iterator[World]:
     tokens["other workspace"] = f"hr_000000000000_{secrets.token_urlsafe(32)}"
 
     app = create_app(root)
-    child = asyncio.run(
-        one_request(
+    child = run_async(
+        lambda: one_request(
             app,
             "POST",
             SDK.format(subscription="s", resource_group="rg", workspace="test-ws")
@@ -343,7 +336,7 @@ class Caller:
 
 
 async def caller_for(world: World, kind: str) -> Caller:
-    caller = Caller(kind, client(world.app))
+    caller = Caller(kind, asgi_client(world.app))
     if kind == "admin session":
         signed = await caller.http.post("/ui/login", data={"token": world.secrets["admin"]})
         assert signed.status_code == 303, signed.text
@@ -414,7 +407,7 @@ async def run_matrix(world: World) -> tuple[list[str], int]:
 
 
 def test_every_route_answers_every_caller_by_its_decision(world: World) -> None:
-    wrong, checked = asyncio.run(run_matrix(world))
+    wrong, checked = run_async(lambda: run_matrix(world))
     assert not wrong, "\n".join(wrong)
     assert checked >= 90 * len(CALLERS)
 
@@ -427,7 +420,7 @@ def test_a_step_token_submits_a_child_and_reads_only_what_it_started(world: Worl
     )
 
     async def scenario() -> None:
-        async with client(world.app) as http:
+        async with asgi_client(world.app) as http:
             child = await http.get(f"{V1}/runs/{world.child}", headers=step)
             assert child.status_code == 200, child.text
             assert child.json()["tags"]["azureml.parentRunId"] == world.step
@@ -452,14 +445,14 @@ def test_a_step_token_submits_a_child_and_reads_only_what_it_started(world: Worl
             )
             assert unknown.status_code == 404 and "no-such-run" in unknown.text
 
-    asyncio.run(scenario())
+    run_async(scenario)
 
 
 def test_a_token_free_app_answers_loopback_names_only(world: World, ws: Workspace) -> None:
     app = create_app(Path(str(ws.path)), auth=False)
 
     async def scenario() -> None:
-        local, forged = client(app), client(app, "http://evil.example")
+        local, forged = asgi_client(app), asgi_client(app, "http://evil.example")
         for method, path in app_routes(app):
             rule = rule_of(method, path)
             assert rule is not None, (method, path)
@@ -472,4 +465,4 @@ def test_a_token_free_app_answers_loopback_names_only(world: World, ws: Workspac
         await local.aclose()
         await forged.aclose()
 
-    asyncio.run(scenario())
+    run_async(scenario)

@@ -8,7 +8,6 @@ tests/portal check that the portal's pages work under its Content-Security-Polic
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 import stat
@@ -20,14 +19,9 @@ from starlette.routing import Mount
 
 from headrace import Workspace
 from headrace.server.app import create_app
-from tests.servers import LiveServer
+from tests.servers import LiveServer, asgi_client, run_async
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-
-
-def client(app: FastAPI) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)
-    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
 
 
 def mode(path: Path) -> int:
@@ -64,7 +58,7 @@ async def _allow_answers(app: FastAPI) -> list[str]:
     """For each route's path, every method it refuses with 405: the problems found."""
     problems: list[str] = []
     paths = sorted({getattr(r, "path", "") for r in app.routes})
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         for template in paths:
             path = re.sub(r"\{[^}]+\}", "x", template)
             if any(isinstance(r, Mount) and r.path == template for r in app.routes):
@@ -83,7 +77,7 @@ async def _allow_answers(app: FastAPI) -> list[str]:
 def test_every_405_says_which_methods_the_route_accepts(ws: Workspace) -> None:
     # With auth on and no token, an accepted method answers 401: nothing runs.
     app = create_app(Path(str(ws.path)))
-    problems = asyncio.run(_allow_answers(app))
+    problems = run_async(lambda: _allow_answers(app))
     assert not problems, "\n".join(problems)
 
 
