@@ -140,12 +140,6 @@ class TokenQueries:
             row = conn.execute(select(table).where(table.c.token_hash == token_hash)).first()
             return None if row is None else _record(row)
 
-    def find_token(self, token_id: str) -> TokenRecord | None:
-        table = ApiTokenRow.__table__
-        with self.db.read_conn() as conn:
-            row = conn.execute(select(table).where(table.c.id == token_id)).first()
-            return None if row is None else _record(row)
-
     def list_tokens(self) -> list[TokenRecord]:
         with self.db.read() as s:
             rows = s.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.name))
