@@ -1,25 +1,41 @@
-"""A real uvicorn on 127.0.0.1 for tests, and API tokens made with the CLI as a user would.
+"""A real uvicorn on 127.0.0.1 for tests, and API tokens made with the CLI as a user would;
+an in-process client of an app for tests that need no socket.
 
 Shared by the server tests and the remote-workspace contract tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import threading
 import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import uvicorn
+from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from headrace.cli.main import app as cli_app
 from headrace.server.app import create_app
 from headrace.server.routes import SUBMIT_PREFIX
 
-__all__ = ["RUNNER", "LiveServer", "bearer", "free_port", "make_token"]
+__all__ = [
+    "RUNNER",
+    "LiveServer",
+    "asgi_client",
+    "bearer",
+    "free_port",
+    "make_token",
+    "run_async",
+]
+
+T = TypeVar("T")
 
 RUNNER = CliRunner()
 
@@ -74,3 +90,16 @@ def make_token(root: Path, role: str, name: str | None = None, *extra: str) -> s
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def asgi_client(app: FastAPI, base_url: str = "http://127.0.0.1") -> httpx.AsyncClient:
+    """A client of `app` in this process: no socket, no lifespan, no redirects followed."""
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=False)
+
+
+def run_async(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run(scenario())` on a thread of its own: the browser tests' Playwright keeps an
+    event loop running on the main thread for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(scenario())).result()

@@ -7,7 +7,6 @@ call verbatim (`requests.post(published_pipeline.endpoint, headers=aad_token, js
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from fastapi.routing import APIRoute
 
 from headrace import (
     ConfigError,
@@ -39,11 +37,9 @@ from headrace.compat.azureml.core.authentication import (
     InteractiveLoginAuthentication,
     ServicePrincipalAuthentication,
 )
-from headrace.server.auth import hash_secret, issue_token
+from headrace.server.auth import hash_secret
 from headrace.store.workspace_store import WorkspaceStore
 from tests.servers import RUNNER, LiveServer, bearer, free_port, make_token
-
-PUBLIC = {"/", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
 def assert_error_shape(response: httpx.Response | requests.Response, status: int) -> str:
@@ -77,24 +73,6 @@ def test_health_needs_no_token(server: LiveServer) -> None:
     response = httpx.get(f"{server.url}/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "workspace": "test-ws"}
-
-
-def test_every_route_but_the_public_ones_answers_401_without_a_token(server: LiveServer) -> None:
-    routes = [r for r in server.app.routes if isinstance(r, APIRoute)]
-    assert len(routes) >= 9
-    checked = 0
-    for route in routes:
-        if route.path in PUBLIC or route.path.startswith("/ui"):
-            continue  # the portal's pages send browsers to sign in (tests/portal)
-        path = re.sub(r"\{[^}]+\}", "x", route.path)
-        for method in route.methods:
-            response = httpx.request(
-                method, f"{server.url}{path}", params={"name": "x"}, json={"ExperimentName": "e"}
-            )
-            message = assert_error_shape(response, 401)
-            assert "Authorization: Bearer" in message
-            checked += 1
-    assert checked >= 40  # the SDK v1 routes and the /api/v1 routes
 
 
 def test_token_from_the_cli_reads_and_is_never_listed(root: Path, server: LiveServer) -> None:
@@ -423,40 +401,17 @@ def test_endpoint_routes_submit_by_id_version_and_name(
     assert "Status must be Active" in assert_error_shape(disabled, 409)
 
 
-def test_cancel_and_run_scoped_tokens(
+def test_cancel_a_run_over_rest(
     ws: Workspace, root: Path, tmp_path: Path, server: LiveServer
 ) -> None:
     published = publish_one_step(ws, tmp_path)
     submitter = bearer(make_token(root, "submitter"))
-    first = httpx.post(
+    run_id = httpx.post(
         server.submit_url(published.id), headers=submitter, json={"ExperimentName": "e"}
     ).json()["Id"]
-    second = httpx.post(
-        server.submit_url(published.id), headers=submitter, json={"ExperimentName": "e"}
-    ).json()["Id"]
-
-    store = WorkspaceStore.open(root)
-    secret, _ = issue_token(store.meta, name="step", role="submitter", scope_run_id=first)
-    store.database.dispose()
-    scoped = bearer(secret)
-    assert httpx.get(f"{server.url}/api/v1/runs/{first}", headers=scoped).status_code == 200
-    message = assert_error_shape(
-        httpx.get(f"{server.url}/api/v1/runs/{second}", headers=scoped), 403
-    )
-    assert f"limited to run {first}" in message
-    assert_error_shape(httpx.get(f"{server.url}/api/v1/published-pipelines", headers=scoped), 403)
-    child = httpx.post(
-        server.submit_url(published.id),
-        params={"parentRunId": first},
-        headers=scoped,
-        json={"ExperimentName": "child"},
-    )
-    assert child.status_code == 200, child.text
-    assert child.json()["tags"]["azureml.parentRunId"] == first
-
-    canceled = httpx.post(f"{server.url}/api/v1/runs/{second}/cancel", headers=submitter)
+    canceled = httpx.post(f"{server.url}/api/v1/runs/{run_id}/cancel", headers=submitter)
     assert canceled.status_code == 200, canceled.text
-    final = PipelineRun.get(ws, second)
+    final = PipelineRun.get(ws, run_id)
     final.wait_for_completion(show_output=False, raise_on_error=False)
     assert final.get_status() in ("Canceled", "Finished")
 
@@ -493,6 +448,15 @@ def test_token_queries_on_both_databases(any_ws: Workspace) -> None:
     with pytest.raises(NotFoundError, match="the tokens are: a"):
         meta.revoke_token("b")
     assert [t.name for t in meta.list_tokens()] == ["a"]
+
+    # Portal sessions: found while live, gone when ended or expired.
+    now = datetime.now(timezone.utc)
+    meta.create_portal_session("s" * 64, created.id, now + timedelta(hours=1))
+    meta.create_portal_session("t" * 64, created.id, now - timedelta(seconds=1))
+    assert meta.find_session_token("s" * 64, now) == revoked
+    assert meta.find_session_token("t" * 64, now) is None  # expired
+    meta.end_portal_session("s" * 64)
+    assert meta.find_session_token("s" * 64, now) is None
 
 
 def test_cli_server_serves_and_stops_on_sigterm(root: Path) -> None:

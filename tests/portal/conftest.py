@@ -67,15 +67,22 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser tab at 1280 px, failing the test on any JavaScript error."""
+    """A fresh browser tab at 1280 px, failing the test on any JavaScript error and on
+    anything the portal's Content-Security-Policy blocked (a script, a style, a request)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     tab.set_default_timeout(15_000)
     yield tab
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"JavaScript errors or CSP violations on the page: {errors}"
 
 
 def screenshot(tab: Any, name: str) -> Path:

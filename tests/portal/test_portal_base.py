@@ -112,6 +112,27 @@ def test_sign_in_refuses_an_open_redirect_and_a_tampered_cookie(
         assert answer.status_code == 303
 
 
+def test_signing_out_ends_the_session_wherever_its_cookie_was_copied(
+    root: Path, secured: LiveServer
+) -> None:
+    token = make_token(root, "reader", "carol")
+    with httpx.Client(base_url=secured.url) as browser, httpx.Client(base_url=secured.url) as other:
+        browser.post("/ui/login", data={"token": token})
+        copied = browser.cookies["headrace_session"]
+        other.cookies.set("headrace_session", copied, domain="127.0.0.1", path="/ui")
+        assert other.get("/ui").status_code == 200  # the copy works while signed in
+        second = httpx.post(f"{secured.url}/ui/login", data={"token": token})
+        kept = second.cookies["headrace_session"]  # another browser of the same token
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', browser.get("/ui").text)
+        assert csrf is not None
+        assert browser.post("/ui/logout", data={"csrf": csrf.group(1)}).status_code == 303
+        assert other.get("/ui").status_code == 303  # the copied cookie is signed out too
+        answer = httpx.get(f"{secured.url}/ui.json", cookies={"headrace_session": copied})
+        assert answer.status_code == 401
+        # Signing out ends one session; the token's other sessions go on.
+        assert httpx.get(f"{secured.url}/ui", cookies={"headrace_session": kept}).is_success
+
+
 def test_a_form_without_its_csrf_field_is_refused(root: Path, secured: LiveServer) -> None:
     with httpx.Client(base_url=secured.url) as client:
         client.post("/ui/login", data={"token": make_token(root, "reader")})
@@ -187,6 +208,9 @@ def test_headrace_ui_serves_a_workspace_folder_without_tokens(ws: Workspace, roo
                 time.sleep(0.1)
         assert answer.status_code == 200
         assert [row["id"] for row in answer.json()["runs"]] == [run_id]
+        # No token: so only loopback names are answered (tests/test_browser_guards.py).
+        forged = httpx.get(f"http://127.0.0.1:{port}/ui", headers={"Host": "evil.example"})
+        assert forged.status_code == 403 and run_id[:8] not in forged.text
     finally:
         ui.terminate()
         output = ui.communicate(timeout=20)[0].decode()

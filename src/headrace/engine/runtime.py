@@ -315,8 +315,9 @@ def _environment(
     server_url = os.environ.get("HEADRACE_SERVER_URL")
     if server_url:
         # Served by `headrace server`: the script may log through it with a token that is
-        # good only on this step run's routes (a script on another machine cannot reach
-        # HEADRACE_RUN_DIR). No server, no token row.
+        # good only for this step run (a script on another machine cannot reach
+        # HEADRACE_RUN_DIR), and submit child runs of it; server/access.py says what else.
+        # No server, no token row.
         env["HEADRACE_SERVER_URL"] = server_url
         env["HEADRACE_RUN_TOKEN"] = _run_token(ws, task)
     return env

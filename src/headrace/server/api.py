@@ -2,7 +2,7 @@
 `server.routes`, in the wire format of `backend.wire`.
 
 Roles: reader for reads, submitter for submits, uploads, cancels and logging, admin for
-registering datastores and compute targets. A run-scoped token (given to a running step) is
+registering datastores and compute targets (`server.access`). A step's run token is
 accepted only on its own run's metric, file and tag routes. Errors carry the exception's class
 name as a detail, so the client raises the same class the local backend would (the shared
 pieces are in `server.api_base`; published pipelines and endpoints in
@@ -33,16 +33,15 @@ from starlette.background import BackgroundTask
 from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
 from headrace.errors import ConflictError, NotFoundError, UserError
 from headrace.server import api_publishing
-from headrace.server.api_base import (
+from headrace.server.access import (
     Admin,
-    ClassNamedErrors,
+    QueriedRunReader,
     Reader,
     RunReader,
     RunWriter,
     Submitter,
-    parse_graph,
-    state,
 )
+from headrace.server.api_base import ClassNamedErrors, parse_graph, state
 from headrace.store.datastores import clean_relative_path
 from headrace.store.records import MetricRecord
 
@@ -492,15 +491,12 @@ class MetricBody(BaseModel):
 
 @router.get("/metrics")
 def list_metrics(
-    request: Request, run_id: Annotated[list[str] | None, Query(alias="runId")] = None
+    request: Request,
+    _token: QueriedRunReader,
+    run_id: Annotated[list[str] | None, Query(alias="runId")] = None,
 ) -> list[dict[str, Any]]:
     """Metrics of the given runs (a step's own token: only its run)."""
-    served = state(request)
-    run_id = run_id or []
-    if served.auth is not None:
-        own = run_id[0] if len(set(run_id)) == 1 else None
-        served.auth.check(request.headers.get("authorization"), "reader", run_id=own)
-    return [to_wire(m) for m in served.backend.list_metrics(run_id)]
+    return [to_wire(m) for m in state(request).backend.list_metrics(run_id or [])]
 
 
 @router.post("/runs/{run_id}/metrics")
@@ -523,4 +519,6 @@ def tag_run(
     return {"tagged": len(body)}
 
 
-router.include_router(api_publishing.router)
+# Listed route by route (not an included router, which FastAPI resolves lazily), so
+# `app.routes` holds every route and the auth matrix walks them all.
+router.routes.extend(api_publishing.router.routes)

@@ -1,18 +1,15 @@
 """What the /api/v1 backend routes share: the route class that names an error's exception
-class in its details (so `RemoteBackend` raises the class a local workspace would), the token
-dependencies by role, and reading a posted pipeline graph.
-
-A run-scoped token (given to a running step) passes only the `RunReader` / `RunWriter`
-dependencies, and only on its own run's {run_id}.
+class in its details (so `RemoteBackend` raises the class a local workspace would), and
+reading a posted pipeline graph. Who may call which route is `server.access`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
@@ -20,18 +17,8 @@ from headrace.backend.wire import CLASS_DETAIL
 from headrace.errors import HeadraceError, PipelineValidationError, UserError
 from headrace.graph.model import Graph
 from headrace.server.errors import error_body, status_of
-from headrace.store.tokens import TokenRecord
 
-__all__ = [
-    "Admin",
-    "ClassNamedErrors",
-    "Reader",
-    "RunReader",
-    "RunWriter",
-    "Submitter",
-    "parse_graph",
-    "state",
-]
+__all__ = ["ClassNamedErrors", "parse_graph", "state"]
 
 log = logging.getLogger("headrace.server")
 
@@ -64,28 +51,6 @@ class ClassNamedErrors(APIRoute):
 
 def state(request: Request) -> Any:
     return request.app.state.headrace
-
-
-def _allowed(role: str, *, own_run: bool = False) -> Callable[[Request], TokenRecord | None]:
-    """A dependency: the request's token allowed `role`; a run-scoped token only when
-    `own_run` and the route's {run_id} is its run."""
-
-    def check_token(request: Request) -> TokenRecord | None:
-        auth = state(request).auth
-        if auth is None:
-            return None
-        run_id = request.path_params.get("run_id") if own_run else None
-        token: TokenRecord = auth.check(request.headers.get("authorization"), role, run_id=run_id)
-        return token
-
-    return check_token
-
-
-Reader = Annotated[TokenRecord | None, Depends(_allowed("reader"))]
-Submitter = Annotated[TokenRecord | None, Depends(_allowed("submitter"))]
-Admin = Annotated[TokenRecord | None, Depends(_allowed("admin"))]
-RunReader = Annotated[TokenRecord | None, Depends(_allowed("reader", own_run=True))]
-RunWriter = Annotated[TokenRecord | None, Depends(_allowed("submitter", own_run=True))]
 
 
 def parse_graph(raw: dict[str, Any]) -> Graph:

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from headrace.backend.wire import submission_to_wire
-from headrace.server.api_base import ClassNamedErrors, Reader, Submitter, parse_graph, state
+from headrace.server.access import Reader, Submitter
+from headrace.server.api_base import ClassNamedErrors, parse_graph, state
 from headrace.server.routes import _pipeline_url
 from headrace.server.schemas import endpoint_document, published_pipeline_document
 
 __all__ = ["router"]
 
-router = APIRouter(route_class=ClassNamedErrors)
+# Its routes join `server.api`'s router, whose prefix and tag they carry.
+router = APIRouter(prefix="/api/v1", tags=["backend"], route_class=ClassNamedErrors)
 
 
 class PublishBody(BaseModel):

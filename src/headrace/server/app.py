@@ -30,6 +30,8 @@ from headrace.engine.pool import AgentPool
 from headrace.errors import ConfigError, HeadraceError
 from headrace.server.auth import Authenticator
 from headrace.server.errors import ApiError, error_body, status_of
+from headrace.server.headers import SecurityHeaders
+from headrace.server.origins import OriginGuard
 from headrace.store.layout import WorkspaceLayout
 from headrace.store.records import Status
 from headrace.store.workspace_store import WorkspaceStore
@@ -313,6 +315,9 @@ def create_app(
     app.router.routes.extend(api.router.routes)  # the JSON API of RemoteBackend
     portal.mount(app, root)  # the web portal under /ui
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    # Outermost last: refusals of other sites' requests carry the security headers too.
+    app.add_middleware(OriginGuard, token_free=not auth)
+    app.add_middleware(SecurityHeaders)
     _document_errors(app)
     return app
 

@@ -3,7 +3,8 @@
 A secret is `hr_<workspace prefix>_<random>`; only its sha256 is stored. The workspace prefix
 lets a server tell "a token of another workspace" (403) from "not a token at all" (401) without
 a database hit. Roles are ordered reader < submitter < admin. A token with a `scope_run_id`
-(given to a running step) is good only on routes of that run.
+(given to a running step) is good only where the route's rule for steps allows its run
+(`server.access` says where).
 
 No FastAPI here: the CLI issues tokens with these functions, the app checks them.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from headrace.errors import UserError
@@ -104,8 +106,11 @@ class Authenticator:
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def check(self, header: str | None, role: str, *, run_id: str | None = None) -> TokenRecord:
-        """The token of a request allowed `role` (on run `run_id`); raises ApiError if not."""
+    def check(
+        self, header: str | None, role: str, *, step: Callable[[str], bool] | None = None
+    ) -> TokenRecord:
+        """The token of a request allowed `role`; raises ApiError if not. A step's run token
+        (scoped to run S) passes only if `step(S)` is true: no rule, no step tokens."""
         if not header:
             raise _unauthorized(
                 "This route needs an API token: send 'Authorization: Bearer <token>'; "
@@ -142,12 +147,15 @@ class Authenticator:
                 f"The API token {record.name!r} has role {record.role!r}; this route needs "
                 f"{role!r} or higher.",
             )
-        if record.scope_run_id is not None and run_id != record.scope_run_id:
+        scope = record.scope_run_id
+        if scope is not None and (step is None or not step(scope)):
             raise ApiError(
                 403,
                 "Forbidden",
-                f"The API token {record.name!r} is limited to run {record.scope_run_id}; "
-                "it cannot be used on this route.",
+                f"The API token {record.name!r} is limited to run {scope}: a step's token may "
+                f"use that run's files, metrics and tags, submit a published pipeline or "
+                f"endpoint with ?parentRunId={scope}, and read or cancel the runs it submitted "
+                "so; not this route.",
             )
         self._touch(record, now)
         return record

@@ -1,19 +1,27 @@
 """The routes: SDK v1's pipeline submit routes and a small JSON API. Thin by design: check the
 token, parse, call `LocalBackend`, build the document in `server.schemas`.
 
-Every route but /health needs a token (when auth is on); `require(role)` is the dependency.
+Every route but /health needs a token (when auth is on); the dependencies of
+`server.access` say which, and what a step's run token may do here: submit with
+`?parentRunId=` its run, then read or cancel that child at `/api/v1/runs/{run_id}`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
 from headrace.errors import NotFoundError
 from headrace.sdk.published import SUBMIT_PREFIX, submit_url
+from headrace.server.access import (
+    PARENT_TAG,
+    ChildCanceler,
+    ChildReader,
+    ChildSubmitter,
+    Reader,
+)
 from headrace.server.schemas import (
     PipelineSubmissionInfo,
     endpoint_document,
@@ -21,7 +29,6 @@ from headrace.server.schemas import (
     run_entity,
 )
 from headrace.store.records import PipelineRunRecord
-from headrace.store.tokens import TokenRecord
 
 __all__ = ["SUBMIT_PREFIX", "router"]
 
@@ -30,25 +37,6 @@ router = APIRouter()
 
 def _state(request: Request) -> Any:
     return request.app.state.headrace
-
-
-def require(role: str) -> Callable[[Request], TokenRecord | None]:
-    """A dependency: the request's token, allowed `role` (None when auth is off)."""
-
-    def check_token(request: Request) -> TokenRecord | None:
-        auth = _state(request).auth
-        if auth is None:
-            return None
-        # A run-scoped token may read or cancel its run, or submit a child of it.
-        run_id = request.path_params.get("run_id") or request.query_params.get("parentRunId")
-        token: TokenRecord = auth.check(request.headers.get("authorization"), role, run_id=run_id)
-        return token
-
-    return check_token
-
-
-Reader = Annotated[TokenRecord | None, Depends(require("reader"))]
-Submitter = Annotated[TokenRecord | None, Depends(require("submitter"))]
 
 
 @router.get("/health", tags=["server"])
@@ -79,8 +67,12 @@ def _submit(
     backend = _state(request).backend
     tags = dict(body.tags or {})
     if parent_run_id:
-        backend.get_pipeline_run(parent_run_id)  # 404 for an unknown parent
-        tags.setdefault("azureml.parentRunId", parent_run_id)
+        # The parent is a step run (a step submitting from its script, SDK v1's use) or a
+        # pipeline run; 404 for neither. Set, not defaulted: a step's token may read and
+        # cancel the runs this tag names as its children.
+        if backend.find_step_run(parent_run_id) is None:
+            backend.get_pipeline_run(parent_run_id)
+        tags[PARENT_TAG] = parent_run_id
     submission = backend.submit_published_pipeline(
         pipeline_id,
         experiment_name=body.ExperimentName,
@@ -105,17 +97,26 @@ def _entity(request: Request, run: PipelineRunRecord, pipeline_id: str | None) -
 
 
 ParentRunId = Annotated[
-    str | None, Query(alias="parentRunId", description="Record the new run as a child of this.")
+    str | None,
+    Query(
+        alias="parentRunId",
+        description="Record the new run as a child of this step run or pipeline run.",
+    ),
 ]
+# Part of SDK v1's URLs; not checked (PublishedPipeline.endpoint puts "local" if unknown).
+Subscription = Annotated[str, Path(description="The subscription id; not checked.")]
+ResourceGroup = Annotated[str, Path(description="The resource group; not checked.")]
 
 
 @router.post(SUBMIT_PREFIX + "/PipelineRuns/PipelineSubmit/{pipeline_id}", tags=["submit"])
 def submit_published_pipeline(
     request: Request,
+    subscription: Subscription,
+    resource_group: ResourceGroup,
     workspace: str,
     pipeline_id: str,
     body: PipelineSubmissionInfo,
-    _token: Submitter,
+    _token: ChildSubmitter,
     parent_run_id: ParentRunId = None,
 ) -> dict[str, Any]:
     """Submit a run of a published pipeline (SDK v1 `PublishedPipeline.endpoint`)."""
@@ -143,10 +144,12 @@ def _submit_endpoint(
 )
 def submit_endpoint_by_id(
     request: Request,
+    subscription: Subscription,
+    resource_group: ResourceGroup,
     workspace: str,
     endpoint_id: str,
     body: PipelineSubmissionInfo,
-    _token: Submitter,
+    _token: ChildSubmitter,
     parent_run_id: ParentRunId = None,
 ) -> dict[str, Any]:
     """Submit the default version of a pipeline endpoint, found by id."""
@@ -160,11 +163,13 @@ def submit_endpoint_by_id(
 )
 def submit_endpoint_version_by_id(
     request: Request,
+    subscription: Subscription,
+    resource_group: ResourceGroup,
     workspace: str,
     endpoint_id: str,
     version: str,
     body: PipelineSubmissionInfo,
-    _token: Submitter,
+    _token: ChildSubmitter,
     parent_run_id: ParentRunId = None,
 ) -> dict[str, Any]:
     """Submit one version of a pipeline endpoint, found by id."""
@@ -175,9 +180,11 @@ def submit_endpoint_version_by_id(
 @router.post(SUBMIT_PREFIX + "/PipelineRuns/PipelineEndpointSubmit/Name", tags=["submit"])
 def submit_endpoint_by_name(
     request: Request,
+    subscription: Subscription,
+    resource_group: ResourceGroup,
     workspace: str,
     body: PipelineSubmissionInfo,
-    _token: Submitter,
+    _token: ChildSubmitter,
     name: Annotated[str, Query(min_length=1, description="The endpoint's name.")],
     pipeline_version: Annotated[str | None, Query(alias="pipelineVersion")] = None,
     parent_run_id: ParentRunId = None,
@@ -235,7 +242,7 @@ def list_pipeline_endpoints(
 
 
 @router.get("/api/v1/runs/{run_id}", tags=["api"])
-def get_run(request: Request, run_id: str, _token: Reader) -> dict[str, Any]:
+def get_run(request: Request, run_id: str, _token: ChildReader) -> dict[str, Any]:
     """A pipeline run: its status, parameters and steps."""
     backend = _state(request).backend
     run = backend.get_pipeline_run(run_id)
@@ -247,7 +254,7 @@ def get_run(request: Request, run_id: str, _token: Reader) -> dict[str, Any]:
 
 
 @router.post("/api/v1/runs/{run_id}/cancel", tags=["api"])
-def cancel_run(request: Request, run_id: str, _token: Submitter) -> dict[str, Any]:
+def cancel_run(request: Request, run_id: str, _token: ChildCanceler) -> dict[str, Any]:
     """Ask a pipeline run to stop; its steps are ended and it becomes Canceled."""
     backend = _state(request).backend
     return _entity(request, backend.cancel_run(run_id), None)

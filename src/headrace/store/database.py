@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from headrace.errors import MissingDependencyError, StoreError
+from headrace.store.layout import make_private
 
 __all__ = ["HEAD_REVISION", "Database", "sqlite_url"]
 
 # The newest migration in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # How long an SQLite statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 30_000
@@ -38,6 +39,21 @@ BUSY_TIMEOUT_MS = 30_000
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def _private_sqlite_files(url: str) -> None:
+    """The database file (made now, 0600, if absent) and its -wal and -shm files, private to
+    the owner: SQLite gives the -wal and -shm files the database file's mode."""
+    try:
+        name = make_url(url).database
+    except ArgumentError:
+        return  # an invalid URL: create_engine says so
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    make_private(path, create=True)
+    for suffix in ("-wal", "-shm", "-journal"):
+        make_private(path.with_name(path.name + suffix))
 
 
 def _redact(url: str) -> str:
@@ -59,6 +75,8 @@ class Database:
             kwargs["pool_pre_ping"] = True
             kwargs["connect_args"] = {"connect_timeout": 5}
         self._write_lock = threading.RLock() if self.is_sqlite else None
+        if self.is_sqlite:
+            _private_sqlite_files(url)
         try:
             self.engine: Engine = create_engine(url, **kwargs)
         except ModuleNotFoundError as exc:

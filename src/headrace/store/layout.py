@@ -6,12 +6,18 @@
 <workspace>/artifacts/            run files and logs, snapshots (LocalArtifactStore)
 <workspace>/work/                 scratch working folders of running steps
 <workspace>/agent/                the local agent's lock file and log
+<workspace>/portal.key            the key that signs the portal's sessions (the server makes it)
+
+The database files and the portal key are private to the workspace's owner (mode 0600):
+they hold every record and the means to sign a session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +25,23 @@ from typing import Any
 
 from headrace.errors import ConfigError, WorkspaceNotFoundError
 
-__all__ = ["CONFIG_NAME", "WorkspaceLayout"]
+__all__ = ["CONFIG_NAME", "PRIVATE_MODE", "WorkspaceLayout", "make_private"]
 
 CONFIG_NAME = "workspace.json"
 FORMAT_VERSION = 1
+PRIVATE_MODE = 0o600
+
+
+def make_private(path: Path, *, create: bool = False) -> None:
+    """Make the file at `path` readable and writable by its owner only (`create`: an empty
+    file if absent and its folder exists, so whatever fills it never makes it 0644 first).
+    A file of another user (a workspace opened by someone else) is left as it is."""
+    if create and path.parent.is_dir():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
+    with contextlib.suppress(OSError):
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(PRIVATE_MODE)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ __all__ = [
     "PipelineEndpointRow",
     "PipelineEndpointVersionRow",
     "PipelineRunRow",
+    "PortalSessionRow",
     "PublishedPipelineRow",
     "StepRunRow",
     "UtcDateTime",
@@ -276,3 +277,14 @@ class ApiTokenRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class PortalSessionRow(Base):
+    """A signed-in portal session of a token; signing out deletes it. Only a hash of the
+    session id (which the cookie carries) is kept."""
+
+    __tablename__ = "portal_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -1,4 +1,5 @@
-"""API tokens of the server in the metadata store (only hashes of the secrets are kept).
+"""API tokens of the server in the metadata store (only hashes of the secrets are kept), and
+the portal's sign-in sessions of a token (only hashes of the session ids are kept).
 
 `SqlMetadataStore` inherits these queries. What a token's secret looks like is here too
 (`new_secret`), so the engine can give a running step a token scoped to its run; how a
@@ -14,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from headrace.errors import ConflictError, NotFoundError
 from headrace.store.database import Database
-from headrace.store.orm import ApiTokenRow, utcnow
+from headrace.store.orm import ApiTokenRow, PortalSessionRow, utcnow
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -139,12 +140,6 @@ class TokenQueries:
             row = conn.execute(select(table).where(table.c.token_hash == token_hash)).first()
             return None if row is None else _record(row)
 
-    def find_token(self, token_id: str) -> TokenRecord | None:
-        table = ApiTokenRow.__table__
-        with self.db.read_conn() as conn:
-            row = conn.execute(select(table).where(table.c.id == token_id)).first()
-            return None if row is None else _record(row)
-
     def list_tokens(self) -> list[TokenRecord]:
         with self.db.read() as s:
             rows = s.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.name))
@@ -169,3 +164,32 @@ class TokenQueries:
             s.execute(
                 update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(last_used_at=when)
             )
+
+    # -- portal sessions -------------------------------------------------------------------
+    def create_portal_session(self, id_hash: str, token_id: str, expires_at: datetime) -> None:
+        """Record a signed-in session (and forget the sessions that have expired)."""
+        now = utcnow()
+        with self.db.write_conn() as conn:
+            conn.execute(delete(PortalSessionRow).where(PortalSessionRow.expires_at <= now))
+            conn.execute(
+                insert(PortalSessionRow).values(
+                    id_hash=id_hash, token_id=token_id, created_at=now, expires_at=expires_at
+                )
+            )
+
+    def find_session_token(self, id_hash: str, now: datetime) -> TokenRecord | None:
+        """The token of a live session (one read: each portal request makes it), else None."""
+        tokens = ApiTokenRow.__table__
+        query = (
+            select(tokens)
+            .join(PortalSessionRow, PortalSessionRow.token_id == tokens.c.id)
+            .where(PortalSessionRow.id_hash == id_hash, PortalSessionRow.expires_at > now)
+        )
+        with self.db.read_conn() as conn:
+            row = conn.execute(query).first()
+            return None if row is None else _record(row)
+
+    def end_portal_session(self, id_hash: str) -> None:
+        """Sign a session out: its cookie no longer signs anyone in, wherever it was copied."""
+        with self.db.write_conn() as conn:
+            conn.execute(delete(PortalSessionRow).where(PortalSessionRow.id_hash == id_hash))

@@ -6,11 +6,14 @@ that accepts JSON and not HTML). A view builds one `data` dict and calls `render
 that dict, so what the tests read is what the page shows.
 
 Who is looking (`Viewer`): with auth off everybody is an admin. With auth on, a browser signs in
-at /ui/login with an API token and gets a session cookie: `<token id>.<expiry>.<hmac>`, signed
-with the workspace's portal key (a file in the workspace folder, made on first use). The token
-itself is never stored in the cookie, and each request looks it up by id, so revoking or
-expiring a token ends its sessions. Scripts may send `Authorization: Bearer <token>` instead.
-Forms carry a CSRF field, an HMAC of the session; POST routes check it with `checked_form`.
+at /ui/login with an API token and gets a session cookie: `<session id>.<expiry>.<hmac>`, signed
+with the workspace's portal key (a file in the workspace folder, made on first use, mode 0600).
+The server keeps a row per session (`portal_sessions`, the hash of the session id and its
+token): each request looks the session and its token up in one read, so signing out (which
+deletes the row) ends that session wherever its cookie was copied, and revoking or expiring a
+token ends all of its sessions. The token itself is never in the cookie. Scripts may send
+`Authorization: Bearer <token>` instead. Forms carry a CSRF field, an HMAC of the session;
+POST routes check it with `checked_form`.
 
 Errors on portal routes are pages too (or JSON error bodies on the twins), never a traceback.
 """
@@ -40,7 +43,8 @@ from starlette.datastructures import FormData
 
 from headrace.errors import HeadraceError
 from headrace.server.errors import ApiError, error_body, status_of
-from headrace.store.tokens import TokenRecord
+from headrace.store.layout import make_private
+from headrace.store.tokens import TokenQueries, TokenRecord, hash_secret
 
 __all__ = [
     "SESSION_COOKIE",
@@ -50,6 +54,7 @@ __all__ = [
     "Viewer",
     "ViewerDep",
     "checked_form",
+    "end_session",
     "page",
     "render",
     "router",
@@ -103,30 +108,38 @@ class PortalState:
     def sign(self, text: str) -> str:
         return hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
 
-    def session_value(self, token: TokenRecord, now: float) -> str:
+    def new_session(self, meta: TokenQueries, token: TokenRecord, now: float) -> str:
+        """Record a new session of `token`; returns the cookie's value."""
         expires = int(now) + SESSION_SECONDS
         if token.expires_at is not None:
             expires = min(expires, int(token.expires_at.timestamp()))
-        body = f"{token.id}.{expires}"
+        session_id = secrets.token_hex(16)
+        meta.create_portal_session(
+            hash_secret(session_id), token.id, datetime.fromtimestamp(expires, timezone.utc)
+        )
+        body = f"{session_id}.{expires}"
         return f"{body}.{self.sign(body)}"
 
-    def session_token_id(self, value: str | None, now: float) -> str | None:
-        """The token id of a valid, unexpired session cookie, else None."""
+    def session_id(self, value: str | None, now: float) -> str | None:
+        """The session id of a well-signed, unexpired session cookie, else None (a forged
+        or stale cookie costs no database read)."""
         if not value or value.count(".") != 2:
             return None
-        token_id, expires, signature = value.split(".")
-        if not hmac.compare_digest(signature, self.sign(f"{token_id}.{expires}")):
+        session_id, expires, signature = value.split(".")
+        if not hmac.compare_digest(signature, self.sign(f"{session_id}.{expires}")):
             return None
         if not expires.isdigit() or int(expires) < now:
             return None
-        return token_id
+        return session_id
 
     def csrf(self, session: str) -> str:
         return self.sign(f"csrf:{session}")
 
 
 def _portal_key(path: Path) -> bytes:
-    """The key in `path`, made (mode 0600, atomically: several workers may race) if absent."""
+    """The key in `path`, made (mode 0600, atomically: several workers may race) if absent;
+    a key made readable to others (older versions, a copy) is made private again."""
+    make_private(path)
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -176,15 +189,23 @@ def current_viewer(request: Request) -> Viewer:
 
 def _session_token(request: Request, cookie: str | None) -> TokenRecord | None:
     now = time.time()
-    token_id = _portal(request).session_token_id(cookie, now)
-    if token_id is None:
+    session_id = _portal(request).session_id(cookie, now)
+    if session_id is None:
         return None
-    token: TokenRecord | None = state(request).store.meta.find_token(token_id)
-    if token is None or token.revoked_at is not None:
-        return None
-    if not token.usable_at(datetime.fromtimestamp(now, timezone.utc)):
+    when = datetime.fromtimestamp(now, timezone.utc)
+    token: TokenRecord | None = state(request).store.meta.find_session_token(
+        hash_secret(session_id), when
+    )
+    if token is None or not token.usable_at(when):  # revoked or expired since sign-in
         return None
     return token
+
+
+def end_session(request: Request) -> None:
+    """Sign out the request's session on the server (its cookie stops working everywhere)."""
+    session_id = _portal(request).session_id(request.cookies.get(SESSION_COOKIE), time.time())
+    if session_id is not None:
+        state(request).store.meta.end_portal_session(hash_secret(session_id))
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]

@@ -14,6 +14,7 @@ from headrace.server.portal.base import (
     SESSION_SECONDS,
     ViewerDep,
     checked_form,
+    end_session,
     page,
     render,
     router,
@@ -69,7 +70,7 @@ def login(
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        request.app.state.portal.session_value(record, time.time()),
+        request.app.state.portal.new_session(state(request).store.meta, record, time.time()),
         max_age=SESSION_SECONDS,
         path="/ui",
         httponly=True,
@@ -82,6 +83,7 @@ def login(
 @router.post("/logout")
 async def logout(request: Request, viewer: ViewerDep) -> Response:
     await checked_form(request, viewer, "reader")
+    end_session(request)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/ui")
     return response

@@ -1,0 +1,93 @@
+"""Who may call a route: the token dependencies every token-checked route of the JSON API and
+the SDK v1 submit routes declares (the portal's pages use `portal.base.current_viewer`).
+
+Roles are ordered reader < submitter < admin. A step's run token (role submitter, scoped to
+its step run S, `HEADRACE_RUN_TOKEN`) is refused everywhere except:
+
+- `RunReader` / `RunWriter`: routes on `{run_id}` S itself (its files, metrics and tags);
+- `ChildSubmitter`: the SDK v1 submit routes with `?parentRunId=S`, so a step can start a
+  published pipeline or endpoint as a child of its run (the child is tagged
+  `azureml.parentRunId` S);
+- `ChildReader` / `ChildCanceler`: `/api/v1/runs/{run_id}` of a run whose parent is S;
+- `QueriedRunReader`: `GET /api/v1/metrics?runId=S` (S alone).
+
+Each dependency says which runs a step's token may act on; nothing else about a request (an
+unrelated `?parentRunId=`, say) widens it. `tests/test_auth_matrix.py` holds the decision of
+every route and exercises it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from headrace.store.tokens import TokenRecord
+
+__all__ = [
+    "PARENT_TAG",
+    "Admin",
+    "ChildCanceler",
+    "ChildReader",
+    "ChildSubmitter",
+    "QueriedRunReader",
+    "Reader",
+    "RunReader",
+    "RunWriter",
+    "Submitter",
+]
+
+# The tag that records the run a child was submitted from (SDK v1's name).
+PARENT_TAG = "azureml.parentRunId"
+
+# Whether a step's token scoped to run S (the argument) may make this request.
+StepRule = Callable[[Request, str], bool]
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.headrace
+
+
+def _own_run(request: Request, scope: str) -> bool:
+    return request.path_params.get("run_id") == scope
+
+
+def _parent_query(request: Request, scope: str) -> bool:
+    return request.query_params.get("parentRunId") == scope
+
+
+def _only_queried_run(request: Request, scope: str) -> bool:
+    return set(request.query_params.getlist("runId")) == {scope}
+
+
+def _child_run(request: Request, scope: str) -> bool:
+    run_id = request.path_params.get("run_id")
+    run = _state(request).store.meta.find_pipeline_run(run_id) if run_id else None
+    return run is not None and run.tags.get(PARENT_TAG) == scope
+
+
+def allowed(role: str, step: StepRule | None = None) -> Callable[[Request], TokenRecord | None]:
+    """A dependency: the request's token, allowed `role`; a step's run token only where
+    `step` says so (None when the server runs without auth)."""
+
+    def check_token(request: Request) -> TokenRecord | None:
+        auth = _state(request).auth
+        if auth is None:
+            return None
+        rule = None if step is None else (lambda scope: step(request, scope))
+        token: TokenRecord = auth.check(request.headers.get("authorization"), role, step=rule)
+        return token
+
+    return check_token
+
+
+Reader = Annotated[TokenRecord | None, Depends(allowed("reader"))]
+Submitter = Annotated[TokenRecord | None, Depends(allowed("submitter"))]
+Admin = Annotated[TokenRecord | None, Depends(allowed("admin"))]
+RunReader = Annotated[TokenRecord | None, Depends(allowed("reader", _own_run))]
+RunWriter = Annotated[TokenRecord | None, Depends(allowed("submitter", _own_run))]
+QueriedRunReader = Annotated[TokenRecord | None, Depends(allowed("reader", _only_queried_run))]
+ChildSubmitter = Annotated[TokenRecord | None, Depends(allowed("submitter", _parent_query))]
+ChildReader = Annotated[TokenRecord | None, Depends(allowed("reader", _child_run))]
+ChildCanceler = Annotated[TokenRecord | None, Depends(allowed("submitter", _child_run))]
