@@ -6,7 +6,9 @@ Shared by the server tests and the remote-workspace contract tests.
 from __future__ import annotations
 
 import re
+import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from headrace.cli.main import app as cli_app
 from headrace.server.app import create_app
 from headrace.server.routes import SUBMIT_PREFIX
 
-__all__ = ["RUNNER", "LiveServer", "bearer", "free_port", "make_token"]
+__all__ = ["RUNNER", "LiveServer", "ServerProcess", "bearer", "free_port", "make_token"]
 
 RUNNER = CliRunner()
 
@@ -74,3 +76,59 @@ def make_token(root: Path, role: str, name: str | None = None, *extra: str) -> s
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class ServerProcess:
+    """`headrace server` as a subprocess, run by `python` (any interpreter with headrace),
+    with the server's own defaults unless `options` say otherwise."""
+
+    def __init__(
+        self,
+        root: Path,
+        *options: str,
+        python: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        import os
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        start = "import sys; from headrace.cli.main import main; sys.exit(main())"
+        self.argv = [python or sys.executable, "-c", start, "server", "-w", str(root)]
+        self.argv += ["--port", str(self.port), *options]
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        import httpx
+
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 40
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.process.communicate()[1]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start in 40 s"
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()

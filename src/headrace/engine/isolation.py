@@ -110,10 +110,11 @@ class Isolation:
         return [*args, "--step-user", self.user.name] if self.user else args
 
     def describe(self) -> str:
-        parts = ["Landlock"] if self.landlock else []
+        """How steps run, said for a log line: 'confined by Landlock, as user nobody'."""
+        parts = ["confined by Landlock"] if self.landlock else []
         if self.user:
-            parts.append(f"as user {self.user.name!r}")
-        return " and ".join(parts) if parts else "not isolated"
+            parts.append(f"as user {self.user.name}")
+        return ", ".join(parts) if parts else "unconfined"
 
 
 OFF = Isolation()
@@ -349,7 +350,8 @@ class Sandbox:
                 os.chown(folder, *self.owner, follow_symlinks=False)
         if self.owner:
             for path in private_files:
-                os.chown(path, *self.owner, follow_symlinks=False)
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(path, *self.owner, follow_symlinks=False)
 
     def spawn(
         self,
@@ -444,13 +446,14 @@ class Sandbox:
                 folder.rmdir()
         if code == 0:
             return
-        who = f"user {self.isolation.user.name!r}" if self.isolation.user else "a step"
+        who = f"user {self.isolation.user.name}" if self.isolation.user else "a step"
         raise ConfigError(
             f"Steps run {self.isolation.describe()}, and {who} cannot start headrace's step "
             f"side with {python} in {self.workspace} ({'; '.join(problem) or code}). Fix: "
             "install headrace in a Python every user can run (a virtual environment under "
             "/opt or /usr/local, not under /root) and keep the workspace's parent folders "
-            "traversable (chmod o+x), or choose a user who can with --step-user NAME."
+            "traversable (chmod o+x), or choose a user who can with --step-user NAME "
+            "(--step-user root: Landlock alone confines steps, see docs/security.md)."
         )
 
 

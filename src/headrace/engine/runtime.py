@@ -37,6 +37,7 @@ from typing import Any
 from headrace.engine.environments import step_argv
 from headrace.engine.isolation import inherited_environment
 from headrace.engine.workfolders import FileStamps, WorkFolders
+from headrace.errors import HeadraceError
 from headrace.graph import placeholders
 from headrace.graph.model import StepNode
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
@@ -242,9 +243,15 @@ def prepare(
         scratch.mkdir()
     env = _environment(ws, task, env_paths, values, python, run_dir, scratch)
     private: tuple[Path, ...] = ()
-    if scratch is not None and "HEADRACE_RUN_TOKEN" in env:
-        private = (_token_file(scratch, env.pop("HEADRACE_RUN_TOKEN")),)
-        env["HEADRACE_RUN_TOKEN_FILE"] = str(private[0])
+    extra: list[Path] = []
+    if scratch is not None:
+        if "HEADRACE_RUN_TOKEN" in env:
+            private = (_token_file(scratch, env.pop("HEADRACE_RUN_TOKEN")),)
+            env["HEADRACE_RUN_TOKEN_FILE"] = str(private[0])
+        destination = _transfer_destination(ws, task, values)
+        if destination is not None:
+            final, staging = destination
+            extra, private = [final.parent, staging], (*private, final)
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{_env_name(name)}"] = handle
     if node.kind == "command":
@@ -274,9 +281,47 @@ def prepare(
             journal.parent,
             ws.artifacts.run_dir(task.pipeline_run_id),
             *staged.values(),
+            *extra,
         ),
         private_files=private,
     )
+
+
+def _transfer_destination(
+    ws: WorkspaceStore, task: StepTask, values: dict[str, str]
+) -> tuple[Path, Path] | None:
+    """Where a DataTransferStep publishes on a local datastore (the path and its staging
+    folder, engine/transferrun.py), which an isolated step is then allowed to write: the
+    submitter may write datastores anyway (a submitter token uploads files)."""
+    import shlex
+
+    from headrace.store.datastores import clean_relative_path
+
+    command = task.node.command or ""
+    if task.node.kind != "command" or "headrace.engine.transferrun" not in command:
+        return None
+    words = shlex.split(command)
+
+    def option(name: str) -> str | None:
+        return words[words.index(name) + 1] if name in words[:-1] else None
+
+    target = option("--destination")
+    if target is not None:
+        datastore, _, path = target.partition(":")
+    else:
+        parameter, store = option("--destination-parameter"), option("--destination-datastore")
+        if parameter is None or store is None:
+            return None
+        datastore, path = store, values.get(parameter, "")
+    try:
+        files = ws.datastore_files(datastore)
+        if not files.is_local or not clean_relative_path(path):
+            return None
+        final = files.local_path(path)
+    except HeadraceError:
+        return None  # the step says what is wrong with its destination itself
+    staging = f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}-transfer"
+    return final, files.local_path(staging)
 
 
 def _token_file(scratch: Path, token: str) -> Path:
@@ -366,6 +411,8 @@ def _environment(
             "HEADRACE_PIPELINE_RUN_DIR": str(ws.artifacts.run_dir(task.pipeline_run_id)),
         }
     )
+    if node.kind == "command" and "headrace.engine.sparkrun" in (node.command or ""):
+        env.update(_spark_settings(ws, node))
     server_url = os.environ.get("HEADRACE_SERVER_URL")
     if server_url:
         # Served by `headrace server`: the script may log through it with a token that is
@@ -394,6 +441,22 @@ def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
         names += [str(r)[4:] for r in refs.values() if str(r).startswith("env:")]
     _CREDENTIAL_VARIABLES[ws.root] = (now + 10.0, tuple(names))
     return tuple(names)
+
+
+def _spark_settings(ws: WorkspaceStore, node: StepNode) -> dict[str, str]:
+    """What a SparkStep's process reads about its master (engine/sparkrun.py), so that it
+    needs neither workspace.json nor the database."""
+    import json
+
+    settings = {}
+    master = ws.config.get("spark_master")
+    if isinstance(master, str):
+        settings["HEADRACE_SPARK_MASTER"] = master
+    record = ws.meta.find_compute_target(node.compute_target)
+    if record is not None:
+        target = {"name": record.name, "type": record.type, "config": record.config}
+        settings["HEADRACE_COMPUTE_TARGET"] = json.dumps(target, default=str)
+    return settings
 
 
 def _run_token(ws: WorkspaceStore, task: StepTask) -> str:

@@ -137,7 +137,8 @@ def publish_local(files: Any, output: Path, path: str, as_file: bool) -> None:
     final: Path = files.local_path(path)
     staging: Path = files.local_path(_staging_name())
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    # An isolated step may empty its staging folder but not remove it (engine/isolation.py).
+    staging.mkdir(parents=True, exist_ok=True)
     try:
         staged = staging / "new"
         _link_tree(output, staged)

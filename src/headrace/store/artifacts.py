@@ -77,17 +77,20 @@ class LocalArtifactStore:
         """Move every file under `source` into the run's files below `prefix`.
 
         A rename when possible (same filesystem), so large outputs cost nothing to keep.
+        Each destination is checked like any run file name: a step that may write its run
+        folder could have put a link there to make this write elsewhere.
         """
         if not source.is_dir():
             return []
-        target = self.file_path(run_id, prefix)
         moved: list[tuple[str, int]] = []
         for dirpath, _dirnames, filenames in os.walk(source):
             for filename in filenames:
                 full = Path(dirpath) / filename
                 rel = full.relative_to(source).as_posix()
-                dest = target / rel
+                self.file_path(run_id, f"{prefix}/{rel}")
+                dest = self.run_dir(run_id) / prefix / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
+                self.file_path(run_id, f"{prefix}/{rel}")  # again: mkdir followed no link
                 size = full.stat().st_size
                 shutil.move(str(full), dest)
                 moved.append((f"{prefix}/{rel}", size))
