@@ -87,6 +87,9 @@ def server(
     path = ws.path
     if path is None:
         raise typer.BadParameter("the workspace has no folder", param_hint="--workspace")
+    from headrace.server.app import prepare_isolation
+
+    prepare_isolation(Path(path).absolute(), isolation)
     typer.echo(
         f"Serving workspace {ws.name!r} ({path}) on http://{host}:{port} "
         f"({'no auth' if no_auth else 'token auth'}) with {agents} agent(s), steps "

@@ -78,8 +78,9 @@ def prepare_isolation(root: Path, isolation: Isolation) -> None:
     """Before agents start confined steps: make the workspace's private files the server's
     alone (with a step user), keep this process's environment from steps of the same user,
     and start one confined process, so a setup that cannot run steps is refused now, in
-    one line, rather than failing every step."""
-    if not isolation.enabled:
+    one line, rather than failing every step. Done once per workspace and settings in a
+    process (`headrace server` checks before it says it serves)."""
+    if not isolation.enabled or (root, isolation) in _PREPARED:
         return
     if isolation.user is not None:
         protect_workspace_files(root)
@@ -89,6 +90,10 @@ def prepare_isolation(root: Path, isolation: Isolation) -> None:
         sandbox.probe()
     finally:
         sandbox.close()
+    _PREPARED.add((root, isolation))
+
+
+_PREPARED: set[tuple[Path, Isolation]] = set()
 
 
 class ServedBackend(LocalBackend):
