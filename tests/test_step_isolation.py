@@ -71,7 +71,10 @@ def _skip_reason() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+needs_step_user = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+needs_landlock = pytest.mark.skipif(
+    landlock.abi_version() < 2, reason="needs a kernel with Landlock ABI 2 or later"
+)
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +234,7 @@ ATTACKER = """
 """
 
 
+@needs_step_user
 def test_a_submitters_step_reaches_nothing_of_the_workspace_nor_other_runs(
     served: Served, tmp_path: Path
 ) -> None:
@@ -310,6 +314,7 @@ READER = """
 """
 
 
+@needs_step_user
 def test_ordinary_steps_of_every_kind_work_confined(served: Served, tmp_path: Path) -> None:
     ws = served.ws
     data = tmp_path / "data"
@@ -384,6 +389,7 @@ def test_ordinary_steps_of_every_kind_work_confined(served: Served, tmp_path: Pa
     assert (served.root.parent / "outside" / "copies" / "raw" / "rows.csv").is_file()
 
 
+@needs_step_user
 def test_a_server_as_root_refuses_to_start_when_its_step_user_cannot_run_python(
     open_folder: Path,
 ) -> None:
@@ -401,3 +407,88 @@ def test_a_server_as_root_refuses_to_start_when_its_step_user_cannot_run_python(
     assert len(error) == 1, process.stderr
     assert "cannot start headrace's step side" in error[0]
     assert "--step-user" in error[0] and "Traceback" not in process.stderr
+
+
+CONFINED = """
+    import os, pwd, tempfile
+    ws = os.environ["HEADRACE_WORKSPACE"]
+    for name, action in (
+        ("database", lambda: open(os.path.join(ws, "headrace.db"), "rb").read(1)),
+        ("tmp", lambda: open("/tmp/headrace-isolation-probe", "w")),
+        ("home", lambda: open(os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".probe"), "w")),
+    ):
+        try:
+            action()
+            print(name, "reached")
+        except OSError as exc:
+            print(name, "refused", type(exc).__name__)
+    with tempfile.TemporaryFile() as fh:
+        print("tempfile works", bool(fh.write(b"x")))
+"""
+
+
+@needs_landlock
+def test_an_embedded_agent_confines_its_steps_when_asked(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADRACE_STEP_ISOLATION", "on")  # read by the agent the submit starts
+    step = PythonScriptStep(
+        "confined.py", source_directory=_source(tmp_path / "src", "confined.py", CONFINED)
+    )
+    run = Experiment(ws, "confined").submit(Pipeline(ws, steps=[step]))
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Finished"
+    out = run.find_step_run("confined.py")[0].get_stdout_log()
+    assert "database refused PermissionError" in out
+    assert "tmp refused PermissionError" in out and "home refused" in out
+    assert "tempfile works True" in out
+
+
+LINKER = """
+    import os, sys
+    logs = os.path.join(os.environ["HEADRACE_RUN_DIR"], "user_logs")
+    if os.environ["HEADRACE_ATTEMPT"] == "0":
+        # Leave links where the agent opens the next attempt's logs, then fail.
+        for name in ("stdout.txt", "stderr.txt"):
+            os.unlink(os.path.join(logs, name))
+            os.symlink(sys.argv[1], os.path.join(logs, name))
+        sys.exit(1)
+    print("second attempt writes into", sys.argv[1])
+"""
+
+
+@needs_landlock
+def test_a_link_a_step_leaves_for_its_next_attempts_logs_is_not_followed(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADRACE_STEP_ISOLATION", "on")
+    canary = tmp_path / "canary.txt"  # stands for the database a link would point at
+    canary.write_text("")
+    step = PythonScriptStep(
+        "linker.py",
+        arguments=[str(canary)],
+        source_directory=_source(tmp_path / "src", "linker.py", LINKER),
+        max_retries=1,
+    )
+    run = Experiment(ws, "linker").submit(Pipeline(ws, steps=[step]))
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Failed"
+    assert canary.read_text() == ""
+    assert "could not be started" in str(run.get_details()["error"])
+
+
+FIFO = """
+    import os
+    from headrace import Run
+    Run.get_context().log("before", 1)
+    journal = os.path.join(os.environ["HEADRACE_RUN_DIR"], ".headrace", "journal.jsonl")
+    os.unlink(journal)
+    os.mkfifo(journal)  # an agent that opened this to read it would wait forever
+"""
+
+
+def test_a_fifo_left_as_the_journal_does_not_stop_the_agent(ws: Workspace, tmp_path: Path) -> None:
+    step = PythonScriptStep("fifo.py", source_directory=_source(tmp_path / "src", "fifo.py", FIFO))
+    run = Experiment(ws, "fifo").submit(Pipeline(ws, steps=[step]))
+    status = run.wait_for_completion(show_output=False, raise_on_error=False, timeout_seconds=60)
+    assert status == "Finished"
+    later = Experiment(ws, "fifo").submit(Pipeline(ws, steps=[step]))  # the agent still works
+    assert later.wait_for_completion(show_output=False, raise_on_error=False) == "Finished"

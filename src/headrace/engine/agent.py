@@ -73,7 +73,7 @@ from headrace.engine.runtime import (
     prepare,
 )
 from headrace.engine.workfolders import WorkFolders
-from headrace.errors import StoreError
+from headrace.errors import DatastorePathError, StoreError
 from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
 from headrace.store.orm import utcnow
 from headrace.store.records import Status
@@ -414,8 +414,9 @@ class Agent:
         )
         stderr_text = ""
         if not succeeded:
-            raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
-            stderr_text = raw[-16384:].decode(errors="replace")
+            with contextlib.suppress(DatastorePathError):  # a link the step left: not followed
+                raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
+                stderr_text = raw[-16384:].decode(errors="replace")
         lost = active.process.lost
         if lost and active.stop_reason is None and error is None:
             active.stop_reason = "node_lost"

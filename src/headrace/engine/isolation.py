@@ -291,8 +291,8 @@ class _Grants:
             *((p, landlock.ACCESS_ALL) for p in self.extra_writes),
         ]:
             real = os.path.realpath(path)
-            if any(_inside(real, e) for e in self.excluded) and path in reads:
-                continue  # a link from outside into an excluded tree
+            if path in reads and any(_inside(real, e) or _inside(e, real) for e in self.excluded):
+                continue  # a link from outside into (or around) an excluded tree
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except OSError:

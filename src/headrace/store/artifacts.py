@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +102,15 @@ class LocalArtifactStore:
     ) -> bytes:
         path = self.file_path(run_id, name)
         try:
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                return fh.read() if limit is None else fh.read(limit)
+            # Not blocking on a fifo a step may have left in its run folder.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return b""
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return b""
+            fh.seek(offset)
+            return fh.read() if limit is None else fh.read(limit)
 
     def copy_out(self, run_id: str, name: str, destination: Path) -> None:
         source = self.file_path(run_id, name)
