@@ -68,7 +68,19 @@ def _skip_reason() -> str | None:
         pwd.getpwnam("nobody")
     except KeyError:
         return "needs user nobody"
+    for folder in (sysconfig.get_paths()["purelib"], str(Path(__file__).resolve().parents[1])):
+        if not _others_can_read(Path(folder)):
+            return f"user nobody cannot read this checkout ({folder}: a folder above lacks o+rx)"
     return None
+
+
+def _others_can_read(folder: Path) -> bool:
+    """Whether a user with no special rights can enter every folder down to `folder` and
+    read it (steps run as nobody import headrace from this checkout)."""
+    for part in [*reversed(folder.parents), folder]:
+        if part.exists() and not part.stat().st_mode & 0o001:
+            return False
+    return bool(folder.stat().st_mode & 0o004)
 
 
 needs_step_user = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
@@ -492,3 +504,31 @@ def test_a_fifo_left_as_the_journal_does_not_stop_the_agent(ws: Workspace, tmp_p
     assert status == "Finished"
     later = Experiment(ws, "fifo").submit(Pipeline(ws, steps=[step]))  # the agent still works
     assert later.wait_for_completion(show_output=False, raise_on_error=False) == "Finished"
+
+
+PLANTER = """
+    import os, sys
+    outputs = os.path.join(os.environ["HEADRACE_RUN_DIR"], "outputs")
+    os.makedirs(outputs, exist_ok=True)
+    os.symlink(sys.argv[1], os.path.join(outputs, "b"))  # where the agent keeps ./outputs/b
+    os.makedirs("outputs", exist_ok=True)
+    open("outputs/b", "w").write("written by the step")
+"""
+
+
+@needs_landlock
+def test_a_link_a_step_plants_among_its_run_files_is_not_followed(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADRACE_STEP_ISOLATION", "on")
+    elsewhere = tmp_path / "elsewhere"  # stands for a folder of the workspace, say agent/
+    elsewhere.mkdir()
+    step = PythonScriptStep(
+        "planter.py",
+        arguments=[str(elsewhere)],
+        source_directory=_source(tmp_path / "src", "planter.py", PLANTER),
+    )
+    run = Experiment(ws, "planter").submit(Pipeline(ws, steps=[step]))
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Failed"
+    assert list(elsewhere.iterdir()) == []
+    assert "leads outside the run's files" in str(run.get_details()["error"])

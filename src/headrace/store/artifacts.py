@@ -84,16 +84,26 @@ class LocalArtifactStore:
         if not source.is_dir():
             return []
         moved: list[tuple[str, int]] = []
+        base = self.run_dir(run_id)
+        checked: set[Path] = set()
         for dirpath, _dirnames, filenames in os.walk(source):
             for filename in filenames:
                 full = Path(dirpath) / filename
                 rel = full.relative_to(source).as_posix()
-                self.file_path(run_id, f"{prefix}/{rel}")
-                dest = self.run_dir(run_id) / prefix / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                self.file_path(run_id, f"{prefix}/{rel}")  # again: mkdir followed no link
+                dest = base / prefix / rel
+                if dest.parent not in checked:
+                    # Folders are where a link could lead elsewhere (a rename onto a link
+                    # replaces the link): checked before and after making them.
+                    self.file_path(run_id, f"{prefix}/{rel}")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    self.file_path(run_id, f"{prefix}/{rel}")
+                    checked.add(dest.parent)
                 size = full.stat().st_size
-                shutil.move(str(full), dest)
+                try:
+                    os.replace(full, dest)  # replaces a link at `dest`, never follows it
+                except OSError:
+                    self.file_path(run_id, f"{prefix}/{rel}")  # another filesystem: a copy
+                    shutil.move(str(full), dest)
                 moved.append((f"{prefix}/{rel}", size))
         return moved
 
