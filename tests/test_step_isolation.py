@@ -46,6 +46,7 @@ from headrace import (
     Workspace,
 )
 from headrace.engine import landlock
+from headrace.engine.isolation import inherited_environment
 from headrace.sdk.sql import SqlStep
 from tests.servers import ServerProcess, bearer, make_token
 
@@ -532,3 +533,26 @@ def test_a_link_a_step_plants_among_its_run_files_is_not_followed(
     assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Failed"
     assert list(elsewhere.iterdir()) == []
     assert "leads outside the run's files" in str(run.get_details()["error"])
+
+
+def test_an_isolated_step_inherits_no_secret_of_the_agents_environment() -> None:
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "TOKENIZERS_PARALLELISM": "false",  # "TOKEN" inside a word is no secret
+        "HF_TOKEN": "hf-1",
+        "PGPASSWORD": "pg-2",
+        "AZURE_STORAGE_CONNECTION_STRING": "az-3",
+        "APP_DB": "postgresql+psycopg://app:pw-4@db/app",
+        "S3_FOR_ARCHIVE": "s3-5",  # a datastore's `env:` reference names it
+        "HEADRACE_SERVER_WORKER_SETTINGS": '{"database_url": "..."}',
+    }
+    confined = inherited_environment(
+        environ,
+        isolated=True,
+        also=["S3_FOR_ARCHIVE"],
+        database_url="postgresql+psycopg://app:pw-4@db/app",
+    )
+    assert confined == {"PATH": "/usr/bin:/bin", "TOKENIZERS_PARALLELISM": "false"}
+    # Unconfined (a laptop) keeps the owner's variables, but never the server's settings.
+    laptop = inherited_environment(environ, isolated=False)
+    assert "HF_TOKEN" in laptop and "HEADRACE_SERVER_WORKER_SETTINGS" not in laptop

@@ -216,19 +216,28 @@ def protect_workspace_files(root: Path) -> None:
 
 
 def inherited_environment(
-    environ: Mapping[str, str], *, isolated: bool, also: Iterable[str] = ()
+    environ: Mapping[str, str],
+    *,
+    isolated: bool,
+    also: Iterable[str] = (),
+    database_url: str | None = None,
 ) -> dict[str, str]:
     """What a step inherits of the agent's environment.
 
     Never the multi-worker server's settings (they hold the database URL). When isolated,
     no variable whose name says it holds a secret (passwords, tokens, keys, credentials,
     connection strings, an ssh agent), nor those named in `also` (the ones datastores read
-    their credentials from): the step's own `environment_variables` are added afterwards.
+    their credentials from), nor any holding the workspace's `database_url`: the step's own
+    `environment_variables` are added afterwards.
     """
     drop = {"HEADRACE_SERVER_WORKER_SETTINGS", *also}
     env = {k: v for k, v in environ.items() if k not in drop}
     if isolated:
-        env = {k: v for k, v in env.items() if not _secret_name(k)}
+        env = {
+            k: v
+            for k, v in env.items()
+            if not _secret_name(k) and not (database_url and database_url in v)
+        }
     return env
 
 

@@ -376,7 +376,8 @@ def _environment(
     node = task.node
     isolated = scratch is not None
     also = credential_variables(ws) if isolated else ()
-    env = inherited_environment(os.environ, isolated=isolated, also=also)
+    database = None if ws.database.is_sqlite else ws.database.url
+    env = inherited_environment(os.environ, isolated=isolated, also=also, database_url=database)
     if scratch is not None:
         # Nothing outside its own folders is writable to an isolated step (and the agent's
         # home is out of its reach): temporary files and caches go to its scratch folder.
