@@ -76,7 +76,8 @@ _SET_ID_SYSCALLS = {
 # Names of inherited variables that hold secrets: parts of the name, or the whole of it.
 _SECRET_PARTS = {"PASSWORD", "PASSWD", "SECRET", "SECRETS", "TOKEN", "CREDENTIALS", "CREDENTIAL"}
 _SECRET_NAMES = re.compile(
-    r"(ACCESS_KEY|ACCOUNT_KEY|API_KEY|APIKEY|PRIVATE_KEY|CLIENT_KEY|SAS|CONNECTION_STRING"
+    r"(PASSWORD|PASSWD|SECRET|ACCESS_KEY|ACCOUNT_KEY|API_KEY|APIKEY|PRIVATE_KEY|CLIENT_KEY"
+    r"|SAS_|_SAS|CONNECTION_STRING"
     r"|DATABASE_URL|DSN|PGPASSFILE|SSH_AUTH_SOCK|KRB5CCNAME)",
 )
 _PRIVATE_FILES = ("headrace.db", "headrace.db-wal", "headrace.db-shm", "portal.key")
