@@ -344,9 +344,6 @@ class Sandbox:
             if not any(_inside(e, p) for e in excluded) and not _inside(p, str(self.workspace))
         ]
         self._grants = _Grants(excluded, runtime, ["/dev"])
-        if self.owner:
-            self.envs_dir.mkdir(parents=True, exist_ok=True)
-            os.chown(self.envs_dir, *self.owner)
 
     def close(self) -> None:
         self._grants.close()
@@ -377,7 +374,12 @@ class Sandbox:
     ) -> subprocess.Popen[bytes]:
         """Start `argv` confined: reading `readable`, writing `writable` (see `admit`)."""
         self.admit(writable, private_files)
-        ruleset = self._ruleset(argv, writable, readable) if self.isolation.landlock else None
+        building = _builds_environment(argv, self.envs_dir)
+        if building:  # made by the agent: a step may write in it, not next to it
+            self.admit([self.envs_dir])
+        ruleset = None
+        if self.isolation.landlock:
+            ruleset = self._ruleset(writable, readable, building=building)
         started: dict[str, Any] = {}
 
         def confine_and_start() -> None:
@@ -413,14 +415,14 @@ class Sandbox:
         return process
 
     def _ruleset(
-        self, argv: Sequence[str], writable: Sequence[Path], readable: Iterable[str]
+        self, writable: Sequence[Path], readable: Iterable[str], *, building: bool
     ) -> landlock.Ruleset:
         ruleset = landlock.Ruleset()
         try:
             for fd, access, is_dir in self._grants.current():
                 ruleset.allow_fd(fd, access, is_dir=is_dir)
-            envs = landlock.ACCESS_ALL if _builds_environment(argv, self.envs_dir) else None
-            ruleset.allow(str(self.envs_dir), envs or landlock.ACCESS_READ)
+            envs = landlock.ACCESS_ALL if building else landlock.ACCESS_READ
+            ruleset.allow(str(self.envs_dir), envs)
             for path in readable:
                 if path.startswith("/"):
                     ruleset.allow(path, landlock.ACCESS_READ)

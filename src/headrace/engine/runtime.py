@@ -250,8 +250,11 @@ def prepare(
             env["HEADRACE_RUN_TOKEN_FILE"] = str(private[0])
         destination = _transfer_destination(ws, task, values)
         if destination is not None:
-            final, staging = destination
-            extra, private = [final.parent, staging], (*private, final)
+            final, staging, root = destination
+            # The folder the destination will be made in or, not there yet, the nearest
+            # one above it on the datastore: nothing is made before the transfer succeeds.
+            parent = next((p for p in final.parents if p.exists() and root in p.parents), root)
+            extra, private = [parent, staging], (*private, final)
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{_env_name(name)}"] = handle
     if node.kind == "command":
@@ -280,7 +283,10 @@ def prepare(
             run_dir,
             journal.parent,
             ws.artifacts.run_dir(task.pipeline_run_id),
+            # A staged output's folder and the one holding it: a step may remove the former
+            # and make it again (Spark refuses to write into an existing folder).
             *staged.values(),
+            *{p.parent for p in staged.values()},
             *extra,
         ),
         private_files=private,
@@ -289,10 +295,10 @@ def prepare(
 
 def _transfer_destination(
     ws: WorkspaceStore, task: StepTask, values: dict[str, str]
-) -> tuple[Path, Path] | None:
-    """Where a DataTransferStep publishes on a local datastore (the path and its staging
-    folder, engine/transferrun.py), which an isolated step is then allowed to write: the
-    submitter may write datastores anyway (a submitter token uploads files)."""
+) -> tuple[Path, Path, Path] | None:
+    """Where a DataTransferStep publishes on a local datastore (the path, its staging
+    folder, the datastore's root; engine/transferrun.py), which an isolated step may then
+    write: the submitter may write datastores anyway (a submitter token uploads files)."""
     import shlex
 
     from headrace.store.datastores import clean_relative_path
@@ -318,10 +324,11 @@ def _transfer_destination(
         if not files.is_local or not clean_relative_path(path):
             return None
         final = files.local_path(path)
+        root = files.local_path("")
     except HeadraceError:
         return None  # the step says what is wrong with its destination itself
     staging = f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}-transfer"
-    return final, files.local_path(staging)
+    return final, files.local_path(staging), root
 
 
 def _token_file(scratch: Path, token: str) -> Path:
