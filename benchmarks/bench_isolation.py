@@ -22,6 +22,7 @@ from pathlib import Path
 
 from benchmarks.common import (
     BENCH_ROOT,
+    BenchWorkspace,
     Context,
     Outcome,
     Row,
@@ -122,20 +123,13 @@ def _spawn_rows(ctx: Context, outcome: Outcome) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _chain_times(ctx: Context, isolation: str, reps: int) -> tuple[list[float], list[float]]:
-    """T(1) and T(N) of PipelineData chains, the embedded agent started with
-    HEADRACE_STEP_ISOLATION=`isolation` (it reads it when it starts)."""
+def _started_with(bws: BenchWorkspace, isolation: str) -> None:
+    """Start the workspace's embedded agent with HEADRACE_STEP_ISOLATION=`isolation` (read
+    when it starts) by running a one-step warm-up."""
     saved = os.environ.get("HEADRACE_STEP_ISOLATION")
     os.environ["HEADRACE_STEP_ISOLATION"] = isolation
     try:
-        times: dict[int, list[float]] = {1: [], N: []}
-        with bench_workspace(ctx, f"isolation-{isolation}") as bws:
-            run_pipeline(bws, noop_chain(bws, 1, "warm-up", data=False))
-            for rep in range(reps):
-                for n in (1, N):
-                    seconds, _, _ = run_pipeline(bws, noop_chain(bws, n, f"c-{rep}", data=True))
-                    times[n].append(seconds)
-        return times[1], times[N]
+        run_pipeline(bws, noop_chain(bws, 1, "warm-up", data=False))
     finally:
         if saved is None:
             os.environ.pop("HEADRACE_STEP_ISOLATION", None)
@@ -144,14 +138,27 @@ def _chain_times(ctx: Context, isolation: str, reps: int) -> tuple[list[float], 
 
 
 def _step_rows(ctx: Context, outcome: Outcome) -> None:
-    reps = ctx.reps(5, 2)
-    floors = python_start_times(4)
-    plain = _chain_times(ctx, "off", reps)
-    floors += python_start_times(4)
-    confined = _chain_times(ctx, "on", reps)
-    floors += python_start_times(4)
+    """Chains of no-op steps, plain and confined, alternated (each workspace keeps its warm
+    agent), so that the machine's load falls on both alike."""
+    reps = ctx.reps(6, 2)
+    floors: list[float] = []
+    times: dict[tuple[str, int], list[float]] = {}
+    with (
+        bench_workspace(ctx, "isolation-off") as plain,
+        bench_workspace(ctx, "isolation-on") as confined,
+    ):
+        _started_with(plain, "off")
+        _started_with(confined, "on")
+        for rep in range(reps):
+            floors += python_start_times(2)
+            for label, bws in (("plain", plain), ("confined", confined)):
+                for n in (1, N):
+                    seconds, _, _ = run_pipeline(bws, noop_chain(bws, n, f"c-{rep}", data=True))
+                    times.setdefault((label, n), []).append(seconds)
+        floors += python_start_times(2)
     floor = median(floors)
-    for label, (t1, tn), target in (("plain", plain, None), ("confined", confined, STEP_TARGET)):
+    for label, target in (("plain", None), ("confined", STEP_TARGET)):
+        t1, tn = times[(label, 1)], times[(label, N)]
         marginal = (median(tn) - median(t1)) / (N - 1)
         outcome.rows.append(
             Row(
