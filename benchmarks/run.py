@@ -46,6 +46,7 @@ BENCHMARKS = {
     "ray": "benchmarks.bench_ray",
     "transfer": "benchmarks.bench_transfer",
     "sqlobjects": "benchmarks.bench_sqlobjects",
+    "isolation": "benchmarks.bench_isolation",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -28,6 +30,7 @@ from headrace.server.routes import SUBMIT_PREFIX
 __all__ = [
     "RUNNER",
     "LiveServer",
+    "ServerProcess",
     "asgi_client",
     "bearer",
     "free_port",
@@ -103,3 +106,59 @@ def run_async(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
     event loop running on the main thread for the whole session."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: asyncio.run(scenario())).result()
+
+
+class ServerProcess:
+    """`headrace server` as a subprocess, run by `python` (any interpreter with headrace),
+    with the server's own defaults unless `options` say otherwise."""
+
+    def __init__(
+        self,
+        root: Path,
+        *options: str,
+        python: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        import os
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        start = "import sys; from headrace.cli.main import main; sys.exit(main())"
+        self.argv = [python or sys.executable, "-c", start, "server", "-w", str(root)]
+        self.argv += ["--port", str(self.port), *options]
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        import httpx
+
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 40
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.process.communicate()[1]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start in 40 s"
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()

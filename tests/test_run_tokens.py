@@ -5,6 +5,8 @@ run, then follow that child), and what it may not (anything else of the workspac
 
 from __future__ import annotations
 
+import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -66,6 +68,9 @@ def headrace_server(root: Path, log: Path) -> Iterator[str]:
     """`headrace server` on a free port, as a user starts it (its log in `log`); its URL."""
     port = free_port()
     command = [str(Path(sys.executable).parent / "headrace"), "server", "-w", str(root)]
+    # As root the server would run steps as nobody, who cannot run this checkout's Python
+    # (tests/test_step_isolation.py covers that); steps stay confined by Landlock.
+    command += ["--step-user", pwd.getpwuid(os.geteuid()).pw_name]
     with log.open("w") as output:
         process = subprocess.Popen([*command, "--port", str(port)], stdout=output, stderr=output)
     url = f"http://127.0.0.1:{port}"

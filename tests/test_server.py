@@ -7,6 +7,8 @@ call verbatim (`requests.post(published_pipeline.endpoint, headers=aad_token, js
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -469,6 +471,10 @@ def test_cli_server_serves_and_stops_on_sigterm(root: Path) -> None:
             str(root),
             "--port",
             str(port),
+            # Steps as this user (confined by Landlock where the kernel has it): as root,
+            # the default user nobody cannot run this interpreter under /root.
+            "--step-user",
+            pwd.getpwuid(os.geteuid()).pw_name,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -61,19 +61,40 @@ def server(
     max_body_bytes: Annotated[
         int, typer.Option(help="Largest request body accepted (bytes).")
     ] = 1_000_000,
+    step_isolation: Annotated[
+        str,
+        typer.Option(
+            help="How steps are kept from the workspace's database, keys and other runs: "
+            "auto (Landlock where the kernel has it, and --step-user when root), on "
+            "(Landlock required) or off. See docs/security.md.",
+        ),
+    ] = "auto",
+    step_user: Annotated[
+        str | None,
+        typer.Option(
+            help="The OS user steps run as (default when the server runs as root: nobody); "
+            "the server's own user means no switch.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the workspace: REST submission of published pipelines, with API tokens."""
     from headrace.server.run import check_bind, serve
+    from headrace.server.run import step_isolation as resolve_isolation
 
     check_bind(host, auth=not no_auth, workers=workers, agents=agents)
+    isolation = resolve_isolation(step_isolation, step_user, auth=not no_auth)
     ws = open_workspace(workspace, resume=False)
     path = ws.path
     if path is None:
         raise typer.BadParameter("the workspace has no folder", param_hint="--workspace")
+    from headrace.server.app import prepare_isolation
+
+    prepare_isolation(Path(path).absolute(), isolation)
     typer.echo(
         f"Serving workspace {ws.name!r} ({path}) on http://{host}:{port} "
-        f"({'no auth' if no_auth else 'token auth'}) with {agents} agent(s); Ctrl-C stops "
-        f"(running steps get {grace_seconds:g} s to finish).",
+        f"({'no auth' if no_auth else 'token auth'}) with {agents} agent(s), steps "
+        f"{isolation.describe()}; Ctrl-C stops (running steps get {grace_seconds:g} s to "
+        "finish).",
         err=True,
     )
     serve(
@@ -87,6 +108,7 @@ def server(
         agents=agents,
         grace_seconds=grace_seconds,
         step_nice=step_nice,
+        isolation=isolation,
     )
 
 

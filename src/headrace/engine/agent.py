@@ -46,6 +46,14 @@ from headrace.engine.cleanup import DeferredRemover
 from headrace.engine.endings import StepEnd, journal_records
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.choose import UnavailableExecutor, make_executor
+from headrace.engine.isolation import (
+    OFF,
+    Isolation,
+    Sandbox,
+    add_isolation_arguments,
+    isolation_from_arguments,
+    make_undumpable,
+)
 from headrace.engine.launcher import listen_for_wake, wake_agent
 from headrace.engine.orchestrator import RunOrchestrator
 from headrace.engine.processes import (
@@ -65,7 +73,7 @@ from headrace.engine.runtime import (
     prepare,
 )
 from headrace.engine.workfolders import WorkFolders
-from headrace.errors import StoreError
+from headrace.errors import DatastorePathError, StoreError
 from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
 from headrace.store.orm import utcnow
 from headrace.store.records import Status
@@ -108,9 +116,15 @@ class Agent:
         grace_seconds: float = 0.0,
         parent_pid: int | None = None,
         step_nice: int = 0,
+        isolation: Isolation = OFF,
     ) -> None:
         self.ws = ws
         self.step_nice = step_nice  # added to the steps' niceness (see LocalExecutor)
+        self.sandbox = Sandbox(isolation, ws.root) if isolation.enabled else None
+        owner = None
+        if self.sandbox is not None:
+            make_undumpable()  # steps of this user cannot read this agent's environment
+            owner = self.sandbox.owner
         self.id = agent_identity()
         self.idle_seconds = agent_idle_seconds() if idle_seconds is None else idle_seconds
         self.grace_seconds = grace_seconds
@@ -122,7 +136,7 @@ class Agent:
         self.executors: dict[str, Executor] = {}
         self.selector = selectors.DefaultSelector()
         self.remover = DeferredRemover()
-        self.folders = WorkFolders(self.remover.remove)
+        self.folders = WorkFolders(self.remover.remove, owner)
         self.writes = StepWrites()
         self._stop = False
         self._dead_agents: list[str] = []
@@ -270,7 +284,7 @@ class Agent:
             record = self.ws.meta.find_compute_target(target)
             if record is None:
                 return None
-            executor = make_executor(record, self.ws.config, self.step_nice)
+            executor = make_executor(record, self.ws.config, self.step_nice, self.sandbox)
             self.executors[target] = executor
         return executor
 
@@ -316,7 +330,9 @@ class Agent:
             # after a crash those are never repeated.
             self.ws.meta.apply_step_writes(self.writes)
         try:
-            prepared = prepare(self.ws, task, self.folders, fetch_remotely=executor.fetches_inputs)
+            isolated = getattr(executor, "isolated", False)
+            fetch = executor.fetches_inputs
+            prepared = prepare(self.ws, task, self.folders, fetch_remotely=fetch, isolated=isolated)
             process = executor.start(prepared)
         except Exception as exc:
             log.exception("cannot start step %s", task.step_run_id)
@@ -398,8 +414,9 @@ class Agent:
         )
         stderr_text = ""
         if not succeeded:
-            raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
-            stderr_text = raw[-16384:].decode(errors="replace")
+            with contextlib.suppress(DatastorePathError):  # a link the step left: not followed
+                raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
+                stderr_text = raw[-16384:].decode(errors="replace")
         lost = active.process.lost
         if lost and active.stop_reason is None and error is None:
             active.stop_reason = "node_lost"
@@ -533,9 +550,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="run steps this much nicer (lower CPU priority) than the agent (0-19)",
     )
+    add_isolation_arguments(parser)
     args = parser.parse_args(argv)
     if args.slot < 0:
         parser.error("--slot must be 0 or more")
+    isolation = isolation_from_arguments(args)
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s %(process)d slot{args.slot} %(levelname)s %(message)s",
@@ -569,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
                 grace_seconds=args.grace_seconds,
                 parent_pid=args.parent_pid,
                 step_nice=max(0, min(19, args.step_nice)),
+                isolation=isolation,
             )
             signal.signal(signal.SIGTERM, agent.request_stop)
             signal.signal(signal.SIGINT, agent.request_stop)

@@ -25,6 +25,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from headrace.engine.isolation import Isolation
 
 __all__ = ["AgentPool"]
 
@@ -39,14 +43,22 @@ class AgentPool:
     """`count` agents serving `workspace` (slots 0..count-1) while the pool runs."""
 
     def __init__(
-        self, workspace: Path, count: int, *, grace_seconds: float = 30.0, step_nice: int = 0
+        self,
+        workspace: Path,
+        count: int,
+        *,
+        grace_seconds: float = 30.0,
+        step_nice: int = 0,
+        isolation: Isolation | None = None,
     ) -> None:
+        """`isolation` None: each agent takes it from its environment (off by default)."""
         if count < 1:
             raise ValueError("an agent pool needs at least one agent")
         self.workspace = Path(workspace)
         self.count = count
         self.grace_seconds = grace_seconds
         self.step_nice = step_nice
+        self.isolation = isolation
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.restarts = 0
         self._stopping = threading.Event()
@@ -82,6 +94,7 @@ class AgentPool:
             str(os.getpid()),
             "--step-nice",
             str(self.step_nice),
+            *(self.isolation.agent_args() if self.isolation is not None else []),
         ]
         with log_path.open("ab") as log_file:
             return subprocess.Popen(

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from headrace.engine.environments import step_argv
+from headrace.engine.isolation import inherited_environment
 from headrace.engine.workfolders import FileStamps, WorkFolders
+from headrace.errors import HeadraceError
 from headrace.graph import placeholders
 from headrace.graph.model import StepNode
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
@@ -47,12 +49,14 @@ __all__ = [
     "PreparedStep",
     "ResolvedData",
     "StepTask",
+    "credential_variables",
     "discard",
     "discard_run",
     "finalize",
     "parameter_text",
     "pipeline_data_path",
     "prepare",
+    "scratch_dir",
 ]
 
 STAGING = ".headrace/staging"
@@ -68,6 +72,12 @@ def _staging(task: StepTask, port: str) -> str:
     """Where the attempt stages output `port` on its datastore, under its pipeline run's
     staging folder: one folder per output, so staging one makes one directory."""
     return f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}-{port}"
+
+
+def scratch_dir(ws: WorkspaceStore, task: StepTask) -> Path:
+    """An isolated attempt's own temporary folder (its TMPDIR and HOME), beside its working
+    folder: an isolated step writes nowhere else but its own folders."""
+    return _work_dir(ws, task).with_name(f"{task.step_run_id}-{task.attempt}.tmp")
 
 
 def _object_staging(ws: WorkspaceStore, task: StepTask, port: str) -> Path:
@@ -141,6 +151,10 @@ class PreparedStep:
     snapshot_files: FileStamps = field(default_factory=dict)  # what `cwd` was made with
     input_paths: dict[str, str] = field(default_factory=dict)  # port -> where the step reads it
     fetches: list[Fetch] = field(default_factory=list)  # inputs left for the node to download
+    # The folders the step writes (an isolated step writes nowhere else), and files of its
+    # own the agent made for it (with a step user, both become that user's).
+    writable: tuple[Path, ...] = ()
+    private_files: tuple[Path, ...] = ()
 
 
 def _env_name(name: str) -> str:
@@ -154,12 +168,18 @@ def prepare(
     python: str = sys.executable,
     *,
     fetch_remotely: bool = False,
+    isolated: bool = False,
 ) -> PreparedStep:
     """Set up one attempt of a step and return how to start its process.
 
     With `fetch_remotely` (an executor whose steps run on another machine), inputs on an
     object store that any machine can open (credentials from the environment or none) are
     listed here but not downloaded: the executor's node downloads them (`fetches`).
+
+    `isolated` (engine.isolation): the step gets no secret of the agent's environment and
+    no datastore credentials (its "direct" object-store inputs are downloaded instead), a
+    scratch folder as TMPDIR and HOME, and its run token in a file of its own rather than
+    in its environment (other processes of the same user can read an environment).
     """
     node = task.node
     folders = folders or WorkFolders(_remove_now)
@@ -179,7 +199,7 @@ def prepare(
     fetches: list[Fetch] = []
     for item in task.inputs:
         files = ws.datastore_files(item.datastore)
-        if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles):
+        if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles) and not isolated:
             path = files.uri(item.path_on_datastore)
             handles[item.port] = handles[item.data_name] = files.handle
         else:
@@ -216,7 +236,25 @@ def prepare(
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
         # each attempt writes a journal of its own, so none is recorded twice.
         os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
-    env = _environment(ws, task, env_paths, values, python, run_dir)
+    scratch = scratch_dir(ws, task) if isolated else None
+    if scratch is not None:
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir()
+    env = _environment(ws, task, env_paths, values, python, run_dir, scratch)
+    private: tuple[Path, ...] = ()
+    extra: list[Path] = []
+    if scratch is not None:
+        if "HEADRACE_RUN_TOKEN" in env:
+            private = (_token_file(scratch, env.pop("HEADRACE_RUN_TOKEN")),)
+            env["HEADRACE_RUN_TOKEN_FILE"] = str(private[0])
+        destination = _transfer_destination(ws, task, values)
+        if destination is not None:
+            final, staging, root = destination
+            # The folder the destination will be made in or, not there yet, the nearest
+            # one above it on the datastore: nothing is made before the transfer succeeds.
+            parent = next((p for p in final.parents if p.exists() and root in p.parents), root)
+            extra, private = [parent, staging], (*private, final)
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{_env_name(name)}"] = handle
     if node.kind == "command":
@@ -239,7 +277,67 @@ def prepare(
         snapshot_files=stamps,
         input_paths={item.port: paths[item.port] for item in task.inputs},
         fetches=fetches,
+        writable=(
+            cwd,
+            *([scratch] if scratch is not None else []),
+            run_dir,
+            journal.parent,
+            ws.artifacts.run_dir(task.pipeline_run_id),
+            # A staged output's folder and the one holding it: a step may remove the former
+            # and make it again (Spark refuses to write into an existing folder).
+            *staged.values(),
+            *{p.parent for p in staged.values()},
+            *extra,
+        ),
+        private_files=private,
     )
+
+
+def _transfer_destination(
+    ws: WorkspaceStore, task: StepTask, values: dict[str, str]
+) -> tuple[Path, Path, Path] | None:
+    """Where a DataTransferStep publishes on a local datastore (the path, its staging
+    folder, the datastore's root; engine/transferrun.py), which an isolated step may then
+    write: the submitter may write datastores anyway (a submitter token uploads files)."""
+    import shlex
+
+    from headrace.store.datastores import clean_relative_path
+
+    command = task.node.command or ""
+    if task.node.kind != "command" or "headrace.engine.transferrun" not in command:
+        return None
+    words = shlex.split(command)
+
+    def option(name: str) -> str | None:
+        return words[words.index(name) + 1] if name in words[:-1] else None
+
+    target = option("--destination")
+    if target is not None:
+        datastore, _, path = target.partition(":")
+    else:
+        parameter, store = option("--destination-parameter"), option("--destination-datastore")
+        if parameter is None or store is None:
+            return None
+        datastore, path = store, values.get(parameter, "")
+    try:
+        files = ws.datastore_files(datastore)
+        if not files.is_local or not clean_relative_path(path):
+            return None
+        final = files.local_path(path)
+        root = files.local_path("")
+    except HeadraceError:
+        return None  # the step says what is wrong with its destination itself
+    staging = f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}-transfer"
+    return final, files.local_path(staging), root
+
+
+def _token_file(scratch: Path, token: str) -> Path:
+    """The run token in a file only its step (and the agent) can read."""
+    path = scratch / ".run-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token)
+    return path
 
 
 def _resolve_input(
@@ -280,9 +378,18 @@ def _environment(
     values: dict[str, str],
     python: str,
     run_dir: Path,
+    scratch: Path | None = None,
 ) -> dict[str, str]:
     node = task.node
-    env = dict(os.environ)
+    isolated = scratch is not None
+    also = credential_variables(ws) if isolated else ()
+    database = None if ws.database.is_sqlite else ws.database.url
+    env = inherited_environment(os.environ, isolated=isolated, also=also, database_url=database)
+    if scratch is not None:
+        # Nothing outside its own folders is writable to an isolated step (and the agent's
+        # home is out of its reach): temporary files and caches go to its scratch folder.
+        for name in ("TMPDIR", "TMP", "TEMP", "HOME"):
+            env[name] = str(scratch)
     # `python` in a CommandStep means the interpreter headrace runs steps with.
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
@@ -312,6 +419,8 @@ def _environment(
             "HEADRACE_PIPELINE_RUN_DIR": str(ws.artifacts.run_dir(task.pipeline_run_id)),
         }
     )
+    if node.kind == "command" and "headrace.engine.sparkrun" in (node.command or ""):
+        env.update(_spark_settings(ws, node))
     server_url = os.environ.get("HEADRACE_SERVER_URL")
     if server_url:
         # Served by `headrace server`: the script may log through it with a token that is
@@ -321,6 +430,42 @@ def _environment(
         env["HEADRACE_SERVER_URL"] = server_url
         env["HEADRACE_RUN_TOKEN"] = _run_token(ws, task)
     return env
+
+
+_CREDENTIAL_VARIABLES: dict[Path, tuple[float, tuple[str, ...]]] = {}
+
+
+def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
+    """The environment variables the workspace's datastores read credentials from
+    (`"env:NAME"` references); looked up at most every 10 seconds."""
+    import time
+
+    now = time.monotonic()
+    cached = _CREDENTIAL_VARIABLES.get(ws.root)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    names = []
+    for record in ws.meta.list_datastores():
+        refs = (record.config or {}).get("credentials") or {}
+        names += [str(r)[4:] for r in refs.values() if str(r).startswith("env:")]
+    _CREDENTIAL_VARIABLES[ws.root] = (now + 10.0, tuple(names))
+    return tuple(names)
+
+
+def _spark_settings(ws: WorkspaceStore, node: StepNode) -> dict[str, str]:
+    """What a SparkStep's process reads about its master (engine/sparkrun.py), so that it
+    needs neither workspace.json nor the database."""
+    import json
+
+    settings = {}
+    master = ws.config.get("spark_master")
+    if isinstance(master, str):
+        settings["HEADRACE_SPARK_MASTER"] = master
+    record = ws.meta.find_compute_target(node.compute_target)
+    if record is not None:
+        target = {"name": record.name, "type": record.type, "config": record.config}
+        settings["HEADRACE_COMPUTE_TARGET"] = json.dumps(target, default=str)
+    return settings
 
 
 def _run_token(ws: WorkspaceStore, task: StepTask) -> str:
@@ -391,6 +536,9 @@ def finalize(
         folders.release(
             task.pipeline_run_id, task.node.snapshot_id, prepared.cwd, prepared.snapshot_files
         )
+        scratch = scratch_dir(ws, task)
+        if scratch in prepared.writable:
+            folders.remove(scratch)
 
 
 def _commit_outputs(ws: WorkspaceStore, prepared: PreparedStep) -> None:
@@ -415,6 +563,7 @@ def discard(ws: WorkspaceStore, task: StepTask) -> None:
     """Remove what an interrupted attempt left: its working folder and staged outputs."""
     shutil.rmtree(_work_dir(ws, task), ignore_errors=True)
     shutil.rmtree(_object_staging(ws, task, "x").parent, ignore_errors=True)
+    shutil.rmtree(scratch_dir(ws, task), ignore_errors=True)
     for item in task.outputs:
         try:
             files = ws.datastore_files(item.datastore)

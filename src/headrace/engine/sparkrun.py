@@ -36,6 +36,7 @@ itself, so importing headrace never imports pyspark.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import runpy
 import sys
@@ -83,6 +84,8 @@ def _pair(text: str, what: str) -> tuple[str, str]:
 
 
 def _workspace_config() -> dict[str, Any]:
+    if "HEADRACE_SPARK_MASTER" in os.environ:  # set by the runtime: no need to read the file
+        return {"spark_master": os.environ["HEADRACE_SPARK_MASTER"]}
     root = os.environ.get("HEADRACE_WORKSPACE")
     if not root:
         return {}
@@ -92,7 +95,11 @@ def _workspace_config() -> dict[str, Any]:
 
 
 def _target_settings(name: str) -> tuple[str, dict[str, str]]:
-    """The master and settings of the target `name`, read from the workspace now."""
+    """The master and settings of the target `name`: given by the runtime when it is the
+    step's own target (an isolated step cannot open the workspace), else read from it."""
+    given = json.loads(os.environ.get("HEADRACE_COMPUTE_TARGET") or "{}")
+    if given.get("name") == name:
+        return _target_record_settings(name, given.get("type"), given.get("config") or {})
     from headrace.store.workspace_store import WorkspaceStore
 
     root = os.environ.get("HEADRACE_WORKSPACE")
@@ -106,15 +113,29 @@ def _target_settings(name: str) -> tuple[str, dict[str, str]]:
         store.close()
     if record is None or record.type != "spark":
         return workspace_master(config), {}
-    master = record.config.get("master") or DEFAULT_MASTER
+    return _target_record_settings(name, record.type, record.config)
+
+
+def _target_record_settings(
+    name: str, type_: Any, config: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    if type_ != "spark":
+        return workspace_master(_workspace_config()), {}
+    master = config.get("master") or DEFAULT_MASTER
     try:
-        return str(master), spark_conf_text(record.config.get("spark_conf"))
+        return str(master), spark_conf_text(config.get("spark_conf"))
     except SparkMasterError as exc:
         raise SparkStepError(f"Compute target {name!r}: {exc}") from None
 
 
 def _settings(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
     conf = loopback_conf()
+    scratch = os.environ.get("TMPDIR")
+    if scratch:
+        # Spark's and the JVM's temporary files go where the step may write (an isolated
+        # step writes nothing outside its own folders; the JVM ignores TMPDIR).
+        conf["spark.local.dir"] = scratch
+        conf["spark.driver.extraJavaOptions"] += f" -Djava.io.tmpdir={scratch}"
     if args.master:
         master = args.master
     elif args.target:

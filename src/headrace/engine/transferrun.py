@@ -93,7 +93,15 @@ def _destination_files(datastore: str, output: Path) -> DatastoreFiles:
             "HEADRACE_WORKSPACE is not set: a fixed destination is written by a step that "
             "the headrace agent runs."
         )
-    store = WorkspaceStore.open(Path(root))
+    try:
+        store = WorkspaceStore.open(Path(root))
+    except (OSError, HeadraceError) as exc:
+        raise TransferError(
+            f"Cannot open the workspace to write to datastore {datastore!r} ({exc}). A step "
+            "confined on a server reaches neither the workspace nor datastore credentials "
+            "(docs/security.md): copy to a local datastore, or run such transfers where "
+            "steps are not confined (--step-isolation off)."
+        ) from None
     try:
         return store.datastore_files(datastore)
     finally:
@@ -137,7 +145,8 @@ def publish_local(files: Any, output: Path, path: str, as_file: bool) -> None:
     final: Path = files.local_path(path)
     staging: Path = files.local_path(_staging_name())
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    # An isolated step may empty its staging folder but not remove it (engine/isolation.py).
+    staging.mkdir(parents=True, exist_ok=True)
     try:
         staged = staging / "new"
         _link_tree(output, staged)

@@ -50,8 +50,14 @@ def _untouched(folder: Path, stamps: FileStamps) -> bool:
 
 
 class WorkFolders:
-    def __init__(self, remove: Callable[[Path], None]) -> None:
+    """`owner` (uid, gid): a step user's; each fresh copy becomes theirs before its files
+    are stamped (a chown changes the change time)."""
+
+    def __init__(
+        self, remove: Callable[[Path], None], owner: tuple[int, int] | None = None
+    ) -> None:
         self._remove = remove
+        self._owner = owner
         self._free: dict[tuple[str, str], list[tuple[Path, FileStamps]]] = {}
         self._names = itertools.count()
 
@@ -70,6 +76,8 @@ class WorkFolders:
         from headrace.engine.snapshots import materialize_snapshot
 
         materialize_snapshot(artifacts, snapshot_id, destination)
+        if self._owner is not None:
+            _chown_tree(destination, self._owner)
         return {rel: _stamp(str(destination / rel)) for rel in _files(artifacts, snapshot_id)}
 
     def release(
@@ -94,6 +102,13 @@ class WorkFolders:
         """The run's folder is being removed as a whole: drop what is kept for it."""
         for key in [k for k in self._free if k[0] == run_id]:
             del self._free[key]
+
+
+def _chown_tree(folder: Path, owner: tuple[int, int]) -> None:
+    os.chown(folder, *owner)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), *owner, follow_symlinks=False)
 
 
 def _files(artifacts: LocalArtifactStore, snapshot_id: str) -> list[str]:

@@ -6,9 +6,10 @@ the agent records them while the step runs and when it ends. Nothing here opens 
 so `from headrace.compat.azureml.core import Run` costs a script milliseconds.
 
 A step of a workspace served by `headrace server` also gets `HEADRACE_SERVER_URL` and
-`HEADRACE_RUN_TOKEN`, a token good only on its own run. When the run folder cannot be
-written (the script runs where the workspace folder is not), metrics, tags and files go
-through the server with that token instead.
+`HEADRACE_RUN_TOKEN`, a token good only on its own run (an isolated step gets
+`HEADRACE_RUN_TOKEN_FILE` instead, a file only it can read: see engine/isolation.py).
+When the run folder cannot be written (the script runs where the workspace folder is not),
+metrics, tags and files go through the server with that token instead.
 
 Outside a pipeline (`python train.py`) it is an offline run: logging prints and never fails,
 so the same script runs both ways, as with SDK v1.
@@ -242,9 +243,7 @@ class ScriptRun(_LoggingMixin, Run):
         self._files_dir = self._run_dir
         self._journal = _JournalWriter(self._run_dir, "self")
         if not _writable(self._run_dir) and _server_env(env):
-            self._journal = _ServerWriter(
-                env["HEADRACE_SERVER_URL"], env["HEADRACE_RUN_TOKEN"], self._id
-            )
+            self._journal = _ServerWriter(env["HEADRACE_SERVER_URL"], _run_token(env), self._id)
         self._experiment_name = env.get("HEADRACE_EXPERIMENT", "")
         self._workspace_path = env.get("HEADRACE_WORKSPACE")
         self._parent = _ParentRun(
@@ -396,7 +395,15 @@ class OfflineRun:
 
 
 def _server_env(env: os._Environ[str] | dict[str, str]) -> bool:
-    return bool(env.get("HEADRACE_SERVER_URL") and env.get("HEADRACE_RUN_TOKEN"))
+    token = env.get("HEADRACE_RUN_TOKEN") or env.get("HEADRACE_RUN_TOKEN_FILE")
+    return bool(env.get("HEADRACE_SERVER_URL") and token)
+
+
+def _run_token(env: os._Environ[str] | dict[str, str]) -> str:
+    """The step's run token: in its environment, or (isolated) in a file of its own."""
+    if env.get("HEADRACE_RUN_TOKEN"):
+        return env["HEADRACE_RUN_TOKEN"]
+    return Path(env["HEADRACE_RUN_TOKEN_FILE"]).read_text().strip()
 
 
 def get_context(allow_offline: bool = True) -> ScriptRun | OfflineRun:

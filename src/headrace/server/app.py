@@ -26,6 +26,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headrace.backend.local import LocalBackend
+from headrace.engine.isolation import (
+    Isolation,
+    Sandbox,
+    make_undumpable,
+    protect_workspace_files,
+)
 from headrace.engine.pool import AgentPool
 from headrace.errors import ConfigError, HeadraceError
 from headrace.server.auth import Authenticator
@@ -36,7 +42,7 @@ from headrace.store.layout import WorkspaceLayout
 from headrace.store.records import Status
 from headrace.store.workspace_store import WorkspaceStore
 
-__all__ = ["ServerState", "create_app", "open_workspace_store"]
+__all__ = ["ServerState", "create_app", "open_workspace_store", "prepare_isolation"]
 
 log = logging.getLogger("headrace.server")
 
@@ -68,6 +74,28 @@ def open_workspace_store(path: Path, database_url: str | None = None) -> Workspa
             "agree: omit --database-url, or set database_url in workspace.json."
         )
     return store
+
+
+def prepare_isolation(root: Path, isolation: Isolation) -> None:
+    """Before agents start confined steps: make the workspace's private files the server's
+    alone (with a step user), keep this process's environment from steps of the same user,
+    and start one confined process, so a setup that cannot run steps is refused now, in
+    one line, rather than failing every step. Done once per workspace and settings in a
+    process (`headrace server` checks before it says it serves)."""
+    if not isolation.enabled or (root, isolation) in _PREPARED:
+        return
+    if isolation.user is not None:
+        protect_workspace_files(root)
+    make_undumpable()
+    sandbox = Sandbox(isolation, root)
+    try:
+        sandbox.probe()
+    finally:
+        sandbox.close()
+    _PREPARED.add((root, isolation))
+
+
+_PREPARED: set[tuple[Path, Isolation]] = set()
 
 
 class ServedBackend(LocalBackend):
@@ -254,6 +282,7 @@ def create_app(
     agents: int | None = None,
     grace_seconds: float = 30.0,
     step_nice: int = 0,
+    step_isolation: Isolation | None = None,
 ) -> FastAPI:
     """The REST server of the workspace at `workspace_path` (`auth=False`: no tokens needed).
 
@@ -261,6 +290,8 @@ def create_app(
     embedded use; N >= 1 runs N supervised agents for the app's lifetime, drained on
     shutdown with `grace_seconds` for running steps; 0 means another process runs the
     agents (the uvicorn master of a multi-worker server), so submits only wake them.
+    `step_isolation`: how those agents confine steps (None: as their environment says);
+    checked here by starting one confined process (`prepare_isolation`).
     """
     from headrace import __version__
     from headrace.server import api, portal, routes
@@ -273,11 +304,17 @@ def create_app(
     store = open_workspace_store(Path(workspace_path), database_url)
     backend = LocalBackend(store) if agents is None else ServedBackend(store)
     root = Path(workspace_path).absolute()
-    pool = (
-        AgentPool(root, agents, grace_seconds=grace_seconds, step_nice=step_nice)
-        if agents
-        else None
-    )
+    pool = None
+    if agents:
+        if step_isolation is not None:
+            prepare_isolation(root, step_isolation)
+        pool = AgentPool(
+            root,
+            agents,
+            grace_seconds=grace_seconds,
+            step_nice=step_nice,
+            isolation=step_isolation,
+        )
     state = ServerState(
         store=store,
         backend=backend,

@@ -24,6 +24,8 @@ from headrace.errors import ConfigError, MissingDependencyError, UserError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from headrace.engine.isolation import Isolation
+
 __all__ = [
     "STEP_NICE",
     "app_from_environment",
@@ -31,6 +33,7 @@ __all__ = [
     "is_loopback",
     "serve",
     "serve_ui",
+    "step_isolation",
 ]
 
 log = logging.getLogger("headrace.server")
@@ -74,6 +77,29 @@ def check_bind(host: str, *, auth: bool, workers: int, agents: int = 1) -> None:
             f"--agents {agents}: a server needs at least one agent to execute runs; use "
             "--agents 1 (the default) or more."
         )
+
+
+def step_isolation(mode: str, step_user: str | None, *, auth: bool) -> Isolation:
+    """How a server's agents confine steps (docs/security.md).
+
+    With auth, `auto` is Landlock where the kernel has it plus user `nobody` when the server
+    runs as root; a server where neither is possible is refused unless told `off`, since
+    every submitter's step could then read the workspace's keys and database. Without auth
+    (loopback, one user who is admin anyway) `auto` means off.
+    """
+    from headrace.engine.isolation import resolve
+
+    if mode == "auto" and not auth and step_user is None:
+        mode = "off"
+    isolation = resolve(mode, step_user, default_user=True)
+    if mode == "auto" and auth and not isolation.enabled:
+        raise ConfigError(
+            "Refusing to serve with token auth: steps would run unconfined as the server's "
+            "user and could read the workspace's keys and database (this kernel has no "
+            "Landlock and the server does not run as root). Run on Linux 5.19 or later, or "
+            "as root with --step-user NAME, or accept it with --step-isolation off."
+        )
+    return isolation
 
 
 def app_from_environment() -> FastAPI:
@@ -129,12 +155,16 @@ def serve(
     agents: int = 1,
     grace_seconds: float = 30.0,
     step_nice: int = STEP_NICE,
+    isolation: Isolation | None = None,
 ) -> None:
     """Serve `workspace` until SIGTERM or SIGINT: uvicorn stops accepting and finishes the
     requests in flight, then the agents drain (running steps get `grace_seconds`). Steps run
     `step_nice` nicer than the server, so requests are answered first while steps keep the
-    cores busy."""
+    cores busy. `isolation`: how steps are confined (default: `step_isolation("auto", ...)`).
+    """
     check_bind(host, auth=auth, workers=workers, agents=agents)
+    if isolation is None:
+        isolation = step_isolation("auto", None, auth=auth)
     # The agents started below (and their steps) inherit this: each step gets the URL and a
     # token scoped to its run, to log metrics and files through the server.
     os.environ["HEADRACE_SERVER_URL"] = f"http://{_connect_host(host)}:{port}"
@@ -152,14 +182,16 @@ def serve(
             agents=agents,
             grace_seconds=grace_seconds,
             step_nice=step_nice,
+            step_isolation=isolation,
         )
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
         return
     from headrace.engine.pool import AgentPool
-    from headrace.server.app import open_workspace_store
+    from headrace.server.app import open_workspace_store, prepare_isolation
 
     # Checked here, in the master, so a wrong workspace or URL is one clear error.
     open_workspace_store(workspace, database_url).database.dispose()
+    prepare_isolation(Path(workspace).absolute(), isolation)
     os.environ[WORKER_SETTINGS] = json.dumps(
         {
             "workspace": str(Path(workspace).absolute()),
@@ -169,7 +201,11 @@ def serve(
         }
     )
     pool = AgentPool(
-        Path(workspace).absolute(), agents, grace_seconds=grace_seconds, step_nice=step_nice
+        Path(workspace).absolute(),
+        agents,
+        grace_seconds=grace_seconds,
+        step_nice=step_nice,
+        isolation=isolation,
     )
     pool.start()
     try:

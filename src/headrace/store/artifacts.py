@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -77,19 +78,32 @@ class LocalArtifactStore:
         """Move every file under `source` into the run's files below `prefix`.
 
         A rename when possible (same filesystem), so large outputs cost nothing to keep.
+        Each destination is checked like any run file name: a step that may write its run
+        folder could have put a link there to make this write elsewhere.
         """
         if not source.is_dir():
             return []
-        target = self.file_path(run_id, prefix)
         moved: list[tuple[str, int]] = []
+        base = self.run_dir(run_id)
+        checked: set[Path] = set()
         for dirpath, _dirnames, filenames in os.walk(source):
             for filename in filenames:
                 full = Path(dirpath) / filename
                 rel = full.relative_to(source).as_posix()
-                dest = target / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest = base / prefix / rel
+                if dest.parent not in checked:
+                    # Folders are where a link could lead elsewhere (a rename onto a link
+                    # replaces the link): checked before and after making them.
+                    self.file_path(run_id, f"{prefix}/{rel}")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    self.file_path(run_id, f"{prefix}/{rel}")
+                    checked.add(dest.parent)
                 size = full.stat().st_size
-                shutil.move(str(full), dest)
+                try:
+                    os.replace(full, dest)  # replaces a link at `dest`, never follows it
+                except OSError:
+                    self.file_path(run_id, f"{prefix}/{rel}")  # another filesystem: a copy
+                    shutil.move(str(full), dest)
                 moved.append((f"{prefix}/{rel}", size))
         return moved
 
@@ -98,11 +112,15 @@ class LocalArtifactStore:
     ) -> bytes:
         path = self.file_path(run_id, name)
         try:
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                return fh.read() if limit is None else fh.read(limit)
+            # Not blocking on a fifo a step may have left in its run folder.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return b""
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return b""
+            fh.seek(offset)
+            return fh.read() if limit is None else fh.read(limit)
 
     def copy_out(self, run_id: str, name: str, destination: Path) -> None:
         source = self.file_path(run_id, name)

@@ -10,6 +10,8 @@ API stays cheap. Only the standard library is used here.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +34,19 @@ class JournalEntry:
 
 
 def read_journal(path: Path, offset: int) -> tuple[list[JournalEntry], int]:
-    """Entries from byte `offset` on, and the offset after the last complete line."""
+    """Entries from byte `offset` on, and the offset after the last complete line.
+
+    The step writes this file: a link in its place is not followed and anything but a
+    regular file (a fifo would block the agent) reads as empty."""
     try:
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, OSError):
         return [], offset
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return [], offset
+        fh.seek(offset)
+        data = fh.read()
     end = data.rfind(b"\n")
     if end < 0:
         return [], offset

@@ -18,6 +18,7 @@ from headrace.engine.executors.base import Executor
 from headrace.engine.executors.local import LocalExecutor
 
 if TYPE_CHECKING:
+    from headrace.engine.isolation import Sandbox
     from headrace.engine.runtime import PreparedStep
     from headrace.store.records import ComputeTargetRecord
 
@@ -61,12 +62,17 @@ def ray_settings(
 
 
 def make_executor(
-    record: ComputeTargetRecord, workspace_config: dict[str, Any], nice: int
+    record: ComputeTargetRecord,
+    workspace_config: dict[str, Any],
+    nice: int,
+    sandbox: Sandbox | None = None,
 ) -> Executor:
+    """The executor of a target; local ones start their steps in `sandbox` (Ray's nodes
+    are not confined, see docs/security.md)."""
     ray = ray_settings(record, workspace_config)
     if ray is None:
         capacity = record.config.get("max_nodes") or os.cpu_count() or 1
-        return LocalExecutor(record.name, int(capacity), nice=nice)
+        return LocalExecutor(record.name, int(capacity), nice=nice, sandbox=sandbox)
     from headrace.engine.executors.ray import RayExecutor, RayUnavailable
 
     try:

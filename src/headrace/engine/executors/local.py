@@ -2,20 +2,27 @@
 
 The script's stdout and stderr go straight to the run's log files (no pump thread, so logs
 are on disk the moment the script writes them), and each step gets its own process group so
-cancel, timeout and crash recovery can stop it together with anything it started.
+cancel, timeout and crash recovery can stop it together with anything it started. With a
+`Sandbox` (engine.isolation) the step starts confined to its own folders, maybe as another
+user. The log files are opened without following links: their folder is in the step's run
+folder, which an isolated step may write, so it could leave a link there for the agent to
+follow on the next attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from headrace.engine.processes import kill_group, process_start_time
 
 if TYPE_CHECKING:
+    from headrace.engine.isolation import Sandbox
     from headrace.engine.runtime import PreparedStep
 
 __all__ = ["LocalExecutor", "LocalProcess"]
@@ -74,16 +81,25 @@ class LocalExecutor:
 
     fetches_inputs = False
 
-    def __init__(self, name: str, capacity: int, nice: int = 0) -> None:
+    def __init__(
+        self, name: str, capacity: int, nice: int = 0, sandbox: Sandbox | None = None
+    ) -> None:
         self.name = name
         self.capacity = max(1, capacity)
         self.nice = nice
+        self.sandbox = sandbox
+
+    @property
+    def isolated(self) -> bool:
+        """Whether steps start confined (`runtime.prepare(isolated=...)` then keeps the
+        agent's secrets out of their environment)."""
+        return self.sandbox is not None
 
     def start(self, prepared: PreparedStep) -> LocalProcess:
         prepared.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         with (
-            prepared.stdout_path.open("ab") as out,
-            prepared.stderr_path.open("ab") as err,
+            _open_log(prepared.stdout_path) as out,
+            _open_log(prepared.stderr_path) as err,
         ):
             if prepared.task.attempt > 0:
                 header = f"\n--- headrace: attempt {prepared.task.attempt + 1} ---\n".encode()
@@ -91,16 +107,7 @@ class LocalExecutor:
                 err.write(header)
                 out.flush()
                 err.flush()
-            popen = subprocess.Popen(
-                prepared.argv,
-                cwd=prepared.cwd,
-                env=prepared.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                close_fds=True,
-            )
+            popen = spawn(prepared, prepared.argv, out, err, self.sandbox)
         if self.nice > 0:
             # Set on the step's new process group right after the start rather than in the
             # child (a preexec_fn would turn every spawn into a full fork).
@@ -108,3 +115,46 @@ class LocalExecutor:
                 mine = os.getpriority(os.PRIO_PROCESS, 0)
                 os.setpriority(os.PRIO_PGRP, popen.pid, min(19, mine + self.nice))
         return LocalProcess(popen)
+
+
+def spawn(
+    prepared: PreparedStep,
+    argv: list[str],
+    out: io.BufferedWriter,
+    err: io.BufferedWriter,
+    sandbox: Sandbox | None,
+) -> subprocess.Popen[bytes]:
+    """Start `argv` as the step's process: a new session, its logs as stdout and stderr,
+    confined by `sandbox` when there is one. The one place a local step process starts."""
+    if sandbox is not None:
+        return sandbox.spawn(
+            argv,
+            cwd=prepared.cwd,
+            env=prepared.env,
+            stdout=out,
+            stderr=err,
+            writable=prepared.writable,
+            readable=prepared.input_paths.values(),
+            private_files=prepared.private_files,
+        )
+    return subprocess.Popen(
+        argv,
+        cwd=prepared.cwd,
+        env=prepared.env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def _open_log(path: Path) -> io.BufferedWriter:
+    """Open a log file for appending, refusing a link in its place or its folder's."""
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path.name, flags, 0o644, dir_fd=folder)
+    finally:
+        os.close(folder)
+    return open(fd, "ab")
