@@ -58,6 +58,13 @@ def served(ws: Workspace) -> Iterator[tuple[LiveServer, str]]:
         yield live, token
 
 
+def opened(where: str, ws: Workspace, live: LiveServer, token: str) -> Workspace:
+    """The workspace of `ws` opened again, as a folder or through its server."""
+    if where == "server":
+        return Workspace.get("test-ws", url=live.url, auth=TokenAuthentication(token))
+    return Workspace.get("test-ws", path=ws.path)
+
+
 @pytest.fixture
 def long_file(tmp_path: Path) -> Path:
     folder = tmp_path / "upload"
@@ -77,11 +84,7 @@ def test_a_255_byte_name_uploads_lists_and_downloads(
     tmp_path: Path,
 ) -> None:
     live, token = served
-    with (
-        Workspace.get("test-ws", url=live.url, auth=TokenAuthentication(token))
-        if where == "server"
-        else Workspace.get("test-ws", path=ws.path)
-    ) as workspace:
+    with opened(where, ws, live, token) as workspace:
         ds = Datastore.get(workspace, "workspaceblobstore")
         ds.upload_files([str(long_file)], target_path=LONGEST, show_progress=False)
         assert ds.list_files(LONGEST) == [f"{LONGEST}/{LONGEST}"]
@@ -98,11 +101,7 @@ def test_an_over_long_name_or_path_is_refused_naming_the_limit(
 ) -> None:
     live, token = served
     deep = "/".join(["d" * 200] * 6)  # 1,205 bytes, every name legal
-    with (
-        Workspace.get("test-ws", url=live.url, auth=TokenAuthentication(token))
-        if where == "server"
-        else Workspace.get("test-ws", path=ws.path)
-    ) as workspace:
+    with opened(where, ws, live, token) as workspace:
         ds = Datastore.get(workspace, "workspaceblobstore")
         with pytest.raises(DatastorePathError, match=f"limited to {NAME_MAX_BYTES} bytes"):
             ds.upload_files([str(long_file)], target_path=TOO_LONG, show_progress=False)
