@@ -49,6 +49,7 @@ __all__ = [
     "StepTask",
     "discard",
     "discard_run",
+    "env_name",
     "finalize",
     "parameter_text",
     "pipeline_data_path",
@@ -143,7 +144,8 @@ class PreparedStep:
     fetches: list[Fetch] = field(default_factory=list)  # inputs left for the node to download
 
 
-def _env_name(name: str) -> str:
+def env_name(name: str) -> str:
+    """`name` as part of an environment variable's name (AML_PARAMETER_<name>)."""
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
 
 
@@ -218,7 +220,7 @@ def prepare(
         os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
     env = _environment(ws, task, env_paths, values, python, run_dir)
     for name, handle in handles.items():
-        env[f"HEADRACE_DATASTORE_{_env_name(name)}"] = handle
+        env[f"HEADRACE_DATASTORE_{env_name(name)}"] = handle
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
@@ -287,11 +289,11 @@ def _environment(
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in values.items():
-        env[f"AML_PARAMETER_{_env_name(name)}"] = value
+        env[f"AML_PARAMETER_{env_name(name)}"] = value
     for name, path in data_paths.items():
-        env[f"AZUREML_DATAREFERENCE_{_env_name(name)}"] = path
+        env[f"AZUREML_DATAREFERENCE_{env_name(name)}"] = path
     for key, raw in node.params:
-        env[f"AML_PARAMETER_{_env_name(key)}"] = placeholders.expand(raw, data_paths, values)
+        env[f"AML_PARAMETER_{env_name(key)}"] = placeholders.expand(raw, data_paths, values)
     for key, raw in node.environment_variables:
         env[key] = placeholders.expand(raw, data_paths, values)
     cfg = ws.config

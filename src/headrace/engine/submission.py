@@ -17,9 +17,11 @@ from headrace.engine.planning import (
     resolve_inputs,
     workspace_default_datastore,
 )
+from headrace.engine.submitchecks import argument_problems, data_path_problems
 from headrace.errors import ParameterError, PipelineValidationError
 from headrace.graph.model import Graph, ParameterDef
 from headrace.graph.validate import did_you_mean, structural_problems, topological_order
+from headrace.limits import scalar_tags
 from headrace.store.records import PipelineRunRecord
 from headrace.store.workspace_store import WorkspaceStore
 
@@ -97,6 +99,10 @@ def coerce_parameter(definition: ParameterDef, value: Any) -> Any:
     raise fail("a string")
 
 
+def _parameter_error(problems: list[str]) -> ParameterError:
+    return ParameterError(problems[0] if len(problems) == 1 else "\n".join(problems))
+
+
 def resolve_parameters(graph: Graph, assignments: dict[str, Any] | None) -> dict[str, Any]:
     """Every parameter's value for a run: assignments (type-checked) over defaults.
 
@@ -119,7 +125,7 @@ def resolve_parameters(graph: Graph, assignments: dict[str, Any] | None) -> dict
         except ParameterError as exc:
             problems.append(str(exc))
     if problems:
-        raise ParameterError(problems[0] if len(problems) == 1 else "\n".join(problems))
+        raise _parameter_error(problems)
     return values
 
 
@@ -206,13 +212,17 @@ def submit_graph(
     if problems:
         raise PipelineValidationError(problems)
     values = resolve_parameters(graph, parameters)
+    problems = data_path_problems(ws, graph, values) + argument_problems(graph, values)
+    if problems:
+        raise _parameter_error(problems)
+    checked_tags = scalar_tags(tags)
     previews = preview(ws, graph, values, regenerate_outputs) if with_preview else []
     run = ws.meta.create_pipeline_run(
         experiment_name=experiment_name,
         graph=None if stored_graph_id else graph.to_dict(),
         stored_graph_id=stored_graph_id,
         parameters=values,
-        tags={str(k): v for k, v in (tags or {}).items()},
+        tags=checked_tags,
         description=description,
         run_source=run_source,
         continue_on_step_failure=continue_on_step_failure,
