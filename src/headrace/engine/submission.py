@@ -7,6 +7,7 @@ written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,14 +87,17 @@ def coerce_parameter(definition: ParameterDef, value: Any) -> Any:
     if kind == "float":
         if isinstance(value, bool):
             raise fail("a float")
+        number: float | None = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value) if abs(value) < 1e308 else math.inf
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 raise fail("a float") from None
-        raise fail("a float")
+        if number is None or not math.isfinite(number):
+            raise fail("a finite float")
+        return number
     if isinstance(value, (str, int, float, bool)):
         return value if isinstance(value, str) else str(value)
     raise fail("a string")
