@@ -24,11 +24,14 @@ from headrace import (
     Experiment,
     Pipeline,
     PipelineData,
+    PipelineParameter,
     PythonScriptStep,
     TokenAuthentication,
+    UserError,
     Workspace,
 )
 from headrace.limits import NAME_MAX_BYTES, PATH_MAX_BYTES, URL_MAX_BYTES
+from tests import shapes
 from tests.objectstores import MotoS3
 from tests.servers import LiveServer, bearer, make_token
 from tests.test_object_datastores import moto, s3_store
@@ -232,3 +235,30 @@ def test_an_object_store_takes_the_longest_name_and_refuses_longer(
     assert ds.list_files("elsewhere") == [f"elsewhere/{TOO_LONG}"]
     with pytest.raises(DatastorePathError, match=f"limited to {NAME_MAX_BYTES} bytes"):
         ds.download(tmp_path / "other", prefix="elsewhere", show_progress=False)
+
+
+def test_texts_longer_than_the_database_keeps_are_client_errors(
+    any_ws: Workspace, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses a text longer than its column (SQLite keeps it): both answer 400
+    naming the field, never 500."""
+    root = Path(any_ws.path or "")
+    value = PipelineParameter("value", default_value=1)
+    step = shapes.step(tmp_path, "echo", extra=["--value", value])
+    published = Pipeline(any_ws, [step]).publish(name="echo")
+    with pytest.raises(UserError, match="name is 300 characters long; at most 255"):
+        Pipeline(any_ws, [step]).publish(name="n" * 300)
+    token = make_token(root, "admin")
+    with LiveServer(root) as live, httpx.Client(base_url=live.url, headers=bearer(token)) as c:
+        body = {"ExperimentName": "e", "RunSource": "r" * 300}
+        assert_refused(c.post(live.submit_url(published.id), json=body), 400, "RunSource")
+        api = "/api/v1"
+        answer = c.post(f"{api}/published-pipelines/{published.id}/runs",
+                        json={"experiment_name": "e", "run_source": "r" * 300})  # fmt: skip
+        assert_refused(answer, 400, "run_source")
+        answer = c.post(f"{api}/pipeline-endpoints",
+                        json={"name": "n" * 300, "description": "", "pipeline_id": published.id})  # fmt: skip
+        assert_refused(answer, 400, "name")
+        answer = c.put(f"{api}/compute-targets/{'c' * 300}", json={"type": "local", "config": {}})
+        assert_refused(answer, 400, "1 to 255 characters")
+    assert len(any_ws.backend.list_pipeline_runs()) == 0

@@ -323,6 +323,8 @@ class Pipeline:
 
         if not name:
             raise UserError("Pipeline.publish needs a name: pipeline.publish(name='my-pipeline').")
+        check_text(name, "Pipeline.publish's name")
+        check_text(version, "Pipeline.publish's version", optional=True)
         graph = self._frozen_graph()
         record = self._workspace.backend.publish_pipeline(
             graph,
