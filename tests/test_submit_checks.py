@@ -215,7 +215,8 @@ def test_json_nested_200k_deep_is_400_saying_so(
         ('{"a": [1, {"b": [2, [3]]}], "c": "]]]][[[["}', False),
         ('"' + "[" * 100 + '"', False),
         (r'["\"[[[[[[", {"x": "\\"}]', False),
-        ("[" * 100, False),  # not JSON: left for the parser to report
+        ("[" * 100, True),  # not JSON either, but 100 levels are open
+        ("]" * 100, False),  # not JSON: left for the parser to report
     ],
 )
 def test_json_nesting_is_measured_outside_strings(text: str, deep: bool) -> None:

@@ -46,8 +46,8 @@ def json_nesting_over(body: bytes, limit: int = JSON_MAX_DEPTH) -> bool:
     Strings are dropped, then all but brackets. A few regex passes remove the innermost
     empty pairs (each pass is one level, and leaves few alternations for the next step);
     then the depth is followed run by run (a run of openers or closers at a time), so no
-    Python loop goes byte by byte. Text that is not JSON (brackets that do not pair) is
-    left for the parser to report.
+    Python loop goes byte by byte. Brackets that do not pair are measured as they open:
+    text that is not JSON is left for the parser to report unless it opens too deep.
     """
     brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", body))
     removed_levels = 0
