@@ -40,25 +40,35 @@ def _got(value: Any) -> str:
 
 @overload
 def check_text(
-    value: Any, what: str, *, optional: Literal[False] = False, max_chars: int = ...
+    value: Any,
+    what: str,
+    *,
+    optional: Literal[False] = False,
+    max_chars: int = ...,
+    empty_ok: bool = ...,
 ) -> str: ...
 
 
 @overload
 def check_text(
-    value: Any, what: str, *, optional: Literal[True], max_chars: int = ...
+    value: Any, what: str, *, optional: Literal[True], max_chars: int = ..., empty_ok: bool = ...
 ) -> str | None: ...
 
 
 def check_text(
-    value: Any, what: str, *, optional: bool = False, max_chars: int = TEXT_MAX_CHARS
+    value: Any,
+    what: str,
+    *,
+    optional: bool = False,
+    max_chars: int = TEXT_MAX_CHARS,
+    empty_ok: bool = False,
 ) -> str | None:
-    """`value` if it is non-empty text of at most `max_chars` characters (or None when
-    `optional`)."""
+    """`value` if it is text of at most `max_chars` characters, non-empty unless `empty_ok`
+    (a datastore path '' is the datastore's root), or None when `optional`."""
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not value.strip():
-        accepts = "non-empty text" + (" or None" if optional else "")
+    if not isinstance(value, str) or not (empty_ok or value.strip()):
+        accepts = ("text" if empty_ok else "non-empty text") + (" or None" if optional else "")
         raise UserError(f"{what} must be {accepts}, not {_got(value)}.")
     if len(value) > max_chars:
         raise UserError(

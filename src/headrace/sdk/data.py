@@ -74,12 +74,14 @@ class DataReference:
             "DataReference's path_on_datastore",
             optional=True,
             max_chars=PATH_MAX_BYTES,
+            empty_ok=True,
         )
         check_text(
             path_on_compute,
             "DataReference's path_on_compute",
             optional=True,
             max_chars=PATH_MAX_BYTES,
+            empty_ok=True,
         )
         check_bool(overwrite, "DataReference's overwrite")
         self.datastore = datastore
@@ -148,6 +150,7 @@ class DataPath:
             "DataPath's path_on_datastore",
             optional=True,
             max_chars=PATH_MAX_BYTES,
+            empty_ok=True,
         )
         check_text(name, "DataPath's name", optional=True)
         self.datastore = datastore
