@@ -242,3 +242,41 @@ def test_tags_that_cannot_be_stored_are_refused_at_submit(
     with pytest.raises(UserError, match=words):
         Experiment(ws, "checks").submit(Pipeline(ws, [step]), tags=tags)
     assert ws.backend.list_pipeline_runs() == []
+
+
+DEEP_TAG = textwrap.dedent(
+    """
+    from headrace.compat.azureml.core import Run
+    deep = []
+    for _ in range(300):
+        deep = [deep]
+    run = Run.get_context()
+    run.tag("deep", deep)
+    run.tag("flat", [1, 2, "three"])
+    """
+)
+
+
+def test_a_tag_too_deep_to_answer_again_is_not_stored_as_given(
+    ws: Workspace, tmp_path: Path, served: tuple[Any, str]
+) -> None:
+    """A step's deep tag is kept as a note, so the run can still be read (it answered 500
+    forever before); a run's tags set through the SDK refuse it with the limit."""
+    (tmp_path / "tag.py").write_text(DEEP_TAG)
+    step = PythonScriptStep("tag.py", name="tag", source_directory=str(tmp_path))
+    run = Experiment(ws, "tags").submit(Pipeline(ws, [step]))
+    assert run.wait_for_completion(show_output=False) == "Finished"
+    tags = run.find_step_run("tag")[0].get_tags()
+    assert tags["flat"] == [1, 2, "three"]
+    assert tags["deep"] == f"(a value nested more than {JSON_MAX_DEPTH} levels deep, not kept)"
+    deep: list[Any] = []
+    for _ in range(JSON_MAX_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(UserError, match=f"nested more than {JSON_MAX_DEPTH} levels deep"):
+        run.tag("deep", deep)
+    run.tag("structured", {"a": [1, {"b": 2}]})
+    assert run.get_tags()["structured"] == {"a": [1, {"b": 2}]}
+    live, token = served
+    for path in (f"/api/v1/runs/{run.id}", f"/api/v1/pipeline-runs/{run.id}/steps"):
+        answer = httpx.get(live.url + path, headers=bearer(token))
+        assert answer.status_code == 200, answer.text

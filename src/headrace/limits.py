@@ -10,6 +10,7 @@ Like `errors` and `config`, this module imports nothing from headrace but `error
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "URL_MAX_BYTES",
     "arg_max",
     "json_depth_over",
+    "json_tags",
     "path_problem",
     "scalar_tags",
 ]
@@ -138,3 +140,29 @@ def scalar_tags(tags: Any, what: str = "tags") -> dict[str, Any]:
             )
         checked[key] = value
     return checked
+
+
+def json_tags(tags: Any, what: str = "tags") -> dict[str, Any]:
+    """Tags of a run that exists (`Run.tag`, `set_tags`): text keys to any JSON value up to
+    `JSON_MAX_DEPTH` levels deep (what is stored must be answerable again), or UserError."""
+    if not isinstance(tags, dict):
+        raise UserError(f"{what} must be a dict of tag name to value, not {type(tags).__name__}.")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key or len(key) > TEXT_MAX_CHARS:
+            raise UserError(
+                f"{what}: the tag name {_short(str(key))} must be text of 1 to "
+                f"{TEXT_MAX_CHARS} characters."
+            )
+        if json_depth_over(value):
+            raise UserError(
+                f"{what}: the value of tag {key!r} is nested more than {JSON_MAX_DEPTH} levels "
+                "deep; flatten it."
+            )
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise UserError(
+                f"{what}: the value of tag {key!r} cannot be stored as JSON ({exc}); give text, "
+                "numbers, true/false, lists or dicts of them."
+            ) from exc
+    return dict(tags)

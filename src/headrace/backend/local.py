@@ -17,7 +17,7 @@ from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
 from headrace.errors import NotFoundError, UserError
 from headrace.graph.model import Graph
-from headrace.limits import TEXT_MAX_CHARS, scalar_tags
+from headrace.limits import TEXT_MAX_CHARS, json_tags
 from headrace.store.datastores import clean_relative_path
 from headrace.store.objectstores import OBJECT_STORE_TYPES, ObjectDatastoreFiles, save_secrets
 from headrace.store.records import (
@@ -279,7 +279,7 @@ class LocalBackend:
         self.meta.add_metrics(metrics)
 
     def tag_run(self, run_id: str, tags: dict[str, Any]) -> None:
-        self.meta.update_run_tags(run_id, scalar_tags(tags))
+        self.meta.update_run_tags(run_id, json_tags(tags))
 
     # -- published pipelines and endpoints -------------------------------------------------
     def publish_pipeline(
