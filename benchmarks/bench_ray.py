@@ -132,17 +132,20 @@ def _two_nodes(ctx: Context, outcome: Outcome) -> None:
 
     n = ctx.reps(200, 60)
     reps = ctx.reps(3, 1)
-    cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    # Every node on 127.0.0.1 (with RAY_ENV's setting, which is what binds its ports there).
+    loopback = {"node_ip_address": "127.0.0.1"}
+    cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **loopback})
     try:
         for _ in range(2):
-            cluster.add_node(num_cpus=1)
+            cluster.add_node(num_cpus=1, **loopback)
         cluster.wait_for_nodes()
         with bench_workspace(ctx, "ray-throughput") as bws:
             attach = RayCompute.attach_configuration(address=cluster.address)
             ComputeTarget.attach(bws.ws, "two", attach)
             import ray
 
-            ray.init(address=cluster.address, log_to_driver=False)  # for the bare tasks
+            # for the bare tasks
+            ray.init(address=cluster.address, log_to_driver=False, _node_ip_address="127.0.0.1")
             try:
                 for workload in WORKLOADS:
                     _throughput(bws, workload, n, reps, outcome)

@@ -94,6 +94,7 @@ NATIVE_ONLY = {
     "LocalCompute",
     "MissingDependencyError",
     "NameConflictError",
+    "NotAStepError",
     "NotFoundError",
     "NotYetImplementedError",
     "OfflineRun",

@@ -1,19 +1,24 @@
-"""Schemathesis over the server's own OpenAPI document (issue 3, "Bad input"): every operation,
-fuzzed with valid and invalid input and an admin token, answers without a 5xx, with a body
-that matches the document, and every error in the one SDK v1 error shape with a message a
-person can act on.
+"""Schemathesis over the server's own OpenAPI document (issue 3, "Bad input"; issue 13, "Checks
+to keep"): every operation, fuzzed with valid and invalid input and an admin token, answers
+without a 5xx, with a body that matches the document, and every error in the one SDK v1
+error shape with a message a person can act on. There is no list of known bugs: any 5xx
+fails.
 
-One pytest item per operation: an operation that hits a known server bug (recognised by
-`known_bug`, from what was sent and what came back) is reported xfail with the bug, and any
-other failure fails. A second test gives every integer query parameter a value beyond 64
-bits, which fuzzing rarely draws. The app runs in-process (ASGI) on one workspace holding a
-published pipeline and an endpoint, so lookups have something to find; what one operation's
-calls change, the next sees. Examples are bounded (MAX_EXAMPLES per operation): the file
-takes about 30 s.
+One pytest item per operation, so a route added to the app (or a path parameter newly
+declared in its document) is fuzzed without changing this file. Besides what schemathesis
+draws, a third of each operation's cases are stretched the way fuzzing rarely goes: every
+path parameter a name longer than a file name may be, or a 5,000-character value, every
+string in the body 200 KB. Three more tests cover what needs an exact value: an integer
+beyond 64 bits in every integer query parameter (400 naming it), a JSON body nested 200,000
+levels deep for every operation with a body (400 saying so), and a URL over the server's
+limit (414). The app runs in-process (ASGI) on one workspace holding a published pipeline
+and an endpoint, so lookups have something to find; what one operation's calls change, the
+next sees. Examples are bounded (MAX_EXAMPLES per operation): the file takes about 30 s.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +31,9 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
-from schemathesis.core.failures import FailureGroup
 
 from headrace import Pipeline, PipelineEndpoint, PipelineParameter, Workspace
+from headrace.limits import JSON_MAX_DEPTH, NAME_MAX_BYTES, URL_MAX_BYTES
 from headrace.server.app import create_app
 from headrace.store.workspace_store import WorkspaceStore
 from tests import shapes
@@ -37,41 +42,29 @@ from tests.servers import make_token
 
 MAX_EXAMPLES = 25
 
-# Known server bugs, each recognised by what the user gets back. An operation that hits one is
-# reported xfail with the reason (the bug is the server owners' to fix); any other failure of
-# any operation fails the test.
-KNOWN_BUGS: dict[str, str] = {}
-HUGE_INTEGER = (
-    "server bug: an integer beyond 64 bits in a query parameter (e.g. GET "
-    "/api/v1/runs/{run_id}/events?after=9223372036854775808) reaches the database and answers "
-    "500 (OverflowError: Python int too large to convert to SQLite INTEGER); the route should "
-    "bound it (le=...) so this is a 400 naming the parameter"
-)
-INT64 = range(-(2**63), 2**63)
+HUGE_STRING = "x" * 200_000
+TOO_LONG_NAME = "n" * (NAME_MAX_BYTES + 1)
+LONG_VALUE = "v" * 5000
 
 
-def _huge_integer(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return value not in INT64
-    if isinstance(value, dict):
-        return any(_huge_integer(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_huge_integer(v) for v in value)
-    return False
+def _stretched(case: Any) -> Any:
+    """`case` with what fuzzing rarely draws: path parameters longer than a file name may be
+    (or 5,000 characters), every string of the body 200 KB."""
+    for index, name in enumerate(sorted(case.path_parameters or {})):
+        case.path_parameters[name] = TOO_LONG_NAME if index % 2 == 0 else LONG_VALUE
 
+    def stretch(value: Any) -> Any:
+        if isinstance(value, str):
+            return HUGE_STRING
+        if isinstance(value, list):
+            return [stretch(v) for v in value]
+        if isinstance(value, dict):
+            return {k: stretch(v) for k, v in value.items()}
+        return value
 
-def known_bug(case: Any, response: Any) -> str | None:
-    """The known bug behind a failed case, if it is one."""
-    # A server exception comes out of the in-process call itself: no response then.
-    sent = [case.body, case.query, case.path_parameters]
-    if (response is None or response.status_code >= 500) and _huge_integer(sent):
-        return HUGE_INTEGER
-    if response is None or response.status_code < 400:
-        return None
-    message = (response.json().get("Error") or {}).get("Message")
-    return KNOWN_BUGS.get(message) if isinstance(message, str) else None
+    if isinstance(case.body, (dict, list, str)):
+        case.body = stretch(case.body)
+    return case
 
 
 def _openapi_document() -> dict[str, Any]:
@@ -151,11 +144,9 @@ def test_operation_answers_within_its_schema(label: str, served: tuple[FastAPI, 
     cases = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
+        operation.as_strategy(GenerationMode.POSITIVE).map(_stretched),
     )
     headers = {"Authorization": f"Bearer {admin_token}"}
-    # A known bug is recorded and ends the fuzzing of the operation, which is then reported
-    # xfail (raising it inside hypothesis would make hypothesis shrink it first).
-    hit: list[str] = []
 
     @given(case=cases)
     @settings(
@@ -167,25 +158,12 @@ def test_operation_answers_within_its_schema(label: str, served: tuple[FastAPI, 
     )
     def answers(case: Any) -> None:
         note(case.as_curl_command(headers={"Authorization": "Bearer $TOKEN"}))
-        if hit:
-            return
-        response: Any = None
-        try:
-            response = case.call(app=app, headers=headers)
-            note(f"-> {response.status_code} {response.text[:500]}")
-            case.validate_response(
-                response, checks=[not_a_server_error, response_schema_conformance]
-            )
-            check_error_shape(response)
-        except (Exception, FailureGroup):
-            reason = known_bug(case, response)
-            if reason is None:
-                raise
-            hit.append(reason)
+        response = case.call(app=app, headers=headers)
+        note(f"-> {response.status_code} {response.text[:500]}")
+        case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+        check_error_shape(response)
 
     answers()
-    if hit:
-        pytest.xfail(hit[0])
 
 
 @pytest.mark.parametrize(
@@ -204,12 +182,41 @@ def test_integer_beyond_64_bits_is_a_client_error(
         if p["in"] == "path"
     }
     case = operation.Case(path_parameters=path_parameters, query={name: 2**63})
-    response: Any = None
-    try:
-        response = case.call(app=app, headers={"Authorization": f"Bearer {admin_token}"})
-        assert response.status_code < 500, response.text
-    except Exception:
-        if known_bug(case, response) is None:
-            raise
-        pytest.xfail(HUGE_INTEGER)
+    response = case.call(app=app, headers={"Authorization": f"Bearer {admin_token}"})
+    assert response.status_code == 400, response.text
+    check_error_shape(response)
+    assert name in response.json()["Error"]["Message"], response.text
+
+
+# Every operation that takes a JSON body.
+JSON_BODIES = [
+    f"{method.upper()} {path}"
+    for path, operations in DOCUMENT["paths"].items()
+    for method, operation in operations.items()
+    if "application/json" in (operation.get("requestBody") or {}).get("content", {})
+]
+
+
+@pytest.mark.parametrize("label", JSON_BODIES, ids=JSON_BODIES)
+def test_json_nested_200k_deep_is_a_400_saying_so(label: str, served: tuple[FastAPI, str]) -> None:
+    app, admin_token = served
+    operation = SCHEMA.find_operation_by_label(label)
+    assert operation is not None
+    # Every parameter of the path template, declared in the document or not (yet).
+    path_parameters = dict.fromkeys(re.findall(r"\{(\w+)\}", operation.path), "nope")
+    case = operation.Case(path_parameters=path_parameters)
+    headers = {"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"}
+    response = case.call(app=app, headers=headers, data="[" * 200_000 + "]" * 200_000)
+    assert response.status_code == 400, response.text
+    check_error_shape(response)
+    assert f"nested more than {JSON_MAX_DEPTH} levels deep" in response.json()["Error"]["Message"]
+
+
+def test_an_over_long_url_is_a_414(served: tuple[FastAPI, str]) -> None:
+    app, admin_token = served
+    operation = SCHEMA.find_operation_by_label("GET /api/v1/runs/{run_id}")
+    assert operation is not None
+    case = operation.Case(path_parameters={"run_id": "r" * URL_MAX_BYTES})
+    response = case.call(app=app, headers={"Authorization": f"Bearer {admin_token}"})
+    assert response.status_code == 414, response.text
     check_error_shape(response)

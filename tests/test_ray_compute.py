@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +39,7 @@ from headrace import (
 
 ray = pytest.importorskip("ray")
 
+LOOPBACK = "127.0.0.1"
 RAY_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -88,6 +91,43 @@ print("attempt", attempt, "done")
 def ray_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in RAY_ENV.items():
         monkeypatch.setenv(key, value)
+
+
+def _descendants(root: int) -> set[int]:
+    """`root` and every process below it (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found = {root}
+    grew = True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in found}
+        grew = not below <= found
+        found |= below
+    return found
+
+
+def assert_listening_on_loopback_only(root: int) -> None:
+    """Every TCP socket that `root` or a process below it listens on is bound to 127.0.0.1
+    (as `ss -ltnp` shows them), and there is at least one (Ray's GCS)."""
+    pids = _descendants(root)
+    table = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    mine = [
+        (line.split()[3], line.split()[-1])
+        for line in table.splitlines()
+        if any(int(pid) in pids for pid in re.findall(r"pid=(\d+)", line))
+    ]
+    assert any("gcs_server" in who for _where, who in mine), table
+    elsewhere = [
+        (where, who)
+        for where, who in mine
+        if not where.startswith((f"{LOOPBACK}:", f"[::ffff:{LOOPBACK}]:"))
+    ]
+    assert elsewhere == [], elsewhere
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
@@ -165,6 +205,11 @@ def test_local_head_runs_a_pipeline_with_data_logs_and_metrics(
 ) -> None:
     # Where the Ray node keeps the environments it builds (inherited by the agent's Ray head).
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "node-cache"))
+    # The agent (and its Ray head) stays up after the run, to be looked at; the ws fixture
+    # stops it.
+    monkeypatch.setenv("HEADRACE_AGENT_IDLE_SECONDS", "60")
+    # The head the agent starts listens on 127.0.0.1 even if this says otherwise.
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")
     src = _write(tmp_path / "src", "produce.py", PRODUCE)
     _write(src, "consume.py", CONSUME)
     _write(src, "with_env.py", WITH_ENV)
@@ -213,6 +258,8 @@ def test_local_head_runs_a_pipeline_with_data_logs_and_metrics(
     )
     run.wait_for_completion(show_output=False, raise_on_error=False)
     steps = {s.name: s for s in run.get_steps()}
+    agent = int((Path(ws.path) / "agent" / "agent.lock").read_text().strip())
+    assert_listening_on_loopback_only(agent)
 
     # The step that asks for more than the cluster has fails at once, with the numbers.
     error = steps["too-big"].get_details()["error"]["error"]["message"]
@@ -277,8 +324,9 @@ def _alive(pid: int) -> bool:
 def two_nodes(ray_env: None) -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    workers = [cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1)]
+    loopback = {"node_ip_address": LOOPBACK}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **loopback})
+    workers = [cluster.add_node(num_cpus=1, **loopback) for _ in range(2)]
     cluster.wait_for_nodes()
     try:
         yield cluster, workers
@@ -290,6 +338,8 @@ def test_a_lost_node_fails_the_attempt_and_the_retry_runs_on_another(
     ws: Workspace, tmp_path: Path, two_nodes: Any
 ) -> None:
     cluster, workers = two_nodes
+    # Issue 13: the head and both nodes listen on 127.0.0.1 only, nowhere else.
+    assert_listening_on_loopback_only(os.getpid())
     # SDK v1's cluster idiom, backed by Ray through the workspace configuration.
     config_path = Path(ws.path) / "workspace.json"
     config = json.loads(config_path.read_text())

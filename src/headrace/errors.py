@@ -4,6 +4,7 @@
     ├── UserError (ValueError)          the caller passed something wrong (UserErrorException)
     │   ├── PipelineValidationError     all problems of a pipeline definition, at once
     │   ├── ParameterError              unknown or mistyped pipeline parameters at submit
+    │   ├── NotAStepError (NotImplementedError)  Pipeline(steps=...) got a non-step (SDK v1)
     │   └── DatastorePathError          a path that would leave its datastore
     ├── NotFoundError (LookupError)     a named thing does not exist
     │   ├── WorkspaceNotFoundError
@@ -37,6 +38,7 @@ __all__ = [
     "HeadraceError",
     "MissingDependencyError",
     "NameConflictError",
+    "NotAStepError",
     "NotFoundError",
     "NotYetImplementedError",
     "ParameterError",
@@ -71,6 +73,11 @@ class PipelineValidationError(UserError):
 
 class ParameterError(UserError):
     """A pipeline parameter assignment names an unknown parameter or has the wrong type."""
+
+
+class NotAStepError(UserError, NotImplementedError):
+    """Pipeline(steps=...) got something that is not a step. SDK v1 raised
+    NotImplementedError for this, so this is one too."""
 
 
 class DatastorePathError(UserError):

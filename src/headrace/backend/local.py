@@ -17,6 +17,7 @@ from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
 from headrace.errors import NotFoundError, UserError
 from headrace.graph.model import Graph
+from headrace.limits import TEXT_MAX_CHARS, json_tags
 from headrace.store.datastores import clean_relative_path
 from headrace.store.objectstores import OBJECT_STORE_TYPES, ObjectDatastoreFiles, save_secrets
 from headrace.store.records import (
@@ -160,6 +161,11 @@ class LocalBackend:
     def create_compute_target(
         self, name: str, type_: str, config: dict[str, Any]
     ) -> ComputeTargetRecord:
+        if not name.strip() or len(name) > TEXT_MAX_CHARS or len(type_) > 64:
+            raise UserError(
+                f"A compute target needs a name of 1 to {TEXT_MAX_CHARS} characters and a type "
+                f"of at most 64; got {len(name):,} and {len(type_):,}."
+            )
         return self.meta.add_compute_target(name, type_, config, overwrite=True)
 
     def find_compute_target(self, name: str) -> ComputeTargetRecord | None:
@@ -273,7 +279,7 @@ class LocalBackend:
         self.meta.add_metrics(metrics)
 
     def tag_run(self, run_id: str, tags: dict[str, Any]) -> None:
-        self.meta.update_run_tags(run_id, tags)
+        self.meta.update_run_tags(run_id, json_tags(tags))
 
     # -- published pipelines and endpoints -------------------------------------------------
     def publish_pipeline(

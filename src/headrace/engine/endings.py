@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from headrace.graph.model import StepNode
+from headrace.limits import JSON_MAX_DEPTH, json_depth_over
 from headrace.store.journal import JournalEntry
 from headrace.store.records import MetricRecord
 
@@ -50,7 +51,10 @@ def journal_records(
     for entry in entries:
         target = parent_id if entry.target == "parent" else run_id
         if entry.kind == "tag":
-            tags.setdefault(target, {})[entry.name] = entry.value
+            value = entry.value
+            if json_depth_over(value):  # stored, it could never be answered again
+                value = f"(a value nested more than {JSON_MAX_DEPTH} levels deep, not kept)"
+            tags.setdefault(target, {})[entry.name] = value
         else:
             metrics.append(
                 MetricRecord(

@@ -52,6 +52,7 @@ __all__ = [
     "credential_variables",
     "discard",
     "discard_run",
+    "env_name",
     "finalize",
     "parameter_text",
     "pipeline_data_path",
@@ -157,7 +158,8 @@ class PreparedStep:
     private_files: tuple[Path, ...] = ()
 
 
-def _env_name(name: str) -> str:
+def env_name(name: str) -> str:
+    """`name` as part of an environment variable's name (AML_PARAMETER_<name>)."""
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
 
 
@@ -256,7 +258,7 @@ def prepare(
             parent = next((p for p in final.parents if p.exists() and root in p.parents), root)
             extra, private = [parent, staging], (*private, final)
     for name, handle in handles.items():
-        env[f"HEADRACE_DATASTORE_{_env_name(name)}"] = handle
+        env[f"HEADRACE_DATASTORE_{env_name(name)}"] = handle
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
@@ -394,11 +396,11 @@ def _environment(
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in values.items():
-        env[f"AML_PARAMETER_{_env_name(name)}"] = value
+        env[f"AML_PARAMETER_{env_name(name)}"] = value
     for name, path in data_paths.items():
-        env[f"AZUREML_DATAREFERENCE_{_env_name(name)}"] = path
+        env[f"AZUREML_DATAREFERENCE_{env_name(name)}"] = path
     for key, raw in node.params:
-        env[f"AML_PARAMETER_{_env_name(key)}"] = placeholders.expand(raw, data_paths, values)
+        env[f"AML_PARAMETER_{env_name(key)}"] = placeholders.expand(raw, data_paths, values)
     for key, raw in node.environment_variables:
         env[key] = placeholders.expand(raw, data_paths, values)
     cfg = ws.config

@@ -7,6 +7,7 @@ written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,11 @@ from headrace.engine.planning import (
     resolve_inputs,
     workspace_default_datastore,
 )
+from headrace.engine.submitchecks import argument_problems, data_path_problems
 from headrace.errors import ParameterError, PipelineValidationError
 from headrace.graph.model import Graph, ParameterDef
 from headrace.graph.validate import did_you_mean, structural_problems, topological_order
+from headrace.limits import scalar_tags
 from headrace.store.records import PipelineRunRecord
 from headrace.store.workspace_store import WorkspaceStore
 
@@ -84,17 +87,24 @@ def coerce_parameter(definition: ParameterDef, value: Any) -> Any:
     if kind == "float":
         if isinstance(value, bool):
             raise fail("a float")
+        number: float | None = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value) if abs(value) < 1e308 else math.inf
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 raise fail("a float") from None
-        raise fail("a float")
+        if number is None or not math.isfinite(number):
+            raise fail("a finite float")
+        return number
     if isinstance(value, (str, int, float, bool)):
         return value if isinstance(value, str) else str(value)
     raise fail("a string")
+
+
+def _parameter_error(problems: list[str]) -> ParameterError:
+    return ParameterError(problems[0] if len(problems) == 1 else "\n".join(problems))
 
 
 def resolve_parameters(graph: Graph, assignments: dict[str, Any] | None) -> dict[str, Any]:
@@ -119,7 +129,7 @@ def resolve_parameters(graph: Graph, assignments: dict[str, Any] | None) -> dict
         except ParameterError as exc:
             problems.append(str(exc))
     if problems:
-        raise ParameterError(problems[0] if len(problems) == 1 else "\n".join(problems))
+        raise _parameter_error(problems)
     return values
 
 
@@ -206,13 +216,17 @@ def submit_graph(
     if problems:
         raise PipelineValidationError(problems)
     values = resolve_parameters(graph, parameters)
+    problems = data_path_problems(ws, graph, values) + argument_problems(graph, values)
+    if problems:
+        raise _parameter_error(problems)
+    checked_tags = scalar_tags(tags)
     previews = preview(ws, graph, values, regenerate_outputs) if with_preview else []
     run = ws.meta.create_pipeline_run(
         experiment_name=experiment_name,
         graph=None if stored_graph_id else graph.to_dict(),
         stored_graph_id=stored_graph_id,
         parameters=values,
-        tags={str(k): v for k, v in (tags or {}).items()},
+        tags=checked_tags,
         description=description,
         run_source=run_source,
         continue_on_step_failure=continue_on_step_failure,

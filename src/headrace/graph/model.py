@@ -11,7 +11,10 @@ for data and `$AML_PARAMETER_<name>` for parameters; the step runtime expands th
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 __all__ = [
@@ -179,9 +182,14 @@ class Graph:
                 f"pipeline graph schema version {version} is not supported "
                 f"(this headrace reads version {SCHEMA_VERSION}); upgrade headrace"
             )
-        nodes = tuple(_step_from_dict(n) for n in raw["nodes"])
-        data = tuple(DataNode(**d) for d in raw.get("data", ()))
-        params = tuple(ParameterDef(**p) for p in raw.get("parameters", ()))
+        nodes = tuple(_step_from_dict(n) for n in _items(raw["nodes"]))
+        data = tuple(DataNode(**_checked(DataNode, d)) for d in _items(raw.get("data")))
+        params = tuple(
+            ParameterDef(**_checked(ParameterDef, p)) for p in _items(raw.get("parameters"))
+        )
+        for key in ("description", "default_datastore"):
+            if not isinstance(raw.get(key), (str, type(None))):
+                raise ValueError(f"the graph's {key} must be text or null")
         return cls(
             nodes=nodes,
             data=data,
@@ -195,14 +203,85 @@ class Graph:
         return cls.from_dict(json.loads(text))
 
 
+def _matches(value: Any, kind: Any) -> bool:
+    """Whether a JSON value fits a field's annotation (the few shapes the graph uses)."""
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, k) for k in typing.get_args(kind))
+    if origin is Literal:
+        return value in typing.get_args(kind)
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        return isinstance(value, (list, tuple)) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(kind)
+        return isinstance(value, dict) and all(
+            _matches(k, key) and _matches(v, item) for k, v in value.items()
+        )
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:  # an int is a float here, as in JSON; NaN and infinity are not
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return isinstance(value, int) or math.isfinite(value)
+    return isinstance(kind, type) and isinstance(value, kind)
+
+
+def _checked(cls: type[Any], raw: Any) -> dict[str, Any]:
+    """`raw` as keyword arguments of the dataclass `cls`, or ValueError naming the first
+    field that is missing, unknown or of the wrong type (a graph may come over REST)."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a {cls.__name__} must be an object, not {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(str(k) for k in raw if k not in known)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field {unknown[0]!r}")
+    for name, value in raw.items():
+        kind = hints[name]
+        if typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is not str:
+            continue  # bindings and pairs: checked when they are built
+        if not _matches(value, kind):
+            raise ValueError(f"{cls.__name__} field {name!r} cannot be {value!r:.60}")
+    return dict(raw)
+
+
 def _step_from_dict(raw: dict[str, Any]) -> StepNode:
-    values = dict(raw)
+    values = _checked(StepNode, raw)
     values["arguments"] = tuple(values.get("arguments", ()))
-    values["inputs"] = tuple(InputBinding(**b) for b in values.get("inputs", ()))
-    values["outputs"] = tuple(OutputBinding(**b) for b in values.get("outputs", ()))
-    values["params"] = tuple(tuple(p) for p in values.get("params", ()))
-    values["environment_variables"] = tuple(
-        tuple(p) for p in values.get("environment_variables", ())
+    values["inputs"] = tuple(
+        InputBinding(**_checked(InputBinding, b)) for b in _items(values.get("inputs"))
+    )
+    values["outputs"] = tuple(
+        OutputBinding(**_checked(OutputBinding, b)) for b in _items(values.get("outputs"))
+    )
+    values["params"] = _pairs(values.get("params"), "params")
+    values["environment_variables"] = _pairs(
+        values.get("environment_variables"), "environment_variables"
     )
     values["run_after"] = tuple(values.get("run_after", ()))
     return StepNode(**values)
+
+
+def _items(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list, not {type(value).__name__}")
+    return list(value)
+
+
+def _pairs(value: Any, what: str) -> tuple[tuple[str, str], ...]:
+    pairs = _items(value)
+    if not all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, str) for v in p)
+        for p in pairs
+    ):
+        raise ValueError(f"StepNode field {what!r} must be a list of [name, text] pairs")
+    return tuple((p[0], p[1]) for p in pairs)

@@ -13,6 +13,7 @@ from difflib import get_close_matches
 
 from headrace.graph import placeholders
 from headrace.graph.model import Graph, StepNode
+from headrace.limits import IDENTIFIER_MAX_BYTES, MAX_RETRIES, TEXT_MAX_CHARS, TIMEOUT_MAX_SECONDS
 
 __all__ = [
     "did_you_mean",
@@ -174,12 +175,13 @@ def structural_problems(graph: Graph, reported_names: Collection[str] = ()) -> l
                     f"{did_you_mean(param, param_names)}; create it with "
                     f"PipelineParameter(name={param!r}, default_value=...)."
                 )
-        if node.max_retries < 0:
-            problems.append(f"{label}: max_retries must be 0 or more, not {node.max_retries}.")
-        if node.timeout_seconds is not None and node.timeout_seconds <= 0:
-            problems.append(
-                f"{label}: timeout_seconds must be positive, not {node.timeout_seconds}."
-            )
+        problems += _setting_problems(node, label)
+        problems += [
+            f"{label}: port name {port[:40]!r}... is {len(port.encode()):,} bytes; names are "
+            f"limited to {IDENTIFIER_MAX_BYTES} bytes."
+            for port in ports
+            if len(port.encode()) > IDENTIFIER_MAX_BYTES
+        ]
 
     for data in graph.data:
         if data.pipeline_output_name:
@@ -191,10 +193,40 @@ def structural_problems(graph: Graph, reported_names: Collection[str] = ()) -> l
                 )
             output_names[data.pipeline_output_name] = data.name
 
+    for parameter in graph.parameters:
+        if len(parameter.name.encode()) > IDENTIFIER_MAX_BYTES:
+            problems.append(
+                f"Parameter name {parameter.name[:40]!r}... is {len(parameter.name.encode()):,} "
+                f"bytes; names are limited to {IDENTIFIER_MAX_BYTES} bytes."
+            )
+
     cycle = find_cycle(graph)
     if cycle:
         path = " -> ".join(repr(names[c]) for c in cycle)
         problems.append(
             f"The steps form a cycle: {path}; remove one of the data or run_after edges."
+        )
+    return problems
+
+
+def _setting_problems(node: StepNode, label: str) -> list[str]:
+    """A step's name, retries and timeout out of range (a graph may come over REST)."""
+    problems = []
+    if not node.name.strip() or len(node.name) > TEXT_MAX_CHARS:
+        problems.append(
+            f"Step name {node.name[:40]!r} must be 1 to {TEXT_MAX_CHARS} characters long, not "
+            f"{len(node.name):,}."
+        )
+    if node.max_retries < 0:
+        problems.append(f"{label}: max_retries must be 0 or more, not {node.max_retries}.")
+    elif node.max_retries > MAX_RETRIES:
+        problems.append(
+            f"{label}: max_retries must be at most {MAX_RETRIES}, not {str(node.max_retries)[:20]}."
+        )
+    timeout = node.timeout_seconds
+    if timeout is not None and not 0 < timeout <= TIMEOUT_MAX_SECONDS:
+        problems.append(
+            f"{label}: timeout_seconds must be positive, a finite number of seconds up to "
+            f"{TIMEOUT_MAX_SECONDS:,} (366 days), not {str(timeout)[:20]}."
         )
     return problems

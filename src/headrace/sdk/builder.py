@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
+from headrace.errors import NotAStepError, UserError
 from headrace.graph import placeholders
 from headrace.graph.model import (
     DATA_PLACEHOLDER,
@@ -40,6 +41,7 @@ from headrace.sdk.parameters import PipelineParameter, referenced_parameters
 from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
 
 __all__ = ["GraphBuilder", "StepSequence", "flatten_steps"]
+
 
 _WORD = re.compile(r"^\w+$")
 StepKind = Literal["python_script", "command"]
@@ -71,7 +73,7 @@ def flatten_steps(
         return [item]
     if isinstance(item, PipelineData):
         if item._producer is None:
-            raise ValueError(
+            raise UserError(
                 f"PipelineData {item.name!r} was given as a pipeline step, but no step lists "
                 "it in outputs=[...]."
             )
@@ -90,7 +92,11 @@ def flatten_steps(
         for sub in item:
             found.extend(flatten_steps(sub, edges))
         return found
-    raise NotImplementedError(f"Can not add object of type {type(item).__name__} to Pipeline.")
+    raise NotAStepError(
+        f"Can not add object of type {type(item).__name__} to Pipeline; pass steps "
+        "(PythonScriptStep, CommandStep, ...), lists of them, a StepSequence, or the "
+        "PipelineData a step produces."
+    )
 
 
 @dataclass

@@ -16,7 +16,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headrace.errors import UserError
 from headrace.graph.model import DATA_PLACEHOLDER
+from headrace.limits import PATH_MAX_BYTES
+from headrace.sdk.checks import check_bool, check_text
 from headrace.sdk.parameters import PipelineParameter
 
 if TYPE_CHECKING:
@@ -39,7 +42,10 @@ def _datastore_name(datastore: Any) -> str | None:
         return datastore
     name = getattr(datastore, "name", None)
     if not isinstance(name, str):
-        raise TypeError(f"expected a Datastore or a datastore name, got {type(datastore).__name__}")
+        raise UserError(
+            f"datastore must be a Datastore or a datastore's name, not {datastore!r:.60} "
+            f"({type(datastore).__name__})."
+        )
     return name
 
 
@@ -56,7 +62,28 @@ class DataReference:
         overwrite: bool = False,
     ) -> None:
         if mode not in ("mount", "download", "upload"):
-            raise ValueError(f"DataReference mode must be 'mount' or 'download', not {mode!r}.")
+            raise UserError(f"DataReference mode must be 'mount' or 'download', not {mode!r}.")
+        if datastore is None:
+            raise UserError(
+                "DataReference needs a datastore: DataReference(datastore=ws.get_default_"
+                "datastore(), data_reference_name=..., path_on_datastore=...)."
+            )
+        check_text(data_reference_name, "DataReference's data_reference_name", optional=True)
+        check_text(
+            path_on_datastore,
+            "DataReference's path_on_datastore",
+            optional=True,
+            max_chars=PATH_MAX_BYTES,
+            empty_ok=True,
+        )
+        check_text(
+            path_on_compute,
+            "DataReference's path_on_compute",
+            optional=True,
+            max_chars=PATH_MAX_BYTES,
+            empty_ok=True,
+        )
+        check_bool(overwrite, "DataReference's overwrite")
         self.datastore = datastore
         self.datastore_name = _datastore_name(datastore)
         if data_reference_name is None:
@@ -118,6 +145,14 @@ class DataPath:
         path_on_datastore: str | None = None,
         name: str | None = None,
     ) -> None:
+        check_text(
+            path_on_datastore,
+            "DataPath's path_on_datastore",
+            optional=True,
+            max_chars=PATH_MAX_BYTES,
+            empty_ok=True,
+        )
+        check_text(name, "DataPath's name", optional=True)
         self.datastore = datastore
         self.datastore_name = _datastore_name(datastore)
         self.path_on_datastore = path_on_datastore or ""
@@ -138,7 +173,7 @@ class DataPath:
                 path_on_compute=binding.path_on_compute,
                 overwrite=binding.overwrite,
             )
-        raise ValueError("create_data_reference needs a DataPath made with a Datastore object.")
+        raise UserError("create_data_reference needs a DataPath made with a Datastore object.")
 
     def __repr__(self) -> str:
         return (
@@ -154,12 +189,14 @@ class DataPathComputeBinding:
         self, mode: str = "mount", path_on_compute: str | None = None, overwrite: bool = False
     ) -> None:
         if mode not in ("mount", "download"):
-            raise ValueError(
+            raise UserError(
                 f"DataPathComputeBinding mode must be 'mount' or 'download', not {mode!r}."
             )
         self.mode = mode
-        self.path_on_compute = path_on_compute
-        self.overwrite = overwrite
+        self.path_on_compute = check_text(
+            path_on_compute, "DataPathComputeBinding's path_on_compute", optional=True
+        )
+        self.overwrite = check_bool(overwrite, "DataPathComputeBinding's overwrite")
 
 
 class PipelineData:
@@ -179,10 +216,12 @@ class PipelineData:
         training_output: Any = None,
     ) -> None:
         if output_mode not in ("mount", "upload"):
-            raise ValueError(
+            raise UserError(
                 f"PipelineData output_mode must be 'mount' or 'upload', not {output_mode!r}."
             )
-        self.name = name
+        self.name = check_text(name, "PipelineData's name")
+        check_text(output_name, "PipelineData's output_name", optional=True)
+        check_text(pipeline_output_name, "PipelineData's pipeline_output_name", optional=True)
         self.datastore = datastore
         self.datastore_name = _datastore_name(datastore)
         self.output_name = output_name or name
@@ -238,7 +277,7 @@ class InputPortBinding:
         is_resource: bool = False,
     ) -> None:
         if bind_mode not in ("mount", "download"):
-            raise ValueError(f"input bind_mode must be 'mount' or 'download', not {bind_mode!r}.")
+            raise UserError(f"input bind_mode must be 'mount' or 'download', not {bind_mode!r}.")
         self.name = name
         self.bind_object = bind_object
         self.bind_mode = bind_mode

@@ -214,7 +214,7 @@ class Datastore:
         _check_name(datastore_name)
         _check_text("bucket_name", bucket_name)
         if anonymous and credentials_file:
-            raise ValueError("register_gcs: give credentials_file or anonymous=True, not both.")
+            raise UserError("register_gcs: give credentials_file or anonymous=True, not both.")
         config = {
             "bucket": bucket_name.strip("/"),
             "project": project,

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from headrace.errors import UserError
+from headrace.sdk.checks import check_workspace
 
 if TYPE_CHECKING:
     from headrace.sdk.runs import PipelineRun
@@ -26,7 +27,7 @@ class Experiment:
                 f"Experiment name {name!r} is invalid: use 1-255 letters, digits, '-' or '_', "
                 "starting with a letter or digit."
             )
-        self.workspace = workspace
+        self.workspace = check_workspace(workspace, "Experiment's workspace")
         self.name = name
 
     def submit(self, config: Any, tags: dict[str, Any] | None = None, **kwargs: Any) -> PipelineRun:

@@ -9,8 +9,11 @@ passed the text `PipelineParameter_Name:lr_Default:0.1`.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
+
+from headrace.errors import UserError
 
 __all__ = ["PipelineParameter", "referenced_parameters"]
 
@@ -29,10 +32,20 @@ class PipelineParameter:
     def __init__(self, name: str, default_value: Any) -> None:
         from headrace.sdk.data import DataPath
 
+        if not isinstance(name, str) or not name:
+            raise UserError(
+                f"PipelineParameter's name must be non-empty text (letters, digits and "
+                f"underscores, such as 'learning_rate'), not {name!r} ({type(name).__name__})."
+            )
+        if isinstance(default_value, float) and not math.isfinite(default_value):
+            raise UserError(
+                f"PipelineParameter {name!r}: the default value {default_value} is not a finite "
+                "number; give a finite float (or a str)."
+            )
         if default_value is None or not isinstance(
             default_value, (int, float, bool, str, DataPath)
         ):
-            raise ValueError(
+            raise UserError(
                 f"PipelineParameter {name!r}: the default value must be an int, float, bool, "
                 f"str or DataPath, not {type(default_value).__name__}."
             )

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from headrace.errors import PipelineValidationError, UserError
 from headrace.graph.validate import did_you_mean, structural_problems, topological_order
+from headrace.limits import scalar_tags
 from headrace.sdk.builder import GraphBuilder, StepSequence, flatten_steps
+from headrace.sdk.checks import check_bool, check_folder, check_text, check_workspace
 from headrace.sdk.data import DataPath
 
 if TYPE_CHECKING:
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from headrace.sdk.workspace import Workspace
 
 __all__ = ["Pipeline", "StepSequence", "parameter_values", "print_submission"]
+
+DESCRIPTION_MAX_CHARS = 100_000  # a description is text for people, stored whole
 
 _SUBMIT_OPTIONS = (
     "pipeline_parameters",
@@ -114,18 +118,27 @@ class Pipeline:
     ) -> None:
         unknown = [k for k in kwargs if k != "enable_email_notification"]
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"Pipeline got unexpected keyword argument(s) {', '.join(unknown)}; the only "
                 "extra argument accepted is enable_email_notification."
             )
+        self._workspace = check_workspace(workspace, "Pipeline's workspace (its first argument)")
         flatten_steps(steps)  # raises at once for objects that cannot be steps, as SDK v1 did
-        self._workspace = workspace
         self._steps = steps
-        self.description = description
+        self.description = check_text(
+            description, "Pipeline's description", optional=True, max_chars=DESCRIPTION_MAX_CHARS
+        )
         name = getattr(default_datastore, "name", default_datastore)
+        if default_datastore is not None and not isinstance(name, str):
+            raise UserError(
+                "Pipeline's default_datastore must be a Datastore, its name, or None, not "
+                f"{default_datastore!r}."
+            )
         self._default_datastore = name if isinstance(name, str) else None
-        self._default_source_directory = default_source_directory
-        self._resolve_closure = resolve_closure
+        self._default_source_directory = check_folder(
+            default_source_directory, "Pipeline's default_source_directory"
+        )
+        self._resolve_closure = check_bool(resolve_closure, "Pipeline's resolve_closure")
 
     # -- the graph -------------------------------------------------------------------------
     def _build(self) -> tuple[Graph, list[str]]:
@@ -240,10 +253,19 @@ class Pipeline:
         return self._submit(
             experiment,
             parameters=parameters,
-            tags=tags,
-            continue_on_step_failure=bool(kwargs.get("continue_on_step_failure") or False),
-            regenerate_outputs=bool(kwargs.get("regenerate_outputs") or False),
-            description=kwargs.get("description"),
+            tags=scalar_tags(tags),
+            continue_on_step_failure=check_bool(
+                kwargs.get("continue_on_step_failure", False), "continue_on_step_failure"
+            ),
+            regenerate_outputs=check_bool(
+                kwargs.get("regenerate_outputs", False), "regenerate_outputs"
+            ),
+            description=check_text(
+                kwargs.get("description"),
+                "description",
+                optional=True,
+                max_chars=DESCRIPTION_MAX_CHARS,
+            ),
         )
 
     def _submit(
@@ -301,6 +323,8 @@ class Pipeline:
 
         if not name:
             raise UserError("Pipeline.publish needs a name: pipeline.publish(name='my-pipeline').")
+        check_text(name, "Pipeline.publish's name")
+        check_text(version, "Pipeline.publish's version", optional=True)
         graph = self._frozen_graph()
         record = self._workspace.backend.publish_pipeline(
             graph,

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from headrace.errors import UserError
 from headrace.sdk.data import (
     input_port_name,
 )
@@ -71,7 +72,7 @@ def _parameter_type(name: str, value: Any) -> str:
         return "float"
     if isinstance(default, str):
         return "str"
-    raise ValueError(
+    raise UserError(
         f"SqlStep parameter {name!r} is a {type(default).__name__}; pass an int, float, bool "
         "or str, or a PipelineParameter with such a default."
     )
@@ -82,7 +83,7 @@ def _memory_limit(value: Any) -> str | None:
         return None
     if isinstance(value, str) and _MEMORY.match(value):
         return value.replace(" ", "")
-    raise ValueError(f"memory_limit {value!r} is not a size; write it like '512MB' or '4GB'.")
+    raise UserError(f"memory_limit {value!r} is not a size; write it like '512MB' or '4GB'.")
 
 
 def _threads(value: Any) -> int | None:
@@ -90,7 +91,7 @@ def _threads(value: Any) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    raise ValueError(f"threads must be a positive int, not {value!r}.")
+    raise UserError(f"threads must be a positive int, not {value!r}.")
 
 
 def _check_script(script_name: str, source_directory: str | None) -> None:
@@ -101,7 +102,7 @@ def _check_script(script_name: str, source_directory: str | None) -> None:
         return
     found = sorted(p.name for p in Path(source_directory).glob("*.sql"))
     listing = ", ".join(found) or "no .sql files"
-    raise ValueError(
+    raise UserError(
         f"SqlStep: script {script_name!r} is not in source_directory {source_directory!r} "
         f"(it has: {listing}); pass the script's path relative to source_directory."
     )
@@ -133,7 +134,7 @@ class SqlStep(CommandStep):
         timeout_seconds: float | None = None,
     ) -> None:
         if not isinstance(script_name, str) or not script_name.strip():
-            raise ValueError("SqlStep needs script_name, the .sql file to run, e.g. 'totals.sql'.")
+            raise UserError("SqlStep needs script_name, the .sql file to run, e.g. 'totals.sql'.")
         _check_script(script_name, source_directory)
         inputs = list(inputs or [])
         outputs = list(outputs or [])
@@ -148,7 +149,7 @@ class SqlStep(CommandStep):
         for item in inputs:
             table = input_port_name(item)
             if table is None:
-                raise ValueError(
+                raise UserError(
                     f"SqlStep {step_name!r}: cannot bind input {item!r} as a table; give a "
                     "DataReference, PipelineData, or a named DataPath (DataPath(ds, path, "
                     "name='trips'))."
@@ -159,26 +160,26 @@ class SqlStep(CommandStep):
         for item in outputs:
             output = getattr(item, "output_name", None)
             if not isinstance(output, str):
-                raise ValueError(
+                raise UserError(
                     f"SqlStep {step_name!r}: output {item!r} is not a PipelineData; outputs "
                     "are PipelineData objects."
                 )
             fmt = formats.pop(output, "parquet")
             if fmt not in _OUTPUT_FORMATS:
-                raise ValueError(
+                raise UserError(
                     f"SqlStep {step_name!r}: output format {fmt!r} for {output!r} is not "
                     "supported; use 'parquet' or 'csv'."
                 )
             names.append(output)
             command += ["--output", f"{output}:{fmt}"]
         if formats:
-            raise ValueError(
+            raise UserError(
                 f"SqlStep {step_name!r}: output_formats names {', '.join(sorted(formats))}, "
                 f"which is not an output of this step (outputs: {', '.join(names) or 'none'})."
             )
         for key, value in params.items():
             if not isinstance(key, str) or not _IDENTIFIER.match(key):
-                raise ValueError(
+                raise UserError(
                     f"SqlStep {step_name!r}: parameter name {key!r} cannot be used in SQL; use "
                     "letters, digits and underscores, starting with a letter."
                 )
@@ -230,7 +231,7 @@ class AdlaStep(SqlStep):
             or isinstance(degree_of_parallelism, bool)
             or degree_of_parallelism < 1
         ):
-            raise ValueError(
+            raise UserError(
                 f"degree_of_parallelism must be a positive int (DuckDB threads), not "
                 f"{degree_of_parallelism!r}."
             )

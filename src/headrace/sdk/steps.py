@@ -1,7 +1,8 @@
 """Steps: `PythonScriptStep` and `CommandStep`, with their full SDK v1 signatures.
 
-A step only records what it was given; `Pipeline` turns steps into the pure-data graph and
-reports every problem at once. Extensions beyond SDK v1: `max_retries`, `timeout_seconds` and
+A step checks the types of its arguments (a UserError naming the argument, at once) and
+records them; `Pipeline` turns steps into the pure-data graph and reports every problem of
+the definition at once. Extensions beyond SDK v1: `max_retries`, `timeout_seconds` and
 `resources` (what one attempt asks of a node: `{"cpu": 2, "gpu": 1, "memory": "4GB",
 "<custom Ray resource>": 1}`; a Ray target schedules by it, see headrace.sdk.ray).
 """
@@ -12,7 +13,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from headrace.errors import UserError
 from headrace.graph import placeholders
+from headrace.sdk.checks import (
+    check_bool,
+    check_dict,
+    check_folder,
+    check_list,
+    check_retries,
+    check_seconds,
+    check_text,
+)
 from headrace.sdk.data import PipelineData
 from headrace.sdk.parameters import PipelineParameter, referenced_parameters
 from headrace.sdk.runconfig import RunConfiguration, ScriptRunConfig
@@ -50,7 +61,12 @@ def _target_name(target: Any) -> str | None:
     if isinstance(target, tuple) and target and isinstance(target[0], str):
         return target[0]
     name = getattr(target, "name", None)
-    return name if isinstance(name, str) else str(target)
+    if isinstance(name, str):
+        return name
+    raise UserError(
+        f"compute_target must be a compute target, its name, or None, not {target!r} "
+        f"({type(target).__name__})."
+    )
 
 
 class PipelineStep:
@@ -78,19 +94,23 @@ class PipelineStep:
         timeout_seconds: float | None = None,
         resources: dict[str, Any] | None = None,
     ) -> None:
-        self.name = name
-        self.inputs = list(inputs or [])
-        self.outputs = list(outputs or [])
-        self.arguments = list(arguments or [])
+        self.name = check_text(name, "The step's name")
+        self.inputs = check_list(inputs, f"Step {name!r}: inputs")
+        self.outputs = check_list(outputs, f"Step {name!r}: outputs")
+        self.arguments = check_list(arguments, f"Step {name!r}: arguments")
         self.compute_target = _target_name(compute_target)
-        self.source_directory = source_directory
-        self.allow_reuse = allow_reuse
-        self.version = version
-        self.params = dict(params or {})
+        self.source_directory = check_folder(source_directory, f"Step {name!r}: source_directory")
+        self.allow_reuse = check_bool(allow_reuse, f"Step {name!r}: allow_reuse")
+        self.version = check_text(version, f"Step {name!r}: version", optional=True)
+        self.params = check_dict(params, f"Step {name!r}: params", "a dict of name to value")
         self.runconfig = runconfig
-        self.max_retries = max_retries
-        self.timeout_seconds = timeout_seconds
-        self.resources = dict(resources) if resources is not None else None
+        self.max_retries = check_retries(max_retries, f"Step {name!r}: max_retries")
+        self.timeout_seconds = check_seconds(timeout_seconds, f"Step {name!r}: timeout_seconds")
+        self.resources = (
+            check_dict(resources, f"Step {name!r}: resources", "a dict like {'cpu': 2}")
+            if resources is not None
+            else None
+        )
         self._predecessors: list[PipelineStep] = []
         self._id = uuid.uuid4().hex[:8]
         texts = [*self.arguments, *self.params.values()]
@@ -139,12 +159,15 @@ class PythonScriptStep(PipelineStep):
         # The seed document passes `target=`; accept it as the alias it was meant to be.
         if compute_target is None and target is not None:
             compute_target = target
-        outputs = list(outputs or [])
+        check_text(
+            script_name, "PythonScriptStep: script_name (the script to run, e.g. 'train.py')"
+        )
+        outputs = check_list(outputs, f"Step {name or script_name!r}: outputs")
         output_names = {
             getattr(o, "output_name", None) or getattr(o, "name", None) for o in outputs
         }
         renamed: list[Any] = []
-        for item in inputs or []:
+        for item in check_list(inputs, f"Step {name or script_name!r}: inputs"):
             if isinstance(item, PipelineData) and item.name in output_names:
                 # SDK v1 renames an input named like an output of the same step.
                 renamed.append(item.as_input(f"INPUT_{item.name}"))
@@ -166,7 +189,9 @@ class PythonScriptStep(PipelineStep):
             resources=resources,
         )
         self.script_name = script_name
-        self.runconfig_pipeline_params = dict(runconfig_pipeline_params or {})
+        self.runconfig_pipeline_params = check_dict(
+            runconfig_pipeline_params, f"Step {self.name!r}: runconfig_pipeline_params"
+        )
         self.hash_paths = hash_paths
 
 
@@ -205,6 +230,11 @@ class CommandStep(PipelineStep):
             run_config = runconfig.run_config
         else:
             run_config = runconfig
+        if command is not None and not isinstance(command, (str, list, tuple)):
+            raise UserError(
+                "CommandStep: command must be text ('python train.py') or a list of text, data "
+                f"and PipelineParameters, not {command!r} ({type(command).__name__})."
+            )
         self.command = command
         super().__init__(
             name or "command_step",
@@ -221,4 +251,6 @@ class CommandStep(PipelineStep):
             timeout_seconds=timeout_seconds,
             resources=resources,
         )
-        self.runconfig_pipeline_params = dict(runconfig_pipeline_params or {})
+        self.runconfig_pipeline_params = check_dict(
+            runconfig_pipeline_params, f"Step {self.name!r}: runconfig_pipeline_params"
+        )

@@ -46,7 +46,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from headrace.errors import ComputeTargetException
+from headrace.errors import ComputeTargetException, UserError
 from headrace.sdk.compute import ComputeTarget, ComputeTargetProvisioningConfiguration
 from headrace.sdk.data import (
     DataPath,
@@ -180,13 +180,13 @@ def _reference_type(what: str, value: Any) -> str | None:
         return None
     if isinstance(value, str) and value.lower() in REFERENCE_TYPES:
         return value.lower()
-    raise ValueError(f"Unknown value {value!r} for {what}; possible values: 'file', 'directory'.")
+    raise UserError(f"Unknown value {value!r} for {what}; possible values: 'file', 'directory'.")
 
 
 def _source(step: str, item: Any) -> tuple[Any, str]:
     """The source as a step input, and the port it gets."""
     if item is None:
-        raise ValueError(
+        raise UserError(
             f"DataTransferStep {step!r} needs source_data_reference, the data to copy: a "
             "DataReference, PipelineData, PortDataReference or DataPath."
         )
@@ -197,7 +197,7 @@ def _source(step: str, item: Any) -> tuple[Any, str]:
         clean_relative_path(reference.path_on_datastore, what="source path")
     port = input_port_name(item)
     if port is None:
-        raise ValueError(
+        raise UserError(
             f"DataTransferStep {step!r}: cannot copy from {item!r}; the source is a "
             "DataReference, PipelineData (or its as_input), PortDataReference, DataPath or a "
             "PipelineParameter with a DataPath default."
@@ -216,23 +216,23 @@ def _destination(step: str, item: Any) -> tuple[PipelineData | None, tuple[Any, 
     if isinstance(item, DataReference):
         path = clean_relative_path(item.path_on_datastore, what="destination path")
         if not path:
-            raise ValueError(
+            raise UserError(
                 f"DataTransferStep {step!r}: the destination is the root of datastore "
                 f"{item.datastore_name!r}; give a path inside it, for example "
                 "DataReference(datastore, 'copy', 'copies/data')."
             )
         return None, (item.datastore, path)
     if item is None:
-        raise ValueError(
+        raise UserError(
             f"DataTransferStep {step!r} needs destination_data_reference, where the copy "
             "goes: a DataReference (a path on a datastore) or a PipelineData."
         )
     if isinstance(item, (PipelineParameter, tuple)):
-        raise ValueError(
+        raise UserError(
             f"DataTransferStep {step!r}: a PipelineParameter cannot be the destination (SDK "
             "v1 allows a DataReference or PipelineData); use a DataReference."
         )
-    raise ValueError(
+    raise UserError(
         f"DataTransferStep {step!r}: cannot copy to {item!r}; the destination is a "
         "DataReference (a path on a datastore) or a PipelineData."
     )
@@ -252,7 +252,7 @@ def _check_overlap(step: str, source: Any, fixed: tuple[Any, str] | None) -> Non
     src = clean_relative_path(source.path_on_datastore)
     dst = fixed[1]
     if src == dst or dst.startswith(f"{src}/") or src.startswith(f"{dst}/") or not src:
-        raise ValueError(
+        raise UserError(
             f"DataTransferStep {step!r}: the destination {dst!r} overlaps the source "
             f"{src or '(the whole datastore)'!r} on datastore {datastore!r}; copy to a path "
             "outside the source."
@@ -276,14 +276,14 @@ class DataTransferStep(CommandStep):
         allow_reuse: bool = True,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
-            raise ValueError("DataTransferStep needs a name, for example 'copy raw data'.")
+            raise UserError("DataTransferStep needs a name, for example 'copy raw data'.")
         source, port = _source(name, source_data_reference)
         output, fixed = _destination(name, destination_data_reference)
         if output is None:
             datastore = fixed[0] if fixed else None
             output = PipelineData(OUTPUT_NAME, datastore=datastore)
         if isinstance(source, PipelineData) and source is output:
-            raise ValueError(
+            raise UserError(
                 f"DataTransferStep {name!r}: the source and the destination are the same "
                 "PipelineData; copy to another one."
             )

@@ -327,13 +327,13 @@ def create_snapshot(request: Request, body: ManifestBody, _token: Submitter) -> 
 class SubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     graph: dict[str, Any]
-    experiment_name: str = Field(min_length=1)
+    experiment_name: str = Field(min_length=1, max_length=255)
     parameters: dict[str, Any] | None = None
     tags: dict[str, Any] | None = None
     description: str | None = None
     continue_on_step_failure: bool = False
     regenerate_outputs: bool = False
-    run_source: str = "SDK"
+    run_source: str = Field("SDK", max_length=64)
 
 
 @router.get("/experiments")

@@ -24,9 +24,9 @@ router = APIRouter(prefix="/api/v1", tags=["backend"], route_class=ClassNamedErr
 class PublishBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     graph: dict[str, Any]
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=255)
     description: str | None = None
-    version: str | None = None
+    version: str | None = Field(None, max_length=255)
     continue_on_step_failure: bool = False
     source_run_id: str | None = None
 
@@ -59,11 +59,11 @@ def set_published_pipeline_status(
 
 class PublishedSubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    experiment_name: str = Field(min_length=1)
+    experiment_name: str = Field(min_length=1, max_length=255)
     parameters: dict[str, Any] | None = None
     tags: dict[str, Any] | None = None
     description: str | None = None
-    run_source: str = "SDK"
+    run_source: str = Field("SDK", max_length=64)
     continue_on_step_failure: bool | None = None
     data_path_assignments: dict[str, Any] | None = None
 
@@ -87,7 +87,7 @@ def submit_published_pipeline(
 
 class EndpointBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=255)
     description: str | None = None
     pipeline_id: str = Field(min_length=1)
 
@@ -143,7 +143,7 @@ def set_pipeline_endpoint_default(
 
 class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = None
+    name: str | None = Field(None, max_length=255)
     description: str | None = None
     status: str | None = None
 

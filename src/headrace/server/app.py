@@ -37,6 +37,7 @@ from headrace.errors import ConfigError, HeadraceError
 from headrace.server.auth import Authenticator
 from headrace.server.errors import ApiError, error_body, status_of
 from headrace.server.headers import SecurityHeaders
+from headrace.server.limits import RequestLimits
 from headrace.server.origins import OriginGuard
 from headrace.store.layout import WorkspaceLayout
 from headrace.store.records import Status
@@ -248,6 +249,15 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error_response(
                 405, "MethodNotAllowed", "This route does not accept that HTTP method."
             )
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            # Python's parser gives up near 1,000 levels (RequestLimits refuses far less deep
+            # bodies first; this is for an app without it).
+            return _error_response(
+                400,
+                "BadRequest",
+                "The request body's JSON is nested too deeply (lists and objects inside "
+                "each other) for the server to read; flatten the data.",
+            )
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             # FastAPI's words when the body is not even text (not UTF-8), unlike broken JSON.
             return _error_response(
@@ -351,6 +361,7 @@ def create_app(
     app.router.routes.extend(routes.router.routes)
     app.router.routes.extend(api.router.routes)  # the JSON API of RemoteBackend
     portal.mount(app, root)  # the web portal under /ui
+    app.add_middleware(RequestLimits)  # URL length, JSON nesting: inside the body limit
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     # Outermost last: refusals of other sites' requests carry the security headers too.
     app.add_middleware(OriginGuard, token_free=not auth)

@@ -41,7 +41,9 @@ class PipelineSubmissionInfo(BaseModel):
 
     ExperimentName: str = Field(min_length=1, description="Experiment of the new run.")
     Description: str | None = None
-    RunSource: str | None = Field(None, description='Free text, e.g. "SDK" or "API".')
+    RunSource: str | None = Field(
+        None, max_length=64, description='Free text, e.g. "SDK" or "API" (64 characters).'
+    )
     RunType: str | None = None
     ParameterAssignments: dict[str, Scalar] = Field(
         default_factory=dict, description="Pipeline parameter values (text or numbers)."

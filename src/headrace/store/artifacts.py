@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from headrace.errors import DatastorePathError, NotFoundError
+from headrace.errors import DatastorePathError, NotFoundError, RunNotFoundError
 from headrace.store.datastores import clean_relative_path
 from headrace.store.layout import write_json_atomic
 
@@ -28,6 +28,7 @@ __all__ = ["STDERR_LOG", "STDOUT_LOG", "LocalArtifactStore"]
 STDOUT_LOG = "user_logs/stdout.txt"
 STDERR_LOG = "user_logs/stderr.txt"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+_RUN_ID_MAX = 128  # ids are uuids; a longer one cannot exist (and would not fit a file name)
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -37,6 +38,10 @@ class LocalArtifactStore:
 
     # -- run files -------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
+        if len(run_id) > _RUN_ID_MAX:
+            raise RunNotFoundError(
+                f"No run with id {run_id[:40]!r}... ({len(run_id):,} characters)."
+            )
         if not _RUN_ID.match(run_id) or run_id in (".", ".."):
             raise DatastorePathError(f"{run_id!r} is not a valid run id.")
         return self.root / "runs" / run_id

@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from headrace.errors import MissingDependencyError, StoreError
+from headrace.errors import MissingDependencyError, StoreError, UserError
 from headrace.store.layout import make_private
 
 __all__ = ["HEAD_REVISION", "Database", "sqlite_url"]
@@ -139,6 +139,14 @@ class Database:
             raise StoreError(
                 f"The metadata database {_redact(self.url)} is not a headrace database or "
                 f"its schema is damaged: {exc.orig}"
+            ) from exc
+        except DataError as exc:
+            # A value the database cannot store as given (PostgreSQL: a text longer than its
+            # column); the checks at the edges name the field, this is the net below them.
+            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else "invalid value"
+            raise UserError(
+                f"A value cannot be stored: {detail}. Names are limited to 255 characters "
+                "and run sources to 64; shorten it."
             ) from exc
 
     def _explain(self, exc: DBAPIError) -> str:

@@ -19,6 +19,7 @@ from headrace.errors import (
     DatastorePathError,
     NotFoundError,
 )
+from headrace.limits import NAME_MAX_BYTES, path_problem
 
 __all__ = [
     "PARTIAL_SUFFIX",
@@ -35,7 +36,8 @@ PARTIAL_SUFFIX = ".headrace-partial"  # a file being written: not content yet
 def clean_relative_path(path: str | os.PathLike[str] | None, *, what: str = "path") -> str:
     """Normalize a datastore-relative path ('' is the root) or raise DatastorePathError.
 
-    Refuses absolute paths, `..` components, backslash tricks and NUL bytes.
+    Refuses absolute paths, `..` components, backslash tricks, NUL bytes, and names or paths
+    longer than `headrace.limits` allows (255 bytes a name, 1,024 a path).
     """
     if path is None:
         return ""
@@ -54,12 +56,25 @@ def clean_relative_path(path: str | os.PathLike[str] | None, *, what: str = "pat
             f"The {what} {raw!r} contains '..' and could leave the datastore; use a path "
             "inside the datastore."
         )
-    return posixpath.join(*parts) if parts else ""
+    clean = posixpath.join(*parts) if parts else ""
+    problem = path_problem(clean, what)
+    if problem:
+        raise DatastorePathError(problem)
+    return clean
 
 
 def partial_path(target: Path) -> Path:
-    """Where a file is written before it is renamed to `target` (hidden, never listed)."""
-    return target.with_name(f".{target.name}{PARTIAL_SUFFIX}")
+    """Where a file is written before it is renamed to `target` (hidden, never listed).
+
+    `.<name>.headrace-partial` while that fits in a file name; for a name too long for the
+    prefix and suffix (any legal name of 237 bytes or more), a hash of the name stands in
+    for it, so every legal name can be written.
+    """
+    name = f".{target.name}{PARTIAL_SUFFIX}"
+    if len(os.fsencode(name)) > NAME_MAX_BYTES:
+        digest = hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]
+        name = f".{digest}{PARTIAL_SUFFIX}"
+    return target.with_name(name)
 
 
 def walk_files(folder: Path) -> Iterator[Path]:

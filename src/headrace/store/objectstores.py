@@ -30,6 +30,7 @@ from typing import Any
 from headrace.errors import (
     ConfigError,
     DatastorePathError,
+    HeadraceError,
     MissingDependencyError,
     NotFoundError,
     UserError,
@@ -298,6 +299,8 @@ class ObjectDatastoreFiles:
         fs = self.fs
         try:
             yield fs
+        except HeadraceError:
+            raise  # ours already (a path refused on the way): it says what is wrong
         except FileNotFoundError as exc:
             raise NotFoundError(
                 f"{what} on datastore {self.name!r} ({self.url}): not found ({self._scrub(exc)})."
@@ -399,10 +402,11 @@ class ObjectDatastoreFiles:
     def download_many(self, pairs: list[tuple[str, Path]]) -> None:
         if not pairs:
             return
+        keys = [self._key(p) for p, _d in pairs]  # each path checked before any transfer
         for _path, destination in pairs:
             destination.parent.mkdir(parents=True, exist_ok=True)
         with self._access(f"Downloading {len(pairs)} file(s)") as fs:
-            fs.get([self._key(p) for p, _d in pairs], [str(d) for _p, d in pairs])
+            fs.get(keys, [str(d) for _p, d in pairs])
 
     def replace_tree(self, source: Path, path: str) -> None:
         """Upload the folder `source` to `path`, after removing what was under `path`."""

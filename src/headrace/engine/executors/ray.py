@@ -48,12 +48,15 @@ class RayUnavailable(RuntimeError):
 
 
 def ray_environment(local_head: bool) -> None:
-    """Ray's settings for headrace, unless the environment sets them: no usage statistics,
-    and for a head headrace starts, everything on 127.0.0.1 and a token that is never
-    written to a file."""
+    """Ray's settings for headrace: no usage statistics (unless the environment says
+    otherwise), and for a head headrace starts, everything on 127.0.0.1 (always) and a
+    token that is never written to a file."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if local_head:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # Not a default: on Linux this is what keeps Ray's node address (and every port its
+        # GCS, raylet and workers open) on 127.0.0.1; with it unset or 1, a head binds all
+        # interfaces and advertises the machine's address, whatever _node_ip_address says.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         if "RAY_AUTH_MODE" not in os.environ:
             os.environ["RAY_AUTH_MODE"] = "token"
             os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
@@ -146,7 +149,11 @@ def _init(ray: Any, address: str | None, num_cpus: int | None, done: threading.E
         "configure_logging": False,
     }
     if address is None:
-        options.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+        options.update(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+        )
     else:
         options["address"] = address
     started = time.monotonic()
