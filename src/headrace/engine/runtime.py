@@ -110,6 +110,11 @@ class ResolvedData:
     mode: str = "mount"
     path_on_compute: str | None = None
     overwrite: bool = False
+    # A dataset input: its definition (store/datasets.py); `datastore` is then "".
+    dataset: dict[str, Any] | None = None
+    # Intermediate data read as a dataset (`Run.input_datasets`): {"kind": "file"} or a
+    # tabular definition without sources.
+    read_as: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,16 @@ def prepare(
     env_paths: dict[str, str] = {}
     handles: dict[str, str] = {}
     fetches: list[Fetch] = []
+    datasets: dict[str, Any] = {}
+    readable: list[Path] = []
     for item in task.inputs:
+        if item.dataset is not None:
+            path, roots = _dataset_input(ws, item, cwd)
+            readable += roots
+            paths[item.port] = path
+            env_paths[item.port] = env_paths[item.data_name] = path
+            datasets[item.port] = _input_dataset(item.dataset, path)
+            continue
         files = ws.datastore_files(item.datastore)
         if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles) and not isolated:
             path = files.uri(item.path_on_datastore)
@@ -210,6 +224,8 @@ def prepare(
                 fetches.append(fetch)
         paths[item.port] = path
         env_paths[item.port] = env_paths[item.data_name] = path
+        if item.read_as is not None:
+            datasets[item.port] = _input_dataset(item.read_as, path)
     staged: dict[str, Path] = {}
     for item in task.outputs:
         files = ws.datastore_files(item.datastore)
@@ -259,6 +275,10 @@ def prepare(
             extra, private = [parent, staging], (*private, final)
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{env_name(name)}"] = handle
+    if datasets:
+        import json
+
+        env["HEADRACE_INPUT_DATASETS"] = json.dumps(datasets, separators=(",", ":"))
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
@@ -277,7 +297,10 @@ def prepare(
         stderr_path=run_dir / STDERR_LOG,
         staged_outputs=staged,
         snapshot_files=stamps,
-        input_paths={item.port: paths[item.port] for item in task.inputs},
+        input_paths={
+            **{item.port: paths[item.port] for item in task.inputs},
+            **{f"{DATASET_SOURCE}{i}": str(root) for i, root in enumerate(readable)},
+        },
         fetches=fetches,
         writable=(
             cwd,
@@ -340,6 +363,29 @@ def _token_file(scratch: Path, token: str) -> Path:
     with os.fdopen(fd, "w") as out:
         out.write(token)
     return path
+
+
+DATASET_SOURCE = ".dataset-source-"  # input_paths keys of the folders dataset links point into
+
+
+def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[str, list[Path]]:
+    """Where the step reads a dataset input (engine/datasets.py), and the folders its files
+    are in (readable by an isolated step)."""
+    from headrace.engine.datasets import materialize
+
+    assert item.dataset is not None
+    folder = cwd / (item.path_on_compute or item.port)
+    return materialize(ws, item.dataset, folder, item.mode)
+
+
+def _input_dataset(definition: dict[str, Any], path: str) -> dict[str, Any]:
+    """What `Run.input_datasets[port]` is made from: the path, and for a tabular dataset
+    how to read the files there."""
+    if definition.get("kind") == "tabular":
+        from headrace.engine.datasets import step_definition
+
+        return {"kind": "tabular", "path": path, "definition": step_definition(definition, path)}
+    return {"kind": "file", "path": path}
 
 
 def _resolve_input(

@@ -7,6 +7,7 @@ from headrace.compat.azureml.core.authentication import (
     ServicePrincipalAuthentication,
 )
 from headrace.sdk.compute import ComputeTarget
+from headrace.sdk.datasets import Dataset
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
 from headrace.sdk.runconfig import Environment, RunConfiguration, ScriptRunConfig
@@ -15,6 +16,7 @@ from headrace.sdk.workspace import Workspace
 
 __all__ = [
     "ComputeTarget",
+    "Dataset",
     "Datastore",
     "Environment",
     "Experiment",

@@ -1,7 +1,17 @@
-"""`azureml.data`: data on datastores. The pipeline objects live in the submodules
-`data_reference` and `datapath`; datasets (FileDataset, TabularDataset,
-OutputFileDatasetConfig) are not implemented yet."""
+"""`azureml.data`: data on datastores and datasets. The pipeline objects live in the
+submodules `data_reference` and `datapath`; datasets are here (`FileDataset`,
+`TabularDataset`, `OutputFileDatasetConfig`) and in `dataset_factory`,
+`dataset_consumption_config`, `output_dataset_config`, `file_dataset`, `tabular_dataset`."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from headrace.sdk.dataset_outputs import OutputFileDatasetConfig, OutputTabularDatasetConfig
+from headrace.sdk.datasets import DatasetConsumptionConfig, FileDataset, TabularDataset
+
+__all__ = [
+    "DatasetConsumptionConfig",
+    "FileDataset",
+    "OutputFileDatasetConfig",
+    "OutputTabularDatasetConfig",
+    "TabularDataset",
+]
