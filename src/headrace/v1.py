@@ -78,8 +78,9 @@ def _run_file(path: str, args: list[str]) -> None:
         with open(path, "rb") as source_file:
             source = source_file.read()
     except OSError as exc:
-        sys.stderr.write(f"headrace.v1: can't open file {path!r}: [Errno {exc.errno}] "
-                         f"{exc.strerror}\n")
+        sys.stderr.write(
+            f"headrace.v1: can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}\n"
+        )
         raise SystemExit(2) from None
     sys.argv[:] = [path, *args]
     sys.path[0] = os.path.dirname(os.path.abspath(path))

@@ -89,14 +89,14 @@ MISSING: tuple[Missing, ...] = (
         "azureml.core",
         "Dataset",
         "DataReference or DataPath for data on a datastore, PipelineData between steps",
-        planned="Datasets are being built (issue 14)",
+        planned="Datasets are being built, issue 14",
         modules=["azureml.core.dataset"],
     ),
     _m(
         "azureml.data",
         "FileDataset TabularDataset OutputFileDatasetConfig DatasetConsumptionConfig",
         "DataReference or DataPath for data on a datastore, PipelineData between steps",
-        planned="Datasets are being built (issue 14)",
+        planned="Datasets are being built, issue 14",
         modules=[
             "azureml.data.file_dataset",
             "azureml.data.tabular_dataset",
@@ -110,20 +110,20 @@ MISSING: tuple[Missing, ...] = (
         "Model",
         "write the model to a PipelineData output or the step's ./outputs "
         "(run.get_file_names(), run.download_file())",
-        planned="the model registry is being built (issue 14)",
+        planned="the model registry is being built, issue 14",
         modules=["azureml.core.model"],
     ),
     _m(
         "azureml.core.runconfig",
         "MpiConfiguration",
         "one process per step; leave distributed_job_config out",
-        planned="environments as SDK v1 writes them (issue 14)",
+        planned="environments as SDK v1 writes them, issue 14",
     ),
     _m(
         "azureml.core.runconfig",
         "DEFAULT_GPU_IMAGE",
         "DEFAULT_CPU_IMAGE (images are recorded, steps run as processes)",
-        planned="environments as SDK v1 writes them (issue 14)",
+        planned="environments as SDK v1 writes them, issue 14",
     ),
     _m(
         "azureml.pipeline.steps",

@@ -47,6 +47,8 @@ __all__ = [
 PREFIX = "headrace.compat."
 
 
+# The loaders have the two methods the import system calls; they do not subclass
+# importlib.abc.Loader, whose import would cost every aliased start (hence the ignores).
 class _AliasLoader:
     """Loads `azureml.X` by importing `headrace.compat.azureml.X` and putting that module
     in `sys.modules` under the SDK v1 name (the import system returns what is there)."""
@@ -103,9 +105,10 @@ class AzuremlAlias:
             found = None
         if found is not None:
             package = found.submodule_search_locations is not None
-            return ModuleSpec(fullname, _AliasLoader(real), is_package=package)
+            loader = _AliasLoader(real)
+            return ModuleSpec(fullname, loader, is_package=package)  # type: ignore[arg-type]
         if _planned.holds_missing_modules(fullname):
-            return ModuleSpec(fullname, EmptyPackageLoader(), is_package=True)
+            return ModuleSpec(fullname, EmptyPackageLoader(), is_package=True)  # type: ignore[arg-type]
         return None  # Python's own "No module named 'azureml.x'"
 
 
@@ -126,7 +129,7 @@ class MissingModuleFinder:
         if error is not None:
             raise error
         if _planned.holds_missing_modules(fullname):
-            return ModuleSpec(fullname, EmptyPackageLoader(), is_package=True)
+            return ModuleSpec(fullname, EmptyPackageLoader(), is_package=True)  # type: ignore[arg-type]
         return None
 
     @classmethod

@@ -4,8 +4,9 @@ document's `target=` spelling for `compute_target=`. AdlaStep runs its script wi
 notebook or script with PySpark on this machine (headrace.sdk.spark: a SparkStep).
 
 DataTransferStep copies between any two datastores with headrace's transfer engine
-(headrace.sdk.transfer). ParallelRunStep belongs to a later issue; it and the steps headrace does not have
-(AutoMLStep, HyperDriveStep, ...) raise an ImportError saying what to use instead (`_planned`).
+(headrace.sdk.transfer). ParallelRunStep belongs to a later issue; it and the steps headrace
+does not have (AutoMLStep, HyperDriveStep, ...) raise an ImportError saying what to use
+instead (`_planned`).
 """
 
 from __future__ import annotations
