@@ -223,3 +223,20 @@ def test_sdk_v1_import_paths() -> None:
     assert OutputFileDatasetConfig is ModuleOutput
     assert FactoryDataType is DataType
     assert DatasetConsumptionConfig.__name__ == "DatasetConsumptionConfig"
+
+
+def test_versions_on_sqlite_and_postgresql(any_ws: Workspace, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "x.csv").write_text("a\n1\n")
+    store = any_ws.get_default_datastore()
+    store.upload(str(data), target_path="pg", overwrite=True, show_progress=False)
+    first = Dataset.Tabular.from_delimited_files((store, "pg/x.csv")).register(any_ws, "pg")
+    second = Dataset.Tabular.from_delimited_files((store, "pg/*.csv")).register(
+        any_ws, "pg", create_new_version=True
+    )
+    assert (first.version, second.version) == (1, 2)
+    assert [d.version for d in second.get_versions()] == [1, 2]
+    with pytest.raises(ConflictError):
+        Dataset.Tabular.from_delimited_files((store, "pg")).register(any_ws, "pg")
+    assert Dataset.get_by_name(any_ws, "pg").id == second.id

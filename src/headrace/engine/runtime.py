@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 STAGING = ".headrace/staging"
+ALIAS_LAUNCHER = "headrace.v1"  # starts a script with `azureml.` imports aliased
 RUN_TOKEN_SECONDS = 24 * 3600  # a step's token outlives it by an hour; 24 h without a timeout
 
 
@@ -129,6 +130,9 @@ class StepTask:
     parameters: dict[str, Any]
     inputs: tuple[ResolvedData, ...]
     outputs: tuple[ResolvedData, ...]
+    # The Python of a step without an environment (and `python` in a CommandStep): the
+    # submitter's (engine/interpreters.py).
+    python: str = sys.executable
 
 
 @dataclass
@@ -161,6 +165,7 @@ class PreparedStep:
     # own the agent made for it (with a step user, both become that user's).
     writable: tuple[Path, ...] = ()
     private_files: tuple[Path, ...] = ()
+    python: str = sys.executable  # the interpreter `argv` starts (task.python)
 
 
 def env_name(name: str) -> str:
@@ -172,7 +177,6 @@ def prepare(
     ws: WorkspaceStore,
     task: StepTask,
     folders: WorkFolders | None = None,
-    python: str = sys.executable,
     *,
     fetch_remotely: bool = False,
     isolated: bool = False,
@@ -189,6 +193,7 @@ def prepare(
     in its environment (other processes of the same user can read an environment).
     """
     node = task.node
+    python = task.python
     folders = folders or WorkFolders(_remove_now)
     cwd = _work_dir(ws, task)
     if cwd.exists():
@@ -285,8 +290,12 @@ def prepare(
         display = [command]
     else:
         script_argv = [node.script_name or "", *args]
+        if node.azureml_alias:
+            script_argv = ["-m", ALIAS_LAUNCHER, *script_argv]
         argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
+        if not (node.environment and "interpreter" in node.environment):
+            python = argv[0]  # headrace's choice (a node on Ray starts its own instead)
     return PreparedStep(
         task=task,
         argv=argv,
@@ -315,6 +324,7 @@ def prepare(
             *extra,
         ),
         private_files=private,
+        python=python,
     )
 
 
@@ -438,7 +448,7 @@ def _environment(
         # home is out of its reach): temporary files and caches go to its scratch folder.
         for name in ("TMPDIR", "TMP", "TEMP", "HOME"):
             env[name] = str(scratch)
-    # `python` in a CommandStep means the interpreter headrace runs steps with.
+    # `python` in a CommandStep means the interpreter of steps without an environment.
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in values.items():

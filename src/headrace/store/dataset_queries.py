@@ -98,54 +98,73 @@ class DatasetQueries:
         `create_new_version` (ConflictError otherwise), as in SDK v1; changed content
         behind the same definition makes a new version by itself."""
         for _attempt in range(3):
-            with self.db.write_conn() as conn:
-                latest = conn.execute(
-                    select(DATASETS)
-                    .where(DATASETS.c.name == name)
-                    .order_by(DATASETS.c.version.desc())
-                    .limit(1)
-                ).first()
-                if latest is not None:
-                    same_definition = latest.definition_hash == definition_hash
-                    same_content = (latest.content or {}).get("hash") == content.get("hash")
-                    if same_definition and same_content and produced_by is None:
-                        return _record(latest)
-                    if not same_definition and not create_new_version:
-                        raise ConflictError(
-                            f"There is already a dataset named {name!r} (version "
-                            f"{latest.version}) with another definition; register with "
-                            "create_new_version=True to add a version, or choose another name."
-                        )
-                values = {
-                    "id": str(uuid.uuid4()),
-                    "name": name,
-                    "version": (latest.version + 1) if latest is not None else 1,
-                    "kind": kind,
-                    "definition": definition,
-                    "definition_hash": definition_hash,
-                    "content": content,
-                    "files": files,
-                    "description": description,
-                    "tags": tags,
-                    "produced_by": produced_by,
-                    "created_at": utcnow(),
-                }
-                try:
-                    conn.execute(insert(DATASETS), values)
-                    if produced_by is not None:
-                        conn.execute(
-                            insert(LINEAGE),
-                            lineage_rows(
-                                {name: str(values["id"])},
-                                "produced",
-                                produced_by,
-                                pipeline_run_id or "",
-                            ),
-                        )
-                except IntegrityError:
-                    continue  # another writer took this version number: look again
-                return _record(_ValuesRow(values))
+            try:
+                return self._add_version(
+                    name=name,
+                    kind=kind,
+                    definition=definition,
+                    definition_hash=definition_hash,
+                    content=content,
+                    files=files,
+                    description=description,
+                    tags=tags,
+                    create_new_version=create_new_version,
+                    produced_by=produced_by,
+                    pipeline_run_id=pipeline_run_id,
+                )
+            except IntegrityError:
+                continue  # another writer took this version number: look again
         raise ConflictError(f"Could not register dataset {name!r}: too many writers at once.")
+
+    def _add_version(self, **given: Any) -> DatasetRecord:
+        """One attempt of `add_dataset_version`, in one transaction (an IntegrityError
+        means another writer took the version number)."""
+        name, definition_hash, content = given["name"], given["definition_hash"], given["content"]
+        produced_by = given["produced_by"]
+        with self.db.write_conn() as conn:
+            latest = conn.execute(
+                select(DATASETS)
+                .where(DATASETS.c.name == name)
+                .order_by(DATASETS.c.version.desc())
+                .limit(1)
+            ).first()
+            if latest is not None:
+                same_definition = latest.definition_hash == definition_hash
+                same_content = (latest.content or {}).get("hash") == content.get("hash")
+                if same_definition and same_content and produced_by is None:
+                    return _record(latest)
+                if not same_definition and not given["create_new_version"]:
+                    raise ConflictError(
+                        f"There is already a dataset named {name!r} (version "
+                        f"{latest.version}) with another definition; register with "
+                        "create_new_version=True to add a version, or choose another name."
+                    )
+            values = {
+                "id": str(uuid.uuid4()),
+                "name": name,
+                "version": (latest.version + 1) if latest is not None else 1,
+                "kind": given["kind"],
+                "definition": given["definition"],
+                "definition_hash": definition_hash,
+                "content": content,
+                "files": given["files"],
+                "description": given["description"],
+                "tags": given["tags"],
+                "produced_by": produced_by,
+                "created_at": utcnow(),
+            }
+            conn.execute(insert(DATASETS), values)
+            if produced_by is not None:
+                conn.execute(
+                    insert(LINEAGE),
+                    lineage_rows(
+                        {name: str(values["id"])},
+                        "produced",
+                        produced_by,
+                        given["pipeline_run_id"] or "",
+                    ),
+                )
+            return _record(_ValuesRow(values))
 
     def find_dataset(self, name: str, version: int | None = None) -> DatasetRecord | None:
         query = select(*_COLUMNS).where(DATASETS.c.name == name)

@@ -5,6 +5,7 @@ submodules `data_reference` and `datapath`; datasets are here (`FileDataset`,
 
 from __future__ import annotations
 
+from headrace.compat.azureml._planned import planned_names
 from headrace.sdk.dataset_outputs import OutputFileDatasetConfig, OutputTabularDatasetConfig
 from headrace.sdk.datasets import DatasetConsumptionConfig, FileDataset, TabularDataset
 
@@ -15,3 +16,5 @@ __all__ = [
     "OutputTabularDatasetConfig",
     "TabularDataset",
 ]
+
+__getattr__ = planned_names(__name__)
