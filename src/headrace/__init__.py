@@ -18,6 +18,7 @@ from headrace.errors import (
     DatastorePathError,
     HeadraceError,
     MissingDependencyError,
+    ModelNotFoundError,
     NameConflictError,
     NotAStepError,
     NotFoundError,
@@ -43,6 +44,7 @@ from headrace.sdk.data import (
 )
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
+from headrace.sdk.model import Model
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.pipeline import Pipeline
 from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
@@ -88,6 +90,8 @@ __all__ = [
     "InputPortBinding",
     "LocalCompute",
     "MissingDependencyError",
+    "Model",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",

@@ -9,6 +9,7 @@
     ├── NotFoundError (LookupError)     a named thing does not exist
     │   ├── WorkspaceNotFoundError
     │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
+    │   ├── ModelNotFoundError          no registered model of that name or version
     │   └── RunNotFoundError
     ├── ConflictError                   a thing already exists or is in the wrong state
     │   ├── WorkspaceExistsError
@@ -37,6 +38,7 @@ __all__ = [
     "DatastorePathError",
     "HeadraceError",
     "MissingDependencyError",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
@@ -94,6 +96,10 @@ class WorkspaceNotFoundError(NotFoundError):
 
 class ComputeTargetException(NotFoundError):
     """A compute target is missing or invalid (the SDK v1 exception name)."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model with that name (or no such version of it)."""
 
 
 class RunNotFoundError(NotFoundError):

@@ -134,7 +134,7 @@ def spawn(
             stdout=out,
             stderr=err,
             writable=prepared.writable,
-            readable=prepared.input_paths.values(),
+            readable=[*prepared.input_paths.values(), *map(str, prepared.readable)],
             private_files=prepared.private_files,
         )
     return subprocess.Popen(
