@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,8 @@ from headrace import (
     UserError,
     Workspace,
 )
+from tests.conftest import stop_agents
+from tests.servers import served_workspace
 
 
 def _files(folder: Path, files: dict[str, str | bytes]) -> Path:
@@ -45,6 +48,22 @@ def _run(ws: Workspace, steps: list[PythonScriptStep], experiment: str = "models
     run = Experiment(ws, experiment).submit(Pipeline(ws, steps=steps))
     run.wait_for_completion(show_output=False, raise_on_error=False)
     return run
+
+
+@pytest.fixture(params=["local", "server"])
+def ws(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Workspace]:
+    """A fresh workspace, opened from its folder or through a server (a submitter's token)."""
+    root = tmp_path / "ws"
+    local = Workspace.create("test-ws", path=root, show_output=False)
+    if request.param == "local":
+        yield local
+    else:
+        # A small body limit, so model files cross in several chunks.
+        with served_workspace(root, monkeypatch, "submitter", max_body_bytes=100_000) as ws:
+            yield ws
+    stop_agents(root)
 
 
 class _TrainingData:
@@ -202,7 +221,7 @@ def test_a_model_path_that_does_not_exist_is_refused(ws: Workspace, tmp_path: Pa
     with pytest.raises(UserError, match=r"model path '.*nothing\.pkl' does not exist"):
         Model.register(ws, str(tmp_path / "nothing.pkl"), "clf")
     assert Model.list(ws) == []
-    assert not [p for p in (ws.path / "artifacts" / "models").rglob("*") if p.is_file()]
+    assert not [p for p in (tmp_path / "ws" / "artifacts" / "models").rglob("*") if p.is_file()]
 
 
 def test_an_unknown_model_name_or_version_lists_what_exists(ws: Workspace, tmp_path: Path) -> None:
@@ -328,7 +347,7 @@ def test_a_step_registers_a_folder_through_its_workspace(ws: Workspace, tmp_path
         },
     )
     run = _run(ws, [PythonScriptStep("register.py", source_directory=str(src))])
-    assert run.get_status() == "Finished", run.get_details()
+    assert run.get_status() == "Finished", run.find_step_run("register.py")[0].get_stderr_log()
     step = run.find_step_run("register.py")[0]
     assert "Registering model tf-dnn\nVERSION 1" in step.get_stdout_log()
     model = Model(ws, "tf-dnn")

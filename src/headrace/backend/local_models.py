@@ -24,9 +24,12 @@ from headrace.store.records import ModelRecord, Status
 if TYPE_CHECKING:
     from headrace.store.workspace_store import WorkspaceStore
 
-__all__ = ["LocalModelMethods", "model_source_files"]
+__all__ = ["STAGED_MODELS", "LocalModelMethods", "model_source_files"]
 
 _REFUSED = (Status.FAILED, Status.CANCELED)
+# Where a step on another machine (or confined) puts a model's files among its run's files
+# before `Model.register` through the server registers them (then they are removed).
+STAGED_MODELS = ".headrace/models"
 
 
 def model_source_files(
@@ -110,9 +113,11 @@ class LocalModelMethods:
                 "'outputs/model.pkl'; got an empty path."
             )
         target = artifacts.file_path(run_id, rel)
-        if target.is_file():
+        staged = rel.startswith(STAGED_MODELS + "/") and rel.count("/") == 3
+        hidden = rel.startswith(".headrace") and not staged  # the run's own bookkeeping
+        if target.is_file() and not hidden:
             sources: list[tuple[str, Path]] = [("", target)]
-        elif target.is_dir() and not rel.startswith(".headrace"):
+        elif target.is_dir() and not hidden:
             sources = model_files_of(target)
         else:
             names = [n for n, _ in artifacts.list_files(run_id)]
@@ -124,19 +129,72 @@ class LocalModelMethods:
                 + (f"; its files are: {shown}." if names else "; it has no files yet.")
                 + " A step keeps what it writes to ./outputs (or uploads with run.upload_file)."
             )
+        try:
+            return register_model_files(
+                artifacts,
+                self.store.meta,
+                name=name,
+                root=rel.rsplit("/", 1)[-1],
+                is_folder=target.is_dir(),
+                sources=sources,
+                description=description,
+                tags=tags,
+                properties=properties,
+                datasets=datasets,
+                run_id=run_id,
+                experiment_name=experiment,
+            )
+        finally:
+            if staged:
+                shutil.rmtree(target.parent, ignore_errors=True)
+
+    def register_model_blobs(
+        self,
+        name: str,
+        *,
+        root: str,
+        is_folder: bool,
+        files: dict[str, str],
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        datasets: list[dict[str, Any]] | None = None,
+    ) -> ModelRecord:
+        """Register a model whose files (path below `root` -> sha256; `""` for a file
+        model) were uploaded as content-addressed blobs (a remote `Model.register`)."""
+        artifacts = self.store.artifacts
+        sources: list[tuple[str, Path]] = []
+        missing: list[str] = []
+        for rel, sha in sorted(files.items()):
+            clean = clean_relative_path(rel, what="model file name")
+            if clean != rel or (not is_folder and rel) or (is_folder and not rel):
+                raise UserError(
+                    f"Model file name {rel!r} is not valid here: a file model has one file "
+                    "named '', a folder model relative paths inside the folder."
+                )
+            blob = artifacts.blob_path(sha)
+            if not blob.is_file():
+                missing.append(rel or root)
+            sources.append((rel, blob))
+        if missing:
+            raise UserError(
+                f"The model names files whose contents were not uploaded: "
+                f"{', '.join(missing[:5])}; upload their blobs first "
+                "(PUT /api/v1/snapshots/blobs/{sha})."
+            )
+        if not is_folder and len(sources) != 1:
+            raise UserError("A file model has exactly one file.")
         return register_model_files(
             artifacts,
             self.store.meta,
             name=name,
-            root=rel.rsplit("/", 1)[-1],
-            is_folder=target.is_dir(),
+            root=root,
+            is_folder=is_folder,
             sources=sources,
             description=description,
             tags=tags,
             properties=properties,
             datasets=datasets,
-            run_id=run_id,
-            experiment_name=experiment,
         )
 
     def _run_for_model(self, run_id: str) -> str:

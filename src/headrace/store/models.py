@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ModelQueries",
     "check_model_name",
+    "filter_pairs",
     "matches_filters",
     "model_files_of",
     "model_folder",
@@ -84,7 +85,7 @@ def model_folder(artifacts: LocalArtifactStore, name: str, version: int) -> Path
     return artifacts.models_dir() / check_model_name(name) / str(int(version))
 
 
-def _pairs(filters: Any) -> list[tuple[str, Any]]:
+def filter_pairs(filters: Any) -> list[tuple[str, Any]]:
     """SDK v1 filters (`['key', ['key2', 'value']]`, or a dict) as (key, value-or-...)."""
     if filters is None:
         return []
@@ -110,7 +111,7 @@ def matches_filters(values: dict[str, Any], filters: Any) -> bool:
     """Whether `values` (tags or properties) has every key, and value, `filters` asks for."""
     return all(
         key in values and (wanted is ... or str(values[key]) == str(wanted))
-        for key, wanted in _pairs(filters)
+        for key, wanted in filter_pairs(filters)
     )
 
 
