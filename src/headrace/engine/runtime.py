@@ -125,6 +125,9 @@ class StepTask:
     parameters: dict[str, Any]
     inputs: tuple[ResolvedData, ...]
     outputs: tuple[ResolvedData, ...]
+    # The Python of a step without an environment (and `python` in a CommandStep): the
+    # submitter's (engine/interpreters.py).
+    python: str = sys.executable
 
 
 @dataclass
@@ -160,6 +163,7 @@ class PreparedStep:
     # What an isolated step reads of the workspace besides its inputs: the model registry
     # (`Model.get_model_path` reads a model in place; the rows come from the server).
     readable: tuple[Path, ...] = ()
+    python: str = sys.executable  # the interpreter `argv` starts (task.python)
 
 
 def env_name(name: str) -> str:
@@ -171,7 +175,6 @@ def prepare(
     ws: WorkspaceStore,
     task: StepTask,
     folders: WorkFolders | None = None,
-    python: str = sys.executable,
     *,
     fetch_remotely: bool = False,
     isolated: bool = False,
@@ -188,6 +191,7 @@ def prepare(
     in its environment (other processes of the same user can read an environment).
     """
     node = task.node
+    python = task.python
     folders = folders or WorkFolders(_remove_now)
     cwd = _work_dir(ws, task)
     if cwd.exists():
@@ -275,6 +279,8 @@ def prepare(
             script_argv = ["-m", ALIAS_LAUNCHER, *script_argv]
         argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
+        if not (node.environment and "interpreter" in node.environment):
+            python = argv[0]  # headrace's choice (a node on Ray starts its own instead)
     return PreparedStep(
         task=task,
         argv=argv,
@@ -301,6 +307,7 @@ def prepare(
         ),
         private_files=private,
         readable=readable,
+        python=python,
     )
 
 
@@ -401,7 +408,7 @@ def _environment(
         # home is out of its reach): temporary files and caches go to its scratch folder.
         for name in ("TMPDIR", "TMP", "TEMP", "HOME"):
             env[name] = str(scratch)
-    # `python` in a CommandStep means the interpreter headrace runs steps with.
+    # `python` in a CommandStep means the interpreter of steps without an environment.
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in values.items():
