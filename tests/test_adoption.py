@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from headrace import Experiment, Pipeline, PipelineData, PythonScriptStep, Workspace
+from headrace.engine import landlock
 from headrace.engine.launcher import agent_alive, ensure_agent
 from headrace.engine.reaper import exit_record_path
 from headrace.store.records import Status
@@ -28,8 +29,9 @@ STEP = textwrap.dedent(
     import os, sys, time
     from headrace import Run
     ledger, go, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    with open(ledger, "a") as fh:
-        fh.write(f"{os.getpid()}\\n")
+    if ledger != "-":  # "-": a confined step, which may write only its own folders
+        with open(ledger, "a") as fh:
+            fh.write(f"{os.getpid()}\\n")
     run = Run.get_context()
     run.log("loss", 0.5)
     print("step started", flush=True)
@@ -61,7 +63,7 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) ->
 class Scene:
     """A two-step pipeline (`work` -> `after`) whose `work` step is held by a go file."""
 
-    def __init__(self, ws: Workspace, tmp_path: Path) -> None:
+    def __init__(self, ws: Workspace, tmp_path: Path, confined: bool = False) -> None:
         self.ws = ws
         self.root = Path(str(ws.path))
         self.meta = ws.backend.meta  # type: ignore[attr-defined]
@@ -70,11 +72,12 @@ class Scene:
         (src / "work.py").write_text(STEP)
         (src / "after.py").write_text(AFTER)
         self.ledger, self.go = tmp_path / "ledger.txt", tmp_path / "go"
+        self.confined = confined
         out = PipelineData("out")
         work = PythonScriptStep(
             "work.py",
             name="work",
-            arguments=[str(self.ledger), str(self.go), out],
+            arguments=["-" if confined else str(self.ledger), str(self.go), out],
             outputs=[out],
             source_directory=str(src),
             allow_reuse=False,
@@ -88,8 +91,9 @@ class Scene:
             allow_reuse=False,
         )
         self.run = Experiment(ws, "adopt").submit(Pipeline(ws, steps=[work, after]))
-        wait_for(lambda: self.ledger.exists(), "the step to start")
+        wait_for(lambda: bool(self.meta.list_step_runs(self.run.id)), "the step's record")
         self.step_id = self.step().id
+        wait_for(lambda: self.executions() == 1, "the step to start")
         wait_for(lambda: self.metric_names() == ["loss"], "the first metric to be recorded")
 
     def step(self, name: str = "work"):  # type: ignore[no-untyped-def]
@@ -108,7 +112,10 @@ class Scene:
         wait_for(lambda: not agent_alive(self.root), "the agent to die")
 
     def executions(self) -> int:
-        return len(self.ledger.read_text().splitlines())
+        if self.confined:  # its log counts its starts
+            log = self.root / "artifacts" / "runs" / self.step_id / "user_logs" / "stdout.txt"
+            return log.read_text().count("step started") if log.exists() else 0
+        return len(self.ledger.read_text().splitlines()) if self.ledger.exists() else 0
 
     def finish(self) -> str:
         return str(
@@ -155,6 +162,19 @@ def test_a_step_that_finished_while_its_agent_was_dead_is_adopted_not_rerun(
     # The end time is when the step ended, not when the new agent looked.
     ended = scene.step().ended_at.timestamp()
     assert abs(ended - scene.exit_record().stat().st_mtime) < 1.0
+
+
+@pytest.mark.skipif(landlock.abi_version() < 2, reason="needs Landlock ABI 2 or later")
+def test_a_step_confined_by_landlock_is_adopted_too(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reaper runs confined with its step, and writes its exit record all the same."""
+    monkeypatch.setenv("HEADRACE_STEP_ISOLATION", "on")
+    scene = Scene(ws, tmp_path, confined=True)
+    scene.kill_agent()
+    scene.go.touch()
+    wait_for(scene.exit_record().exists, "the orphaned step to end")
+    scene.assert_adopted_and_kept(tmp_path)
 
 
 def test_a_failed_orphan_fails_as_it_would_have_with_its_agent(
