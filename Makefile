@@ -26,7 +26,7 @@ demo: install
 	$(PY) examples/compare_models/run_demo.py
 
 test: install
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n 3 --dist loadfile --durations=20
 
 lint: install
 	$(VENV)/bin/ruff check src tests examples benchmarks

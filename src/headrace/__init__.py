@@ -5,7 +5,8 @@ server, watch it, reuse unchanged steps, and (later) publish and scale it out.
 
     from headrace import Workspace, Experiment, Pipeline, PythonScriptStep, PipelineData
 
-SDK v1 code ports by changing `azureml.` to `headrace.compat.azureml.` in its imports.
+SDK v1 code runs with its `azureml.` imports unchanged under `python -m headrace.v1 script.py`
+(or `%load_ext headrace.v1`), or ported by changing them to `headrace.compat.azureml.`.
 """
 
 from __future__ import annotations

@@ -11,17 +11,21 @@
     │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
     │   └── RunNotFoundError
     ├── ConflictError                   a thing already exists or is in the wrong state
+    │   ├── AliasConflictError          a real Azure ML SDK is importable beside the alias
     │   ├── WorkspaceExistsError
     │   ├── NameConflictError (ValueError)  a published pipeline endpoint name is taken
     │   └── PipelineDisabledError (ValueError)  a Disabled published pipeline or endpoint
     ├── ConfigError                     a workspace folder or config that cannot be used
     ├── StoreError                      the metadata database cannot be reached or is broken
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
-    ├── NotYetImplementedError (ImportError)  an SDK v1 name headrace plans but has not built
+    ├── NotInHeadraceError (ImportError)  an SDK v1 name headrace does not have; says what
+    │   │                                 to use instead
+    │   └── NotYetImplementedError      one headrace plans but has not built
     └── ActivityFailedException         a run ended Failed/Canceled while being waited on
 
-Messages name the problem and the fix. Foreign exceptions are translated where they cross
-into headrace (`raise ... from exc`); nothing here imports the rest of the package.
+Messages name the problem and the fix; `.message` is the message, as in SDK v1. Foreign
+exceptions are translated where they cross into headrace (`raise ... from exc`); nothing
+here imports the rest of the package.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 __all__ = [
     "ActivityFailedException",
+    "AliasConflictError",
     "ComputeTargetException",
     "ConfigError",
     "ConflictError",
@@ -40,6 +45,7 @@ __all__ = [
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
+    "NotInHeadraceError",
     "NotYetImplementedError",
     "ParameterError",
     "PipelineDisabledError",
@@ -54,6 +60,11 @@ __all__ = [
 
 class HeadraceError(Exception):
     """Base class of every error headrace raises on purpose."""
+
+    @property
+    def message(self) -> str:
+        """The error's message, as SDK v1's `AzureMLException.message` gave it."""
+        return str(self.args[0]) if self.args else ""
 
 
 class UserError(HeadraceError, ValueError):
@@ -104,6 +115,11 @@ class ConflictError(HeadraceError):
     """The object already exists, or is in a state that does not allow the operation."""
 
 
+class AliasConflictError(ConflictError):
+    """The `azureml` import alias was asked for where a real Azure ML SDK is importable;
+    the alias would shadow it, so it refuses."""
+
+
 class WorkspaceExistsError(ConflictError):
     """A workspace with that name already exists and exist_ok was not given."""
 
@@ -128,7 +144,12 @@ class MissingDependencyError(HeadraceError, ImportError):
     """An optional dependency is needed; the message says which extra installs it."""
 
 
-class NotYetImplementedError(HeadraceError, ImportError):
+class NotInHeadraceError(HeadraceError, ImportError):
+    """An SDK v1 name headrace does not have; the message says what to use instead. An
+    ImportError, so `try: from azureml.x import Y except ImportError:` works as before."""
+
+
+class NotYetImplementedError(NotInHeadraceError):
     """An SDK v1 name (imported through `headrace.compat.azureml`) that is planned, not built."""
 
 

@@ -22,6 +22,7 @@ from headrace.cli import (
     server,
     steps,
     tokens,
+    v1run,
     workspace,
 )
 from headrace.cli.common import (
@@ -101,10 +102,16 @@ app.add_typer(endpoints.app, name="endpoint")
 app.command("server")(server.server)
 app.command("agent")(server.agent)
 app.command("ui")(server.ui)
+app.command(
+    "run-v1",
+    # Everything after the script is the script's, `--help` included.
+    context_settings={"allow_extra_args": True, "allow_interspersed_args": False},
+)(v1run.run_v1)
 
 # Commands that work on the workspace's folder itself: $HEADRACE_SERVER_URL (which the SDK
 # also reads, for published pipelines' URLs) does not send them to a server.
-_LOCAL_ONLY = frozenset({"agent", "server", "token", "ui", "workspace"})
+_LOCAL_ONLY = frozenset({"agent", "server", "token", "ui", "workspace"})  # not run-v1: its
+# script may submit to the server named by --server / HEADRACE_SERVER_URL
 
 
 def _version(value: bool) -> None:

@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 STAGING = ".headrace/staging"
+ALIAS_LAUNCHER = "headrace.v1"  # starts a script with `azureml.` imports aliased
 RUN_TOKEN_SECONDS = 24 * 3600  # a step's token outlives it by an hour; 24 h without a timeout
 
 
@@ -265,6 +266,8 @@ def prepare(
         display = [command]
     else:
         script_argv = [node.script_name or "", *args]
+        if node.azureml_alias:
+            script_argv = ["-m", ALIAS_LAUNCHER, *script_argv]
         argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
     return PreparedStep(

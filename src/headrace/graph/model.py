@@ -113,6 +113,9 @@ class StepNode:
     # What one attempt asks of the node it runs on ("CPU", "GPU", "memory" in bytes, custom
     # Ray resources). A Ray target schedules by it; a local pool counts steps instead.
     resources: dict[str, float] | None = None
+    # Built while the `azureml` import alias was on (headrace.v1): the script starts through
+    # the launcher, so its `from azureml.core import Run` works too. Not part of reuse.
+    azureml_alias: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
@@ -59,6 +60,13 @@ class StepSequence:
     @property
     def steps(self) -> list[Any]:
         return list(self._steps)
+
+
+def azureml_alias_on() -> bool:
+    """Whether the `azureml` import alias is on in this process (headrace.v1): steps built
+    now run their scripts with it too. Looked up by a marker, since the alias lives above
+    this layer."""
+    return any(getattr(f, "headrace_azureml_alias", False) for f in sys.meta_path)
 
 
 def flatten_steps(
@@ -242,6 +250,7 @@ class GraphBuilder:
             max_retries=step.max_retries,
             timeout_seconds=step.timeout_seconds,
             resources=resources,
+            azureml_alias=kind == "python_script" and azureml_alias_on(),
         )
 
     def _resources(self, step: PipelineStep) -> dict[str, float] | None:

@@ -7,8 +7,18 @@ The tree mirrors the SDK v1 modules that pipeline code imports from: `core` (wit
 `exceptions`. Every name is the headrace object itself, re-exported (so `type(t) is
 AmlCompute` and `except ComputeTargetException` behave as in SDK v1); nothing here adds
 behaviour of its own. See docs/porting.md for what maps to what and what differs.
+
+`alias` lets the same code run with its `azureml.` imports unchanged (an explicit opt-in:
+`python -m headrace.v1 script.py`, `%load_ext headrace.v1`); `_planned` is the table of SDK
+v1 names headrace does not have, each with what to use instead.
 """
 
 from __future__ import annotations
 
+from headrace.compat.azureml.alias import MissingModuleFinder
+
 __all__: list[str] = []
+
+# `from headrace.compat.azureml.pipeline.core.schedule import Schedule` says what to use
+# instead, like its `azureml.` spelling through the alias (see _planned).
+MissingModuleFinder.install()

@@ -7,6 +7,7 @@ steps run as processes without a container.
 
 from __future__ import annotations
 
+from headrace.compat.azureml._planned import planned_names
 from headrace.sdk.runconfig import (
     DEFAULT_CPU_IMAGE,
     CondaDependencies,
@@ -15,3 +16,5 @@ from headrace.sdk.runconfig import (
 )
 
 __all__ = ["DEFAULT_CPU_IMAGE", "CondaDependencies", "DockerConfiguration", "RunConfiguration"]
+
+__getattr__ = planned_names(__name__)

@@ -4,4 +4,8 @@ OutputFileDatasetConfig) are not implemented yet."""
 
 from __future__ import annotations
 
+from headrace.compat.azureml._planned import planned_names
+
 __all__: list[str] = []
+
+__getattr__ = planned_names(__name__)

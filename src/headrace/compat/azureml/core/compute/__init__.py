@@ -17,7 +17,4 @@ from headrace.sdk.transfer import DataFactoryCompute
 
 __all__ = ["AdlaCompute", "AmlCompute", "ComputeTarget", "DataFactoryCompute", "DatabricksCompute"]
 
-__getattr__ = planned_names(
-    __name__,
-    {},
-)
+__getattr__ = planned_names(__name__)

@@ -1,7 +1,7 @@
 """`azureml.pipeline.core`: pipelines, intermediate data, parameters, and their runs.
 
-Schedule and ScheduleRecurrence come with the server's scheduler (a later issue); importing
-one raises NotYetImplementedError (an ImportError) saying so.
+Names headrace does not have (Schedule, PipelineDraft, TrainingOutput, ...) raise an
+ImportError saying what to use instead (`_planned`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,4 @@ __all__ = [
     "StepSequence",
 ]
 
-__getattr__ = planned_names(
-    __name__,
-    {
-        "Schedule": "planned with the server's scheduler",
-        "ScheduleRecurrence": "planned with the server's scheduler",
-    },
-)
+__getattr__ = planned_names(__name__)

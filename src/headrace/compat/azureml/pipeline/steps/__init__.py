@@ -4,8 +4,9 @@ document's `target=` spelling for `compute_target=`. AdlaStep runs its script wi
 notebook or script with PySpark on this machine (headrace.sdk.spark: a SparkStep).
 
 DataTransferStep copies between any two datastores with headrace's transfer engine
-(headrace.sdk.transfer). ParallelRunStep belongs to a later issue; importing it raises
-NotYetImplementedError (an ImportError) saying so.
+(headrace.sdk.transfer). ParallelRunStep belongs to a later issue; it and the steps headrace
+does not have (AutoMLStep, HyperDriveStep, ...) raise an ImportError saying what to use
+instead (`_planned`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,4 @@ from headrace.sdk.transfer import DataTransferStep
 
 __all__ = ["AdlaStep", "CommandStep", "DataTransferStep", "DatabricksStep", "PythonScriptStep"]
 
-__getattr__ = planned_names(
-    __name__,
-    {
-        "ParallelRunConfig": "planned with ParallelRunStep",
-        "ParallelRunStep": "planned",
-    },
-)
+__getattr__ = planned_names(__name__)

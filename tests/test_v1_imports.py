@@ -1,0 +1,334 @@
+"""SDK v1 code with its `azureml.` imports unchanged (issue 14 item 1): the launcher
+(`python -m headrace.v1`, `headrace run-v1`), the Jupyter extension, step scripts of a
+pipeline built with the alias on, the one message per missing name whatever the spelling,
+and the refusal where a real Azure ML SDK is installed beside headrace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from headrace.compat.azureml import _planned, alias
+from headrace.errors import AliasConflictError, NotInHeadraceError, NotYetImplementedError
+
+HEADRACE = str(Path(sys.executable).with_name("headrace"))
+
+
+def run_python(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=240,
+        check=False,
+    )
+
+
+def run_headrace(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HEADRACE, *args], cwd=cwd, capture_output=True, text=True, timeout=240, check=False
+    )
+
+
+@pytest.fixture
+def aliased() -> Iterator[None]:
+    """The alias on in this process for one test, and off again after it."""
+    alias.install()
+    try:
+        yield
+    finally:
+        alias.uninstall()
+
+
+def fake_real_sdk(root: Path) -> Path:
+    """A folder laid out as site-packages holding azureml-core 1.57.0 (metadata and an
+    `azureml.core` package), without installing the SDK."""
+    site = root / "site"
+    (site / "azureml" / "core").mkdir(parents=True)
+    (site / "azureml" / "__init__.py").write_text("")
+    (site / "azureml" / "core" / "__init__.py").write_text('VERSION = "1.57.0"\n')
+    info = site / "azureml_core-1.57.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: azureml-core\nVersion: 1.57.0\n\n")
+    return site
+
+
+# -- the launcher ----------------------------------------------------------------------------
+def test_a_script_runs_with_its_azureml_imports_unchanged(tmp_path: Path) -> None:
+    script = tmp_path / "sdk_v1.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import azureml.core
+            from azureml.core import Workspace
+            from azureml.core.compute import AmlCompute, ComputeTarget
+            from azureml.pipeline.core import Pipeline, PipelineData
+            from azureml.pipeline.steps import PythonScriptStep
+            import azureml.pipeline.core.graph
+
+            import headrace
+
+            print(azureml.core.VERSION)
+            print(azureml.core.Workspace is Workspace is headrace.Workspace)
+            print(AmlCompute is headrace.AmlCompute, Pipeline is headrace.Pipeline)
+            print(azureml.pipeline.core.graph.PipelineParameter is headrace.PipelineParameter)
+            print(sys.argv[1:], __name__, sys.path[0])
+            """
+        )
+    )
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    done = run_python("-m", "headrace.v1", str(script), "--lr", "0.1", cwd=other)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("1.61.0+headrace.")
+    assert lines[1:4] == ["True", "True True", "True"]
+    # As `python script.py`: its arguments, __main__, its own folder first on sys.path.
+    assert lines[4] == f"['--lr', '0.1'] __main__ {tmp_path}"
+
+
+def test_the_script_error_is_shown_as_python_shows_it(tmp_path: Path) -> None:
+    (tmp_path / "fails.py").write_text("import azureml.core\n\nraise ValueError('bad input')\n")
+    done = run_python("-m", "headrace.v1", "fails.py", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "Traceback (most recent call last):",
+        '  File "fails.py", line 3, in <module>',
+        "    raise ValueError('bad input')",
+        "ValueError: bad input",
+    ]
+    (tmp_path / "exits.py").write_text("raise SystemExit(7)\n")
+    assert run_python("-m", "headrace.v1", "exits.py", cwd=tmp_path).returncode == 7
+    missing = run_python("-m", "headrace.v1", "nowhere.py", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "can't open file 'nowhere.py'" in missing.stderr
+
+
+def test_headrace_run_v1_passes_everything_after_the_script(tmp_path: Path) -> None:
+    (tmp_path / "args.py").write_text(
+        "import sys, azureml.core\nprint(sys.argv[1:])\nsys.exit(int(sys.argv[-1]))\n"
+    )
+    done = run_headrace("run-v1", "args.py", "--help", "-x", "3", cwd=tmp_path)
+    assert done.stdout.strip() == "['--help', '-x', '3']"
+    assert done.returncode == 3
+    pkg = tmp_path / "tools"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "go.py").write_text("import sys\nfrom azureml.core import Run\nprint(sys.argv[1:])\n")
+    as_module = run_headrace("run-v1", "-m", "tools.go", "a", "--b", cwd=tmp_path)
+    assert as_module.returncode == 0, as_module.stderr
+    assert as_module.stdout.strip() == "['a', '--b']"
+
+
+# -- one message per missing name, whatever the spelling ------------------------------------
+def spellings(entry: _planned.Missing) -> Iterator[str]:
+    """Every way SDK v1 code reaches the entry's names."""
+    for name in entry.names:
+        yield f"from {entry.home} import {name}"
+        yield f"import {entry.home}\n{entry.home}.{name}"
+        for module in entry.modules:
+            yield f"from {module} import {name}"
+    for module in entry.modules:
+        yield f"import {module}"
+
+
+@pytest.mark.usefixtures("aliased")
+@pytest.mark.parametrize("entry", _planned.MISSING, ids=lambda e: f"{e.home}.{e.names[0]}")
+def test_a_missing_name_gives_one_message_for_every_spelling(entry: _planned.Missing) -> None:
+    kind = NotYetImplementedError if entry.planned else NotInHeadraceError
+    # A name whose module is itself missing (InferenceConfig in azureml.core.model, while
+    # the model registry is not built) gets that module's message.
+    home_missing = _planned.missing_module(entry.home)
+    for code in spellings(entry):
+        with pytest.raises(NotInHeadraceError) as caught:
+            exec(code, {})
+        if home_missing is not None:
+            assert str(caught.value) == str(home_missing), code
+            continue
+        assert type(caught.value) is kind
+        assert str(caught.value) == entry.message, code
+    assert entry.names[0] in entry.message
+    assert "Instead: " in entry.message
+
+
+@pytest.mark.usefixtures("aliased")
+def test_the_schedule_message_is_the_same_for_the_three_spellings_of_the_issue() -> None:
+    messages = []
+    for code in (
+        "from azureml.pipeline.core.schedule import Schedule",
+        "import azureml.pipeline.core.schedule",
+        "import azureml.pipeline.core\nazureml.pipeline.core.Schedule",
+    ):
+        with pytest.raises(ImportError) as caught:
+            exec(code, {})
+        messages.append(str(caught.value))
+    assert len(set(messages)) == 1
+    assert messages[0].startswith("azureml.pipeline.core.Schedule ")
+    assert "headrace pipeline submit" in messages[0]
+
+
+def test_the_compat_spelling_of_a_missing_module_says_the_same() -> None:
+    import headrace.compat.azureml  # noqa: F401 (installs the message for missing modules)
+
+    with pytest.raises(NotYetImplementedError) as caught:
+        exec("from headrace.compat.azureml.pipeline.core.schedule import Schedule", {})
+    assert str(caught.value).startswith("azureml.pipeline.core.Schedule ")
+
+
+@pytest.mark.usefixtures("aliased")
+def test_unknown_names_stay_python_errors() -> None:
+    import azureml.core
+
+    with pytest.raises(ModuleNotFoundError, match=r"No module named 'azureml\.nosuch'"):
+        exec("import azureml.nosuch", {})
+    assert not hasattr(azureml.core, "NoSuchThing")
+    with pytest.raises(ImportError, match="cannot import name 'NoSuchThing'"):
+        exec("from azureml.core import NoSuchThing", {})
+
+
+@pytest.mark.usefixtures("aliased")
+def test_one_module_under_both_names() -> None:
+    import azureml.core.compute.amlcompute as by_alias
+
+    import headrace.compat.azureml.core.compute.amlcompute as by_compat
+
+    assert by_alias is by_compat
+    assert sys.modules["azureml.core.compute.amlcompute"] is by_compat
+    assert by_compat.__name__ == "headrace.compat.azureml.core.compute.amlcompute"
+
+
+def test_uninstall_turns_the_alias_off() -> None:
+    alias.install()
+    exec("import azureml.core", {})
+    alias.uninstall()
+    assert not alias.installed()
+    with pytest.raises(ModuleNotFoundError):
+        exec("import azureml.core", {})
+
+
+# -- a real Azure ML SDK beside headrace ----------------------------------------------------
+def test_the_launcher_refuses_beside_a_real_azureml_core(tmp_path: Path) -> None:
+    site = fake_real_sdk(tmp_path)
+    marker = tmp_path / "ran"
+    (tmp_path / "job.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    done = run_python("-m", "headrace.v1", "job.py", cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "azureml-core 1.57.0" in done.stderr
+    assert str(site) in done.stderr
+    assert "headrace.compat.azureml" in done.stderr
+    assert not marker.exists()
+
+
+def test_install_refuses_and_the_real_sdk_stays_importable(tmp_path: Path) -> None:
+    site = fake_real_sdk(tmp_path)
+    code = textwrap.dedent(
+        """
+        import headrace.v1
+        headrace.v1.load_ipython_extension(None)
+        import azureml.core
+        print(azureml.core.VERSION, headrace.v1.installed())
+        """
+    )
+    done = run_python("-c", code, cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1.57.0 False"  # the real one, not hidden
+    assert "azureml-core 1.57.0" in done.stderr and done.stderr.count("\n") == 1
+    sys.path.insert(0, str(site))
+    try:
+        with pytest.raises(AliasConflictError, match=r"azureml-core 1\.57\.0 in .*/site"):
+            alias.install()
+        assert not alias.installed()
+    finally:
+        sys.path.remove(str(site))
+
+
+# -- Jupyter ---------------------------------------------------------------------------------
+def test_load_ext_in_ipython(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        from IPython.testing.globalipapp import start_ipython
+        ip = start_ipython()
+        ip.run_line_magic("load_ext", "headrace.v1")
+        ip.run_cell("import azureml.core\\nversion = azureml.core.VERSION", store_history=False)
+        print(ip.user_ns["version"])
+        """
+    )
+    done = run_python("-c", code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("1.61.0+headrace.")
+
+
+# -- step scripts of a pipeline built with the alias on --------------------------------------
+def test_steps_of_a_pipeline_built_with_the_alias_keep_their_azureml_imports(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "steps"
+    source.mkdir()
+    (source / "step.py").write_text(
+        textwrap.dedent(
+            """
+            import azureml.core
+            from azureml.core import Run
+
+            Run.get_context().log("sdk", azureml.core.VERSION)
+            """
+        )
+    )
+    (tmp_path / "submit.py").write_text(
+        textwrap.dedent(
+            f"""
+            import json
+            from azureml.core import Experiment, Workspace
+            from azureml.pipeline.core import Pipeline
+            from azureml.pipeline.steps import PythonScriptStep
+
+            ws = Workspace.create("w", path={str(tmp_path / "ws")!r})
+            step = PythonScriptStep("step.py", source_directory={str(source)!r}, name="s")
+            run = Experiment(ws, "e").submit(Pipeline(ws, [step]))
+            run.wait_for_completion(raise_on_error=False)
+            step_run = run.find_step_run("s")[0]
+            print(json.dumps([run.get_status(), step_run.get_metrics(),
+                              step_run.get_stderr_log()]))
+            """
+        )
+    )
+    done = run_python("-m", "headrace.v1", "submit.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    status, metrics, stderr = json.loads(done.stdout.splitlines()[-1])
+    assert status == "Finished", stderr
+    assert metrics["sdk"].startswith("1.61.0+headrace.")
+
+
+def test_only_a_pipeline_built_with_the_alias_runs_its_scripts_through_it(tmp_path: Path) -> None:
+    from headrace import CommandStep, Pipeline, PythonScriptStep, Workspace
+
+    (tmp_path / "step.py").write_text("print('hi')\n")
+    ws = Workspace.create("w", path=str(tmp_path / "ws"))
+
+    def flags() -> list[bool]:
+        steps = [
+            PythonScriptStep("step.py", source_directory=str(tmp_path)),
+            CommandStep(command="echo hi", source_directory=str(tmp_path)),
+        ]
+        return [n.azureml_alias for n in Pipeline(ws, steps).graph.nodes]
+
+    assert flags() == [False, False]
+    alias.install()
+    try:
+        assert flags() == [True, False]  # a command is not a Python script
+    finally:
+        alias.uninstall()
