@@ -34,9 +34,7 @@ from headrace.store.records import Status
 
 # The agent that started a step: the parent of its reaper (engine/reaper.py), the step's
 # parent.
-AGENT_PID = (
-    "int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])"
-)
+AGENT_PID = "int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])"
 # Appends "<n> <agent pid>" to the ledger: one line per execution of the step.
 LEDGER_STEP = textwrap.dedent(
     """

@@ -290,9 +290,7 @@ class StepRunQueries:
             return {}
         with self.db.read_conn() as conn:
             rows = conn.execute(
-                select(STEPS.c.id, STEPS.c.journal_offset).where(
-                    STEPS.c.id.in_(list(step_run_ids))
-                )
+                select(STEPS.c.id, STEPS.c.journal_offset).where(STEPS.c.id.in_(list(step_run_ids)))
             ).all()
         return {row.id: int(row.journal_offset or 0) for row in rows}
 
