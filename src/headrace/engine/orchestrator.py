@@ -15,6 +15,7 @@ It does not start processes: the agent owns the executors and asks for work with
 from __future__ import annotations
 
 import functools
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from headrace.engine import fingerprint as fp
 from headrace.engine.endings import StepEnd, failure_record, journal_records
 from headrace.engine.executors.base import StepProcess
 from headrace.engine.graphs import load_graph
+from headrace.engine.interpreters import Interpreter, current
 from headrace.engine.planning import (
     ProducedData,
     outputs_exist,
@@ -63,6 +65,9 @@ class RunOrchestrator:
         self.graph = load_graph(ws.meta, run.graph_id)
         self.order = topological_order(self.graph)
         self.parameters: dict[str, Any] = dict(run.parameters)
+        # Steps without an environment run in the submitter's Python (engine/interpreters);
+        # a run queued before headrace recorded it runs in the agent's.
+        self.interpreter = Interpreter.from_record(run.interpreter) or current()
         self.steps: dict[str, StepRunRecord] = {}
         for record in ws.meta.list_step_runs(run.id):
             self.steps[record.node_id] = record
@@ -204,7 +209,7 @@ class RunOrchestrator:
         for node_id in node_ids:
             node = self.graph.node(node_id)
             inputs, identities = self._resolve_inputs(node)
-            environment = node.environment or fp.interpreter_environment()
+            environment = node.environment or fp.interpreter_environment(self.interpreter)
             parts = fp.fingerprint_parts(node, self.graph, self.parameters, identities, environment)
             candidates.append((node, inputs, parts, fp.fingerprint(parts)))
         reusable = {}
@@ -377,6 +382,7 @@ class RunOrchestrator:
             parameters=self.parameters,
             inputs=inputs,
             outputs=self._outputs_for(node, step_run_id),
+            python=self.interpreter.path if self.interpreter else sys.executable,
         )
 
     def _output_records(self, outputs: tuple[ResolvedData, ...], node: StepNode) -> dict[str, Any]:

@@ -127,6 +127,9 @@ class StepTask:
     parameters: dict[str, Any]
     inputs: tuple[ResolvedData, ...]
     outputs: tuple[ResolvedData, ...]
+    # The Python of a step without an environment (and `python` in a CommandStep): the
+    # submitter's (engine/interpreters.py).
+    python: str = sys.executable
 
 
 @dataclass
@@ -159,6 +162,7 @@ class PreparedStep:
     # own the agent made for it (with a step user, both become that user's).
     writable: tuple[Path, ...] = ()
     private_files: tuple[Path, ...] = ()
+    python: str = sys.executable  # the interpreter `argv` starts (task.python)
 
     @property
     def exit_record(self) -> Path:
@@ -175,7 +179,6 @@ def prepare(
     ws: WorkspaceStore,
     task: StepTask,
     folders: WorkFolders | None = None,
-    python: str = sys.executable,
     *,
     fetch_remotely: bool = False,
     isolated: bool = False,
@@ -192,6 +195,7 @@ def prepare(
     in its environment (other processes of the same user can read an environment).
     """
     node = task.node
+    python = task.python
     folders = folders or WorkFolders(_remove_now)
     cwd = _work_dir(ws, task)
     if cwd.exists():
@@ -270,6 +274,8 @@ def prepare(
             script_argv = ["-m", ALIAS_LAUNCHER, *script_argv]
         argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
+        if not (node.environment and "interpreter" in node.environment):
+            python = argv[0]  # headrace's choice (a node on Ray starts its own instead)
     return PreparedStep(
         task=task,
         argv=argv,
@@ -295,6 +301,7 @@ def prepare(
             *extra,
         ),
         private_files=private,
+        python=python,
     )
 
 
@@ -425,7 +432,7 @@ def _environment(
         # home is out of its reach): temporary files and caches go to its scratch folder.
         for name in ("TMPDIR", "TMP", "TEMP", "HOME"):
             env[name] = str(scratch)
-    # `python` in a CommandStep means the interpreter headrace runs steps with.
+    # `python` in a CommandStep means the interpreter of steps without an environment.
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in values.items():

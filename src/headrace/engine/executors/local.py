@@ -141,6 +141,8 @@ def spawn(
     """Start `argv` as the step's process: a new session, its logs as stdout and stderr,
     confined by `sandbox` when there is one. The one place a local step process starts."""
     if sandbox is not None:
+        if argv[0] == prepared.python:
+            sandbox.check_interpreter(prepared.python)
         return sandbox.spawn(
             argv,
             cwd=prepared.cwd,
@@ -150,6 +152,7 @@ def spawn(
             writable=prepared.writable,
             readable=prepared.input_paths.values(),
             private_files=prepared.private_files,
+            python=prepared.python,
         )
     return subprocess.Popen(
         argv,

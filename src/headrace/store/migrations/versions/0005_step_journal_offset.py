@@ -2,7 +2,7 @@
 its agent died records no metric twice
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0008
 Create Date: 2026-12-07 19:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0004"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
