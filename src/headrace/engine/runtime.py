@@ -36,6 +36,7 @@ from typing import Any
 
 from headrace.engine.environments import step_argv
 from headrace.engine.isolation import inherited_environment
+from headrace.engine.reaper import exit_record_path
 from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.errors import HeadraceError
 from headrace.graph import placeholders
@@ -57,6 +58,7 @@ __all__ = [
     "parameter_text",
     "pipeline_data_path",
     "prepare",
+    "prepared_again",
     "scratch_dir",
 ]
 
@@ -165,6 +167,11 @@ class PreparedStep:
     readable: tuple[Path, ...] = ()
     python: str = sys.executable  # the interpreter `argv` starts (task.python)
 
+    @property
+    def exit_record(self) -> Path:
+        """Where the attempt's reaper writes how it ended (engine/reaper.py)."""
+        return exit_record_path(self.stdout_path.parent.parent, self.task.attempt)
+
 
 def env_name(name: str) -> str:
     """`name` as part of an environment variable's name (AML_PARAMETER_<name>)."""
@@ -220,17 +227,9 @@ def prepare(
         env_paths[item.port] = env_paths[item.data_name] = path
     staged: dict[str, Path] = {}
     for item in task.outputs:
-        files = ws.datastore_files(item.datastore)
-        if item.mode == "upload":
-            target = cwd / (item.path_on_compute or item.port)
-        else:
-            target = (
-                files.local_path(_staging(task, item.port))
-                if files.is_local
-                else _object_staging(ws, task, item.port)
-            )
-            if target.exists():
-                shutil.rmtree(target)
+        target = _staged_output(ws, task, item)
+        if item.mode != "upload" and target.exists():
+            shutil.rmtree(target)
         target.mkdir(parents=True, exist_ok=True)
         staged[item.port] = target
         paths[item.port] = str(target)
@@ -240,8 +239,9 @@ def prepare(
     args = [placeholders.expand(a, paths, values) for a in node.arguments]
 
     run_dir = ws.artifacts.run_dir(task.step_run_id)
-    _make_dirs(run_dir, run_dir / "user_logs")
     journal = run_dir / JOURNAL_NAME
+    _make_dirs(run_dir, run_dir / "user_logs", journal.parent)
+    exit_record_path(run_dir, task.attempt).unlink(missing_ok=True)
     if journal.exists():
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
         # each attempt writes a journal of its own, so none is recorded twice.
@@ -308,6 +308,36 @@ def prepare(
         private_files=private,
         readable=readable,
         python=python,
+    )
+
+
+def _staged_output(ws: WorkspaceStore, task: StepTask, item: ResolvedData) -> Path:
+    """Where the attempt writes output `item` before `finalize` keeps it."""
+    if item.mode == "upload":
+        return _work_dir(ws, task) / (item.path_on_compute or item.port)
+    files = ws.datastore_files(item.datastore)
+    if files.is_local:
+        return files.local_path(_staging(task, item.port))
+    return _object_staging(ws, task, item.port)
+
+
+def prepared_again(ws: WorkspaceStore, task: StepTask) -> PreparedStep:
+    """The `PreparedStep` of an attempt another agent prepared and started, rebuilt without
+    making or changing anything: what `finalize` needs to keep the results of an attempt
+    that is adopted (engine/reaper.py). Its working folder is not reused."""
+    run_dir = ws.artifacts.run_dir(task.step_run_id)
+    cwd = _work_dir(ws, task)
+    scratch = scratch_dir(ws, task)
+    return PreparedStep(
+        task=task,
+        argv=[],
+        display_argv=[],
+        cwd=cwd,
+        env={},
+        stdout_path=run_dir / STDOUT_LOG,
+        stderr_path=run_dir / STDERR_LOG,
+        staged_outputs={item.port: _staged_output(ws, task, item) for item in task.outputs},
+        writable=(cwd, scratch) if scratch.exists() else (cwd,),
     )
 
 
@@ -562,13 +592,20 @@ def finalize(
 def _commit_outputs(ws: WorkspaceStore, prepared: PreparedStep) -> None:
     """Put each staged output at its datastore path, replacing what an earlier attempt that
     died between commit and record left: on a local datastore a rename on the same
-    filesystem (never a copy), on an object store an upload. All or none: when one cannot
-    be kept, those already committed are removed again before the error goes on."""
+    filesystem (never a copy), on an object store an upload. An output whose staged folder
+    is gone while its final path exists was committed by this attempt before its agent
+    died, and is kept as it is (finalizing an adopted attempt again). All or none: when
+    one cannot be kept, those already committed are removed again before the error goes
+    on."""
     committed: list[ResolvedData] = []
     try:
         for item in prepared.task.outputs:
             files = ws.datastore_files(item.datastore)
-            files.replace_tree(prepared.staged_outputs[item.port], item.path_on_datastore)
+            staged = prepared.staged_outputs[item.port]
+            if staged.exists() or not files.exists(item.path_on_datastore):
+                files.replace_tree(staged, item.path_on_datastore)
+            # else: committed already, by an agent that died before recording the attempt's
+            # end: finalizing again (after adoption) keeps it as it is.
             committed.append(item)
     except BaseException:
         for item in committed:
@@ -591,17 +628,35 @@ def discard(ws: WorkspaceStore, task: StepTask) -> None:
             continue
 
 
-def discard_run(ws: WorkspaceStore, pipeline_run_id: str, datastores: set[str]) -> None:
-    """Remove every working folder and staged output of a pipeline run.
+def discard_run(
+    ws: WorkspaceStore,
+    pipeline_run_id: str,
+    datastores: set[str],
+    keep: tuple[StepTask, ...] = (),
+) -> None:
+    """Remove every working folder and staged output of a pipeline run but those of the
+    attempts in `keep` (adopted after their agent died: engine/reaper.py).
 
     After an agent died this also catches attempts it started but never recorded; after a
     run ends it removes the run's (by then empty) folders.
     """
-    shutil.rmtree(ws.layout.work_dir / pipeline_run_id, ignore_errors=True)
+    names = [f"{task.step_run_id}-{task.attempt}" for task in keep]
+    kept = (*names, *(f"{n}." for n in names), *(f"{n}-" for n in names))
+
+    def remove(folder: Path) -> None:
+        if not kept:
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name not in names and not entry.name.startswith(kept):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+    remove(ws.layout.work_dir / pipeline_run_id)
     for name in datastores:
         try:
             files = ws.datastore_files(name)
             if files.is_local:
-                shutil.rmtree(files.local_path(f"{STAGING}/{pipeline_run_id}"), ignore_errors=True)
+                remove(files.local_path(f"{STAGING}/{pipeline_run_id}"))
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue

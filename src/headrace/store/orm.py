@@ -192,6 +192,9 @@ class StepRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
+    # How far the running attempt's journal is recorded (bytes), written with the metrics
+    # it held: an agent adopting the attempt reads on from there (engine/reaper.py).
+    journal_offset: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_step_runs_pipeline_run", "pipeline_run_id"),

@@ -1,7 +1,7 @@
 """model registry: a row per registered model version (files live in the artifact store)
 
 Revision ID: 0007
-Revises: 0008
+Revises: 0005
 Create Date: 2026-12-07 18:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import headrace.store.orm
 
 revision = "0007"
-down_revision = "0008"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
