@@ -22,6 +22,7 @@ from headrace.errors import (
     DatastorePathError,
     HeadraceError,
     MissingDependencyError,
+    ModelNotFoundError,
     NameConflictError,
     NotAStepError,
     NotFoundError,
@@ -55,6 +56,7 @@ from headrace.sdk.datasets import (
 )
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
+from headrace.sdk.model import Model
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.pipeline import Pipeline
 from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
@@ -107,6 +109,8 @@ __all__ = [
     "InputPortBinding",
     "LocalCompute",
     "MissingDependencyError",
+    "Model",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",

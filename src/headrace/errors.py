@@ -11,6 +11,7 @@
     ├── NotFoundError (LookupError)     a named thing does not exist
     │   ├── WorkspaceNotFoundError
     │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
+    │   ├── ModelNotFoundError          no registered model of that name or version
     │   ├── RunNotFoundError
     │   └── DatasetNotFoundError        no dataset with that name, version or id
     ├── ConflictError                   a thing already exists or is in the wrong state
@@ -48,6 +49,7 @@ __all__ = [
     "DatastorePathError",
     "HeadraceError",
     "MissingDependencyError",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
@@ -120,6 +122,10 @@ class WorkspaceNotFoundError(NotFoundError):
 
 class ComputeTargetException(NotFoundError):
     """A compute target is missing or invalid (the SDK v1 exception name)."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model with that name (or no such version of it)."""
 
 
 class RunNotFoundError(NotFoundError):

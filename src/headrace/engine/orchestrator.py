@@ -4,7 +4,8 @@ For each step whose predecessors finished it computes the fingerprint, then eith
 earlier successful run (recording which one and why) or plans a new attempt, explaining why
 the step runs. It reacts to ended attempts (success, failure, retry, timeout, cancel),
 applies `continue_on_step_failure`, and decides the run's final status. After an agent crash
-`recover()` re-queues the attempts that were interrupted.
+it adopts the attempts whose processes still run or ended on their own (`adopt`) and
+re-queues the others (`requeue_interrupted`); the agent decides which (engine/reaper.py).
 
 It does not start processes: the agent owns the executors and asks for work with
 `next_tasks(free_slots)`. Every state change is queued, with its event, on the agent's
@@ -130,12 +131,35 @@ class RunOrchestrator:
         """Attempts a previous agent left Queued or Running."""
         return [s for s in self.steps.values() if s.status in (Status.QUEUED, Status.RUNNING)]
 
-    def requeue_interrupted(self) -> None:
-        """Put attempts a dead agent left behind back in the queue, as their next attempt.
+    def adopt(self, record: StepRunRecord, how: str, pid: int | None) -> StepTask:
+        """Take over an attempt a dead agent left Running whose process still runs or has
+        ended on its own (engine/reaper.py): it counts as running, and its end is recorded
+        as the dead agent would have. Returns its task (inputs are not needed any more)."""
+        node = self.graph.node(record.node_id)
+        self.running.add(record.id)
+        self.step_nodes[record.id] = record.node_id
+        fields: dict[str, Any] = {}
+        if pid and not record.pid:
+            fields = {"pid": pid}  # started just before its agent died, never recorded
+        self.writes.update(
+            record.id,
+            pipeline_run_id=self.run.id,
+            event="step.adopted",
+            payload={"attempt": record.attempt, "process": how},
+            **fields,
+        )
+        return self._task(node, record.id, record.attempt, ())
+
+    def requeue_interrupted(self, reasons: dict[str, str] | None = None) -> None:
+        """Put attempts a dead agent left behind back in the queue, as their next attempt
+        (`reasons`: why, by step run id); adopted attempts stay as they are.
 
         The caller has already stopped their processes and removed their staged outputs.
         """
+        reasons = reasons or {}
         for record in self.interrupted():
+            if record.id in self.running:
+                continue  # adopted
             attempt = record.attempt + 1
             fields: dict[str, Any] = {
                 "status": Status.QUEUED,
@@ -147,7 +171,11 @@ class RunOrchestrator:
                 record.id,
                 pipeline_run_id=self.run.id,
                 event="step.interrupted",
-                payload={"attempt": record.attempt, "requeued_as": attempt},
+                payload={
+                    "attempt": record.attempt,
+                    "requeued_as": attempt,
+                    **({"reason": reasons[record.id]} if record.id in reasons else {}),
+                },
                 **fields,
             )
             self._record_step(replace(record, **fields))
@@ -412,6 +440,7 @@ class RunOrchestrator:
             pipeline_run_id=self.run.id,
             status=Status.RUNNING,
             started_at=started_at,
+            journal_offset=0,  # each attempt writes a journal of its own
         )
         self.steps[node.id] = replace(record, status=Status.RUNNING, started_at=started_at)
         self.running.add(record.id)

@@ -36,6 +36,7 @@ from typing import Any
 
 from headrace.engine.environments import step_argv
 from headrace.engine.isolation import inherited_environment
+from headrace.engine.reaper import exit_record_path
 from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.errors import HeadraceError
 from headrace.graph import placeholders
@@ -57,6 +58,7 @@ __all__ = [
     "parameter_text",
     "pipeline_data_path",
     "prepare",
+    "prepared_again",
     "scratch_dir",
 ]
 
@@ -165,7 +167,16 @@ class PreparedStep:
     # own the agent made for it (with a step user, both become that user's).
     writable: tuple[Path, ...] = ()
     private_files: tuple[Path, ...] = ()
+    # What an isolated step reads of the workspace besides its inputs: the model registry
+    # (`Model.get_model_path` reads a model in place; the rows come from the server), and
+    # the folders its dataset inputs' links point into.
+    readable: tuple[Path, ...] = ()
     python: str = sys.executable  # the interpreter `argv` starts (task.python)
+
+    @property
+    def exit_record(self) -> Path:
+        """Where the attempt's reaper writes how it ended (engine/reaper.py)."""
+        return exit_record_path(self.stdout_path.parent.parent, self.task.attempt)
 
 
 def env_name(name: str) -> str:
@@ -210,11 +221,11 @@ def prepare(
     handles: dict[str, str] = {}
     fetches: list[Fetch] = []
     datasets: dict[str, Any] = {}
-    readable: list[Path] = []
+    dataset_roots: list[Path] = []
     for item in task.inputs:
         if item.dataset is not None:
             path, roots = _dataset_input(ws, item, cwd)
-            readable += roots
+            dataset_roots += roots
             paths[item.port] = path
             env_paths[item.port] = env_paths[item.data_name] = path
             datasets[item.port] = _input_dataset(item.dataset, path)
@@ -233,17 +244,9 @@ def prepare(
             datasets[item.port] = _input_dataset(item.read_as, path)
     staged: dict[str, Path] = {}
     for item in task.outputs:
-        files = ws.datastore_files(item.datastore)
-        if item.mode == "upload":
-            target = cwd / (item.path_on_compute or item.port)
-        else:
-            target = (
-                files.local_path(_staging(task, item.port))
-                if files.is_local
-                else _object_staging(ws, task, item.port)
-            )
-            if target.exists():
-                shutil.rmtree(target)
+        target = _staged_output(ws, task, item)
+        if item.mode != "upload" and target.exists():
+            shutil.rmtree(target)
         target.mkdir(parents=True, exist_ok=True)
         staged[item.port] = target
         paths[item.port] = str(target)
@@ -253,17 +256,22 @@ def prepare(
     args = [placeholders.expand(a, paths, values) for a in node.arguments]
 
     run_dir = ws.artifacts.run_dir(task.step_run_id)
-    _make_dirs(run_dir, run_dir / "user_logs")
     journal = run_dir / JOURNAL_NAME
+    _make_dirs(run_dir, run_dir / "user_logs", journal.parent)
+    exit_record_path(run_dir, task.attempt).unlink(missing_ok=True)
     if journal.exists():
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
         # each attempt writes a journal of its own, so none is recorded twice.
         os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
     scratch = scratch_dir(ws, task) if isolated else None
+    readable: tuple[Path, ...] = ()
     if scratch is not None:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
+        readable = (ws.artifacts.models_dir(),)
+    # The folders a dataset input's links point into (its files stay where they are).
+    readable += tuple(dataset_roots)
     env = _environment(ws, task, env_paths, values, python, run_dir, scratch)
     private: tuple[Path, ...] = ()
     extra: list[Path] = []
@@ -306,10 +314,7 @@ def prepare(
         stderr_path=run_dir / STDERR_LOG,
         staged_outputs=staged,
         snapshot_files=stamps,
-        input_paths={
-            **{item.port: paths[item.port] for item in task.inputs},
-            **{f"{DATASET_SOURCE}{i}": str(root) for i, root in enumerate(readable)},
-        },
+        input_paths={item.port: paths[item.port] for item in task.inputs},
         fetches=fetches,
         writable=(
             cwd,
@@ -324,7 +329,38 @@ def prepare(
             *extra,
         ),
         private_files=private,
+        readable=readable,
         python=python,
+    )
+
+
+def _staged_output(ws: WorkspaceStore, task: StepTask, item: ResolvedData) -> Path:
+    """Where the attempt writes output `item` before `finalize` keeps it."""
+    if item.mode == "upload":
+        return _work_dir(ws, task) / (item.path_on_compute or item.port)
+    files = ws.datastore_files(item.datastore)
+    if files.is_local:
+        return files.local_path(_staging(task, item.port))
+    return _object_staging(ws, task, item.port)
+
+
+def prepared_again(ws: WorkspaceStore, task: StepTask) -> PreparedStep:
+    """The `PreparedStep` of an attempt another agent prepared and started, rebuilt without
+    making or changing anything: what `finalize` needs to keep the results of an attempt
+    that is adopted (engine/reaper.py). Its working folder is not reused."""
+    run_dir = ws.artifacts.run_dir(task.step_run_id)
+    cwd = _work_dir(ws, task)
+    scratch = scratch_dir(ws, task)
+    return PreparedStep(
+        task=task,
+        argv=[],
+        display_argv=[],
+        cwd=cwd,
+        env={},
+        stdout_path=run_dir / STDOUT_LOG,
+        stderr_path=run_dir / STDERR_LOG,
+        staged_outputs={item.port: _staged_output(ws, task, item) for item in task.outputs},
+        writable=(cwd, scratch) if scratch.exists() else (cwd,),
     )
 
 
@@ -373,9 +409,6 @@ def _token_file(scratch: Path, token: str) -> Path:
     with os.fdopen(fd, "w") as out:
         out.write(token)
     return path
-
-
-DATASET_SOURCE = ".dataset-source-"  # input_paths keys of the folders dataset links point into
 
 
 def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[str, list[Path]]:
@@ -602,13 +635,20 @@ def finalize(
 def _commit_outputs(ws: WorkspaceStore, prepared: PreparedStep) -> None:
     """Put each staged output at its datastore path, replacing what an earlier attempt that
     died between commit and record left: on a local datastore a rename on the same
-    filesystem (never a copy), on an object store an upload. All or none: when one cannot
-    be kept, those already committed are removed again before the error goes on."""
+    filesystem (never a copy), on an object store an upload. An output whose staged folder
+    is gone while its final path exists was committed by this attempt before its agent
+    died, and is kept as it is (finalizing an adopted attempt again). All or none: when
+    one cannot be kept, those already committed are removed again before the error goes
+    on."""
     committed: list[ResolvedData] = []
     try:
         for item in prepared.task.outputs:
             files = ws.datastore_files(item.datastore)
-            files.replace_tree(prepared.staged_outputs[item.port], item.path_on_datastore)
+            staged = prepared.staged_outputs[item.port]
+            if staged.exists() or not files.exists(item.path_on_datastore):
+                files.replace_tree(staged, item.path_on_datastore)
+            # else: committed already, by an agent that died before recording the attempt's
+            # end: finalizing again (after adoption) keeps it as it is.
             committed.append(item)
     except BaseException:
         for item in committed:
@@ -631,17 +671,35 @@ def discard(ws: WorkspaceStore, task: StepTask) -> None:
             continue
 
 
-def discard_run(ws: WorkspaceStore, pipeline_run_id: str, datastores: set[str]) -> None:
-    """Remove every working folder and staged output of a pipeline run.
+def discard_run(
+    ws: WorkspaceStore,
+    pipeline_run_id: str,
+    datastores: set[str],
+    keep: tuple[StepTask, ...] = (),
+) -> None:
+    """Remove every working folder and staged output of a pipeline run but those of the
+    attempts in `keep` (adopted after their agent died: engine/reaper.py).
 
     After an agent died this also catches attempts it started but never recorded; after a
     run ends it removes the run's (by then empty) folders.
     """
-    shutil.rmtree(ws.layout.work_dir / pipeline_run_id, ignore_errors=True)
+    names = [f"{task.step_run_id}-{task.attempt}" for task in keep]
+    kept = (*names, *(f"{n}." for n in names), *(f"{n}-" for n in names))
+
+    def remove(folder: Path) -> None:
+        if not kept:
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name not in names and not entry.name.startswith(kept):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+    remove(ws.layout.work_dir / pipeline_run_id)
     for name in datastores:
         try:
             files = ws.datastore_files(name)
             if files.is_local:
-                shutil.rmtree(files.local_path(f"{STAGING}/{pipeline_run_id}"), ignore_errors=True)
+                remove(files.local_path(f"{STAGING}/{pipeline_run_id}"))
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue

@@ -1,7 +1,7 @@
 """datasets: registered dataset versions with their content identity, and their lineage
 
 Revision ID: 0006
-Revises: 0008
+Revises: 0007
 Create Date: 2026-12-07 18:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import headrace.store.orm
 
 revision = "0006"
-down_revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
