@@ -190,6 +190,21 @@ def test_output_file_dataset_chain_registers_and_records_lineage(
     assert [(c["step_run_id"], c["port"], c["step_name"]) for c in consumed] == [
         (a_run.id, "raw", "a")
     ]
+    # the same lineage in the CLI
+    from tests.test_cli import hr, hr_json, one_error_line
+
+    listed = hr_json("dataset", "list", "--workspace", ws.path)["datasets"]
+    assert sorted(d["name"] for d in listed) == ["raw", "second_result"]
+    shown = hr_json("datasets", "show", "second_result", "--workspace", ws.path)
+    assert shown["content"]["file_count"] == 1 and shown["kind"] == "file"
+    assert [(x["role"], x["step_run_id"]) for x in shown["lineage"]] == [("produced", b_run.id)]
+    lineage = hr_json("dataset", "lineage", "raw", "--workspace", ws.path)["lineage"]
+    assert [(x["role"], x["step_name"], x["port"]) for x in lineage] == [("consumed", "a", "raw")]
+    assert "consumed" in hr("dataset", "show", "raw", "--workspace", ws.path).stdout
+    versions = hr_json("dataset", "versions", "raw", "--workspace", ws.path)["versions"]
+    assert [v["version"] for v in versions] == [1]
+    error = one_error_line(hr("dataset", "show", "rwa", "--workspace", ws.path, code=1))
+    assert "No dataset named 'rwa'" in error and "'raw'" in error
 
 
 def test_reuse_follows_the_data_not_the_version(ws: Workspace, store, src: Path) -> None:  # type: ignore[no-untyped-def]
@@ -255,7 +270,10 @@ def test_confined_steps_read_their_dataset_inputs(
 
 
 def test_rest_submit_sets_dataset_parameters_by_id_or_name(
-    ws: Workspace, store, src: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    ws: Workspace,
+    store,
+    src: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     import httpx
 

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from headrace.server.portal import (
     compare,
+    datasets,
     datastores,
     publishing,
     run_pages,
@@ -26,7 +27,16 @@ from headrace.server.portal.base import HERE, PortalError, PortalState, ViewerDe
 
 __all__ = ["mount"]
 
-_PAGE_MODULES = (session, runs, run_pages, step_pages, compare, publishing, datastores)
+_PAGE_MODULES = (
+    session,
+    runs,
+    run_pages,
+    step_pages,
+    compare,
+    publishing,
+    datastores,
+    datasets,
+)
 
 
 @router.get("/")
