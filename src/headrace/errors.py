@@ -7,6 +7,7 @@
     │   ├── NotAStepError (NotImplementedError)  Pipeline(steps=...) got a non-step (SDK v1)
     │   └── DatastorePathError          a path that would leave its datastore
     ├── NotFoundError (LookupError)     a named thing does not exist
+    │   ├── DatastoreNotFoundError (UserError too: SDK v1 code catches UserErrorException)
     │   ├── WorkspaceNotFoundError
     │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
     │   └── RunNotFoundError
@@ -39,6 +40,7 @@ __all__ = [
     "ComputeTargetException",
     "ConfigError",
     "ConflictError",
+    "DatastoreNotFoundError",
     "DatastorePathError",
     "HeadraceError",
     "MissingDependencyError",
@@ -97,6 +99,11 @@ class DatastorePathError(UserError):
 
 class NotFoundError(HeadraceError, LookupError):
     """A named object (workspace, datastore, run, ...) does not exist."""
+
+
+class DatastoreNotFoundError(NotFoundError, UserError):
+    """No datastore with that name. Also a UserError: SDK v1 raised UserErrorException, and
+    code catches that around `Datastore.get`."""
 
 
 class WorkspaceNotFoundError(NotFoundError):
