@@ -224,7 +224,9 @@ ATTACKER = """
     attempt("write another run's working folder", lambda: write(os.path.join(victim["cwd"], "x")))
     attempt("write the workspace folder", lambda: write(os.path.join(ws, "planted.txt")))
     attempt("write the database", lambda: write(os.path.join(ws, "headrace.db"), "ab"))
-    for who, pid in (("agent", os.getppid()), ("server", targets["server_pid"])):
+    # The agent is the parent of the step's reaper (engine/reaper.py).
+    reaper = open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()
+    for who, pid in (("agent", int(reaper[1])), ("server", targets["server_pid"])):
         attempt(f"read the {who}'s environment", lambda pid=pid: read(f"/proc/{pid}/environ"))
         attempt(f"list the {who}'s open files", lambda pid=pid: os.listdir(f"/proc/{pid}/fd"))
         attempt(f"read the {who}'s memory map", lambda pid=pid: read(f"/proc/{pid}/maps"))

@@ -20,6 +20,7 @@ from headrace.cli.output import (
     status_text,
     step_document,
 )
+from headrace.engine.environments import describe_environment
 from headrace.graph.model import Graph
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, StepRunRecord
@@ -66,6 +67,8 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
             "reused_run_id": record.reused_run_id,
             "reused_pipeline_run_id": reused_pipeline,
         },
+        # What the step ran in: the submitter's Python, or its environment.
+        "python": describe_environment(record.fingerprint_parts.get("environment")),
         "fingerprint": record.fingerprint,
         "fingerprint_parts": record.fingerprint_parts,
         "inputs": _inputs(ws, record, run, graph),
@@ -146,17 +149,6 @@ def _inputs(
     return inputs
 
 
-def _environment_text(environment: dict[str, Any]) -> str:
-    """The interpreter of a step without an environment, else the environment's name and pins."""
-    if "python" in environment:
-        return f"python {environment['python']}"
-    if not environment:
-        return "-"
-    pins = (environment.get("dependencies") or {}).get("pip") or []
-    name = environment.get("name") or "environment"
-    return f"{name}: {', '.join(pins)}" if pins else str(name)
-
-
 def _fingerprint_rows(parts: dict[str, Any]) -> list[tuple[str, str]]:
     """A short account of what the step's fingerprint is made of."""
     if not parts:
@@ -172,7 +164,7 @@ def _fingerprint_rows(parts: dict[str, Any]) -> list[tuple[str, str]]:
             ", ".join(f"{k}={v!r}" for k, v in (parts.get("parameters") or {}).items()) or "-",
         ),
         ("source snapshot", str(parts.get("source") or "-")[:16]),
-        ("environment", _environment_text(environment)),
+        ("environment", describe_environment(environment)),
     ]
     for port, identity in (parts.get("inputs") or {}).items():
         rows.append((f"input {port}", str(identity)))
@@ -205,6 +197,8 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
             rows.append(("Compared with", f"step run {reason['compared_with']}"))
     if details["command"]:
         rows.append(("Command", shlex.join(details["command"])))
+    if record.fingerprint_parts:
+        rows.append(("Python", details["python"]))
     if record.fingerprint:
         rows.append(("Fingerprint", record.fingerprint[:16]))
     out = console()

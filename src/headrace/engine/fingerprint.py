@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from typing import Any
 
+from headrace.engine.interpreters import Interpreter, current, describe
 from headrace.graph.model import Graph, StepNode
 from headrace.graph.validate import used_parameters
 
 __all__ = ["explain", "fingerprint", "fingerprint_parts", "interpreter_environment"]
 
 
-def interpreter_environment() -> dict[str, Any]:
-    """The environment of a step that names none: the interpreter headrace runs steps with."""
-    return {
-        "interpreter": sys.executable,
-        "python": ".".join(map(str, sys.version_info[:3])),
-    }
+def interpreter_environment(interpreter: Interpreter | None = None) -> dict[str, Any]:
+    """The environment of a step that names none: the run's interpreter (its submitter's,
+    engine/interpreters.py), else this process's."""
+    chosen = interpreter or current()
+    return chosen.identity() if chosen is not None else {}
 
 
 def fingerprint_parts(
@@ -74,6 +73,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _is_interpreter(environment: dict[str, Any] | None) -> bool:
+    """Whether a fingerprint's environment is a plain interpreter (a step without one)."""
+    if not environment:
+        return False
+    return "interpreter" in environment and "name" not in environment
+
+
 def explain(
     parts: dict[str, Any],
     previous: dict[str, Any] | None,
@@ -110,8 +116,14 @@ def explain(
             else ""
         )
         changes.append(f"source changed: {detail}{more}")
-    if previous.get("environment") != parts.get("environment"):
-        changes.append("environment changed")
+    old_env, new_env = previous.get("environment"), parts.get("environment")
+    if old_env != new_env:
+        if _is_interpreter(old_env) and _is_interpreter(new_env):
+            changes.append(
+                f"environment changed: {describe(old_env or {})} -> {describe(new_env or {})}"
+            )
+        else:
+            changes.append("environment changed")
     old_inputs, new_inputs = previous.get("inputs", {}), parts.get("inputs", {})
     for port in sorted(set(old_inputs) | set(new_inputs)):
         old, new = old_inputs.get(port), new_inputs.get(port)

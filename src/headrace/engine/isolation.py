@@ -342,6 +342,9 @@ class Sandbox:
             if not any(_inside(e, p) for e in excluded) and not _inside(p, str(self.workspace))
         ]
         self._grants = _Grants(excluded, runtime, ["/dev"])
+        self._excluded = excluded
+        self._agent_python = os.path.realpath(sys.executable)
+        self._usable: set[str] = set()  # interpreters a confined step was seen to start
 
     def close(self) -> None:
         self._grants.close()
@@ -369,12 +372,16 @@ class Sandbox:
         writable: Sequence[Path],
         readable: Iterable[str] = (),
         private_files: Sequence[Path] = (),
+        python: str | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start `argv` confined: reading `readable`, writing `writable` (see `admit`)."""
+        """Start `argv` confined: reading `readable`, writing `writable` (see `admit`), and
+        running `python` (the step's interpreter, when not the agent's: `check_interpreter`
+        says whether it can)."""
         self.admit(writable, private_files)
         building = _builds_environment(argv, self.envs_dir)
         if building:  # made by the agent: a step may write in it, not next to it
             self.admit([self.envs_dir])
+        readable = [*readable, *self._interpreter_folders(python or argv[0])]
         ruleset = None
         if self.isolation.landlock:
             ruleset = self._ruleset(writable, readable, building=building)
@@ -431,10 +438,59 @@ class Sandbox:
             raise
         return ruleset
 
+    def _interpreter_folders(self, program: str) -> list[str]:
+        """The folders of a step's interpreter other than the agent's own (a submitter's
+        Python, engine/interpreters.py): its environment and its installation, so Landlock
+        lets the step read and run them; nothing inside the workspace."""
+        if not os.path.isabs(program) or os.path.realpath(program) == self._agent_python:
+            return []
+        folders = {
+            os.path.dirname(os.path.dirname(os.path.abspath(program))),
+            os.path.dirname(os.path.dirname(os.path.realpath(program))),
+        }
+        return [f for f in sorted(folders) if f != "/" and not _inside(f, str(self.workspace))]
+
+    def check_interpreter(self, python: str) -> None:
+        """Make sure a confined step can start `python` (a submitter's interpreter) before
+        a step does: a ConfigError saying who cannot run it and what to do, instead of the
+        step failing with whatever the loader says. Checked once per interpreter."""
+        if os.path.realpath(python) == self._agent_python or python in self._usable:
+            return
+        code, problem = self._try_step_side(python)
+        if code == 0:
+            self._usable.add(python)
+            return
+        who = f"user {self.isolation.user.name}" if self.isolation.user else "a confined step"
+        raise ConfigError(
+            f"steps run {self.isolation.describe()}, and {who} cannot start the submitter's "
+            f"Python {python} with headrace ({'; '.join(problem) or f'exit code {code}'}). "
+            "A step without an environment runs in the Python that submitted its run. Fix: "
+            "submit from a Python every user can read and run (a virtual environment under "
+            "/opt or /usr/local, not under a home folder such as /root), or give the step an "
+            "environment (RunConfiguration(environment=...) with pip packages: headrace "
+            "builds it with uv)."
+        )
+
     def probe(self, python: str = sys.executable) -> None:
         """Start headrace's step side once as a step would be started; a ConfigError
         naming the fix when it cannot run (checked when a server starts)."""
-        folder = self.workspace / "work" / f".probe-{os.getpid()}"
+        code, problem = self._try_step_side(python)
+        if code == 0:
+            return
+        who = f"user {self.isolation.user.name}" if self.isolation.user else "a step"
+        raise ConfigError(
+            f"Steps run {self.isolation.describe()}, and {who} cannot start headrace's step "
+            f"side with {python} in {self.workspace} ({'; '.join(problem) or code}). Fix: "
+            "install headrace in a Python every user can run (a virtual environment under "
+            "/opt or /usr/local, not under /root) and keep the workspace's parent folders "
+            "traversable (chmod o+x), or choose a user who can with --step-user NAME "
+            "(--step-user root: Landlock alone confines steps, see docs/security.md)."
+        )
+
+    def _try_step_side(self, python: str) -> tuple[int, list[str]]:
+        """Start `python -c 'import headrace.sdk.context'` confined as a step: its exit
+        code and the last line it wrote to stderr."""
+        folder = self.workspace / "work" / f".probe-{os.getpid()}-{threading.get_ident()}"
         try:
             process = self.spawn(
                 [python, "-c", "import headrace.sdk.context"],
@@ -454,17 +510,7 @@ class Sandbox:
                 for entry in folder.iterdir():
                     entry.unlink()
                 folder.rmdir()
-        if code == 0:
-            return
-        who = f"user {self.isolation.user.name}" if self.isolation.user else "a step"
-        raise ConfigError(
-            f"Steps run {self.isolation.describe()}, and {who} cannot start headrace's step "
-            f"side with {python} in {self.workspace} ({'; '.join(problem) or code}). Fix: "
-            "install headrace in a Python every user can run (a virtual environment under "
-            "/opt or /usr/local, not under /root) and keep the workspace's parent folders "
-            "traversable (chmod o+x), or choose a user who can with --step-user NAME "
-            "(--step-user root: Landlock alone confines steps, see docs/security.md)."
-        )
+        return code, problem
 
 
 def _builds_environment(argv: Sequence[str], envs_dir: Path) -> bool:

@@ -4,7 +4,8 @@ For each step whose predecessors finished it computes the fingerprint, then eith
 earlier successful run (recording which one and why) or plans a new attempt, explaining why
 the step runs. It reacts to ended attempts (success, failure, retry, timeout, cancel),
 applies `continue_on_step_failure`, and decides the run's final status. After an agent crash
-`recover()` re-queues the attempts that were interrupted.
+it adopts the attempts whose processes still run or ended on their own (`adopt`) and
+re-queues the others (`requeue_interrupted`); the agent decides which (engine/reaper.py).
 
 It does not start processes: the agent owns the executors and asks for work with
 `next_tasks(free_slots)`. Every state change is queued, with its event, on the agent's
@@ -14,6 +15,7 @@ It does not start processes: the agent owns the executors and asks for work with
 from __future__ import annotations
 
 import functools
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -23,6 +25,7 @@ from headrace.engine import fingerprint as fp
 from headrace.engine.endings import StepEnd, failure_record, journal_records
 from headrace.engine.executors.base import StepProcess
 from headrace.engine.graphs import load_graph
+from headrace.engine.interpreters import Interpreter, current
 from headrace.engine.planning import (
     ProducedData,
     outputs_exist,
@@ -62,6 +65,9 @@ class RunOrchestrator:
         self.graph = load_graph(ws.meta, run.graph_id)
         self.order = topological_order(self.graph)
         self.parameters: dict[str, Any] = dict(run.parameters)
+        # Steps without an environment run in the submitter's Python (engine/interpreters);
+        # a run queued before headrace recorded it runs in the agent's.
+        self.interpreter = Interpreter.from_record(run.interpreter) or current()
         self.steps: dict[str, StepRunRecord] = {}
         for record in ws.meta.list_step_runs(run.id):
             self.steps[record.node_id] = record
@@ -122,12 +128,35 @@ class RunOrchestrator:
         """Attempts a previous agent left Queued or Running."""
         return [s for s in self.steps.values() if s.status in (Status.QUEUED, Status.RUNNING)]
 
-    def requeue_interrupted(self) -> None:
-        """Put attempts a dead agent left behind back in the queue, as their next attempt.
+    def adopt(self, record: StepRunRecord, how: str, pid: int | None) -> StepTask:
+        """Take over an attempt a dead agent left Running whose process still runs or has
+        ended on its own (engine/reaper.py): it counts as running, and its end is recorded
+        as the dead agent would have. Returns its task (inputs are not needed any more)."""
+        node = self.graph.node(record.node_id)
+        self.running.add(record.id)
+        self.step_nodes[record.id] = record.node_id
+        fields: dict[str, Any] = {}
+        if pid and not record.pid:
+            fields = {"pid": pid}  # started just before its agent died, never recorded
+        self.writes.update(
+            record.id,
+            pipeline_run_id=self.run.id,
+            event="step.adopted",
+            payload={"attempt": record.attempt, "process": how},
+            **fields,
+        )
+        return self._task(node, record.id, record.attempt, ())
+
+    def requeue_interrupted(self, reasons: dict[str, str] | None = None) -> None:
+        """Put attempts a dead agent left behind back in the queue, as their next attempt
+        (`reasons`: why, by step run id); adopted attempts stay as they are.
 
         The caller has already stopped their processes and removed their staged outputs.
         """
+        reasons = reasons or {}
         for record in self.interrupted():
+            if record.id in self.running:
+                continue  # adopted
             attempt = record.attempt + 1
             fields: dict[str, Any] = {
                 "status": Status.QUEUED,
@@ -139,7 +168,11 @@ class RunOrchestrator:
                 record.id,
                 pipeline_run_id=self.run.id,
                 event="step.interrupted",
-                payload={"attempt": record.attempt, "requeued_as": attempt},
+                payload={
+                    "attempt": record.attempt,
+                    "requeued_as": attempt,
+                    **({"reason": reasons[record.id]} if record.id in reasons else {}),
+                },
                 **fields,
             )
             self._record_step(replace(record, **fields))
@@ -176,7 +209,7 @@ class RunOrchestrator:
         for node_id in node_ids:
             node = self.graph.node(node_id)
             inputs, identities = self._resolve_inputs(node)
-            environment = node.environment or fp.interpreter_environment()
+            environment = node.environment or fp.interpreter_environment(self.interpreter)
             parts = fp.fingerprint_parts(node, self.graph, self.parameters, identities, environment)
             candidates.append((node, inputs, parts, fp.fingerprint(parts)))
         reusable = {}
@@ -349,6 +382,7 @@ class RunOrchestrator:
             parameters=self.parameters,
             inputs=inputs,
             outputs=self._outputs_for(node, step_run_id),
+            python=self.interpreter.path if self.interpreter else sys.executable,
         )
 
     def _output_records(self, outputs: tuple[ResolvedData, ...], node: StepNode) -> dict[str, Any]:
@@ -401,6 +435,7 @@ class RunOrchestrator:
             pipeline_run_id=self.run.id,
             status=Status.RUNNING,
             started_at=started_at,
+            journal_offset=0,  # each attempt writes a journal of its own
         )
         self.steps[node.id] = replace(record, status=Status.RUNNING, started_at=started_at)
         self.running.add(record.id)

@@ -36,6 +36,7 @@ from typing import Any
 
 from headrace.engine.environments import step_argv
 from headrace.engine.isolation import inherited_environment
+from headrace.engine.reaper import exit_record_path
 from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.errors import HeadraceError
 from headrace.graph import placeholders
@@ -57,6 +58,7 @@ __all__ = [
     "parameter_text",
     "pipeline_data_path",
     "prepare",
+    "prepared_again",
     "scratch_dir",
 ]
 
@@ -125,6 +127,9 @@ class StepTask:
     parameters: dict[str, Any]
     inputs: tuple[ResolvedData, ...]
     outputs: tuple[ResolvedData, ...]
+    # The Python of a step without an environment (and `python` in a CommandStep): the
+    # submitter's (engine/interpreters.py).
+    python: str = sys.executable
 
 
 @dataclass
@@ -157,6 +162,12 @@ class PreparedStep:
     # own the agent made for it (with a step user, both become that user's).
     writable: tuple[Path, ...] = ()
     private_files: tuple[Path, ...] = ()
+    python: str = sys.executable  # the interpreter `argv` starts (task.python)
+
+    @property
+    def exit_record(self) -> Path:
+        """Where the attempt's reaper writes how it ended (engine/reaper.py)."""
+        return exit_record_path(self.stdout_path.parent.parent, self.task.attempt)
 
 
 def env_name(name: str) -> str:
@@ -168,7 +179,6 @@ def prepare(
     ws: WorkspaceStore,
     task: StepTask,
     folders: WorkFolders | None = None,
-    python: str = sys.executable,
     *,
     fetch_remotely: bool = False,
     isolated: bool = False,
@@ -185,6 +195,7 @@ def prepare(
     in its environment (other processes of the same user can read an environment).
     """
     node = task.node
+    python = task.python
     folders = folders or WorkFolders(_remove_now)
     cwd = _work_dir(ws, task)
     if cwd.exists():
@@ -213,17 +224,9 @@ def prepare(
         env_paths[item.port] = env_paths[item.data_name] = path
     staged: dict[str, Path] = {}
     for item in task.outputs:
-        files = ws.datastore_files(item.datastore)
-        if item.mode == "upload":
-            target = cwd / (item.path_on_compute or item.port)
-        else:
-            target = (
-                files.local_path(_staging(task, item.port))
-                if files.is_local
-                else _object_staging(ws, task, item.port)
-            )
-            if target.exists():
-                shutil.rmtree(target)
+        target = _staged_output(ws, task, item)
+        if item.mode != "upload" and target.exists():
+            shutil.rmtree(target)
         target.mkdir(parents=True, exist_ok=True)
         staged[item.port] = target
         paths[item.port] = str(target)
@@ -233,8 +236,9 @@ def prepare(
     args = [placeholders.expand(a, paths, values) for a in node.arguments]
 
     run_dir = ws.artifacts.run_dir(task.step_run_id)
-    _make_dirs(run_dir, run_dir / "user_logs")
     journal = run_dir / JOURNAL_NAME
+    _make_dirs(run_dir, run_dir / "user_logs", journal.parent)
+    exit_record_path(run_dir, task.attempt).unlink(missing_ok=True)
     if journal.exists():
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
         # each attempt writes a journal of its own, so none is recorded twice.
@@ -270,6 +274,8 @@ def prepare(
             script_argv = ["-m", ALIAS_LAUNCHER, *script_argv]
         argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
+        if not (node.environment and "interpreter" in node.environment):
+            python = argv[0]  # headrace's choice (a node on Ray starts its own instead)
     return PreparedStep(
         task=task,
         argv=argv,
@@ -295,6 +301,37 @@ def prepare(
             *extra,
         ),
         private_files=private,
+        python=python,
+    )
+
+
+def _staged_output(ws: WorkspaceStore, task: StepTask, item: ResolvedData) -> Path:
+    """Where the attempt writes output `item` before `finalize` keeps it."""
+    if item.mode == "upload":
+        return _work_dir(ws, task) / (item.path_on_compute or item.port)
+    files = ws.datastore_files(item.datastore)
+    if files.is_local:
+        return files.local_path(_staging(task, item.port))
+    return _object_staging(ws, task, item.port)
+
+
+def prepared_again(ws: WorkspaceStore, task: StepTask) -> PreparedStep:
+    """The `PreparedStep` of an attempt another agent prepared and started, rebuilt without
+    making or changing anything: what `finalize` needs to keep the results of an attempt
+    that is adopted (engine/reaper.py). Its working folder is not reused."""
+    run_dir = ws.artifacts.run_dir(task.step_run_id)
+    cwd = _work_dir(ws, task)
+    scratch = scratch_dir(ws, task)
+    return PreparedStep(
+        task=task,
+        argv=[],
+        display_argv=[],
+        cwd=cwd,
+        env={},
+        stdout_path=run_dir / STDOUT_LOG,
+        stderr_path=run_dir / STDERR_LOG,
+        staged_outputs={item.port: _staged_output(ws, task, item) for item in task.outputs},
+        writable=(cwd, scratch) if scratch.exists() else (cwd,),
     )
 
 
@@ -395,7 +432,7 @@ def _environment(
         # home is out of its reach): temporary files and caches go to its scratch folder.
         for name in ("TMPDIR", "TMP", "TEMP", "HOME"):
             env[name] = str(scratch)
-    # `python` in a CommandStep means the interpreter headrace runs steps with.
+    # `python` in a CommandStep means the interpreter of steps without an environment.
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in values.items():
@@ -549,13 +586,20 @@ def finalize(
 def _commit_outputs(ws: WorkspaceStore, prepared: PreparedStep) -> None:
     """Put each staged output at its datastore path, replacing what an earlier attempt that
     died between commit and record left: on a local datastore a rename on the same
-    filesystem (never a copy), on an object store an upload. All or none: when one cannot
-    be kept, those already committed are removed again before the error goes on."""
+    filesystem (never a copy), on an object store an upload. An output whose staged folder
+    is gone while its final path exists was committed by this attempt before its agent
+    died, and is kept as it is (finalizing an adopted attempt again). All or none: when
+    one cannot be kept, those already committed are removed again before the error goes
+    on."""
     committed: list[ResolvedData] = []
     try:
         for item in prepared.task.outputs:
             files = ws.datastore_files(item.datastore)
-            files.replace_tree(prepared.staged_outputs[item.port], item.path_on_datastore)
+            staged = prepared.staged_outputs[item.port]
+            if staged.exists() or not files.exists(item.path_on_datastore):
+                files.replace_tree(staged, item.path_on_datastore)
+            # else: committed already, by an agent that died before recording the attempt's
+            # end: finalizing again (after adoption) keeps it as it is.
             committed.append(item)
     except BaseException:
         for item in committed:
@@ -578,17 +622,35 @@ def discard(ws: WorkspaceStore, task: StepTask) -> None:
             continue
 
 
-def discard_run(ws: WorkspaceStore, pipeline_run_id: str, datastores: set[str]) -> None:
-    """Remove every working folder and staged output of a pipeline run.
+def discard_run(
+    ws: WorkspaceStore,
+    pipeline_run_id: str,
+    datastores: set[str],
+    keep: tuple[StepTask, ...] = (),
+) -> None:
+    """Remove every working folder and staged output of a pipeline run but those of the
+    attempts in `keep` (adopted after their agent died: engine/reaper.py).
 
     After an agent died this also catches attempts it started but never recorded; after a
     run ends it removes the run's (by then empty) folders.
     """
-    shutil.rmtree(ws.layout.work_dir / pipeline_run_id, ignore_errors=True)
+    names = [f"{task.step_run_id}-{task.attempt}" for task in keep]
+    kept = (*names, *(f"{n}." for n in names), *(f"{n}-" for n in names))
+
+    def remove(folder: Path) -> None:
+        if not kept:
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name not in names and not entry.name.startswith(kept):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+    remove(ws.layout.work_dir / pipeline_run_id)
     for name in datastores:
         try:
             files = ws.datastore_files(name)
             if files.is_local:
-                shutil.rmtree(files.local_path(f"{STAGING}/{pipeline_run_id}"), ignore_errors=True)
+                remove(files.local_path(f"{STAGING}/{pipeline_run_id}"))
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue

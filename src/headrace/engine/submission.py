@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from headrace.engine import fingerprint as fp
+from headrace.engine.interpreters import current
 from headrace.engine.planning import (
     ProducedData,
     outputs_exist,
@@ -232,5 +233,8 @@ def submit_graph(
         continue_on_step_failure=continue_on_step_failure,
         regenerate_outputs=regenerate_outputs,
         properties=properties,
+        # Steps without an environment run in this process's Python: the submitter's in an
+        # embedded workspace, the server's for a REST or remote submit (engine/interpreters).
+        interpreter=submitter.record() if (submitter := current()) else None,
     )
     return Submission(run=run, previews=previews)

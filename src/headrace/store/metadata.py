@@ -69,6 +69,7 @@ def pipeline_record(row: PipelineRunRow | Row[Any], experiment_name: str) -> Pip
         created_at=row.created_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
+        interpreter=row.interpreter,
     )
 
 
@@ -262,6 +263,7 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
         regenerate_outputs: bool,
         properties: dict[str, Any] | None = None,
         stored_graph_id: str | None = None,
+        interpreter: dict[str, Any] | None = None,
     ) -> PipelineRunRecord:
         """Queue a run (status NotStarted) in one transaction, with its graph and event.
 
@@ -290,6 +292,7 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
             "regenerate_outputs": regenerate_outputs,
             "cancel_requested": False,
             "created_at": now,
+            "interpreter": interpreter,
         }
         with self.db.write_conn() as conn:
             if graph is not None:
@@ -329,6 +332,7 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
             created_at=now,
             started_at=None,
             ended_at=None,
+            interpreter=interpreter,
         )
 
     def _insert(self, table: Any) -> Any:

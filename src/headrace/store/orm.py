@@ -151,6 +151,9 @@ class PipelineRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
+    # The Python of the process that queued the run (engine/interpreters.py): steps without
+    # an environment of their own run in it. None: runs queued before it was recorded.
+    interpreter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_pipeline_runs_status_created", "status", "created_at"),
@@ -187,6 +190,9 @@ class StepRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
+    # How far the running attempt's journal is recorded (bytes), written with the metrics
+    # it held: an agent adopting the attempt reads on from there (engine/reaper.py).
+    journal_offset: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_step_runs_pipeline_run", "pipeline_run_id"),

@@ -85,6 +85,8 @@ class PipelineRunRecord:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    # The Python steps without an environment run in (engine.interpreters.Interpreter.record)
+    interpreter: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

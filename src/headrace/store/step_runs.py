@@ -269,14 +269,30 @@ class StepRunQueries:
                 conn.execute(INSERT_EVENT, events)
 
     def record_journal(
-        self, metrics: Sequence[MetricRecord], tags: dict[str, dict[str, Any]]
+        self,
+        metrics: Sequence[MetricRecord],
+        tags: dict[str, dict[str, Any]],
+        offsets: dict[str, int] | None = None,
     ) -> None:
-        """Metrics and tags a running step logged (ingested while it runs)."""
-        if not metrics and not tags:
+        """Metrics and tags a running step logged (ingested while it runs), and how far
+        each step run's journal is now recorded (`offsets`), in the same transaction."""
+        if not metrics and not tags and not offsets:
             return
         with self.db.write_conn() as conn:
             _add_metrics(conn, metrics)
             _merge_tags(conn, tags)
+            for step_run_id, offset in (offsets or {}).items():
+                conn.execute(UPDATE_STEP, {"_step_id": step_run_id, "journal_offset": offset})
+
+    def journal_offsets(self, step_run_ids: Sequence[str]) -> dict[str, int]:
+        """How far each step run's running attempt has its journal recorded (bytes)."""
+        if not step_run_ids:
+            return {}
+        with self.db.read_conn() as conn:
+            rows = conn.execute(
+                select(STEPS.c.id, STEPS.c.journal_offset).where(STEPS.c.id.in_(list(step_run_ids)))
+            ).all()
+        return {row.id: int(row.journal_offset or 0) for row in rows}
 
     def add_metrics(self, records: Sequence[MetricRecord]) -> None:
         if records:

@@ -21,7 +21,6 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -365,7 +364,7 @@ def bundle(prepared: PreparedStep) -> NodeBundle:
     return NodeBundle(
         argv=list(prepared.argv),
         env=env,
-        python=sys.executable,
+        python=prepared.python,  # the node starts its own Python in its place
         cwd=cwd,
         run_dir=run_dir,
         pipeline_run_dir=pipeline_run_dir,

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
+from headrace.engine.environments import describe_environment
 from headrace.graph.model import Graph, StepNode
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
 from headrace.server.portal.shapes import seconds_between
@@ -171,9 +172,12 @@ def _outputs(request: Request, step: StepRunRecord) -> list[dict[str, Any]]:
 
 
 def _environment(node: StepNode | None, step: StepRunRecord) -> dict[str, Any]:
+    # What the step ran in: its submitter's Python, or its environment.
+    python = describe_environment(step.fingerprint_parts.get("environment"))
     if node is None:
-        return {"variables": {}, "spec": None, "properties": step.properties}
+        return {"variables": {}, "spec": None, "properties": step.properties, "python": python}
     return {
+        "python": python,
         "kind": node.kind,
         "script_name": node.script_name,
         "source_directory": node.source_directory,
