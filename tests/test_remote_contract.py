@@ -33,7 +33,7 @@ from headrace import (
 )
 from headrace.errors import ConfigError, NotFoundError, UserError
 from tests.conftest import stop_agents
-from tests.servers import LiveServer, bearer, make_token
+from tests.servers import LiveServer, bearer, make_token, served_workspace
 
 PRODUCER = textwrap.dedent(
     """
@@ -65,12 +65,8 @@ def any_ws(
     if request.param == "local":
         yield local
     else:
-        token = make_token(root, "admin", "contract")
         # A small body limit, so files cross in several chunks.
-        live = LiveServer(root, max_body_bytes=200_000)
-        # What `headrace server` tells the agents it starts: steps get a run token for it.
-        monkeypatch.setenv("HEADRACE_SERVER_URL", live.url)
-        with live, Workspace.get("test-ws", url=live.url, auth=TokenAuthentication(token)) as ws:
+        with served_workspace(root, monkeypatch, "admin", max_body_bytes=200_000) as ws:
             yield ws
     stop_agents(root)
 

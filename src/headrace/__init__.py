@@ -19,6 +19,7 @@ from headrace.errors import (
     DatastorePathError,
     HeadraceError,
     MissingDependencyError,
+    ModelNotFoundError,
     NameConflictError,
     NotAStepError,
     NotFoundError,
@@ -44,6 +45,7 @@ from headrace.sdk.data import (
 )
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
+from headrace.sdk.model import Model
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.pipeline import Pipeline
 from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
@@ -89,6 +91,8 @@ __all__ = [
     "InputPortBinding",
     "LocalCompute",
     "MissingDependencyError",
+    "Model",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",

@@ -10,6 +10,7 @@
     │   ├── DatastoreNotFoundError (UserError too: SDK v1 code catches UserErrorException)
     │   ├── WorkspaceNotFoundError
     │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
+    │   ├── ModelNotFoundError          no registered model of that name or version
     │   └── RunNotFoundError
     ├── ConflictError                   a thing already exists or is in the wrong state
     │   ├── AliasConflictError          a real Azure ML SDK is importable beside the alias
@@ -44,6 +45,7 @@ __all__ = [
     "DatastorePathError",
     "HeadraceError",
     "MissingDependencyError",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
@@ -112,6 +114,10 @@ class WorkspaceNotFoundError(NotFoundError):
 
 class ComputeTargetException(NotFoundError):
     """A compute target is missing or invalid (the SDK v1 exception name)."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model with that name (or no such version of it)."""
 
 
 class RunNotFoundError(NotFoundError):

@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from headrace.backend.local_models import LocalModelMethods
 from headrace.engine import publishing
 from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
@@ -49,7 +50,7 @@ def _progress(show: bool, total: int, verb: str) -> Any:
     return progress
 
 
-class LocalBackend:
+class LocalBackend(LocalModelMethods):
     def __init__(self, store: WorkspaceStore) -> None:
         self.store = store
         self.meta = store.meta

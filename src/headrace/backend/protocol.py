@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         EventRecord,
         ExperimentRecord,
         MetricRecord,
+        ModelRecord,
         PipelineEndpointRecord,
         PipelineRunRecord,
         PublishedPipelineRecord,
@@ -228,4 +229,70 @@ class Backend(Protocol):
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         """The published pipeline behind `version` (None: the default) of an Active endpoint."""
+        ...
+
+    # -- the model registry ----------------------------------------------------------------
+    def register_model(
+        self,
+        name: str,
+        source: Path,
+        *,
+        child_paths: list[str] | None = None,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        datasets: list[dict[str, Any]] | None = None,
+        run_id: str | None = None,
+    ) -> ModelRecord:
+        """Copy the file or folder at `source` (on this machine) into the registry as the
+        next version of `name`; `run_id`: the run registering it (lineage)."""
+        ...
+
+    def register_run_model(
+        self,
+        run_id: str,
+        name: str,
+        path: str,
+        *,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        datasets: list[dict[str, Any]] | None = None,
+    ) -> ModelRecord:
+        """Register file or folder `path` of a run's files; refused for a failed run."""
+        ...
+
+    def get_model(self, name: str, version: int | None = None) -> ModelRecord:
+        """A version of a model (None: the newest); ModelNotFoundError lists what exists."""
+        ...
+
+    def list_models(
+        self,
+        *,
+        name: str | None = None,
+        tags: Any = None,
+        properties: Any = None,
+        run_id: str | None = None,
+        dataset_id: str | None = None,
+        latest: bool = False,
+    ) -> list[ModelRecord]: ...
+
+    def update_model(
+        self,
+        name: str,
+        version: int,
+        *,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> ModelRecord: ...
+
+    def delete_model(self, name: str, version: int) -> None: ...
+
+    def model_local_path(self, record: ModelRecord) -> Path | None:
+        """Where this machine can read the model's file or folder in place, if anywhere."""
+        ...
+
+    def download_model(self, record: ModelRecord, target_dir: Path) -> Path:
+        """Copy the model's file or folder into `target_dir`; the path of the copy."""
         ...

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from headrace.backend.remote_models import RemoteModelMethods
 from headrace.backend.wire import (
     endpoint_from_document,
     error_from_body,
@@ -32,6 +33,8 @@ from headrace.backend.wire import (
     submission_from_wire,
     to_wire,
 )
+from headrace.backend.wire import url_path as _quote
+from headrace.backend.wire import url_segment as _seg
 from headrace.config import headrace_home, snapshot_max_bytes, snapshot_max_files
 from headrace.engine import publishing
 from headrace.engine.submission import Submission
@@ -60,7 +63,7 @@ MAX_CHUNK = 8 * 1024 * 1024
 METRIC_RUNS_PER_REQUEST = 100  # run ids of 36 characters: about 4.3 KB of query
 
 
-class RemoteBackend:
+class RemoteBackend(RemoteModelMethods):
     """A workspace served by `headrace server` at `url`; `auth_header` is sent on every call
     (e.g. {"Authorization": "Bearer hr_..."}; empty for a server run with --no-auth)."""
 
@@ -578,20 +581,6 @@ class RemoteBackend:
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
-
-
-def _seg(text: str) -> str:
-    """One URL path segment (a name or an id), with `/` and the rest escaped."""
-    from urllib.parse import quote
-
-    return quote(str(text), safe="")
-
-
-def _quote(path: str) -> str:
-    """A relative path for a `{...:path}` route: each segment escaped, slashes kept."""
-    from urllib.parse import quote
-
-    return "/".join(quote(part, safe="") for part in path.split("/"))
 
 
 def _dumps(body: Any) -> bytes:

@@ -162,6 +162,9 @@ class PreparedStep:
     # own the agent made for it (with a step user, both become that user's).
     writable: tuple[Path, ...] = ()
     private_files: tuple[Path, ...] = ()
+    # What an isolated step reads of the workspace besides its inputs: the model registry
+    # (`Model.get_model_path` reads a model in place; the rows come from the server).
+    readable: tuple[Path, ...] = ()
     python: str = sys.executable  # the interpreter `argv` starts (task.python)
 
     @property
@@ -244,10 +247,12 @@ def prepare(
         # each attempt writes a journal of its own, so none is recorded twice.
         os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
     scratch = scratch_dir(ws, task) if isolated else None
+    readable: tuple[Path, ...] = ()
     if scratch is not None:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
+        readable = (ws.artifacts.models_dir(),)
     env = _environment(ws, task, env_paths, values, python, run_dir, scratch)
     private: tuple[Path, ...] = ()
     extra: list[Path] = []
@@ -301,6 +306,7 @@ def prepare(
             *extra,
         ),
         private_files=private,
+        readable=readable,
         python=python,
     )
 

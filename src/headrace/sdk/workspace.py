@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from headrace.sdk.compute import ComputeTarget
     from headrace.sdk.datastore import Datastore
     from headrace.sdk.experiment import Experiment
+    from headrace.sdk.model import Model
 
 __all__ = ["TokenAuthentication", "Workspace"]
 
@@ -426,6 +427,13 @@ class Workspace:
         from headrace.sdk.experiment import Experiment
 
         return {e.name: Experiment(self, e.name) for e, _count in self.backend.list_experiments()}
+
+    @property
+    def models(self) -> dict[str, Model]:
+        """The newest version of every registered model, by name (SDK v1 `ws.models`)."""
+        from headrace.sdk.model import Model
+
+        return {r.name: Model._from_record(self, r) for r in self.backend.list_models(latest=True)}
 
     def close(self) -> None:
         """Release the workspace's database connections (it opens again on next use)."""

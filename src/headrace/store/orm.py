@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -35,6 +36,7 @@ __all__ = [
     "ExperimentRow",
     "GraphRow",
     "MetricRow",
+    "ModelRow",
     "PipelineEndpointRow",
     "PipelineEndpointVersionRow",
     "PipelineRunRow",
@@ -294,3 +296,26 @@ class PortalSessionRow(Base):
     token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class ModelRow(Base):
+    """A registered model version: a file or folder copied into the artifact store
+    (`artifacts/models/<name>/<version>/<root>`), the run that produced it and the datasets
+    it was trained on (`[{"id", "name", "version"}]`). `files` lists `[path, size, sha256]`
+    below the version's folder; `content_hash` is the sha256 of that list."""
+
+    __tablename__ = "models"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    datasets: Mapped[list[Any]] = mapped_column(default=list)
+    run_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    experiment_name: Mapped[str | None] = mapped_column(String(255))
+    root: Mapped[str] = mapped_column(String(255))
+    is_folder: Mapped[bool] = mapped_column(Boolean, default=False)
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

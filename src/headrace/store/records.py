@@ -17,6 +17,7 @@ __all__ = [
     "EventRecord",
     "ExperimentRecord",
     "MetricRecord",
+    "ModelRecord",
     "PipelineEndpointRecord",
     "PipelineRunRecord",
     "PublishedPipelineRecord",
@@ -174,3 +175,30 @@ class PipelineEndpointRecord:
     default_version: str
     versions: dict[str, str]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model version. `files` lists `[path, size, sha256]` below the version's
+    folder (the first part of each path is `root`, the registered file or folder's name);
+    `datasets` the datasets it was trained on (`{"scenario", "id", "name", "version"}`)."""
+
+    name: str
+    version: int
+    description: str | None
+    tags: dict[str, Any]
+    properties: dict[str, Any]
+    datasets: list[dict[str, Any]]
+    run_id: str | None
+    experiment_name: str | None
+    root: str
+    is_folder: bool
+    files: list[list[Any]]
+    size: int
+    content_hash: str
+    created_at: datetime
+
+    @property
+    def id(self) -> str:
+        """SDK v1's model id: `name:version`."""
+        return f"{self.name}:{self.version}"

@@ -106,14 +106,6 @@ MISSING: tuple[Missing, ...] = (
         ],
     ),
     _m(
-        "azureml.core",
-        "Model",
-        "write the model to a PipelineData output or the step's ./outputs "
-        "(run.get_file_names(), run.download_file())",
-        planned="the model registry is being built, issue 14",
-        modules=["azureml.core.model"],
-    ),
-    _m(
         "azureml.core.runconfig",
         "MpiConfiguration",
         "one process per step; leave distributed_job_config out",

@@ -150,7 +150,7 @@ def spawn(
             stdout=out,
             stderr=err,
             writable=prepared.writable,
-            readable=prepared.input_paths.values(),
+            readable=[*prepared.input_paths.values(), *map(str, prepared.readable)],
             private_files=prepared.private_files,
             python=prepared.python,
         )

@@ -16,6 +16,7 @@ from headrace.compat.azureml.core.authentication import (
 from headrace.sdk.compute import ComputeTarget
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
+from headrace.sdk.model import Model
 from headrace.sdk.runconfig import Environment, RunConfiguration, ScriptRunConfig
 from headrace.sdk.runs import Run
 from headrace.sdk.workspace import Workspace
@@ -29,6 +30,7 @@ __all__ = [
     "Environment",
     "Experiment",
     "InteractiveLoginAuthentication",
+    "Model",
     "Run",
     "RunConfiguration",
     "ScriptRunConfig",

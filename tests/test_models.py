@@ -1,0 +1,370 @@
+"""The model registry (issue 14 item 3): `Model.register`, `run.register_model` in and after
+a step, `Model(ws, name, version)`, `Model.list`, `download`, `Model.get_model_path` in a
+scoring step, tags and properties, lineage (run, datasets) and the bad inputs: a path that
+does not exist, a failed run, an unknown name or version.
+
+The pipeline tests follow the SDK v1 notebooks' flows: a training step that registers what
+it wrote to ./outputs, a step that registers a folder with `Model.register(workspace=
+Run.get_context().experiment.workspace, ...)`, and a batch-scoring step whose `init()`
+calls `Model.get_model_path(name)`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from headrace import (
+    ConflictError,
+    Experiment,
+    Model,
+    ModelNotFoundError,
+    Pipeline,
+    PythonScriptStep,
+    UserError,
+    Workspace,
+)
+from tests.conftest import stop_agents
+from tests.servers import served_workspace
+
+
+def _files(folder: Path, files: dict[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content))
+    return folder
+
+
+def _run(ws: Workspace, steps: list[PythonScriptStep], experiment: str = "models") -> object:
+    run = Experiment(ws, experiment).submit(Pipeline(ws, steps=steps))
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    return run
+
+
+@pytest.fixture(params=["local", "server"])
+def ws(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Workspace]:
+    """A fresh workspace, opened from its folder or through a server (a submitter's token)."""
+    root = tmp_path / "ws"
+    local = Workspace.create("test-ws", path=root, show_output=False)
+    if request.param == "local":
+        yield local
+    else:
+        # A small body limit, so model files cross in several chunks.
+        with served_workspace(root, monkeypatch, "submitter", max_body_bytes=100_000) as ws:
+            yield ws
+    stop_agents(root)
+
+
+class _TrainingData:
+    """What model lineage reads of a registered dataset: its id, name and version."""
+
+    def __init__(self, id: str, name: str, version: int) -> None:
+        self.id, self.name, self.version = id, name, version
+
+
+# -- registering from this machine ----------------------------------------------------------
+def test_a_file_and_a_folder_register_as_versions_of_one_name(
+    any_ws: Workspace, tmp_path: Path
+) -> None:
+    _files(tmp_path, {"models/net.meta": "graph", "models/weights/w.bin": b"\x00" * 64})
+    _files(tmp_path, {"iris.pkl": pickle.dumps({"coef": [1, 2]})})
+
+    first = Model.register(
+        workspace=any_ws,
+        model_path=str(tmp_path / "models") + "/",
+        model_name="mnist-prs",
+        tags={"pretrained": "mnist"},
+        properties={"accuracy": "0.98"},
+        description="tensorflow model",
+        model_framework="TensorFlow",
+        model_framework_version="2.0",
+    )
+    second = Model.register(any_ws, str(tmp_path / "iris.pkl"), "mnist-prs")
+
+    assert (first.id, first.version, second.id) == ("mnist-prs:1", 1, "mnist-prs:2")
+    assert first.tags == {"pretrained": "mnist"} and first.description == "tensorflow model"
+    assert first.properties["accuracy"] == "0.98"
+    assert (first.model_framework, first.model_framework_version) == ("TensorFlow", "2.0")
+    assert first.run_id is None and first.run is None
+
+    assert Model(any_ws, "mnist-prs").version == 2  # no version: the newest
+    assert Model(any_ws, "mnist-prs", version=1).id == "mnist-prs:1"
+    assert Model(any_ws, id="mnist-prs:1").tags == {"pretrained": "mnist"}
+    assert Model(any_ws, "mnist-prs", tags=["pretrained"]).version == 1
+
+    # Files are copied into the workspace: changing the source changes nothing registered.
+    (tmp_path / "models" / "net.meta").write_text("changed")
+    target = Path(first.download(str(tmp_path / "dl")))
+    assert target == tmp_path / "dl" / "models"
+    assert (target / "net.meta").read_text() == "graph"
+    assert (target / "weights" / "w.bin").read_bytes() == b"\x00" * 64
+    copy = Path(second.download(str(tmp_path / "dl")))
+    assert pickle.loads(copy.read_bytes()) == {"coef": [1, 2]}
+
+
+def test_the_same_content_has_the_same_hash_whatever_its_name(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    _files(tmp_path, {"a/m.bin": b"same", "b/m.bin": b"same", "c/m.bin": b"other"})
+    one = Model.register(ws, str(tmp_path / "a" / "m.bin"), "one")
+    two = Model.register(ws, str(tmp_path / "b" / "m.bin"), "two")
+    three = Model.register(ws, str(tmp_path / "c" / "m.bin"), "one")
+    assert one.content_hash == two.content_hash != three.content_hash
+    assert len(one.content_hash) == 64
+
+
+def test_list_filters_by_name_tags_properties_and_latest(ws: Workspace, tmp_path: Path) -> None:
+    _files(tmp_path, {"m.pkl": b"m"})
+    path = str(tmp_path / "m.pkl")
+    Model.register(ws, path, "alpha", tags={"stage": "dev"})
+    Model.register(ws, path, "alpha", tags={"stage": "prod", "team": "a"})
+    Model.register(ws, path, "beta", tags={"stage": "prod"}, properties={"algo": "svm"})
+
+    def ids(models: list[Model]) -> list[str]:
+        return [m.id for m in models]
+
+    assert ids(Model.list(ws)) == ["alpha:2", "alpha:1", "beta:1"]
+    assert ids(Model.list(ws, name="alpha")) == ["alpha:2", "alpha:1"]
+    assert ids(Model.list(ws, latest=True)) == ["alpha:2", "beta:1"]
+    assert ids(Model.list(ws, tags=["team"])) == ["alpha:2"]
+    assert ids(Model.list(ws, tags=[["stage", "prod"]])) == ["alpha:2", "beta:1"]
+    assert ids(Model.list(ws, tags=[["stage", "dev"]], latest=True)) == ["alpha:1"]
+    assert ids(Model.list(ws, properties=[["algo", "svm"]])) == ["beta:1"]
+    assert ids(Model.list(ws, name="gamma")) == []
+    assert set(ws.models) == {"alpha", "beta"} and ws.models["alpha"].version == 2
+
+
+def test_tags_properties_update_delete_and_serialize(ws: Workspace, tmp_path: Path) -> None:
+    _files(tmp_path, {"m.pkl": b"m"})
+    model = Model.register(ws, str(tmp_path / "m.pkl"), "clf", tags={"a": "1"})
+    model.add_tags({"b": "2"})
+    model.remove_tags(["a"])
+    model.add_properties({"auc": "0.9"})
+    assert Model(ws, "clf").tags == {"b": "2"}
+    assert Model(ws, "clf").properties == {"auc": "0.9"}
+    model.add_properties({"auc": "0.9"})  # the same value again is fine
+    with pytest.raises(UserError, match="cannot be changed, only added: auc"):
+        model.add_properties({"auc": "0.5"})
+
+    model.update(tags={"only": "this"}, description="now described")
+    fresh = Model(ws, "clf")
+    assert (fresh.tags, fresh.description) == ({"only": "this"}, "now described")
+
+    data = model.serialize()
+    assert data["id"] == "clf:1" and data["tags"] == {"only": "this"}
+    assert Model.deserialize(ws, data) == model
+
+    Model.register(ws, str(tmp_path / "m.pkl"), "clf")
+    model.delete()
+    assert [m.id for m in Model.list(ws)] == ["clf:2"]
+    with pytest.raises(ModelNotFoundError, match="has no version 1; its versions are 2"):
+        Model(ws, "clf", version=1)
+    assert Model.register(ws, str(tmp_path / "m.pkl"), "clf").version == 3  # never reused
+
+
+def test_download_refuses_to_replace_unless_exist_ok(ws: Workspace, tmp_path: Path) -> None:
+    _files(tmp_path, {"m.pkl": b"v1"})
+    model = Model.register(ws, str(tmp_path / "m.pkl"), "clf")
+    model.download(str(tmp_path / "out"))
+    (tmp_path / "out" / "m.pkl").write_bytes(b"edited")
+    with pytest.raises(UserError, match="exist_ok=True"):
+        model.download(str(tmp_path / "out"))
+    assert (tmp_path / "out" / "m.pkl").read_bytes() == b"edited"  # nothing half-written
+    model.download(str(tmp_path / "out"), exist_ok=True)
+    assert (tmp_path / "out" / "m.pkl").read_bytes() == b"v1"
+
+
+def test_get_model_path_outside_a_step(ws: Workspace, tmp_path: Path) -> None:
+    _files(tmp_path, {"m.pkl": b"m"})
+    Model.register(ws, str(tmp_path / "m.pkl"), "clf")
+    path = Model.get_model_path("clf", _workspace=ws)
+    assert Path(path).read_bytes() == b"m" and Path(path).name == "m.pkl"
+    # Without a workspace: SDK v1's local cache, ./azureml-models/<name>/<version>/.
+    os.chdir(tmp_path)
+    with pytest.raises(ModelNotFoundError, match=r"pass _workspace=ws"):
+        Model.get_model_path("clf")
+    _files(tmp_path, {"azureml-models/clf/3/m.pkl": b"cached"})
+    assert Path(Model.get_model_path("clf")).read_bytes() == b"cached"
+
+
+def test_dataset_lineage_is_recorded_by_id_name_and_version(ws: Workspace, tmp_path: Path) -> None:
+    _files(tmp_path, {"m.pkl": b"m"})
+    train = _TrainingData("0b5f-ds", "iris-train", 3)
+    model = Model.register(
+        ws,
+        str(tmp_path / "m.pkl"),
+        "clf",
+        datasets=[("training", train), ("validation", _TrainingData("77aa", "iris-val", 1))],
+    )
+    assert [(d.name, d.version, d.id) for d in model.datasets["training"]] == [
+        ("iris-train", 3, "0b5f-ds")
+    ]
+    assert [d.name for d in Model(ws, "clf").datasets["validation"]] == ["iris-val"]
+    assert [m.id for m in Model.list(ws, dataset_id="0b5f-ds")] == ["clf:1"]
+    with pytest.raises(UserError, match="datasets= takes datasets"):
+        Model.register(ws, str(tmp_path / "m.pkl"), "clf", datasets=["not a dataset"])
+
+
+# -- bad input --------------------------------------------------------------------------------
+def test_a_model_path_that_does_not_exist_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"model path '.*nothing\.pkl' does not exist"):
+        Model.register(ws, str(tmp_path / "nothing.pkl"), "clf")
+    assert Model.list(ws) == []
+    assert not [p for p in (tmp_path / "ws" / "artifacts" / "models").rglob("*") if p.is_file()]
+
+
+def test_an_unknown_model_name_or_version_lists_what_exists(ws: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no model is registered yet"):
+        Model(ws, "clf")
+    _files(tmp_path, {"m.pkl": b"m"})
+    Model.register(ws, str(tmp_path / "m.pkl"), "clf")
+    Model.register(ws, str(tmp_path / "m.pkl"), "clf")
+    Model.register(ws, str(tmp_path / "m.pkl"), "reg")
+    with pytest.raises(ModelNotFoundError, match="the registered models are: clf, reg"):
+        Model(ws, "clff")
+    with pytest.raises(ModelNotFoundError, match="has no version 9; its versions are 1, 2"):
+        Model(ws, "clf", version=9)
+    with pytest.raises(ModelNotFoundError, match="its versions are 1, 2"):
+        Model(ws, id="clf:9")
+    with pytest.raises(UserError, match="is not valid"):
+        Model.register(ws, str(tmp_path / "m.pkl"), "../escape")
+
+
+# -- models from pipeline steps ----------------------------------------------------------------
+TRAIN = """
+    import os, pickle, sys
+    from headrace.compat.azureml.core import Run
+
+    run = Run.get_context()
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/model.pkl", "wb") as fh:
+        pickle.dump({"weights": [0.5, 1.5]}, fh)
+    model = run.register_model(
+        model_name="iris-clf", model_path="outputs/model.pkl", tags={"area": "iris"},
+    )
+    print("REGISTERED", model.id, model.run_id, flush=True)
+    if "--fail" in sys.argv:
+        sys.exit(3)
+"""
+
+SCORE = """
+    import pickle
+    from headrace.compat.azureml.core.model import Model
+
+    def init():
+        global weights
+        with open(Model.get_model_path("iris-clf"), "rb") as fh:
+            weights = pickle.load(fh)["weights"]
+
+    init()
+    print("SCORED", sum(weights), flush=True)
+"""
+
+
+def test_a_step_registers_its_output_and_a_later_step_scores_with_it(
+    any_ws: Workspace, tmp_path: Path
+) -> None:
+    src = _files(tmp_path / "src", {"train.py": TRAIN, "score.py": SCORE})
+    train = PythonScriptStep("train.py", source_directory=str(src), allow_reuse=False)
+    score = PythonScriptStep("score.py", source_directory=str(src), allow_reuse=False)
+    score.run_after(train)
+    run = _run(any_ws, [train, score])
+    assert run.get_status() == "Finished", run.get_details()
+    trained = run.find_step_run("train.py")[0]
+    assert f"REGISTERED iris-clf:1 {trained.id}" in trained.get_stdout_log()
+    assert "SCORED 2.0" in run.find_step_run("score.py")[0].get_stdout_log()
+
+    model = Model(any_ws, "iris-clf")
+    assert model.run_id == trained.id and model.experiment_name == "models"
+    assert model.run.id == trained.id and model.tags == {"area": "iris"}
+    assert "outputs/model.pkl" in trained.get_file_names()
+    assert [m.id for m in Model.list(any_ws, run_id=trained.id)] == ["iris-clf:1"]
+
+
+def test_a_finished_step_run_registers_a_model_from_its_files(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    src = _files(
+        tmp_path / "src",
+        {
+            "fit.py": """
+                import os
+                os.makedirs("outputs/net", exist_ok=True)
+                open("outputs/net/w.bin", "wb").write(b"weights")
+                open("outputs/net/cfg.json", "w").write("{}")
+            """
+        },
+    )
+    run = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    step = run.find_step_run("fit.py")[0]
+    model = step.register_model("net", model_path="outputs/net", description="from a run")
+    assert model.run_id == step.id and model.description == "from a run"
+    folder = Path(Model.get_model_path("net", _workspace=ws))
+    assert sorted(p.name for p in folder.iterdir()) == ["cfg.json", "w.bin"]
+
+    with pytest.raises(UserError, match=r"has no file or folder 'outputs/nope.pkl'; its files"):
+        step.register_model("net", model_path="outputs/nope.pkl")
+    assert [m.version for m in Model.list(ws, name="net")] == [1]
+
+
+def test_registering_a_model_from_a_failed_run_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    src = _files(tmp_path / "src", {"train.py": TRAIN})
+    step = PythonScriptStep("train.py", source_directory=str(src), arguments=["--fail"])
+    run = _run(ws, [step])
+    assert run.get_status() == "Failed"
+    failed = run.find_step_run("train.py")[0]
+    with pytest.raises(ConflictError, match=r"ended Failed; a model is registered only from"):
+        failed.register_model("again", model_path="outputs/model.pkl")
+    assert [m.name for m in Model.list(ws)] == ["iris-clf"]  # what it registered while running
+
+
+def test_a_step_registers_a_folder_through_its_workspace(ws: Workspace, tmp_path: Path) -> None:
+    # The hyperparameter-tuning notebook's register_model.py: Model.register inside a step.
+    src = _files(
+        tmp_path / "src",
+        {
+            "register.py": """
+                import os, shutil
+                from headrace.compat.azureml.core import Model, Run
+
+                os.makedirs("./model/", exist_ok=True)
+                open("./model/saved.h5", "w").write("weights")
+                ws = Run.get_context().experiment.workspace
+                model = Model.register(workspace=ws, model_name="tf-dnn", model_path="./model/")
+                print("VERSION", model.version, flush=True)
+            """
+        },
+    )
+    run = _run(ws, [PythonScriptStep("register.py", source_directory=str(src))])
+    assert run.get_status() == "Finished", run.find_step_run("register.py")[0].get_stderr_log()
+    step = run.find_step_run("register.py")[0]
+    assert "Registering model tf-dnn\nVERSION 1" in step.get_stdout_log()
+    model = Model(ws, "tf-dnn")
+    assert model.run_id == step.id
+    assert (Path(Model.get_model_path("tf-dnn", _workspace=ws)) / "saved.h5").read_text() == (
+        "weights"
+    )
+
+
+def test_a_scoring_step_asking_for_an_unknown_model_fails_naming_what_exists(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    _files(tmp_path, {"m.pkl": b"m"})
+    Model.register(ws, str(tmp_path / "m.pkl"), "iris-clf-v0")
+    src = _files(tmp_path / "src", {"score.py": SCORE})
+    run = _run(ws, [PythonScriptStep("score.py", source_directory=str(src))])
+    assert run.get_status() == "Failed"
+    log = run.find_step_run("score.py")[0].get_stderr_log()
+    assert "ModelNotFoundError" in log
+    assert "No model named 'iris-clf' is registered" in log and "iris-clf-v0" in log
