@@ -76,6 +76,14 @@ def test_tabular_reads_with_types_header_and_separator(store, tmp_path: Path) ->
     semi.write_text("1;2\n3;4\n")
     raw = Dataset.Tabular.from_delimited_files(str(semi), separator=";", header=False)
     assert raw.to_pandas_dataframe().to_dict("list") == {"Column1": [1, 3], "Column2": [2, 4]}
+    codes = tmp_path / "codes.csv"
+    codes.write_text("code,n\n007,1\n042,2\n")
+    text = Dataset.Tabular.from_delimited_files(
+        str(codes), infer_column_types=False, set_column_types={"n": DataType.to_long()}
+    )
+    assert text.to_pandas_dataframe().to_dict("list") == {"code": ["007", "042"], "n": [1, 2]}
+    with pytest.raises(ValueError, match="partition_format is not supported"):
+        Dataset.Tabular.from_delimited_files(str(codes), partition_format="{x}/a.csv")
 
 
 def test_transforms(store) -> None:  # type: ignore[no-untyped-def]
