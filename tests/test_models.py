@@ -11,6 +11,7 @@ calls `Model.get_model_path(name)`.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import textwrap
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from headrace import (
     ConflictError,
@@ -29,8 +31,9 @@ from headrace import (
     UserError,
     Workspace,
 )
+from headrace.cli.main import app as cli_app
 from tests.conftest import stop_agents
-from tests.servers import served_workspace
+from tests.servers import RUNNER, served_workspace
 
 
 def _files(folder: Path, files: dict[str, str | bytes]) -> Path:
@@ -368,3 +371,50 @@ def test_a_scoring_step_asking_for_an_unknown_model_fails_naming_what_exists(
     log = run.find_step_run("score.py")[0].get_stderr_log()
     assert "ModelNotFoundError" in log
     assert "No model named 'iris-clf' is registered" in log and "iris-clf-v0" in log
+
+
+# -- the command line ------------------------------------------------------------------------
+def _cli(*args: object, code: int = 0) -> Result:
+    result = RUNNER.invoke(cli_app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_the_cli_lists_shows_and_downloads_models(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    ws = Workspace.create("test-ws", path=root, show_output=False)
+    _files(tmp_path, {"net/w.bin": b"w" * 2000, "net/cfg.json": "{}", "clf.pkl": b"c"})
+    Model.register(ws, str(tmp_path / "net"), "net", tags={"stage": "dev"})
+    Model.register(ws, str(tmp_path / "clf.pkl"), "net", tags={"stage": "prod"})
+    Model.register(ws, str(tmp_path / "clf.pkl"), "clf", properties={"auc": "0.9"})
+
+    listed = json.loads(_cli("model", "list", "-w", root, "--json").stdout)["models"]
+    assert [m["id"] for m in listed] == ["clf:1", "net:2", "net:1"]
+    latest = json.loads(
+        _cli("models", "list", "--latest", "--tag", "stage=prod", "-w", root, "--json").stdout
+    )
+    assert [m["id"] for m in latest["models"]] == ["net:2"]
+    table = _cli("model", "list", "-w", root).stdout
+    assert "net" in table and "stage=dev" in table and "2.0 KB" in table
+
+    shown = json.loads(_cli("model", "show", "net:1", "-w", root, "--json").stdout)
+    assert shown["versions"] == [1, 2] and shown["is_folder"] and shown["size"] == 2002
+    assert sorted(f["path"] for f in shown["files"]) == ["net/cfg.json", "net/w.bin"]
+    assert json.loads(_cli("model", "show", "net", "-w", root, "--json").stdout)["version"] == 2
+    assert "net/w.bin" in _cli("model", "show", "net", "--version", "1", "-w", root).stdout
+
+    done = json.loads(
+        _cli("model", "download", "net:1", tmp_path / "dl", "-w", root, "--json").stdout
+    )
+    assert done["path"] == str(tmp_path / "dl" / "net")
+    assert (tmp_path / "dl" / "net" / "w.bin").read_bytes() == b"w" * 2000
+    again = _cli("model", "download", "net:1", tmp_path / "dl", "-w", root, code=1)
+    assert "exist_ok=True" in again.stderr and "Traceback" not in again.output
+    _cli("model", "download", "net:1", tmp_path / "dl", "--exist-ok", "-w", root)
+
+    missing = _cli("model", "show", "nett", "-w", root, code=1)
+    assert missing.stderr.strip() == (
+        "error: No model named 'nett' is registered in this workspace; the registered models "
+        "are: clf, net. Register one with Model.register(ws, model_path, model_name)."
+    )
+    assert "its versions are 1, 2" in _cli("model", "show", "net:7", "-w", root, code=1).stderr

@@ -35,6 +35,7 @@ __all__ = [
     "check_extra_arguments",
     "dataset_lineage",
     "framework_properties",
+    "parse_model_id",
 ]
 
 _CACHE = "azureml-models"
@@ -108,7 +109,7 @@ def framework_properties(
     return merged
 
 
-def _parse_id(model_id: str) -> tuple[str, int | None]:
+def parse_model_id(model_id: str) -> tuple[str, int | None]:
     name, sep, version = str(model_id).rpartition(":")
     if not sep:
         return str(model_id), None
@@ -141,7 +142,7 @@ class Model:
         if kwargs:
             raise UserError(f"Model(...) got unexpected arguments: {', '.join(sorted(kwargs))}.")
         if id is not None:
-            name, version = _parse_id(id)
+            name, version = parse_model_id(id)
         if name is None:
             raise UserError("Model(ws, ...) needs a name or an id ('name:version').")
         backend = workspace.backend
