@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, details_table, format_time, iso, print_json
+from headrace.cli.output import console, details_table, format_time, print_json
 from headrace.sdk.model import Model, parse_model_id
-from headrace.store.records import ModelRecord
+from headrace.store.models import model_document
 
-__all__ = ["app", "model_document"]
+__all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, help="List registered models, show and download them.")
 
@@ -32,27 +33,6 @@ def _size(size: int) -> str:
             return f"{amount:,.0f} {unit}" if unit == "B" else f"{amount:,.1f} {unit}"
         amount /= 1000
     return f"{amount:,.1f} GB"
-
-
-def model_document(record: ModelRecord) -> dict[str, Any]:
-    """A model version as the CLI's --json and the portal's JSON twins show it."""
-    return {
-        "id": record.id,
-        "name": record.name,
-        "version": record.version,
-        "description": record.description,
-        "tags": record.tags,
-        "properties": record.properties,
-        "run_id": record.run_id,
-        "experiment": record.experiment_name,
-        "datasets": record.datasets,
-        "root": record.root,
-        "is_folder": record.is_folder,
-        "files": [{"path": f[0], "size": f[1], "sha256": f[2]} for f in record.files],
-        "size": record.size,
-        "content_hash": record.content_hash,
-        "created_at": iso(record.created_at),
-    }
 
 
 def _tags(values: list[str] | None) -> list[Any] | None:
@@ -113,7 +93,7 @@ def show(
     datasets = ", ".join(
         f"{d.get('name')}:{d.get('version')} ({d.get('scenario')})" for d in record.datasets
     )
-    rows: list[tuple[str, str]] = [
+    rows: list[tuple[str, str | Text]] = [
         ("Model", record.id),
         ("Versions", ", ".join(str(v) for v in versions)),
         ("Created", format_time(record.created_at)),
