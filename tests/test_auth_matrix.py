@@ -100,6 +100,12 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", V1 + "/datastores/{name}/files/{path:path}"): READER,
     ("PUT", V1 + "/datastores/{name}/files/{path:path}"): SUBMITTER,
     ("GET", V1 + "/compute-targets"): READER,
+    ("GET", V1 + "/datasets"): READER,
+    ("POST", V1 + "/datasets"): SUBMITTER,
+    ("GET", V1 + "/datasets/{name}/versions"): READER,
+    ("GET", V1 + "/datasets/{name}/versions/{version}"): READER,
+    ("GET", V1 + "/dataset-versions/{dataset_id}"): READER,
+    ("GET", V1 + "/dataset-versions/{dataset_id}/lineage"): READER,
     ("GET", V1 + "/compute-targets/{name}"): READER,
     ("PUT", V1 + "/compute-targets/{name}"): ADMIN,
     ("GET", V1 + "/compute-targets/{name}/running-steps"): READER,
@@ -284,6 +290,7 @@ def concrete(world: World, method: str, path: str, rule: Rule) -> str:
         "name": "x",
         "path": "x.txt",
         "rest": "nowhere",
+        "dataset_id": "0" * 36,
     }
     text = re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], path)
     if path == "/ui/static":

@@ -23,6 +23,8 @@ from headrace.store.datastores import clean_relative_path
 from headrace.store.objectstores import OBJECT_STORE_TYPES, ObjectDatastoreFiles, save_secrets
 from headrace.store.records import (
     ComputeTargetRecord,
+    DatasetLineageRecord,
+    DatasetRecord,
     DatastoreRecord,
     EventRecord,
     ExperimentRecord,
@@ -95,6 +97,47 @@ class LocalBackend(LocalModelMethods):
 
     def set_default_datastore(self, name: str) -> None:
         self.meta.set_default_datastore(name)
+
+    def local_datastore_path(self, name: str) -> str | None:
+        files = self.store.datastore_files(name)
+        return str(files.local_path("")) if files.is_local else None
+
+    # -- datasets --------------------------------------------------------------------------
+    def register_dataset(
+        self,
+        definition: dict[str, Any],
+        *,
+        name: str,
+        description: str | None,
+        tags: dict[str, Any],
+        create_new_version: bool,
+    ) -> DatasetRecord:
+        from headrace.engine import datasets
+
+        return datasets.register(
+            self.store,
+            definition,
+            name=name,
+            description=description,
+            tags=tags,
+            create_new_version=create_new_version,
+        )
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord:
+        return self.meta.get_dataset(name, version)
+
+    def get_dataset_by_id(self, dataset_id: str) -> DatasetRecord:
+        return self.meta.get_dataset_by_id(dataset_id)
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        return self.meta.list_datasets()
+
+    def list_dataset_versions(self, name: str) -> list[DatasetRecord]:
+        return self.meta.dataset_versions(name)
+
+    def dataset_lineage(self, dataset_id: str) -> list[DatasetLineageRecord]:
+        self.meta.get_dataset_by_id(dataset_id)  # raises for an unknown id
+        return self.meta.dataset_lineage(dataset_id)
 
     def datastore_root(self, name: str) -> str:
         record = self.meta.find_datastore(name)

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from headrace.graph.model import Graph
     from headrace.store.records import (
         ComputeTargetRecord,
+        DatasetLineageRecord,
+        DatasetRecord,
         DatastoreRecord,
         EventRecord,
         ExperimentRecord,
@@ -78,6 +80,41 @@ class Backend(Protocol):
         show_progress: bool,
     ) -> int:
         """Download (datastore path, local file) pairs; returns how many were written."""
+        ...
+
+    def local_datastore_path(self, name: str) -> str | None:
+        """The folder of a datastore on this machine (read directly, no copy); None for
+        object stores and for datastores of a server."""
+        ...
+
+    # -- datasets --------------------------------------------------------------------------
+    def register_dataset(
+        self,
+        definition: dict[str, Any],
+        *,
+        name: str,
+        description: str | None,
+        tags: dict[str, Any],
+        create_new_version: bool,
+    ) -> DatasetRecord:
+        """Register a dataset definition as a version of `name`, recording its content
+        identity (store/dataset_queries.py says when a new version is made)."""
+        ...
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord:
+        """A version (None: the latest); DatasetNotFoundError lists what exists."""
+        ...
+
+    def get_dataset_by_id(self, dataset_id: str) -> DatasetRecord: ...
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        """The latest version of every dataset."""
+        ...
+
+    def list_dataset_versions(self, name: str) -> list[DatasetRecord]: ...
+
+    def dataset_lineage(self, dataset_id: str) -> list[DatasetLineageRecord]:
+        """The step runs that produced and consumed a dataset version."""
         ...
 
     # -- compute ---------------------------------------------------------------------------

@@ -44,6 +44,8 @@ from headrace.store.datastores import clean_relative_path, partial_path
 from headrace.store.layout import write_json_atomic
 from headrace.store.records import (
     ComputeTargetRecord,
+    DatasetLineageRecord,
+    DatasetRecord,
     DatastoreRecord,
     EventRecord,
     ExperimentRecord,
@@ -191,6 +193,48 @@ class RemoteBackend(RemoteModelMethods):
         info: dict[str, Any] = self._json("GET", "/workspace")
         info["server_url"] = self.url
         return info
+
+    # -- datasets --------------------------------------------------------------------------
+    def local_datastore_path(self, name: str) -> str | None:
+        return None  # the server's folders are not this machine's
+
+    def register_dataset(
+        self,
+        definition: dict[str, Any],
+        *,
+        name: str,
+        description: str | None,
+        tags: dict[str, Any],
+        create_new_version: bool,
+    ) -> DatasetRecord:
+        body = {
+            "definition": definition,
+            "name": name,
+            "description": description,
+            "tags": tags,
+            "create_new_version": create_new_version,
+        }
+        return from_wire(DatasetRecord, self._json("POST", "/datasets", body=body))
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord:
+        which = "latest" if version is None else str(version)
+        path = f"/datasets/{_seg(name)}/versions/{which}"
+        return from_wire(DatasetRecord, self._json("GET", path))
+
+    def get_dataset_by_id(self, dataset_id: str) -> DatasetRecord:
+        path = f"/dataset-versions/{_seg(dataset_id)}"
+        return from_wire(DatasetRecord, self._json("GET", path))
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        return [from_wire(DatasetRecord, d) for d in self._json("GET", "/datasets")]
+
+    def list_dataset_versions(self, name: str) -> list[DatasetRecord]:
+        path = f"/datasets/{_seg(name)}/versions"
+        return [from_wire(DatasetRecord, d) for d in self._json("GET", path)]
+
+    def dataset_lineage(self, dataset_id: str) -> list[DatasetLineageRecord]:
+        path = f"/dataset-versions/{_seg(dataset_id)}/lineage"
+        return [from_wire(DatasetLineageRecord, d) for d in self._json("GET", path)]
 
     # -- datastores ------------------------------------------------------------------------
     def list_datastores(self) -> list[DatastoreRecord]:

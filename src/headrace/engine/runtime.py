@@ -113,6 +113,11 @@ class ResolvedData:
     mode: str = "mount"
     path_on_compute: str | None = None
     overwrite: bool = False
+    # A dataset input: its definition (store/datasets.py); `datastore` is then "".
+    dataset: dict[str, Any] | None = None
+    # Intermediate data read as a dataset (`Run.input_datasets`): {"kind": "file"} or a
+    # tabular definition without sources.
+    read_as: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,8 @@ class PreparedStep:
     writable: tuple[Path, ...] = ()
     private_files: tuple[Path, ...] = ()
     # What an isolated step reads of the workspace besides its inputs: the model registry
-    # (`Model.get_model_path` reads a model in place; the rows come from the server).
+    # (`Model.get_model_path` reads a model in place; the rows come from the server), and
+    # the folders its dataset inputs' links point into.
     readable: tuple[Path, ...] = ()
     python: str = sys.executable  # the interpreter `argv` starts (task.python)
 
@@ -214,7 +220,16 @@ def prepare(
     env_paths: dict[str, str] = {}
     handles: dict[str, str] = {}
     fetches: list[Fetch] = []
+    datasets: dict[str, Any] = {}
+    dataset_roots: list[Path] = []
     for item in task.inputs:
+        if item.dataset is not None:
+            path, roots = _dataset_input(ws, item, cwd)
+            dataset_roots += roots
+            paths[item.port] = path
+            env_paths[item.port] = env_paths[item.data_name] = path
+            datasets[item.port] = _input_dataset(item.dataset, path)
+            continue
         files = ws.datastore_files(item.datastore)
         if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles) and not isolated:
             path = files.uri(item.path_on_datastore)
@@ -225,6 +240,8 @@ def prepare(
                 fetches.append(fetch)
         paths[item.port] = path
         env_paths[item.port] = env_paths[item.data_name] = path
+        if item.read_as is not None:
+            datasets[item.port] = _input_dataset(item.read_as, path)
     staged: dict[str, Path] = {}
     for item in task.outputs:
         target = _staged_output(ws, task, item)
@@ -253,6 +270,8 @@ def prepare(
             shutil.rmtree(scratch)
         scratch.mkdir()
         readable = (ws.artifacts.models_dir(),)
+    # The folders a dataset input's links point into (its files stay where they are).
+    readable += tuple(dataset_roots)
     env = _environment(ws, task, env_paths, values, python, run_dir, scratch)
     private: tuple[Path, ...] = ()
     extra: list[Path] = []
@@ -269,6 +288,10 @@ def prepare(
             extra, private = [parent, staging], (*private, final)
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{env_name(name)}"] = handle
+    if datasets:
+        import json
+
+        env["HEADRACE_INPUT_DATASETS"] = json.dumps(datasets, separators=(",", ":"))
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
@@ -386,6 +409,26 @@ def _token_file(scratch: Path, token: str) -> Path:
     with os.fdopen(fd, "w") as out:
         out.write(token)
     return path
+
+
+def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[str, list[Path]]:
+    """Where the step reads a dataset input (engine/datasets.py), and the folders its files
+    are in (readable by an isolated step)."""
+    from headrace.engine.datasets import materialize
+
+    assert item.dataset is not None
+    folder = cwd / (item.path_on_compute or item.port)
+    return materialize(ws, item.dataset, folder, item.mode)
+
+
+def _input_dataset(definition: dict[str, Any], path: str) -> dict[str, Any]:
+    """What `Run.input_datasets[port]` is made from: the path, and for a tabular dataset
+    how to read the files there."""
+    if definition.get("kind") == "tabular":
+        from headrace.engine.datasets import step_definition
+
+        return {"kind": "tabular", "path": path, "definition": step_definition(definition, path)}
+    return {"kind": "file", "path": path}
 
 
 def _resolve_input(

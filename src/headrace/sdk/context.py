@@ -259,10 +259,26 @@ class ScriptRun(_LoggingMixin, Run):
             Path(env.get("HEADRACE_PIPELINE_RUN_DIR") or self._run_dir),
         )
         self._experiment: Any = None
+        self._input_datasets_json = env.get("HEADRACE_INPUT_DATASETS") or "{}"
 
     @property
     def id(self) -> str:
         return self._id
+
+    @property
+    def input_datasets(self) -> dict[str, Any]:
+        """The step's dataset inputs by name: a FileDataset input is the path of its files
+        (a folder, or the file of a one-file dataset), a TabularDataset input a
+        TabularDataset reading the step's copy or links (SDK v1's `run.input_datasets`)."""
+        from headrace.sdk.datasets import dataset_from_definition
+
+        found: dict[str, Any] = {}
+        for port, item in json.loads(self._input_datasets_json).items():
+            if item.get("kind") == "tabular":
+                found[port] = dataset_from_definition(item["definition"])
+            else:
+                found[port] = item["path"]
+        return found
 
     @property
     def experiment(self) -> Any:  # type: ignore[override]
@@ -367,6 +383,10 @@ class OfflineRun:
     @property
     def experiment(self) -> None:
         return None
+
+    @property
+    def input_datasets(self) -> dict[str, Any]:
+        return {}
 
     @property
     def tags(self) -> dict[str, Any]:

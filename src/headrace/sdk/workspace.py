@@ -377,6 +377,13 @@ class Workspace:
 
         return {d.name: Datastore._from_record(self, d) for d in self.backend.list_datastores()}
 
+    @property
+    def datasets(self) -> dict[str, Any]:
+        """The registered datasets by name, each its latest version (SDK v1 `ws.datasets`)."""
+        from headrace.sdk.datasets import dataset_from_record
+
+        return {r.name: dataset_from_record(self, r) for r in self.backend.list_datasets()}
+
     def get_default_datastore(self) -> Datastore:
         from headrace.sdk.datastore import Datastore
 

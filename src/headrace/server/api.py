@@ -32,7 +32,7 @@ from starlette.background import BackgroundTask
 
 from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
 from headrace.errors import ConflictError, NotFoundError, UserError
-from headrace.server import api_models, api_publishing
+from headrace.server import api_datasets, api_models, api_publishing
 from headrace.server.access import (
     Admin,
     QueriedRunReader,
@@ -523,4 +523,5 @@ def tag_run(
 # Listed route by route (not an included router, which FastAPI resolves lazily), so
 # `app.routes` holds every route and the auth matrix walks them all.
 router.routes.extend(api_publishing.router.routes)
+router.routes.extend(api_datasets.router.routes)
 router.routes.extend(api_models.router.routes)

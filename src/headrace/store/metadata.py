@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from headrace.errors import ConflictError, NotFoundError, RunNotFoundError
 from headrace.store.database import Database
+from headrace.store.dataset_queries import DatasetQueries
 from headrace.store.models import ModelQueries
 from headrace.store.orm import (
     ComputeTargetRow,
@@ -74,7 +75,9 @@ def pipeline_record(row: PipelineRunRow | Row[Any], experiment_name: str) -> Pip
     )
 
 
-class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries, ModelQueries):
+class SqlMetadataStore(
+    StepRunQueries, PublishingQueries, TokenQueries, DatasetQueries, ModelQueries
+):
     """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
 
     def __init__(self, database: Database) -> None:

@@ -31,6 +31,8 @@ __all__ = [
     "ApiTokenRow",
     "Base",
     "ComputeTargetRow",
+    "DatasetLineageRow",
+    "DatasetRow",
     "DatastoreRow",
     "EventRow",
     "ExperimentRow",
@@ -296,6 +298,45 @@ class PortalSessionRow(Base):
     token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class DatasetRow(Base):
+    """A version of a registered dataset. `files` (every file's path, size and checksum or
+    ETag) can be large: queries that list datasets leave it out."""
+
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    definition_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    produced_by: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_datasets_name_version", "name", "version", unique=True),)
+
+
+class DatasetLineageRow(Base):
+    """A step run that produced or consumed a dataset version (written with the step)."""
+
+    __tablename__ = "dataset_lineage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(String(36))
+    role: Mapped[str] = mapped_column(String(16))
+    step_run_id: Mapped[str] = mapped_column(String(36))
+    pipeline_run_id: Mapped[str] = mapped_column(String(36))
+    port: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_dataset_lineage_dataset", "dataset_id", "id"),
+        Index("ix_dataset_lineage_step_run", "step_run_id"),
+    )
 
 
 class ModelRow(Base):

@@ -13,6 +13,8 @@ __all__ = [
     "ACTIVE_STEP_STATUSES",
     "TERMINAL_STATUSES",
     "ComputeTargetRecord",
+    "DatasetLineageRecord",
+    "DatasetRecord",
     "DatastoreRecord",
     "EventRecord",
     "ExperimentRecord",
@@ -175,6 +177,38 @@ class PipelineEndpointRecord:
     default_version: str
     versions: dict[str, str]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One version of a registered dataset: its definition (what it reads and how), and the
+    content identity its files had when the version was made (`content`: hash, file_count,
+    total_bytes; the file list itself is read with `dataset_files`)."""
+
+    id: str
+    name: str
+    version: int
+    kind: str
+    definition: dict[str, Any]
+    content: dict[str, Any]
+    description: str | None
+    tags: dict[str, Any]
+    produced_by: str | None  # the step run that wrote the data (register_on_complete)
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetLineageRecord:
+    """A step run that produced or consumed a dataset version."""
+
+    dataset_id: str
+    role: str  # "produced" or "consumed"
+    step_run_id: str
+    pipeline_run_id: str
+    port: str
+    step_name: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

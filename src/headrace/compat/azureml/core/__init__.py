@@ -14,6 +14,7 @@ from headrace.compat.azureml.core.authentication import (
     ServicePrincipalAuthentication,
 )
 from headrace.sdk.compute import ComputeTarget
+from headrace.sdk.datasets import Dataset
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
 from headrace.sdk.model import Model
@@ -26,6 +27,7 @@ VERSION = f"1.61.0+headrace.{__version__}"
 __all__ = [
     "VERSION",
     "ComputeTarget",
+    "Dataset",
     "Datastore",
     "Environment",
     "Experiment",
