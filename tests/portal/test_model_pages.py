@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from headrace import Experiment, Model, Pipeline, PythonScriptStep, Workspace
+from headrace import Dataset, Experiment, Model, Pipeline, PythonScriptStep, Workspace
 from tests.portal.conftest import counted_queries, screenshot
 from tests.servers import LiveServer
 
@@ -35,15 +35,9 @@ def registered(ws: Workspace, root: Path) -> str:
         Pipeline(ws, steps=[PythonScriptStep("train.py", source_directory=str(src))])
     )
     assert run.wait_for_completion(show_output=False) == "Finished"
-    Model.register(
-        ws, str(src / "net"), "net", datasets=[("training", _Dataset("d-1", "images", 4))]
-    )
+    images = Dataset.File.from_files(path=str(src / "net")).register(ws, "images")
+    Model.register(ws, str(src / "net"), "net", datasets=[("training", images)])
     return str(run.find_step_run("train.py")[0].id)
-
-
-class _Dataset:
-    def __init__(self, id: str, name: str, version: int) -> None:
-        self.id, self.name, self.version = id, name, version
 
 
 def test_the_models_list_and_a_models_versions_with_lineage(
@@ -67,10 +61,10 @@ def test_the_models_list_and_a_models_versions_with_lineage(
 
     net = httpx.get(f"{portal.url}/ui/models/net.json").json()["selected"]
     assert [(d["name"], d["version"], d["scenario"]) for d in net["datasets"]] == [
-        ("images", 4, "training")
+        ("images", 1, "training")
     ]
     page = httpx.get(f"{portal.url}/ui/models/net").text
-    assert "images:4" in page and "net/w.bin" in page
+    assert "images:1" in page and "net/w.bin" in page
 
 
 def test_unknown_models_and_versions_are_404_pages_naming_what_exists(
