@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
+from headrace.engine.publishing import IGNORED_PARAMETERS
 from headrace.errors import NotFoundError
 from headrace.sdk.published import SUBMIT_PREFIX, submit_url
 from headrace.server.access import (
@@ -84,8 +85,16 @@ def _submit(
         data_path_assignments={k: v.model_dump() for k, v in body.DataPathAssignments.items()}
         or None,
         with_preview=False,
+        # SDK v1 ran a REST submit with undeclared parameters and dropped them; so does
+        # this route, saying which in the answer and in the run's properties.
+        ignore_unknown_parameters=True,
     )
-    return _entity(request, submission.run, pipeline_id)
+    entity = _entity(request, submission.run, pipeline_id)
+    if IGNORED_PARAMETERS in submission.run.properties:
+        declared = submission.run.parameters  # every declared parameter has its value
+        ignored = [k for k in body.ParameterAssignments if k not in declared]
+        entity["IgnoredParameterAssignments"] = ignored
+    return entity
 
 
 def _entity(request: Request, run: PipelineRunRecord, pipeline_id: str | None) -> dict[str, Any]:
