@@ -175,6 +175,8 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/compute"): PAGE,
     ("GET", "/ui/datastores"): PAGE,
     ("GET", "/ui/datastores/{name}"): PAGE,
+    ("GET", "/ui/datasets"): PAGE,
+    ("GET", "/ui/datasets/{name}"): PAGE,
     ("GET", "/ui/datastores/{name}/browse/{path:path}"): PAGE,
     ("GET", "/ui/datastores/{name}/download/{path:path}"): PAGE,
     ("GET", "/ui/{rest:path}"): PAGE,  # unknown pages: a 404 page, for signed-in viewers

@@ -63,8 +63,10 @@ def test_the_models_list_and_a_models_versions_with_lineage(
     assert [(d["name"], d["version"], d["scenario"]) for d in net["datasets"]] == [
         ("images", 1, "training")
     ]
+    assert net["datasets"][0]["url"] == "/ui/datasets/images?version=1"
     page = httpx.get(f"{portal.url}/ui/models/net").text
-    assert "images:1" in page and "net/w.bin" in page
+    assert 'href="/ui/datasets/images?version=1">images:1</a>' in page and "net/w.bin" in page
+    assert httpx.get(portal.url + net["datasets"][0]["url"]).status_code == 200
 
 
 def test_unknown_models_and_versions_are_404_pages_naming_what_exists(

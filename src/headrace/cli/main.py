@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from headrace.cli import (
+    datasets,
     datastores,
     endpoints,
     models,
@@ -95,6 +96,8 @@ app = typer.Typer(
 )
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(datastores.app, name="datastore")
+app.add_typer(datasets.app, name="dataset")
+app.add_typer(datasets.app, name="datasets", hidden=True)  # the plural spelling works too
 app.add_typer(runs.app, name="run")
 app.add_typer(steps.app, name="step")
 app.add_typer(tokens.app, name="token")

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from headrace.server.portal import (
     compare,
+    datasets,
     datastores,
     models,
     publishing,
@@ -27,7 +28,17 @@ from headrace.server.portal.base import HERE, PortalError, PortalState, ViewerDe
 
 __all__ = ["mount"]
 
-_PAGE_MODULES = (session, runs, run_pages, step_pages, compare, publishing, models, datastores)
+_PAGE_MODULES = (
+    session,
+    runs,
+    run_pages,
+    step_pages,
+    compare,
+    publishing,
+    models,
+    datastores,
+    datasets,
+)
 
 
 @router.get("/")

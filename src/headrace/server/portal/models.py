@@ -1,7 +1,7 @@
 """The model registry: every model (its newest version, how many versions), and one model's
 versions with their lineage: the run that registered each (linked to its step or pipeline
-run page) and the datasets it was trained on (linked to their pages when the portal has
-dataset pages). Three statements a page, whatever the registry's size.
+run page) and the datasets it was trained on (linked to their pages). Three statements a
+page, whatever the registry's size.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from headrace.store.records import ModelRecord
 
 __all__: list[str] = []
 
-_DATASET_PAGE = "/ui/datasets/{name}"
-
 
 def _run_urls(request: Request, records: list[ModelRecord]) -> dict[str, str]:
     """run id -> its page, for the runs that registered `records` (one query)."""
@@ -28,11 +26,7 @@ def _run_urls(request: Request, records: list[ModelRecord]) -> dict[str, str]:
     return {i: f"/ui/steps/{i}" if i in steps else f"/ui/runs/{i}" for i in ids}
 
 
-def _dataset_pages(request: Request) -> bool:
-    return any(getattr(r, "path", None) == _DATASET_PAGE for r in request.app.routes)
-
-
-def _row(record: ModelRecord, runs: dict[str, str], datasets: bool) -> dict[str, Any]:
+def _row(record: ModelRecord, runs: dict[str, str]) -> dict[str, Any]:
     row = model_document(record)
     row["created"] = record.created_at
     row["url"] = f"/ui/models/{quote(record.name)}?version={record.version}"
@@ -42,7 +36,7 @@ def _row(record: ModelRecord, runs: dict[str, str], datasets: bool) -> dict[str,
             **d,
             "url": (
                 f"/ui/datasets/{quote(str(d['name']))}?version={quote(str(d.get('version')))}"
-                if datasets and d.get("name")
+                if d.get("name")
                 else None
             ),
         }
@@ -60,10 +54,9 @@ def models(request: Request, _viewer: ViewerDep) -> Response:
         counts[record.name] = counts.get(record.name, 0) + 1
     newest = [r for r in everything if r.version == max_version(everything, r.name)]
     runs = _run_urls(request, newest)
-    datasets = _dataset_pages(request)
     rows = [
         {
-            **_row(r, runs, datasets),
+            **_row(r, runs),
             "url": f"/ui/models/{quote(r.name)}",
             "versions": counts[r.name],
         }
@@ -94,10 +87,9 @@ def model(request: Request, _viewer: ViewerDep, name: str, version: int | None =
             404, f"Model {name!r} has no version {version}; its versions are {listed}."
         )
     runs = _run_urls(request, versions)
-    datasets = _dataset_pages(request)
     data = {
         "name": name,
-        "selected": _row(chosen, runs, datasets),
-        "versions": [_row(r, runs, datasets) for r in versions],
+        "selected": _row(chosen, runs),
+        "versions": [_row(r, runs) for r in versions],
     }
     return render(request, "model.html", title=f"Model {name}", data=data)
