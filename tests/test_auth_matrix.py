@@ -170,6 +170,8 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/endpoints"): PAGE,
     ("GET", "/ui/endpoints/{name}"): PAGE,
     ("POST", "/ui/endpoints/{name}/submit"): PAGE_SUBMIT,
+    ("GET", "/ui/models"): PAGE,
+    ("GET", "/ui/models/{name}"): PAGE,
     ("GET", "/ui/compute"): PAGE,
     ("GET", "/ui/datastores"): PAGE,
     ("GET", "/ui/datastores/{name}"): PAGE,

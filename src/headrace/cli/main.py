@@ -18,6 +18,7 @@ from headrace.cli import (
     datasets,
     datastores,
     endpoints,
+    models,
     pipelines,
     runs,
     server,
@@ -102,6 +103,8 @@ app.add_typer(steps.app, name="step")
 app.add_typer(tokens.app, name="token")
 app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(endpoints.app, name="endpoint")
+app.add_typer(models.app, name="model")
+app.add_typer(models.app, name="models", hidden=True)  # `headrace models list` reads well too
 app.command("server")(server.server)
 app.command("agent")(server.agent)
 app.command("ui")(server.ui)

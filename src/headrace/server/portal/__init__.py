@@ -1,5 +1,5 @@
-"""The web portal: server-rendered pages of runs, steps, pipelines and datastores, each with a
-JSON twin, served under /ui by `headrace server` and `headrace ui`.
+"""The web portal: server-rendered pages of runs, steps, pipelines, models and datastores,
+each with a JSON twin, served under /ui by `headrace server` and `headrace ui`.
 
 `mount(app, root)` adds it to an app. The plumbing (twins, sign-in, CSRF, errors) is in
 `base`; each module registers its pages on `base.router` when imported, below.
@@ -17,6 +17,7 @@ from headrace.server.portal import (
     compare,
     datasets,
     datastores,
+    models,
     publishing,
     run_pages,
     runs,
@@ -34,6 +35,7 @@ _PAGE_MODULES = (
     step_pages,
     compare,
     publishing,
+    models,
     datastores,
     datasets,
 )
