@@ -542,3 +542,33 @@ def test_the_batch_scoring_notebooks_flow_with_unmodified_imports(tmp_path: Path
         assert model_id == "iris-prs:1" and names == ["iris-prs", "mnist-prs"]
     finally:
         stop_agents(tmp_path / "ws")
+
+
+def test_a_link_among_a_runs_files_to_outside_them_is_not_registered(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # A step may leave links among its run's files; the server (which may read what the
+    # step may not) must not copy what they point at into a model the step can then read.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the step's")
+    src = _files(
+        tmp_path / "src",
+        {
+            "fit.py": f"""
+                import os
+                os.makedirs("outputs/net", exist_ok=True)
+                open("outputs/net/w.bin", "wb").write(b"weights")
+                os.symlink("w.bin", "outputs/net/inside.bin")
+                os.symlink({str(secret)!r}, "outputs/net/outside.txt")
+                os.symlink({str(secret)!r}, "outputs/alone.txt")
+            """
+        },
+    )
+    run = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    step = run.find_step_run("fit.py")[0]
+    assert run.get_status() == "Finished", run.get_details()["error"]
+    with pytest.raises(UserError, match="'outside.txt' is a link that leads outside"):
+        step.register_model("net", model_path="outputs/net")
+    with pytest.raises(UserError, match="leads outside"):
+        step.register_model("alone", model_path="outputs/alone.txt")
+    assert Model.list(ws) == []
