@@ -567,7 +567,7 @@ def test_a_link_among_a_runs_files_to_outside_them_is_not_registered(
     run = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
     step = run.find_step_run("fit.py")[0]
     assert run.get_status() == "Finished", run.get_details()["error"]
-    with pytest.raises(UserError, match="'outside.txt' is a link that leads outside"):
+    with pytest.raises(UserError, match=r"'outside\.txt' is a link that leads outside"):
         step.register_model("net", model_path="outputs/net")
     with pytest.raises(UserError, match="leads outside"):
         step.register_model("alone", model_path="outputs/alone.txt")
