@@ -9,6 +9,7 @@
     │   ├── DatasetPathError            a dataset path or pattern that matches no file
     │   └── DatasetFormatError          data that does not read as its dataset says
     ├── NotFoundError (LookupError)     a named thing does not exist
+    │   ├── DatastoreNotFoundError (UserError too: SDK v1 code catches UserErrorException)
     │   ├── WorkspaceNotFoundError
     │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
     │   ├── ModelNotFoundError          no registered model of that name or version
@@ -46,6 +47,7 @@ __all__ = [
     "DatasetFormatError",
     "DatasetNotFoundError",
     "DatasetPathError",
+    "DatastoreNotFoundError",
     "DatastorePathError",
     "HeadraceError",
     "MissingDependencyError",
@@ -114,6 +116,11 @@ class DatasetFormatError(UserError):
 
 class NotFoundError(HeadraceError, LookupError):
     """A named object (workspace, datastore, run, ...) does not exist."""
+
+
+class DatastoreNotFoundError(NotFoundError, UserError):
+    """No datastore with that name. Also a UserError: SDK v1 raised UserErrorException, and
+    code catches that around `Datastore.get`."""
 
 
 class WorkspaceNotFoundError(NotFoundError):

@@ -16,7 +16,7 @@ from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
 from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
-from headrace.errors import NotFoundError, UserError
+from headrace.errors import DatastoreNotFoundError, UserError
 from headrace.graph.model import Graph
 from headrace.limits import TEXT_MAX_CHARS, json_tags
 from headrace.store.datastores import clean_relative_path
@@ -142,7 +142,7 @@ class LocalBackend(LocalModelMethods):
     def datastore_root(self, name: str) -> str:
         record = self.meta.find_datastore(name)
         if record is None:
-            raise NotFoundError(f"No datastore named {name!r}.")
+            raise DatastoreNotFoundError(f"No datastore named {name!r}.")
         if record.type != "local":
             return self.store.datastore_files(name).describe()  # e.g. s3://bucket
         return str(self.store.local_datastore_root(record.config))
@@ -369,6 +369,7 @@ class LocalBackend(LocalModelMethods):
         continue_on_step_failure: bool | None = None,
         data_path_assignments: dict[str, Any] | None = None,
         with_preview: bool = True,
+        ignore_unknown_parameters: bool = False,
     ) -> Submission:
         submission = publishing.submit_published(
             self.store,
@@ -381,6 +382,7 @@ class LocalBackend(LocalModelMethods):
             continue_on_step_failure=continue_on_step_failure,
             data_path_assignments=data_path_assignments,
             with_preview=with_preview,
+            ignore_unknown_parameters=ignore_unknown_parameters,
         )
         self._start_work()
         return submission

@@ -3,7 +3,8 @@
 
 Named workspaces live under `$HEADRACE_HOME/workspaces/<name>` (default `~/.headrace`); one
 created with `path=` is remembered by name in `$HEADRACE_HOME/registry.json`. The Azure-only
-arguments of SDK v1 (subscription, resource group, location, ...) are accepted and recorded.
+arguments of SDK v1 (subscription, resource group, location, ...) are accepted and recorded;
+`ws.subscription_id`, `ws.resource_group` and `ws.location` are `"local"` where none was given.
 Opening the database is deferred to the first call that needs it, so importing and
 constructing stay cheap.
 """
@@ -18,7 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headrace.config import headrace_home
-from headrace.errors import ConfigError, NotFoundError, UserError, WorkspaceNotFoundError
+from headrace.errors import (
+    ConfigError,
+    DatastoreNotFoundError,
+    UserError,
+    WorkspaceNotFoundError,
+)
 
 if TYPE_CHECKING:
     from headrace.backend.protocol import Backend
@@ -32,6 +38,7 @@ __all__ = ["TokenAuthentication", "Workspace"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 CONFIG_DIR = ".azureml"
 CONFIG_FILE = "config.json"
+LOCAL = "local"  # the subscription, resource group and location when none were given
 
 
 def _check_name(name: str) -> None:
@@ -316,8 +323,8 @@ class Workspace:
         target.parent.mkdir(parents=True, exist_ok=True)
         data: dict[str, Any] = {
             "workspace_name": self.name,
-            "subscription_id": self.subscription_id,
-            "resource_group": self.resource_group,
+            "subscription_id": self._config.get("subscription_id"),
+            "resource_group": self._config.get("resource_group"),
         }
         if self._path is not None:
             data["headrace_workspace_path"] = str(self._path)
@@ -350,16 +357,29 @@ class Workspace:
         return str(self.backend.workspace_info().get("name"))
 
     @property
-    def subscription_id(self) -> str | None:
-        return self._config.get("subscription_id")
+    def subscription_id(self) -> str:
+        """As recorded at creation, or `"local"` (SDK v1 code formats it into text)."""
+        return self._azure_field("subscription_id")
 
     @property
-    def resource_group(self) -> str | None:
-        return self._config.get("resource_group")
+    def resource_group(self) -> str:
+        """As recorded at creation, or `"local"`."""
+        return self._azure_field("resource_group")
 
     @property
-    def location(self) -> str | None:
-        return self._config.get("location")
+    def location(self) -> str:
+        """As recorded at creation, or `"local"` (`'Region: ' + ws.location` works)."""
+        return self._azure_field("location")
+
+    def _azure_field(self, key: str) -> str:
+        """An Azure-only setting: recorded and shown, never used, so never None."""
+        if self._config:
+            value = self._config.get(key)
+        else:  # on a server: its workspace's record, read once
+            if self._info is None:
+                self._info = dict(self.backend.workspace_info())
+            value = self._info.get(key)
+        return str(value) if value else LOCAL
 
     @property
     def path(self) -> Path | None:
@@ -395,7 +415,7 @@ class Workspace:
     def set_default_datastore(self, name: str) -> None:
         if self.backend.find_datastore(name) is None:
             known = ", ".join(sorted(d.name for d in self.backend.list_datastores()))
-            raise NotFoundError(
+            raise DatastoreNotFoundError(
                 f"No datastore named {name!r} in workspace {self.name!r}; registered: {known}. "
                 "Register it first with Datastore.register_local(ws, name, path)."
             )

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
-from headrace.errors import ConflictError, NotFoundError, UserError
+from headrace.errors import ConflictError, DatastoreNotFoundError, NotFoundError, UserError
 from headrace.server import api_datasets, api_models, api_publishing
 from headrace.server.access import (
     Admin,
@@ -135,7 +135,7 @@ def list_datastores(request: Request, _token: Reader) -> list[dict[str, Any]]:
 def get_datastore(request: Request, name: str, _token: Reader) -> dict[str, Any]:
     record = state(request).backend.find_datastore(name)
     if record is None:
-        raise NotFoundError(f"No datastore named {name!r}.")
+        raise DatastoreNotFoundError(f"No datastore named {name!r}.")
     return to_wire(record)
 
 

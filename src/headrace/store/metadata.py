@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from headrace.errors import ConflictError, NotFoundError, RunNotFoundError
+from headrace.errors import ConflictError, DatastoreNotFoundError, NotFoundError, RunNotFoundError
 from headrace.store.database import Database
 from headrace.store.dataset_queries import DatasetQueries
 from headrace.store.models import ModelQueries
@@ -161,7 +161,7 @@ class SqlMetadataStore(
     def set_default_datastore(self, name: str) -> None:
         with self.db.write() as s:
             if s.get(DatastoreRow, name) is None:
-                raise NotFoundError(f"No datastore named {name!r} in this workspace.")
+                raise DatastoreNotFoundError(f"No datastore named {name!r} in this workspace.")
             s.execute(update(DatastoreRow).values(is_default=DatastoreRow.name == name))
 
     # -- compute targets -------------------------------------------------------------------

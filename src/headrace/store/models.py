@@ -41,11 +41,13 @@ __all__ = [
     "check_model_name",
     "filter_pairs",
     "matches_filters",
+    "model_document",
     "model_files_of",
     "model_folder",
     "model_record",
     "register_model_files",
     "remove_model_files",
+    "step_run_ids",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -78,6 +80,38 @@ def model_record(row: ModelRow) -> ModelRecord:
         content_hash=row.content_hash,
         created_at=row.created_at,
     )
+
+
+def model_document(record: ModelRecord) -> dict[str, Any]:
+    """A model version as the CLI's --json and the portal's JSON twins show it."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "version": record.version,
+        "description": record.description,
+        "tags": record.tags,
+        "properties": record.properties,
+        "run_id": record.run_id,
+        "experiment": record.experiment_name,
+        "datasets": record.datasets,
+        "root": record.root,
+        "is_folder": record.is_folder,
+        "files": [{"path": f[0], "size": f[1], "sha256": f[2]} for f in record.files],
+        "size": record.size,
+        "content_hash": record.content_hash,
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+def step_run_ids(db: Database, ids: Iterable[str]) -> set[str]:
+    """Which of `ids` are step runs (the others are pipeline runs); one query."""
+    from headrace.store.orm import StepRunRow
+
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    with db.read() as s:
+        return set(s.scalars(select(StepRunRow.id).where(StepRunRow.id.in_(wanted))).all())
 
 
 def model_folder(artifacts: LocalArtifactStore, name: str, version: int) -> Path:
