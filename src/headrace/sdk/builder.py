@@ -416,7 +416,7 @@ class GraphBuilder:
 
     def _input(self, step: PipelineStep, item: Any, ports: _StepPorts) -> InputBinding | None:
         if isinstance(item, AbstractDataset):
-            item = item.as_named_input(item.name or "dataset")
+            item = item.as_named_input(item._input_name())
         elif isinstance(item, OutputFileDatasetConfig):
             item = item.as_input()
         if isinstance(item, DatasetConsumptionConfig):
