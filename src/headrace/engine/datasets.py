@@ -201,9 +201,16 @@ def input_identity(ws: WorkspaceStore, definition: dict[str, Any]) -> str:
 
 
 def step_definition(definition: dict[str, Any], path: str) -> dict[str, Any]:
-    """The definition a step reads a tabular input with: its files at `path` (the step's
-    copy or links), the same format, column types and transforms."""
-    return {**definition, "sources": [{"local": path}], "registration": None}
+    """The definition a step reads a dataset input with: its files at `path` (the step's
+    copy or links), the same format and column types, and a table's row transforms (a
+    FileDataset's file transforms are already applied to what is at `path`)."""
+    transforms = definition.get("transforms") if definition.get("kind") == "tabular" else []
+    return {
+        **definition,
+        "sources": [{"local": path}],
+        "transforms": transforms or [],
+        "registration": None,
+    }
 
 
 def materialize(
