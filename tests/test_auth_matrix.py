@@ -130,6 +130,9 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/versions"): SUBMITTER,
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/default"): SUBMITTER,
     ("PATCH", V1 + "/pipeline-endpoints/{endpoint_id}"): SUBMITTER,
+    ("GET", V1 + "/environments"): READER,
+    ("GET", V1 + "/environments/{name}"): READER,
+    ("POST", V1 + "/environments/{name}"): SUBMITTER,
     # -- the portal
     ("GET", "/ui/static"): PAGE_PUBLIC,  # the portal's scripts and styles
     ("GET", "/ui/login"): PAGE_PUBLIC,

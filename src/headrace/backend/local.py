@@ -23,6 +23,7 @@ from headrace.store.objectstores import OBJECT_STORE_TYPES, ObjectDatastoreFiles
 from headrace.store.records import (
     ComputeTargetRecord,
     DatastoreRecord,
+    EnvironmentRecord,
     EventRecord,
     ExperimentRecord,
     MetricRecord,
@@ -380,6 +381,16 @@ class LocalBackend:
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
+
+    # -- registered environments -----------------------------------------------------------
+    def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
+        return self.meta.register_environment(name, definition)
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        return self.meta.get_environment(name, version)
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        return self.meta.list_environments()
 
 
 def _object_store(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -42,6 +42,7 @@ from headrace.store.layout import write_json_atomic
 from headrace.store.records import (
     ComputeTargetRecord,
     DatastoreRecord,
+    EnvironmentRecord,
     EventRecord,
     ExperimentRecord,
     MetricRecord,
@@ -578,6 +579,22 @@ class RemoteBackend:
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
+
+    # -- registered environments -----------------------------------------------------------
+    def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
+        body = {"definition": definition}
+        return from_wire(
+            EnvironmentRecord, self._json("POST", f"/environments/{_seg(name)}", body=body)
+        )
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        params = {} if version is None else {"version": version}
+        return from_wire(
+            EnvironmentRecord, self._json("GET", f"/environments/{_seg(name)}", params=params)
+        )
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        return [from_wire(EnvironmentRecord, e) for e in self._json("GET", "/environments")]
 
 
 def _seg(text: str) -> str:

@@ -32,7 +32,7 @@ from starlette.background import BackgroundTask
 
 from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
 from headrace.errors import ConflictError, NotFoundError, UserError
-from headrace.server import api_publishing
+from headrace.server import api_environments, api_publishing
 from headrace.server.access import (
     Admin,
     QueriedRunReader,
@@ -522,3 +522,4 @@ def tag_run(
 # Listed route by route (not an included router, which FastAPI resolves lazily), so
 # `app.routes` holds every route and the auth matrix walks them all.
 router.routes.extend(api_publishing.router.routes)
+router.routes.extend(api_environments.router.routes)

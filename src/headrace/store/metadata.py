@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from headrace.errors import ConflictError, NotFoundError, RunNotFoundError
 from headrace.store.database import Database
+from headrace.store.environments import EnvironmentQueries
 from headrace.store.orm import (
     ComputeTargetRow,
     DatastoreRow,
@@ -73,7 +74,7 @@ def pipeline_record(row: PipelineRunRow | Row[Any], experiment_name: str) -> Pip
     )
 
 
-class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
+class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries, EnvironmentQueries):
     """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
 
     def __init__(self, database: Database) -> None:

@@ -291,3 +291,14 @@ class PortalSessionRow(Base):
     token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class EnvironmentRow(Base):
+    """One version of a registered environment (`Environment.register(ws)`): the SDK
+    object's definition as JSON data, kept as registered."""
+
+    __tablename__ = "environments"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,6 +14,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "ComputeTargetRecord",
     "DatastoreRecord",
+    "EnvironmentRecord",
     "EventRecord",
     "ExperimentRecord",
     "MetricRecord",
@@ -173,4 +174,14 @@ class PipelineEndpointRecord:
     status: str
     default_version: str
     versions: dict[str, str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EnvironmentRecord:
+    """A registered environment's version: its name, number (1, 2, ...) and definition."""
+
+    name: str
+    version: int
+    definition: dict[str, Any]
     created_at: datetime

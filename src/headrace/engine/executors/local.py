@@ -101,12 +101,10 @@ class LocalExecutor:
             _open_log(prepared.stdout_path) as out,
             _open_log(prepared.stderr_path) as err,
         ):
-            if prepared.task.attempt > 0:
-                header = f"\n--- headrace: attempt {prepared.task.attempt + 1} ---\n".encode()
-                out.write(header)
-                err.write(header)
-                out.flush()
-                err.flush()
+            for log, text in zip((out, err), prepared.log_header(), strict=True):
+                if text:
+                    log.write(text)
+                    log.flush()
             popen = spawn(prepared, prepared.argv, out, err, self.sandbox)
         if self.nice > 0:
             # Set on the step's new process group right after the start rather than in the

@@ -1,8 +1,11 @@
-"""`azureml.core.runconfig`: how a step runs (environment, environment variables, docker).
+"""`azureml.core.runconfig`: how a step runs (environment, environment variables, docker,
+distributed settings).
 
-A step whose environment lists pip packages runs in a virtual environment headrace builds
-with uv (see headrace.sdk.runconfig). Docker settings are accepted and kept on the object;
-steps run as processes without a container.
+A step whose environment lists packages runs in a virtual environment headrace builds with
+uv (see headrace.sdk.environment). Docker settings and images are recorded and kept on the
+object; steps run as processes without a container. `MpiConfiguration` and
+`PyTorchConfiguration` run with one node and one process; more is refused at validation,
+saying to use Ray.
 """
 
 from __future__ import annotations
@@ -10,11 +13,24 @@ from __future__ import annotations
 from headrace.compat.azureml._planned import planned_names
 from headrace.sdk.runconfig import (
     DEFAULT_CPU_IMAGE,
+    DEFAULT_GPU_IMAGE,
     CondaDependencies,
     DockerConfiguration,
+    MpiConfiguration,
+    PyTorchConfiguration,
     RunConfiguration,
+    TensorflowConfiguration,
 )
 
-__all__ = ["DEFAULT_CPU_IMAGE", "CondaDependencies", "DockerConfiguration", "RunConfiguration"]
+__all__ = [
+    "DEFAULT_CPU_IMAGE",
+    "DEFAULT_GPU_IMAGE",
+    "CondaDependencies",
+    "DockerConfiguration",
+    "MpiConfiguration",
+    "PyTorchConfiguration",
+    "RunConfiguration",
+    "TensorflowConfiguration",
+]
 
 __getattr__ = planned_names(__name__)
