@@ -47,6 +47,7 @@ BENCHMARKS = {
     "transfer": "benchmarks.bench_transfer",
     "sqlobjects": "benchmarks.bench_sqlobjects",
     "isolation": "benchmarks.bench_isolation",
+    "v1launcher": "benchmarks.bench_v1launcher",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

@@ -59,7 +59,7 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-unty
     raise AssertionError("condition not reached in time")
 
 
-def test_killed_agent_run_is_resumed_without_losing_or_repeating_work(
+def test_killed_agent_and_step_run_is_resumed_without_losing_or_repeating_work(
     ws: Workspace, tmp_path: Path
 ) -> None:
     src = tmp_path / "src"
@@ -92,6 +92,10 @@ def test_killed_agent_run_is_resumed_without_losing_or_repeating_work(
     assert _alive(step_pid) and _alive(child_pid), (
         "the orphaned step should still run until recovery"
     )
+    # Its process group (its reaper, the script and its child) goes too, as when a service
+    # manager stops the agent with everything it started: the step never finished, so it
+    # runs again. (A step that outlives its agent is adopted instead: test_adoption.py.)
+    os.killpg(os.getpgid(step_pid), signal.SIGKILL)
 
     # Any later SDK or CLI call starts a new agent; waiting on the run is one.
     assert run.wait_for_completion(show_output=False, timeout_seconds=90) == "Finished"

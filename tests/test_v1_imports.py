@@ -42,16 +42,6 @@ def run_headrace(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def aliased() -> Iterator[None]:
-    """The alias on in this process for one test, and off again after it."""
-    alias.install()
-    try:
-        yield
-    finally:
-        alias.uninstall()
-
-
 def fake_real_sdk(root: Path) -> Path:
     """A folder laid out as site-packages holding azureml-core 1.57.0 (metadata and an
     `azureml.core` package), without installing the SDK."""
@@ -274,7 +264,7 @@ def test_load_ext_in_ipython(tmp_path: Path) -> None:
 
 # -- step scripts of a pipeline built with the alias on --------------------------------------
 def test_steps_of_a_pipeline_built_with_the_alias_keep_their_azureml_imports(
-    tmp_path: Path,
+    tmp_path: Path, ws_folder: Path
 ) -> None:
     source = tmp_path / "steps"
     source.mkdir()
@@ -296,7 +286,7 @@ def test_steps_of_a_pipeline_built_with_the_alias_keep_their_azureml_imports(
             from azureml.pipeline.core import Pipeline
             from azureml.pipeline.steps import PythonScriptStep
 
-            ws = Workspace.create("w", path={str(tmp_path / "ws")!r})
+            ws = Workspace.create("w", path={str(ws_folder)!r})
             step = PythonScriptStep("step.py", source_directory={str(source)!r}, name="s")
             run = Experiment(ws, "e").submit(Pipeline(ws, [step]))
             run.wait_for_completion(raise_on_error=False)

@@ -16,9 +16,13 @@ from headrace.errors import (
     ComputeTargetException,
     ConfigError,
     ConflictError,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    DatasetPathError,
     DatastorePathError,
     HeadraceError,
     MissingDependencyError,
+    ModelNotFoundError,
     NameConflictError,
     NotAStepError,
     NotFoundError,
@@ -42,8 +46,17 @@ from headrace.sdk.data import (
     PipelineData,
     PortDataReference,
 )
+from headrace.sdk.dataset_outputs import OutputFileDatasetConfig
+from headrace.sdk.datasets import (
+    Dataset,
+    DatasetConsumptionConfig,
+    DataType,
+    FileDataset,
+    TabularDataset,
+)
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
+from headrace.sdk.model import Model
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.pipeline import Pipeline
 from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
@@ -79,20 +92,30 @@ __all__ = [
     "DataPathComputeBinding",
     "DataReference",
     "DataTransferStep",
+    "DataType",
     "DatabricksCompute",
     "DatabricksStep",
+    "Dataset",
+    "DatasetConsumptionConfig",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "DatasetPathError",
     "Datastore",
     "DatastorePathError",
     "Environment",
     "Experiment",
+    "FileDataset",
     "HeadraceError",
     "InputPortBinding",
     "LocalCompute",
     "MissingDependencyError",
+    "Model",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
     "OfflineRun",
+    "OutputFileDatasetConfig",
     "ParameterError",
     "Pipeline",
     "PipelineData",
@@ -118,6 +141,7 @@ __all__ = [
     "StepRun",
     "StepSequence",
     "StoreError",
+    "TabularDataset",
     "TokenAuthentication",
     "TransferCompute",
     "UserError",

@@ -7,12 +7,13 @@ one transaction, enforces timeouts, honours cancel requests, ingests what runnin
 log, heartbeats, and waits until a process ends (pidfd) or a short poll interval passes.
 With nothing to do for `idle_seconds` it exits.
 
-Each pass's records are written in one commit after its processes have started, so a slot
-freed by an independent step is refilled before anything is written, and one commit records
-both the ending and the start. (A step that depends on others is started only once their
-endings are committed.) A step process is therefore briefly running before its record says
-so; crash recovery finds such processes by the HEADRACE_PIPELINE_RUN_ID in their
-environment, and their folders by the run's id.
+Each pass's records are written in one commit before its processes start: the ending of
+the step whose slot is refilled and every start of the pass. A step process therefore never
+runs without its attempt recorded as Running; its pid is recorded a moment later (most short
+steps end first), so crash recovery finds an unrecorded one by the HEADRACE_RUN_ID in its
+environment. An agent that claims a run whose agent died adopts the attempts whose
+processes still run or ended on their own, and reruns only those whose process never
+finished (`_recover`, engine/reaper.py).
 
 Stopping: a first SIGTERM or SIGINT drains the agent. It claims nothing more and starts no
 new step, lets running steps finish for up to `grace_seconds`, then kills what still runs
@@ -47,6 +48,7 @@ from headrace.engine.endings import StepEnd, journal_records
 from headrace.engine.environments import FAILED_MARKER
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.choose import UnavailableExecutor, make_executor
+from headrace.engine.executors.local import open_log
 from headrace.engine.isolation import (
     OFF,
     Isolation,
@@ -62,8 +64,15 @@ from headrace.engine.processes import (
     is_local_agent_dead,
     is_process_alive,
     kill_group,
-    processes_with_env,
     signal_escaped,
+    step_processes,
+)
+from headrace.engine.reaper import (
+    AdoptedProcess,
+    exit_record_path,
+    find_reaper,
+    is_reaper,
+    read_exit_record,
 )
 from headrace.engine.runtime import (
     PreparedStep,
@@ -72,9 +81,11 @@ from headrace.engine.runtime import (
     discard_run,
     finalize,
     prepare,
+    prepared_again,
 )
 from headrace.engine.workfolders import WorkFolders
 from headrace.errors import DatastorePathError, StoreError
+from headrace.store.artifacts import STDERR_LOG
 from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
 from headrace.store.orm import utcnow
 from headrace.store.records import Status
@@ -221,27 +232,87 @@ class Agent:
                     record.id, Status.FAILED, {"message": f"The run cannot be loaded: {exc}"}
                 )
                 continue
-            interrupted = orchestrator.interrupted()
-            if interrupted:
-                self._stop_leftovers(orchestrator)
-                orchestrator.requeue_interrupted()
+            adopted: list[Active] = []
+            if orchestrator.interrupted():
+                adopted = self._recover(orchestrator)
             if orchestrator.cancel_requested:
                 orchestrator.request_cancel()
+                for active in adopted:
+                    self._stop_attempt(active, "cancel")
             self.runs[record.id] = orchestrator
 
     def _refresh_dead_agents(self) -> None:
         self._dead_agents = [a for a in self.ws.meta.running_agents() if is_local_agent_dead(a)]
 
-    def _stop_leftovers(self, orchestrator: RunOrchestrator) -> None:
-        """Kill the processes a dead agent left running for this run, and remove the folders
-        of its unfinished attempts (including any it started but had not recorded yet)."""
-        for record in orchestrator.interrupted():
-            if record.pid and is_process_alive(record.pid, record.pid_started):
-                kill_group(record.pid)
-        for pid in processes_with_env("HEADRACE_PIPELINE_RUN_ID", {orchestrator.run.id}):
-            with contextlib.suppress(OSError):
-                kill_group(os.getpgid(pid))
-        discard_run(self.ws, orchestrator.run.id, orchestrator.output_datastores())
+    def _recover(self, orchestrator: RunOrchestrator) -> list[Active]:
+        """Take over the attempts a dead agent left Running (engine/reaper.py): adopt those
+        whose process still runs or ended on its own, requeue the others saying why, stop
+        every other process it left for this run and remove what those attempts left."""
+        run_id = orchestrator.run.id
+        leftovers = step_processes(run_id)
+        by_step: dict[str, list[int]] = {}
+        for leftover, step_run_id in leftovers.items():
+            by_step.setdefault(step_run_id, []).append(leftover)
+        running = [r for r in orchestrator.interrupted() if r.status == Status.RUNNING]
+        offsets = self.ws.meta.journal_offsets([r.id for r in running])
+        adopted: list[Active] = []
+        reasons: dict[str, str] = {}
+        for record in running:
+            pid: int | None = record.pid
+            started: float | None = record.pid_started
+            if not pid:
+                pid, started = find_reaper(by_step.get(record.id, [])) or (None, None)
+            record_path = exit_record_path(self.ws.artifacts.run_dir(record.id), record.attempt)
+            ended = read_exit_record(record_path) is not None
+            alive = bool(pid) and is_process_alive(pid, started) and is_reaper(pid or 0)
+            if not ended and not alive:
+                reasons[record.id] = (
+                    "its process was stopped with the agent that ran it, before it ended"
+                    if pid
+                    else "the agent that ran it died before its process started"
+                )
+                continue
+            task = orchestrator.adopt(record, "running" if alive else "ended", pid)
+            active = self._watch(
+                orchestrator,
+                task,
+                prepared_again(self.ws, task),
+                AdoptedProcess(pid, started, record_path),
+                started_at=record.started_at,
+            )
+            active.journal_offset = offsets.get(record.id, 0)
+            adopted.append(active)
+            log.info(
+                "run %s: adopted attempt %d of step %r (%s)",
+                run_id,
+                record.attempt + 1,
+                record.name,
+                "still running" if alive else "it ended while no agent watched",
+            )
+        kept = {a.task.step_run_id for a in adopted}
+        for leftover, step_run_id in leftovers.items():
+            if step_run_id not in kept:
+                with contextlib.suppress(OSError):
+                    kill_group(os.getpgid(leftover))
+        for record in running:
+            if record.id in reasons:
+                if record.pid and is_process_alive(record.pid, record.pid_started):
+                    kill_group(record.pid)
+                self._note_rerun(record.id, record.attempt, reasons[record.id])
+        discard_run(
+            self.ws, run_id, orchestrator.output_datastores(), tuple(a.task for a in adopted)
+        )
+        orchestrator.requeue_interrupted(reasons)
+        return adopted
+
+    def _note_rerun(self, step_run_id: str, attempt: int, reason: str) -> None:
+        """Say in the step's logs and the agent's why an attempt runs again."""
+        line = f"--- headrace: attempt {attempt + 1} did not finish: {reason}; it runs again ---"
+        log.warning("step run %s: %s", step_run_id, line.strip("- "))
+        path = self.ws.artifacts.run_dir(step_run_id) / STDERR_LOG
+        with contextlib.suppress(OSError):
+            with open_log(path) as err:
+                err.write(f"\n{line}\n".encode())
 
     def _heartbeat(self) -> None:
         if not self.ws.layout.config_path.exists():
@@ -326,9 +397,11 @@ class Agent:
                 "exist in this workspace; create it with ComputeTarget.create(...)",
             )
             return
-        if self.writes and orchestrator.has_predecessors(task.node.id):
-            # A step never runs before the steps it depends on are recorded as finished:
-            # after a crash those are never repeated.
+        if self.writes:
+            # A step never runs before the steps it depends on are recorded as finished
+            # (after a crash those are never repeated), nor before its own attempt is
+            # recorded (after a crash it is adopted, never started again: engine/reaper.py).
+            # One commit holds every start of this pass: the first start makes it.
             self.ws.meta.apply_step_writes(self.writes)
         try:
             isolated = getattr(executor, "isolated", False)
@@ -342,19 +415,35 @@ class Agent:
                 task, f"Step {task.node.name!r} could not be started: {exc}"
             )
             return
+        self._watch(orchestrator, task, prepared, process)
+        orchestrator.started(task, process, prepared.display_argv)
+
+    def _watch(
+        self,
+        orchestrator: RunOrchestrator,
+        task: StepTask,
+        prepared: PreparedStep,
+        process: StepProcess,
+        started_at: datetime | None = None,
+    ) -> Active:
+        """Wait for a started (or adopted: `started_at`) attempt, with its timeout."""
         timeout = task.node.timeout_seconds
+        deadline = None
+        if timeout:
+            ran = (utcnow() - started_at).total_seconds() if started_at else 0.0
+            deadline = time.monotonic() + max(0.0, timeout - ran)
         active = Active(
             task=task,
             prepared=prepared,
             process=process,
             orchestrator=orchestrator,
-            deadline=time.monotonic() + timeout if timeout else None,
+            deadline=deadline,
         )
         self.active[task.step_run_id] = active
         handle = process.wait_handle()
         if handle is not None:
             self.selector.register(handle, selectors.EVENT_READ, task.step_run_id)
-        orchestrator.started(task, process, prepared.display_argv)
+        return active
 
     # -- waiting and ending ----------------------------------------------------------------
     def _wait(self, timeout: float) -> None:
@@ -383,7 +472,8 @@ class Agent:
             code = active.process.poll()
             if code is not None:
                 self._forget(key)
-                active.ended_at = utcnow()
+                ended_at = getattr(active.process, "ended_at", None)  # an adopted attempt's
+                active.ended_at = (ended_at and ended_at()) or utcnow()
                 ended.append((active, code))
         for active, code in ended:
             self._ended(active, code)
@@ -478,7 +568,9 @@ class Agent:
             metrics, tags = journal_records(
                 entries, active.task.step_run_id, active.task.pipeline_run_id
             )
-            self.ws.meta.record_journal(metrics, tags)
+            # The offset is written with the metrics: an agent that adopts the attempt
+            # after this one died reads on from there, so none is recorded twice.
+            self.ws.meta.record_journal(metrics, tags, {active.task.step_run_id: offset})
             active.journal_offset = offset
 
     def _finish_done_runs(self) -> None:

@@ -4,7 +4,8 @@ For each step whose predecessors finished it computes the fingerprint, then eith
 earlier successful run (recording which one and why) or plans a new attempt, explaining why
 the step runs. It reacts to ended attempts (success, failure, retry, timeout, cancel),
 applies `continue_on_step_failure`, and decides the run's final status. After an agent crash
-`recover()` re-queues the attempts that were interrupted.
+it adopts the attempts whose processes still run or ended on their own (`adopt`) and
+re-queues the others (`requeue_interrupted`); the agent decides which (engine/reaper.py).
 
 It does not start processes: the agent owns the executors and asks for work with
 `next_tasks(free_slots)`. Every state change is queued, with its event, on the agent's
@@ -28,13 +29,16 @@ from headrace.engine.graphs import load_graph
 from headrace.engine.interpreters import Interpreter, current
 from headrace.engine.planning import (
     ProducedData,
+    input_datasets,
+    output_path,
     outputs_exist,
     resolve_inputs,
     workspace_default_datastore,
 )
-from headrace.engine.runtime import ResolvedData, StepTask, pipeline_data_path
+from headrace.engine.runtime import ResolvedData, StepTask
 from headrace.graph.model import StepNode
 from headrace.graph.validate import topological_order
+from headrace.store.dataset_queries import lineage_rows
 from headrace.store.orm import utcnow
 from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
 from headrace.store.step_runs import StepWrites
@@ -128,12 +132,35 @@ class RunOrchestrator:
         """Attempts a previous agent left Queued or Running."""
         return [s for s in self.steps.values() if s.status in (Status.QUEUED, Status.RUNNING)]
 
-    def requeue_interrupted(self) -> None:
-        """Put attempts a dead agent left behind back in the queue, as their next attempt.
+    def adopt(self, record: StepRunRecord, how: str, pid: int | None) -> StepTask:
+        """Take over an attempt a dead agent left Running whose process still runs or has
+        ended on its own (engine/reaper.py): it counts as running, and its end is recorded
+        as the dead agent would have. Returns its task (inputs are not needed any more)."""
+        node = self.graph.node(record.node_id)
+        self.running.add(record.id)
+        self.step_nodes[record.id] = record.node_id
+        fields: dict[str, Any] = {}
+        if pid and not record.pid:
+            fields = {"pid": pid}  # started just before its agent died, never recorded
+        self.writes.update(
+            record.id,
+            pipeline_run_id=self.run.id,
+            event="step.adopted",
+            payload={"attempt": record.attempt, "process": how},
+            **fields,
+        )
+        return self._task(node, record.id, record.attempt, ())
+
+    def requeue_interrupted(self, reasons: dict[str, str] | None = None) -> None:
+        """Put attempts a dead agent left behind back in the queue, as their next attempt
+        (`reasons`: why, by step run id); adopted attempts stay as they are.
 
         The caller has already stopped their processes and removed their staged outputs.
         """
+        reasons = reasons or {}
         for record in self.interrupted():
+            if record.id in self.running:
+                continue  # adopted
             attempt = record.attempt + 1
             fields: dict[str, Any] = {
                 "status": Status.QUEUED,
@@ -145,7 +172,11 @@ class RunOrchestrator:
                 record.id,
                 pipeline_run_id=self.run.id,
                 event="step.interrupted",
-                payload={"attempt": record.attempt, "requeued_as": attempt},
+                payload={
+                    "attempt": record.attempt,
+                    "requeued_as": attempt,
+                    **({"reason": reasons[record.id]} if record.id in reasons else {}),
+                },
                 **fields,
             )
             self._record_step(replace(record, **fields))
@@ -291,6 +322,7 @@ class RunOrchestrator:
             ended_at=now,
         )
         self._record_step(record)
+        self._record_consumption(node, record.id)
 
     def next_tasks(self, free_slots: dict[str, int]) -> list[StepTask]:
         """Attempts to start now; reuses are recorded on the way. Decrements `free_slots`."""
@@ -338,7 +370,7 @@ class RunOrchestrator:
                     port=binding.port,
                     data_name=data.name,
                     datastore=data.datastore or self.default_datastore(),
-                    path_on_datastore=pipeline_data_path(step_run_id, binding.port),
+                    path_on_datastore=output_path(data, step_run_id, binding.port),
                     mode=binding.mode,
                     path_on_compute=binding.path_on_compute,
                 )
@@ -392,6 +424,7 @@ class RunOrchestrator:
             created_at=now,
             started_at=now,
         )
+        self._record_consumption(plan.node, record.id)
         self.steps[plan.node.id] = record
         self.running.add(record.id)
         self.step_nodes[record.id] = record.node_id
@@ -410,11 +443,48 @@ class RunOrchestrator:
             pipeline_run_id=self.run.id,
             status=Status.RUNNING,
             started_at=started_at,
+            journal_offset=0,  # each attempt writes a journal of its own
         )
         self.steps[node.id] = replace(record, status=Status.RUNNING, started_at=started_at)
         self.running.add(record.id)
         self.step_nodes[record.id] = record.node_id
         return self._task(node, record.id, record.attempt, inputs)
+
+    def _record_consumption(self, node: StepNode, step_run_id: str) -> None:
+        """Lineage: the registered datasets this step run consumes, written with it."""
+        consumed = input_datasets(self.graph, node, self.parameters)
+        if consumed:
+            self.writes.lineage(lineage_rows(consumed, "consumed", step_run_id, self.run.id))
+
+    def _register_outputs(self, task: StepTask) -> str | None:
+        """Register the outputs a step asked for with register_on_complete, now that it
+        succeeded and they are committed; an error message when one cannot be."""
+        from headrace.engine.datasets import register
+        from headrace.errors import HeadraceError
+
+        for item, binding in zip(task.outputs, task.node.outputs, strict=True):
+            wanted = self.graph.data_node(binding.data).register_as
+            if not wanted:
+                continue
+            read_as = dict(wanted.get("read_as") or {"kind": "file"})
+            definition = {
+                **read_as,
+                "sources": [{"datastore": item.datastore, "path": item.path_on_datastore}],
+            }
+            try:
+                register(
+                    self.ws,
+                    definition,
+                    name=str(wanted["name"]),
+                    description=wanted.get("description"),
+                    tags=dict(wanted.get("tags") or {}),
+                    create_new_version=True,
+                    produced_by=task.step_run_id,
+                    pipeline_run_id=self.run.id,
+                )
+            except HeadraceError as exc:
+                return f"register_on_complete({wanted['name']!r}) of output {item.port!r}: {exc}"
+        return None
 
     def attempt_failed_to_start(self, task: StepTask, message: str) -> None:
         self.step_ended(task, StepEnd(exit_code=None, error_message=message))
@@ -493,6 +563,10 @@ class RunOrchestrator:
         if task.step_run_id in self.unwritten_reasons:
             self.unwritten_reasons.discard(task.step_run_id)
             fields["run_reason"] = self.steps[node.id].run_reason
+        if end.exit_code == 0 and end.stopped_for is None and end.error_message is None:
+            problem = self._register_outputs(task)
+            if problem is not None:
+                end = replace(end, error_message=problem)
         if end.exit_code == 0 and end.stopped_for is None and end.error_message is None:
             # (An error message with exit code 0: the script ran, its outputs were not kept.)
             status = Status.FINISHED

@@ -16,6 +16,7 @@ __all__ = [
     "process_start_time",
     "processes_with_env",
     "signal_escaped",
+    "step_processes",
 ]
 
 
@@ -101,6 +102,25 @@ def processes_with_env(variable: str, values: set[str]) -> list[int]:
             continue
         if variables & wanted:
             found.append(int(entry))
+    return found
+
+
+def step_processes(pipeline_run_id: str) -> dict[int, str]:
+    """The processes of a pipeline run's steps on this machine, each with the step run id
+    in its environment (HEADRACE_RUN_ID)."""
+    wanted = f"HEADRACE_PIPELINE_RUN_ID={pipeline_run_id}".encode()
+    found: dict[int, str] = {}
+    for pid in processes_with_env("HEADRACE_PIPELINE_RUN_ID", {pipeline_run_id}):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                variables = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if wanted not in variables:
+            continue
+        for variable in variables:
+            if variable.startswith(b"HEADRACE_RUN_ID="):
+                found[pid] = variable.split(b"=", 1)[1].decode(errors="replace")
     return found
 
 

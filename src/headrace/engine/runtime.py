@@ -36,6 +36,7 @@ from typing import Any
 
 from headrace.engine.environments import FAILED_MARKER, environment_notes, step_argv
 from headrace.engine.isolation import inherited_environment
+from headrace.engine.reaper import exit_record_path
 from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.errors import HeadraceError
 from headrace.graph import placeholders
@@ -57,6 +58,7 @@ __all__ = [
     "parameter_text",
     "pipeline_data_path",
     "prepare",
+    "prepared_again",
     "scratch_dir",
 ]
 
@@ -111,6 +113,11 @@ class ResolvedData:
     mode: str = "mount"
     path_on_compute: str | None = None
     overwrite: bool = False
+    # A dataset input: its definition (store/datasets.py); `datastore` is then "".
+    dataset: dict[str, Any] | None = None
+    # Intermediate data read as a dataset (`Run.input_datasets`): {"kind": "file"} or a
+    # tabular definition without sources.
+    read_as: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,10 @@ class PreparedStep:
     # own the agent made for it (with a step user, both become that user's).
     writable: tuple[Path, ...] = ()
     private_files: tuple[Path, ...] = ()
+    # What an isolated step reads of the workspace besides its inputs: the model registry
+    # (`Model.get_model_path` reads a model in place; the rows come from the server), and
+    # the folders its dataset inputs' links point into.
+    readable: tuple[Path, ...] = ()
     python: str = sys.executable  # the interpreter `argv` starts (task.python)
     notes: tuple[str, ...] = ()  # lines its stderr log starts with (environment_notes)
 
@@ -171,6 +182,11 @@ class PreparedStep:
         )
         notes = "".join(f"headrace: {note}\n" for note in self.notes)
         return header.encode(), (header + notes).encode()
+
+    @property
+    def exit_record(self) -> Path:
+        """Where the attempt's reaper writes how it ended (engine/reaper.py)."""
+        return exit_record_path(self.stdout_path.parent.parent, self.task.attempt)
 
 
 def env_name(name: str) -> str:
@@ -214,7 +230,16 @@ def prepare(
     env_paths: dict[str, str] = {}
     handles: dict[str, str] = {}
     fetches: list[Fetch] = []
+    datasets: dict[str, Any] = {}
+    dataset_roots: list[Path] = []
     for item in task.inputs:
+        if item.dataset is not None:
+            path, roots = _dataset_input(ws, item, cwd)
+            dataset_roots += roots
+            paths[item.port] = path
+            env_paths[item.port] = env_paths[item.data_name] = path
+            datasets[item.port] = _input_dataset(item.dataset, path)
+            continue
         files = ws.datastore_files(item.datastore)
         if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles) and not isolated:
             path = files.uri(item.path_on_datastore)
@@ -225,19 +250,13 @@ def prepare(
                 fetches.append(fetch)
         paths[item.port] = path
         env_paths[item.port] = env_paths[item.data_name] = path
+        if item.read_as is not None:
+            datasets[item.port] = _input_dataset(item.read_as, path)
     staged: dict[str, Path] = {}
     for item in task.outputs:
-        files = ws.datastore_files(item.datastore)
-        if item.mode == "upload":
-            target = cwd / (item.path_on_compute or item.port)
-        else:
-            target = (
-                files.local_path(_staging(task, item.port))
-                if files.is_local
-                else _object_staging(ws, task, item.port)
-            )
-            if target.exists():
-                shutil.rmtree(target)
+        target = _staged_output(ws, task, item)
+        if item.mode != "upload" and target.exists():
+            shutil.rmtree(target)
         target.mkdir(parents=True, exist_ok=True)
         staged[item.port] = target
         paths[item.port] = str(target)
@@ -247,19 +266,23 @@ def prepare(
     args = [placeholders.expand(a, paths, values) for a in node.arguments]
 
     run_dir = ws.artifacts.run_dir(task.step_run_id)
-    _make_dirs(run_dir, run_dir / "user_logs")
     journal = run_dir / JOURNAL_NAME
-    with contextlib.suppress(FileNotFoundError):  # an earlier attempt's failed build
-        (run_dir / FAILED_MARKER).unlink()
+    _make_dirs(run_dir, run_dir / "user_logs", journal.parent)
+    exit_record_path(run_dir, task.attempt).unlink(missing_ok=True)
+    (run_dir / FAILED_MARKER).unlink(missing_ok=True)  # an earlier attempt's failed build
     if journal.exists():
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
         # each attempt writes a journal of its own, so none is recorded twice.
         os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
     scratch = scratch_dir(ws, task) if isolated else None
+    readable: tuple[Path, ...] = ()
     if scratch is not None:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
+        readable = (ws.artifacts.models_dir(),)
+    # The folders a dataset input's links point into (its files stay where they are).
+    readable += tuple(dataset_roots)
     env = _environment(ws, task, env_paths, values, python, run_dir, scratch)
     private: tuple[Path, ...] = ()
     extra: list[Path] = []
@@ -276,6 +299,10 @@ def prepare(
             extra, private = [parent, staging], (*private, final)
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{env_name(name)}"] = handle
+    if datasets:
+        import json
+
+        env["HEADRACE_INPUT_DATASETS"] = json.dumps(datasets, separators=(",", ":"))
     notes: tuple[str, ...] = ()
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
@@ -315,8 +342,39 @@ def prepare(
             *extra,
         ),
         private_files=private,
+        readable=readable,
         python=python,
         notes=notes,
+    )
+
+
+def _staged_output(ws: WorkspaceStore, task: StepTask, item: ResolvedData) -> Path:
+    """Where the attempt writes output `item` before `finalize` keeps it."""
+    if item.mode == "upload":
+        return _work_dir(ws, task) / (item.path_on_compute or item.port)
+    files = ws.datastore_files(item.datastore)
+    if files.is_local:
+        return files.local_path(_staging(task, item.port))
+    return _object_staging(ws, task, item.port)
+
+
+def prepared_again(ws: WorkspaceStore, task: StepTask) -> PreparedStep:
+    """The `PreparedStep` of an attempt another agent prepared and started, rebuilt without
+    making or changing anything: what `finalize` needs to keep the results of an attempt
+    that is adopted (engine/reaper.py). Its working folder is not reused."""
+    run_dir = ws.artifacts.run_dir(task.step_run_id)
+    cwd = _work_dir(ws, task)
+    scratch = scratch_dir(ws, task)
+    return PreparedStep(
+        task=task,
+        argv=[],
+        display_argv=[],
+        cwd=cwd,
+        env={},
+        stdout_path=run_dir / STDOUT_LOG,
+        stderr_path=run_dir / STDERR_LOG,
+        staged_outputs={item.port: _staged_output(ws, task, item) for item in task.outputs},
+        writable=(cwd, scratch) if scratch.exists() else (cwd,),
     )
 
 
@@ -365,6 +423,31 @@ def _token_file(scratch: Path, token: str) -> Path:
     with os.fdopen(fd, "w") as out:
         out.write(token)
     return path
+
+
+def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[str, list[Path]]:
+    """Where the step reads a dataset input (engine/datasets.py), and the folders its files
+    are in (readable by an isolated step)."""
+    from headrace.engine.datasets import materialize
+
+    assert item.dataset is not None
+    folder = cwd / (item.path_on_compute or item.port)
+    return materialize(ws, item.dataset, folder, item.mode)
+
+
+def _input_dataset(definition: dict[str, Any], path: str) -> dict[str, Any]:
+    """What `Run.input_datasets[port]` is made from: the path, and for a tabular dataset
+    how to read the files there."""
+    # A registered input's name and version: lineage of the models the step registers.
+    registration = (
+        {"registration": definition["registration"]} if definition.get("registration") else {}
+    )
+    if definition.get("kind") == "tabular":
+        from headrace.engine.datasets import step_definition
+
+        tabular = step_definition(definition, path)
+        return {"kind": "tabular", "path": path, "definition": tabular, **registration}
+    return {"kind": "file", "path": path, **registration}
 
 
 def _resolve_input(
@@ -571,13 +654,20 @@ def finalize(
 def _commit_outputs(ws: WorkspaceStore, prepared: PreparedStep) -> None:
     """Put each staged output at its datastore path, replacing what an earlier attempt that
     died between commit and record left: on a local datastore a rename on the same
-    filesystem (never a copy), on an object store an upload. All or none: when one cannot
-    be kept, those already committed are removed again before the error goes on."""
+    filesystem (never a copy), on an object store an upload. An output whose staged folder
+    is gone while its final path exists was committed by this attempt before its agent
+    died, and is kept as it is (finalizing an adopted attempt again). All or none: when
+    one cannot be kept, those already committed are removed again before the error goes
+    on."""
     committed: list[ResolvedData] = []
     try:
         for item in prepared.task.outputs:
             files = ws.datastore_files(item.datastore)
-            files.replace_tree(prepared.staged_outputs[item.port], item.path_on_datastore)
+            staged = prepared.staged_outputs[item.port]
+            if staged.exists() or not files.exists(item.path_on_datastore):
+                files.replace_tree(staged, item.path_on_datastore)
+            # else: committed already, by an agent that died before recording the attempt's
+            # end: finalizing again (after adoption) keeps it as it is.
             committed.append(item)
     except BaseException:
         for item in committed:
@@ -600,17 +690,35 @@ def discard(ws: WorkspaceStore, task: StepTask) -> None:
             continue
 
 
-def discard_run(ws: WorkspaceStore, pipeline_run_id: str, datastores: set[str]) -> None:
-    """Remove every working folder and staged output of a pipeline run.
+def discard_run(
+    ws: WorkspaceStore,
+    pipeline_run_id: str,
+    datastores: set[str],
+    keep: tuple[StepTask, ...] = (),
+) -> None:
+    """Remove every working folder and staged output of a pipeline run but those of the
+    attempts in `keep` (adopted after their agent died: engine/reaper.py).
 
     After an agent died this also catches attempts it started but never recorded; after a
     run ends it removes the run's (by then empty) folders.
     """
-    shutil.rmtree(ws.layout.work_dir / pipeline_run_id, ignore_errors=True)
+    names = [f"{task.step_run_id}-{task.attempt}" for task in keep]
+    kept = (*names, *(f"{n}." for n in names), *(f"{n}-" for n in names))
+
+    def remove(folder: Path) -> None:
+        if not kept:
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name not in names and not entry.name.startswith(kept):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+    remove(ws.layout.work_dir / pipeline_run_id)
     for name in datastores:
         try:
             files = ws.datastore_files(name)
             if files.is_local:
-                shutil.rmtree(files.local_path(f"{STAGING}/{pipeline_run_id}"), ignore_errors=True)
+                remove(files.local_path(f"{STAGING}/{pipeline_run_id}"))
         except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
             continue

@@ -67,6 +67,14 @@ def coerce_parameter(definition: ParameterDef, value: Any) -> Any:
             if isinstance(datastore, str) and isinstance(path, str):
                 return {"datastore": datastore, "path": path}
         raise fail("a DataPath (datastore and path)")
+    if kind == "dataset":
+        from headrace.errors import UserError
+        from headrace.store.datasets import check_definition
+
+        try:
+            return check_definition(value)
+        except UserError:
+            raise fail("a dataset (its definition, or a registered dataset's id)") from None
     if kind == "bool":
         if isinstance(value, bool):
             return value

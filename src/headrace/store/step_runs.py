@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 from headrace.errors import RunNotFoundError
 from headrace.store.database import Database
 from headrace.store.orm import (
+    DatasetLineageRow,
     EventRow,
     MetricRow,
     PipelineRunRow,
@@ -41,6 +42,7 @@ STEP_FIELDS = tuple(StepRunRecord.__dataclass_fields__)
 INSERT_STEP = insert(STEPS)
 INSERT_EVENT = insert(EVENTS)
 INSERT_METRIC = insert(METRICS)
+INSERT_LINEAGE = insert(cast(Table, DatasetLineageRow.__table__))
 UPDATE_STEP = update(STEPS).where(STEPS.c.id == bindparam("_step_id"))
 SELECT_STEP = select(STEPS).where(STEPS.c.id == bindparam("_step_id"))
 SELECT_PIPELINE_STEPS = (
@@ -181,6 +183,11 @@ class StepWrites:
         if metrics or tags:
             self.items.append(("journal", {"metrics": metrics, "tags": tags or {}}))
 
+    def lineage(self, rows: list[dict[str, Any]]) -> None:
+        """Queue dataset lineage rows (store.dataset_queries.lineage_rows) of a step run."""
+        if rows:
+            self.items.append(("lineage", {"rows": rows}))
+
     def take(self) -> list[tuple[str, dict[str, Any]]]:
         items, self.items = self.items, []
         return items
@@ -262,6 +269,8 @@ class StepRunQueries:
                     _insert_step(conn, events, args["event"], args["values"])
                 elif kind == "update":
                     _update_step(conn, events, **args)
+                elif kind == "lineage":
+                    conn.execute(INSERT_LINEAGE, args["rows"])
                 else:
                     _add_metrics(conn, args["metrics"])
                     _merge_tags(conn, args["tags"])
@@ -269,14 +278,30 @@ class StepRunQueries:
                 conn.execute(INSERT_EVENT, events)
 
     def record_journal(
-        self, metrics: Sequence[MetricRecord], tags: dict[str, dict[str, Any]]
+        self,
+        metrics: Sequence[MetricRecord],
+        tags: dict[str, dict[str, Any]],
+        offsets: dict[str, int] | None = None,
     ) -> None:
-        """Metrics and tags a running step logged (ingested while it runs)."""
-        if not metrics and not tags:
+        """Metrics and tags a running step logged (ingested while it runs), and how far
+        each step run's journal is now recorded (`offsets`), in the same transaction."""
+        if not metrics and not tags and not offsets:
             return
         with self.db.write_conn() as conn:
             _add_metrics(conn, metrics)
             _merge_tags(conn, tags)
+            for step_run_id, offset in (offsets or {}).items():
+                conn.execute(UPDATE_STEP, {"_step_id": step_run_id, "journal_offset": offset})
+
+    def journal_offsets(self, step_run_ids: Sequence[str]) -> dict[str, int]:
+        """How far each step run's running attempt has its journal recorded (bytes)."""
+        if not step_run_ids:
+            return {}
+        with self.db.read_conn() as conn:
+            rows = conn.execute(
+                select(STEPS.c.id, STEPS.c.journal_offset).where(STEPS.c.id.in_(list(step_run_ids)))
+            ).all()
+        return {row.id: int(row.journal_offset or 0) for row in rows}
 
     def add_metrics(self, records: Sequence[MetricRecord]) -> None:
         if records:

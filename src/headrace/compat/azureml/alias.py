@@ -95,18 +95,18 @@ class AzuremlAlias:
 
         from headrace.compat.azureml import _planned
 
-        error = _planned.missing_module(fullname)
-        if error is not None:
-            raise error
         real = PREFIX + fullname
         try:
             found = importlib.util.find_spec(real)
         except ImportError:
             found = None
-        if found is not None:
+        if found is not None:  # what exists wins over a table entry not yet deleted
             package = found.submodule_search_locations is not None
             loader = _AliasLoader(real)
             return ModuleSpec(fullname, loader, is_package=package)  # type: ignore[arg-type]
+        error = _planned.missing_module(fullname)
+        if error is not None:
+            raise error
         if _planned.holds_missing_modules(fullname):
             return ModuleSpec(fullname, EmptyPackageLoader(), is_package=True)  # type: ignore[arg-type]
         return None  # Python's own "No module named 'azureml.x'"

@@ -1,4 +1,4 @@
-"""`LocalExecutor`: runs each step as a child process group on this machine.
+"""`LocalExecutor`: runs each step as a process group on this machine, under a reaper.
 
 The script's stdout and stderr go straight to the run's log files (no pump thread, so logs
 are on disk the moment the script writes them), and each step gets its own process group so
@@ -7,6 +7,10 @@ cancel, timeout and crash recovery can stop it together with anything it started
 user. The log files are opened without following links: their folder is in the step's run
 folder, which an isolated step may write, so it could leave a link there for the agent to
 follow on the next attempt.
+
+Each step starts under its reaper (engine/reaper.py), which leads the step's session and
+process group and writes the step's exit status to the attempt's exit record: a step that
+ends while its agent is dead is adopted by the next agent, not run again.
 """
 
 from __future__ import annotations
@@ -20,20 +24,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from headrace.engine.processes import kill_group, process_start_time
+from headrace.engine.reaper import read_exit_record, reaped_argv
+from headrace.errors import ConfigError
 
 if TYPE_CHECKING:
     from headrace.engine.isolation import Sandbox
     from headrace.engine.runtime import PreparedStep
 
-__all__ = ["LocalExecutor", "LocalProcess"]
+__all__ = ["LocalExecutor", "LocalProcess", "open_log"]
 
 
 class LocalProcess:
     lost: str | None = None  # a local process is never lost to a node going away
     not_started: str | None = None  # it runs once it is spawned
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], record: Path | None = None) -> None:
         self._popen = popen
+        self.record = record  # the reaper's exit record
         self.pid: int | None = popen.pid
         self._started: float | None = None
         try:
@@ -53,6 +60,12 @@ class LocalProcess:
         if code is not None and self.pid:
             # Children the script left behind die with it.
             kill_group(self.pid, signal.SIGKILL)
+            if self.record is not None:
+                # The step's own status (the reaper's is 128 + a signal for a signaled
+                # step); none when the reaper itself was killed with the group.
+                recorded = read_exit_record(self.record)
+                if recorded is not None:
+                    code = recorded
         return code
 
     def wait_handle(self) -> int | None:
@@ -96,23 +109,43 @@ class LocalExecutor:
         return self.sandbox is not None
 
     def start(self, prepared: PreparedStep) -> LocalProcess:
+        _check_program(prepared)
         prepared.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         with (
-            _open_log(prepared.stdout_path) as out,
-            _open_log(prepared.stderr_path) as err,
+            open_log(prepared.stdout_path) as out,
+            open_log(prepared.stderr_path) as err,
         ):
             for log, text in zip((out, err), prepared.log_header(), strict=True):
                 if text:
                     log.write(text)
                     log.flush()
-            popen = spawn(prepared, prepared.argv, out, err, self.sandbox)
+            record = prepared.exit_record
+            argv = reaped_argv(prepared.argv, record)
+            popen = spawn(prepared, argv, out, err, self.sandbox)
         if self.nice > 0:
             # Set on the step's new process group right after the start rather than in the
             # child (a preexec_fn would turn every spawn into a full fork).
             with contextlib.suppress(OSError):
                 mine = os.getpriority(os.PRIO_PROCESS, 0)
                 os.setpriority(os.PRIO_PGRP, popen.pid, min(19, mine + self.nice))
-        return LocalProcess(popen)
+        return LocalProcess(popen, record)
+
+
+def _check_program(prepared: PreparedStep) -> None:
+    """A step's interpreter that is not there fails its start with a message naming it (the
+    reaper's shell would only say "exited with code 127")."""
+    program = prepared.argv[0]
+    if os.path.isabs(program) and not os.access(program, os.X_OK):
+        whose = (
+            "the Python that submitted the run"
+            if program == prepared.python
+            else "the step's interpreter"
+        )
+        raise ConfigError(
+            f"{whose}, {program}, does not exist or cannot be run here. Fix: submit from a "
+            "Python that exists on this machine, or correct the environment's "
+            "python.interpreter_path."
+        )
 
 
 def spawn(
@@ -125,7 +158,7 @@ def spawn(
     """Start `argv` as the step's process: a new session, its logs as stdout and stderr,
     confined by `sandbox` when there is one. The one place a local step process starts."""
     if sandbox is not None:
-        if argv[0] == prepared.python:
+        if prepared.argv[0] == prepared.python:  # a Python step without an environment
             sandbox.check_interpreter(prepared.python)
         return sandbox.spawn(
             argv,
@@ -134,7 +167,7 @@ def spawn(
             stdout=out,
             stderr=err,
             writable=prepared.writable,
-            readable=prepared.input_paths.values(),
+            readable=[*prepared.input_paths.values(), *map(str, prepared.readable)],
             private_files=prepared.private_files,
             python=prepared.python,
         )
@@ -150,7 +183,7 @@ def spawn(
     )
 
 
-def _open_log(path: Path) -> io.BufferedWriter:
+def open_log(path: Path) -> io.BufferedWriter:
     """Open a log file for appending, refusing a link in its place or its folder's."""
     folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:

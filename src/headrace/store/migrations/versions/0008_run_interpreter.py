@@ -1,5 +1,5 @@
 """pipeline runs record the Python of the process that queued them (steps without an
-environment of their own run in it); registered environments (Environment.register)
+environment of their own run in it)
 
 Revision ID: 0008
 Revises: 0004
@@ -11,8 +11,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import headrace.store.orm
-
 revision = "0008"
 down_revision = "0004"
 branch_labels = None
@@ -22,17 +20,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("pipeline_runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("interpreter", sa.JSON(), nullable=True))
-    op.create_table(
-        "environments",
-        sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("definition", sa.JSON(), nullable=False),
-        sa.Column("created_at", headrace.store.orm.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("name", "version", name=op.f("pk_environments")),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("environments")
     with op.batch_alter_table("pipeline_runs", schema=None) as batch_op:
         batch_op.drop_column("interpreter")
