@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,6 +249,8 @@ def test_an_unknown_model_name_or_version_lists_what_exists(ws: Workspace, tmp_p
         Model(ws, id="clf:9")
     with pytest.raises(UserError, match="is not valid"):
         Model.register(ws, str(tmp_path / "m.pkl"), "../escape")
+    with pytest.raises(UserError, match=r"Model\.deploy deploys models to Azure web services"):
+        Model.deploy(ws, "service", [Model(ws, "clf")])
 
 
 # -- models from pipeline steps ----------------------------------------------------------------
@@ -459,3 +463,112 @@ def test_the_cli_lists_shows_and_downloads_models(tmp_path: Path) -> None:
         "are: clf, net. Register one with Model.register(ws, model_path, model_name)."
     )
     assert "its versions are 1, 2" in _cli("model", "show", "net:7", "-w", root, code=1).stderr
+
+
+# -- the batch-scoring notebooks, with their azureml imports unchanged -------------------------
+SUBMIT_V1 = """
+    import json, os, pickle
+    from azureml.core import Experiment, Workspace
+    from azureml.core.model import Model
+    from azureml.pipeline.core import Pipeline
+    from azureml.pipeline.steps import PythonScriptStep
+
+    ws = Workspace.create("w", path={ws!r})
+    # tabular-dataset-inference-iris: a model file fetched from a datastore, then registered
+    model_datastore = ws.get_default_datastore()
+    os.makedirs("upload/iris_model.pkl", exist_ok=True)
+    pickle.dump({{"weights": [0.5, 0.25]}}, open("upload/iris_model.pkl/iris_model.pkl", "wb"))
+    model_datastore.upload("upload", show_progress=False)
+    model_datastore.download(".", prefix="iris_model.pkl", show_progress=False)
+    model = Model.register(model_path="iris_model.pkl/iris_model.pkl", model_name="iris-prs",
+                           tags={{"pretrained": "iris"}}, workspace=ws)
+    # file-dataset-image-inference-mnist: a folder of model files
+    os.makedirs("models", exist_ok=True)
+    open("models/mnist-tf.model.meta", "w").write("graph")
+    Model.register(model_path="models/", model_name="mnist-prs",
+                   tags={{"pretrained": "mnist"}}, description="Mnist model", workspace=ws)
+
+    step = PythonScriptStep("iris_score.py", source_directory={src!r}, name="score",
+                            arguments=["--model_name", "iris-prs"])
+    run = Experiment(ws, "batch").submit(Pipeline(ws, [step]))
+    run.wait_for_completion(raise_on_error=False)
+    score = run.find_step_run("score")[0]
+    print(json.dumps([run.get_status(), score.get_stdout_log(), score.get_stderr_log(),
+                      model.id, sorted(ws.models)]))
+"""
+
+SCORE_V1 = """
+    import argparse, os, pickle
+    from azureml.core.model import Model
+    from azureml.core import Model as SameModel
+
+    def init():
+        global iris_model, meta
+        parser = argparse.ArgumentParser(description="Iris model serving")
+        parser.add_argument("--model_name", dest="model_name", required=True)
+        args, unknown_args = parser.parse_known_args()
+        model_path = Model.get_model_path(args.model_name)
+        with open(model_path, "rb") as model_file:
+            iris_model = pickle.load(model_file)
+        meta = open(os.path.join(SameModel.get_model_path("mnist-prs"), "mnist-tf.model.meta")).read()
+
+    def run(rows):
+        w = iris_model["weights"]
+        return [w[0] * a + w[1] * b for a, b in rows]
+
+    init()
+    print("PREDICTIONS", run([(2, 4), (4, 8)]), meta, flush=True)
+"""
+
+
+def test_the_batch_scoring_notebooks_flow_with_unmodified_imports(tmp_path: Path) -> None:
+    src = _files(tmp_path / "src", {"iris_score.py": SCORE_V1})
+    (tmp_path / "submit.py").write_text(
+        textwrap.dedent(SUBMIT_V1).format(ws=str(tmp_path / "ws"), src=str(src))
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "headrace.v1", "submit.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    try:
+        assert done.returncode == 0, done.stderr
+        status, stdout, stderr, model_id, names = json.loads(done.stdout.splitlines()[-1])
+        assert status == "Finished", stderr
+        assert "PREDICTIONS [2.0, 4.0] graph" in stdout
+        assert model_id == "iris-prs:1" and names == ["iris-prs", "mnist-prs"]
+    finally:
+        stop_agents(tmp_path / "ws")
+
+
+def test_a_link_among_a_runs_files_to_outside_them_is_not_registered(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # A step may leave links among its run's files; the server (which may read what the
+    # step may not) must not copy what they point at into a model the step can then read.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the step's")
+    src = _files(
+        tmp_path / "src",
+        {
+            "fit.py": f"""
+                import os
+                os.makedirs("outputs/net", exist_ok=True)
+                open("outputs/net/w.bin", "wb").write(b"weights")
+                os.symlink("w.bin", "outputs/net/inside.bin")
+                os.symlink({str(secret)!r}, "outputs/net/outside.txt")
+                os.symlink({str(secret)!r}, "outputs/alone.txt")
+            """
+        },
+    )
+    run = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    step = run.find_step_run("fit.py")[0]
+    assert run.get_status() == "Finished", run.get_details()["error"]
+    with pytest.raises(UserError, match=r"'outside\.txt' is a link that leads outside"):
+        step.register_model("net", model_path="outputs/net")
+    with pytest.raises(UserError, match="leads outside"):
+        step.register_model("alone", model_path="outputs/alone.txt")
+    assert Model.list(ws) == []

@@ -454,6 +454,27 @@ class Model:
             ) from exc
         return Model(workspace, name, version=version)
 
+    # -- deploying: not part of headrace -------------------------------------------------
+    @staticmethod
+    def _not_deployed(call: str) -> UserError:
+        return UserError(
+            f"{call} deploys models to Azure web services, which headrace does not do: it "
+            "registers models. Serve the files of model.download(target_dir) (or "
+            "Model.get_model_path(name) in a step) with a web framework of your choice."
+        )
+
+    @staticmethod
+    def deploy(*args: Any, **kwargs: Any) -> None:
+        raise Model._not_deployed("Model.deploy")
+
+    @staticmethod
+    def package(*args: Any, **kwargs: Any) -> None:
+        raise Model._not_deployed("Model.package")
+
+    @staticmethod
+    def profile(*args: Any, **kwargs: Any) -> None:
+        raise Model._not_deployed("Model.profile")
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Model) and other.id == self.id
 
