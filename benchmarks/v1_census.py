@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -224,16 +223,36 @@ def table(results: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['notebook']} | failed | {cell} | `{error}` |")
     ended = sum(r["status"] == "ran to the end" for r in results)
     lines += ["", f"{ended} of {len(results)} ran to the end.", ""]
-    blockers = Counter(_kind(r["error"]) for r in results if r["status"] != "ran to the end")
-    lines += ["| First error | Notebooks |", "|---|---|"]
-    lines += [f"| `{kind}` | {count} |" for kind, count in blockers.most_common()]
+    kinds: dict[str, list[str]] = {}
+    for r in results:
+        if r["status"] != "ran to the end":
+            kinds.setdefault(_kind(str(r["error"])), []).append(Path(r["notebook"]).stem)
+    lines += ["| What stopped it | Notebooks | Which |", "|---|---|---|"]
+    for kind, stopped in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
+        lines.append(f"| {kind} | {len(stopped)} | {', '.join(stopped)} |")
     return "\n".join(lines)
 
 
+NETWORK = ("ConnectionError", "URLError", "Name or service not known", "NameResolutionError")
+AZURE = ("DefaultAzureCredential", "<my-", "No module named 'msrest'", "azure_data_lake")
+
+
 def _kind(error: str) -> str:
-    """An error without its particulars, to count notebooks stopped by the same thing."""
-    text = str(error).replace("|", "\\|")
-    return text[:140]
+    """What kind of thing stopped a notebook, to count notebooks stopped alike."""
+    name = error.split(":", 1)[0]
+    if any(marker in error for marker in NETWORK):
+        return "data from the internet (this machine has none)"
+    if any(marker in error for marker in AZURE):
+        return "real Azure resources or credentials (placeholders, Azure clients, ADLS)"
+    if name == "NotInHeadraceError":
+        return "a name that is not part of headrace (the message says what instead)"
+    if name == "NotYetImplementedError":
+        return "a name headrace plans (Schedule, ...)"
+    if name == "ModuleNotFoundError":
+        return "a package the notebook needs is not installed"
+    if error.startswith("timeout"):
+        return "the time limit"
+    return f"`{error[:90]}`".replace("|", "\\|")
 
 
 def main() -> int:
