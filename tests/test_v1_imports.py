@@ -379,3 +379,16 @@ def test_every_import_of_the_notebooks_gives_the_name_or_what_to_use_instead(
             assert "Instead: " in str(exc)
         else:
             assert getattr(namespace[name], "__module__", "headrace").startswith("headrace")
+
+
+def test_the_launcher_loads_only_the_alias_until_the_script_imports_azureml(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "look.py").write_text(
+        "import sys\n"
+        "print(sorted(m for m in sys.modules if m.startswith('headrace')), 'typing' in sys.modules)\n"
+    )
+    done = run_python("-m", "headrace.v1", "look.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    loaded = "['headrace', 'headrace.compat', 'headrace.compat.azureml', 'headrace.compat.azureml.alias']"
+    assert done.stdout.strip() == f"{loaded} False"
