@@ -170,9 +170,13 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/endpoints"): PAGE,
     ("GET", "/ui/endpoints/{name}"): PAGE,
     ("POST", "/ui/endpoints/{name}/submit"): PAGE_SUBMIT,
+    ("GET", "/ui/models"): PAGE,
+    ("GET", "/ui/models/{name}"): PAGE,
     ("GET", "/ui/compute"): PAGE,
     ("GET", "/ui/datastores"): PAGE,
     ("GET", "/ui/datastores/{name}"): PAGE,
+    ("GET", "/ui/datasets"): PAGE,
+    ("GET", "/ui/datasets/{name}"): PAGE,
     ("GET", "/ui/datastores/{name}/browse/{path:path}"): PAGE,
     ("GET", "/ui/datastores/{name}/download/{path:path}"): PAGE,
     ("GET", "/ui/{rest:path}"): PAGE,  # unknown pages: a 404 page, for signed-in viewers

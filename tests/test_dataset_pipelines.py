@@ -190,6 +190,21 @@ def test_output_file_dataset_chain_registers_and_records_lineage(
     assert [(c["step_run_id"], c["port"], c["step_name"]) for c in consumed] == [
         (a_run.id, "raw", "a")
     ]
+    # the same lineage in the CLI
+    from tests.test_cli import hr, hr_json, one_error_line
+
+    listed = hr_json("dataset", "list", "--workspace", ws.path)["datasets"]
+    assert sorted(d["name"] for d in listed) == ["raw", "second_result"]
+    shown = hr_json("datasets", "show", "second_result", "--workspace", ws.path)
+    assert shown["content"]["file_count"] == 1 and shown["kind"] == "file"
+    assert [(x["role"], x["step_run_id"]) for x in shown["lineage"]] == [("produced", b_run.id)]
+    lineage = hr_json("dataset", "lineage", "raw", "--workspace", ws.path)["lineage"]
+    assert [(x["role"], x["step_name"], x["port"]) for x in lineage] == [("consumed", "a", "raw")]
+    assert "consumed" in hr("dataset", "show", "raw", "--workspace", ws.path).stdout
+    versions = hr_json("dataset", "versions", "raw", "--workspace", ws.path)["versions"]
+    assert [v["version"] for v in versions] == [1]
+    error = one_error_line(hr("dataset", "show", "rwa", "--workspace", ws.path, code=1))
+    assert "No dataset named 'rwa'" in error and "'raw'" in error
 
 
 def test_reuse_follows_the_data_not_the_version(ws: Workspace, store, src: Path) -> None:  # type: ignore[no-untyped-def]
@@ -252,3 +267,66 @@ def test_confined_steps_read_their_dataset_inputs(
     assert got["pngs"]["files"] == ["0/a.png", "1/b.png"]
     assert got["table"]["rows"] == {"name": ["ann", "bob"], "age": [31, 42]}
     assert Dataset.get_by_name(ws, "confined_out").to_path() == ["/data.csv"]
+
+
+def test_rest_submit_sets_dataset_parameters_by_id_or_name(
+    ws: Workspace,
+    store,
+    src: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    import httpx
+
+    from headrace import PipelineRun
+    from tests.servers import LiveServer, make_token
+
+    small = Dataset.Tabular.from_delimited_files((store, "titanic/data.csv")).take(1)
+    small = small.register(ws, "small")
+    full = Dataset.Tabular.from_delimited_files((store, "titanic/data.csv")).register(ws, "full")
+    param = PipelineParameter(name="table_param", default_value=full)
+    step = PythonScriptStep(
+        "read.py",
+        name="read",
+        inputs=[DatasetConsumptionConfig("table", param)],
+        source_directory=str(src),
+    )
+    published = Pipeline(ws, [step]).publish(name="datasets-rest")
+    root = Path(ws.path)
+    headers = {"Authorization": f"Bearer {make_token(root, 'submitter')}"}
+    bodies = {
+        "default": {},
+        "by id": {"table_param": {"SavedDataSetReference": {"Id": small.id}}},
+        "by name": {"table_param": {"DataSetReference": {"Name": "small", "Version": "1"}}},
+    }
+    with LiveServer(root) as server:
+        monkeypatch.setenv("HEADRACE_SERVER_URL", server.url)
+        url = published.endpoint.replace(published.endpoint.split("/pipelines/")[0], server.url)
+        runs = {}
+        for label, assignments in bodies.items():
+            response = httpx.post(
+                url,
+                headers=headers,
+                json={"ExperimentName": "rest", "DataSetDefinitionValueAssignments": assignments},
+                timeout=60,
+            )
+            assert response.status_code == 200, response.text
+            runs[label] = response.json()["Id"]
+        bad = httpx.post(
+            url,
+            headers=headers,
+            json={
+                "ExperimentName": "rest",
+                "DataSetDefinitionValueAssignments": {
+                    "table_param": {"DataSetReference": {"Name": "nope"}}
+                },
+            },
+            timeout=60,
+        )
+        assert bad.status_code == 404 and "'small'" in bad.text, bad.text
+        for label, run_id in runs.items():
+            run = PipelineRun.get(ws, run_id)
+            finished(run)
+            rows = seen(run, "read")["datasets"]["table"]["rows"]
+            assert rows["name"] == (["ann", "bob"] if label == "default" else ["ann"]), label
+    consumers = {c["pipeline_run_id"] for c in small.lineage()["consumed_by"]}
+    assert consumers == {runs["by id"], runs["by name"]}

@@ -11,16 +11,21 @@ calls `Model.get_model_path(name)`.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from headrace import (
     ConflictError,
+    Dataset,
     Experiment,
     Model,
     ModelNotFoundError,
@@ -29,8 +34,9 @@ from headrace import (
     UserError,
     Workspace,
 )
+from headrace.cli.main import app as cli_app
 from tests.conftest import stop_agents
-from tests.servers import served_workspace
+from tests.servers import RUNNER, served_workspace
 
 
 def _files(folder: Path, files: dict[str, str | bytes]) -> Path:
@@ -64,13 +70,6 @@ def ws(
         with served_workspace(root, monkeypatch, "submitter", max_body_bytes=100_000) as ws:
             yield ws
     stop_agents(root)
-
-
-class _TrainingData:
-    """What model lineage reads of a registered dataset: its id, name and version."""
-
-    def __init__(self, id: str, name: str, version: int) -> None:
-        self.id, self.name, self.version = id, name, version
 
 
 # -- registering from this machine ----------------------------------------------------------
@@ -198,22 +197,33 @@ def test_get_model_path_outside_a_step(ws: Workspace, tmp_path: Path) -> None:
     assert Path(Model.get_model_path("clf")).read_bytes() == b"cached"
 
 
-def test_dataset_lineage_is_recorded_by_id_name_and_version(ws: Workspace, tmp_path: Path) -> None:
-    _files(tmp_path, {"m.pkl": b"m"})
-    train = _TrainingData("0b5f-ds", "iris-train", 3)
+def test_dataset_lineage_names_the_registered_dataset_versions(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    _files(tmp_path, {"m.pkl": b"m", "train.csv": "a,b\n1,2\n", "val.csv": "a,b\n3,4\n"})
+    train = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "train.csv"))
+    train = train.register(ws, "iris-train")
+    validation = Dataset.File.from_files(path=str(tmp_path / "val.csv")).register(ws, "iris-val")
     model = Model.register(
         ws,
         str(tmp_path / "m.pkl"),
         "clf",
-        datasets=[("training", train), ("validation", _TrainingData("77aa", "iris-val", 1))],
+        datasets=[("training", train), ("validation", validation)],
     )
     assert [(d.name, d.version, d.id) for d in model.datasets["training"]] == [
-        ("iris-train", 3, "0b5f-ds")
+        ("iris-train", 1, train.id)
     ]
-    assert [d.name for d in Model(ws, "clf").datasets["validation"]] == ["iris-val"]
-    assert [m.id for m in Model.list(ws, dataset_id="0b5f-ds")] == ["clf:1"]
+    assert Model(ws, "clf").datasets["validation"][0].to_path() == validation.to_path()
+    assert Model(ws, "clf").serialize()["datasets"][0]["name"] == "iris-train"
+    assert [m.id for m in Model.list(ws, dataset_id=train.id)] == ["clf:1"]
+    assert Model.list(ws, dataset_id=validation.id + "0") == []
+
     with pytest.raises(UserError, match="datasets= takes datasets"):
         Model.register(ws, str(tmp_path / "m.pkl"), "clf", datasets=["not a dataset"])
+    unregistered = Dataset.File.from_files(path=str(tmp_path / "val.csv"))
+    with pytest.raises(UserError, match="is not registered"):
+        Model.register(ws, str(tmp_path / "m.pkl"), "clf", datasets=[unregistered])
+    assert [m.version for m in Model.list(ws)] == [1]
 
 
 # -- bad input --------------------------------------------------------------------------------
@@ -239,6 +249,8 @@ def test_an_unknown_model_name_or_version_lists_what_exists(ws: Workspace, tmp_p
         Model(ws, id="clf:9")
     with pytest.raises(UserError, match="is not valid"):
         Model.register(ws, str(tmp_path / "m.pkl"), "../escape")
+    with pytest.raises(UserError, match=r"Model\.deploy deploys models to Azure web services"):
+        Model.deploy(ws, "service", [Model(ws, "clf")])
 
 
 # -- models from pipeline steps ----------------------------------------------------------------
@@ -368,3 +380,195 @@ def test_a_scoring_step_asking_for_an_unknown_model_fails_naming_what_exists(
     log = run.find_step_run("score.py")[0].get_stderr_log()
     assert "ModelNotFoundError" in log
     assert "No model named 'iris-clf' is registered" in log and "iris-clf-v0" in log
+
+
+def test_a_model_a_step_registers_records_the_registered_datasets_it_read(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    _files(tmp_path, {"iris.csv": "a,b\n1,2\n3,4\n", "images/1.png": b"png"})
+    iris = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "iris.csv"))
+    iris = iris.register(ws, "iris")
+    images = Dataset.File.from_files(path=str(tmp_path / "images")).register(ws, "images")
+    src = _files(
+        tmp_path / "src",
+        {
+            "fit.py": """
+                import os
+                from headrace.compat.azureml.core import Model, Run
+                run = Run.get_context()
+                rows = len(run.input_datasets["iris"].to_pandas_dataframe())
+                os.makedirs("outputs", exist_ok=True)
+                open("outputs/model.txt", "w").write(str(rows))
+                run.register_model("fitted", model_path="outputs/model.txt")
+                Model.register(run.experiment.workspace, "outputs/model.txt", "also-fitted")
+            """
+        },
+    )
+    step = PythonScriptStep(
+        "fit.py",
+        source_directory=str(src),
+        inputs=[iris.as_named_input("iris"), images.as_named_input("images").as_mount()],
+    )
+    run = _run(ws, [step])
+    assert run.get_status() == "Finished", run.find_step_run("fit.py")[0].get_stderr_log()
+    for name in ("fitted", "also-fitted"):
+        model = Model(ws, name)
+        assert Path(Model.get_model_path(name, _workspace=ws)).read_text() == "2"
+        trained_on = sorted((d.name, d.version) for d in model.datasets["training"])
+        assert trained_on == [("images", 1), ("iris", 1)], name
+
+
+# -- the command line ------------------------------------------------------------------------
+def _cli(*args: object, code: int = 0) -> Result:
+    result = RUNNER.invoke(cli_app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_the_cli_lists_shows_and_downloads_models(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    ws = Workspace.create("test-ws", path=root, show_output=False)
+    _files(tmp_path, {"net/w.bin": b"w" * 2000, "net/cfg.json": "{}", "clf.pkl": b"c"})
+    Model.register(ws, str(tmp_path / "net"), "net", tags={"stage": "dev"})
+    Model.register(ws, str(tmp_path / "clf.pkl"), "net", tags={"stage": "prod"})
+    Model.register(ws, str(tmp_path / "clf.pkl"), "clf", properties={"auc": "0.9"})
+
+    listed = json.loads(_cli("model", "list", "-w", root, "--json").stdout)["models"]
+    assert [m["id"] for m in listed] == ["clf:1", "net:2", "net:1"]
+    latest = json.loads(
+        _cli("models", "list", "--latest", "--tag", "stage=prod", "-w", root, "--json").stdout
+    )
+    assert [m["id"] for m in latest["models"]] == ["net:2"]
+    table = _cli("model", "list", "-w", root).stdout
+    assert "net" in table and "stage=dev" in table and "2.0 KB" in table
+
+    shown = json.loads(_cli("model", "show", "net:1", "-w", root, "--json").stdout)
+    assert shown["versions"] == [1, 2] and shown["is_folder"] and shown["size"] == 2002
+    assert sorted(f["path"] for f in shown["files"]) == ["net/cfg.json", "net/w.bin"]
+    assert json.loads(_cli("model", "show", "net", "-w", root, "--json").stdout)["version"] == 2
+    assert "net/w.bin" in _cli("model", "show", "net", "--version", "1", "-w", root).stdout
+
+    done = json.loads(
+        _cli("model", "download", "net:1", tmp_path / "dl", "-w", root, "--json").stdout
+    )
+    assert done["path"] == str(tmp_path / "dl" / "net")
+    assert (tmp_path / "dl" / "net" / "w.bin").read_bytes() == b"w" * 2000
+    again = _cli("model", "download", "net:1", tmp_path / "dl", "-w", root, code=1)
+    assert "exist_ok=True" in again.stderr and "Traceback" not in again.output
+    _cli("model", "download", "net:1", tmp_path / "dl", "--exist-ok", "-w", root)
+
+    missing = _cli("model", "show", "nett", "-w", root, code=1)
+    assert missing.stderr.strip() == (
+        "error: No model named 'nett' is registered in this workspace; the registered models "
+        "are: clf, net. Register one with Model.register(ws, model_path, model_name)."
+    )
+    assert "its versions are 1, 2" in _cli("model", "show", "net:7", "-w", root, code=1).stderr
+
+
+# -- the batch-scoring notebooks, with their azureml imports unchanged -------------------------
+SUBMIT_V1 = """
+    import json, os, pickle
+    from azureml.core import Experiment, Workspace
+    from azureml.core.model import Model
+    from azureml.pipeline.core import Pipeline
+    from azureml.pipeline.steps import PythonScriptStep
+
+    ws = Workspace.create("w", path={ws!r})
+    # tabular-dataset-inference-iris: a model file fetched from a datastore, then registered
+    model_datastore = ws.get_default_datastore()
+    os.makedirs("upload/iris_model.pkl", exist_ok=True)
+    pickle.dump({{"weights": [0.5, 0.25]}}, open("upload/iris_model.pkl/iris_model.pkl", "wb"))
+    model_datastore.upload("upload", show_progress=False)
+    model_datastore.download(".", prefix="iris_model.pkl", show_progress=False)
+    model = Model.register(model_path="iris_model.pkl/iris_model.pkl", model_name="iris-prs",
+                           tags={{"pretrained": "iris"}}, workspace=ws)
+    # file-dataset-image-inference-mnist: a folder of model files
+    os.makedirs("models", exist_ok=True)
+    open("models/mnist-tf.model.meta", "w").write("graph")
+    Model.register(model_path="models/", model_name="mnist-prs",
+                   tags={{"pretrained": "mnist"}}, description="Mnist model", workspace=ws)
+
+    step = PythonScriptStep("iris_score.py", source_directory={src!r}, name="score",
+                            arguments=["--model_name", "iris-prs"])
+    run = Experiment(ws, "batch").submit(Pipeline(ws, [step]))
+    run.wait_for_completion(raise_on_error=False)
+    score = run.find_step_run("score")[0]
+    print(json.dumps([run.get_status(), score.get_stdout_log(), score.get_stderr_log(),
+                      model.id, sorted(ws.models)]))
+"""
+
+SCORE_V1 = """
+    import argparse, os, pickle
+    from azureml.core.model import Model
+    from azureml.core import Model as SameModel
+
+    def init():
+        global iris_model, meta
+        parser = argparse.ArgumentParser(description="Iris model serving")
+        parser.add_argument("--model_name", dest="model_name", required=True)
+        args, unknown_args = parser.parse_known_args()
+        model_path = Model.get_model_path(args.model_name)
+        with open(model_path, "rb") as model_file:
+            iris_model = pickle.load(model_file)
+        meta = open(os.path.join(SameModel.get_model_path("mnist-prs"), "mnist-tf.model.meta")).read()
+
+    def run(rows):
+        w = iris_model["weights"]
+        return [w[0] * a + w[1] * b for a, b in rows]
+
+    init()
+    print("PREDICTIONS", run([(2, 4), (4, 8)]), meta, flush=True)
+"""
+
+
+def test_the_batch_scoring_notebooks_flow_with_unmodified_imports(tmp_path: Path) -> None:
+    src = _files(tmp_path / "src", {"iris_score.py": SCORE_V1})
+    (tmp_path / "submit.py").write_text(
+        textwrap.dedent(SUBMIT_V1).format(ws=str(tmp_path / "ws"), src=str(src))
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "headrace.v1", "submit.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    try:
+        assert done.returncode == 0, done.stderr
+        status, stdout, stderr, model_id, names = json.loads(done.stdout.splitlines()[-1])
+        assert status == "Finished", stderr
+        assert "PREDICTIONS [2.0, 4.0] graph" in stdout
+        assert model_id == "iris-prs:1" and names == ["iris-prs", "mnist-prs"]
+    finally:
+        stop_agents(tmp_path / "ws")
+
+
+def test_a_link_among_a_runs_files_to_outside_them_is_not_registered(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # A step may leave links among its run's files; the server (which may read what the
+    # step may not) must not copy what they point at into a model the step can then read.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the step's")
+    src = _files(
+        tmp_path / "src",
+        {
+            "fit.py": f"""
+                import os
+                os.makedirs("outputs/net", exist_ok=True)
+                open("outputs/net/w.bin", "wb").write(b"weights")
+                os.symlink("w.bin", "outputs/net/inside.bin")
+                os.symlink({str(secret)!r}, "outputs/net/outside.txt")
+                os.symlink({str(secret)!r}, "outputs/alone.txt")
+            """
+        },
+    )
+    run = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    step = run.find_step_run("fit.py")[0]
+    assert run.get_status() == "Finished", run.get_details()["error"]
+    with pytest.raises(UserError, match=r"'outside\.txt' is a link that leads outside"):
+        step.register_model("net", model_path="outputs/net")
+    with pytest.raises(UserError, match="leads outside"):
+        step.register_model("alone", model_path="outputs/alone.txt")
+    assert Model.list(ws) == []

@@ -143,6 +143,7 @@ class LocalModelMethods:
                 datasets=datasets,
                 run_id=run_id,
                 experiment_name=experiment,
+                guard=artifacts.run_dir(run_id),
             )
         finally:
             if staged:

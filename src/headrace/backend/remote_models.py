@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from headrace.backend.local_models import STAGED_MODELS, model_source_files
 from headrace.backend.wire import from_wire, url_path, url_segment
 from headrace.store.datastores import clean_relative_path
-from headrace.store.models import filter_pairs
+from headrace.store.models import check_model_name, filter_pairs
 from headrace.store.records import ModelRecord
 
 __all__ = ["RemoteModelMethods"]
@@ -60,6 +60,7 @@ class RemoteModelMethods:
     ) -> ModelRecord:
         from headrace.engine.snapshots import _hash_file
 
+        check_model_name(name)  # before any byte is sent
         root, is_folder, files = model_source_files(Path(source), child_paths)
         if run_id is not None:
             staged = f"{STAGED_MODELS}/{uuid.uuid4().hex}/{root}"

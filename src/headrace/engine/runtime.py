@@ -424,11 +424,16 @@ def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[s
 def _input_dataset(definition: dict[str, Any], path: str) -> dict[str, Any]:
     """What `Run.input_datasets[port]` is made from: the path, and for a tabular dataset
     how to read the files there."""
+    # A registered input's name and version: lineage of the models the step registers.
+    registration = (
+        {"registration": definition["registration"]} if definition.get("registration") else {}
+    )
     if definition.get("kind") == "tabular":
         from headrace.engine.datasets import step_definition
 
-        return {"kind": "tabular", "path": path, "definition": step_definition(definition, path)}
-    return {"kind": "file", "path": path}
+        tabular = step_definition(definition, path)
+        return {"kind": "tabular", "path": path, "definition": tabular, **registration}
+    return {"kind": "file", "path": path, **registration}
 
 
 def _resolve_input(

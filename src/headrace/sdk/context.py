@@ -280,6 +280,18 @@ class ScriptRun(_LoggingMixin, Run):
                 found[port] = item["path"]
         return found
 
+    def _input_lineage(self) -> list[tuple[str, Any]]:
+        """The registered datasets this step reads, as ('training', dataset) lineage: what
+        a model it registers without `datasets=` was trained on."""
+        from types import SimpleNamespace
+
+        found = []
+        for item in json.loads(self._input_datasets_json).values():
+            registration = item.get("registration")
+            if isinstance(registration, dict) and registration.get("name"):
+                found.append(("training", SimpleNamespace(**registration)))
+        return found
+
     @property
     def experiment(self) -> Any:  # type: ignore[override]
         """The experiment (and through it the workspace: the server's, when the step has
@@ -310,6 +322,8 @@ class ScriptRun(_LoggingMixin, Run):
         from headrace.store.datastores import clean_relative_path
         from headrace.store.models import model_files_of
 
+        if datasets is None:
+            datasets = self._input_lineage()
         rel = clean_relative_path(model_path or model_name, what="model path")
         local = Path(rel)
         if rel and local.exists():

@@ -35,6 +35,7 @@ __all__ = [
     "check_extra_arguments",
     "dataset_lineage",
     "framework_properties",
+    "parse_model_id",
 ]
 
 _CACHE = "azureml-models"
@@ -67,9 +68,12 @@ def dataset_lineage(datasets: Any) -> list[dict[str, Any]]:
             scenario, item = given
         if not (hasattr(item, "name") or hasattr(item, "id")):
             raise UserError(
-                f"datasets= takes datasets or ('scenario', dataset) pairs; got {item!r}. "
-                "Register the dataset first (dataset.register(ws, name)) so it has a name "
-                "and version."
+                f"datasets= takes datasets or ('scenario', dataset) pairs; got {item!r}."
+            )
+        if getattr(item, "name", None) is None and getattr(item, "id", None) is None:
+            raise UserError(
+                "A dataset in datasets= is not registered, so a model cannot name it; "
+                "register it first: dataset = dataset.register(ws, name)."
             )
         version = getattr(item, "version", None)
         entries.append(
@@ -108,7 +112,7 @@ def framework_properties(
     return merged
 
 
-def _parse_id(model_id: str) -> tuple[str, int | None]:
+def parse_model_id(model_id: str) -> tuple[str, int | None]:
     name, sep, version = str(model_id).rpartition(":")
     if not sep:
         return str(model_id), None
@@ -141,7 +145,7 @@ class Model:
         if kwargs:
             raise UserError(f"Model(...) got unexpected arguments: {', '.join(sorted(kwargs))}.")
         if id is not None:
-            name, version = _parse_id(id)
+            name, version = parse_model_id(id)
         if name is None:
             raise UserError("Model(ws, ...) needs a name or an id ('name:version').")
         backend = workspace.backend
@@ -185,8 +189,12 @@ class Model:
         """Copy the file or folder `model_path` into the workspace as the next version of
         `model_name`. Inside a step, the step's run is recorded as the one that produced it."""
         check_extra_arguments(kwargs, "Model.register")
-        from headrace.sdk.context import current_step_run_id
+        from headrace.sdk.context import ScriptRun, current_step_run_id, get_context
 
+        run_id = current_step_run_id(workspace)
+        context = get_context()
+        if datasets is None and run_id is not None and isinstance(context, ScriptRun):
+            datasets = context._input_lineage()  # what the registering step read
         record = workspace.backend.register_model(
             model_name,
             Path(model_path),
@@ -195,7 +203,7 @@ class Model:
             tags=dict(tags or {}),
             properties=framework_properties(properties, model_framework, model_framework_version),
             datasets=dataset_lineage(datasets),
-            run_id=current_step_run_id(workspace),
+            run_id=run_id,
         )
         print(f"Registering model {record.name}")  # noqa: T201  (SDK v1 prints this line)
         return Model._from_record(workspace, record)
@@ -322,13 +330,27 @@ class Model:
         return PipelineRun.get(self.workspace, self._record.run_id)
 
     @property
-    def datasets(self) -> dict[str, builtins.list[DatasetReference]]:
-        """The datasets it was trained on, by scenario (SDK v1: {'training': [...]})."""
-        found: dict[str, builtins.list[DatasetReference]] = {}
+    def datasets(self) -> dict[str, builtins.list[Any]]:
+        """The datasets it was trained on, by scenario (SDK v1: {'training': [dataset]}):
+        the registered dataset versions, or a `DatasetReference` (id, name, version) for
+        one no longer in the workspace."""
+        found: dict[str, builtins.list[Any]] = {}
         for entry in self._record.datasets:
             reference = DatasetReference(entry)
-            found.setdefault(reference.scenario, []).append(reference)
+            found.setdefault(reference.scenario, []).append(self._dataset(reference))
         return found
+
+    def _dataset(self, reference: DatasetReference) -> Any:
+        from headrace.errors import NotFoundError
+        from headrace.sdk.datasets import Dataset
+
+        try:
+            if reference.id is not None:
+                return Dataset.get_by_id(self.workspace, str(reference.id))
+            version = "latest" if reference.version is None else reference.version
+            return Dataset.get_by_name(self.workspace, str(reference.name), version)
+        except NotFoundError:
+            return reference
 
     @property
     def model_framework(self) -> str | None:
@@ -431,6 +453,27 @@ class Model:
                 "version)."
             ) from exc
         return Model(workspace, name, version=version)
+
+    # -- deploying: not part of headrace -------------------------------------------------
+    @staticmethod
+    def _not_deployed(call: str) -> UserError:
+        return UserError(
+            f"{call} deploys models to Azure web services, which headrace does not do: it "
+            "registers models. Serve the files of model.download(target_dir) (or "
+            "Model.get_model_path(name) in a step) with a web framework of your choice."
+        )
+
+    @staticmethod
+    def deploy(*args: Any, **kwargs: Any) -> None:
+        raise Model._not_deployed("Model.deploy")
+
+    @staticmethod
+    def package(*args: Any, **kwargs: Any) -> None:
+        raise Model._not_deployed("Model.package")
+
+    @staticmethod
+    def profile(*args: Any, **kwargs: Any) -> None:
+        raise Model._not_deployed("Model.profile")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Model) and other.id == self.id

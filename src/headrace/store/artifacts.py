@@ -104,7 +104,7 @@ class LocalArtifactStore:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     self.file_path(run_id, f"{prefix}/{rel}")
                     checked.add(dest.parent)
-                size = full.stat().st_size
+                size = full.lstat().st_size  # a link may point at a file moved before it
                 try:
                     os.replace(full, dest)  # replaces a link at `dest`, never follows it
                 except OSError:

@@ -37,6 +37,7 @@ __all__ = [
     "content_identity",
     "copy_folder",
     "definition_hash",
+    "describe_version",
     "direct_path",
     "file_checksum",
     "file_transforms",
@@ -73,6 +74,31 @@ def source_label(source: dict[str, Any]) -> str:
     if "datastore" in source:
         return f"{source['datastore']}/{source.get('path', '')}"
     return str(source.get("url") or source.get("local"))
+
+
+def describe_version(record: Any) -> dict[str, Any]:
+    """A registered dataset version (a store.records.DatasetRecord) as the CLI and the
+    portal show it."""
+    definition = record.definition
+    content = record.content
+    return {
+        "id": record.id,
+        "name": record.name,
+        "version": record.version,
+        "kind": record.kind,
+        "description": record.description,
+        "tags": record.tags,
+        "sources": [source_label(s) for s in definition.get("sources") or []],
+        "format": definition.get("format"),
+        "column_types": definition.get("column_types") or {},
+        "transforms": definition.get("transforms") or [],
+        "content": content,
+        "file_count": content.get("file_count"),
+        "total_bytes": content.get("total_bytes"),
+        "content_hash": content.get("hash"),
+        "produced_by": record.produced_by,
+        "created_at": record.created_at.isoformat(),
+    }
 
 
 def check_definition(definition: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -41,11 +42,13 @@ __all__ = [
     "check_model_name",
     "filter_pairs",
     "matches_filters",
+    "model_document",
     "model_files_of",
     "model_folder",
     "model_record",
     "register_model_files",
     "remove_model_files",
+    "step_run_ids",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -78,6 +81,38 @@ def model_record(row: ModelRow) -> ModelRecord:
         content_hash=row.content_hash,
         created_at=row.created_at,
     )
+
+
+def model_document(record: ModelRecord) -> dict[str, Any]:
+    """A model version as the CLI's --json and the portal's JSON twins show it."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "version": record.version,
+        "description": record.description,
+        "tags": record.tags,
+        "properties": record.properties,
+        "run_id": record.run_id,
+        "experiment": record.experiment_name,
+        "datasets": record.datasets,
+        "root": record.root,
+        "is_folder": record.is_folder,
+        "files": [{"path": f[0], "size": f[1], "sha256": f[2]} for f in record.files],
+        "size": record.size,
+        "content_hash": record.content_hash,
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+def step_run_ids(db: Database, ids: Iterable[str]) -> set[str]:
+    """Which of `ids` are step runs (the others are pipeline runs); one query."""
+    from headrace.store.orm import StepRunRow
+
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    with db.read() as s:
+        return set(s.scalars(select(StepRunRow.id).where(StepRunRow.id.in_(wanted))).all())
 
 
 def model_folder(artifacts: LocalArtifactStore, name: str, version: int) -> Path:
@@ -220,18 +255,42 @@ class ModelQueries:
             s.delete(row)
 
 
-def _copy_hashed(source: Path, target: Path) -> tuple[int, str]:
+def _open_inside(source: Path, guard: Path | None) -> int:
+    """An open file descriptor of regular file `source`; with `guard`, only if the file
+    opened is inside that folder. What a step left among its run's files may be a link (or
+    become one while it still runs): the check is on the file opened, not on the name."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a fifo must not block the server
+    fd = os.open(source, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"{source.name!r} is not a regular file; a model holds files only.")
+        if guard is not None:
+            opened = os.path.realpath(f"/proc/self/fd/{fd}")
+            if not opened.startswith(os.path.realpath(guard) + os.sep):
+                raise UserError(
+                    f"{source.name!r} is a link that leads outside the run's files; a model "
+                    "is registered from files the run wrote, so copy the file there instead."
+                )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _copy_hashed(source: Path, target: Path, guard: Path | None = None) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     target.parent.mkdir(parents=True, exist_ok=True)
-    with source.open("rb") as src, target.open("wb") as dst:
+    fd = _open_inside(source, guard)
+    with os.fdopen(fd, "rb") as src, target.open("wb") as dst:
+        executable = os.fstat(src.fileno()).st_mode & 0o100
         for block in iter(lambda: src.read(1 << 20), b""):
             digest.update(block)
             dst.write(block)
             size += len(block)
     # Readable by a server's step user (Model.get_model_path reads it in place), whatever
     # mode the source had; executable bits are kept.
-    os.chmod(target, 0o755 if os.stat(source).st_mode & 0o100 else 0o644)
+    os.chmod(target, 0o755 if executable else 0o644)
     return size, digest.hexdigest()
 
 
@@ -255,9 +314,11 @@ def register_model_files(
     datasets: list[dict[str, Any]] | None = None,
     run_id: str | None = None,
     experiment_name: str | None = None,
+    guard: Path | None = None,
 ) -> ModelRecord:
     """Copy `sources` ((path below `root`, local file) pairs; `("", file)` for a file model)
-    into the registry as the next version of `name`, and record it."""
+    into the registry as the next version of `name`, and record it. `guard`: a folder every
+    file read must really be in (a run's files, which its step may have filled with links)."""
     check_model_name(name)
     if not root or root in (".", "..") or "/" in root or len(root) > 255:
         raise UserError(f"{root!r} cannot name a model's file or folder.")
@@ -266,7 +327,7 @@ def register_model_files(
         files: list[list[Any]] = []
         for rel, source in sources:
             path = f"{root}/{rel}" if rel else root
-            size, sha = _copy_hashed(source, staging / path)
+            size, sha = _copy_hashed(source, staging / path, guard)
             files.append([path, size, sha])
         if is_folder:
             (staging / root).mkdir(parents=True, exist_ok=True)  # an empty folder is a model
