@@ -48,6 +48,7 @@ BENCHMARKS = {
     "sqlobjects": "benchmarks.bench_sqlobjects",
     "isolation": "benchmarks.bench_isolation",
     "v1launcher": "benchmarks.bench_v1launcher",
+    "datasets": "benchmarks.bench_datasets",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

@@ -76,6 +76,14 @@ def test_tabular_reads_with_types_header_and_separator(store, tmp_path: Path) ->
     semi.write_text("1;2\n3;4\n")
     raw = Dataset.Tabular.from_delimited_files(str(semi), separator=";", header=False)
     assert raw.to_pandas_dataframe().to_dict("list") == {"Column1": [1, 3], "Column2": [2, 4]}
+    codes = tmp_path / "codes.csv"
+    codes.write_text("code,n\n007,1\n042,2\n")
+    text = Dataset.Tabular.from_delimited_files(
+        str(codes), infer_column_types=False, set_column_types={"n": DataType.to_long()}
+    )
+    assert text.to_pandas_dataframe().to_dict("list") == {"code": ["007", "042"], "n": [1, 2]}
+    with pytest.raises(ValueError, match="partition_format is not supported"):
+        Dataset.Tabular.from_delimited_files(str(codes), partition_format="{x}/a.csv")
 
 
 def test_transforms(store) -> None:  # type: ignore[no-untyped-def]
@@ -240,3 +248,38 @@ def test_versions_on_sqlite_and_postgresql(any_ws: Workspace, tmp_path: Path) ->
     with pytest.raises(ConflictError):
         Dataset.Tabular.from_delimited_files((store, "pg")).register(any_ws, "pg")
     assert Dataset.get_by_name(any_ws, "pg").id == second.id
+
+
+def test_urls_are_read_and_registered(ws: Workspace, tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "web"
+    served.mkdir()
+    (served / "iris.csv").write_text("sepal,species\n5.1,setosa\n4.9,setosa\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = Quiet(("127.0.0.1", 0), handler)
+    server.RequestHandlerClass.log_message = lambda *a, **k: None  # type: ignore[attr-defined,method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/iris.csv"
+        table = Dataset.Tabular.from_delimited_files(url)
+        assert table.to_pandas_dataframe()["species"].tolist() == ["setosa", "setosa"]
+        files = Dataset.File.from_files(url)
+        assert files.to_path() == ["/iris.csv"]
+        assert Path(files.download(str(tmp_path / "dl"))[0]).read_text().startswith("sepal")
+        registered = table.register(ws, "iris")
+        assert registered.content["file_count"] == 1
+        missing = Dataset.Tabular.from_delimited_files(url.replace("iris", "nope"))
+        with pytest.raises(DatasetPathError, match="answered 404"):
+            missing.to_pandas_dataframe()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -523,11 +523,25 @@ def _checked_new(
     return dataset
 
 
+def _refuse_unsupported(partition_format: Any, include_path: Any = False) -> None:
+    """SDK v1 options headrace does not implement: refused, never silently ignored."""
+    if partition_format is not None:
+        raise UserError(
+            "partition_format is not supported by headrace datasets yet; match the files with "
+            "a glob (for example 'data/*/*.csv') and read the partition from the path."
+        )
+    if include_path:
+        raise UserError(
+            "include_path=True is not supported by headrace datasets yet; leave it False."
+        )
+
+
 class _FileFactory:
     @staticmethod
     def from_files(
         path: Any, validate: bool = True, partition_format: str | None = None, is_file: bool = False
     ) -> FileDataset:
+        _refuse_unsupported(partition_format)
         sources, ws = _sources(path)
         return _checked_new(FileDataset, {"kind": "file", "sources": sources}, ws, validate)  # type: ignore[no-any-return]
 
@@ -558,6 +572,7 @@ class _TabularFactory:
         empty_as_string: bool = False,
         encoding: str = "utf8",
     ) -> TabularDataset:
+        _refuse_unsupported(partition_format, include_path)
         if not isinstance(separator, str) or len(separator) != 1:
             raise UserError(f"separator must be one character, not {separator!r}.")
         fmt = {
@@ -566,6 +581,8 @@ class _TabularFactory:
             "header": _header(header),
             "encoding": encoding,
             "empty_as_null": not empty_as_string,
+            "multi_line": bool(support_multi_line),
+            "infer_column_types": bool(infer_column_types),
         }
         return _TabularFactory._make(path, fmt, set_column_types, validate)  # type: ignore[no-any-return]
 
@@ -577,6 +594,7 @@ class _TabularFactory:
         set_column_types: dict[str, Any] | None = None,
         partition_format: str | None = None,
     ) -> TabularDataset:
+        _refuse_unsupported(partition_format, include_path)
         return _TabularFactory._make(path, {"type": "parquet"}, set_column_types, validate)  # type: ignore[no-any-return]
 
     @staticmethod
@@ -589,6 +607,9 @@ class _TabularFactory:
         invalid_lines: str = "error",
         encoding: str = "utf8",
     ) -> TabularDataset:
+        _refuse_unsupported(partition_format, include_path)
+        if invalid_lines != "error":
+            raise UserError("invalid_lines must be 'error' (the only mode headrace reads).")
         return _TabularFactory._make(  # type: ignore[no-any-return]
             path, {"type": "json_lines"}, set_column_types, validate
         )

@@ -379,9 +379,9 @@ def local_files(
         if "local" in source:
             out.append((f.relative, Path(f.location)))
         elif "url" in source:
+            # Fetched on every read: a URL says nothing cheap about whether it changed.
             target = cache / f"url{f.source}" / f.relative
-            if not target.exists():
-                _fetch_url(f.location, target)
+            _fetch_url(f.location, target)
             out.append((f.relative, target))
         else:
             root = access.local_root(source["datastore"])

@@ -57,7 +57,7 @@ def _format_error(path: str, exc: Exception, definition: dict[str, Any]) -> Data
     return DatasetFormatError(f"Reading {path}: {text}; {hint}.")
 
 
-def _csv_options(definition: dict[str, Any], streaming: bool) -> tuple[Any, Any, Any]:
+def _csv_options(definition: dict[str, Any], streaming: bool, path: str) -> tuple[Any, Any, Any]:
     from pyarrow import csv
 
     fmt = definition.get("format") or {}
@@ -70,8 +70,15 @@ def _csv_options(definition: dict[str, Any], streaming: bool) -> tuple[Any, Any,
     )
     if streaming:
         read.block_size = 1 << 20
-    parse = csv.ParseOptions(delimiter=fmt.get("separator") or ",")
+    parse = csv.ParseOptions(
+        delimiter=fmt.get("separator") or ",", newlines_in_values=bool(fmt.get("multi_line"))
+    )
     types = {c: _arrow_type(t) for c, t in (definition.get("column_types") or {}).items()}
+    if fmt.get("infer_column_types") is False and read.autogenerate_column_names is False:
+        # SDK v1's infer_column_types=False: every column is text ("007" stays "007")
+        # unless set_column_types says otherwise; the header gives the names.
+        names = csv.open_csv(path, read_options=read, parse_options=parse).schema.names
+        types = {**{name: _arrow_type("str") for name in names}, **types}
     convert = csv.ConvertOptions(
         column_types=types,
         strings_can_be_null=bool(fmt.get("empty_as_null", True)),
@@ -90,7 +97,10 @@ def _rename_generated(table: Any, definition: dict[str, Any]) -> Any:
 def _cast(table: Any, definition: dict[str, Any], path: str) -> Any:
     """Apply column_types to a table read from `path` (the CSV reader applies them itself,
     but a file without a header gets its names only after reading)."""
-    types = definition.get("column_types") or {}
+    types = dict(definition.get("column_types") or {})
+    if (definition.get("format") or {}).get("infer_column_types") is False:
+        # SDK v1's infer_column_types=False: every column is text unless typed.
+        types = {**{name: "str" for name in table.column_names}, **types}
     if not types:
         return table
     names = table.column_names
@@ -118,7 +128,7 @@ def _read_file(path: str, definition: dict[str, Any]) -> Any:
         if fmt == "delimited":
             from pyarrow import csv
 
-            read, parse, convert = _csv_options(definition, streaming=False)
+            read, parse, convert = _csv_options(definition, False, path)
             table = csv.read_csv(
                 path, read_options=read, parse_options=parse, convert_options=convert
             )
@@ -142,7 +152,7 @@ def _stream_file(path: str, definition: dict[str, Any]) -> Iterator[Any]:
         if fmt == "delimited":
             from pyarrow import csv
 
-            read, parse, convert = _csv_options(definition, streaming=True)
+            read, parse, convert = _csv_options(definition, True, path)
             reader = csv.open_csv(
                 path, read_options=read, parse_options=parse, convert_options=convert
             )
