@@ -9,8 +9,11 @@ Azure/MachineLearningNotebooks repository is copied with its folder (the step sc
 it) into a scratch folder and executed, unmodified, in a Jupyter kernel (nbclient): one cell
 `%load_ext headrace.v1` is put first, the way a user turns the alias on, and the folder gets
 an `.azureml/config.json` naming a fresh local workspace, so `Workspace.from_config()` finds
-it. Every code cell runs, in order; nothing is skipped, also not the cells that need real
-Azure resources: those count as failures, with the error they raise. A notebook that runs
+it. Beside it runs `headrace server` for that workspace (on a free loopback port, named by
+`HEADRACE_SERVER_URL`, with a submitter token in `HEADRACE_TOKEN`), as for a user who calls
+a published pipeline's REST endpoint. Every code cell runs, in order; nothing is skipped,
+also not the cells that need real Azure resources: those count as failures, with the error
+they raise. A notebook that runs
 longer than `--limit` seconds is stopped and reported as a timeout at the cell it was in.
 
 The table printed says, per notebook, whether it ran to the end or which cell failed first
@@ -29,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,7 @@ def run_one(path: Path, limit: float, result_file: Path) -> None:
 
     workspace = Workspace.create("census", path=str(path.parent / "census-ws"), show_output=False)
     workspace.write_config(str(path.parent))
+    server = _start_server(path.parent / "census-ws")
     notebook = nbformat.read(str(path), as_version=4)
     notebook.cells.insert(0, nbformat.v4.new_code_cell(FIRST_CELL))
     code_cells = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
@@ -107,7 +110,47 @@ def run_one(path: Path, limit: float, result_file: Path) -> None:
         state.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
     else:
         state.update(status="ran to the end")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
     result_file.write_text(json.dumps(state))
+
+
+def _start_server(workspace: Path) -> subprocess.Popen[bytes]:
+    """`headrace server` for the workspace; its URL and a token go to the kernel's environment."""
+    import socket
+    import urllib.request
+
+    headrace = str(Path(sys.executable).with_name("headrace"))
+    created = subprocess.run(
+        [headrace, "token", "create", "--name", "census", "--workspace", str(workspace), "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    os.environ["HEADRACE_SERVER_URL"] = url
+    os.environ["HEADRACE_TOKEN"] = json.loads(created.stdout)["token"]
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name  # steps run as the census's own user
+    server = subprocess.Popen(
+        [headrace, "server", "--workspace", str(workspace), "--port", str(port), "--step-user", me],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    return server  # not up: the notebook's REST calls will say so
 
 
 def census(names: list[str], limit: float) -> list[dict[str, Any]]:
@@ -180,16 +223,36 @@ def table(results: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['notebook']} | failed | {cell} | `{error}` |")
     ended = sum(r["status"] == "ran to the end" for r in results)
     lines += ["", f"{ended} of {len(results)} ran to the end.", ""]
-    blockers = Counter(_kind(r["error"]) for r in results if r["status"] != "ran to the end")
-    lines += ["| First error | Notebooks |", "|---|---|"]
-    lines += [f"| `{kind}` | {count} |" for kind, count in blockers.most_common()]
+    kinds: dict[str, list[str]] = {}
+    for r in results:
+        if r["status"] != "ran to the end":
+            kinds.setdefault(_kind(str(r["error"])), []).append(Path(r["notebook"]).stem)
+    lines += ["| What stopped it | Notebooks | Which |", "|---|---|---|"]
+    for kind, stopped in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
+        lines.append(f"| {kind} | {len(stopped)} | {', '.join(stopped)} |")
     return "\n".join(lines)
 
 
+NETWORK = ("ConnectionError", "URLError", "Name or service not known", "NameResolutionError")
+AZURE = ("DefaultAzureCredential", "<my-", "No module named 'msrest'", "azure_data_lake")
+
+
 def _kind(error: str) -> str:
-    """An error without its particulars, to count notebooks stopped by the same thing."""
-    text = str(error).replace("|", "\\|")
-    return text[:140]
+    """What kind of thing stopped a notebook, to count notebooks stopped alike."""
+    name = error.split(":", 1)[0]
+    if any(marker in error for marker in NETWORK):
+        return "data from the internet (this machine has none)"
+    if any(marker in error for marker in AZURE):
+        return "real Azure resources or credentials (placeholders, Azure clients, ADLS)"
+    if name == "NotInHeadraceError":
+        return "a name that is not part of headrace (the message says what instead)"
+    if name == "NotYetImplementedError":
+        return "a name headrace plans (Schedule, ...)"
+    if name == "ModuleNotFoundError":
+        return "a package the notebook needs is not installed"
+    if error.startswith("timeout"):
+        return "the time limit"
+    return f"`{error[:90]}`".replace("|", "\\|")
 
 
 def main() -> int:

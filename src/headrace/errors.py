@@ -35,8 +35,10 @@ here imports the rest of the package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+TYPE_CHECKING = False  # every headrace import loads this module: it does not load typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = [
     "ActivityFailedException",

@@ -23,6 +23,7 @@ from typing import Any
 
 from headrace.engine import fingerprint as fp
 from headrace.engine.endings import StepEnd, failure_record, journal_records
+from headrace.engine.environments import step_identity
 from headrace.engine.executors.base import StepProcess
 from headrace.engine.graphs import load_graph
 from headrace.engine.interpreters import Interpreter, current
@@ -221,7 +222,9 @@ class RunOrchestrator:
         for node_id in node_ids:
             node = self.graph.node(node_id)
             inputs, identities = self._resolve_inputs(node, identities_seen)
-            environment = node.environment or fp.interpreter_environment(self.interpreter)
+            environment = step_identity(
+                node.environment, fp.interpreter_environment(self.interpreter)
+            )
             parts = fp.fingerprint_parts(node, self.graph, self.parameters, identities, environment)
             candidates.append((node, inputs, parts, fp.fingerprint(parts)))
         reusable = {}

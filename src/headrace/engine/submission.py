@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from headrace.engine import fingerprint as fp
+from headrace.engine.environments import step_identity
 from headrace.engine.interpreters import current
 from headrace.engine.planning import (
     ProducedData,
@@ -184,7 +185,7 @@ def preview(
             _, identities = resolve_inputs(
                 ws, graph, node, parameters, produced, default_datastore, identities_seen
             )
-            environment = node.environment or fp.interpreter_environment()
+            environment = step_identity(node.environment, fp.interpreter_environment())
             keys[node_id] = fp.fingerprint(
                 fp.fingerprint_parts(node, graph, parameters, identities, environment)
             )

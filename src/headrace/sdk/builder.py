@@ -230,7 +230,13 @@ class GraphBuilder:
         env_vars: dict[str, str] = {}
         environment = None
         if step.runconfig is not None:
-            env_vars, environment = step.runconfig.step_environment()
+            try:
+                env_vars, environment = step.runconfig.step_environment()
+            except UserError as exc:  # conda packages PyPI lacks: each named
+                self.problems.append(f"Step {step.name!r}: {exc}")
+            distribution = step.runconfig.distribution_problem()
+            if distribution:
+                self.problems.append(f"Step {step.name!r}: {distribution}.")
         resources = self._resources(step)
         environment_variables = tuple(
             (k, self._text(step, v, ports, f"environment variable {k}"))

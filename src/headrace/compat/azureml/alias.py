@@ -19,8 +19,8 @@ if an `azureml` package is importable (or already imported), `install()` refuses
 AliasConflictError naming what it found.
 
 Start-up cost matters (every step of such a pipeline pays it): importing this module and
-installing the finder loads nothing beyond `os`, `sys` and `importlib`; the compat tree is
-imported only when the script imports `azureml`.
+installing the finder loads nothing beyond `os`, `sys` and `importlib` (not even typing);
+the compat tree is imported only when the script imports `azureml`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing's own flag would cost importing typing at every start
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
+    from typing import Any
 
 __all__ = [
     "AzuremlAlias",
