@@ -631,6 +631,56 @@ class _TabularFactory:
             path, {"type": "json_lines"}, set_column_types, validate
         )
 
+    @staticmethod
+    def register_pandas_dataframe(
+        dataframe: Any,
+        target: Any,
+        name: str,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        show_progress: bool = True,
+        row_group_size: int | None = None,
+        make_target_path_unique: bool = True,
+    ) -> TabularDataset:
+        """Write a pandas DataFrame as a Parquet file to `target` (a datastore, a
+        `(datastore, 'folder')` tuple or a DataPath) and register it as a tabular dataset (SDK
+        v1's `Dataset.Tabular.register_pandas_dataframe`); a unique subfolder unless
+        `make_target_path_unique=False`."""
+        import uuid
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        datastore = target if hasattr(target, "upload_files") else None
+        if datastore is not None:
+            folder = ""
+        else:
+            source, _ws = _source(target)
+            if "datastore" not in source:
+                raise UserError(
+                    "register_pandas_dataframe's target must be a datastore, (datastore, 'folder') "
+                    "or a DataPath."
+                )
+            datastore = target[0] if isinstance(target, tuple) else target.datastore
+            folder = source["path"]
+        if make_target_path_unique:
+            folder = "/".join(p for p in (folder.strip("/"), uuid.uuid4().hex) if p)
+        scratch = Path(tempfile.mkdtemp(prefix="headrace-dataframe-"))
+        try:
+            path = scratch / "part-00000.parquet"
+            table = pa.Table.from_pandas(dataframe, preserve_index=False)
+            pq.write_table(table, str(path), row_group_size=row_group_size)
+            datastore.upload_files(
+                [str(path)], target_path=folder or None, overwrite=True, show_progress=show_progress
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        written = "/".join(p for p in (folder, "part-00000.parquet") if p)
+        dataset = Dataset.Tabular.from_parquet_files((datastore, written))
+        return dataset.register(  # type: ignore[no-any-return]
+            datastore.workspace, name, description, tags, create_new_version=True
+        )
+
 
 class Dataset(AbstractDataset):
     """SDK v1's entry point: `Dataset.File.from_files(...)`, `Dataset.Tabular.from_...`,
