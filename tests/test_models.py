@@ -169,7 +169,7 @@ def test_tags_properties_update_delete_and_serialize(ws: Workspace, tmp_path: Pa
     assert [m.id for m in Model.list(ws)] == ["clf:2"]
     with pytest.raises(ModelNotFoundError, match="has no version 1; its versions are 2"):
         Model(ws, "clf", version=1)
-    assert Model.register(ws, str(tmp_path / "m.pkl"), "clf").version == 3  # never reused
+    assert Model.register(ws, str(tmp_path / "m.pkl"), "clf").version == 3  # the newest + 1
 
 
 def test_download_refuses_to_replace_unless_exist_ok(ws: Workspace, tmp_path: Path) -> None:
@@ -572,3 +572,26 @@ def test_a_link_among_a_runs_files_to_outside_them_is_not_registered(
     with pytest.raises(UserError, match="leads outside"):
         step.register_model("alone", model_path="outputs/alone.txt")
     assert Model.list(ws) == []
+
+
+def test_concurrent_registrations_of_one_name_get_distinct_versions_with_their_files(
+    any_ws: Workspace, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sources = []
+    for n in range(8):
+        _files(tmp_path, {f"m{n}/model.bin": f"content {n}".encode() * 1000})
+        sources.append(tmp_path / f"m{n}" / "model.bin")
+    with ThreadPoolExecutor(8) as pool:
+        models = list(pool.map(lambda p: Model.register(any_ws, str(p), "shared"), sources))
+    assert sorted(m.version for m in models) == list(range(1, 9))
+    for source, model in zip(sources, models, strict=True):
+        path = Model.get_model_path("shared", version=model.version, _workspace=any_ws)
+        assert Path(path).read_bytes() == source.read_bytes()
+    newest = models[[m.version for m in models].index(8)]
+    newest.delete()
+    assert Model(any_ws, "shared").version == 7
+    registry = tmp_path / "ws" / "artifacts" / "models"
+    assert sorted(p.name for p in (registry / "shared").iterdir()) == [str(v) for v in range(1, 8)]
+    assert not list((registry / ".staging").iterdir())
