@@ -18,8 +18,10 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import Result
 
@@ -36,7 +38,7 @@ from headrace import (
 )
 from headrace.cli.main import app as cli_app
 from tests.conftest import stop_agents
-from tests.servers import RUNNER, served_workspace
+from tests.servers import RUNNER, LiveServer, bearer, make_token, served_workspace
 
 
 def _files(folder: Path, files: dict[str, str | bytes]) -> Path:
@@ -577,8 +579,6 @@ def test_a_link_among_a_runs_files_to_outside_them_is_not_registered(
 def test_concurrent_registrations_of_one_name_get_distinct_versions_with_their_files(
     any_ws: Workspace, tmp_path: Path
 ) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     sources = []
     for n in range(8):
         _files(tmp_path, {f"m{n}/model.bin": f"content {n}".encode() * 1000})
@@ -595,3 +595,34 @@ def test_concurrent_registrations_of_one_name_get_distinct_versions_with_their_f
     registry = tmp_path / "ws" / "artifacts" / "models"
     assert sorted(p.name for p in (registry / "shared").iterdir()) == [str(v) for v in range(1, 8)]
     assert not list((registry / ".staging").iterdir())
+
+
+def test_bad_rest_requests_are_4xx_naming_the_problem(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    ws = Workspace.create("test-ws", path=root, show_output=False)
+    _files(tmp_path, {"m.pkl": b"m"})
+    Model.register(ws, str(tmp_path / "m.pkl"), "clf")
+    token = make_token(root, "submitter", "rest")
+    with LiveServer(root) as live, httpx.Client(base_url=live.url, headers=bearer(token)) as http:
+
+        def error(response: httpx.Response, status: int) -> str:
+            assert response.status_code == status, response.text
+            return str(response.json()["Error"]["Message"])
+
+        base = {"name": "up", "root": "m.pkl", "is_folder": False}
+        missing = http.post("/api/v1/models", json={**base, "files": {"": "a" * 64}})
+        assert "contents were not uploaded: m.pkl" in error(missing, 400)
+        bad_name = http.post("/api/v1/models", json={**base, "name": "../x", "files": {}})
+        assert "is not valid" in error(bad_name, 400)
+        escape = {**base, "is_folder": True, "files": {"../../portal.key": "a" * 64}}
+        assert "contains '..'" in error(http.post("/api/v1/models", json=escape), 400)
+        unknown = http.get("/api/v1/models/clff")
+        assert "the registered models are: clf" in error(unknown, 404)
+        assert "its versions are 1" in error(http.get("/api/v1/models/clf/versions/4"), 404)
+        assert error(http.get("/api/v1/models/clf/versions/one"), 404)
+        outside = http.get("/api/v1/models/clf/versions/1/files/../../../headrace.db")
+        assert outside.status_code in (400, 404)
+        no_run = http.post("/api/v1/runs/nope/models", json={"name": "x", "path": "outputs"})
+        assert error(no_run, 404)
+        assert http.get("/api/v1/models/clf/versions/1/files/m.pkl").content == b"m"
+    assert [m.id for m in Model.list(ws)] == ["clf:1"]
