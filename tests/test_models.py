@@ -626,3 +626,21 @@ def test_bad_rest_requests_are_4xx_naming_the_problem(tmp_path: Path) -> None:
         assert error(no_run, 404)
         assert http.get("/api/v1/models/clf/versions/1/files/m.pkl").content == b"m"
     assert [m.id for m in Model.list(ws)] == ["clf:1"]
+
+
+def test_a_reused_step_run_registers_the_files_of_the_run_it_reused(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    src = _files(
+        tmp_path / "src",
+        {
+            "fit.py": 'import os\nos.makedirs("outputs", exist_ok=True)\nopen("outputs/m.txt", "w").write("m")\n'
+        },
+    )
+    first = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    again = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    original, reused = first.find_step_run("fit.py")[0], again.find_step_run("fit.py")[0]
+    assert reused.reused_run_id == original.id
+    model = reused.register_model("m", model_path="outputs/m.txt")
+    assert model.run_id == original.id  # the run that made the file
+    assert Path(Model.get_model_path("m", _workspace=ws)).read_text() == "m"
