@@ -413,6 +413,14 @@ def test_a_model_a_step_registers_records_the_registered_datasets_it_read(
     )
     run = _run(ws, [step])
     assert run.get_status() == "Finished", run.find_step_run("fit.py")[0].get_stderr_log()
+    listed = RUNNER.invoke(
+        cli_app, ["model", "list", "--dataset", "iris:1", "--json", "-w", str(tmp_path / "ws")]
+    )
+    if ws.path is not None:  # the CLI opens the workspace folder
+        assert [m["id"] for m in json.loads(listed.stdout)["models"]] == [
+            "also-fitted:1",
+            "fitted:1",
+        ]
     for name in ("fitted", "also-fitted"):
         model = Model(ws, name)
         assert Path(Model.get_model_path(name, _workspace=ws)).read_text() == "2"
