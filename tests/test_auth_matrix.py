@@ -148,6 +148,10 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("DELETE", V1 + "/models/{name}/versions/{version}"): SUBMITTER,
     ("GET", V1 + "/models/{name}/versions/{version}/location"): SHARED_READ,
     ("GET", V1 + "/models/{name}/versions/{version}/files/{path:path}"): SHARED_READ,
+    # -- registered environments (server.api_environments)
+    ("GET", V1 + "/environments"): READER,
+    ("GET", V1 + "/environments/{name}"): READER,
+    ("POST", V1 + "/environments/{name}"): SUBMITTER,
     # -- the portal
     ("GET", "/ui/static"): PAGE_PUBLIC,  # the portal's scripts and styles
     ("GET", "/ui/login"): PAGE_PUBLIC,

@@ -25,11 +25,13 @@ from headrace import (
 READ = textwrap.dedent(
     """
     import json, os, sys
-    from headrace import Run
+    from headrace import FileDataset, Run
     run = Run.get_context()
     seen = {}
     for name, value in run.input_datasets.items():
-        if isinstance(value, str):
+        if isinstance(value, FileDataset):
+            seen[name] = {"file_dataset": value.to_path()}
+        elif isinstance(value, str):
             seen[name] = {"path": value, "is_file": os.path.isfile(value),
                           "files": sorted(os.path.relpath(os.path.join(d, f), value)
                                           for d, _, fs in os.walk(value) for f in fs)
@@ -139,10 +141,32 @@ def test_named_inputs_mount_download_and_globs(ws: Workspace, store, src: Path) 
     got = seen(run, "read")
     datasets = got["datasets"]
     assert datasets["pngs"]["files"] == ["0/a.png", "1/b.png"]
-    assert datasets["dataset"]["files"] == ["0/a.png", "1/b.png", "readme.txt"]
-    assert got["argv"] == ["--pngs", datasets["pngs"]["path"], "--all", datasets["dataset"]["path"]]
+    (unnamed,) = (name for name in datasets if name.startswith("dataset_"))
+    assert datasets[unnamed]["files"] == ["0/a.png", "1/b.png", "readme.txt"]
+    assert got["argv"] == ["--pngs", datasets["pngs"]["path"], "--all", datasets[unnamed]["path"]]
     root = Path(ws.backend.local_datastore_path(store.name))
-    assert not datasets["dataset"]["path"].startswith(str(root))  # downloaded: a copy
+    assert not datasets[unnamed]["path"].startswith(str(root))  # downloaded: a copy
+
+
+def test_two_unnamed_datasets_of_one_step_are_two_inputs(ws: Workspace, store, src: Path) -> None:  # type: ignore[no-untyped-def]
+    zeros = Dataset.File.from_files((store, "mnist/0"))
+    ones = Dataset.File.from_files((store, "mnist/1"))
+    pngs = Dataset.File.from_files((store, "mnist/**/*.png")).skip(1)
+    step = PythonScriptStep(
+        "read.py",
+        name="read",
+        arguments=[zeros.as_mount(), ones.as_mount()],
+        inputs=[pngs.as_named_input("direct")],  # direct mode: a FileDataset in the step
+        source_directory=str(src),
+    )
+    run = Experiment(ws, "ds-unnamed").submit(Pipeline(ws, [step]))
+    finished(run)
+    got = seen(run, "read")
+    direct = got["datasets"].pop("direct")
+    assert direct == {"file_dataset": ["/1/b.png"]}
+    assert sorted(d["files"] for d in got["datasets"].values()) == [["a.png"], ["b.png"]]
+    first, second = got["argv"]
+    assert first.endswith("mnist/0") and second.endswith("mnist/1")
 
 
 def test_output_file_dataset_chain_registers_and_records_lineage(

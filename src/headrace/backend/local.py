@@ -26,6 +26,7 @@ from headrace.store.records import (
     DatasetLineageRecord,
     DatasetRecord,
     DatastoreRecord,
+    EnvironmentRecord,
     EventRecord,
     ExperimentRecord,
     MetricRecord,
@@ -426,6 +427,16 @@ class LocalBackend(LocalModelMethods):
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
+
+    # -- registered environments -----------------------------------------------------------
+    def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
+        return self.meta.register_environment(name, definition)
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        return self.meta.get_environment(name, version)
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        return self.meta.list_environments()
 
 
 def _object_store(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         DatasetLineageRecord,
         DatasetRecord,
         DatastoreRecord,
+        EnvironmentRecord,
         EventRecord,
         ExperimentRecord,
         MetricRecord,
@@ -266,6 +267,20 @@ class Backend(Protocol):
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         """The published pipeline behind `version` (None: the default) of an Active endpoint."""
+        ...
+
+    # -- registered environments -----------------------------------------------------------
+    def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
+        """A new version of environment `name`, or its latest when that has `definition`."""
+        ...
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        """Version `version` (None: the latest) of a registered environment, or
+        NotFoundError saying what is registered."""
+        ...
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        """The latest version of every registered environment, by name."""
         ...
 
     # -- the model registry ----------------------------------------------------------------

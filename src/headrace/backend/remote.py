@@ -47,6 +47,7 @@ from headrace.store.records import (
     DatasetLineageRecord,
     DatasetRecord,
     DatastoreRecord,
+    EnvironmentRecord,
     EventRecord,
     ExperimentRecord,
     MetricRecord,
@@ -625,6 +626,22 @@ class RemoteBackend(RemoteModelMethods):
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
+
+    # -- registered environments -----------------------------------------------------------
+    def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
+        body = {"definition": definition}
+        return from_wire(
+            EnvironmentRecord, self._json("POST", f"/environments/{_seg(name)}", body=body)
+        )
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        params = {} if version is None else {"version": version}
+        return from_wire(
+            EnvironmentRecord, self._json("GET", f"/environments/{_seg(name)}", params=params)
+        )
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        return [from_wire(EnvironmentRecord, e) for e in self._json("GET", "/environments")]
 
 
 def _dumps(body: Any) -> bytes:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headrace.engine.environments import step_argv
+from headrace.engine.environments import FAILED_MARKER, environment_notes, step_argv
 from headrace.engine.isolation import inherited_environment
 from headrace.engine.reaper import exit_record_path
 from headrace.engine.workfolders import FileStamps, WorkFolders
@@ -172,6 +172,16 @@ class PreparedStep:
     # the folders its dataset inputs' links point into.
     readable: tuple[Path, ...] = ()
     python: str = sys.executable  # the interpreter `argv` starts (task.python)
+    notes: tuple[str, ...] = ()  # lines its stderr log starts with (environment_notes)
+
+    def log_header(self) -> tuple[bytes, bytes]:
+        """What the executor writes first to the attempt's stdout and stderr logs: which
+        attempt it is (after the first), and the notes."""
+        header = (
+            f"\n--- headrace: attempt {self.task.attempt + 1} ---\n" if self.task.attempt else ""
+        )
+        notes = "".join(f"headrace: {note}\n" for note in self.notes)
+        return header.encode(), (header + notes).encode()
 
     @property
     def exit_record(self) -> Path:
@@ -228,7 +238,8 @@ def prepare(
             dataset_roots += roots
             paths[item.port] = path
             env_paths[item.port] = env_paths[item.data_name] = path
-            datasets[item.port] = _input_dataset(item.dataset, path)
+            direct = bool((item.read_as or {}).get("direct"))
+            datasets[item.port] = _input_dataset(item.dataset, path, direct=direct)
             continue
         files = ws.datastore_files(item.datastore)
         if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles) and not isolated:
@@ -259,6 +270,7 @@ def prepare(
     journal = run_dir / JOURNAL_NAME
     _make_dirs(run_dir, run_dir / "user_logs", journal.parent)
     exit_record_path(run_dir, task.attempt).unlink(missing_ok=True)
+    (run_dir / FAILED_MARKER).unlink(missing_ok=True)  # an earlier attempt's failed build
     if journal.exists():
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
         # each attempt writes a journal of its own, so none is recorded twice.
@@ -292,6 +304,7 @@ def prepare(
         import json
 
         env["HEADRACE_INPUT_DATASETS"] = json.dumps(datasets, separators=(",", ":"))
+    notes: tuple[str, ...] = ()
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
@@ -302,6 +315,7 @@ def prepare(
             script_argv = ["-m", ALIAS_LAUNCHER, *script_argv]
         argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
+        notes = tuple(environment_notes(node.environment))
         if not (node.environment and "interpreter" in node.environment):
             python = argv[0]  # headrace's choice (a node on Ray starts its own instead)
     return PreparedStep(
@@ -331,6 +345,7 @@ def prepare(
         private_files=private,
         readable=readable,
         python=python,
+        notes=notes,
     )
 
 
@@ -421,18 +436,21 @@ def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[s
     return materialize(ws, item.dataset, folder, item.mode)
 
 
-def _input_dataset(definition: dict[str, Any], path: str) -> dict[str, Any]:
+def _input_dataset(
+    definition: dict[str, Any], path: str, *, direct: bool = False
+) -> dict[str, Any]:
     """What `Run.input_datasets[port]` is made from: the path, and for a tabular dataset
-    how to read the files there."""
+    (or any dataset consumed in SDK v1's direct mode) how to read the files there."""
     # A registered input's name and version: lineage of the models the step registers.
     registration = (
         {"registration": definition["registration"]} if definition.get("registration") else {}
     )
-    if definition.get("kind") == "tabular":
+    if definition.get("kind") == "tabular" or direct:
         from headrace.engine.datasets import step_definition
 
-        tabular = step_definition(definition, path)
-        return {"kind": "tabular", "path": path, "definition": tabular, **registration}
+        kind = definition.get("kind", "file")
+        readable = step_definition(definition, path)
+        return {"kind": kind, "path": path, "definition": readable, **registration}
     return {"kind": "file", "path": path, **registration}
 
 

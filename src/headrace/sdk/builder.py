@@ -230,7 +230,13 @@ class GraphBuilder:
         env_vars: dict[str, str] = {}
         environment = None
         if step.runconfig is not None:
-            env_vars, environment = step.runconfig.step_environment()
+            try:
+                env_vars, environment = step.runconfig.step_environment()
+            except UserError as exc:  # conda packages PyPI lacks: each named
+                self.problems.append(f"Step {step.name!r}: {exc}")
+            distribution = step.runconfig.distribution_problem()
+            if distribution:
+                self.problems.append(f"Step {step.name!r}: {distribution}.")
         resources = self._resources(step)
         environment_variables = tuple(
             (k, self._text(step, v, ports, f"environment variable {k}"))
@@ -412,11 +418,15 @@ class GraphBuilder:
             return None
         self._bind(ports, item, node.name, item.name)
         mode: InputMode = "download" if item.mode == "download" else "mount"
+        if item.mode == "direct" and read_as is None:
+            # SDK v1's direct mode: the step's input_datasets[name] is the dataset object
+            # (a FileDataset too), not the path of its files.
+            read_as = {"direct": True}
         return InputBinding(item.name, node.id, mode, item.path_on_compute, False, read_as)
 
     def _input(self, step: PipelineStep, item: Any, ports: _StepPorts) -> InputBinding | None:
         if isinstance(item, AbstractDataset):
-            item = item.as_named_input(item.name or "dataset")
+            item = item.as_named_input(item._input_name())
         elif isinstance(item, OutputFileDatasetConfig):
             item = item.as_input()
         if isinstance(item, DatasetConsumptionConfig):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from headrace.errors import ConflictError, DatastoreNotFoundError, NotFoundError, RunNotFoundError
 from headrace.store.database import Database
 from headrace.store.dataset_queries import DatasetQueries
+from headrace.store.environments import EnvironmentQueries
 from headrace.store.models import ModelQueries
 from headrace.store.orm import (
     ComputeTargetRow,
@@ -76,7 +77,12 @@ def pipeline_record(row: PipelineRunRow | Row[Any], experiment_name: str) -> Pip
 
 
 class SqlMetadataStore(
-    StepRunQueries, PublishingQueries, TokenQueries, DatasetQueries, ModelQueries
+    StepRunQueries,
+    PublishingQueries,
+    TokenQueries,
+    DatasetQueries,
+    ModelQueries,
+    EnvironmentQueries,
 ):
     """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
 

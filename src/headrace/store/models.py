@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 import uuid
@@ -30,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from headrace.errors import ModelNotFoundError, StoreError, UserError
+from headrace.limits import MODEL_NAME
 from headrace.store.orm import ModelRow
 from headrace.store.records import ModelRecord
 
@@ -51,12 +51,11 @@ __all__ = [
     "step_run_ids",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _REGISTER_TRIES = 5  # concurrent registrations of one name race for its next version
 
 
 def check_model_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not MODEL_NAME.match(name):
         raise UserError(
             f"Model name {str(name)[:80]!r} is not valid: use 1 to 255 letters, digits, '-', "
             "'_' and '.', starting with a letter or digit (for example 'sklearn-mnist')."

@@ -360,3 +360,14 @@ class ModelRow(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EnvironmentRow(Base):
+    """One version of a registered environment (`Environment.register(ws)`): the SDK
+    object's definition as JSON data, kept as registered."""
+
+    __tablename__ = "environments"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,6 +16,7 @@ __all__ = [
     "DatasetLineageRecord",
     "DatasetRecord",
     "DatastoreRecord",
+    "EnvironmentRecord",
     "EventRecord",
     "ExperimentRecord",
     "MetricRecord",
@@ -236,3 +237,13 @@ class ModelRecord:
     def id(self) -> str:
         """SDK v1's model id: `name:version`."""
         return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class EnvironmentRecord:
+    """A registered environment's version: its name, number (1, 2, ...) and definition."""
+
+    name: str
+    version: int
+    definition: dict[str, Any]
+    created_at: datetime

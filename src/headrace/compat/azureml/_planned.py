@@ -86,18 +86,6 @@ _SEARCH = (
 MISSING: tuple[Missing, ...] = (
     # -- planned: other parts of the work on SDK v1 code ------------------------------------
     _m(
-        "azureml.core.runconfig",
-        "MpiConfiguration",
-        "one process per step; leave distributed_job_config out",
-        planned="environments as SDK v1 writes them, issue 14",
-    ),
-    _m(
-        "azureml.core.runconfig",
-        "DEFAULT_GPU_IMAGE",
-        "DEFAULT_CPU_IMAGE (images are recorded, steps run as processes)",
-        planned="environments as SDK v1 writes them, issue 14",
-    ),
-    _m(
         "azureml.pipeline.steps",
         "ParallelRunStep ParallelRunConfig",
         "a PythonScriptStep that loops over its input's files, or one step per partition",
