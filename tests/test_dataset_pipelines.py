@@ -396,6 +396,8 @@ def test_dataset_paths_cannot_leave_their_datastore_or_reach_a_confined_steps_ho
 
     with pytest.raises(DatastorePathError, match=r"'\.\.'"):
         Dataset.File.from_files((store, "../../headrace.db"))
+    with pytest.raises(DatastorePathError, match="destination path"):
+        OutputFileDatasetConfig("out", destination=(store, "../{run-id}"))
     # A confined step gets no dataset of paths on the server's machine (its sandbox would
     # have to grant them: the workspace's database, the server user's home).
     outside = tmp_path / "outside.csv"
