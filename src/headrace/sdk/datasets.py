@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headrace.config import headrace_home
 from headrace.errors import UserError
 from headrace.graph.model import DATA_PLACEHOLDER
 from headrace.sdk.checks import check_text
@@ -112,8 +113,9 @@ class _BackendAccess:
 
 def _cache_dir(definition: dict[str, Any]) -> Path:
     key = hashlib.sha256(json.dumps(definition["sources"], sort_keys=True).encode()).hexdigest()
-    root = Path(os.environ.get("HEADRACE_DATASET_CACHE") or tempfile.gettempdir())
-    return root / "headrace-datasets" / key[:16]
+    cache = os.environ.get("HEADRACE_DATASET_CACHE")
+    root = Path(cache) if cache else headrace_home() / "cache" / "datasets"
+    return root / key[:16]
 
 
 def _source(item: Any) -> tuple[dict[str, Any], Workspace | None]:
