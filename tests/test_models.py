@@ -413,6 +413,14 @@ def test_a_model_a_step_registers_records_the_registered_datasets_it_read(
     )
     run = _run(ws, [step])
     assert run.get_status() == "Finished", run.find_step_run("fit.py")[0].get_stderr_log()
+    listed = RUNNER.invoke(
+        cli_app, ["model", "list", "--dataset", "iris:1", "--json", "-w", str(tmp_path / "ws")]
+    )
+    if ws.path is not None:  # the CLI opens the workspace folder
+        assert [m["id"] for m in json.loads(listed.stdout)["models"]] == [
+            "also-fitted:1",
+            "fitted:1",
+        ]
     for name in ("fitted", "also-fitted"):
         model = Model(ws, name)
         assert Path(Model.get_model_path(name, _workspace=ws)).read_text() == "2"
@@ -626,3 +634,21 @@ def test_bad_rest_requests_are_4xx_naming_the_problem(tmp_path: Path) -> None:
         assert error(no_run, 404)
         assert http.get("/api/v1/models/clf/versions/1/files/m.pkl").content == b"m"
     assert [m.id for m in Model.list(ws)] == ["clf:1"]
+
+
+def test_a_reused_step_run_registers_the_files_of_the_run_it_reused(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    src = _files(
+        tmp_path / "src",
+        {
+            "fit.py": 'import os\nos.makedirs("outputs", exist_ok=True)\nopen("outputs/m.txt", "w").write("m")\n'
+        },
+    )
+    first = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    again = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    original, reused = first.find_step_run("fit.py")[0], again.find_step_run("fit.py")[0]
+    assert reused.reused_run_id == original.id
+    model = reused.register_model("m", model_path="outputs/m.txt")
+    assert model.run_id == original.id  # the run that made the file
+    assert Path(Model.get_model_path("m", _workspace=ws)).read_text() == "m"
