@@ -47,6 +47,7 @@ BENCHMARKS = {
     "transfer": "benchmarks.bench_transfer",
     "sqlobjects": "benchmarks.bench_sqlobjects",
     "isolation": "benchmarks.bench_isolation",
+    "kill": "benchmarks.bench_kill",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 
