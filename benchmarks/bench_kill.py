@@ -203,14 +203,22 @@ def _commit_kill(
     return seen
 
 
-def _check(bws: BenchWorkspace, run_id: str, ledger: Path) -> tuple[int, int, list[str]]:
-    """(second runs, metrics recorded more than once, problems) of one resumed run."""
+def _check(
+    bws: BenchWorkspace, run_id: str, ledger: Path, taken: Counter[str]
+) -> tuple[int, int, list[str]]:
+    """(second runs, metrics recorded more than once, problems) of one resumed run; counts
+    in `taken` how the new agent took each interrupted attempt over."""
     record = _wait_end(bws, run_id)
     problems = [] if record.status == "Finished" else [f"run {run_id} {record.status}"]
     lines = [line.split() for line in ledger.read_text().splitlines()]
     counts = Counter(name for name, run in lines if run == run_id)
     second = sum(max(0, counts[name] - 1) for name in STEPS)
     meta = bws.ws.backend.meta
+    for event in meta.list_events(run_id):
+        if event.kind == "step.adopted":
+            taken[f"adopted ({event.payload['process']})"] += 1
+        elif event.kind == "step.interrupted":
+            taken[f"rerun ({event.payload.get('reason')})"] += 1
     steps = meta.list_step_runs(run_id)
     metrics = Counter(m.run_id for m in meta.list_metrics([s.id for s in steps]))
     duplicated = sum(max(0, n - 1) for n in metrics.values())
@@ -247,6 +255,7 @@ def _trials(
     clean = sorted(durations)[1]  # what a run takes with a warm agent
     took: list[float] = []
     totals = Counter[str]()
+    taken = Counter[str]()
     moments: list[str] = []
     problems: list[str] = []
     for trial in range(trials):
@@ -265,7 +274,7 @@ def _trials(
         moments.append(f"{how}: {seen}")
         time.sleep(rng.uniform(0, 1.0))  # orphaned steps may end meanwhile
         agent.start()
-        second, duplicated, found = _check(bws, run_id, ledger)
+        second, duplicated, found = _check(bws, run_id, ledger, taken)
         totals["second"] += second
         totals["duplicated"] += duplicated
         problems += found
@@ -288,6 +297,9 @@ def _trials(
         f"(submit, kill, pause, resume, check) {sum(took) / len(took):.1f} s on average.",
         f"Metrics recorded twice: {totals['duplicated']}. Problems: {problems or 'none'}.",
         f"Kills between an output commit and its record: {committed} of {trials}.",
+        "How the new agent took the interrupted attempts over: "
+        + ", ".join(f"{what}: {n}" for what, n in sorted(taken.items()))
+        + ".",
         "What each kill interrupted: " + "; ".join(moments) + ".",
     ]
     if problems:

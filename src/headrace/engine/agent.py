@@ -237,7 +237,8 @@ class Agent:
             if orchestrator.cancel_requested:
                 orchestrator.request_cancel()
                 for active in adopted:
-                    self._stop_attempt(active, "cancel")
+                    if active.process.poll() is None:  # one that ended is kept as it ended
+                        self._stop_attempt(active, "cancel")
             self.runs[record.id] = orchestrator
 
     def _refresh_dead_agents(self) -> None:
