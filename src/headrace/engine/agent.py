@@ -269,7 +269,8 @@ class Agent:
                 reasons[record.id] = (
                     "its process was stopped with the agent that ran it, before it ended"
                     if pid
-                    else "the agent that ran it died before its process started"
+                    else "no process of it was found on this machine and it left no exit code "
+                    "(its agent died before starting it, or it ran on Ray)"
                 )
                 continue
             task = orchestrator.adopt(record, "running" if alive else "ended", pid)
