@@ -1,11 +1,12 @@
 """Kill injection (issue 13 item 3): SIGKILL the agent at random moments; no step runs twice.
 
 Each trial submits a three-step chain (`a -> b -> c`, each passing a PipelineData of 20
-files to the next, logging one metric and sleeping a moment) to a detached agent, and
-SIGKILLs that agent once:
+files to the next, logging one metric and sleeping 0.3 or 2 s) to an agent, and SIGKILLs
+that agent once:
 
 - at a random moment of the run (three trials in four): uniform over the time a clean run
-  takes, measured first;
+  takes, measured first (steps of 0.3 s mostly end while no agent is alive, steps of 2 s
+  mostly still run when the next agent starts);
 - right after it commits a step's outputs (every fourth trial): step `a` waits for a file;
   once its first metric is recorded and the agent has just written a heartbeat (its next
   is 5 s away), the benchmark takes the SQLite write lock and creates the file, so the
@@ -66,19 +67,21 @@ for i in range(20):
 print("done", name)
 """
 STEPS = ("a", "b", "c")
+SECONDS = (0.3, 2.0)  # how long each step sleeps: short steps end before the agent is back
 SEED = 13
 
 
-def _pipeline(bws: BenchWorkspace, ledger: Path, seconds: float) -> Any:
+def _pipeline(bws: BenchWorkspace, ledger: Path) -> Any:
     from headrace import Pipeline, PipelineData, PipelineParameter, PythonScriptStep
 
     src = bws.folder("src")
     write_script(src, "step.py", STEP)
     go = PipelineParameter("go", default_value="-")  # a file the steps wait for
+    seconds = PipelineParameter("seconds", default_value="0.3")  # each step sleeps this long
     steps, previous = [], None
     for name in STEPS:
         out = PipelineData(f"{name}_out")
-        arguments: list[Any] = [str(ledger), name, out, str(seconds), go]
+        arguments: list[Any] = [str(ledger), name, out, seconds, go]
         if previous is not None:
             arguments.append(previous)
         steps.append(
@@ -96,11 +99,12 @@ def _pipeline(bws: BenchWorkspace, ledger: Path, seconds: float) -> Any:
     return Pipeline(bws.ws, steps=steps)
 
 
-def _submit(bws: BenchWorkspace, pipeline: Any, go: str = "-") -> str:
+def _submit(bws: BenchWorkspace, pipeline: Any, go: str = "-", seconds: float = 0.3) -> str:
     from headrace import Experiment
 
+    parameters = {"go": go, "seconds": str(seconds)}
     with quiet():
-        run = Experiment(bws.ws, "kill").submit(pipeline, pipeline_parameters={"go": go})
+        run = Experiment(bws.ws, "kill").submit(pipeline, pipeline_parameters=parameters)
         return str(run.id)
 
 
@@ -246,13 +250,15 @@ def _trials(
 ) -> None:
     ledger = bws.path.parent / "ledger.txt"
     ledger.touch()
-    pipeline = _pipeline(bws, ledger, seconds=0.3)
-    durations = []
-    for _ in range(3):
-        start = time.monotonic()
-        _wait_end(bws, _submit(bws, pipeline))
-        durations.append(time.monotonic() - start)
-    clean = sorted(durations)[1]  # what a run takes with a warm agent
+    pipeline = _pipeline(bws, ledger)
+    clean: dict[float, float] = {}  # what a run takes with a warm agent, by step length
+    for seconds in SECONDS:
+        durations = []
+        for _ in range(3):
+            start = time.monotonic()
+            _wait_end(bws, _submit(bws, pipeline, seconds=seconds))
+            durations.append(time.monotonic() - start)
+        clean[seconds] = sorted(durations)[1]
     took: list[float] = []
     totals = Counter[str]()
     taken = Counter[str]()
@@ -266,8 +272,9 @@ def _trials(
             seen = _commit_kill(bws, agent, run_id, go, rng)
             how = "after a commit"
         else:
-            run_id = _submit(bws, pipeline)
-            time.sleep(rng.uniform(0, 0.9 * clean))
+            seconds = SECONDS[trial % 2]
+            run_id = _submit(bws, pipeline, seconds=seconds)
+            time.sleep(rng.uniform(0, 0.9 * clean[seconds]))
             seen = _at_kill(bws, run_id)
             agent.kill()
             how = "at random"
@@ -293,7 +300,9 @@ def _trials(
         )
     )
     outcome.details += [
-        f"A clean run of the 3-step chain takes {clean:.2f} s with a warm agent; a trial "
+        "A clean run of the 3-step chain takes "
+        + " or ".join(f"{t:.2f} s (steps of {s:g} s)" for s, t in clean.items())
+        + " with a warm agent; a trial "
         f"(submit, kill, pause, resume, check) {sum(took) / len(took):.1f} s on average.",
         f"Metrics recorded twice: {totals['duplicated']}. Problems: {problems or 'none'}.",
         f"Kills between an output commit and its record: {committed} of {trials}.",
