@@ -47,6 +47,8 @@ BENCHMARKS = {
     "transfer": "benchmarks.bench_transfer",
     "sqlobjects": "benchmarks.bench_sqlobjects",
     "isolation": "benchmarks.bench_isolation",
+    "v1launcher": "benchmarks.bench_v1launcher",
+    "datasets": "benchmarks.bench_datasets",
     "kill": "benchmarks.bench_kill",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]

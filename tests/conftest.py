@@ -101,3 +101,22 @@ def any_ws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace
     yield workspace
     stop_agents(tmp_path / "ws")
     workspace.backend.store.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def aliased() -> Iterator[None]:
+    """The `azureml` import alias (headrace.v1) on in this process for one test, off after."""
+    from headrace.compat.azureml import alias
+
+    alias.install()
+    try:
+        yield
+    finally:
+        alias.uninstall()
+
+
+@pytest.fixture
+def ws_folder(tmp_path: Path) -> Iterator[Path]:
+    """Where a test's subprocess creates its workspace; its agent is stopped afterwards."""
+    yield tmp_path / "ws"
+    stop_agents(tmp_path / "ws")

@@ -13,8 +13,9 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ __all__ = [
     "free_port",
     "make_token",
     "run_async",
+    "served_workspace",
 ]
 
 T = TypeVar("T")
@@ -162,3 +164,18 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.communicate()
+
+
+@contextmanager
+def served_workspace(
+    root: Path, monkeypatch: Any, role: str = "admin", **options: Any
+) -> Iterator[Any]:
+    """The workspace folder `root` served by a `LiveServer`, opened through it with a token
+    of `role`; steps get run tokens for it, as under `headrace server`."""
+    from headrace import TokenAuthentication, Workspace
+
+    token = make_token(root, role, f"served-{role}")
+    live = LiveServer(root, **options)
+    monkeypatch.setenv("HEADRACE_SERVER_URL", live.url)
+    with live, Workspace.get("test-ws", url=live.url, auth=TokenAuthentication(token)) as ws:
+        yield ws

@@ -60,6 +60,8 @@ OWN_READ, OWN_WRITE = Rule("reader", step="own"), Rule("submitter", step="own")
 QUERIED_READ = Rule("reader", step="queried")
 CHILD_SUBMIT = Rule("submitter", step="child-submit")
 CHILD_READ, CHILD_CANCEL = Rule("reader", step="child"), Rule("submitter", step="child")
+# What every run shares (the workspace's name and limits, the model registry): any step.
+SHARED_READ = Rule("reader", step="any")
 PAGE, PAGE_SUBMIT = Rule("reader", portal=True), Rule("submitter", portal=True)
 PAGE_PUBLIC = Rule(None, portal=True)
 
@@ -88,7 +90,7 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", V1 + "/runs/{run_id}"): CHILD_READ,
     ("POST", V1 + "/runs/{run_id}/cancel"): CHILD_CANCEL,
     # -- backend routes (server.api, server.api_publishing)
-    ("GET", V1 + "/workspace"): READER,
+    ("GET", V1 + "/workspace"): SHARED_READ,
     ("GET", V1 + "/datastores"): READER,
     ("GET", V1 + "/datastores/{name}"): READER,
     ("PUT", V1 + "/datastores/{name}"): ADMIN,
@@ -98,6 +100,12 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", V1 + "/datastores/{name}/files/{path:path}"): READER,
     ("PUT", V1 + "/datastores/{name}/files/{path:path}"): SUBMITTER,
     ("GET", V1 + "/compute-targets"): READER,
+    ("GET", V1 + "/datasets"): READER,
+    ("POST", V1 + "/datasets"): SUBMITTER,
+    ("GET", V1 + "/datasets/{name}/versions"): READER,
+    ("GET", V1 + "/datasets/{name}/versions/{version}"): READER,
+    ("GET", V1 + "/dataset-versions/{dataset_id}"): READER,
+    ("GET", V1 + "/dataset-versions/{dataset_id}/lineage"): READER,
     ("GET", V1 + "/compute-targets/{name}"): READER,
     ("PUT", V1 + "/compute-targets/{name}"): ADMIN,
     ("GET", V1 + "/compute-targets/{name}/running-steps"): READER,
@@ -130,6 +138,20 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/versions"): SUBMITTER,
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/default"): SUBMITTER,
     ("PATCH", V1 + "/pipeline-endpoints/{endpoint_id}"): SUBMITTER,
+    # -- the model registry (server.api_models)
+    ("GET", V1 + "/models"): SHARED_READ,
+    ("POST", V1 + "/models"): SUBMITTER,
+    ("POST", V1 + "/runs/{run_id}/models"): OWN_WRITE,
+    ("GET", V1 + "/models/{name}"): SHARED_READ,
+    ("GET", V1 + "/models/{name}/versions/{version}"): SHARED_READ,
+    ("PATCH", V1 + "/models/{name}/versions/{version}"): SUBMITTER,
+    ("DELETE", V1 + "/models/{name}/versions/{version}"): SUBMITTER,
+    ("GET", V1 + "/models/{name}/versions/{version}/location"): SHARED_READ,
+    ("GET", V1 + "/models/{name}/versions/{version}/files/{path:path}"): SHARED_READ,
+    # -- registered environments (server.api_environments)
+    ("GET", V1 + "/environments"): READER,
+    ("GET", V1 + "/environments/{name}"): READER,
+    ("POST", V1 + "/environments/{name}"): SUBMITTER,
     # -- the portal
     ("GET", "/ui/static"): PAGE_PUBLIC,  # the portal's scripts and styles
     ("GET", "/ui/login"): PAGE_PUBLIC,
@@ -152,9 +174,13 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/endpoints"): PAGE,
     ("GET", "/ui/endpoints/{name}"): PAGE,
     ("POST", "/ui/endpoints/{name}/submit"): PAGE_SUBMIT,
+    ("GET", "/ui/models"): PAGE,
+    ("GET", "/ui/models/{name}"): PAGE,
     ("GET", "/ui/compute"): PAGE,
     ("GET", "/ui/datastores"): PAGE,
     ("GET", "/ui/datastores/{name}"): PAGE,
+    ("GET", "/ui/datasets"): PAGE,
+    ("GET", "/ui/datasets/{name}"): PAGE,
     ("GET", "/ui/datastores/{name}/browse/{path:path}"): PAGE,
     ("GET", "/ui/datastores/{name}/download/{path:path}"): PAGE,
     ("GET", "/ui/{rest:path}"): PAGE,  # unknown pages: a 404 page, for signed-in viewers
@@ -270,6 +296,7 @@ def concrete(world: World, method: str, path: str, rule: Rule) -> str:
         "name": "x",
         "path": "x.txt",
         "rest": "nowhere",
+        "dataset_id": "0" * 36,
     }
     text = re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], path)
     if path == "/ui/static":
@@ -299,7 +326,7 @@ def expected(rule: Rule, caller: str, url: str) -> str:
     if caller == "step":
         return ALLOWED if rule.step is not None else R403
     if caller == "other step":
-        return R403
+        return ALLOWED if rule.step == "any" else R403
     return ALLOWED if RANK[caller] >= RANK[rule.role] else R403
 
 

@@ -89,6 +89,9 @@ REQUIRED: dict[str, set[str]] = {
 NATIVE_ONLY = {
     "ConfigError",
     "ConflictError",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "DatasetPathError",
     "DatastorePathError",
     "HeadraceError",
     "LocalCompute",

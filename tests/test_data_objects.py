@@ -265,7 +265,7 @@ def test_parameter_allowed_defaults(default: Any) -> None:
 
 @pytest.mark.parametrize("default", [None, [1, 2], {"a": 1}, b"bytes"])
 def test_parameter_other_defaults_are_refused(default: Any) -> None:
-    with pytest.raises(ValueError, match="int, float, bool, str or DataPath") as info:
+    with pytest.raises(ValueError, match="int, float, bool, str, DataPath or dataset") as info:
         PipelineParameter("p", default_value=default)
     assert "'p'" in str(info.value)
 

@@ -132,10 +132,12 @@ def test_a_requirement_that_does_not_resolve_fails_the_step_with_uv_error(
     step = run.find_step_run("step.py")[0]
     stderr = step.get_stderr_log()
     assert "headrace-no-such-package-zzz" in stderr
-    assert "could not build environment 'broken'" in stderr
+    assert "headrace: environment build failed: environment 'broken'" in stderr
     assert "prefix" not in step.get_stdout_log()  # the script never started
-    error = run.get_details()["error"]["error"]
-    assert "could not build environment 'broken'" in str(error)
+    message = run.get_details()["error"]["error"]["message"]
+    assert message.startswith("Step 'step.py': environment build failed: environment 'broken'")
+    assert "headrace-no-such-package-zzz" in message  # uv's own words
+    assert "exited with code" not in message
     # A failed build is not cached: nothing is left marked as ready.
     assert not list((_envs(ws)).glob("*/headrace-env-ready"))
 
@@ -156,7 +158,7 @@ def test_user_managed_dependencies_run_in_headrace_interpreter(
     assert not (_envs(ws)).exists()
 
 
-def test_conda_packages_are_refused_with_the_fix(tmp_path: Path) -> None:
+def test_a_conda_file_installs_what_pypi_has_and_names_the_rest(tmp_path: Path) -> None:
     spec = tmp_path / "conda.yml"
     spec.write_text(
         textwrap.dedent(
@@ -174,25 +176,29 @@ def test_conda_packages_are_refused_with_the_fix(tmp_path: Path) -> None:
             """
         )
     )
-    with pytest.raises(UserError) as info:
-        Environment.from_conda_specification("conda-env", str(spec))
-    message = str(info.value)
-    assert "numpy=1.26, scikit-learn" in message and "conda-forge" not in message
-    assert "under `- pip:`" in message and "user_managed_dependencies" in message
-
-    # Only pip packages (and python, pip): accepted.
-    spec.write_text(spec.read_text().replace("  - numpy=1.26\n  - scikit-learn\n", ""))
     env = Environment.from_conda_specification("conda-env", str(spec))
     assert env.spec() == {
         "name": "conda-env",
-        "dependencies": {"pip": ["six==1.16.0"], "conda": [], "python": "3.11"},
+        "dependencies": {
+            "pip": ["six==1.16.0"],
+            "conda": ["numpy=1.26", "scikit-learn"],
+            "python": "3.11",
+            "from_conda": ["numpy==1.26.*", "scikit-learn"],
+        },
     }
 
-    # The same check when a step uses CondaDependencies.create(conda_packages=...).
-    env = Environment("sk")
-    env.python.conda_dependencies = CondaDependencies.create(conda_packages=["scikit-learn"])
-    with pytest.raises(UserError, match="scikit-learn"):
+    # Conda packages PyPI lacks: every one named, with the fix.
+    spec.write_text(
+        spec.read_text().replace("  - scikit-learn\n", "  - cudatoolkit=11.8\n  - r-essentials\n")
+    )
+    env = Environment.from_conda_specification("conda-env", str(spec))
+    with pytest.raises(UserError) as info:
         env.spec()
+    message = str(info.value)
+    assert "'cudatoolkit=11.8' has no PyPI equivalent" in message
+    assert "'r-essentials' is not a conda package headrace knows on PyPI" in message
+    assert "numpy" not in message.split("install:")[1].split(". headrace", maxsplit=1)[0]
+    assert "pip_packages" in message and "user_managed_dependencies" in message
 
 
 def test_bad_files_name_the_problem(tmp_path: Path) -> None:
@@ -260,8 +266,8 @@ def test_a_python_version_not_on_the_machine_fails_with_the_fix(
     )
     run = _submit(ws, _step(folder, env), expect="Failed")
     stderr = run.find_step_run("step.py")[0].get_stderr_log()
-    assert "could not build environment 'ancient': `uv venv` failed" in stderr
-    assert "Fix: install Python 3.1 where uv finds it" in stderr
+    assert "environment build failed: environment 'ancient': `uv venv` failed" in stderr
+    assert "Fix: install Python 3.1 where uv finds it (`uv python install 3.1`)" in stderr
 
 
 def test_user_managed_interpreter_path_is_used_as_it_is(ws: Workspace, tmp_path: Path) -> None:

@@ -29,3 +29,28 @@ def test_importing_headrace_loads_no_database_layer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_importing_headrace_loads_nothing_until_a_name_is_used() -> None:
+    code = (
+        "import sys, headrace;"
+        "print(sorted(m for m in sys.modules if m.startswith('headrace')), 'typing' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['headrace'] False", out.stdout + out.stderr
+
+
+def test_the_lazy_names_are_the_ones_type_checkers_see() -> None:
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(headrace.__file__).read_text())
+    guarded = next(n for n in tree.body if isinstance(n, ast.If))  # `if TYPE_CHECKING:`
+    seen = {
+        alias.asname or alias.name: node.module
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert seen == headrace._HOMES
+    assert sorted(seen) == headrace.__all__

@@ -299,7 +299,7 @@ def test_cancel_stops_the_step_on_its_node(ws: Workspace, tmp_path: Path, ray_en
         "slow.py", arguments=[str(marker)], source_directory=str(src), compute_target=target
     )
     run = Experiment(ws, "ray-cancel").submit(Pipeline(ws, [step]))
-    pid = int(_wait_for(lambda: _read(Path(f"{marker}.0")), 60, "the step to start"))
+    pid = int(_wait_for(lambda: _read(Path(f"{marker}.0")), 180, "the step to start"))
     run.cancel()
     run.wait_for_completion(show_output=False, raise_on_error=False)
     assert run.get_status() == "Canceled"

@@ -33,7 +33,7 @@ from headrace import (
 )
 from headrace.errors import ConfigError, NotFoundError, UserError
 from tests.conftest import stop_agents
-from tests.servers import LiveServer, bearer, make_token
+from tests.servers import LiveServer, bearer, make_token, served_workspace
 
 PRODUCER = textwrap.dedent(
     """
@@ -65,12 +65,8 @@ def any_ws(
     if request.param == "local":
         yield local
     else:
-        token = make_token(root, "admin", "contract")
         # A small body limit, so files cross in several chunks.
-        live = LiveServer(root, max_body_bytes=200_000)
-        # What `headrace server` tells the agents it starts: steps get a run token for it.
-        monkeypatch.setenv("HEADRACE_SERVER_URL", live.url)
-        with live, Workspace.get("test-ws", url=live.url, auth=TokenAuthentication(token)) as ws:
+        with served_workspace(root, monkeypatch, "admin", max_body_bytes=200_000) as ws:
             yield ws
     stop_agents(root)
 
@@ -337,3 +333,45 @@ def test_from_config_and_write_config_name_the_server(
     with Workspace.from_config() as again:
         assert again.name == "test-ws" and again.path is None
         assert sorted(again.datastores) == sorted(ws.datastores)
+
+
+def test_datasets_register_read_and_feed_a_step(any_ws: Workspace, tmp_path: Path) -> None:
+    from headrace import Dataset, DatasetNotFoundError
+
+    data = tmp_path / "data"
+    (data / "t" / "sub").mkdir(parents=True)
+    (data / "t" / "a.csv").write_text("x,y\n1,2\n")
+    (data / "t" / "sub" / "b.csv").write_text("x,y\n3,4\n")
+    (data / "t" / "skip.txt").write_text("no")
+    store = any_ws.get_default_datastore()
+    store.upload(str(data), target_path="", overwrite=True, show_progress=False)
+    table = Dataset.Tabular.from_delimited_files((store, "t/**/*.csv")).register(any_ws, "tab")
+    assert (table.version, table.content["file_count"]) == (1, 2)
+    assert sorted(Dataset.get_by_name(any_ws, "tab").to_pandas_dataframe()["x"]) == [1, 3]
+    assert list(any_ws.datasets) == ["tab"]
+    with pytest.raises(DatasetNotFoundError, match="its versions are 1"):
+        Dataset.get_by_name(any_ws, "tab", version=2)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "read.py").write_text(
+        "from headrace import Run\n"
+        "import os\n"
+        "ds = Run.get_context().input_datasets\n"
+        "print('rows', sorted(ds['tab'].to_pandas_dataframe()['y']))\n"
+        "print('files', sorted(os.listdir(ds['files'])))\n"
+    )
+    files = Dataset.File.from_files((store, "t/*.csv"))
+    step = PythonScriptStep(
+        "read.py",
+        name="read",
+        inputs=[table.as_named_input("tab"), files.as_named_input("files").as_mount()],
+        source_directory=str(source),
+    )
+    run = Experiment(any_ws, "datasets").submit(Pipeline(any_ws, [step]))
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Finished", (
+        run.find_step_run("read")[0].get_details()
+    )
+    log = run.find_step_run("read")[0].get_stdout_log()
+    assert "rows [2, 4]" in log and "files ['a.csv']" in log
+    consumed = Dataset.get_by_name(any_ws, "tab").lineage()["consumed_by"]
+    assert [(c["step_name"], c["port"]) for c in consumed] == [("read", "tab")]

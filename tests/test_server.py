@@ -327,19 +327,39 @@ def test_seed_notebook_rest_submit_runs_the_published_pipeline(
     assert [p["Url"] for p in listed["Value"]] == [published_pipeline1.endpoint]
 
 
-def test_unknown_parameter_is_400_naming_it_and_the_valid_ones(
+def test_undeclared_parameters_run_as_in_sdk_v1_and_are_recorded_as_ignored(
+    ws: Workspace, root: Path, tmp_path: Path, server: LiveServer
+) -> None:
+    published = publish_one_step(ws, tmp_path)
+    headers = bearer(make_token(root, "submitter"))
+    response = httpx.post(
+        server.submit_url(published.id),
+        headers=headers,
+        json={"ExperimentName": "e", "ParameterAssignments": {"pipeline_ar": 3, "extra": "x"}},
+    )
+    assert response.status_code == 200, response.text
+    entity = response.json()
+    assert entity["IgnoredParameterAssignments"] == ["pipeline_ar", "extra"]
+    assert entity["ParameterAssignments"] == {"pipeline_arg": 1}
+    assert step_said(ws, entity["Id"]) == "pipeline_arg=1"  # the default, as SDK v1 ran it
+    run = PipelineRun.get(ws, entity["Id"])
+    assert run.get_properties()["headrace.ignoredParameterAssignments"] == "extra, pipeline_ar"
+    shown = RUNNER.invoke(cli_app, ["run", "show", entity["Id"], "--workspace", str(root)])
+    assert "Ignored parameters" in shown.output and "extra, pipeline_ar" in shown.output
+    declared_only = httpx.post(
+        server.submit_url(published.id),
+        headers=headers,
+        json={"ExperimentName": "e", "ParameterAssignments": {"pipeline_arg": 2}},
+    )
+    assert "IgnoredParameterAssignments" not in declared_only.json()
+
+
+def test_a_wrongly_typed_parameter_is_400_and_creates_no_run(
     ws: Workspace, root: Path, tmp_path: Path, server: LiveServer
 ) -> None:
     published = publish_one_step(ws, tmp_path)
     headers = bearer(make_token(root, "submitter"))
     before = len(ws.backend.list_pipeline_runs())
-    response = httpx.post(
-        server.submit_url(published.id),
-        headers=headers,
-        json={"ExperimentName": "e", "ParameterAssignments": {"pipeline_ar": 3}},
-    )
-    message = assert_error_shape(response, 400)
-    assert "pipeline_ar" in message and "pipeline_arg" in message
     wrong_type = httpx.post(
         server.submit_url(published.id),
         headers=headers,

@@ -376,7 +376,7 @@ def test_script_reads_csv_and_writes_parquet_for_the_next_step(
 NOTEBOOK_CELLS = (
     """
     dbutils.widgets.text("greeting", "hello")
-    rows = dbutils.widgets.get("myparam2")
+    rows = getArgument("myparam2")  # Databricks' global spelling of dbutils.widgets.get
     print("params:", dbutils.widgets.get("myparam"), repr(rows), dbutils.widgets.get("greeting"))
     """,
     """

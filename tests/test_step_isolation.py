@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import pwd
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ from headrace import (
     DataTransferStep,
     Environment,
     Experiment,
+    Model,
     Pipeline,
     PipelineData,
     PipelineParameter,
@@ -402,6 +404,59 @@ def test_ordinary_steps_of_every_kind_work_confined(served: Served, tmp_path: Pa
     assert "count 4" in logs["reader"] and "count 4" in logs["in-environment"]
     assert "nobody\n4" in logs["command"]
     assert (served.root.parent / "outside" / "copies" / "raw" / "rows.csv").is_file()
+
+
+SCORER = """
+    import json, os, pickle
+    from headrace.compat.azureml.core import Model, Run
+
+    path = Model.get_model_path("iso-model")  # what batch scoring's init() calls
+    weights = pickle.load(open(path, "rb"))
+    try:
+        open(os.path.join(os.environ["HEADRACE_WORKSPACE"], "headrace.db"), "rb").read(1)
+        database = "read"
+    except OSError as exc:
+        database = "refused " + type(exc).__name__
+    run = Run.get_context()
+    os.makedirs("outputs", exist_ok=True)
+    pickle.dump(weights + [3], open("outputs/retrained.pkl", "wb"))
+    trained = run.register_model("iso-trained", model_path="outputs/retrained.pkl")
+    os.makedirs("folder", exist_ok=True)
+    open("folder/notes.txt", "w").write("notes")
+    folder = Model.register(run.experiment.workspace, "folder", "iso-folder")
+    print("SCORER " + json.dumps({
+        "path": path, "weights": weights, "database": database,
+        "trained": trained.id, "folder": folder.id, "uid": os.getuid(),
+    }), flush=True)
+"""
+
+
+@needs_step_user
+def test_a_confined_step_reads_models_in_place_and_registers_through_its_token(
+    served: Served, tmp_path: Path
+) -> None:
+    ws = served.ws
+    (tmp_path / "w.pkl").write_bytes(pickle.dumps([1, 2]))
+    Model.register(ws, str(tmp_path / "w.pkl"), "iso-model")
+    src = _source(tmp_path / "src", "score.py", SCORER)
+    run = Experiment(ws, "models").submit(
+        Pipeline(ws, steps=[PythonScriptStep("score.py", source_directory=src)])
+    )
+    status = run.wait_for_completion(show_output=False, raise_on_error=False)
+    step = run.find_step_run("score.py")[0]
+    assert status == "Finished", step.get_stdout_log() + step.get_stderr_log()
+    report = json.loads(_wait_for_line(run, "score.py", "SCORER "))
+    # Read where the registry keeps it (no copy), by user nobody, who cannot open the db.
+    registry = os.path.realpath(served.root / "artifacts" / "models")
+    assert report["path"] == os.path.join(registry, "iso-model", "1", "w.pkl")
+    assert report["weights"] == [1, 2] and report["uid"] == pwd.getpwnam("nobody").pw_uid
+    assert report["database"].startswith("refused")
+    assert (report["trained"], report["folder"]) == ("iso-trained:1", "iso-folder:1")
+    assert Model(ws, "iso-trained").run_id == step.id == Model(ws, "iso-folder").run_id
+    folder = Path(Model(ws, "iso-folder").download(str(tmp_path / "dl")))
+    assert (folder / "notes.txt").read_text() == "notes"
+    # The step's staging of the folder among its run files is gone once registered.
+    assert not [n for n in step.get_file_names() if n.startswith(".headrace")]
 
 
 @needs_step_user

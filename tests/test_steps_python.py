@@ -24,7 +24,6 @@ import pytest
 from headrace import Experiment, Pipeline, PipelineRun, PythonScriptStep, Workspace
 from headrace.cli.main import app as cli_app
 from headrace.engine import landlock
-from headrace.engine.launcher import agent_alive
 from tests.conftest import stop_agents
 from tests.servers import RUNNER, LiveServer
 from tests.test_step_isolation import needs_step_user, open_folder, shared_python
@@ -95,9 +94,13 @@ def agent_of_another_python(ws: Workspace) -> Iterator[None]:
     agent.wait(timeout=30)
 
 
-def _wait_for_agent(root: Path) -> None:
+def _wait_for_agent(root: Path, agent: subprocess.Popen[bytes]) -> None:
+    """Until the agent holds its lock (which names its pid). Not by trying the lock: an
+    agent starting at that instant would find it taken and leave."""
+    lock = root / "agent" / "agent.lock"
     deadline = time.monotonic() + 60
-    while not agent_alive(root):
+    while not (lock.exists() and lock.read_text().strip() == str(agent.pid)):
+        assert agent.poll() is None, "the agent exited"
         assert time.monotonic() < deadline, "the agent did not start"
         time.sleep(0.05)
 
@@ -163,7 +166,7 @@ def _start_agent(python: str, root: Path, *isolation: str) -> subprocess.Popen[b
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_for_agent(root)
+    _wait_for_agent(root, agent)
     return agent
 
 

@@ -42,16 +42,6 @@ def run_headrace(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def aliased() -> Iterator[None]:
-    """The alias on in this process for one test, and off again after it."""
-    alias.install()
-    try:
-        yield
-    finally:
-        alias.uninstall()
-
-
 def fake_real_sdk(root: Path) -> Path:
     """A folder laid out as site-packages holding azureml-core 1.57.0 (metadata and an
     `azureml.core` package), without installing the SDK."""
@@ -274,7 +264,7 @@ def test_load_ext_in_ipython(tmp_path: Path) -> None:
 
 # -- step scripts of a pipeline built with the alias on --------------------------------------
 def test_steps_of_a_pipeline_built_with_the_alias_keep_their_azureml_imports(
-    tmp_path: Path,
+    tmp_path: Path, ws_folder: Path
 ) -> None:
     source = tmp_path / "steps"
     source.mkdir()
@@ -296,7 +286,7 @@ def test_steps_of_a_pipeline_built_with_the_alias_keep_their_azureml_imports(
             from azureml.pipeline.core import Pipeline
             from azureml.pipeline.steps import PythonScriptStep
 
-            ws = Workspace.create("w", path={str(tmp_path / "ws")!r})
+            ws = Workspace.create("w", path={str(ws_folder)!r})
             step = PythonScriptStep("step.py", source_directory={str(source)!r}, name="s")
             run = Experiment(ws, "e").submit(Pipeline(ws, [step]))
             run.wait_for_completion(raise_on_error=False)
@@ -332,3 +322,73 @@ def test_only_a_pipeline_built_with_the_alias_runs_its_scripts_through_it(tmp_pa
         assert flags() == [True, False]  # a command is not a Python script
     finally:
         alias.uninstall()
+
+
+# Every `from M import N` of SDK v1 names that the official pipeline notebooks and their step
+# scripts use (the names only, gathered from Azure/MachineLearningNotebooks).
+NOTEBOOK_IMPORTS = {
+    "azureml.contrib.notebook": "AzureMLNotebookHandler NotebookRunConfig NotebookRunnerStep",
+    "azureml.core": "Dataset Datastore Environment Experiment Model Run RunConfiguration "
+    "ScriptRunConfig Workspace",
+    "azureml.core.authentication": "InteractiveLoginAuthentication",
+    "azureml.core.compute": "AdlaCompute AmlCompute BatchCompute ComputeTarget "
+    "DataFactoryCompute DatabricksCompute KustoCompute",
+    "azureml.core.compute_target": "ComputeTargetException",
+    "azureml.core.conda_dependencies": "CondaDependencies",
+    "azureml.core.dataset": "Dataset",
+    "azureml.core.datastore": "Datastore",
+    "azureml.core.environment": "CondaDependencies",
+    "azureml.core.experiment": "Experiment",
+    "azureml.core.model": "Model",
+    "azureml.core.runconfig": "CondaDependencies DEFAULT_CPU_IMAGE JarLibrary MpiConfiguration "
+    "RunConfiguration",
+    "azureml.core.workspace": "Workspace",
+    "azureml.data": "OutputFileDatasetConfig",
+    "azureml.data.data_reference": "DataReference",
+    "azureml.data.datapath": "DataPath DataPathComputeBinding",
+    "azureml.data.dataset_consumption_config": "DatasetConsumptionConfig",
+    "azureml.data.sql_data_reference": "SqlDataReference",
+    "azureml.exceptions": "ComputeTargetException",
+    "azureml.opendatasets": "NycTlcGreen NycTlcYellow",
+    "azureml.pipeline.core": "Pipeline PipelineData PipelineDraft PipelineEndpoint "
+    "PipelineParameter PipelineRun PublishedPipeline Schedule TrainingOutput",
+    "azureml.pipeline.core.graph": "InputPortDef OutputPortDef PipelineParameter",
+    "azureml.pipeline.core.module": "Module",
+    "azureml.pipeline.core.schedule": "Schedule ScheduleRecurrence",
+    "azureml.pipeline.steps": "AdlaStep AutoMLStep AzureBatchStep CommandStep DataTransferStep "
+    "DatabricksStep HyperDriveStep HyperDriveStepRun KustoStep ModuleStep ParallelRunConfig "
+    "ParallelRunStep PythonScriptStep",
+    "azureml.train.automl": "AutoMLConfig",
+    "azureml.train.automl.run": "AutoMLRun",
+    "azureml.train.hyperdrive": "BanditPolicy HyperDriveConfig HyperDriveRun PrimaryMetricGoal "
+    "RandomParameterSampling choice loguniform",
+    "azureml.widgets": "RunDetails",
+}
+
+
+@pytest.mark.usefixtures("aliased")
+@pytest.mark.parametrize("module", sorted(NOTEBOOK_IMPORTS))
+def test_every_import_of_the_notebooks_gives_the_name_or_what_to_use_instead(
+    module: str,
+) -> None:
+    for name in NOTEBOOK_IMPORTS[module].split():
+        namespace: dict[str, object] = {}
+        try:
+            exec(f"from {module} import {name}", namespace)
+        except NotInHeadraceError as exc:
+            assert "Instead: " in str(exc)
+        else:
+            assert getattr(namespace[name], "__module__", "headrace").startswith("headrace")
+
+
+def test_the_launcher_loads_only_the_alias_until_the_script_imports_azureml(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "look.py").write_text(
+        "import sys\n"
+        "print(sorted(m for m in sys.modules if m.startswith('headrace')), 'typing' in sys.modules)\n"
+    )
+    done = run_python("-m", "headrace.v1", "look.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    loaded = "['headrace', 'headrace.compat', 'headrace.compat.azureml', 'headrace.compat.azureml.alias']"
+    assert done.stdout.strip() == f"{loaded} False"

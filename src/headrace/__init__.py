@@ -11,57 +11,157 @@ SDK v1 code runs with its `azureml.` imports unchanged under `python -m headrace
 
 from __future__ import annotations
 
-from headrace.errors import (
-    ActivityFailedException,
-    ComputeTargetException,
-    ConfigError,
-    ConflictError,
-    DatastorePathError,
-    HeadraceError,
-    MissingDependencyError,
-    NameConflictError,
-    NotAStepError,
-    NotFoundError,
-    ParameterError,
-    PipelineDisabledError,
-    PipelineValidationError,
-    RunNotFoundError,
-    StoreError,
-    UserError,
-    WorkspaceExistsError,
-    WorkspaceNotFoundError,
-)
-from headrace.sdk.builder import StepSequence
-from headrace.sdk.compute import AdlaCompute, AmlCompute, ComputeTarget, LocalCompute, SqlCompute
-from headrace.sdk.context import OfflineRun, ScriptRun
-from headrace.sdk.data import (
-    DataPath,
-    DataPathComputeBinding,
-    DataReference,
-    InputPortBinding,
-    PipelineData,
-    PortDataReference,
-)
-from headrace.sdk.datastore import Datastore
-from headrace.sdk.experiment import Experiment
-from headrace.sdk.parameters import PipelineParameter
-from headrace.sdk.pipeline import Pipeline
-from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
-from headrace.sdk.ray import RayCompute
-from headrace.sdk.runconfig import (
-    CondaDependencies,
-    Environment,
-    RunConfiguration,
-    ScriptRunConfig,
-)
-from headrace.sdk.runs import PipelineRun, Run, StepRun
-from headrace.sdk.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
-from headrace.sdk.sql import AdlaStep, SqlStep
-from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
-from headrace.sdk.transfer import DataFactoryCompute, DataTransferStep, TransferCompute
-from headrace.sdk.workspace import TokenAuthentication, Workspace
+import importlib
+
+TYPE_CHECKING = False  # typing's own flag would cost importing typing at every start
+if TYPE_CHECKING:  # what type checkers see; at run time each name loads on first use
+    from headrace.errors import (
+        ActivityFailedException,
+        ComputeTargetException,
+        ConfigError,
+        ConflictError,
+        DatasetFormatError,
+        DatasetNotFoundError,
+        DatasetPathError,
+        DatastorePathError,
+        HeadraceError,
+        MissingDependencyError,
+        ModelNotFoundError,
+        NameConflictError,
+        NotAStepError,
+        NotFoundError,
+        ParameterError,
+        PipelineDisabledError,
+        PipelineValidationError,
+        RunNotFoundError,
+        StoreError,
+        UserError,
+        WorkspaceExistsError,
+        WorkspaceNotFoundError,
+    )
+    from headrace.sdk.builder import StepSequence
+    from headrace.sdk.compute import (
+        AdlaCompute,
+        AmlCompute,
+        ComputeTarget,
+        LocalCompute,
+        SqlCompute,
+    )
+    from headrace.sdk.context import OfflineRun, ScriptRun
+    from headrace.sdk.data import (
+        DataPath,
+        DataPathComputeBinding,
+        DataReference,
+        InputPortBinding,
+        PipelineData,
+        PortDataReference,
+    )
+    from headrace.sdk.dataset_outputs import OutputFileDatasetConfig
+    from headrace.sdk.datasets import (
+        Dataset,
+        DatasetConsumptionConfig,
+        DataType,
+        FileDataset,
+        TabularDataset,
+    )
+    from headrace.sdk.datastore import Datastore
+    from headrace.sdk.experiment import Experiment
+    from headrace.sdk.model import Model
+    from headrace.sdk.parameters import PipelineParameter
+    from headrace.sdk.pipeline import Pipeline
+    from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
+    from headrace.sdk.ray import RayCompute
+    from headrace.sdk.runconfig import (
+        CondaDependencies,
+        Environment,
+        RunConfiguration,
+        ScriptRunConfig,
+    )
+    from headrace.sdk.runs import PipelineRun, Run, StepRun
+    from headrace.sdk.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
+    from headrace.sdk.sql import AdlaStep, SqlStep
+    from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
+    from headrace.sdk.transfer import DataFactoryCompute, DataTransferStep, TransferCompute
+    from headrace.sdk.workspace import TokenAuthentication, Workspace
 
 __version__ = "0.1.0"
+
+# Where each public name lives. `import headrace` loads none of them, so whatever imports
+# one headrace module (the azureml launcher, the agent, a step's Run.get_context()) pays for
+# that module only; `from headrace import Workspace` loads what Workspace needs.
+_HOMES = {
+    "ActivityFailedException": "headrace.errors",
+    "AdlaCompute": "headrace.sdk.compute",
+    "AdlaStep": "headrace.sdk.sql",
+    "AmlCompute": "headrace.sdk.compute",
+    "CommandStep": "headrace.sdk.steps",
+    "ComputeTarget": "headrace.sdk.compute",
+    "ComputeTargetException": "headrace.errors",
+    "CondaDependencies": "headrace.sdk.runconfig",
+    "ConfigError": "headrace.errors",
+    "ConflictError": "headrace.errors",
+    "DataFactoryCompute": "headrace.sdk.transfer",
+    "DataPath": "headrace.sdk.data",
+    "DataPathComputeBinding": "headrace.sdk.data",
+    "DataReference": "headrace.sdk.data",
+    "DataTransferStep": "headrace.sdk.transfer",
+    "DataType": "headrace.sdk.datasets",
+    "DatabricksCompute": "headrace.sdk.spark",
+    "DatabricksStep": "headrace.sdk.spark",
+    "Dataset": "headrace.sdk.datasets",
+    "DatasetConsumptionConfig": "headrace.sdk.datasets",
+    "DatasetFormatError": "headrace.errors",
+    "DatasetNotFoundError": "headrace.errors",
+    "DatasetPathError": "headrace.errors",
+    "Datastore": "headrace.sdk.datastore",
+    "DatastorePathError": "headrace.errors",
+    "Environment": "headrace.sdk.runconfig",
+    "Experiment": "headrace.sdk.experiment",
+    "FileDataset": "headrace.sdk.datasets",
+    "HeadraceError": "headrace.errors",
+    "InputPortBinding": "headrace.sdk.data",
+    "LocalCompute": "headrace.sdk.compute",
+    "MissingDependencyError": "headrace.errors",
+    "Model": "headrace.sdk.model",
+    "ModelNotFoundError": "headrace.errors",
+    "NameConflictError": "headrace.errors",
+    "NotAStepError": "headrace.errors",
+    "NotFoundError": "headrace.errors",
+    "OfflineRun": "headrace.sdk.context",
+    "OutputFileDatasetConfig": "headrace.sdk.dataset_outputs",
+    "ParameterError": "headrace.errors",
+    "Pipeline": "headrace.sdk.pipeline",
+    "PipelineData": "headrace.sdk.data",
+    "PipelineDisabledError": "headrace.errors",
+    "PipelineEndpoint": "headrace.sdk.published",
+    "PipelineParameter": "headrace.sdk.parameters",
+    "PipelineRun": "headrace.sdk.runs",
+    "PipelineStep": "headrace.sdk.steps",
+    "PipelineValidationError": "headrace.errors",
+    "PortDataReference": "headrace.sdk.data",
+    "PublishedPipeline": "headrace.sdk.published",
+    "PythonScriptStep": "headrace.sdk.steps",
+    "RayCompute": "headrace.sdk.ray",
+    "Run": "headrace.sdk.runs",
+    "RunConfiguration": "headrace.sdk.runconfig",
+    "RunNotFoundError": "headrace.errors",
+    "ScriptRun": "headrace.sdk.context",
+    "ScriptRunConfig": "headrace.sdk.runconfig",
+    "SparkCompute": "headrace.sdk.spark",
+    "SparkStep": "headrace.sdk.spark",
+    "SqlCompute": "headrace.sdk.compute",
+    "SqlStep": "headrace.sdk.sql",
+    "StepRun": "headrace.sdk.runs",
+    "StepSequence": "headrace.sdk.builder",
+    "StoreError": "headrace.errors",
+    "TabularDataset": "headrace.sdk.datasets",
+    "TokenAuthentication": "headrace.sdk.workspace",
+    "TransferCompute": "headrace.sdk.transfer",
+    "UserError": "headrace.errors",
+    "Workspace": "headrace.sdk.workspace",
+    "WorkspaceExistsError": "headrace.errors",
+    "WorkspaceNotFoundError": "headrace.errors",
+}
 
 __all__ = [
     "ActivityFailedException",
@@ -79,20 +179,30 @@ __all__ = [
     "DataPathComputeBinding",
     "DataReference",
     "DataTransferStep",
+    "DataType",
     "DatabricksCompute",
     "DatabricksStep",
+    "Dataset",
+    "DatasetConsumptionConfig",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "DatasetPathError",
     "Datastore",
     "DatastorePathError",
     "Environment",
     "Experiment",
+    "FileDataset",
     "HeadraceError",
     "InputPortBinding",
     "LocalCompute",
     "MissingDependencyError",
+    "Model",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
     "OfflineRun",
+    "OutputFileDatasetConfig",
     "ParameterError",
     "Pipeline",
     "PipelineData",
@@ -118,6 +228,7 @@ __all__ = [
     "StepRun",
     "StepSequence",
     "StoreError",
+    "TabularDataset",
     "TokenAuthentication",
     "TransferCompute",
     "UserError",
@@ -125,3 +236,16 @@ __all__ = [
     "WorkspaceExistsError",
     "WorkspaceNotFoundError",
 ]
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'headrace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -5,11 +5,16 @@
     │   ├── PipelineValidationError     all problems of a pipeline definition, at once
     │   ├── ParameterError              unknown or mistyped pipeline parameters at submit
     │   ├── NotAStepError (NotImplementedError)  Pipeline(steps=...) got a non-step (SDK v1)
-    │   └── DatastorePathError          a path that would leave its datastore
+    │   ├── DatastorePathError          a path that would leave its datastore
+    │   ├── DatasetPathError            a dataset path or pattern that matches no file
+    │   └── DatasetFormatError          data that does not read as its dataset says
     ├── NotFoundError (LookupError)     a named thing does not exist
+    │   ├── DatastoreNotFoundError (UserError too: SDK v1 code catches UserErrorException)
     │   ├── WorkspaceNotFoundError
     │   ├── ComputeTargetException      the SDK v1 name; `try: ComputeTarget(ws, n) except ...`
-    │   └── RunNotFoundError
+    │   ├── ModelNotFoundError          no registered model of that name or version
+    │   ├── RunNotFoundError
+    │   └── DatasetNotFoundError        no dataset with that name, version or id
     ├── ConflictError                   a thing already exists or is in the wrong state
     │   ├── AliasConflictError          a real Azure ML SDK is importable beside the alias
     │   ├── WorkspaceExistsError
@@ -30,8 +35,10 @@ here imports the rest of the package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+TYPE_CHECKING = False  # every headrace import loads this module: it does not load typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = [
     "ActivityFailedException",
@@ -39,9 +46,14 @@ __all__ = [
     "ComputeTargetException",
     "ConfigError",
     "ConflictError",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "DatasetPathError",
+    "DatastoreNotFoundError",
     "DatastorePathError",
     "HeadraceError",
     "MissingDependencyError",
+    "ModelNotFoundError",
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
@@ -95,8 +107,22 @@ class DatastorePathError(UserError):
     """A path would point outside its datastore (absolute, `..`, or a symlink out)."""
 
 
+class DatasetPathError(UserError):
+    """A dataset's path, pattern or URL matches no file (SDK v1 checked this at definition)."""
+
+
+class DatasetFormatError(UserError):
+    """A dataset's files do not read as the dataset says: ragged CSV rows, a value that is
+    not of its column's type, a column that does not exist."""
+
+
 class NotFoundError(HeadraceError, LookupError):
     """A named object (workspace, datastore, run, ...) does not exist."""
+
+
+class DatastoreNotFoundError(NotFoundError, UserError):
+    """No datastore with that name. Also a UserError: SDK v1 raised UserErrorException, and
+    code catches that around `Datastore.get`."""
 
 
 class WorkspaceNotFoundError(NotFoundError):
@@ -107,8 +133,16 @@ class ComputeTargetException(NotFoundError):
     """A compute target is missing or invalid (the SDK v1 exception name)."""
 
 
+class ModelNotFoundError(NotFoundError):
+    """No registered model with that name (or no such version of it)."""
+
+
 class RunNotFoundError(NotFoundError):
     """No run with that id."""
+
+
+class DatasetNotFoundError(NotFoundError):
+    """No registered dataset with that name, version or id; the message lists what exists."""
 
 
 class ConflictError(HeadraceError):

@@ -20,9 +20,12 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType, TracebackType
-from typing import Any
 
 from headrace.compat.azureml.alias import install, installed, uninstall
+
+TYPE_CHECKING = False  # typing's own flag would cost importing typing at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["install", "installed", "load_ipython_extension", "main", "uninstall"]
 
@@ -31,11 +34,11 @@ USAGE = "usage: python -m headrace.v1 script.py [arguments] | -m module [argumen
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext headrace.v1`: turn the alias on in the kernel (one line if it refuses)."""
-    from headrace.errors import AliasConflictError
-
     try:
         install()
-    except AliasConflictError as exc:
+    except Exception as exc:
+        if not _refused(exc):
+            raise
         sys.stderr.write(f"{exc}\n")
 
 
@@ -50,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help") or (args[0] == "-m" and len(args) < 2):
         sys.stderr.write(USAGE + "\n")
         return 0 if args[:1] in (["-h"], ["--help"]) else 2
-    from headrace.errors import AliasConflictError
-
     try:
         install()
-    except AliasConflictError as exc:
+    except Exception as exc:
+        if not _refused(exc):
+            raise
         sys.stderr.write(f"error: {exc}\n")
         return 1
     try:
@@ -70,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.excepthook(type(exc), exc, exc.__traceback__)
         return 1
     return 0
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether `exc` is the alias refusing beside a real SDK (headrace.errors is imported
+    only on this path: a launch that goes well never loads it)."""
+    from headrace.errors import AliasConflictError
+
+    return isinstance(exc, AliasConflictError)
 
 
 def _run_file(path: str, args: list[str]) -> None:

@@ -10,19 +10,23 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from headrace.backend.local_models import LocalModelMethods
 from headrace.engine import publishing
 from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
 from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
-from headrace.errors import NotFoundError, UserError
+from headrace.errors import DatastoreNotFoundError, UserError
 from headrace.graph.model import Graph
 from headrace.limits import TEXT_MAX_CHARS, json_tags
 from headrace.store.datastores import clean_relative_path
 from headrace.store.objectstores import OBJECT_STORE_TYPES, ObjectDatastoreFiles, save_secrets
 from headrace.store.records import (
     ComputeTargetRecord,
+    DatasetLineageRecord,
+    DatasetRecord,
     DatastoreRecord,
+    EnvironmentRecord,
     EventRecord,
     ExperimentRecord,
     MetricRecord,
@@ -49,7 +53,7 @@ def _progress(show: bool, total: int, verb: str) -> Any:
     return progress
 
 
-class LocalBackend:
+class LocalBackend(LocalModelMethods):
     def __init__(self, store: WorkspaceStore) -> None:
         self.store = store
         self.meta = store.meta
@@ -95,10 +99,51 @@ class LocalBackend:
     def set_default_datastore(self, name: str) -> None:
         self.meta.set_default_datastore(name)
 
+    def local_datastore_path(self, name: str) -> str | None:
+        files = self.store.datastore_files(name)
+        return str(files.local_path("")) if files.is_local else None
+
+    # -- datasets --------------------------------------------------------------------------
+    def register_dataset(
+        self,
+        definition: dict[str, Any],
+        *,
+        name: str,
+        description: str | None,
+        tags: dict[str, Any],
+        create_new_version: bool,
+    ) -> DatasetRecord:
+        from headrace.engine import datasets
+
+        return datasets.register(
+            self.store,
+            definition,
+            name=name,
+            description=description,
+            tags=tags,
+            create_new_version=create_new_version,
+        )
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord:
+        return self.meta.get_dataset(name, version)
+
+    def get_dataset_by_id(self, dataset_id: str) -> DatasetRecord:
+        return self.meta.get_dataset_by_id(dataset_id)
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        return self.meta.list_datasets()
+
+    def list_dataset_versions(self, name: str) -> list[DatasetRecord]:
+        return self.meta.dataset_versions(name)
+
+    def dataset_lineage(self, dataset_id: str) -> list[DatasetLineageRecord]:
+        self.meta.get_dataset_by_id(dataset_id)  # raises for an unknown id
+        return self.meta.dataset_lineage(dataset_id)
+
     def datastore_root(self, name: str) -> str:
         record = self.meta.find_datastore(name)
         if record is None:
-            raise NotFoundError(f"No datastore named {name!r}.")
+            raise DatastoreNotFoundError(f"No datastore named {name!r}.")
         if record.type != "local":
             return self.store.datastore_files(name).describe()  # e.g. s3://bucket
         return str(self.store.local_datastore_root(record.config))
@@ -325,6 +370,7 @@ class LocalBackend:
         continue_on_step_failure: bool | None = None,
         data_path_assignments: dict[str, Any] | None = None,
         with_preview: bool = True,
+        ignore_unknown_parameters: bool = False,
     ) -> Submission:
         submission = publishing.submit_published(
             self.store,
@@ -337,6 +383,7 @@ class LocalBackend:
             continue_on_step_failure=continue_on_step_failure,
             data_path_assignments=data_path_assignments,
             with_preview=with_preview,
+            ignore_unknown_parameters=ignore_unknown_parameters,
         )
         self._start_work()
         return submission
@@ -380,6 +427,16 @@ class LocalBackend:
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
+
+    # -- registered environments -----------------------------------------------------------
+    def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
+        return self.meta.register_environment(name, definition)
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        return self.meta.get_environment(name, version)
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        return self.meta.list_environments()
 
 
 def _object_store(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

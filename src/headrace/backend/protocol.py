@@ -15,10 +15,14 @@ if TYPE_CHECKING:
     from headrace.graph.model import Graph
     from headrace.store.records import (
         ComputeTargetRecord,
+        DatasetLineageRecord,
+        DatasetRecord,
         DatastoreRecord,
+        EnvironmentRecord,
         EventRecord,
         ExperimentRecord,
         MetricRecord,
+        ModelRecord,
         PipelineEndpointRecord,
         PipelineRunRecord,
         PublishedPipelineRecord,
@@ -77,6 +81,41 @@ class Backend(Protocol):
         show_progress: bool,
     ) -> int:
         """Download (datastore path, local file) pairs; returns how many were written."""
+        ...
+
+    def local_datastore_path(self, name: str) -> str | None:
+        """The folder of a datastore on this machine (read directly, no copy); None for
+        object stores and for datastores of a server."""
+        ...
+
+    # -- datasets --------------------------------------------------------------------------
+    def register_dataset(
+        self,
+        definition: dict[str, Any],
+        *,
+        name: str,
+        description: str | None,
+        tags: dict[str, Any],
+        create_new_version: bool,
+    ) -> DatasetRecord:
+        """Register a dataset definition as a version of `name`, recording its content
+        identity (store/dataset_queries.py says when a new version is made)."""
+        ...
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord:
+        """A version (None: the latest); DatasetNotFoundError lists what exists."""
+        ...
+
+    def get_dataset_by_id(self, dataset_id: str) -> DatasetRecord: ...
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        """The latest version of every dataset."""
+        ...
+
+    def list_dataset_versions(self, name: str) -> list[DatasetRecord]: ...
+
+    def dataset_lineage(self, dataset_id: str) -> list[DatasetLineageRecord]:
+        """The step runs that produced and consumed a dataset version."""
         ...
 
     # -- compute ---------------------------------------------------------------------------
@@ -228,4 +267,84 @@ class Backend(Protocol):
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         """The published pipeline behind `version` (None: the default) of an Active endpoint."""
+        ...
+
+    # -- registered environments -----------------------------------------------------------
+    def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
+        """A new version of environment `name`, or its latest when that has `definition`."""
+        ...
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        """Version `version` (None: the latest) of a registered environment, or
+        NotFoundError saying what is registered."""
+        ...
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        """The latest version of every registered environment, by name."""
+        ...
+
+    # -- the model registry ----------------------------------------------------------------
+    def register_model(
+        self,
+        name: str,
+        source: Path,
+        *,
+        child_paths: list[str] | None = None,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        datasets: list[dict[str, Any]] | None = None,
+        run_id: str | None = None,
+    ) -> ModelRecord:
+        """Copy the file or folder at `source` (on this machine) into the registry as the
+        next version of `name`; `run_id`: the run registering it (lineage)."""
+        ...
+
+    def register_run_model(
+        self,
+        run_id: str,
+        name: str,
+        path: str,
+        *,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        datasets: list[dict[str, Any]] | None = None,
+    ) -> ModelRecord:
+        """Register file or folder `path` of a run's files; refused for a failed run."""
+        ...
+
+    def get_model(self, name: str, version: int | None = None) -> ModelRecord:
+        """A version of a model (None: the newest); ModelNotFoundError lists what exists."""
+        ...
+
+    def list_models(
+        self,
+        *,
+        name: str | None = None,
+        tags: Any = None,
+        properties: Any = None,
+        run_id: str | None = None,
+        dataset_id: str | None = None,
+        latest: bool = False,
+    ) -> list[ModelRecord]: ...
+
+    def update_model(
+        self,
+        name: str,
+        version: int,
+        *,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> ModelRecord: ...
+
+    def delete_model(self, name: str, version: int) -> None: ...
+
+    def model_local_path(self, record: ModelRecord) -> Path | None:
+        """Where this machine can read the model's file or folder in place, if anywhere."""
+        ...
+
+    def download_model(self, record: ModelRecord, target_dir: Path) -> Path:
+        """Copy the model's file or folder into `target_dir`; the path of the copy."""
         ...

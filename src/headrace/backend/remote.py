@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from headrace.backend.remote_models import RemoteModelMethods
 from headrace.backend.wire import (
     endpoint_from_document,
     error_from_body,
@@ -32,6 +33,8 @@ from headrace.backend.wire import (
     submission_from_wire,
     to_wire,
 )
+from headrace.backend.wire import url_path as _quote
+from headrace.backend.wire import url_segment as _seg
 from headrace.config import headrace_home, snapshot_max_bytes, snapshot_max_files
 from headrace.engine import publishing
 from headrace.engine.submission import Submission
@@ -41,7 +44,10 @@ from headrace.store.datastores import clean_relative_path, partial_path
 from headrace.store.layout import write_json_atomic
 from headrace.store.records import (
     ComputeTargetRecord,
+    DatasetLineageRecord,
+    DatasetRecord,
     DatastoreRecord,
+    EnvironmentRecord,
     EventRecord,
     ExperimentRecord,
     MetricRecord,
@@ -60,7 +66,7 @@ MAX_CHUNK = 8 * 1024 * 1024
 METRIC_RUNS_PER_REQUEST = 100  # run ids of 36 characters: about 4.3 KB of query
 
 
-class RemoteBackend:
+class RemoteBackend(RemoteModelMethods):
     """A workspace served by `headrace server` at `url`; `auth_header` is sent on every call
     (e.g. {"Authorization": "Bearer hr_..."}; empty for a server run with --no-auth)."""
 
@@ -188,6 +194,48 @@ class RemoteBackend:
         info: dict[str, Any] = self._json("GET", "/workspace")
         info["server_url"] = self.url
         return info
+
+    # -- datasets --------------------------------------------------------------------------
+    def local_datastore_path(self, name: str) -> str | None:
+        return None  # the server's folders are not this machine's
+
+    def register_dataset(
+        self,
+        definition: dict[str, Any],
+        *,
+        name: str,
+        description: str | None,
+        tags: dict[str, Any],
+        create_new_version: bool,
+    ) -> DatasetRecord:
+        body = {
+            "definition": definition,
+            "name": name,
+            "description": description,
+            "tags": tags,
+            "create_new_version": create_new_version,
+        }
+        return from_wire(DatasetRecord, self._json("POST", "/datasets", body=body))
+
+    def get_dataset(self, name: str, version: int | None = None) -> DatasetRecord:
+        which = "latest" if version is None else str(version)
+        path = f"/datasets/{_seg(name)}/versions/{which}"
+        return from_wire(DatasetRecord, self._json("GET", path))
+
+    def get_dataset_by_id(self, dataset_id: str) -> DatasetRecord:
+        path = f"/dataset-versions/{_seg(dataset_id)}"
+        return from_wire(DatasetRecord, self._json("GET", path))
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        return [from_wire(DatasetRecord, d) for d in self._json("GET", "/datasets")]
+
+    def list_dataset_versions(self, name: str) -> list[DatasetRecord]:
+        path = f"/datasets/{_seg(name)}/versions"
+        return [from_wire(DatasetRecord, d) for d in self._json("GET", path)]
+
+    def dataset_lineage(self, dataset_id: str) -> list[DatasetLineageRecord]:
+        path = f"/dataset-versions/{_seg(dataset_id)}/lineage"
+        return [from_wire(DatasetLineageRecord, d) for d in self._json("GET", path)]
 
     # -- datastores ------------------------------------------------------------------------
     def list_datastores(self) -> list[DatastoreRecord]:
@@ -579,19 +627,21 @@ class RemoteBackend:
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         return publishing.endpoint_pipeline_id(endpoint, version)
 
+    # -- registered environments -----------------------------------------------------------
+    def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
+        body = {"definition": definition}
+        return from_wire(
+            EnvironmentRecord, self._json("POST", f"/environments/{_seg(name)}", body=body)
+        )
 
-def _seg(text: str) -> str:
-    """One URL path segment (a name or an id), with `/` and the rest escaped."""
-    from urllib.parse import quote
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        params = {} if version is None else {"version": version}
+        return from_wire(
+            EnvironmentRecord, self._json("GET", f"/environments/{_seg(name)}", params=params)
+        )
 
-    return quote(str(text), safe="")
-
-
-def _quote(path: str) -> str:
-    """A relative path for a `{...:path}` route: each segment escaped, slashes kept."""
-    from urllib.parse import quote
-
-    return "/".join(quote(part, safe="") for part in path.split("/"))
+    def list_environments(self) -> list[EnvironmentRecord]:
+        return [from_wire(EnvironmentRecord, e) for e in self._json("GET", "/environments")]
 
 
 def _dumps(body: Any) -> bytes:

@@ -33,6 +33,8 @@ __all__ = [
     "submission_from_wire",
     "submission_to_wire",
     "to_wire",
+    "url_path",
+    "url_segment",
 ]
 
 R = TypeVar("R")
@@ -164,3 +166,17 @@ def error_from_body(body: Any, status: int, where: str) -> errors.HeadraceError:
     if isinstance(exc, errors.PipelineValidationError):
         exc.problems = [str(d.get("Message")) for d in details if d.get("Target") != CLASS_DETAIL]
     return exc
+
+
+def url_segment(text: str) -> str:
+    """One URL path segment (a name or an id), with `/` and the rest escaped."""
+    from urllib.parse import quote
+
+    return quote(str(text), safe="")
+
+
+def url_path(path: str) -> str:
+    """A relative path for a `{...:path}` route: each segment escaped, slashes kept."""
+    from urllib.parse import quote
+
+    return "/".join(quote(part, safe="") for part in path.split("/"))

@@ -15,8 +15,10 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from headrace.cli import (
+    datasets,
     datastores,
     endpoints,
+    models,
     pipelines,
     runs,
     server,
@@ -94,11 +96,15 @@ app = typer.Typer(
 )
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(datastores.app, name="datastore")
+app.add_typer(datasets.app, name="dataset")
+app.add_typer(datasets.app, name="datasets", hidden=True)  # the plural spelling works too
 app.add_typer(runs.app, name="run")
 app.add_typer(steps.app, name="step")
 app.add_typer(tokens.app, name="token")
 app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(endpoints.app, name="endpoint")
+app.add_typer(models.app, name="model")
+app.add_typer(models.app, name="models", hidden=True)  # `headrace models list` reads well too
 app.command("server")(server.server)
 app.command("agent")(server.agent)
 app.command("ui")(server.ui)

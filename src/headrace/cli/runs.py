@@ -33,6 +33,7 @@ from headrace.cli.output import (
     step_document,
 )
 from headrace.cli.steps import show_step
+from headrace.engine.publishing import IGNORED_PARAMETERS
 from headrace.errors import UserError
 from headrace.graph.validate import did_you_mean, topological_order
 from headrace.sdk.experiment import Experiment
@@ -200,6 +201,9 @@ def _print_run(record: PipelineRunRecord, steps: list[dict[str, Any]]) -> None:
         rows.append(("Parameters", ", ".join(f"{k}={v!r}" for k, v in record.parameters.items())))
     if record.tags:
         rows.append(("Tags", ", ".join(f"{k}={v}" for k, v in record.tags.items())))
+    ignored = record.properties.get(IGNORED_PARAMETERS)
+    if ignored:
+        rows.append(("Ignored parameters", Text(f"{ignored} (not declared by the pipeline)")))
     if record.description:
         rows.append(("Description", record.description))
     if record.error:

@@ -45,6 +45,7 @@ from pathlib import Path
 from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_timeout_seconds
 from headrace.engine.cleanup import DeferredRemover
 from headrace.engine.endings import StepEnd, journal_records
+from headrace.engine.environments import FAILED_MARKER
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.choose import UnavailableExecutor, make_executor
 from headrace.engine.executors.local import open_log
@@ -509,6 +510,8 @@ class Agent:
             with contextlib.suppress(DatastorePathError):  # a link the step left: not followed
                 raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
                 stderr_text = raw[-16384:].decode(errors="replace")
+                if error is None and active.stop_reason is None:
+                    error = self._environment_failure(task)
         lost = active.process.lost
         if lost and active.stop_reason is None and error is None:
             active.stop_reason = "node_lost"
@@ -529,6 +532,15 @@ class Agent:
             for other in self.active.values():
                 if other.orchestrator is orchestrator and other.stop_reason is None:
                     self._stop_attempt(other, "failfast")
+
+    def _environment_failure(self, task: StepTask) -> str | None:
+        """The step's error when its environment could not be built (envrun's marker), so
+        it reads as that rather than as the script's exit code."""
+        raw = self.ws.artifacts.read_bytes(task.step_run_id, FAILED_MARKER, limit=4096)
+        if not raw:
+            return None
+        said = raw.decode(errors="replace").strip()
+        return f"Step {task.node.name!r}: environment build failed: {said}"
 
     def _stop_attempt(self, active: Active, reason: str) -> None:
         active.stop_reason = reason

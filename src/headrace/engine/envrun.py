@@ -4,7 +4,7 @@ if no step has built it yet.
 Run as a file, never as a module, inside the step's own process (so a build never blocks the
 agent, and its output is the step's stderr log):
 
-    <python> -S .../headrace/engine/envrun.py --key KEY --spec JSON -- script.py arg ...
+    <python> -S .../headrace/engine/envrun.py --key KEY --spec JSON [--uv UV] -- script.py ...
 
 The environment is a virtual environment made with uv in `<envs>/<KEY>/`, where `<envs>` is
 `$HEADRACE_ENVS_DIR` or `$HEADRACE_WORKSPACE/envs` (shared by every step and run of the
@@ -37,6 +37,9 @@ PTH = "_headrace.pth"
 # headrace's requirements, when it runs from a source folder without its package metadata.
 FALLBACK_REQUIREMENTS = ("sqlalchemy", "alembic", "fsspec", "typer", "rich", "pathspec", "httpx")
 BUILD_FAILED = 3  # the step's exit code when its environment cannot be built
+# Written (in the step's run folder) when the build fails: the agent records its text as the
+# step's error, so a failed build never reads as the script's own exit code.
+FAILED_MARKER = os.path.join(".headrace", "environment-failed.txt")
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -55,9 +58,18 @@ def envs_dir() -> str:
 
 
 def fail(message: str) -> SystemExit:
-    """Say why on the step's stderr; the caller raises what this returns (the step's exit)."""
-    sys.stderr.write(f"headrace: {message}\n")
+    """Say why on the step's stderr and in the run folder's marker (the step's error); the
+    caller raises what this returns (the step's exit)."""
+    sys.stderr.write(f"headrace: environment build failed: {message}\n")
     sys.stderr.flush()
+    run_dir = os.environ.get("HEADRACE_RUN_DIR")
+    if run_dir:
+        try:
+            os.makedirs(os.path.join(run_dir, ".headrace"), exist_ok=True)
+            with open(os.path.join(run_dir, FAILED_MARKER), "w", encoding="utf-8") as fh:
+                fh.write(message)
+        except OSError:
+            pass  # the stderr line above still says it
     return SystemExit(BUILD_FAILED)
 
 
@@ -67,11 +79,12 @@ def main(argv: list[str]) -> None:
         options, script_argv = argv[:split], argv[split + 1 :]
         key = options[options.index("--key") + 1]
         spec_text = options[options.index("--spec") + 1]
+        uv = options[options.index("--uv") + 1] if "--uv" in options else None
     except (ValueError, IndexError):
-        raise fail("usage: envrun.py --key KEY --spec JSON -- script.py [arguments]") from None
+        raise fail("usage: envrun.py --key KEY --spec JSON [--uv UV] -- script.py ...") from None
     env_dir = os.path.join(envs_dir(), key)
     if not os.path.exists(os.path.join(env_dir, READY)):
-        _ensure_built(env_dir, spec_text)
+        _ensure_built(env_dir, spec_text, uv)
     _link_headrace(env_dir)
     python = os.path.join(env_dir, "bin", "python")
     environ = dict(os.environ)
@@ -143,7 +156,7 @@ def _link_dependencies(env_dir: str) -> None:
                 os.symlink(os.path.join(site, top), os.path.join(link_dir, top))
 
 
-def _ensure_built(env_dir: str, spec_text: str) -> None:
+def _ensure_built(env_dir: str, spec_text: str, uv: str | None) -> None:
     import fcntl
     import json
 
@@ -161,7 +174,7 @@ def _ensure_built(env_dir: str, spec_text: str) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.exists(os.path.join(env_dir, READY)):
             return  # built by the step we waited for
-        _build(env_dir, name, spec)
+        _build(env_dir, name, spec, uv)
 
 
 def _say(line: str) -> None:
@@ -169,9 +182,13 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
-def _find_uv() -> str:
+def _find_uv(given: str | None) -> str:
+    """The uv headrace's `uv` package installed (found by the agent, `--uv`), else one next
+    to this Python or on PATH (a Ray node: the agent's path may not exist there)."""
     import shutil
 
+    if given and os.access(given, os.X_OK):
+        return given
     here = os.path.join(os.path.dirname(sys.executable), "uv")
     if os.access(here, os.X_OK):
         return here
@@ -179,23 +196,43 @@ def _find_uv() -> str:
     if found:
         return found
     raise fail(
-        f"building a step environment needs uv, found neither next to {sys.executable} nor "
-        "on PATH. Fix: install uv into headrace's environment (`pip install uv`), or set "
-        "env.python.user_managed_dependencies = True to run the step in headrace's own "
-        "interpreter."
+        f"it needs uv (a dependency of headrace), found neither next to {sys.executable} nor "
+        "on PATH. Fix: reinstall headrace (`pip install headrace` brings uv), or set "
+        "env.python.user_managed_dependencies = True to run the step in the submitter's "
+        "Python."
     )
 
 
-def _build(env_dir: str, name: str, spec: dict[str, object]) -> None:
+def _run_showing(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run `command` with its output going to the step's stderr as it comes; its exit code
+    and its last few non-empty lines."""
+    import collections
+    import subprocess
+
+    last: collections.deque[str] = collections.deque(maxlen=4)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    ) as process:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            if line.strip():
+                last.append(line.strip())
+    return process.returncode, list(last)
+
+
+def _build(env_dir: str, name: str, spec: dict[str, object], uv_given: str | None) -> None:
     import json
     import shutil
-    import subprocess
     import time
 
-    uv = _find_uv()
+    uv = _find_uv(uv_given)
     deps = spec.get("dependencies") or {}
     assert isinstance(deps, dict)
-    pins = [str(p) for p in deps.get("pip") or []]
+    # Conda packages arrive translated to their PyPI names (sdk/condamap.py).
+    pins = [str(p) for p in [*(deps.get("pip") or []), *(deps.get("from_conda") or [])]]
     python = deps.get("python") or sys.executable
     index_url = deps.get("index_url")
     extra_urls = [str(u) for u in deps.get("extra_index_urls") or []]
@@ -223,18 +260,20 @@ def _build(env_dir: str, name: str, spec: dict[str, object]) -> None:
             install += ["--extra-index-url", url]
         steps.append([*install, "-r", requirements])
     fixes = {
-        "venv": f"Fix: install Python {deps.get('python')} where uv finds it, or leave the "
-        "Python version out of the environment to use headrace's.",
+        "venv": f"Fix: install Python {deps.get('python')} where uv finds it (`uv python "
+        f"install {deps.get('python')}`), or leave the Python version out of the environment "
+        "(python_version, or `python=` among its conda packages) to use headrace's.",
         "pip": "Fix the environment's packages (names, versions, index url) and submit again.",
     }
     for command in steps:
-        # The installer's output goes to the step's stderr log, where a failure is read.
-        done = subprocess.run(command, stdout=sys.stderr, env=env, check=False)
-        if done.returncode != 0:
+        # The installer's output goes to the step's stderr log, where a failure is read; its
+        # last lines also go into the step's error.
+        code, said = _run_showing(command, env)
+        if code != 0:
             shutil.rmtree(env_dir, ignore_errors=True)
             raise fail(
-                f"could not build environment {name!r}: `uv {command[1]}` failed with exit "
-                f"code {done.returncode} (its output is above). {fixes[command[1]]}"
+                f"environment {name!r}: `uv {command[1]}` failed with exit code {code}: "
+                f"{' '.join(said)[-600:].rstrip('.') or 'no output'}. {fixes[command[1]]}"
             )
     sites = [
         os.path.join(env_dir, "lib", entry, "site-packages")

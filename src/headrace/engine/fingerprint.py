@@ -133,6 +133,10 @@ def explain(
             changes.append(f"input {port} {'added' if old is None else 'removed'}")
         elif new.startswith("step-run:"):
             changes.append(f"input {port} changed: its producing step ran again (new data)")
+        elif new.startswith("dataset:"):
+            changes.append(
+                f"input {port} changed: the dataset's files (or how they are read) changed"
+            )
         elif old.split("#")[0] == new.split("#")[0]:
             changes.append(f"input {port} changed: the data under {new.split('#')[0][10:]} changed")
         else:

@@ -23,18 +23,22 @@ from typing import Any
 
 from headrace.engine import fingerprint as fp
 from headrace.engine.endings import StepEnd, failure_record, journal_records
+from headrace.engine.environments import step_identity
 from headrace.engine.executors.base import StepProcess
 from headrace.engine.graphs import load_graph
 from headrace.engine.interpreters import Interpreter, current
 from headrace.engine.planning import (
     ProducedData,
+    input_datasets,
+    output_path,
     outputs_exist,
     resolve_inputs,
     workspace_default_datastore,
 )
-from headrace.engine.runtime import ResolvedData, StepTask, pipeline_data_path
+from headrace.engine.runtime import ResolvedData, StepTask
 from headrace.graph.model import StepNode
 from headrace.graph.validate import topological_order
+from headrace.store.dataset_queries import lineage_rows
 from headrace.store.orm import utcnow
 from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
 from headrace.store.step_runs import StepWrites
@@ -215,7 +219,9 @@ class RunOrchestrator:
         for node_id in node_ids:
             node = self.graph.node(node_id)
             inputs, identities = self._resolve_inputs(node)
-            environment = node.environment or fp.interpreter_environment(self.interpreter)
+            environment = step_identity(
+                node.environment, fp.interpreter_environment(self.interpreter)
+            )
             parts = fp.fingerprint_parts(node, self.graph, self.parameters, identities, environment)
             candidates.append((node, inputs, parts, fp.fingerprint(parts)))
         reusable = {}
@@ -322,6 +328,7 @@ class RunOrchestrator:
             ended_at=now,
         )
         self._record_step(record)
+        self._record_consumption(node, record.id)
 
     def next_tasks(self, free_slots: dict[str, int]) -> list[StepTask]:
         """Attempts to start now; reuses are recorded on the way. Decrements `free_slots`."""
@@ -369,7 +376,7 @@ class RunOrchestrator:
                     port=binding.port,
                     data_name=data.name,
                     datastore=data.datastore or self.default_datastore(),
-                    path_on_datastore=pipeline_data_path(step_run_id, binding.port),
+                    path_on_datastore=output_path(data, step_run_id, binding.port),
                     mode=binding.mode,
                     path_on_compute=binding.path_on_compute,
                 )
@@ -423,6 +430,7 @@ class RunOrchestrator:
             created_at=now,
             started_at=now,
         )
+        self._record_consumption(plan.node, record.id)
         self.steps[plan.node.id] = record
         self.running.add(record.id)
         self.step_nodes[record.id] = record.node_id
@@ -447,6 +455,42 @@ class RunOrchestrator:
         self.running.add(record.id)
         self.step_nodes[record.id] = record.node_id
         return self._task(node, record.id, record.attempt, inputs)
+
+    def _record_consumption(self, node: StepNode, step_run_id: str) -> None:
+        """Lineage: the registered datasets this step run consumes, written with it."""
+        consumed = input_datasets(self.graph, node, self.parameters)
+        if consumed:
+            self.writes.lineage(lineage_rows(consumed, "consumed", step_run_id, self.run.id))
+
+    def _register_outputs(self, task: StepTask) -> str | None:
+        """Register the outputs a step asked for with register_on_complete, now that it
+        succeeded and they are committed; an error message when one cannot be."""
+        from headrace.engine.datasets import register
+        from headrace.errors import HeadraceError
+
+        for item, binding in zip(task.outputs, task.node.outputs, strict=True):
+            wanted = self.graph.data_node(binding.data).register_as
+            if not wanted:
+                continue
+            read_as = dict(wanted.get("read_as") or {"kind": "file"})
+            definition = {
+                **read_as,
+                "sources": [{"datastore": item.datastore, "path": item.path_on_datastore}],
+            }
+            try:
+                register(
+                    self.ws,
+                    definition,
+                    name=str(wanted["name"]),
+                    description=wanted.get("description"),
+                    tags=dict(wanted.get("tags") or {}),
+                    create_new_version=True,
+                    produced_by=task.step_run_id,
+                    pipeline_run_id=self.run.id,
+                )
+            except HeadraceError as exc:
+                return f"register_on_complete({wanted['name']!r}) of output {item.port!r}: {exc}"
+        return None
 
     def attempt_failed_to_start(self, task: StepTask, message: str) -> None:
         self.step_ended(task, StepEnd(exit_code=None, error_message=message))
@@ -525,6 +569,10 @@ class RunOrchestrator:
         if task.step_run_id in self.unwritten_reasons:
             self.unwritten_reasons.discard(task.step_run_id)
             fields["run_reason"] = self.steps[node.id].run_reason
+        if end.exit_code == 0 and end.stopped_for is None and end.error_message is None:
+            problem = self._register_outputs(task)
+            if problem is not None:
+                end = replace(end, error_message=problem)
         if end.exit_code == 0 and end.stopped_for is None and end.error_message is None:
             # (An error message with exit code 0: the script ran, its outputs were not kept.)
             status = Status.FINISHED

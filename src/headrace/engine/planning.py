@@ -7,11 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from headrace.engine.runtime import ResolvedData, pipeline_data_path
-from headrace.graph.model import Graph, StepNode
+from headrace.graph.model import DataNode, Graph, StepNode
 from headrace.store.records import StepRunRecord
 from headrace.store.workspace_store import WorkspaceStore
 
-__all__ = ["ProducedData", "outputs_exist", "resolve_inputs", "workspace_default_datastore"]
+__all__ = [
+    "ProducedData",
+    "input_datasets",
+    "output_path",
+    "outputs_exist",
+    "resolve_inputs",
+    "workspace_default_datastore",
+]
 
 
 @dataclass(frozen=True)
@@ -45,15 +52,22 @@ def resolve_inputs(
     identities: dict[str, str] = {}
     for binding in node.inputs:
         data = graph.data_node(binding.data)
-        if data.kind == "pipeline_data":
+        definition = None
+        if data.kind in ("dataset", "dataset_parameter"):
+            from headrace.engine.datasets import input_identity
+
+            definition = (
+                data.dataset if data.kind == "dataset" else parameters.get(data.parameter or "")
+            )
+            assert isinstance(definition, dict)
+            datastore, path = "", ""
+            identities[binding.port] = input_identity(ws, definition)
+        elif data.kind == "pipeline_data":
             produced = producers[data.producer or ""]
             output = data.output_name or data.name
-            datastore = (
-                produced.outputs.get(output, {}).get("datastore")
-                or data.datastore
-                or default_datastore
-            )
-            path = pipeline_data_path(produced.data_run_id, output)
+            record = produced.outputs.get(output, {})
+            datastore = record.get("datastore") or data.datastore or default_datastore
+            path = record.get("path") or pipeline_data_path(produced.data_run_id, output)
             identities[binding.port] = f"step-run:{produced.data_run_id}/{output}"
         else:
             if data.kind == "datapath_parameter":
@@ -74,9 +88,41 @@ def resolve_inputs(
                 mode=binding.mode,
                 path_on_compute=binding.path_on_compute,
                 overwrite=binding.overwrite,
+                dataset=definition,
+                read_as=binding.read_as,
             )
         )
     return tuple(resolved), identities
+
+
+def output_path(data: DataNode, step_run_id: str, port: str) -> str:
+    """Where a step run's output lives on its datastore: SDK v1's PipelineData path, or an
+    OutputFileDatasetConfig's destination with `{run-id}` and `{output-name}` filled in."""
+    if data.path_on_datastore:
+        return (
+            data.path_on_datastore.replace("{run-id}", step_run_id)
+            .replace("{output-name}", port)
+            .strip("/")
+        )
+    return pipeline_data_path(step_run_id, port)
+
+
+def input_datasets(graph: Graph, node: StepNode, parameters: dict[str, Any]) -> dict[str, str]:
+    """The registered dataset versions a step consumes, as {port: dataset id} (lineage)."""
+    found = {}
+    for binding in node.inputs:
+        data = graph.data_node(binding.data)
+        definition: Any = None
+        if data.kind == "dataset":
+            definition = data.dataset
+        elif data.kind == "dataset_parameter":
+            definition = parameters.get(data.parameter or "")
+        registration = (
+            (definition or {}).get("registration") if isinstance(definition, dict) else None
+        )
+        if isinstance(registration, dict) and isinstance(registration.get("id"), str):
+            found[binding.port] = registration["id"]
+    return found
 
 
 def outputs_exist(ws: WorkspaceStore, record: StepRunRecord) -> bool:

@@ -23,7 +23,11 @@ from headrace.store.publishing import ACTIVE
 from headrace.store.records import PipelineEndpointRecord, PublishedPipelineRecord
 from headrace.store.workspace_store import WorkspaceStore
 
-__all__ = ["endpoint_pipeline_id", "publish_graph", "submit_published"]
+__all__ = ["IGNORED_PARAMETERS", "endpoint_pipeline_id", "publish_graph", "submit_published"]
+
+# The run property naming the parameter assignments a REST submit sent that the pipeline
+# does not declare (SDK v1 ran such a submit and dropped them without a word).
+IGNORED_PARAMETERS = "headrace.ignoredParameterAssignments"
 
 
 def publish_graph(
@@ -93,8 +97,13 @@ def submit_published(
     continue_on_step_failure: bool | None = None,
     data_path_assignments: dict[str, Any] | None = None,
     with_preview: bool = True,
+    ignore_unknown_parameters: bool = False,
 ) -> Submission:
-    """Queue a run of an Active published pipeline (values converted to parameter types)."""
+    """Queue a run of an Active published pipeline (values converted to parameter types).
+
+    `ignore_unknown_parameters` (the SDK v1 REST routes): assignments to parameters the
+    pipeline does not declare are dropped, as SDK v1 did, and named in the run's property
+    IGNORED_PARAMETERS; otherwise they are a ParameterError."""
     published = ws.meta.get_published_pipeline(pipeline_id)
     if published.status != ACTIVE:
         raise PipelineDisabledError(
@@ -103,6 +112,13 @@ def submit_published(
             f"PublishedPipeline.get(ws, {published.id!r}).enable()."
         )
     graph = load_graph(ws.meta, published.graph_id)
+    properties = {"azureml.pipelineid": published.id}
+    if ignore_unknown_parameters and parameters:
+        declared = {p.name for p in graph.parameters}
+        ignored = sorted(name for name in parameters if name not in declared)
+        if ignored:
+            parameters = {k: v for k, v in parameters.items() if k in declared}
+            properties[IGNORED_PARAMETERS] = ", ".join(ignored)
     values = _with_data_paths(graph, parameters, data_path_assignments)
     keep_going = (
         published.continue_on_step_failure
@@ -118,7 +134,7 @@ def submit_published(
         description=description if description is not None else published.description,
         run_source=run_source,
         continue_on_step_failure=keep_going,
-        properties={"azureml.pipelineid": published.id},
+        properties=properties,
         with_preview=with_preview,
         stored_graph_id=published.graph_id,
     )

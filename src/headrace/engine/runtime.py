@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headrace.engine.environments import step_argv
+from headrace.engine.environments import FAILED_MARKER, environment_notes, step_argv
 from headrace.engine.isolation import inherited_environment
 from headrace.engine.reaper import exit_record_path
 from headrace.engine.workfolders import FileStamps, WorkFolders
@@ -113,6 +113,11 @@ class ResolvedData:
     mode: str = "mount"
     path_on_compute: str | None = None
     overwrite: bool = False
+    # A dataset input: its definition (store/datasets.py); `datastore` is then "".
+    dataset: dict[str, Any] | None = None
+    # Intermediate data read as a dataset (`Run.input_datasets`): {"kind": "file"} or a
+    # tabular definition without sources.
+    read_as: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,21 @@ class PreparedStep:
     # own the agent made for it (with a step user, both become that user's).
     writable: tuple[Path, ...] = ()
     private_files: tuple[Path, ...] = ()
+    # What an isolated step reads of the workspace besides its inputs: the model registry
+    # (`Model.get_model_path` reads a model in place; the rows come from the server), and
+    # the folders its dataset inputs' links point into.
+    readable: tuple[Path, ...] = ()
     python: str = sys.executable  # the interpreter `argv` starts (task.python)
+    notes: tuple[str, ...] = ()  # lines its stderr log starts with (environment_notes)
+
+    def log_header(self) -> tuple[bytes, bytes]:
+        """What the executor writes first to the attempt's stdout and stderr logs: which
+        attempt it is (after the first), and the notes."""
+        header = (
+            f"\n--- headrace: attempt {self.task.attempt + 1} ---\n" if self.task.attempt else ""
+        )
+        notes = "".join(f"headrace: {note}\n" for note in self.notes)
+        return header.encode(), (header + notes).encode()
 
     @property
     def exit_record(self) -> Path:
@@ -211,7 +230,16 @@ def prepare(
     env_paths: dict[str, str] = {}
     handles: dict[str, str] = {}
     fetches: list[Fetch] = []
+    datasets: dict[str, Any] = {}
+    dataset_roots: list[Path] = []
     for item in task.inputs:
+        if item.dataset is not None:
+            path, roots = _dataset_input(ws, item, cwd)
+            dataset_roots += roots
+            paths[item.port] = path
+            env_paths[item.port] = env_paths[item.data_name] = path
+            datasets[item.port] = _input_dataset(item.dataset, path)
+            continue
         files = ws.datastore_files(item.datastore)
         if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles) and not isolated:
             path = files.uri(item.path_on_datastore)
@@ -222,6 +250,8 @@ def prepare(
                 fetches.append(fetch)
         paths[item.port] = path
         env_paths[item.port] = env_paths[item.data_name] = path
+        if item.read_as is not None:
+            datasets[item.port] = _input_dataset(item.read_as, path)
     staged: dict[str, Path] = {}
     for item in task.outputs:
         target = _staged_output(ws, task, item)
@@ -239,15 +269,20 @@ def prepare(
     journal = run_dir / JOURNAL_NAME
     _make_dirs(run_dir, run_dir / "user_logs", journal.parent)
     exit_record_path(run_dir, task.attempt).unlink(missing_ok=True)
+    (run_dir / FAILED_MARKER).unlink(missing_ok=True)  # an earlier attempt's failed build
     if journal.exists():
         # An earlier attempt's entries were recorded when it ended (or died with its agent);
         # each attempt writes a journal of its own, so none is recorded twice.
         os.replace(journal, journal.with_name(f"journal.attempt-{task.attempt - 1}.jsonl"))
     scratch = scratch_dir(ws, task) if isolated else None
+    readable: tuple[Path, ...] = ()
     if scratch is not None:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
+        readable = (ws.artifacts.models_dir(),)
+    # The folders a dataset input's links point into (its files stay where they are).
+    readable += tuple(dataset_roots)
     env = _environment(ws, task, env_paths, values, python, run_dir, scratch)
     private: tuple[Path, ...] = ()
     extra: list[Path] = []
@@ -264,6 +299,11 @@ def prepare(
             extra, private = [parent, staging], (*private, final)
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{env_name(name)}"] = handle
+    if datasets:
+        import json
+
+        env["HEADRACE_INPUT_DATASETS"] = json.dumps(datasets, separators=(",", ":"))
+    notes: tuple[str, ...] = ()
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
@@ -274,6 +314,7 @@ def prepare(
             script_argv = ["-m", ALIAS_LAUNCHER, *script_argv]
         argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
+        notes = tuple(environment_notes(node.environment))
         if not (node.environment and "interpreter" in node.environment):
             python = argv[0]  # headrace's choice (a node on Ray starts its own instead)
     return PreparedStep(
@@ -301,7 +342,9 @@ def prepare(
             *extra,
         ),
         private_files=private,
+        readable=readable,
         python=python,
+        notes=notes,
     )
 
 
@@ -380,6 +423,31 @@ def _token_file(scratch: Path, token: str) -> Path:
     with os.fdopen(fd, "w") as out:
         out.write(token)
     return path
+
+
+def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[str, list[Path]]:
+    """Where the step reads a dataset input (engine/datasets.py), and the folders its files
+    are in (readable by an isolated step)."""
+    from headrace.engine.datasets import materialize
+
+    assert item.dataset is not None
+    folder = cwd / (item.path_on_compute or item.port)
+    return materialize(ws, item.dataset, folder, item.mode)
+
+
+def _input_dataset(definition: dict[str, Any], path: str) -> dict[str, Any]:
+    """What `Run.input_datasets[port]` is made from: the path, and for a tabular dataset
+    how to read the files there."""
+    # A registered input's name and version: lineage of the models the step registers.
+    registration = (
+        {"registration": definition["registration"]} if definition.get("registration") else {}
+    )
+    if definition.get("kind") == "tabular":
+        from headrace.engine.datasets import step_definition
+
+        tabular = step_definition(definition, path)
+        return {"kind": "tabular", "path": path, "definition": tabular, **registration}
+    return {"kind": "file", "path": path, **registration}
 
 
 def _resolve_input(

@@ -244,11 +244,14 @@ def _run(args: argparse.Namespace) -> None:
     code = Path(args.script or args.notebook)
     session = _start_session(master, conf, os.environ.get("HEADRACE_STEP_NAME") or code.stem)
     print(f"headrace: Spark {session.version} on {master}")  # noqa: T201
+    dbutils = DBUtils(widgets)
     namespace: dict[str, Any] = {
         "spark": session,
         "sc": session.sparkContext,
-        "dbutils": DBUtils(widgets),
+        "dbutils": dbutils,
         "display": _display,
+        # Databricks notebooks also have the widget getter as a global function.
+        "getArgument": dbutils.widgets.getArgument,
     }
     _clear_outputs(outputs)
     try:

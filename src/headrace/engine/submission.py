@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from headrace.engine import fingerprint as fp
+from headrace.engine.environments import step_identity
 from headrace.engine.interpreters import current
 from headrace.engine.planning import (
     ProducedData,
@@ -66,6 +67,14 @@ def coerce_parameter(definition: ParameterDef, value: Any) -> Any:
             if isinstance(datastore, str) and isinstance(path, str):
                 return {"datastore": datastore, "path": path}
         raise fail("a DataPath (datastore and path)")
+    if kind == "dataset":
+        from headrace.errors import UserError
+        from headrace.store.datasets import check_definition
+
+        try:
+            return check_definition(value)
+        except UserError:
+            raise fail("a dataset (its definition, or a registered dataset's id)") from None
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -173,7 +182,7 @@ def preview(
                 previews[node_id] = StepPreview(node_id, node.name, "", False)
                 continue
             _, identities = resolve_inputs(ws, graph, node, parameters, produced, default_datastore)
-            environment = node.environment or fp.interpreter_environment()
+            environment = step_identity(node.environment, fp.interpreter_environment())
             keys[node_id] = fp.fingerprint(
                 fp.fingerprint_parts(node, graph, parameters, identities, environment)
             )

@@ -33,14 +33,17 @@ SCHEMA_VERSION = 1
 DATA_PLACEHOLDER = "$AZUREML_DATAREFERENCE_"
 PARAMETER_PLACEHOLDER = "$AML_PARAMETER_"
 
-ParameterType = Literal["int", "float", "bool", "str", "datapath"]
-DataKind = Literal["pipeline_data", "datastore", "datapath_parameter"]
+ParameterType = Literal["int", "float", "bool", "str", "datapath", "dataset"]
+DataKind = Literal[
+    "pipeline_data", "datastore", "datapath_parameter", "dataset", "dataset_parameter"
+]
 StepKind = Literal["python_script", "command"]
 
 
 @dataclass(frozen=True)
 class ParameterDef:
-    """A pipeline parameter: a name, a type and a default (a DataPath is `{datastore, path}`)."""
+    """A pipeline parameter: a name, a type and a default (a DataPath is `{datastore, path}`,
+    a dataset its definition, store/datasets.py)."""
 
     name: str
     type: ParameterType
@@ -49,8 +52,13 @@ class ParameterDef:
 
 @dataclass(frozen=True)
 class DataNode:
-    """A piece of data in the graph: a datastore location, a DataPath parameter, or the
-    intermediate output of one step (PipelineData)."""
+    """A piece of data in the graph: a datastore location, a DataPath parameter, a dataset
+    (its definition, or a parameter whose default is one), or the intermediate output of one
+    step (PipelineData, OutputFileDatasetConfig).
+
+    An OutputFileDatasetConfig is intermediate data whose `path_on_datastore` is its
+    destination template (`dataset/{run-id}/{output-name}`) and which may be registered as
+    a dataset when its step succeeds (`register_as`: name and how to read it)."""
 
     id: str
     kind: DataKind
@@ -61,6 +69,8 @@ class DataNode:
     producer: str | None = None
     output_name: str | None = None
     pipeline_output_name: str | None = None
+    dataset: dict[str, Any] | None = None
+    register_as: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,10 @@ class InputBinding:
     mode: Literal["mount", "download", "direct"] = "mount"
     path_on_compute: str | None = None
     overwrite: bool = False
+    # How `Run.input_datasets[port]` reads intermediate data given as a dataset
+    # (OutputFileDatasetConfig.as_input / read_delimited_files): {"kind": "file"} or a
+    # tabular definition without sources. None: not a dataset input.
+    read_as: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ reports all of them, and `Pipeline.validate()` adds the structural checks of the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -38,6 +39,8 @@ from headrace.sdk.data import (
     PipelineData,
     PortDataReference,
 )
+from headrace.sdk.dataset_outputs import OutputFileDatasetConfig
+from headrace.sdk.datasets import AbstractDataset, DatasetConsumptionConfig
 from headrace.sdk.parameters import PipelineParameter, referenced_parameters
 from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
 
@@ -137,6 +140,9 @@ class GraphBuilder:
         self._data: dict[tuple[Any, ...], DataNode] = {}
         self._params: dict[str, PipelineParameter] = {}
         self._producers: dict[int, PipelineStep] = {}
+        # An OutputFileDatasetConfig's origin -> the object its producer lists (its copy
+        # may carry register_on_complete, which the consumers' copies lack).
+        self._output_objects: dict[int, OutputFileDatasetConfig] = {}
 
     # -- steps -----------------------------------------------------------------------------
     def _closure(self, listed: list[PipelineStep]) -> list[PipelineStep]:
@@ -165,9 +171,14 @@ class GraphBuilder:
     @staticmethod
     def _producer_of(item: Any) -> PipelineStep | None:
         data = item.bind_object if isinstance(item, InputPortBinding) else item
+        if isinstance(data, DatasetConsumptionConfig):
+            data = data.dataset
         if isinstance(data, PipelineData):
             producer: PipelineStep | None = data._producer
             return producer
+        if isinstance(data, OutputFileDatasetConfig):
+            origin_producer: PipelineStep | None = data._origin._producer
+            return origin_producer
         return None
 
     def build(self) -> Graph:
@@ -179,6 +190,9 @@ class GraphBuilder:
                 if isinstance(output, PipelineData):
                     # The first producer wins; the graph check reports any second one.
                     self._producers.setdefault(id(output), step)
+                elif isinstance(output, OutputFileDatasetConfig):
+                    self._producers.setdefault(id(output._origin), step)
+                    self._output_objects.setdefault(id(output._origin), output)
         in_graph = {id(s) for s in steps}
         sequence_after: dict[int, list[str]] = {}
         for later, earlier in edges:
@@ -216,7 +230,13 @@ class GraphBuilder:
         env_vars: dict[str, str] = {}
         environment = None
         if step.runconfig is not None:
-            env_vars, environment = step.runconfig.step_environment()
+            try:
+                env_vars, environment = step.runconfig.step_environment()
+            except UserError as exc:  # conda packages PyPI lacks: each named
+                self.problems.append(f"Step {step.name!r}: {exc}")
+            distribution = step.runconfig.distribution_problem()
+            if distribution:
+                self.problems.append(f"Step {step.name!r}: {distribution}.")
         resources = self._resources(step)
         environment_variables = tuple(
             (k, self._text(step, v, ports, f"environment variable {k}"))
@@ -344,7 +364,69 @@ class GraphBuilder:
         ports.by_data_name.setdefault(data_name, port)
         ports.ports.append(port)
 
+    def _output_dataset_node(self, step: PipelineStep, item: OutputFileDatasetConfig) -> DataNode:
+        origin = item._origin
+        self._check_name(step, "OutputFileDatasetConfig name", origin.name)
+        producer = self._producers.get(id(origin))
+        out = self._output_objects.get(id(origin), item)
+        return self._data_node(
+            ("pd", id(origin)),
+            kind="pipeline_data",
+            name=origin.name,
+            datastore=out.datastore_name or None,
+            path_on_datastore=out.destination_path,
+            producer=producer._id if producer is not None else None,
+            output_name=origin.name,
+            register_as=out.register_as,
+        )
+
+    def _dataset_input(
+        self, step: PipelineStep, item: DatasetConsumptionConfig, ports: _StepPorts
+    ) -> InputBinding | None:
+        inner = item.dataset
+        read_as = None
+        self._check_name(step, "dataset input name", item.name)
+        if isinstance(inner, AbstractDataset):
+            definition = inner._graph_definition()
+            key = ("dataset", json.dumps(definition, sort_keys=True, default=str))
+            node = self._data_node(key, kind="dataset", name=item.name, dataset=definition)
+        elif isinstance(inner, PipelineParameter):
+            if not isinstance(inner.default_value, AbstractDataset):
+                self.problems.append(
+                    f"Step {step.name!r}: dataset input {item.name!r} uses parameter "
+                    f"{inner.name!r}, whose default is not a dataset; give it a dataset as "
+                    "default (PipelineParameter(name, default_value=dataset))."
+                )
+                return None
+            self._register(step, inner)
+            node = self._data_node(
+                ("param", inner.name),
+                kind="dataset_parameter",
+                name=inner.name,
+                parameter=inner.name,
+            )
+            ports.by_identity.setdefault(id(inner), item.name)
+        elif isinstance(inner, OutputFileDatasetConfig):
+            node = self._output_dataset_node(step, inner)
+            read_as = dict(inner.read_as)
+        else:
+            self.problems.append(
+                f"Step {step.name!r}: dataset input {item.name!r} consumes a "
+                f"{type(inner).__name__}; give a dataset, a PipelineParameter whose default "
+                "is a dataset, or an OutputFileDatasetConfig."
+            )
+            return None
+        self._bind(ports, item, node.name, item.name)
+        mode: InputMode = "download" if item.mode == "download" else "mount"
+        return InputBinding(item.name, node.id, mode, item.path_on_compute, False, read_as)
+
     def _input(self, step: PipelineStep, item: Any, ports: _StepPorts) -> InputBinding | None:
+        if isinstance(item, AbstractDataset):
+            item = item.as_named_input(item.name or "dataset")
+        elif isinstance(item, OutputFileDatasetConfig):
+            item = item.as_input()
+        if isinstance(item, DatasetConsumptionConfig):
+            return self._dataset_input(step, item, ports)
         if isinstance(item, InputPortBinding):
             inner = item.bind_object
             if isinstance(inner, PipelineData):
@@ -446,6 +528,11 @@ class GraphBuilder:
         )
 
     def _output(self, step: PipelineStep, item: Any, ports: _StepPorts) -> OutputBinding | None:
+        if isinstance(item, OutputFileDatasetConfig):
+            node = self._output_dataset_node(step, item)
+            self._bind(ports, item, node.name, node.name)
+            ports.by_identity.setdefault(id(item._origin), node.name)
+            return OutputBinding(node.name, node.id, item.mode)  # type: ignore[arg-type]
         if not isinstance(item, PipelineData):
             self.problems.append(
                 f"Step {step.name!r}: an output of type {type(item).__name__} is not "
@@ -470,9 +557,26 @@ class GraphBuilder:
             return f"{PARAMETER_PLACEHOLDER}{safe_name}"
         if isinstance(
             value,
-            (PipelineData, DataReference, InputPortBinding, PortDataReference, DataPath, tuple),
+            (
+                PipelineData,
+                DataReference,
+                InputPortBinding,
+                PortDataReference,
+                DataPath,
+                tuple,
+                DatasetConsumptionConfig,
+                OutputFileDatasetConfig,
+            ),
         ):
             port = ports.by_identity.get(id(value))
+            if port is None and isinstance(value, OutputFileDatasetConfig):
+                port = ports.by_identity.get(id(value._origin))
+            if (
+                port is None
+                and isinstance(value, DatasetConsumptionConfig)
+                and value.name in ports.ports
+            ):
+                port = value.name
             if (
                 port is None
                 and isinstance(value, tuple)

@@ -29,7 +29,14 @@ from headrace.sdk.runs import Run, metrics_dict
 from headrace.store.journal import JOURNAL_NAME, read_journal
 from headrace.store.records import MetricRecord
 
-__all__ = ["OfflineRun", "ScriptRun", "get_context"]
+__all__ = [
+    "OfflineRun",
+    "ScriptRun",
+    "current_step_run_id",
+    "get_context",
+    "step_backend",
+    "step_workspace",
+]
 
 
 def _jsonable(value: Any) -> Any:
@@ -252,21 +259,88 @@ class ScriptRun(_LoggingMixin, Run):
             Path(env.get("HEADRACE_PIPELINE_RUN_DIR") or self._run_dir),
         )
         self._experiment: Any = None
+        self._input_datasets_json = env.get("HEADRACE_INPUT_DATASETS") or "{}"
 
     @property
     def id(self) -> str:
         return self._id
 
     @property
+    def input_datasets(self) -> dict[str, Any]:
+        """The step's dataset inputs by name: a FileDataset input is the path of its files
+        (a folder, or the file of a one-file dataset), a TabularDataset input a
+        TabularDataset reading the step's copy or links (SDK v1's `run.input_datasets`)."""
+        from headrace.sdk.datasets import dataset_from_definition
+
+        found: dict[str, Any] = {}
+        for port, item in json.loads(self._input_datasets_json).items():
+            if item.get("kind") == "tabular":
+                found[port] = dataset_from_definition(item["definition"])
+            else:
+                found[port] = item["path"]
+        return found
+
+    def _input_lineage(self) -> list[tuple[str, Any]]:
+        """The registered datasets this step reads, as ('training', dataset) lineage: what
+        a model it registers without `datasets=` was trained on."""
+        from types import SimpleNamespace
+
+        found = []
+        for item in json.loads(self._input_datasets_json).values():
+            registration = item.get("registration")
+            if isinstance(registration, dict) and registration.get("name"):
+                found.append(("training", SimpleNamespace(**registration)))
+        return found
+
+    @property
     def experiment(self) -> Any:  # type: ignore[override]
-        """The experiment (and through it the workspace); opened on first use."""
+        """The experiment (and through it the workspace: the server's, when the step has
+        one, since a confined step cannot open the workspace folder); opened on first use."""
         if self._experiment is None:
             from headrace.sdk.experiment import Experiment
-            from headrace.sdk.workspace import Workspace
 
-            workspace = Workspace(path=self._workspace_path)
+            workspace = step_workspace()
+            assert workspace is not None  # a ScriptRun exists only inside a step
             self._experiment = Experiment(workspace, self._experiment_name)
         return self._experiment
+
+    def register_model(
+        self,
+        model_name: str,
+        model_path: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        model_framework: str | None = None,
+        model_framework_version: str | None = None,
+        description: str | None = None,
+        datasets: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Register file or folder `model_path` of this run (e.g. 'outputs/model.pkl') as
+        the next version of `model_name`. What the script wrote there and did not upload
+        yet (./outputs is kept when the step ends) is uploaded first, as SDK v1 did."""
+        from headrace.store.datastores import clean_relative_path
+        from headrace.store.models import model_files_of
+
+        if datasets is None:
+            datasets = self._input_lineage()
+        rel = clean_relative_path(model_path or model_name, what="model path")
+        local = Path(rel)
+        if rel and local.exists():
+            for below, source in model_files_of(local):
+                self._put_file(f"{rel}/{below}" if below else rel, source)
+        return self._register_run_model(
+            self._id,
+            model_name,
+            rel,
+            tags=tags,
+            properties=properties,
+            model_framework=model_framework,
+            model_framework_version=model_framework_version,
+            description=description,
+            datasets=datasets,
+            **kwargs,
+        )
 
     @property
     def parent(self) -> _ParentRun:
@@ -325,6 +399,10 @@ class OfflineRun:
         return None
 
     @property
+    def input_datasets(self) -> dict[str, Any]:
+        return {}
+
+    @property
     def tags(self) -> dict[str, Any]:
         return dict(self._tags)
 
@@ -375,6 +453,12 @@ class OfflineRun:
     def upload_folder(self, name: str, path: str, datastore_name: str | None = None) -> None:
         self._say(f"Attempted to upload folder {name}")
 
+    def register_model(self, model_name: str, *args: Any, **kwargs: Any) -> None:
+        raise UserError(
+            f"run.register_model({model_name!r}, ...) needs a run: this script runs outside a "
+            "pipeline step. Register the file with Model.register(ws, model_path, model_name)."
+        )
+
     def get_metrics(self, name: str | None = None, *args: Any, **kwargs: Any) -> dict[str, Any]:
         metrics = metrics_dict(self._metrics)
         if name is not None:
@@ -415,3 +499,50 @@ def get_context(allow_offline: bool = True) -> ScriptRun | OfflineRun:
             "Run.get_context(allow_offline=False) was called outside a headrace pipeline step."
         )
     return OfflineRun()
+
+
+_STEP_WORKSPACE: dict[str, Any] = {}
+
+
+def step_workspace() -> Any:
+    """The workspace of the step this process runs in (None outside a step): the server,
+    through the step's run token, when it has one; else the workspace folder. Opened once."""
+    env = os.environ
+    run_id = env.get("HEADRACE_RUN_ID")
+    if not run_id:
+        return None
+    if run_id not in _STEP_WORKSPACE:
+        from headrace.sdk.workspace import Workspace
+
+        if _server_env(env):
+            from headrace.backend.remote import RemoteBackend
+
+            header = {"Authorization": f"Bearer {_run_token(env)}"}
+            backend = RemoteBackend(env["HEADRACE_SERVER_URL"], header)
+            _STEP_WORKSPACE[run_id] = Workspace(_backend=backend)
+        elif env.get("HEADRACE_WORKSPACE"):
+            _STEP_WORKSPACE[run_id] = Workspace(path=env["HEADRACE_WORKSPACE"])
+        else:
+            return None
+    return _STEP_WORKSPACE[run_id]
+
+
+def step_backend() -> Any:
+    """The backend of `step_workspace()`, or None outside a step."""
+    workspace = step_workspace()
+    return None if workspace is None else workspace.backend
+
+
+def current_step_run_id(workspace: Any) -> str | None:
+    """The step run this process runs as, when `workspace` is that step's workspace (what
+    it registers is then the step's lineage); None otherwise."""
+    env = os.environ
+    run_id = env.get("HEADRACE_RUN_ID")
+    if not run_id:
+        return None
+    location = str(workspace.backend.location)
+    mine = {env.get("HEADRACE_SERVER_URL", "").rstrip("/")}
+    if env.get("HEADRACE_WORKSPACE"):
+        mine.add(os.path.realpath(env["HEADRACE_WORKSPACE"]))
+    found = location.rstrip("/") if location.startswith("http") else os.path.realpath(location)
+    return run_id if found in mine - {""} else None

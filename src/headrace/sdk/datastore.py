@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headrace.errors import NotFoundError, UserError
+from headrace.errors import DatastoreNotFoundError, UserError
 from headrace.sdk.data import DataReference
 from headrace.store.datastores import clean_relative_path
 
@@ -52,7 +52,7 @@ class Datastore:
         record = workspace.backend.find_datastore(name)
         if record is None:
             known = ", ".join(sorted(d.name for d in workspace.backend.list_datastores()))
-            raise NotFoundError(
+            raise DatastoreNotFoundError(
                 f"No datastore named {name!r} in workspace {workspace.name!r}; registered: "
                 f"{known}. Register one with Datastore.register_local(ws, name, path)."
             )

@@ -27,10 +27,12 @@ def referenced_parameters() -> dict[str, PipelineParameter]:
 
 
 class PipelineParameter:
-    """A pipeline parameter with a default of type int, float, bool, str or DataPath."""
+    """A pipeline parameter with a default of type int, float, bool, str, DataPath or a
+    dataset (consumed through `DatasetConsumptionConfig(name, parameter)`)."""
 
     def __init__(self, name: str, default_value: Any) -> None:
         from headrace.sdk.data import DataPath
+        from headrace.sdk.datasets import AbstractDataset
 
         if not isinstance(name, str) or not name:
             raise UserError(
@@ -43,11 +45,11 @@ class PipelineParameter:
                 "number; give a finite float (or a str)."
             )
         if default_value is None or not isinstance(
-            default_value, (int, float, bool, str, DataPath)
+            default_value, (int, float, bool, str, DataPath, AbstractDataset)
         ):
             raise UserError(
                 f"PipelineParameter {name!r}: the default value must be an int, float, bool, "
-                f"str or DataPath, not {type(default_value).__name__}."
+                f"str, DataPath or dataset, not {type(default_value).__name__}."
             )
         self.name = name
         self.default_value = default_value
@@ -55,10 +57,13 @@ class PipelineParameter:
     @property
     def type_name(self) -> str:
         from headrace.sdk.data import DataPath
+        from headrace.sdk.datasets import AbstractDataset
 
         value = self.default_value
         if isinstance(value, DataPath):
             return "datapath"
+        if isinstance(value, AbstractDataset):
+            return "dataset"
         if isinstance(value, bool):
             return "bool"
         if isinstance(value, int):
@@ -73,7 +78,10 @@ class PipelineParameter:
 
     def default_for_graph(self) -> Any:
         from headrace.sdk.data import DataPath
+        from headrace.sdk.datasets import AbstractDataset
 
+        if isinstance(self.default_value, AbstractDataset):
+            return self.default_value._graph_definition()
         if isinstance(self.default_value, DataPath):
             return {
                 "datastore": self.default_value.datastore_name,

@@ -55,10 +55,14 @@ def parameter_values(parameters: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(parameters, dict):
         raise UserError("pipeline_parameters must be a dict of parameter name to value.")
+    from headrace.sdk.datasets import AbstractDataset
+
     return {
         str(k): (
             {"datastore": v.datastore_name, "path": v.path_on_datastore}
             if isinstance(v, DataPath)
+            else v._graph_definition()
+            if isinstance(v, AbstractDataset)
             else v
         )
         for k, v in parameters.items()

@@ -31,6 +31,7 @@ __all__ = [
     "SUBMIT_PREFIX",
     "PipelineEndpoint",
     "PipelineIdVersion",
+    "PipelineVersion",
     "PublishedPipeline",
     "server_url",
     "submit_url",
@@ -265,6 +266,21 @@ class PipelineIdVersion:
     version: str
 
 
+class PipelineVersion(PipelineIdVersion):
+    """One version of a pipeline endpoint as `list_versions()` gives it (SDK v1
+    `PipelineVersion`): `version`, `pipeline_id`, and `pipeline`, the PublishedPipeline."""
+
+    def __init__(self, workspace: Workspace, pipeline_id: str, version: str) -> None:
+        super().__init__(pipeline_id, version)
+        object.__setattr__(self, "_workspace", workspace)
+
+    @property
+    def pipeline(self) -> PublishedPipeline:
+        workspace: Workspace = self._workspace  # type: ignore[attr-defined]
+        record = workspace.backend.get_published_pipeline(self.pipeline_id)
+        return PublishedPipeline(workspace, record)
+
+
 def _published_id(pipeline: Any) -> str:
     if isinstance(pipeline, PublishedPipeline):
         return pipeline.id
@@ -368,8 +384,9 @@ class PipelineEndpoint:
     def get_default_version(self) -> str:
         return self._record.default_version
 
-    def list_versions(self) -> builtins.list[PipelineIdVersion]:
-        return [PipelineIdVersion(p, v) for v, p in self._record.versions.items()]
+    def list_versions(self) -> builtins.list[PipelineVersion]:
+        """Every version, oldest first: `.version`, `.pipeline_id` and `.pipeline`."""
+        return [PipelineVersion(self._workspace, p, v) for v, p in self._record.versions.items()]
 
     def list_pipelines(self, active_only: bool = True) -> builtins.list[PublishedPipeline]:
         backend = self._workspace.backend

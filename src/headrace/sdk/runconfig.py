@@ -1,208 +1,39 @@
-"""Run configuration and environments, with SDK v1 names.
+"""Run configuration with SDK v1 names: how a step runs.
 
-A step's `RunConfiguration` carries environment variables and an `Environment`. The
-environment's specification (pip packages, Python version, package index) is part of the
-step's reuse fingerprint, and the step runs in a virtual environment built from it with uv
-(engine/environments.py, engine/envrun.py), unless `python.user_managed_dependencies` is set:
-then it runs in the interpreter headrace runs steps with.
-
-Environments are pip-only: conda packages are refused with an error naming them (a conda
-specification whose packages are all under `pip:` is fine, and `python=` and `pip` are
-understood). `azureml-*` pip packages are left out: headrace provides that API itself.
-Docker settings are recorded only.
+A step's `RunConfiguration` carries environment variables and an `Environment`
+(sdk/environment.py: what Python the step runs in). SDK v1's distributed settings
+(`MpiConfiguration`, `PyTorchConfiguration`, `node_count`) are accepted for one node and one
+process, which is how a step runs here; more is refused when the pipeline is validated,
+saying to use Ray. Docker settings are recorded only.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from headrace.errors import UserError
+from headrace.sdk.environment import (
+    DEFAULT_CPU_IMAGE,
+    DEFAULT_GPU_IMAGE,
+    CondaDependencies,
+    DockerSection,
+    Environment,
+    PythonSection,
+)
 
 __all__ = [
     "DEFAULT_CPU_IMAGE",
+    "DEFAULT_GPU_IMAGE",
     "CondaDependencies",
     "DockerConfiguration",
+    "DockerSection",
     "Environment",
+    "MpiConfiguration",
+    "PyTorchConfiguration",
+    "PythonSection",
     "RunConfiguration",
     "ScriptRunConfig",
+    "TensorflowConfiguration",
 ]
-
-DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"
-
-
-class CondaDependencies:
-    """Packages an environment asks for: pip packages, a Python version, a package index."""
-
-    def __init__(self, conda_dependencies_file_path: str | None = None) -> None:
-        self.pip_packages: list[str] = []
-        self.conda_packages: list[str] = []
-        self.python_version: str | None = None
-        self.pip_index_url: str | None = None
-        self.pip_extra_index_urls: list[str] = []
-        if conda_dependencies_file_path:
-            self._load(_readable(conda_dependencies_file_path, "conda specification"))
-
-    @staticmethod
-    def create(
-        pip_indexurl: str | None = None,
-        pip_packages: list[str] | None = None,
-        conda_packages: list[str] | None = None,
-        python_version: str | None = None,
-        pin_sdk_version: bool = True,
-    ) -> CondaDependencies:
-        deps = CondaDependencies()
-        deps.pip_packages = list(pip_packages or [])
-        deps.conda_packages = list(conda_packages or [])
-        deps.python_version = python_version
-        deps.pip_index_url = pip_indexurl
-        return deps
-
-    def add_pip_package(self, pip_package: str) -> None:
-        if pip_package not in self.pip_packages:
-            self.pip_packages.append(pip_package)
-
-    def add_conda_package(self, conda_package: str) -> None:
-        if conda_package not in self.conda_packages:
-            self.conda_packages.append(conda_package)
-
-    def set_pip_index_url(self, index_url: str) -> None:
-        self.pip_index_url = index_url
-
-    def _load(self, path: Path) -> None:
-        """Read a conda environment file (the subset SDK v1 files use: `channels`,
-        `dependencies` with `python=`, `pip` and a `pip:` list)."""
-        section = ""
-        pip_indent: int | None = None
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            line = raw.split(" #", 1)[0].rstrip()
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            indent = len(line) - len(line.lstrip())
-            stripped = line.strip()
-            if indent == 0 and not stripped.startswith("-"):
-                section = stripped.split(":", 1)[0].strip()
-                pip_indent = None
-                continue
-            if section != "dependencies" or not stripped.startswith("-"):
-                continue
-            item = stripped[1:].strip().strip("\"'")
-            if pip_indent is not None and indent > pip_indent:
-                self._pip_line(item, path)
-                continue
-            pip_indent = None
-            if item.rstrip(":").strip() == "pip" and item.endswith(":"):
-                pip_indent = indent
-            elif item.split("=")[0].split(">")[0].split("<")[0].strip() == "python":
-                version = item[len("python") :].lstrip("=<>~ ")
-                self.python_version = version or None
-            elif item.split("=")[0].strip() != "pip":
-                self.conda_packages.append(item)
-
-    def _pip_line(self, item: str, path: Path) -> None:
-        option, _, value = item.partition(" ")
-        if option in ("--index-url", "-i"):
-            self.pip_index_url = value.strip()
-        elif option == "--extra-index-url":
-            self.pip_extra_index_urls.append(value.strip())
-        elif item.startswith("-"):
-            raise UserError(
-                f"{path}: pip option {item!r} is not supported in a headrace environment; "
-                "list packages (with pins) and, if needed, --index-url / --extra-index-url."
-            )
-        else:
-            self.add_pip_package(item)
-
-    def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "pip": sorted(p for p in self.pip_packages if not _provided_by_headrace(p)),
-            "conda": sorted(self.conda_packages),
-            "python": self.python_version,
-        }
-        if self.pip_index_url:
-            spec["index_url"] = self.pip_index_url
-        if self.pip_extra_index_urls:
-            spec["extra_index_urls"] = sorted(self.pip_extra_index_urls)
-        return spec
-
-    def serialize_to_string(self) -> str:
-        lines = ["name: project_environment", "dependencies:"]
-        if self.python_version:
-            lines.append(f"  - python={self.python_version}")
-        lines += [f"  - {p}" for p in self.conda_packages]
-        if self.pip_packages:
-            lines.append("  - pip:")
-            if self.pip_index_url:
-                lines.append(f"    - --index-url {self.pip_index_url}")
-            lines += [f"    - --extra-index-url {u}" for u in self.pip_extra_index_urls]
-            lines += [f"    - {p}" for p in self.pip_packages]
-        return "\n".join(lines) + "\n"
-
-
-def _provided_by_headrace(requirement: str) -> bool:
-    """`azureml-defaults`, `azureml-core`, ...: headrace is that API, installing them would
-    only make the build slow."""
-    name = requirement.strip().lower().replace("_", "-")
-    return name.startswith("azureml-")
-
-
-def _readable(file_path: str, what: str) -> Path:
-    path = Path(file_path)
-    if not path.is_file():
-        raise UserError(
-            f"{what} {file_path!r} not found (looked in {path.resolve().parent}). Fix: pass "
-            "the path of an existing file, relative to the current folder or absolute."
-        )
-    return path
-
-
-def _refuse_conda(name: str, conda_packages: list[str], where: str) -> None:
-    if conda_packages:
-        listed = ", ".join(conda_packages)
-        raise UserError(
-            f"Environment {name!r}: {where} asks for conda packages ({listed}), which headrace "
-            "cannot install: it builds environments with pip (uv) only. Fix: list them as pip "
-            "packages (under `- pip:` in a conda file, e.g. `numpy==1.26.4`, or with "
-            "CondaDependencies.create(pip_packages=...)), or set "
-            "env.python.user_managed_dependencies = True to run the step in the interpreter "
-            "headrace runs with."
-        )
-
-
-def _read_requirements(path: Path, deps: CondaDependencies) -> None:
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        option, _, value = line.partition(" ")
-        value = value.strip()
-        if option in ("-r", "--requirement"):
-            _read_requirements(_readable(str(path.parent / value), "requirements file"), deps)
-        elif option in ("-i", "--index-url"):
-            deps.pip_index_url = value
-        elif option == "--extra-index-url":
-            deps.pip_extra_index_urls.append(value)
-        elif line.startswith("-"):
-            raise UserError(
-                f"{path}, line {number}: pip option {line!r} is not supported in a headrace "
-                "environment. Fix: list packages (with pins), `-r other.txt`, `--index-url` or "
-                "`--extra-index-url` only."
-            )
-        else:
-            deps.add_pip_package(line)
-
-
-class PythonSection:
-    def __init__(self) -> None:
-        self.user_managed_dependencies = False
-        self.interpreter_path = "python"
-        self.conda_dependencies = CondaDependencies()
-
-
-class DockerSection:
-    def __init__(self) -> None:
-        self.enabled = False
-        self.base_image: str | None = DEFAULT_CPU_IMAGE
 
 
 class DockerConfiguration:
@@ -210,57 +41,59 @@ class DockerConfiguration:
         self.use_docker = use_docker
 
 
-class Environment:
-    """A named Python environment specification."""
+class _Distributed:
+    """SDK v1's distributed job settings: a step here is one process on one node."""
 
-    def __init__(self, name: str = "headrace-default") -> None:
-        self.name = name
-        self.version: str | None = None
-        self.python = PythonSection()
-        self.docker = DockerSection()
-        self.environment_variables: dict[str, str] = {}
+    kind = "distributed"
 
-    @staticmethod
-    def from_pip_requirements(name: str, file_path: str) -> Environment:
-        """An environment with the packages of a pip requirements file (`-r` includes and
-        `--index-url` / `--extra-index-url` are understood)."""
-        env = Environment(name)
-        _read_requirements(_readable(file_path, "requirements file"), env.python.conda_dependencies)
-        return env
+    def __init__(self, node_count: int = 1, process_count: int | None = None) -> None:
+        self.node_count = node_count
+        self.process_count = process_count
 
-    @staticmethod
-    def from_conda_specification(name: str, file_path: str) -> Environment:
-        """An environment from a conda file whose packages are all under `pip:`."""
-        env = Environment(name)
-        deps = CondaDependencies(file_path)
-        _refuse_conda(name, deps.conda_packages, f"conda specification {file_path!r}")
-        env.python.conda_dependencies = deps
-        return env
-
-    @staticmethod
-    def from_docker_image(
-        name: str, image: str, conda_specification: str | None = None
-    ) -> Environment:
-        env = Environment(name)
-        env.docker.base_image = image
-        if conda_specification:
-            env.python.conda_dependencies = CondaDependencies(conda_specification)
-        return env
-
-    def spec(self) -> dict[str, Any] | None:
-        """What identifies this environment for reuse; None when it asks for nothing (the
-        step runs in the interpreter headrace runs steps with)."""
-        if self.python.user_managed_dependencies:
-            interpreter = self.python.interpreter_path
-            if interpreter and interpreter != "python":
-                # SDK v1: an existing interpreter, used as it is.
-                return {"name": self.name, "interpreter": interpreter}
+    def problem(self) -> str | None:
+        """Why this cannot run here, with what to use instead; None for one process."""
+        nodes = self.node_count or 1
+        processes = self.process_count or nodes
+        if nodes <= 1 and processes <= 1:
             return None
-        deps = self.python.conda_dependencies.spec()
-        if not (deps["pip"] or deps["conda"] or deps["python"]):
-            return None
-        _refuse_conda(self.name, deps["conda"], "its CondaDependencies")
-        return {"name": self.name, "dependencies": deps}
+        return (
+            f"{type(self).__name__}(node_count={nodes}, {processes} process"
+            f"{'es' if processes != 1 else ''}) asks for a distributed job; headrace runs a "
+            "step as one process on one node. Fix: node_count=1 and one process per node "
+            "(or leave distributed_job_config out), and run the distributed part with Ray: "
+            "a `ray` compute target and Ray Train / ray.util inside the step (see the "
+            "user guide, 'Steps on Ray')"
+        )
+
+
+class MpiConfiguration(_Distributed):
+    """SDK v1's MPI job: `node_count=1` and one process per node run as an ordinary step."""
+
+    def __init__(self, process_count_per_node: int = 1, node_count: int = 1) -> None:
+        super().__init__(node_count, (process_count_per_node or 1) * (node_count or 1))
+        self.process_count_per_node = process_count_per_node
+
+
+class PyTorchConfiguration(_Distributed):
+    """SDK v1's PyTorch distributed job: one process on one node runs as an ordinary step."""
+
+    def __init__(
+        self,
+        communication_backend: str = "Nccl",
+        process_count: int | None = None,
+        node_count: int = 1,
+    ) -> None:
+        super().__init__(node_count, process_count)
+        self.communication_backend = communication_backend
+
+
+class TensorflowConfiguration(_Distributed):
+    """SDK v1's TensorFlow parameter-server job: one worker and no parameter server only."""
+
+    def __init__(self, worker_count: int = 1, parameter_server_count: int = 1) -> None:
+        super().__init__(1, (worker_count or 1) + max(0, (parameter_server_count or 0) - 1))
+        self.worker_count = worker_count
+        self.parameter_server_count = parameter_server_count
 
 
 class RunConfiguration:
@@ -292,9 +125,24 @@ class RunConfiguration:
         self.node_count = 1
         self.command = command
         self.docker: DockerConfiguration | None = None
+        # SDK v1's distributed settings (ScriptRunConfig(distributed_job_config=...), or
+        # set here): checked by `distribution_problem`.
+        self.mpi: MpiConfiguration | None = None
+        self.pytorch: PyTorchConfiguration | None = None
+        self.distributed_job_config: _Distributed | None = None
         # headrace's extension: what each attempt asks of a node on a Ray target, like a
         # step's `resources=` ({"cpu": 2, "gpu": 1, "memory": "4GB", custom: n}).
         self.resources: dict[str, Any] | None = None
+
+    def distribution_problem(self) -> str | None:
+        """Why this configuration asks for more than one process, or None."""
+        for config in (self.distributed_job_config, self.mpi, self.pytorch):
+            if isinstance(config, _Distributed) and (problem := config.problem()):
+                return problem
+        nodes = self.node_count if isinstance(self.node_count, int) else 1
+        if nodes > 1:
+            return _Distributed(nodes).problem()
+        return None
 
     def step_environment(self) -> tuple[dict[str, str], dict[str, Any] | None]:
         """(environment variables, environment spec) for a step using this configuration."""
@@ -327,3 +175,6 @@ class ScriptRunConfig:
         self.compute_target = compute_target
         self.command = command
         self.max_run_duration_seconds = max_run_duration_seconds
+        self.distributed_job_config = distributed_job_config
+        if distributed_job_config is not None:
+            self.run_config.distributed_job_config = distributed_job_config

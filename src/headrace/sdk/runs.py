@@ -166,6 +166,69 @@ class Run:
         finally:
             Path(tmp.name).unlink(missing_ok=True)
 
+    # -- models ----------------------------------------------------------------------------
+    def register_model(
+        self,
+        model_name: str,
+        model_path: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        model_framework: str | None = None,
+        model_framework_version: str | None = None,
+        description: str | None = None,
+        datasets: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Register file or folder `model_path` of this run's files (e.g.
+        'outputs/model.pkl'; default: `model_name`) as the next version of `model_name`,
+        with this run as the one that produced it. A failed or canceled run is refused."""
+        return self._register_run_model(
+            self._content_id,
+            model_name,
+            model_path or model_name,
+            tags=tags,
+            properties=properties,
+            model_framework=model_framework,
+            model_framework_version=model_framework_version,
+            description=description,
+            datasets=datasets,
+            **kwargs,
+        )
+
+    def _register_run_model(
+        self,
+        run_id: str,
+        model_name: str,
+        model_path: str,
+        *,
+        tags: dict[str, Any] | None,
+        properties: dict[str, Any] | None,
+        model_framework: str | None,
+        model_framework_version: str | None,
+        description: str | None,
+        datasets: Any,
+        **kwargs: Any,
+    ) -> Any:
+        from headrace.sdk.model import (
+            Model,
+            check_extra_arguments,
+            dataset_lineage,
+            framework_properties,
+        )
+
+        check_extra_arguments(kwargs, "run.register_model")
+        workspace = self.experiment.workspace
+        record = workspace.backend.register_run_model(
+            run_id,
+            model_name,
+            model_path,
+            description=description,
+            tags=dict(tags or {}),
+            properties=framework_properties(properties, model_framework, model_framework_version),
+            datasets=dataset_lineage(datasets),
+        )
+        return Model._from_record(workspace, record)
+
     def complete(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError("Pipeline and step runs complete on their own.")
 

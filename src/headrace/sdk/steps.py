@@ -25,6 +25,8 @@ from headrace.sdk.checks import (
     check_text,
 )
 from headrace.sdk.data import PipelineData
+from headrace.sdk.dataset_outputs import OutputFileDatasetConfig
+from headrace.sdk.datasets import DatasetConsumptionConfig
 from headrace.sdk.parameters import PipelineParameter, referenced_parameters
 from headrace.sdk.runconfig import RunConfiguration, ScriptRunConfig
 
@@ -117,9 +119,29 @@ class PipelineStep:
         command = getattr(self, "command", None)
         texts += list(command) if isinstance(command, (list, tuple)) else [command]
         self._formatted_parameters = formatted_parameters(texts)
+        self._adopt_dataset_arguments()
         for output in self.outputs:
             if isinstance(output, PipelineData) and output._producer is None:
                 output._producer = self
+            elif isinstance(output, OutputFileDatasetConfig) and output._origin._producer is None:
+                output._origin._producer = self
+
+    def _adopt_dataset_arguments(self) -> None:
+        """As in SDK v1, an OutputFileDatasetConfig in the arguments is an output of this
+        step, and a DatasetConsumptionConfig (`dataset.as_named_input('x')`,
+        `output.as_input()`) an input, without being listed in outputs/inputs."""
+        texts = [*self.arguments, *self.params.values()]
+        named = {getattr(i, "name", None) for i in self.inputs}
+        for value in texts:
+            if isinstance(value, OutputFileDatasetConfig):
+                if not any(
+                    isinstance(o, OutputFileDatasetConfig) and o._origin is value._origin
+                    for o in self.outputs
+                ):
+                    self.outputs.append(value)
+            elif isinstance(value, DatasetConsumptionConfig) and value.name not in named:
+                self.inputs.append(value)
+                named.add(value.name)
 
     def run_after(self, step: PipelineStep) -> None:
         """Run this step after `step`, even without data between them."""

@@ -3,7 +3,8 @@
 
 Named workspaces live under `$HEADRACE_HOME/workspaces/<name>` (default `~/.headrace`); one
 created with `path=` is remembered by name in `$HEADRACE_HOME/registry.json`. The Azure-only
-arguments of SDK v1 (subscription, resource group, location, ...) are accepted and recorded.
+arguments of SDK v1 (subscription, resource group, location, ...) are accepted and recorded;
+`ws.subscription_id`, `ws.resource_group` and `ws.location` are `"local"` where none was given.
 Opening the database is deferred to the first call that needs it, so importing and
 constructing stay cheap.
 """
@@ -18,19 +19,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headrace.config import headrace_home
-from headrace.errors import ConfigError, NotFoundError, UserError, WorkspaceNotFoundError
+from headrace.errors import (
+    ConfigError,
+    DatastoreNotFoundError,
+    UserError,
+    WorkspaceNotFoundError,
+)
 
 if TYPE_CHECKING:
     from headrace.backend.protocol import Backend
     from headrace.sdk.compute import ComputeTarget
     from headrace.sdk.datastore import Datastore
     from headrace.sdk.experiment import Experiment
+    from headrace.sdk.model import Model
 
 __all__ = ["TokenAuthentication", "Workspace"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 CONFIG_DIR = ".azureml"
 CONFIG_FILE = "config.json"
+LOCAL = "local"  # the subscription, resource group and location when none were given
 
 
 def _check_name(name: str) -> None:
@@ -315,8 +323,8 @@ class Workspace:
         target.parent.mkdir(parents=True, exist_ok=True)
         data: dict[str, Any] = {
             "workspace_name": self.name,
-            "subscription_id": self.subscription_id,
-            "resource_group": self.resource_group,
+            "subscription_id": self._config.get("subscription_id"),
+            "resource_group": self._config.get("resource_group"),
         }
         if self._path is not None:
             data["headrace_workspace_path"] = str(self._path)
@@ -349,16 +357,29 @@ class Workspace:
         return str(self.backend.workspace_info().get("name"))
 
     @property
-    def subscription_id(self) -> str | None:
-        return self._config.get("subscription_id")
+    def subscription_id(self) -> str:
+        """As recorded at creation, or `"local"` (SDK v1 code formats it into text)."""
+        return self._azure_field("subscription_id")
 
     @property
-    def resource_group(self) -> str | None:
-        return self._config.get("resource_group")
+    def resource_group(self) -> str:
+        """As recorded at creation, or `"local"`."""
+        return self._azure_field("resource_group")
 
     @property
-    def location(self) -> str | None:
-        return self._config.get("location")
+    def location(self) -> str:
+        """As recorded at creation, or `"local"` (`'Region: ' + ws.location` works)."""
+        return self._azure_field("location")
+
+    def _azure_field(self, key: str) -> str:
+        """An Azure-only setting: recorded and shown, never used, so never None."""
+        if self._config:
+            value = self._config.get(key)
+        else:  # on a server: its workspace's record, read once
+            if self._info is None:
+                self._info = dict(self.backend.workspace_info())
+            value = self._info.get(key)
+        return str(value) if value else LOCAL
 
     @property
     def path(self) -> Path | None:
@@ -376,6 +397,13 @@ class Workspace:
 
         return {d.name: Datastore._from_record(self, d) for d in self.backend.list_datastores()}
 
+    @property
+    def datasets(self) -> dict[str, Any]:
+        """The registered datasets by name, each its latest version (SDK v1 `ws.datasets`)."""
+        from headrace.sdk.datasets import dataset_from_record
+
+        return {r.name: dataset_from_record(self, r) for r in self.backend.list_datasets()}
+
     def get_default_datastore(self) -> Datastore:
         from headrace.sdk.datastore import Datastore
 
@@ -387,7 +415,7 @@ class Workspace:
     def set_default_datastore(self, name: str) -> None:
         if self.backend.find_datastore(name) is None:
             known = ", ".join(sorted(d.name for d in self.backend.list_datastores()))
-            raise NotFoundError(
+            raise DatastoreNotFoundError(
                 f"No datastore named {name!r} in workspace {self.name!r}; registered: {known}. "
                 "Register it first with Datastore.register_local(ws, name, path)."
             )
@@ -406,6 +434,13 @@ class Workspace:
         from headrace.sdk.experiment import Experiment
 
         return {e.name: Experiment(self, e.name) for e, _count in self.backend.list_experiments()}
+
+    @property
+    def models(self) -> dict[str, Model]:
+        """The newest version of every registered model, by name (SDK v1 `ws.models`)."""
+        from headrace.sdk.model import Model
+
+        return {r.name: Model._from_record(self, r) for r in self.backend.list_models(latest=True)}
 
     def close(self) -> None:
         """Release the workspace's database connections (it opens again on next use)."""

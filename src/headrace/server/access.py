@@ -9,7 +9,12 @@ its step run S, `HEADRACE_RUN_TOKEN`) is refused everywhere except:
   published pipeline or endpoint as a child of its run (the child is tagged
   `azureml.parentRunId` S);
 - `ChildReader` / `ChildCanceler`: `/api/v1/runs/{run_id}` of a run whose parent is S;
-- `QueriedRunReader`: `GET /api/v1/metrics?runId=S` (S alone).
+- `QueriedRunReader`: `GET /api/v1/metrics?runId=S` (S alone);
+- `SharedReader`: reads of what every run of the workspace shares, whatever the run: the
+  workspace's name and limits (`GET /api/v1/workspace`: `run.experiment.workspace`, the
+  upload chunk size) and the model registry (a scoring step's `Model.get_model_path`
+  reads models other runs registered; registering goes through `RunWriter`,
+  `POST /api/v1/runs/S/models`).
 
 Each dependency says which runs a step's token may act on; nothing else about a request (an
 unrelated `?parentRunId=`, say) widens it. `tests/test_auth_matrix.py` holds the decision of
@@ -35,6 +40,7 @@ __all__ = [
     "Reader",
     "RunReader",
     "RunWriter",
+    "SharedReader",
     "Submitter",
 ]
 
@@ -67,6 +73,10 @@ def _child_run(request: Request, scope: str) -> bool:
     return run is not None and run.tags.get(PARENT_TAG) == scope
 
 
+def _any_run(request: Request, scope: str) -> bool:
+    return True
+
+
 def allowed(role: str, step: StepRule | None = None) -> Callable[[Request], TokenRecord | None]:
     """A dependency: the request's token, allowed `role`; a step's run token only where
     `step` says so (None when the server runs without auth)."""
@@ -89,5 +99,6 @@ RunReader = Annotated[TokenRecord | None, Depends(allowed("reader", _own_run))]
 RunWriter = Annotated[TokenRecord | None, Depends(allowed("submitter", _own_run))]
 QueriedRunReader = Annotated[TokenRecord | None, Depends(allowed("reader", _only_queried_run))]
 ChildSubmitter = Annotated[TokenRecord | None, Depends(allowed("submitter", _parent_query))]
+SharedReader = Annotated[TokenRecord | None, Depends(allowed("reader", _any_run))]
 ChildReader = Annotated[TokenRecord | None, Depends(allowed("reader", _child_run))]
 ChildCanceler = Annotated[TokenRecord | None, Depends(allowed("submitter", _child_run))]

@@ -6,7 +6,7 @@ registering datastores and compute targets (`server.access`). A step's run token
 accepted only on its own run's metric, file and tag routes. Errors carry the exception's class
 name as a detail, so the client raises the same class the local backend would (the shared
 pieces are in `server.api_base`; published pipelines and endpoints in
-`server.api_publishing`).
+`server.api_publishing`, the model registry in `server.api_models`).
 
 Files travel in chunks no larger than the server's body limit: the client picks an upload id
 and sends `?upload=<id>&offset=<n>` chunks, the last with `final=true`; only then is the file
@@ -31,14 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
-from headrace.errors import ConflictError, NotFoundError, UserError
-from headrace.server import api_publishing
+from headrace.errors import ConflictError, DatastoreNotFoundError, NotFoundError, UserError
+from headrace.server import api_datasets, api_environments, api_models, api_publishing
 from headrace.server.access import (
     Admin,
     QueriedRunReader,
     Reader,
     RunReader,
     RunWriter,
+    SharedReader,
     Submitter,
 )
 from headrace.server.api_base import ClassNamedErrors, parse_graph, state
@@ -110,7 +111,7 @@ async def _receive(request: Request, chunk: Chunk) -> Path | None:
 
 # -- workspace, datastores, compute ----------------------------------------------------------
 @router.get("/workspace")
-def workspace_info(request: Request, _token: Reader) -> dict[str, Any]:
+def workspace_info(request: Request, _token: SharedReader) -> dict[str, Any]:
     """The workspace's name and settings, and the server's body limit (chunk size)."""
     served = state(request)
     info = dict(served.backend.workspace_info())
@@ -134,7 +135,7 @@ def list_datastores(request: Request, _token: Reader) -> list[dict[str, Any]]:
 def get_datastore(request: Request, name: str, _token: Reader) -> dict[str, Any]:
     record = state(request).backend.find_datastore(name)
     if record is None:
-        raise NotFoundError(f"No datastore named {name!r}.")
+        raise DatastoreNotFoundError(f"No datastore named {name!r}.")
     return to_wire(record)
 
 
@@ -522,3 +523,6 @@ def tag_run(
 # Listed route by route (not an included router, which FastAPI resolves lazily), so
 # `app.routes` holds every route and the auth matrix walks them all.
 router.routes.extend(api_publishing.router.routes)
+router.routes.extend(api_datasets.router.routes)
+router.routes.extend(api_models.router.routes)
+router.routes.extend(api_environments.router.routes)

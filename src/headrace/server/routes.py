@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
-from headrace.errors import NotFoundError
+from headrace.engine.publishing import IGNORED_PARAMETERS
+from headrace.errors import NotFoundError, UserError
 from headrace.sdk.published import SUBMIT_PREFIX, submit_url
 from headrace.server.access import (
     PARENT_TAG,
@@ -73,10 +74,12 @@ def _submit(
         if backend.find_step_run(parent_run_id) is None:
             backend.get_pipeline_run(parent_run_id)
         tags[PARENT_TAG] = parent_run_id
+    parameters: dict[str, Any] = dict(body.ParameterAssignments)
+    parameters.update(dataset_values(backend, body.DataSetDefinitionValueAssignments))
     submission = backend.submit_published_pipeline(
         pipeline_id,
         experiment_name=body.ExperimentName,
-        parameters=dict(body.ParameterAssignments) or None,
+        parameters=parameters or None,
         tags=tags or None,
         description=body.Description,
         run_source=body.RunSource or "API",
@@ -84,8 +87,51 @@ def _submit(
         data_path_assignments={k: v.model_dump() for k, v in body.DataPathAssignments.items()}
         or None,
         with_preview=False,
+        # SDK v1 ran a REST submit with undeclared parameters and dropped them; so does
+        # this route, saying which in the answer and in the run's properties.
+        ignore_unknown_parameters=True,
     )
-    return _entity(request, submission.run, pipeline_id)
+    entity = _entity(request, submission.run, pipeline_id)
+    if IGNORED_PARAMETERS in submission.run.properties:
+        declared = submission.run.parameters  # every declared parameter has its value
+        ignored = [k for k in parameters if k not in declared]
+        entity["IgnoredParameterAssignments"] = ignored
+    return entity
+
+
+def dataset_values(backend: Any, assignments: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """SDK v1's DataSetDefinitionValueAssignments as dataset parameter values: each names a
+    registered dataset by id (`SavedDataSetReference`) or by name and version
+    (`DataSetReference`)."""
+    values = {}
+    for name, assignment in assignments.items():
+        saved = assignment.get("SavedDataSetReference")
+        named = assignment.get("DataSetReference")
+        if isinstance(saved, dict) and isinstance(saved.get("Id"), str):
+            record = backend.get_dataset_by_id(saved["Id"])
+        elif isinstance(named, dict) and isinstance(named.get("Name"), str):
+            version = named.get("Version")
+            number = None if version in (None, "", "latest") else _dataset_version(name, version)
+            record = backend.get_dataset(named["Name"], number)
+        else:
+            raise UserError(
+                f"DataSetDefinitionValueAssignments[{name!r}] must be "
+                '{"SavedDataSetReference": {"Id": "<dataset id>"}} or '
+                '{"DataSetReference": {"Name": "<name>", "Version": "<version>"}}.'
+            )
+        registration = {"id": record.id, "name": record.name, "version": record.version}
+        values[name] = {**record.definition, "registration": registration}
+    return values
+
+
+def _dataset_version(name: str, version: Any) -> int:
+    try:
+        return int(version)
+    except (TypeError, ValueError):
+        raise UserError(
+            f"DataSetDefinitionValueAssignments[{name!r}]: Version must be a number or "
+            f"'latest', not {version!r}."
+        ) from None
 
 
 def _entity(request: Request, run: PipelineRunRecord, pipeline_id: str | None) -> dict[str, Any]:

@@ -35,8 +35,8 @@ class DataPathAssignment(BaseModel):
 class PipelineSubmissionInfo(BaseModel):
     """The body of a PipelineSubmit / PipelineEndpointSubmit POST."""
 
-    # SDK v1 clients send more fields (ScheduleId, DataSetDefinitionValueAssignments, ...):
-    # accepted and ignored, as the service does.
+    # SDK v1 clients send more fields (ScheduleId, ...): accepted and ignored, as the
+    # service does.
     model_config = ConfigDict(extra="ignore")
 
     ExperimentName: str = Field(min_length=1, description="Experiment of the new run.")
@@ -49,6 +49,13 @@ class PipelineSubmissionInfo(BaseModel):
         default_factory=dict, description="Pipeline parameter values (text or numbers)."
     )
     DataPathAssignments: dict[str, DataPathAssignment] = Field(default_factory=dict)
+    DataSetDefinitionValueAssignments: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Dataset parameter values: {name: {SavedDataSetReference: {Id}}} or "
+            "{name: {DataSetReference: {Name, Version}}} (a registered dataset)."
+        ),
+    )
     ContinueRunOnStepFailure: bool | None = None
     EnableNotification: bool | None = None
     tags: dict[str, Scalar] | None = None

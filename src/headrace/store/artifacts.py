@@ -5,6 +5,7 @@
     artifacts/runs/<run id>/<name>                              run.upload_file(name, ...)
     artifacts/snapshots/blobs/<sha[:2]>/<sha>                    content-addressed source files
     artifacts/snapshots/manifests/<snapshot id>.json            {relative path: sha}
+    artifacts/models/<name>/<version>/<file or folder>          registered models (store.models)
 
 `LocalArtifactStore` keeps them in a folder; every name is checked to stay inside its run.
 """
@@ -103,7 +104,7 @@ class LocalArtifactStore:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     self.file_path(run_id, f"{prefix}/{rel}")
                     checked.add(dest.parent)
-                size = full.stat().st_size
+                size = full.lstat().st_size  # a link may point at a file moved before it
                 try:
                     os.replace(full, dest)  # replaces a link at `dest`, never follows it
                 except OSError:
@@ -133,6 +134,13 @@ class LocalArtifactStore:
             raise NotFoundError(f"The run {run_id} has no file {name!r}.")
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, destination)
+
+    # -- models ----------------------------------------------------------------------------
+    def models_dir(self) -> Path:
+        """The model registry's files (`store.models`), made if absent."""
+        folder = self.root / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     # -- snapshots -------------------------------------------------------------------------
     def blob_path(self, sha: str) -> Path:

@@ -18,8 +18,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from headrace.errors import ConflictError, NotFoundError, RunNotFoundError
+from headrace.errors import ConflictError, DatastoreNotFoundError, NotFoundError, RunNotFoundError
 from headrace.store.database import Database
+from headrace.store.dataset_queries import DatasetQueries
+from headrace.store.environments import EnvironmentQueries
+from headrace.store.models import ModelQueries
 from headrace.store.orm import (
     ComputeTargetRow,
     DatastoreRow,
@@ -73,7 +76,14 @@ def pipeline_record(row: PipelineRunRow | Row[Any], experiment_name: str) -> Pip
     )
 
 
-class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
+class SqlMetadataStore(
+    StepRunQueries,
+    PublishingQueries,
+    TokenQueries,
+    DatasetQueries,
+    ModelQueries,
+    EnvironmentQueries,
+):
     """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
 
     def __init__(self, database: Database) -> None:
@@ -157,7 +167,7 @@ class SqlMetadataStore(StepRunQueries, PublishingQueries, TokenQueries):
     def set_default_datastore(self, name: str) -> None:
         with self.db.write() as s:
             if s.get(DatastoreRow, name) is None:
-                raise NotFoundError(f"No datastore named {name!r} in this workspace.")
+                raise DatastoreNotFoundError(f"No datastore named {name!r} in this workspace.")
             s.execute(update(DatastoreRow).values(is_default=DatastoreRow.name == name))
 
     # -- compute targets -------------------------------------------------------------------

@@ -375,6 +375,10 @@ class ObjectDatastoreFiles:
     def list_files(self, prefix: str) -> list[tuple[str, int]]:
         return [(p, int(info.get("size") or 0)) for p, info in self._find(prefix).items()]
 
+    def object_tags(self, prefix: str) -> dict[str, str]:
+        """Each object's ETag (or, without one, its modification time) under `prefix`."""
+        return {p: _tag(info) for p, info in self._find(prefix).items()}
+
     def upload_file(self, source: Path, path: str, *, overwrite: bool) -> bool:
         return self.upload_many([(source, path)], overwrite=overwrite)[0]
 
@@ -435,9 +439,14 @@ class ObjectDatastoreFiles:
         digest = hashlib.sha256()
         found = self._find(path)
         for rel, info in found.items():
-            tag = info.get("ETag") or info.get("etag") or info.get("LastModified") or ""
-            tag = tag or info.get("last_modified") or info.get("mtime") or info.get("updated")
-            digest.update(f"{rel}\0{info.get('size')}\0{tag}\n".encode())
+            digest.update(f"{rel}\0{info.get('size')}\0{_tag(info)}\n".encode())
         if not found:
             digest.update(b"<missing>")
         return digest.hexdigest()
+
+
+def _tag(info: dict[str, Any]) -> str:
+    """An object's ETag, or its modification time when the store gives no ETag."""
+    tag = info.get("ETag") or info.get("etag") or info.get("LastModified") or ""
+    tag = tag or info.get("last_modified") or info.get("mtime") or info.get("updated")
+    return str(tag or "")

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -30,11 +31,14 @@ __all__ = [
     "ApiTokenRow",
     "Base",
     "ComputeTargetRow",
+    "DatasetLineageRow",
+    "DatasetRow",
     "DatastoreRow",
     "EventRow",
     "ExperimentRow",
     "GraphRow",
     "MetricRow",
+    "ModelRow",
     "PipelineEndpointRow",
     "PipelineEndpointVersionRow",
     "PipelineRunRow",
@@ -294,3 +298,76 @@ class PortalSessionRow(Base):
     token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class DatasetRow(Base):
+    """A version of a registered dataset. `files` (every file's path, size and checksum or
+    ETag) can be large: queries that list datasets leave it out."""
+
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    definition_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    produced_by: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_datasets_name_version", "name", "version", unique=True),)
+
+
+class DatasetLineageRow(Base):
+    """A step run that produced or consumed a dataset version (written with the step)."""
+
+    __tablename__ = "dataset_lineage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(String(36))
+    role: Mapped[str] = mapped_column(String(16))
+    step_run_id: Mapped[str] = mapped_column(String(36))
+    pipeline_run_id: Mapped[str] = mapped_column(String(36))
+    port: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_dataset_lineage_dataset", "dataset_id", "id"),
+        Index("ix_dataset_lineage_step_run", "step_run_id"),
+    )
+
+
+class ModelRow(Base):
+    """A registered model version: a file or folder copied into the artifact store
+    (`artifacts/models/<name>/<version>/<root>`), the run that produced it and the datasets
+    it was trained on (`[{"id", "name", "version"}]`). `files` lists `[path, size, sha256]`
+    below the version's folder; `content_hash` is the sha256 of that list."""
+
+    __tablename__ = "models"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    datasets: Mapped[list[Any]] = mapped_column(default=list)
+    run_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    experiment_name: Mapped[str | None] = mapped_column(String(255))
+    root: Mapped[str] = mapped_column(String(255))
+    is_folder: Mapped[bool] = mapped_column(Boolean, default=False)
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EnvironmentRow(Base):
+    """One version of a registered environment (`Environment.register(ws)`): the SDK
+    object's definition as JSON data, kept as registered."""
+
+    __tablename__ = "environments"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

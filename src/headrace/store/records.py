@@ -13,10 +13,14 @@ __all__ = [
     "ACTIVE_STEP_STATUSES",
     "TERMINAL_STATUSES",
     "ComputeTargetRecord",
+    "DatasetLineageRecord",
+    "DatasetRecord",
     "DatastoreRecord",
+    "EnvironmentRecord",
     "EventRecord",
     "ExperimentRecord",
     "MetricRecord",
+    "ModelRecord",
     "PipelineEndpointRecord",
     "PipelineRunRecord",
     "PublishedPipelineRecord",
@@ -173,4 +177,73 @@ class PipelineEndpointRecord:
     status: str
     default_version: str
     versions: dict[str, str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One version of a registered dataset: its definition (what it reads and how), and the
+    content identity its files had when the version was made (`content`: hash, file_count,
+    total_bytes; the file list itself is read with `dataset_files`)."""
+
+    id: str
+    name: str
+    version: int
+    kind: str
+    definition: dict[str, Any]
+    content: dict[str, Any]
+    description: str | None
+    tags: dict[str, Any]
+    produced_by: str | None  # the step run that wrote the data (register_on_complete)
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetLineageRecord:
+    """A step run that produced or consumed a dataset version."""
+
+    dataset_id: str
+    role: str  # "produced" or "consumed"
+    step_run_id: str
+    pipeline_run_id: str
+    port: str
+    step_name: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model version. `files` lists `[path, size, sha256]` below the version's
+    folder (the first part of each path is `root`, the registered file or folder's name);
+    `datasets` the datasets it was trained on (`{"scenario", "id", "name", "version"}`)."""
+
+    name: str
+    version: int
+    description: str | None
+    tags: dict[str, Any]
+    properties: dict[str, Any]
+    datasets: list[dict[str, Any]]
+    run_id: str | None
+    experiment_name: str | None
+    root: str
+    is_folder: bool
+    files: list[list[Any]]
+    size: int
+    content_hash: str
+    created_at: datetime
+
+    @property
+    def id(self) -> str:
+        """SDK v1's model id: `name:version`."""
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class EnvironmentRecord:
+    """A registered environment's version: its name, number (1, 2, ...) and definition."""
+
+    name: str
+    version: int
+    definition: dict[str, Any]
     created_at: datetime

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 from headrace.errors import RunNotFoundError
 from headrace.store.database import Database
 from headrace.store.orm import (
+    DatasetLineageRow,
     EventRow,
     MetricRow,
     PipelineRunRow,
@@ -41,6 +42,7 @@ STEP_FIELDS = tuple(StepRunRecord.__dataclass_fields__)
 INSERT_STEP = insert(STEPS)
 INSERT_EVENT = insert(EVENTS)
 INSERT_METRIC = insert(METRICS)
+INSERT_LINEAGE = insert(cast(Table, DatasetLineageRow.__table__))
 UPDATE_STEP = update(STEPS).where(STEPS.c.id == bindparam("_step_id"))
 SELECT_STEP = select(STEPS).where(STEPS.c.id == bindparam("_step_id"))
 SELECT_PIPELINE_STEPS = (
@@ -181,6 +183,11 @@ class StepWrites:
         if metrics or tags:
             self.items.append(("journal", {"metrics": metrics, "tags": tags or {}}))
 
+    def lineage(self, rows: list[dict[str, Any]]) -> None:
+        """Queue dataset lineage rows (store.dataset_queries.lineage_rows) of a step run."""
+        if rows:
+            self.items.append(("lineage", {"rows": rows}))
+
     def take(self) -> list[tuple[str, dict[str, Any]]]:
         items, self.items = self.items, []
         return items
@@ -262,6 +269,8 @@ class StepRunQueries:
                     _insert_step(conn, events, args["event"], args["values"])
                 elif kind == "update":
                     _update_step(conn, events, **args)
+                elif kind == "lineage":
+                    conn.execute(INSERT_LINEAGE, args["rows"])
                 else:
                     _add_metrics(conn, args["metrics"])
                     _merge_tags(conn, args["tags"])

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from headrace.errors import ConfigError, NotFoundError, WorkspaceExistsError
+from headrace.errors import ConfigError, DatastoreNotFoundError, WorkspaceExistsError
 from headrace.store.artifacts import LocalArtifactStore
 from headrace.store.database import Database, sqlite_url
 from headrace.store.datastores import DatastoreFiles, LocalDatastoreFiles
@@ -136,7 +136,7 @@ class WorkspaceStore:
         record = self.meta.find_datastore(name)
         if record is None:
             known = [d.name for d in self.meta.list_datastores()]
-            raise NotFoundError(
+            raise DatastoreNotFoundError(
                 f"No datastore named {name!r} in workspace {self.name!r}; known: "
                 f"{', '.join(known) or 'none'}."
             )

@@ -86,46 +86,6 @@ _SEARCH = (
 MISSING: tuple[Missing, ...] = (
     # -- planned: other parts of the work on SDK v1 code ------------------------------------
     _m(
-        "azureml.core",
-        "Dataset",
-        "DataReference or DataPath for data on a datastore, PipelineData between steps",
-        planned="Datasets are being built, issue 14",
-        modules=["azureml.core.dataset"],
-    ),
-    _m(
-        "azureml.data",
-        "FileDataset TabularDataset OutputFileDatasetConfig DatasetConsumptionConfig",
-        "DataReference or DataPath for data on a datastore, PipelineData between steps",
-        planned="Datasets are being built, issue 14",
-        modules=[
-            "azureml.data.file_dataset",
-            "azureml.data.tabular_dataset",
-            "azureml.data.output_dataset_config",
-            "azureml.data.dataset_consumption_config",
-            "azureml.data.dataset_factory",
-        ],
-    ),
-    _m(
-        "azureml.core",
-        "Model",
-        "write the model to a PipelineData output or the step's ./outputs "
-        "(run.get_file_names(), run.download_file())",
-        planned="the model registry is being built, issue 14",
-        modules=["azureml.core.model"],
-    ),
-    _m(
-        "azureml.core.runconfig",
-        "MpiConfiguration",
-        "one process per step; leave distributed_job_config out",
-        planned="environments as SDK v1 writes them, issue 14",
-    ),
-    _m(
-        "azureml.core.runconfig",
-        "DEFAULT_GPU_IMAGE",
-        "DEFAULT_CPU_IMAGE (images are recorded, steps run as processes)",
-        planned="environments as SDK v1 writes them, issue 14",
-    ),
-    _m(
         "azureml.pipeline.steps",
         "ParallelRunStep ParallelRunConfig",
         "a PythonScriptStep that loops over its input's files, or one step per partition",

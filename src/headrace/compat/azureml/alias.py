@@ -19,8 +19,8 @@ if an `azureml` package is importable (or already imported), `install()` refuses
 AliasConflictError naming what it found.
 
 Start-up cost matters (every step of such a pipeline pays it): importing this module and
-installing the finder loads nothing beyond `os`, `sys` and `importlib`; the compat tree is
-imported only when the script imports `azureml`.
+installing the finder loads nothing beyond `os`, `sys` and `importlib` (not even typing);
+the compat tree is imported only when the script imports `azureml`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing's own flag would cost importing typing at every start
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
+    from typing import Any
 
 __all__ = [
     "AzuremlAlias",
@@ -95,18 +96,18 @@ class AzuremlAlias:
 
         from headrace.compat.azureml import _planned
 
-        error = _planned.missing_module(fullname)
-        if error is not None:
-            raise error
         real = PREFIX + fullname
         try:
             found = importlib.util.find_spec(real)
         except ImportError:
             found = None
-        if found is not None:
+        if found is not None:  # what exists wins over a table entry not yet deleted
             package = found.submodule_search_locations is not None
             loader = _AliasLoader(real)
             return ModuleSpec(fullname, loader, is_package=package)  # type: ignore[arg-type]
+        error = _planned.missing_module(fullname)
+        if error is not None:
+            raise error
         if _planned.holds_missing_modules(fullname):
             return ModuleSpec(fullname, EmptyPackageLoader(), is_package=True)  # type: ignore[arg-type]
         return None  # Python's own "No module named 'azureml.x'"

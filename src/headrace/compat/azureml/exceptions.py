@@ -5,6 +5,7 @@
     ComputeTargetException  = ComputeTargetException (a missing or invalid compute target)
     WorkspaceException      = WorkspaceNotFoundError (SDK v1 raised it for a missing workspace)
     ActivityFailedException = ActivityFailedException (a waited-on run did not finish)
+    WebserviceException     = ModelNotFoundError (SDK v1 raised it for a missing model)
 
 They are the same classes, not copies, so `except AzureMLException` catches every headrace
 error. One difference: creating an existing workspace without exist_ok raises
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from headrace.errors import ActivityFailedException, ComputeTargetException
 from headrace.errors import HeadraceError as AzureMLException
+from headrace.errors import ModelNotFoundError as WebserviceException
 from headrace.errors import UserError as UserErrorException
 from headrace.errors import WorkspaceNotFoundError as WorkspaceException
 
@@ -23,5 +25,6 @@ __all__ = [
     "AzureMLException",
     "ComputeTargetException",
     "UserErrorException",
+    "WebserviceException",
     "WorkspaceException",
 ]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from headrace.engine.processes import kill_group, process_start_time
 from headrace.engine.reaper import read_exit_record, reaped_argv
+from headrace.errors import ConfigError
 
 if TYPE_CHECKING:
     from headrace.engine.isolation import Sandbox
@@ -108,17 +109,16 @@ class LocalExecutor:
         return self.sandbox is not None
 
     def start(self, prepared: PreparedStep) -> LocalProcess:
+        _check_program(prepared)
         prepared.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         with (
             open_log(prepared.stdout_path) as out,
             open_log(prepared.stderr_path) as err,
         ):
-            if prepared.task.attempt > 0:
-                header = f"\n--- headrace: attempt {prepared.task.attempt + 1} ---\n".encode()
-                out.write(header)
-                err.write(header)
-                out.flush()
-                err.flush()
+            for log, text in zip((out, err), prepared.log_header(), strict=True):
+                if text:
+                    log.write(text)
+                    log.flush()
             record = prepared.exit_record
             argv = reaped_argv(prepared.argv, record)
             popen = spawn(prepared, argv, out, err, self.sandbox)
@@ -131,6 +131,23 @@ class LocalExecutor:
         return LocalProcess(popen, record)
 
 
+def _check_program(prepared: PreparedStep) -> None:
+    """A step's interpreter that is not there fails its start with a message naming it (the
+    reaper's shell would only say "exited with code 127")."""
+    program = prepared.argv[0]
+    if os.path.isabs(program) and not os.access(program, os.X_OK):
+        whose = (
+            "the Python that submitted the run"
+            if program == prepared.python
+            else "the step's interpreter"
+        )
+        raise ConfigError(
+            f"{whose}, {program}, does not exist or cannot be run here. Fix: submit from a "
+            "Python that exists on this machine, or correct the environment's "
+            "python.interpreter_path."
+        )
+
+
 def spawn(
     prepared: PreparedStep,
     argv: list[str],
@@ -141,7 +158,7 @@ def spawn(
     """Start `argv` as the step's process: a new session, its logs as stdout and stderr,
     confined by `sandbox` when there is one. The one place a local step process starts."""
     if sandbox is not None:
-        if argv[0] == prepared.python:
+        if prepared.argv[0] == prepared.python:  # a Python step without an environment
             sandbox.check_interpreter(prepared.python)
         return sandbox.spawn(
             argv,
@@ -150,7 +167,7 @@ def spawn(
             stdout=out,
             stderr=err,
             writable=prepared.writable,
-            readable=prepared.input_paths.values(),
+            readable=[*prepared.input_paths.values(), *map(str, prepared.readable)],
             private_files=prepared.private_files,
             python=prepared.python,
         )

@@ -314,11 +314,12 @@ class RayExecutor:
         if request:
             options["resources"] = request
         prepared.stdout_path.parent.mkdir(parents=True, exist_ok=True)
-        if prepared.task.attempt > 0:
-            header = f"\n--- headrace: attempt {prepared.task.attempt + 1} ---\n".encode()
-            for path in (prepared.stdout_path, prepared.stderr_path):
+        for path, text in zip(
+            (prepared.stdout_path, prepared.stderr_path), prepared.log_header(), strict=True
+        ):
+            if text:
                 with path.open("ab") as fh:
-                    fh.write(header)
+                    fh.write(text)
         generator = self._remote.options(**options).remote(bundle(prepared))
         return RayProcess(self._ray, generator, prepared)
 

@@ -1,5 +1,5 @@
-"""The web portal: server-rendered pages of runs, steps, pipelines and datastores, each with a
-JSON twin, served under /ui by `headrace server` and `headrace ui`.
+"""The web portal: server-rendered pages of runs, steps, pipelines, models and datastores,
+each with a JSON twin, served under /ui by `headrace server` and `headrace ui`.
 
 `mount(app, root)` adds it to an app. The plumbing (twins, sign-in, CSRF, errors) is in
 `base`; each module registers its pages on `base.router` when imported, below.
@@ -15,7 +15,9 @@ from fastapi.staticfiles import StaticFiles
 
 from headrace.server.portal import (
     compare,
+    datasets,
     datastores,
+    models,
     publishing,
     run_pages,
     runs,
@@ -26,7 +28,17 @@ from headrace.server.portal.base import HERE, PortalError, PortalState, ViewerDe
 
 __all__ = ["mount"]
 
-_PAGE_MODULES = (session, runs, run_pages, step_pages, compare, publishing, datastores)
+_PAGE_MODULES = (
+    session,
+    runs,
+    run_pages,
+    step_pages,
+    compare,
+    publishing,
+    models,
+    datastores,
+    datasets,
+)
 
 
 @router.get("/")

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
+from headrace.engine.publishing import IGNORED_PARAMETERS
 from headrace.graph.model import Graph
 from headrace.server.portal.base import (
     PortalError,
@@ -144,6 +145,7 @@ def _run_facts(run: PipelineRunRecord) -> dict[str, Any]:
             "published_pipeline": (
                 {"id": pipeline_id, "url": f"/ui/pipelines/{pipeline_id}"} if pipeline_id else None
             ),
+            "ignored_parameters": run.properties.get(IGNORED_PARAMETERS),
         }
     )
     return facts

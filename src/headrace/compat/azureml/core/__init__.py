@@ -14,8 +14,10 @@ from headrace.compat.azureml.core.authentication import (
     ServicePrincipalAuthentication,
 )
 from headrace.sdk.compute import ComputeTarget
+from headrace.sdk.datasets import Dataset
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
+from headrace.sdk.model import Model
 from headrace.sdk.runconfig import Environment, RunConfiguration, ScriptRunConfig
 from headrace.sdk.runs import Run
 from headrace.sdk.workspace import Workspace
@@ -25,10 +27,12 @@ VERSION = f"1.61.0+headrace.{__version__}"
 __all__ = [
     "VERSION",
     "ComputeTarget",
+    "Dataset",
     "Datastore",
     "Environment",
     "Experiment",
     "InteractiveLoginAuthentication",
+    "Model",
     "Run",
     "RunConfiguration",
     "ScriptRunConfig",

@@ -3,6 +3,6 @@ pipelines."""
 
 from __future__ import annotations
 
-from headrace.sdk.published import PipelineEndpoint, PipelineIdVersion
+from headrace.sdk.published import PipelineEndpoint, PipelineIdVersion, PipelineVersion
 
-__all__ = ["PipelineEndpoint", "PipelineIdVersion"]
+__all__ = ["PipelineEndpoint", "PipelineIdVersion", "PipelineVersion"]

@@ -1,0 +1,7 @@
+"""`azureml.core.dataset`: `Dataset`, the entry point to file and tabular datasets."""
+
+from __future__ import annotations
+
+from headrace.sdk.datasets import Dataset
+
+__all__ = ["Dataset"]
