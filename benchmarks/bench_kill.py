@@ -1,11 +1,11 @@
 """Kill injection (issue 13 item 3): SIGKILL the agent at random moments; no step runs twice.
 
 Each trial submits a three-step chain (`a -> b -> c`, each passing a PipelineData of 20
-files to the next, logging one metric and sleeping 0.3 or 2 s) to an agent, and SIGKILLs
+files to the next, logging one metric and sleeping 0.3 or 5 s) to an agent, and SIGKILLs
 that agent once:
 
 - at a random moment of the run (three trials in four): uniform over the time a clean run
-  takes, measured first (steps of 0.3 s mostly end while no agent is alive, steps of 2 s
+  takes, measured first (steps of 0.3 s mostly end while no agent is alive, steps of 5 s
   mostly still run when the next agent starts);
 - right after it commits a step's outputs (every fourth trial): step `a` waits for a file;
   once its first metric is recorded and the agent has just written a heartbeat (its next
@@ -67,7 +67,7 @@ for i in range(20):
 print("done", name)
 """
 STEPS = ("a", "b", "c")
-SECONDS = (0.3, 2.0)  # how long each step sleeps: short steps end before the agent is back
+SECONDS = (0.3, 5.0)  # how long each step sleeps: short steps end before the agent is back
 SEED = 13
 
 
