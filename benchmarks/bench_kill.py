@@ -157,18 +157,22 @@ class _Agent:
 
 def _at_kill(bws: BenchWorkspace, run_id: str) -> str:
     """What the kill interrupted, seen from the store and the files (for the details)."""
-    from headrace.engine.reaper import exit_record_path
-
     meta = bws.ws.backend.meta
     for record in meta.list_step_runs(run_id):
         if record.status != "Running":
             continue
+        if _committed(bws, record.id):
+            return f"step {record.name} committed, not recorded"
         run_dir = bws.path / "artifacts" / "runs" / record.id
-        if not exit_record_path(run_dir, record.attempt).exists():
+        if not (run_dir / ".headrace" / f"exit-{record.attempt}").exists():  # engine/reaper.py
             return f"step {record.name} running"
-        committed = any((bws.path / "datastores").rglob(f"azureml/{record.id}/*/part-19"))
-        return f"step {record.name} {'committed' if committed else 'ended'}, not recorded"
+        return f"step {record.name} ended, not recorded"
     return "between steps"
+
+
+def _committed(bws: BenchWorkspace, step_run_id: str) -> bool:
+    """Whether the agent has committed the step's output (its last file is in place)."""
+    return any((bws.path / "datastores").rglob(f"azureml/{step_run_id}/*/part-19"))
 
 
 def _commit_kill(
@@ -176,8 +180,6 @@ def _commit_kill(
 ) -> str:
     """Kill the agent while it waits to record step `a`, whose outputs it has just committed
     (see the module docstring)."""
-    from headrace.engine.reaper import exit_record_path
-
     meta = bws.ws.backend.meta
 
     def started() -> Any:
@@ -195,9 +197,8 @@ def _commit_kill(
     try:
         lock.execute("BEGIN IMMEDIATE")
         go.touch()
-        record = exit_record_path(bws.path / "artifacts" / "runs" / step.id, step.attempt)
-        wait_until(record.exists, 30, "step a to end")
-        time.sleep(rng.uniform(0.1, 0.4))  # the agent reaps it, commits, waits to write
+        wait_until(lambda: _committed(bws, step.id), 30, "step a's outputs to be committed")
+        time.sleep(rng.uniform(0.05, 0.3))  # the agent now waits to write its record
         seen = _at_kill(bws, run_id)
         agent.kill()
     finally:
