@@ -49,6 +49,7 @@ BENCHMARKS = {
     "isolation": "benchmarks.bench_isolation",
     "v1launcher": "benchmarks.bench_v1launcher",
     "datasets": "benchmarks.bench_datasets",
+    "models": "benchmarks.bench_models",
     "kill": "benchmarks.bench_kill",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]

@@ -25,11 +25,13 @@ from headrace import (
 READ = textwrap.dedent(
     """
     import json, os, sys
-    from headrace import Run
+    from headrace import FileDataset, Run
     run = Run.get_context()
     seen = {}
     for name, value in run.input_datasets.items():
-        if isinstance(value, str):
+        if isinstance(value, FileDataset):
+            seen[name] = {"file_dataset": value.to_path()}
+        elif isinstance(value, str):
             seen[name] = {"path": value, "is_file": os.path.isfile(value),
                           "files": sorted(os.path.relpath(os.path.join(d, f), value)
                                           for d, _, fs in os.walk(value) for f in fs)
@@ -139,10 +141,32 @@ def test_named_inputs_mount_download_and_globs(ws: Workspace, store, src: Path) 
     got = seen(run, "read")
     datasets = got["datasets"]
     assert datasets["pngs"]["files"] == ["0/a.png", "1/b.png"]
-    assert datasets["dataset"]["files"] == ["0/a.png", "1/b.png", "readme.txt"]
-    assert got["argv"] == ["--pngs", datasets["pngs"]["path"], "--all", datasets["dataset"]["path"]]
+    (unnamed,) = (name for name in datasets if name.startswith("dataset_"))
+    assert datasets[unnamed]["files"] == ["0/a.png", "1/b.png", "readme.txt"]
+    assert got["argv"] == ["--pngs", datasets["pngs"]["path"], "--all", datasets[unnamed]["path"]]
     root = Path(ws.backend.local_datastore_path(store.name))
-    assert not datasets["dataset"]["path"].startswith(str(root))  # downloaded: a copy
+    assert not datasets[unnamed]["path"].startswith(str(root))  # downloaded: a copy
+
+
+def test_two_unnamed_datasets_of_one_step_are_two_inputs(ws: Workspace, store, src: Path) -> None:  # type: ignore[no-untyped-def]
+    zeros = Dataset.File.from_files((store, "mnist/0"))
+    ones = Dataset.File.from_files((store, "mnist/1"))
+    pngs = Dataset.File.from_files((store, "mnist/**/*.png")).skip(1)
+    step = PythonScriptStep(
+        "read.py",
+        name="read",
+        arguments=[zeros.as_mount(), ones.as_mount()],
+        inputs=[pngs.as_named_input("direct")],  # direct mode: a FileDataset in the step
+        source_directory=str(src),
+    )
+    run = Experiment(ws, "ds-unnamed").submit(Pipeline(ws, [step]))
+    finished(run)
+    got = seen(run, "read")
+    direct = got["datasets"].pop("direct")
+    assert direct == {"file_dataset": ["/1/b.png"]}
+    assert sorted(d["files"] for d in got["datasets"].values()) == [["a.png"], ["b.png"]]
+    first, second = got["argv"]
+    assert first.endswith("mnist/0") and second.endswith("mnist/1")
 
 
 def test_output_file_dataset_chain_registers_and_records_lineage(
@@ -330,3 +354,36 @@ def test_rest_submit_sets_dataset_parameters_by_id_or_name(
             assert rows["name"] == (["ann", "bob"] if label == "default" else ["ann"]), label
     consumers = {c["pipeline_run_id"] for c in small.lineage()["consumed_by"]}
     assert consumers == {runs["by id"], runs["by name"]}
+
+
+def test_datasets_on_an_object_store(ws: Workspace, src: Path, tmp_path: Path) -> None:
+    """S3 (moto on 127.0.0.1): a version records the objects' ETags; reading downloads to a
+    cache; a step gets the files in its own folder; changed objects make a new version."""
+    from tests.objectstores import MotoS3
+    from tests.test_object_datastores import s3_store
+
+    moto = MotoS3(tmp_path / "moto.log")
+    try:
+        store = s3_store(ws, moto)
+        data = tmp_path / "s3data"
+        (data / "t").mkdir(parents=True)
+        (data / "t" / "a.csv").write_text("name,age\nann,31\n")
+        (data / "t" / "b.csv").write_text("name,age\nbob,42\n")
+        store.upload(str(data), target_path="", overwrite=True, show_progress=False)
+        table = Dataset.Tabular.from_delimited_files((store, "t/*.csv"))
+        first = table.register(ws, "s3table")
+        assert first.content["file_count"] == 2
+        assert sorted(table.to_pandas_dataframe()["name"]) == ["ann", "bob"]
+        step = PythonScriptStep(
+            "read.py", name="read", inputs=[first.as_named_input("t")], source_directory=str(src)
+        )
+        run = Experiment(ws, "s3-datasets").submit(Pipeline(ws, [step]))
+        finished(run)
+        assert sorted(seen(run, "read")["datasets"]["t"]["rows"]["name"]) == ["ann", "bob"]
+        (data / "t" / "b.csv").write_text("name,age\nbob,43\n")
+        store.upload(str(data), target_path="", overwrite=True, show_progress=False)
+        second = table.register(ws, "s3table", create_new_version=True)
+        assert second.version == 2 and second.content["hash"] != first.content["hash"]
+        assert sorted(second.to_pandas_dataframe()["age"]) == [31, 43]
+    finally:
+        moto.stop()

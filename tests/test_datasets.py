@@ -277,9 +277,11 @@ def test_urls_are_read_and_registered(ws: Workspace, tmp_path: Path) -> None:
         assert Path(files.download(str(tmp_path / "dl"))[0]).read_text().startswith("sepal")
         registered = table.register(ws, "iris")
         assert registered.content["file_count"] == 1
-        missing = Dataset.Tabular.from_delimited_files(url.replace("iris", "nope"))
         with pytest.raises(DatasetPathError, match="answered 404"):
-            missing.to_pandas_dataframe()
+            Dataset.Tabular.from_delimited_files(url.replace("iris", "nope"))
+        later = Dataset.Tabular.from_delimited_files(url.replace("iris", "nope"), validate=False)
+        with pytest.raises(DatasetPathError, match="answered 404"):
+            later.to_pandas_dataframe()
     finally:
         server.shutdown()
         server.server_close()

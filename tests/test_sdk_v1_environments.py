@@ -6,6 +6,7 @@ and said, and SDK v1's distributed settings for one node.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -214,3 +215,25 @@ def test_uv_is_headraces_own_dependency(tmp_path: Path) -> None:
     done = subprocess.run(argv, env=environ, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1.16.0"
+
+
+def test_the_cli_lists_and_shows_registered_environments(ws: Workspace) -> None:
+    env = Environment("sk-env")
+    env.python.conda_dependencies = CondaDependencies.create(
+        conda_packages=["scikit-learn", "pytorch"], pip_packages=["six==1.16.0"]
+    )
+    env.register(ws)
+    Environment("plain").register(ws)
+    listed = RUNNER.invoke(cli_app, ["environment", "list", "-w", str(ws.path)])
+    assert listed.exit_code == 0, listed.output
+    assert "sk-env" in listed.output and "plain" in listed.output
+    assert "the Python that submits the run" in listed.output
+    shown = RUNNER.invoke(cli_app, ["environment", "show", "sk-env", "-w", str(ws.path), "--json"])
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.output)
+    assert document["version"] == "1"
+    assert document["spec"]["dependencies"]["from_conda"] == ["scikit-learn", "torch"]
+    assert "uv environment" in document["runs_in"]
+    missing = RUNNER.invoke(cli_app, ["environment", "show", "nope", "-w", str(ws.path)])
+    assert missing.exit_code != 0 and "registered: plain, sk-env" in missing.output
+    assert "Traceback" not in missing.output

@@ -392,3 +392,11 @@ def test_the_launcher_loads_only_the_alias_until_the_script_imports_azureml(
     assert done.returncode == 0, done.stderr
     loaded = "['headrace', 'headrace.compat', 'headrace.compat.azureml', 'headrace.compat.azureml.alias']"
     assert done.stdout.strip() == f"{loaded} False"
+
+
+def test_a_real_sdk_beside_the_script_is_not_hidden_either(tmp_path: Path) -> None:
+    project = fake_real_sdk(tmp_path)  # the script's own folder holds the package
+    (project / "job.py").write_text("print('ran')\n")
+    done = run_python("-m", "headrace.v1", str(project / "job.py"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "azureml-core 1.57.0" in done.stderr and "ran" not in done.stdout

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Any
 
 from headrace.errors import UserError
@@ -22,6 +23,7 @@ __all__ = [
     "IDENTIFIER_MAX_BYTES",
     "JSON_MAX_DEPTH",
     "MAX_RETRIES",
+    "MODEL_NAME",
     "NAME_MAX_BYTES",
     "PATH_MAX_BYTES",
     "TEXT_MAX_CHARS",
@@ -34,6 +36,8 @@ __all__ = [
     "scalar_tags",
 ]
 
+# A registered model's name (also its folder in the registry, so no `/` and no leading dot).
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 # One file or folder name (a component of a datastore path): Linux's NAME_MAX.
 NAME_MAX_BYTES = 255
 # A whole datastore path: S3, GCS and Azure Blob all stop at 1,024 bytes per key, and a local

@@ -18,6 +18,7 @@ from headrace.cli import (
     datasets,
     datastores,
     endpoints,
+    environments,
     models,
     pipelines,
     runs,
@@ -105,6 +106,8 @@ app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(endpoints.app, name="endpoint")
 app.add_typer(models.app, name="model")
 app.add_typer(models.app, name="models", hidden=True)  # `headrace models list` reads well too
+app.add_typer(environments.app, name="environment")
+app.add_typer(environments.app, name="environments", hidden=True)
 app.command("server")(server.server)
 app.command("agent")(server.agent)
 app.command("ui")(server.ui)

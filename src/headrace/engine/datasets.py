@@ -36,6 +36,7 @@ from headrace.store.datasets import (
     local_files,
     match_files,
     source_label,
+    url_tag,
 )
 from headrace.store.datastores import PARTIAL_SUFFIX
 from headrace.store.records import DatasetRecord
@@ -76,20 +77,6 @@ def resolve_files(access: DatasetAccess, definition: dict[str, Any]) -> list[Dat
     return files
 
 
-def _url_tag(url: str) -> tuple[int, str]:
-    import httpx
-
-    try:
-        response = httpx.head(url, follow_redirects=True, timeout=30)
-    except httpx.HTTPError as exc:
-        raise DatasetPathError(f"Dataset: the URL {url} cannot be reached ({exc}).") from exc
-    if response.status_code >= 400:
-        raise DatasetPathError(f"Dataset: the URL {url} answered {response.status_code}.")
-    size = int(response.headers.get("content-length") or -1)
-    tag = response.headers.get("etag") or response.headers.get("last-modified") or ""
-    return size, tag
-
-
 def _entries(
     ws: WorkspaceStore, definition: dict[str, Any], files: list[DatasetFile]
 ) -> list[tuple[str, int, str]]:
@@ -100,7 +87,7 @@ def _entries(
         source = definition["sources"][f.source]
         label = f"{f.source}:{f.relative}"
         if "url" in source:
-            size, tag = _url_tag(f.location)
+            size, tag = url_tag(f.location)
             entries.append((label, size, tag))
         elif "local" in source:
             entries.append((label, f.size, file_checksum(Path(f.location))))
@@ -208,15 +195,22 @@ def input_identity(ws: WorkspaceStore, definition: dict[str, Any]) -> str:
             st = os.stat(f.location)
             tag = f"{st.st_size}:{st.st_mtime_ns}"
         else:
-            tag = "|".join(map(str, _url_tag(f.location)))
+            tag = "|".join(map(str, url_tag(f.location)))
         digest.update(f"{f.relative}\0{f.size}\0{tag}\n".encode())
     return f"dataset:#{digest.hexdigest()}"
 
 
 def step_definition(definition: dict[str, Any], path: str) -> dict[str, Any]:
-    """The definition a step reads a tabular input with: its files at `path` (the step's
-    copy or links), the same format, column types and transforms."""
-    return {**definition, "sources": [{"local": path}], "registration": None}
+    """The definition a step reads a dataset input with: its files at `path` (the step's
+    copy or links), the same format and column types, and a table's row transforms (a
+    FileDataset's file transforms are already applied to what is at `path`)."""
+    transforms = definition.get("transforms") if definition.get("kind") == "tabular" else []
+    return {
+        **definition,
+        "sources": [{"local": path}],
+        "transforms": transforms or [],
+        "registration": None,
+    }
 
 
 def materialize(

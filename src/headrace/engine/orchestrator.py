@@ -201,14 +201,22 @@ class RunOrchestrator:
             self._default_datastore = workspace_default_datastore(self.ws, self.graph)
         return self._default_datastore
 
-    def _resolve_inputs(self, node: StepNode) -> tuple[tuple[ResolvedData, ...], dict[str, str]]:
+    def _resolve_inputs(
+        self, node: StepNode, identities_seen: dict[str, str] | None = None
+    ) -> tuple[tuple[ResolvedData, ...], dict[str, str]]:
         producers = {
             pred: ProducedData(self.steps[pred].data_run_id, self.steps[pred].outputs)
             for pred in self._preds[node.id]
             if pred in self.steps and self.steps[pred].status == Status.FINISHED
         }
         return resolve_inputs(
-            self.ws, self.graph, node, self.parameters, producers, self.default_datastore()
+            self.ws,
+            self.graph,
+            node,
+            self.parameters,
+            producers,
+            self.default_datastore(),
+            identities_seen,
         )
 
     def _plan_wave(self, node_ids: list[str]) -> None:
@@ -216,9 +224,10 @@ class RunOrchestrator:
 
         One query finds reusable earlier runs for the whole wave."""
         candidates = []
+        identities_seen: dict[str, str] = {}
         for node_id in node_ids:
             node = self.graph.node(node_id)
-            inputs, identities = self._resolve_inputs(node)
+            inputs, identities = self._resolve_inputs(node, identities_seen)
             environment = step_identity(
                 node.environment, fp.interpreter_environment(self.interpreter)
             )

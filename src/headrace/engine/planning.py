@@ -3,6 +3,7 @@ run time) and by submission (telling the user at submit which steps will be reus
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +44,14 @@ def resolve_inputs(
     parameters: dict[str, Any],
     producers: dict[str, ProducedData],
     default_datastore: str,
+    identities_seen: dict[str, str] | None = None,
 ) -> tuple[tuple[ResolvedData, ...], dict[str, str]]:
     """Each input placed on a datastore, and its identity for the reuse fingerprint.
 
     `producers` maps producer node ids to their data; every producer of `node` must be there.
+    `identities_seen` keeps dataset identities across the steps decided together (one wave
+    of the orchestrator, one submit's preview), so a dataset that several steps read has
+    its files looked at once.
     """
     resolved: list[ResolvedData] = []
     identities: dict[str, str] = {}
@@ -61,7 +66,15 @@ def resolve_inputs(
             )
             assert isinstance(definition, dict)
             datastore, path = "", ""
-            identities[binding.port] = input_identity(ws, definition)
+            key = json.dumps(
+                {k: v for k, v in definition.items() if k != "registration"},
+                sort_keys=True,
+                default=str,
+            )
+            seen = identities_seen if identities_seen is not None else {}
+            if key not in seen:
+                seen[key] = input_identity(ws, definition)
+            identities[binding.port] = seen[key]
         elif data.kind == "pipeline_data":
             produced = producers[data.producer or ""]
             output = data.output_name or data.name

@@ -238,7 +238,8 @@ def prepare(
             dataset_roots += roots
             paths[item.port] = path
             env_paths[item.port] = env_paths[item.data_name] = path
-            datasets[item.port] = _input_dataset(item.dataset, path)
+            direct = bool((item.read_as or {}).get("direct"))
+            datasets[item.port] = _input_dataset(item.dataset, path, direct=direct)
             continue
         files = ws.datastore_files(item.datastore)
         if item.mode == "direct" and isinstance(files, ObjectDatastoreFiles) and not isolated:
@@ -435,18 +436,21 @@ def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[s
     return materialize(ws, item.dataset, folder, item.mode)
 
 
-def _input_dataset(definition: dict[str, Any], path: str) -> dict[str, Any]:
+def _input_dataset(
+    definition: dict[str, Any], path: str, *, direct: bool = False
+) -> dict[str, Any]:
     """What `Run.input_datasets[port]` is made from: the path, and for a tabular dataset
-    how to read the files there."""
+    (or any dataset consumed in SDK v1's direct mode) how to read the files there."""
     # A registered input's name and version: lineage of the models the step registers.
     registration = (
         {"registration": definition["registration"]} if definition.get("registration") else {}
     )
-    if definition.get("kind") == "tabular":
+    if definition.get("kind") == "tabular" or direct:
         from headrace.engine.datasets import step_definition
 
-        tabular = step_definition(definition, path)
-        return {"kind": "tabular", "path": path, "definition": tabular, **registration}
+        kind = definition.get("kind", "file")
+        readable = step_definition(definition, path)
+        return {"kind": kind, "path": path, "definition": readable, **registration}
     return {"kind": "file", "path": path, **registration}
 
 

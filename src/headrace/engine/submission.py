@@ -168,6 +168,7 @@ def preview(
     default_datastore = workspace_default_datastore(ws, graph)
     produced: dict[str, ProducedData] = {}
     previews: dict[str, StepPreview] = {}
+    identities_seen: dict[str, str] = {}
     levels: dict[str, int] = {}
     for node_id in topological_order(graph):
         producers = [graph.data_node(b.data).producer for b in graph.node(node_id).inputs]
@@ -181,7 +182,9 @@ def preview(
             if any(p is not None and p not in produced for p in producers):
                 previews[node_id] = StepPreview(node_id, node.name, "", False)
                 continue
-            _, identities = resolve_inputs(ws, graph, node, parameters, produced, default_datastore)
+            _, identities = resolve_inputs(
+                ws, graph, node, parameters, produced, default_datastore, identities_seen
+            )
             environment = step_identity(node.environment, fp.interpreter_environment())
             keys[node_id] = fp.fingerprint(
                 fp.fingerprint_parts(node, graph, parameters, identities, environment)

@@ -418,11 +418,15 @@ class GraphBuilder:
             return None
         self._bind(ports, item, node.name, item.name)
         mode: InputMode = "download" if item.mode == "download" else "mount"
+        if item.mode == "direct" and read_as is None:
+            # SDK v1's direct mode: the step's input_datasets[name] is the dataset object
+            # (a FileDataset too), not the path of its files.
+            read_as = {"direct": True}
         return InputBinding(item.name, node.id, mode, item.path_on_compute, False, read_as)
 
     def _input(self, step: PipelineStep, item: Any, ports: _StepPorts) -> InputBinding | None:
         if isinstance(item, AbstractDataset):
-            item = item.as_named_input(item.name or "dataset")
+            item = item.as_named_input(item._input_name())
         elif isinstance(item, OutputFileDatasetConfig):
             item = item.as_input()
         if isinstance(item, DatasetConsumptionConfig):

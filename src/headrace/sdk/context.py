@@ -267,14 +267,15 @@ class ScriptRun(_LoggingMixin, Run):
 
     @property
     def input_datasets(self) -> dict[str, Any]:
-        """The step's dataset inputs by name: a FileDataset input is the path of its files
-        (a folder, or the file of a one-file dataset), a TabularDataset input a
-        TabularDataset reading the step's copy or links (SDK v1's `run.input_datasets`)."""
+        """The step's dataset inputs by name, as SDK v1's `run.input_datasets`: a FileDataset
+        consumed `as_mount()` / `as_download()` is the path of its files (a folder, or the
+        file of a one-file dataset); a TabularDataset, or a FileDataset consumed directly
+        (`as_named_input(name)` alone), is a dataset object over the step's copy or links."""
         from headrace.sdk.datasets import dataset_from_definition
 
         found: dict[str, Any] = {}
         for port, item in json.loads(self._input_datasets_json).items():
-            if item.get("kind") == "tabular":
+            if "definition" in item:  # a TabularDataset, or a FileDataset in direct mode
                 found[port] = dataset_from_definition(item["definition"])
             else:
                 found[port] = item["path"]

@@ -15,21 +15,25 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headrace.config import headrace_home
 from headrace.errors import UserError
 from headrace.graph.model import DATA_PLACEHOLDER
 from headrace.sdk.checks import check_text
 from headrace.store.datasets import (
     DatasetFile,
     check_definition,
+    definition_hash,
     file_transforms,
     link_folder,
     local_files,
     match_files,
+    url_size,
 )
 
 if TYPE_CHECKING:
@@ -109,8 +113,9 @@ class _BackendAccess:
 
 def _cache_dir(definition: dict[str, Any]) -> Path:
     key = hashlib.sha256(json.dumps(definition["sources"], sort_keys=True).encode()).hexdigest()
-    root = Path(os.environ.get("HEADRACE_DATASET_CACHE") or tempfile.gettempdir())
-    return root / "headrace-datasets" / key[:16]
+    cache = os.environ.get("HEADRACE_DATASET_CACHE")
+    root = Path(cache) if cache else headrace_home() / "cache" / "datasets"
+    return root / key[:16]
 
 
 def _source(item: Any) -> tuple[dict[str, Any], Workspace | None]:
@@ -290,7 +295,11 @@ class AbstractDataset:
 
     # -- files -----------------------------------------------------------------------------
     def _files(self) -> list[DatasetFile]:
-        files = match_files(self._definition, _BackendAccess(self._workspace).list_files)
+        # URLs are asked for their size (a HEAD request): one that cannot be read is
+        # refused at definition, as SDK v1's validate=True did.
+        files = match_files(
+            self._definition, _BackendAccess(self._workspace).list_files, url_size=url_size
+        )
         if self._definition["kind"] == "file":
             files = file_transforms(files, self._definition.get("transforms") or [])
         return files
@@ -324,6 +333,14 @@ class AbstractDataset:
     # -- in a pipeline ---------------------------------------------------------------------
     def as_named_input(self, name: str) -> DatasetConsumptionConfig:
         return DatasetConsumptionConfig(name, self)
+
+    def _input_name(self) -> str:
+        """The input name a dataset gets without `as_named_input`: its registered name
+        (letters, digits and underscores), else `dataset_` and a hash of its definition,
+        so two unnamed datasets of one step never share a name."""
+        if self.name:
+            return re.sub(r"\W", "_", self.name)
+        return f"dataset_{definition_hash(self._definition)[:8]}"
 
     def __repr__(self) -> str:
         kind = type(self).__name__
@@ -405,10 +422,10 @@ class FileDataset(AbstractDataset):
         return MountContext(self, mount_point)
 
     def as_mount(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
-        return self.as_named_input(self.name or "dataset").as_mount(path_on_compute)
+        return self.as_named_input(self._input_name()).as_mount(path_on_compute)
 
     def as_download(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
-        return self.as_named_input(self.name or "dataset").as_download(path_on_compute)
+        return self.as_named_input(self._input_name()).as_download(path_on_compute)
 
 
 def _seed(seed: int | None) -> int:

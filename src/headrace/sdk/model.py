@@ -9,8 +9,9 @@ on this machine (a confined step may read the registry, nothing else of the work
 else downloaded once into `./azureml-models/<name>/<version>/`, SDK v1's cache.
 
 Every call goes through the workspace's backend, so the same code works on a workspace
-folder and on a server. Inside a step with no workspace at hand, the step's own backend is
-used (`sdk.context.step_backend`).
+folder and on a server. Inside a step with no workspace at hand, `get_model_path` first
+reads the registry folder of the step's workspace (no database: a scoring script starts
+fast), then asks the step's own backend (`sdk.context.step_backend`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headrace.errors import ModelNotFoundError, UserError
+from headrace.limits import MODEL_NAME
 from headrace.store.records import ModelRecord
 
 if TYPE_CHECKING:
@@ -244,6 +246,10 @@ class Model:
         it looks in `./azureml-models/<name>/<version>/` as SDK v1 does."""
         from headrace.sdk.context import step_backend
 
+        if _workspace is None:
+            registered = _registry_path(model_name, version)
+            if registered is not None:
+                return registered
         backend: Backend | None = _workspace.backend if _workspace is not None else None
         if backend is None:
             backend = step_backend()
@@ -486,6 +492,26 @@ class Model:
             f"Model(workspace={self.workspace!r}, name={self.name}, id={self.id}, "
             f"version={self.version}, tags={self.tags}, properties={self.properties})"
         )
+
+
+def _registry_path(name: str, version: int | None) -> str | None:
+    """In a step that can read its workspace's model registry (a workspace folder, or a
+    server's confined step, which may read the registry and nothing else of it): the
+    model's file or folder there, found without opening the database (which costs a
+    scoring script's start more than the lookup itself). None: ask the backend."""
+    workspace = os.environ.get("HEADRACE_WORKSPACE")
+    if not os.environ.get("HEADRACE_RUN_ID") or not workspace or not MODEL_NAME.match(name):
+        return None
+    base = Path(workspace) / "artifacts" / "models" / name
+    try:
+        versions = [int(v) for v in os.listdir(base) if v.isdigit()]
+        chosen = int(version) if version is not None else max(versions, default=0)
+        if chosen not in versions:
+            return None
+        entries = [e for e in os.listdir(base / str(chosen)) if not e.startswith(".")]
+    except (OSError, ValueError):
+        return None
+    return str(base / str(chosen) / entries[0]) if len(entries) == 1 else None
 
 
 def _cached_path(name: str, version: int | None) -> str:

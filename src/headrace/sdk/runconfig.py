@@ -62,7 +62,7 @@ class _Distributed:
             "step as one process on one node. Fix: node_count=1 and one process per node "
             "(or leave distributed_job_config out), and run the distributed part with Ray: "
             "a `ray` compute target and Ray Train / ray.util inside the step (see the "
-            "user guide, 'Steps on Ray')"
+            "user guide, 'Ray')"
         )
 
 

@@ -47,6 +47,8 @@ __all__ = [
     "local_source_files",
     "match_files",
     "source_label",
+    "url_size",
+    "url_tag",
 ]
 
 TYPE_NAMES = ("str", "int", "float", "bool", "datetime")
@@ -343,6 +345,28 @@ def direct_path(definition: dict[str, Any], access: DatasetAccess) -> Path | Non
     return root / base if base else root
 
 
+def url_tag(url: str) -> tuple[int, str]:
+    """A URL's size and ETag (or Last-Modified) from a HEAD request; DatasetPathError when
+    it cannot be reached or answers an error."""
+    import httpx
+
+    try:
+        response = httpx.head(url, follow_redirects=True, timeout=30)
+    except httpx.HTTPError as exc:
+        raise DatasetPathError(f"Dataset: the URL {url} cannot be reached ({exc}).") from exc
+    if response.status_code >= 400:
+        raise DatasetPathError(
+            f"Dataset: the URL {url} answered {response.status_code}; check the URL."
+        )
+    size = int(response.headers.get("content-length") or -1)
+    tag = response.headers.get("etag") or response.headers.get("last-modified") or ""
+    return size, tag
+
+
+def url_size(url: str) -> int:
+    return url_tag(url)[0]
+
+
 def _fetch_url(url: str, destination: Path) -> None:
     import httpx
 
@@ -388,9 +412,9 @@ def local_files(
             if root is not None:
                 out.append((f.relative, root / f.location))
             else:
+                # Downloaded on every read: a size alone cannot tell a changed object.
                 target = cache / source["datastore"] / f.location
-                if not (target.exists() and target.stat().st_size == f.size):
-                    pending.setdefault(source["datastore"], []).append((f.location, target))
+                pending.setdefault(source["datastore"], []).append((f.location, target))
                 out.append((f.relative, target))
     for datastore, pairs in pending.items():
         access.download(datastore, pairs)
