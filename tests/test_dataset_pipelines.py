@@ -390,7 +390,11 @@ def test_datasets_on_an_object_store(ws: Workspace, src: Path, tmp_path: Path) -
 
 
 def test_dataset_paths_cannot_leave_their_datastore_or_reach_a_confined_steps_host(
-    ws: Workspace, store, src: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path  # type: ignore[no-untyped-def]
+    ws: Workspace,
+    store,
+    src: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     from headrace import DatastorePathError
 
