@@ -354,3 +354,36 @@ def test_rest_submit_sets_dataset_parameters_by_id_or_name(
             assert rows["name"] == (["ann", "bob"] if label == "default" else ["ann"]), label
     consumers = {c["pipeline_run_id"] for c in small.lineage()["consumed_by"]}
     assert consumers == {runs["by id"], runs["by name"]}
+
+
+def test_datasets_on_an_object_store(ws: Workspace, src: Path, tmp_path: Path) -> None:
+    """S3 (moto on 127.0.0.1): a version records the objects' ETags; reading downloads to a
+    cache; a step gets the files in its own folder; changed objects make a new version."""
+    from tests.objectstores import MotoS3
+    from tests.test_object_datastores import s3_store
+
+    moto = MotoS3(tmp_path / "moto.log")
+    try:
+        store = s3_store(ws, moto)
+        data = tmp_path / "s3data"
+        (data / "t").mkdir(parents=True)
+        (data / "t" / "a.csv").write_text("name,age\nann,31\n")
+        (data / "t" / "b.csv").write_text("name,age\nbob,42\n")
+        store.upload(str(data), target_path="", overwrite=True, show_progress=False)
+        table = Dataset.Tabular.from_delimited_files((store, "t/*.csv"))
+        first = table.register(ws, "s3table")
+        assert first.content["file_count"] == 2
+        assert sorted(table.to_pandas_dataframe()["name"]) == ["ann", "bob"]
+        step = PythonScriptStep(
+            "read.py", name="read", inputs=[first.as_named_input("t")], source_directory=str(src)
+        )
+        run = Experiment(ws, "s3-datasets").submit(Pipeline(ws, [step]))
+        finished(run)
+        assert sorted(seen(run, "read")["datasets"]["t"]["rows"]["name"]) == ["ann", "bob"]
+        (data / "t" / "b.csv").write_text("name,age\nbob,43\n")
+        store.upload(str(data), target_path="", overwrite=True, show_progress=False)
+        second = table.register(ws, "s3table", create_new_version=True)
+        assert second.version == 2 and second.content["hash"] != first.content["hash"]
+        assert sorted(second.to_pandas_dataframe()["age"]) == [31, 43]
+    finally:
+        moto.stop()

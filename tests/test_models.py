@@ -18,8 +18,10 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import Result
 
@@ -36,7 +38,7 @@ from headrace import (
 )
 from headrace.cli.main import app as cli_app
 from tests.conftest import stop_agents
-from tests.servers import RUNNER, served_workspace
+from tests.servers import RUNNER, LiveServer, bearer, make_token, served_workspace
 
 
 def _files(folder: Path, files: dict[str, str | bytes]) -> Path:
@@ -169,7 +171,7 @@ def test_tags_properties_update_delete_and_serialize(ws: Workspace, tmp_path: Pa
     assert [m.id for m in Model.list(ws)] == ["clf:2"]
     with pytest.raises(ModelNotFoundError, match="has no version 1; its versions are 2"):
         Model(ws, "clf", version=1)
-    assert Model.register(ws, str(tmp_path / "m.pkl"), "clf").version == 3  # never reused
+    assert Model.register(ws, str(tmp_path / "m.pkl"), "clf").version == 3  # the newest + 1
 
 
 def test_download_refuses_to_replace_unless_exist_ok(ws: Workspace, tmp_path: Path) -> None:
@@ -302,6 +304,10 @@ def test_a_step_registers_its_output_and_a_later_step_scores_with_it(
     assert model.run.id == trained.id and model.tags == {"area": "iris"}
     assert "outputs/model.pkl" in trained.get_file_names()
     assert [m.id for m in Model.list(any_ws, run_id=trained.id)] == ["iris-clf:1"]
+    listed = RUNNER.invoke(
+        cli_app, ["model", "list", "--run", trained.id, "--json", "-w", str(any_ws.path)]
+    )
+    assert [m["run_id"] for m in json.loads(listed.stdout)["models"]] == [trained.id]
 
 
 def test_a_finished_step_run_registers_a_model_from_its_files(
@@ -411,6 +417,14 @@ def test_a_model_a_step_registers_records_the_registered_datasets_it_read(
     )
     run = _run(ws, [step])
     assert run.get_status() == "Finished", run.find_step_run("fit.py")[0].get_stderr_log()
+    listed = RUNNER.invoke(
+        cli_app, ["model", "list", "--dataset", "iris:1", "--json", "-w", str(tmp_path / "ws")]
+    )
+    if ws.path is not None:  # the CLI opens the workspace folder
+        assert [m["id"] for m in json.loads(listed.stdout)["models"]] == [
+            "also-fitted:1",
+            "fitted:1",
+        ]
     for name in ("fitted", "also-fitted"):
         model = Model(ws, name)
         assert Path(Model.get_model_path(name, _workspace=ws)).read_text() == "2"
@@ -572,3 +586,73 @@ def test_a_link_among_a_runs_files_to_outside_them_is_not_registered(
     with pytest.raises(UserError, match="leads outside"):
         step.register_model("alone", model_path="outputs/alone.txt")
     assert Model.list(ws) == []
+
+
+def test_concurrent_registrations_of_one_name_get_distinct_versions_with_their_files(
+    any_ws: Workspace, tmp_path: Path
+) -> None:
+    sources = []
+    for n in range(8):
+        _files(tmp_path, {f"m{n}/model.bin": f"content {n}".encode() * 1000})
+        sources.append(tmp_path / f"m{n}" / "model.bin")
+    with ThreadPoolExecutor(8) as pool:
+        models = list(pool.map(lambda p: Model.register(any_ws, str(p), "shared"), sources))
+    assert sorted(m.version for m in models) == list(range(1, 9))
+    for source, model in zip(sources, models, strict=True):
+        path = Model.get_model_path("shared", version=model.version, _workspace=any_ws)
+        assert Path(path).read_bytes() == source.read_bytes()
+    newest = models[[m.version for m in models].index(8)]
+    newest.delete()
+    assert Model(any_ws, "shared").version == 7
+    registry = tmp_path / "ws" / "artifacts" / "models"
+    assert sorted(p.name for p in (registry / "shared").iterdir()) == [str(v) for v in range(1, 8)]
+    assert not list((registry / ".staging").iterdir())
+
+
+def test_bad_rest_requests_are_4xx_naming_the_problem(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    ws = Workspace.create("test-ws", path=root, show_output=False)
+    _files(tmp_path, {"m.pkl": b"m"})
+    Model.register(ws, str(tmp_path / "m.pkl"), "clf")
+    token = make_token(root, "submitter", "rest")
+    with LiveServer(root) as live, httpx.Client(base_url=live.url, headers=bearer(token)) as http:
+
+        def error(response: httpx.Response, status: int) -> str:
+            assert response.status_code == status, response.text
+            return str(response.json()["Error"]["Message"])
+
+        base = {"name": "up", "root": "m.pkl", "is_folder": False}
+        missing = http.post("/api/v1/models", json={**base, "files": {"": "a" * 64}})
+        assert "contents were not uploaded: m.pkl" in error(missing, 400)
+        bad_name = http.post("/api/v1/models", json={**base, "name": "../x", "files": {}})
+        assert "is not valid" in error(bad_name, 400)
+        escape = {**base, "is_folder": True, "files": {"../../portal.key": "a" * 64}}
+        assert "contains '..'" in error(http.post("/api/v1/models", json=escape), 400)
+        unknown = http.get("/api/v1/models/clff")
+        assert "the registered models are: clf" in error(unknown, 404)
+        assert "its versions are 1" in error(http.get("/api/v1/models/clf/versions/4"), 404)
+        assert error(http.get("/api/v1/models/clf/versions/one"), 404)
+        outside = http.get("/api/v1/models/clf/versions/1/files/../../../headrace.db")
+        assert outside.status_code in (400, 404)
+        no_run = http.post("/api/v1/runs/nope/models", json={"name": "x", "path": "outputs"})
+        assert error(no_run, 404)
+        assert http.get("/api/v1/models/clf/versions/1/files/m.pkl").content == b"m"
+    assert [m.id for m in Model.list(ws)] == ["clf:1"]
+
+
+def test_a_reused_step_run_registers_the_files_of_the_run_it_reused(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    src = _files(
+        tmp_path / "src",
+        {
+            "fit.py": 'import os\nos.makedirs("outputs", exist_ok=True)\nopen("outputs/m.txt", "w").write("m")\n'
+        },
+    )
+    first = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    again = _run(ws, [PythonScriptStep("fit.py", source_directory=str(src))])
+    original, reused = first.find_step_run("fit.py")[0], again.find_step_run("fit.py")[0]
+    assert reused.reused_run_id == original.id
+    model = reused.register_model("m", model_path="outputs/m.txt")
+    assert model.run_id == original.id  # the run that made the file
+    assert Path(Model.get_model_path("m", _workspace=ws)).read_text() == "m"

@@ -375,3 +375,14 @@ def test_datasets_register_read_and_feed_a_step(any_ws: Workspace, tmp_path: Pat
     assert "rows [2, 4]" in log and "files ['a.csv']" in log
     consumed = Dataset.get_by_name(any_ws, "tab").lineage()["consumed_by"]
     assert [(c["step_name"], c["port"]) for c in consumed] == [("read", "tab")]
+
+
+def test_sdk_v1_notebook_lines_on_either_workspace(any_ws: Workspace) -> None:
+    """What notebooks print first works the same on a folder and through a server."""
+    from headrace.compat.azureml.exceptions import UserErrorException
+
+    line = "\t".join([any_ws.name, any_ws.resource_group, any_ws.location, any_ws.subscription_id])
+    assert line == "test-ws\tlocal\tlocal\tlocal"
+    with pytest.raises(UserErrorException) as caught:
+        Datastore.get(any_ws, "no-such-store")
+    assert "no-such-store" in caught.value.message

@@ -309,19 +309,24 @@ def test_only_a_pipeline_built_with_the_alias_runs_its_scripts_through_it(tmp_pa
     (tmp_path / "step.py").write_text("print('hi')\n")
     ws = Workspace.create("w", path=str(tmp_path / "ws"))
 
-    def flags() -> list[bool]:
+    def pipeline() -> Pipeline:
         steps = [
             PythonScriptStep("step.py", source_directory=str(tmp_path)),
             CommandStep(command="echo hi", source_directory=str(tmp_path)),
         ]
-        return [n.azureml_alias for n in Pipeline(ws, steps).graph.nodes]
+        return Pipeline(ws, steps)
 
-    assert flags() == [False, False]
+    assert [n.azureml_alias for n in pipeline().graph.nodes] == [False, False]
     alias.install()
     try:
-        assert flags() == [True, False]  # a command is not a Python script
+        built = pipeline()
+        assert [n.azureml_alias for n in built.graph.nodes] == [True, False]  # not a command
+        # Published, it keeps the mark: a REST submit later runs its scripts the same way.
+        published = built.publish(name="aliased")
     finally:
         alias.uninstall()
+    stored = ws.backend.get_graph(published.graph_id)
+    assert [n.azureml_alias for n in stored.nodes] == [True, False]
 
 
 # Every `from M import N` of SDK v1 names that the official pipeline notebooks and their step
@@ -392,3 +397,11 @@ def test_the_launcher_loads_only_the_alias_until_the_script_imports_azureml(
     assert done.returncode == 0, done.stderr
     loaded = "['headrace', 'headrace.compat', 'headrace.compat.azureml', 'headrace.compat.azureml.alias']"
     assert done.stdout.strip() == f"{loaded} False"
+
+
+def test_a_real_sdk_beside_the_script_is_not_hidden_either(tmp_path: Path) -> None:
+    project = fake_real_sdk(tmp_path)  # the script's own folder holds the package
+    (project / "job.py").write_text("print('ran')\n")
+    done = run_python("-m", "headrace.v1", str(project / "job.py"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "azureml-core 1.57.0" in done.stderr and "ran" not in done.stdout

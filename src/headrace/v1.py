@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help") or (args[0] == "-m" and len(args) < 2):
         sys.stderr.write(USAGE + "\n")
         return 0 if args[:1] in (["-h"], ["--help"]) else 2
+    # sys.path[0] as `python script.py` (the script's folder) or `python -m` (the current
+    # folder) has it, before the alias looks for a real SDK on sys.path.
+    first = os.getcwd() if args[0] == "-m" else os.path.dirname(os.path.abspath(args[0]))
+    if sys.path:
+        sys.path[0] = first
+    else:
+        sys.path.append(first)
     try:
         install()
     except Exception as exc:
@@ -94,7 +101,6 @@ def _run_file(path: str, args: list[str]) -> None:
         )
         raise SystemExit(2) from None
     sys.argv[:] = [path, *args]
-    sys.path[0] = os.path.dirname(os.path.abspath(path))
     module = ModuleType("__main__")
     module.__file__ = path
     module.__builtins__ = __builtins__  # type: ignore[attr-defined]
@@ -108,7 +114,6 @@ def _run_module(name: str, args: list[str]) -> None:
     import runpy
 
     sys.argv[:] = [name, *args]
-    sys.path[0] = os.getcwd()
     runpy.run_module(name, run_name="__main__", alter_sys=True)
 
 

@@ -250,8 +250,7 @@ class LocalModelMethods:
         )
 
     def delete_model(self, name: str, version: int) -> None:
-        self.store.meta.delete_model_row(name, version)
-        remove_model_files(self.store.artifacts, name, version)
+        remove_model_files(self.store.artifacts, self.store.meta, name, version)
 
     def model_local_path(self, record: ModelRecord) -> Path | None:
         """Where this machine reads the model's file or folder in place."""

@@ -39,6 +39,12 @@ def _tags(values: list[str] | None) -> list[Any] | None:
     return [v.split("=", 1) if "=" in v else v for v in values] if values else None
 
 
+def _names(entry: dict[str, Any], dataset: str) -> bool:
+    """Whether a lineage entry is `dataset`: its id, its name, or name:version."""
+    name = str(entry.get("name"))
+    return dataset in (str(entry.get("id")), name, f"{name}:{entry.get('version')}")
+
+
 def _get(workspace: str | None, model: str, version: int | None) -> Model:
     ws = open_workspace(workspace)
     name, given = parse_model_id(model)
@@ -55,15 +61,24 @@ def list_(
         list[str] | None,
         typer.Option("--property", help="KEY or KEY=VALUE of a property; repeatable."),
     ] = None,
+    run: Annotated[
+        str | None, typer.Option(help="Only models registered by this run (its id).")
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Only models trained on this dataset: NAME, NAME:VERSION or its id."),
+    ] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Only the newest of each.")] = False,
     workspace: WorkspaceOption = None,
     json_: JsonOption = False,
 ) -> None:
     """List registered model versions, by name, newest first."""
     ws = open_workspace(workspace)
-    records = ws.backend.list_models(
-        name=name, tags=_tags(tag), properties=_tags(prop), latest=latest
-    )
+    records = ws.backend.list_models(name=name, tags=_tags(tag), properties=_tags(prop), run_id=run)
+    if dataset is not None:
+        records = [r for r in records if any(_names(d, dataset) for d in r.datasets)]
+    if latest:
+        records = [r for i, r in enumerate(records) if i == 0 or records[i - 1].name != r.name]
     if json_:
         print_json({"models": [model_document(r) for r in records]})
         return

@@ -9,8 +9,9 @@ on this machine (a confined step may read the registry, nothing else of the work
 else downloaded once into `./azureml-models/<name>/<version>/`, SDK v1's cache.
 
 Every call goes through the workspace's backend, so the same code works on a workspace
-folder and on a server. Inside a step with no workspace at hand, the step's own backend is
-used (`sdk.context.step_backend`).
+folder and on a server. Inside a step with no workspace at hand, `get_model_path` first
+reads the registry folder of the step's workspace (no database: a scoring script starts
+fast), then asks the step's own backend (`sdk.context.step_backend`).
 """
 
 from __future__ import annotations
@@ -347,7 +348,7 @@ class Model:
 
     def _dataset(self, reference: DatasetReference) -> Any:
         from headrace.errors import NotFoundError
-        from headrace.sdk.datasets import Dataset
+        from headrace.sdk.dataset_factory import Dataset
 
         try:
             if reference.id is not None:

@@ -412,9 +412,9 @@ def local_files(
             if root is not None:
                 out.append((f.relative, root / f.location))
             else:
+                # Downloaded on every read: a size alone cannot tell a changed object.
                 target = cache / source["datastore"] / f.location
-                if not (target.exists() and target.stat().st_size == f.size):
-                    pending.setdefault(source["datastore"], []).append((f.location, target))
+                pending.setdefault(source["datastore"], []).append((f.location, target))
                 out.append((f.relative, target))
     for datastore, pairs in pending.items():
         access.download(datastore, pairs)

@@ -21,11 +21,11 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from headrace.errors import ModelNotFoundError, StoreError, UserError
@@ -246,12 +246,19 @@ class ModelQueries:
             s.flush()
             return model_record(row)
 
-    def delete_model_row(self, name: str, version: int) -> None:
+    def delete_model_row(
+        self, name: str, version: int, in_transaction: Callable[[], None] | None = None
+    ) -> None:
+        """Delete the row; `in_transaction` runs before the commit (it moves the files
+        away, so a folder never outlives its row)."""
         with self.db.write() as s:
             row = s.get(ModelRow, (name, int(version)))
             if row is None:
                 raise ModelNotFoundError(f"No version {version} of model {name!r} to delete.")
             s.delete(row)
+            s.flush()
+            if in_transaction is not None:
+                in_transaction()
 
 
 def _open_inside(source: Path, guard: Path | None) -> int:
@@ -349,6 +356,13 @@ def register_model_files(
             placed: Path | None = None
             try:
                 with meta.db.write() as s:
+                    if not meta.db.is_sqlite:
+                        # Registrations of one name take turns (SQLite's writes already
+                        # do): the next number, and the folder it names, are this one's.
+                        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+                        s.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)}
+                        )
                     version = meta._latest_version(s, name) + 1
                     row = ModelRow(version=version, **row_values)
                     s.add(row)
@@ -360,10 +374,13 @@ def register_model_files(
                     os.replace(staging, placed)
                     record = model_record(row)
                 return record
-            except IntegrityError:
+            except BaseException as exc:
                 if placed is not None and placed.exists():
-                    os.replace(placed, staging)  # back, for the next try
-                continue
+                    # Not committed: no folder without its row (get_model_path reads them).
+                    os.replace(placed, staging)
+                if isinstance(exc, IntegrityError):
+                    continue  # another registration took the number: the next try
+                raise
         raise StoreError(
             f"Could not register model {name!r}: other registrations of it kept taking the "
             "next version; try again."
@@ -373,10 +390,26 @@ def register_model_files(
             shutil.rmtree(staging)
 
 
-def remove_model_files(artifacts: LocalArtifactStore, name: str, version: int) -> None:
+def remove_model_files(
+    artifacts: LocalArtifactStore, meta: ModelQueries, name: str, version: int
+) -> None:
+    """Delete a version: its row, and its files (moved aside in the same transaction,
+    removed after the commit; put back if the commit fails)."""
     folder = model_folder(artifacts, name, version)
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(folder)
+    trash = artifacts.models_dir() / ".staging" / f"deleted-{uuid.uuid4().hex}"
+
+    def move_aside() -> None:
+        if folder.exists():
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(folder, trash)
+
+    try:
+        meta.delete_model_row(name, version, move_aside)
+    except BaseException:
+        if trash.exists() and not folder.exists():
+            os.replace(trash, folder)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
     with contextlib.suppress(OSError):
         folder.parent.rmdir()  # the name's folder, once its last version is gone
 
