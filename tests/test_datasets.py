@@ -285,3 +285,16 @@ def test_urls_are_read_and_registered(ws: Workspace, tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_register_pandas_dataframe(ws: Workspace, store) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    registered = Dataset.Tabular.register_pandas_dataframe(frame, (store, "frames"), "frame")
+    assert (registered.name, registered.version) == ("frame", 1)
+    assert Dataset.get_by_name(ws, "frame").to_pandas_dataframe().equals(frame)
+    (written,) = [p for p in store.list_files("frames") if p.endswith(".parquet")]
+    assert written.startswith("frames/")
+    again = Dataset.Tabular.register_pandas_dataframe(frame.head(1), store, "frame")
+    assert again.version == 2 and len(again.to_pandas_dataframe()) == 1

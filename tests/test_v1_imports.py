@@ -309,19 +309,24 @@ def test_only_a_pipeline_built_with_the_alias_runs_its_scripts_through_it(tmp_pa
     (tmp_path / "step.py").write_text("print('hi')\n")
     ws = Workspace.create("w", path=str(tmp_path / "ws"))
 
-    def flags() -> list[bool]:
+    def pipeline() -> Pipeline:
         steps = [
             PythonScriptStep("step.py", source_directory=str(tmp_path)),
             CommandStep(command="echo hi", source_directory=str(tmp_path)),
         ]
-        return [n.azureml_alias for n in Pipeline(ws, steps).graph.nodes]
+        return Pipeline(ws, steps)
 
-    assert flags() == [False, False]
+    assert [n.azureml_alias for n in pipeline().graph.nodes] == [False, False]
     alias.install()
     try:
-        assert flags() == [True, False]  # a command is not a Python script
+        built = pipeline()
+        assert [n.azureml_alias for n in built.graph.nodes] == [True, False]  # not a command
+        # Published, it keeps the mark: a REST submit later runs its scripts the same way.
+        published = built.publish(name="aliased")
     finally:
         alias.uninstall()
+    stored = ws.backend.get_graph(published.graph_id)
+    assert [n.azureml_alias for n in stored.nodes] == [True, False]
 
 
 # Every `from M import N` of SDK v1 names that the official pipeline notebooks and their step

@@ -56,9 +56,9 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         PipelineData,
         PortDataReference,
     )
+    from headrace.sdk.dataset_factory import Dataset
     from headrace.sdk.dataset_outputs import OutputFileDatasetConfig
     from headrace.sdk.datasets import (
-        Dataset,
         DatasetConsumptionConfig,
         DataType,
         FileDataset,
@@ -108,7 +108,7 @@ _HOMES = {
     "DataType": "headrace.sdk.datasets",
     "DatabricksCompute": "headrace.sdk.spark",
     "DatabricksStep": "headrace.sdk.spark",
-    "Dataset": "headrace.sdk.datasets",
+    "Dataset": "headrace.sdk.dataset_factory",
     "DatasetConsumptionConfig": "headrace.sdk.datasets",
     "DatasetFormatError": "headrace.errors",
     "DatasetNotFoundError": "headrace.errors",

@@ -1,5 +1,6 @@
-"""Datasets with SDK v1 names: `Dataset.File.from_files`, `Dataset.Tabular.from_*`,
-`FileDataset`, `TabularDataset`, `DatasetConsumptionConfig`, `DataType`.
+"""Dataset objects with SDK v1 names: `FileDataset`, `TabularDataset`,
+`DatasetConsumptionConfig`, `DataType` (the factories and `Dataset` itself are in
+sdk/dataset_factory.py).
 
 A dataset object is a definition (store/datasets.py: sources, format, column types,
 transforms) plus, once registered, its id, name and version. Reading goes through the
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = [
     "AbstractDataset",
     "DataType",
-    "Dataset",
     "DatasetConsumptionConfig",
     "FileDataset",
     "MountContext",
@@ -116,53 +116,6 @@ def _cache_dir(definition: dict[str, Any]) -> Path:
     cache = os.environ.get("HEADRACE_DATASET_CACHE")
     root = Path(cache) if cache else headrace_home() / "cache" / "datasets"
     return root / key[:16]
-
-
-def _source(item: Any) -> tuple[dict[str, Any], Workspace | None]:
-    """One path argument of a factory as a source, and the workspace it belongs to."""
-    from headrace.sdk.data import DataPath, DataReference
-
-    if isinstance(item, str):
-        if "://" in item:
-            if not item.startswith(("http://", "https://")):
-                raise UserError(
-                    f"Dataset path {item!r}: only http(s) URLs are read directly; register the "
-                    "storage as a datastore and pass (datastore, 'path') instead."
-                )
-            return {"url": item}, None
-        return {"local": os.path.abspath(os.path.expanduser(item))}, None
-    if isinstance(item, os.PathLike):
-        return {"local": os.path.abspath(os.fspath(item))}, None
-    if isinstance(item, (DataReference, DataPath)):
-        datastore = item.datastore
-        path = item.path_on_datastore or ""
-    elif isinstance(item, tuple) and len(item) == 2:
-        datastore, path = item
-    else:
-        raise UserError(
-            f"Dataset path must be a (datastore, 'path') tuple, datastore.path('...'), a "
-            f"DataPath, a URL or a local path (or a list of them), not {type(item).__name__}."
-        )
-    name = getattr(datastore, "name", None)
-    if not isinstance(name, str):
-        raise UserError(
-            f"Dataset path {item!r:.80}: the datastore must be a Datastore object "
-            "(ws.get_default_datastore() or Datastore(ws, name))."
-        )
-    check_text(path, "Dataset path on the datastore", empty_ok=True)
-    return {"datastore": name, "path": path or ""}, getattr(datastore, "workspace", None)
-
-
-def _sources(path: Any) -> tuple[list[dict[str, Any]], Workspace | None]:
-    items = path if isinstance(path, list) else [path]
-    if not items:
-        raise UserError("Dataset path is an empty list; give at least one path.")
-    sources, workspace = [], None
-    for item in items:
-        source, ws = _source(item)
-        sources.append(source)
-        workspace = workspace or ws
-    return sources, workspace
 
 
 class AbstractDataset:
@@ -479,7 +432,7 @@ class TabularDataset(AbstractDataset):
         finally:
             if writer is not None:
                 writer.close()
-        return Dataset.File.from_files(str(folder))
+        return FileDataset({"kind": "file", "sources": [{"local": str(folder)}]})
 
     def to_csv_files(self, separator: str = ",") -> FileDataset:
         from pyarrow import csv
@@ -487,7 +440,7 @@ class TabularDataset(AbstractDataset):
         folder = Path(tempfile.mkdtemp(prefix="headrace-csv-"))
         table = self.to_arrow_table()
         csv.write_csv(table, str(folder / "part-00000.csv"), csv.WriteOptions(delimiter=separator))
-        return Dataset.File.from_files(str(folder))
+        return FileDataset({"kind": "file", "sources": [{"local": str(folder)}]})
 
     def keep_columns(self, columns: str | list[str], validate: bool = False) -> TabularDataset:
         return self._derived(["keep_columns", _columns(columns)])  # type: ignore[no-any-return]
@@ -523,121 +476,6 @@ def _types(column_types: dict[str, Any] | None) -> dict[str, str]:
             )
         out[str(column)] = name
     return out
-
-
-def _header(header: Any) -> bool:
-    """SDK v1's header: a bool or a PromoteHeadersBehavior (0 means no headers)."""
-    value = getattr(header, "value", header)
-    return bool(value)
-
-
-def _checked_new(
-    cls: type[AbstractDataset], definition: dict[str, Any], ws: Workspace | None, validate: bool
-) -> Any:
-    dataset = cls(definition, ws)
-    if validate:
-        dataset._files()  # DatasetPathError naming a pattern that matches nothing
-    return dataset
-
-
-def _refuse_unsupported(partition_format: Any, include_path: Any = False) -> None:
-    """SDK v1 options headrace does not implement: refused, never silently ignored."""
-    if partition_format is not None:
-        raise UserError(
-            "partition_format is not supported by headrace datasets yet; match the files with "
-            "a glob (for example 'data/*/*.csv') and read the partition from the path."
-        )
-    if include_path:
-        raise UserError(
-            "include_path=True is not supported by headrace datasets yet; leave it False."
-        )
-
-
-class _FileFactory:
-    @staticmethod
-    def from_files(
-        path: Any, validate: bool = True, partition_format: str | None = None, is_file: bool = False
-    ) -> FileDataset:
-        _refuse_unsupported(partition_format)
-        sources, ws = _sources(path)
-        return _checked_new(FileDataset, {"kind": "file", "sources": sources}, ws, validate)  # type: ignore[no-any-return]
-
-
-class _TabularFactory:
-    @staticmethod
-    def _make(path: Any, fmt: dict[str, Any], set_column_types: Any, validate: bool) -> Any:
-        sources, ws = _sources(path)
-        definition = {
-            "kind": "tabular",
-            "sources": sources,
-            "format": fmt,
-            "column_types": _types(set_column_types),
-        }
-        return _checked_new(TabularDataset, definition, ws, validate)
-
-    @staticmethod
-    def from_delimited_files(
-        path: Any,
-        validate: bool = True,
-        include_path: bool = False,
-        infer_column_types: bool = True,
-        set_column_types: dict[str, Any] | None = None,
-        separator: str = ",",
-        header: Any = True,
-        partition_format: str | None = None,
-        support_multi_line: bool = False,
-        empty_as_string: bool = False,
-        encoding: str = "utf8",
-    ) -> TabularDataset:
-        _refuse_unsupported(partition_format, include_path)
-        if not isinstance(separator, str) or len(separator) != 1:
-            raise UserError(f"separator must be one character, not {separator!r}.")
-        fmt = {
-            "type": "delimited",
-            "separator": separator,
-            "header": _header(header),
-            "encoding": encoding,
-            "empty_as_null": not empty_as_string,
-            "multi_line": bool(support_multi_line),
-            "infer_column_types": bool(infer_column_types),
-        }
-        return _TabularFactory._make(path, fmt, set_column_types, validate)  # type: ignore[no-any-return]
-
-    @staticmethod
-    def from_parquet_files(
-        path: Any,
-        validate: bool = True,
-        include_path: bool = False,
-        set_column_types: dict[str, Any] | None = None,
-        partition_format: str | None = None,
-    ) -> TabularDataset:
-        _refuse_unsupported(partition_format, include_path)
-        return _TabularFactory._make(path, {"type": "parquet"}, set_column_types, validate)  # type: ignore[no-any-return]
-
-    @staticmethod
-    def from_json_lines_files(
-        path: Any,
-        validate: bool = True,
-        include_path: bool = False,
-        set_column_types: dict[str, Any] | None = None,
-        partition_format: str | None = None,
-        invalid_lines: str = "error",
-        encoding: str = "utf8",
-    ) -> TabularDataset:
-        _refuse_unsupported(partition_format, include_path)
-        if invalid_lines != "error":
-            raise UserError("invalid_lines must be 'error' (the only mode headrace reads).")
-        return _TabularFactory._make(  # type: ignore[no-any-return]
-            path, {"type": "json_lines"}, set_column_types, validate
-        )
-
-
-class Dataset(AbstractDataset):
-    """SDK v1's entry point: `Dataset.File.from_files(...)`, `Dataset.Tabular.from_...`,
-    `Dataset.get_by_name(ws, name, version='latest')`, `Dataset.get_by_id(ws, id)`."""
-
-    File = _FileFactory
-    Tabular = _TabularFactory
 
 
 def dataset_from_record(workspace: Workspace | None, record: DatasetRecord) -> Any:

@@ -348,7 +348,7 @@ class Model:
 
     def _dataset(self, reference: DatasetReference) -> Any:
         from headrace.errors import NotFoundError
-        from headrace.sdk.datasets import Dataset
+        from headrace.sdk.dataset_factory import Dataset
 
         try:
             if reference.id is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from headrace.errors import DatasetPathError, UserError
+from headrace.store.datastores import clean_relative_path
 
 __all__ = [
     "TYPE_NAMES",
@@ -124,6 +125,11 @@ def check_definition(definition: Any) -> dict[str, Any]:
                 f"A dataset source must be {{'datastore': name, 'path': path}}, {{'url': url}} "
                 f"or {{'local': path}}, not {source!r:.80}."
             )
+        if "datastore" in source:
+            # `..`, absolute paths and over-long ones are refused (DatastorePathError).
+            clean_relative_path(source["path"], what="dataset path")
+        if "url" in source and not str(source["url"]).startswith(("http://", "https://")):
+            raise UserError(f"A dataset URL must be http(s), not {source['url']!r:.80}.")
     fmt = definition.get("format")
     if kind == "tabular":
         if not isinstance(fmt, dict) or fmt.get("type") not in FORMATS:

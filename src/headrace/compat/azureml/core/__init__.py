@@ -14,7 +14,7 @@ from headrace.compat.azureml.core.authentication import (
     ServicePrincipalAuthentication,
 )
 from headrace.sdk.compute import ComputeTarget
-from headrace.sdk.datasets import Dataset
+from headrace.sdk.dataset_factory import Dataset
 from headrace.sdk.datastore import Datastore
 from headrace.sdk.experiment import Experiment
 from headrace.sdk.model import Model

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from headrace.sdk.datasets import Dataset
+from headrace.sdk.dataset_factory import Dataset
 
 __all__ = ["Dataset"]

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
+from headrace.sdk.dataset_factory import FileDatasetFactory, TabularDatasetFactory
 from headrace.sdk.datasets import DataType
-from headrace.sdk.datasets import _FileFactory as FileDatasetFactory
-from headrace.sdk.datasets import _TabularFactory as TabularDatasetFactory
 
 __all__ = ["DataType", "FileDatasetFactory", "TabularDatasetFactory"]
