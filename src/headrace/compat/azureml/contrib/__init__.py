@@ -1,0 +1,1 @@
+"""`azureml.contrib`: the preview packages SDK v1 code still imports from."""
