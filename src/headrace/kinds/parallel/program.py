@@ -377,6 +377,11 @@ class Coordinator:
         return summary
 
 
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(spec: ParallelSpec) -> int:
     try:
         spec = _parameters(spec)
@@ -394,10 +399,9 @@ def main(spec: ParallelSpec) -> int:
             "processes ran on this machine."
         )
     coordinator = Coordinator(spec, batches, out_dir)
-    print(
+    _say(
         f"ParallelRunStep: {len(batches)} mini-batches, {coordinator.total_items} items, "
-        f"{process_count} worker processes",
-        flush=True,
+        f"{process_count} worker processes"
     )
     try:
         coordinator.run_all(process_count)
@@ -406,7 +410,7 @@ def main(spec: ParallelSpec) -> int:
         coordinator.shutdown()
         coordinator.metrics(force=True)
         summary = coordinator.write_logs("failed", note)
-        print(summary, flush=True)
+        _say(summary)
         sys.stderr.write(f"ParallelRunStep failed: {exc}\n")
         return 1
     coordinator.shutdown()
@@ -414,5 +418,5 @@ def main(spec: ParallelSpec) -> int:
     shutil.rmtree(coordinator.commit_dir.parent, ignore_errors=True)
     coordinator.metrics(force=True)
     summary = coordinator.write_logs("finished", note)
-    print(summary, flush=True)
+    _say(summary)
     return 0

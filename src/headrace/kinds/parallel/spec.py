@@ -4,6 +4,7 @@ the step's program (program.py) from the same class: no argv string in between."
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -21,7 +22,7 @@ def parse_size(text: str) -> tuple[float, str] | None:
         value = float(number)
     except ValueError:
         return None
-    if value <= 0 or value != value or value == float("inf"):
+    if not math.isfinite(value) or value <= 0:
         return None
     return value, unit
 

@@ -3,6 +3,7 @@ then `run(mini_batch)` for every mini-batch the coordinator (program.py) sends i
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -22,12 +23,14 @@ def _install_helpers() -> None:
     package.parallel_run = entry  # type: ignore[attr-defined]
     sys.modules.setdefault("azureml_user", package)
     sys.modules.setdefault("azureml_user.parallel_run", entry)
-    try:
-        from headrace.compat.azureml.alias import install
+    from headrace.errors import AliasConflictError
 
-        install()
-    except Exception:
-        pass
+    # Named, not imported: the compat tree is a layer above the kinds (the step runtime
+    # starts the alias launcher by name in the same way). With a real azureml package
+    # installed, the script uses that one.
+    alias = importlib.import_module("headrace.compat.azureml.alias")
+    with contextlib.suppress(AliasConflictError):
+        alias.install()
 
 
 def _logger(number: int, log_dir: str, level: str) -> logging.Logger:
