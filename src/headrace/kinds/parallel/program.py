@@ -37,6 +37,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from headrace.graph.model import STEP_ERROR_PREFIX
 from headrace.kinds.parallel.spec import ParallelSpec, parse_size, size_in_bytes
 from headrace.kinds.parallel.worker import serve
 
@@ -377,6 +378,12 @@ class Coordinator:
         return summary
 
 
+def _fail(reason: str) -> None:
+    """The step's error message (see STEP_ERROR_PREFIX), one line."""
+    sys.stderr.write(STEP_ERROR_PREFIX + " ".join(reason.split()) + "\n")
+    sys.stderr.flush()
+
+
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -388,7 +395,7 @@ def main(spec: ParallelSpec) -> int:
         out_dir = os.environ.get(f"AZUREML_DATAREFERENCE_{spec.output}") if spec.output else None
         batches = _batches(spec)
     except StepFailure as exc:
-        sys.stderr.write(f"ParallelRunStep: {exc}\n")
+        _fail(f"ParallelRunStep: {exc}")
         return 1
     per_node = spec.process_count_per_node or os.cpu_count() or 1
     process_count = per_node * spec.node_count
@@ -411,7 +418,7 @@ def main(spec: ParallelSpec) -> int:
         coordinator.metrics(force=True)
         summary = coordinator.write_logs("failed", note)
         _say(summary)
-        sys.stderr.write(f"ParallelRunStep failed: {exc}\n")
+        _fail(f"ParallelRunStep: {exc}")
         return 1
     coordinator.shutdown()
     coordinator.assemble()
