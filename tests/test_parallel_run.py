@@ -375,3 +375,77 @@ def test_an_entry_script_without_init_or_run_fails_saying_so(
     assert run.get_status() == "Failed"
     message = run.find_step_run("incomplete")[0].get_details()["error"]["error"]["message"]
     assert f"'score.py' has {missing}" in message, message
+
+
+# What the SDK v1 notebooks' entry scripts do: a model from the registry in init(), the
+# EntryScript logger, and (summary_only) files of its own in the output folder.
+SCORE_WITH_MODEL = textwrap.dedent(
+    """
+    import os
+    from azureml.core import Model
+    from azureml_user.parallel_run import EntryScript
+
+    def init():
+        global offset, out_dir
+        with open(Model.get_model_path("offset-model")) as fh:
+            offset = int(fh.read())
+        out_dir = EntryScript().output_dir
+        EntryScript().logger.info("model loaded: offset %d", offset)
+
+    def run(mini_batch):
+        rows = [f"{os.path.basename(p)} {int(open(p).read()) + offset}" for p in mini_batch]
+        name = os.path.basename(mini_batch[0]) + ".scores"
+        with open(os.path.join(out_dir, name), "w") as fh:
+            fh.write("\\n".join(rows))
+        return rows
+    """
+)
+
+
+def test_parameters_summary_only_models_and_downloaded_inputs(
+    ws: Workspace, images: Any, tmp_path: Path
+) -> None:
+    from headrace import Model
+
+    (tmp_path / "offset.txt").write_text("1000")
+    Model.register(ws, str(tmp_path / "offset.txt"), "offset-model")
+    source = write(tmp_path / "src", "score.py", SCORE_WITH_MODEL)
+    batch_size = PipelineParameter("batch_size_param", "5")
+    processes = PipelineParameter("process_count_param", 2)
+    step = ParallelRunStep(
+        name="summary-score",
+        parallel_run_config=config(
+            source,
+            output_action="summary_only",
+            mini_batch_size=batch_size,
+            process_count_per_node=processes,
+            node_count=2,
+        ),
+        inputs=[images.as_named_input("digits").as_download()],
+        output=PipelineData("scores", datastore=ws.get_default_datastore()),
+    )
+    pipeline = Pipeline(ws, [step])
+    run = Experiment(ws, "batch").submit(
+        pipeline, pipeline_parameters={"batch_size_param": "7", "process_count_param": 1}
+    )
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    step_run = run.find_step_run("summary-score")[0]
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    folder = Path(step_run.get_output_data("scores").download(tmp_path / "dl", show_progress=False))
+    written = sorted(p.name for p in folder.rglob("*.scores"))
+    # 23 files in mini-batches of 7 (the run's value, not the default 5): 4 files of scores.
+    assert written == [
+        "img000.txt.scores",
+        "img007.txt.scores",
+        "img014.txt.scores",
+        "img021.txt.scores",
+    ]
+    assert not list(folder.rglob("parallel_run_step.txt"))  # summary_only: the script's own
+    assert next(folder.rglob("img021.txt.scores")).read_text() == "img021.txt 1021\nimg022.txt 1022"
+    summary = step_file(step_run, "logs/summary.txt", tmp_path)
+    # node_count 2 x the run's 1 process per node, all on this machine.
+    assert "4 mini-batches (4 done, 0 failed)" in summary, summary
+    assert "node_count 2 on a local target: all 2 worker processes ran on this machine" in summary
+    logs = [n for n in step_run.get_file_names() if n.startswith("logs/user/worker_")]
+    assert len(logs) == 2
+    assert any("model loaded: offset 1000" in step_file(step_run, n, tmp_path) for n in logs)
