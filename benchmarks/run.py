@@ -51,6 +51,7 @@ BENCHMARKS = {
     "datasets": "benchmarks.bench_datasets",
     "models": "benchmarks.bench_models",
     "kill": "benchmarks.bench_kill",
+    "parallel": "benchmarks.bench_parallel",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

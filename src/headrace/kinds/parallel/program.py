@@ -4,15 +4,18 @@ worker processes (worker.py), and commit each batch's rows exactly once.
 - **Workers.** `process_count_per_node` processes (default: the machine's cores) x
   `node_count`, all on this machine: a local target is one node, so node_count > 1 only
   multiplies the processes here (a line in the summary says so). Each calls `init()` once.
-- **A batch** goes to one idle worker at a time. It fails when `run()` raises, returns more
-  rows than items, runs past `run_invocation_timeout` (the worker is killed and replaced)
-  or its worker dies; a failed batch is tried again (another worker, possibly) until
-  `run_max_try` attempts, then its items count as failed. run() returning fewer rows than
-  items counts the difference as failed items (SDK v1).
-- **Exactly once, in order.** Only this process writes output. A batch's rows are written
-  to `<working folder>/.parallel/batches/<index>` through a temporary name and a rename,
-  once, the first time it succeeds; a retried or killed attempt's rows are never written.
-  At the end the files are joined in input order into `append_row_file_name`.
+- **A batch** goes to one worker (two are queued per worker, so none waits between
+  them). It fails when `run()` raises, returns more rows than items, runs past
+  `run_invocation_timeout` (the worker is killed and replaced) or its worker dies; a
+  failed batch is tried again (another worker, possibly) until `run_max_try` attempts,
+  then its items count as failed. run() returning fewer rows than items counts the
+  difference as failed items (SDK v1).
+- **Exactly once, in order.** Only this process writes output. A batch's rows are committed
+  once, the first time it succeeds, as one record (`<index> <bytes>` and the rows) appended
+  with one write to `<working folder>/.parallel/committed`; a timed-out or killed attempt's
+  rows are never read. At the end the records are joined in input order into
+  `append_row_file_name` (written under a temporary name, then renamed). One file, not one
+  per batch: creating a file per mini-batch cost more than the batches themselves.
 - **Limits.** `error_threshold` counts failed items, `allowed_failed_count` failed
   mini-batches, `allowed_failed_percent` the percent of failed mini-batches (at the end):
   over any, the step stops and fails naming the items and first errors. -1 ignores.
@@ -44,6 +47,7 @@ from headrace.kinds.parallel.worker import serve
 __all__ = ["main"]
 
 _FIRST_ERRORS = 3
+_IN_FLIGHT = 2
 
 
 class StepFailure(Exception):
@@ -65,7 +69,9 @@ class Worker:
     process: Any
     conn: Any
     ready: bool = False
-    batch: Batch | None = None
+    # Sent, in order; the first is the one run() is working on. Two are kept in flight so a
+    # worker never waits for this process between batches.
+    inflight: deque[Batch] = field(default_factory=deque)
     deadline: float = 0.0
 
 
@@ -143,9 +149,11 @@ class Coordinator:
         self.failures: list[Batch] = []
         self.log_dir = Path("logs")
         self.log_dir.mkdir(exist_ok=True)
-        self.commit_dir = Path(".parallel") / "batches"
-        shutil.rmtree(self.commit_dir.parent, ignore_errors=True)
+        self.commit_dir = Path(".parallel")
+        shutil.rmtree(self.commit_dir, ignore_errors=True)
         self.commit_dir.mkdir(parents=True)
+        self.journal_path = self.commit_dir / "committed"
+        self.journal = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.out_dir = out_dir
         self.workers: list[Worker] = []
         self.numbers = 0
@@ -184,11 +192,9 @@ class Coordinator:
     # -- outcomes -----------------------------------------------------------------------
     def commit(self, batch: Batch, rows: list[str]) -> None:
         if self.spec.output_action == "append_row":
-            final = self.commit_dir / f"{batch.index:09d}"
-            temporary = self.commit_dir / f".{batch.index:09d}.tmp"
-            with open(temporary, "w") as fh:
-                fh.writelines(row + "\n" for row in rows)
-            os.replace(temporary, final)
+            data = "".join(row + "\n" for row in rows).encode()
+            # One record, one write: "<index> <bytes>\n" and the rows.
+            os.write(self.journal, f"{batch.index} {len(data)}\n".encode() + data)
         failed = self._size(batch) - len(rows)
         self.batches_done += 1
         self.items_done += len(rows)
@@ -273,11 +279,11 @@ class Coordinator:
         for _ in range(min(process_count, max(1, len(self.batches)))):
             self.start_worker()
         timeout = self.spec.run_invocation_timeout
-        while self.pending or any(w.batch for w in self.workers):
+        while self.pending or any(w.inflight for w in self.workers):
             now = time.monotonic()
             for worker in list(self.workers):
-                if worker.batch is not None and now >= worker.deadline:
-                    batch = worker.batch
+                if worker.inflight and now >= worker.deadline:
+                    batch = self.lost(worker)
                     self.stop_worker(worker, kill=True)
                     self.start_worker()
                     self.attempt_failed(
@@ -286,12 +292,13 @@ class Coordinator:
                         f"{timeout}s (attempt {batch.attempts + 1}); its worker was replaced",
                     )
             for worker in self.workers:
-                if worker.ready and worker.batch is None and self.pending:
+                while worker.ready and len(worker.inflight) < _IN_FLIGHT and self.pending:
                     batch = self.pending.popleft()
-                    worker.batch = batch
-                    worker.deadline = time.monotonic() + timeout
+                    if not worker.inflight:
+                        worker.deadline = time.monotonic() + timeout
+                    worker.inflight.append(batch)
                     worker.conn.send((batch.index, batch.payload, self._size(batch)))
-            deadlines = [w.deadline for w in self.workers if w.batch is not None]
+            deadlines = [w.deadline for w in self.workers if w.inflight]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
             by_handle = {}
             for worker in self.workers:
@@ -304,6 +311,14 @@ class Coordinator:
                 self.receive(worker)
             self.metrics()
 
+    def lost(self, worker: Worker) -> Batch:
+        """The batch run() was working on when `worker` was stopped; the ones sent after it
+        go back to the queue untried."""
+        batch = worker.inflight.popleft()
+        self.pending.extendleft(reversed(worker.inflight))
+        worker.inflight.clear()
+        return batch
+
     def receive(self, worker: Worker) -> None:
         try:
             while worker.conn.poll():
@@ -314,9 +329,11 @@ class Coordinator:
                 elif kind == "fatal":
                     raise StepFailure(message[1])
                 else:
-                    batch = worker.batch
-                    worker.batch = None
-                    assert batch is not None and batch.index == message[1]
+                    batch = worker.inflight.popleft()
+                    assert batch.index == message[1]
+                    if worker.inflight:
+                        timeout = self.spec.run_invocation_timeout
+                        worker.deadline = time.monotonic() + timeout
                     if kind == "done":
                         self.commit(batch, message[2])
                     else:
@@ -324,7 +341,7 @@ class Coordinator:
         except (EOFError, OSError):
             pass
         if not worker.process.is_alive():
-            batch = worker.batch
+            batch = self.lost(worker) if worker.inflight else None
             code = worker.process.exitcode
             self.stop_worker(worker, kill=False)
             if batch is None and not worker.ready:
@@ -340,7 +357,7 @@ class Coordinator:
     def shutdown(self) -> None:
         for worker in list(self.workers):
             try:
-                if worker.batch is None and worker.ready:
+                if not worker.inflight and worker.ready:
                     worker.conn.send(None)
                     worker.process.join(timeout=10)
             except OSError:
@@ -351,14 +368,20 @@ class Coordinator:
         if self.spec.output_action != "append_row" or self.out_dir is None:
             return
         os.makedirs(self.out_dir, exist_ok=True)
+        os.close(self.journal)
         target = Path(self.out_dir) / self.spec.append_row_file_name
         temporary = target.with_name(f".{target.name}.tmp")
-        with open(temporary, "wb") as out:
-            for batch in self.batches:
-                part = self.commit_dir / f"{batch.index:09d}"
-                if part.exists():
-                    with open(part, "rb") as fh:
-                        shutil.copyfileobj(fh, out)
+        where: dict[int, tuple[int, int]] = {}
+        with open(self.journal_path, "rb") as journal:
+            while header := journal.readline():
+                index, size = (int(part) for part in header.split())
+                where[index] = (journal.tell(), size)
+                journal.seek(size, os.SEEK_CUR)
+            with open(temporary, "wb") as out:
+                for index in sorted(where):
+                    offset, size = where[index]
+                    journal.seek(offset)
+                    out.write(journal.read(size))
         os.replace(temporary, target)
 
     def write_logs(self, outcome: str, note: str) -> str:
@@ -390,6 +413,7 @@ def _say(line: str) -> None:
 
 
 def main(spec: ParallelSpec) -> int:
+    started = time.perf_counter()
     try:
         spec = _parameters(spec)
         out_dir = os.environ.get(f"AZUREML_DATAREFERENCE_{spec.output}") if spec.output else None
@@ -422,8 +446,10 @@ def main(spec: ParallelSpec) -> int:
         return 1
     coordinator.shutdown()
     coordinator.assemble()
-    shutil.rmtree(coordinator.commit_dir.parent, ignore_errors=True)
+    shutil.rmtree(coordinator.commit_dir, ignore_errors=True)
     coordinator.metrics(force=True)
-    summary = coordinator.write_logs("finished", note)
+    seconds = time.perf_counter() - started
+    coordinator.run.log("seconds", round(seconds, 3))
+    summary = coordinator.write_logs("finished", f" {seconds:.3f} s.{note}")
     _say(summary)
     return 0
