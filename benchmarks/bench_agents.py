@@ -45,8 +45,10 @@ from benchmarks.common import (
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 LEDGER_STEP = (
     "import os, sys\n"
+    # The agent is the parent of the step's reaper (the step's parent).
+    "agent = open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1]\n"
     "with open(sys.argv[1], 'a') as fh:\n"
-    "    fh.write(os.environ['HEADRACE_PIPELINE_RUN_ID'] + ' ' + str(os.getppid()) + '\\n')\n"
+    "    fh.write(os.environ['HEADRACE_PIPELINE_RUN_ID'] + ' ' + agent + '\\n')\n"
 )
 UNFINISHED = ["NotStarted", "Running"]
 

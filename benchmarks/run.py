@@ -50,6 +50,7 @@ BENCHMARKS = {
     "v1launcher": "benchmarks.bench_v1launcher",
     "datasets": "benchmarks.bench_datasets",
     "models": "benchmarks.bench_models",
+    "kill": "benchmarks.bench_kill",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

@@ -63,7 +63,13 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) ->
 class Scene:
     """A two-step pipeline (`work` -> `after`) whose `work` step is held by a go file."""
 
-    def __init__(self, ws: Workspace, tmp_path: Path, confined: bool = False) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        tmp_path: Path,
+        confined: bool = False,
+        timeout_seconds: float | None = None,
+    ) -> None:
         self.ws = ws
         self.root = Path(str(ws.path))
         self.meta = ws.backend.meta  # type: ignore[attr-defined]
@@ -81,6 +87,7 @@ class Scene:
             outputs=[out],
             source_directory=str(src),
             allow_reuse=False,
+            timeout_seconds=timeout_seconds,
         )
         after = PythonScriptStep(
             "after.py",
@@ -259,4 +266,50 @@ def test_an_agent_killed_after_committing_outputs_before_recording_them_ends_rig
         lock.execute("ROLLBACK")
         lock.close()
     assert scene.step().status == Status.RUNNING, "the end was not recorded"
+    scene.assert_adopted_and_kept(tmp_path)
+
+
+def test_an_adopted_step_keeps_its_timeout_counted_from_its_start(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    scene = Scene(ws, tmp_path, timeout_seconds=6)
+    scene.kill_agent()
+    assert scene.finish() == "Failed"  # the go file never comes
+    assert scene.executions() == 1
+    record = scene.step()
+    assert record.status == Status.FAILED and record.attempt == 0
+    assert "timed out after 6 s" in (record.error or {})["message"]
+    assert record.ended_at is not None and record.started_at is not None
+    assert (record.ended_at - record.started_at).total_seconds() < 30
+
+
+def test_a_run_canceled_while_its_agent_was_dead_stops_its_adopted_step(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    scene = Scene(ws, tmp_path)
+    scene.kill_agent()
+    pid = scene.step().pid or 0
+    scene.run.cancel()  # recorded; the agent this starts adopts the step, then stops it
+    assert scene.finish() == "Canceled"
+    assert scene.executions() == 1
+    assert scene.step().status == Status.CANCELED
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or pid == 0, "the step to stop")
+
+
+def test_a_record_the_step_wrote_itself_does_not_end_it_early(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The step may write its run folder: an exit record there while its reaper still runs
+    is not believed; the new agent waits for the reaper."""
+    scene = Scene(ws, tmp_path)
+    wait_for(lambda: bool(scene.step().pid), "the step's process to be recorded")
+    scene.kill_agent()
+    scene.exit_record().write_text("0\n")  # what a step could write
+    assert ensure_agent(scene.root)
+    wait_for(lambda: bool(scene.events("step.adopted")), "the new agent to adopt the step")
+    (payload,) = scene.events("step.adopted")
+    assert payload["process"] == "running"
+    time.sleep(0.5)
+    assert scene.step().status == Status.RUNNING
+    scene.go.touch()
     scene.assert_adopted_and_kept(tmp_path)

@@ -387,3 +387,33 @@ def test_datasets_on_an_object_store(ws: Workspace, src: Path, tmp_path: Path) -
         assert sorted(second.to_pandas_dataframe()["age"]) == [31, 43]
     finally:
         moto.stop()
+
+
+def test_dataset_paths_cannot_leave_their_datastore_or_reach_a_confined_steps_host(
+    ws: Workspace,
+    store,
+    src: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from headrace import DatastorePathError
+
+    with pytest.raises(DatastorePathError, match=r"'\.\.'"):
+        Dataset.File.from_files((store, "../../headrace.db"))
+    with pytest.raises(DatastorePathError, match="destination path"):
+        OutputFileDatasetConfig("out", destination=(store, "../{run-id}"))
+    # A confined step gets no dataset of paths on the server's machine (its sandbox would
+    # have to grant them: the workspace's database, the server user's home).
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n1\n")
+    monkeypatch.setenv("HEADRACE_STEP_ISOLATION", "on")
+    step = PythonScriptStep(
+        "read.py",
+        name="read",
+        inputs=[Dataset.File.from_files(str(outside)).as_named_input("local").as_mount()],
+        source_directory=str(src),
+    )
+    run = Experiment(ws, "confined-local").submit(Pipeline(ws, [step]))
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Failed"
+    error = run.find_step_run("read")[0].get_details()["error"]["error"]["message"]
+    assert "reads paths of the server's machine" in error and "datastore" in error

@@ -304,6 +304,10 @@ def test_a_step_registers_its_output_and_a_later_step_scores_with_it(
     assert model.run.id == trained.id and model.tags == {"area": "iris"}
     assert "outputs/model.pkl" in trained.get_file_names()
     assert [m.id for m in Model.list(any_ws, run_id=trained.id)] == ["iris-clf:1"]
+    listed = RUNNER.invoke(
+        cli_app, ["model", "list", "--run", trained.id, "--json", "-w", str(any_ws.path)]
+    )
+    assert [m["run_id"] for m in json.loads(listed.stdout)["models"]] == [trained.id]
 
 
 def test_a_finished_step_run_registers_a_model_from_its_files(

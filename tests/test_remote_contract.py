@@ -351,6 +351,18 @@ def test_datasets_register_read_and_feed_a_step(any_ws: Workspace, tmp_path: Pat
     assert list(any_ws.datasets) == ["tab"]
     with pytest.raises(DatasetNotFoundError, match="its versions are 1"):
         Dataset.get_by_name(any_ws, "tab", version=2)
+    bad = {"kind": "file", "sources": [{"datastore": store.name, "path": "t"}]}
+    for wrong in ({"transforms": [["take", "x"]]}, {"kind": "tabular", "format": {"type": 1}}):
+        with pytest.raises(UserError):
+            any_ws.backend.register_dataset(
+                {**bad, **wrong}, name="bad", description=None, tags={}, create_new_version=False
+            )
+    local = Dataset.File.from_files(str(data / "t" / "a.csv"))
+    if any_ws.path is None:  # a server reads no path of its own machine for a caller
+        with pytest.raises(UserError, match="not paths of the server's machine"):
+            local.register(any_ws, "local")
+    else:
+        assert local.register(any_ws, "local").content["file_count"] == 1
     source = tmp_path / "src"
     source.mkdir()
     (source / "read.py").write_text(

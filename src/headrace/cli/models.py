@@ -61,6 +61,9 @@ def list_(
         list[str] | None,
         typer.Option("--property", help="KEY or KEY=VALUE of a property; repeatable."),
     ] = None,
+    run: Annotated[
+        str | None, typer.Option(help="Only models registered by this run (its id).")
+    ] = None,
     dataset: Annotated[
         str | None,
         typer.Option(help="Only models trained on this dataset: NAME, NAME:VERSION or its id."),
@@ -71,7 +74,7 @@ def list_(
 ) -> None:
     """List registered model versions, by name, newest first."""
     ws = open_workspace(workspace)
-    records = ws.backend.list_models(name=name, tags=_tags(tag), properties=_tags(prop))
+    records = ws.backend.list_models(name=name, tags=_tags(tag), properties=_tags(prop), run_id=run)
     if dataset is not None:
         records = [r for r in records if any(_names(d, dataset) for d in r.datasets)]
     if latest:

@@ -238,7 +238,8 @@ class Agent:
             if orchestrator.cancel_requested:
                 orchestrator.request_cancel()
                 for active in adopted:
-                    self._stop_attempt(active, "cancel")
+                    if active.process.poll() is None:  # one that ended is kept as it ended
+                        self._stop_attempt(active, "cancel")
             self.runs[record.id] = orchestrator
 
     def _refresh_dead_agents(self) -> None:
@@ -269,7 +270,8 @@ class Agent:
                 reasons[record.id] = (
                     "its process was stopped with the agent that ran it, before it ended"
                     if pid
-                    else "the agent that ran it died before its process started"
+                    else "no process of it was found on this machine and it left no exit code "
+                    "(its agent died before starting it, or it ran on Ray)"
                 )
                 continue
             task = orchestrator.adopt(record, "running" if alive else "ended", pid)

@@ -174,6 +174,7 @@ def input_identity(ws: WorkspaceStore, definition: dict[str, Any]) -> str:
     `dataset:#<hash>` where the hash covers how the data is read (format, column
     types, transforms) and every matched file's path (as the step sees it), size and
     mtime or ETag, but not the dataset's name, version or patterns."""
+    check_definition(definition)
     how = {k: definition.get(k) for k in ("kind", "format", "column_types", "transforms")}
     digest = hashlib.sha256(json.dumps(how, sort_keys=True).encode())
     listings: dict[tuple[str, str], list[tuple[str, int, str]]] = {}
@@ -221,7 +222,12 @@ def materialize(
 ) -> tuple[str, list[Path]]:
     """Put a dataset input where its step reads it; returns that path and the folders
     holding the files the step reads (an isolated step is granted read access to them)."""
+    check_definition(definition)  # a graph may come over REST: no path leaves its datastore
     access = WorkspaceAccess(ws)
+    for source in definition["sources"]:
+        if "datastore" in source and access.local_root(source["datastore"]) is not None:
+            # The datastore's own check: a symbolic link out of it is refused too.
+            ws.datastore_files(source["datastore"]).local_path(glob_base(source["path"])[0])
     direct = direct_path(definition, access) if mode != "download" else None
     if direct is not None:
         if not direct.exists():
@@ -255,7 +261,4 @@ def _source_root(access: DatasetAccess, definition: dict[str, Any], f: DatasetFi
         base, _glob = glob_base(source["path"])
         if root is not None:
             return root / base if base else root
-    if "local" in source:
-        base, _glob = glob_base(source["local"])
-        return Path("/" + base)
-    return None
+    return None  # paths on this machine are granted nothing (see runtime._dataset_input)

@@ -1,17 +1,19 @@
-"""A step's Python environment: what a step that declares one runs in.
+"""A step's Python environment: what a step runs in, how that is said, and how it counts.
 
 `step_argv` is the one place the step runtime asks how to start a Python step. A step with
-no environment (or `user_managed_dependencies`) runs in the Python of its run's submitter
-(engine/interpreters.py), or in `python.interpreter_path` when a user-managed environment
-names one. A step with
-a package list starts `envrun.py` in its own process, which builds the environment with uv
-on first use (cached by `environment_key` in the workspace's `envs/` folder, built once
-however many steps ask at the same moment) and then replaces itself with the environment's
-interpreter running the script: the agent never waits for a build.
+no environment (or `user_managed_dependencies`, or only a Docker image) runs in the Python
+of its run's submitter (engine/interpreters.py), or in `python.interpreter_path` when a
+user-managed environment names one. A step with a package list starts `envrun.py` in its
+own process (with the uv of headrace's `uv` dependency), which builds the environment on
+first use (cached by `environment_key` in the workspace's `envs/` folder, built once however
+many steps ask at the same moment) and then replaces itself with the environment's
+interpreter running the script: the agent never waits for a build. `step_identity` is the
+environment part of a step's reuse fingerprint; `environment_notes` and
+`describe_environment` are what the step's log, `step show` and the portal say about it.
 
-Not covered: conda packages (refused when the step is defined, see sdk/runconfig.py), Docker
-images (recorded only), and environments for CommandSteps (they run their command as given).
-A step's timeout counts its environment's build.
+Conda packages arrive already translated to PyPI requirements (sdk/condamap.py); Docker
+images are recorded only; CommandSteps run their command as given, whatever their
+environment. A step's timeout counts its environment's build.
 """
 
 from __future__ import annotations

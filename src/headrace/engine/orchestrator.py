@@ -152,8 +152,9 @@ class RunOrchestrator:
         return self._task(node, record.id, record.attempt, ())
 
     def requeue_interrupted(self, reasons: dict[str, str] | None = None) -> None:
-        """Put attempts a dead agent left behind back in the queue, as their next attempt
-        (`reasons`: why, by step run id); adopted attempts stay as they are.
+        """Put attempts a dead agent left Running back in the queue, as their next attempt
+        (`reasons`: why, by step run id), and its queued retries as they are; adopted
+        attempts stay as they are.
 
         The caller has already stopped their processes and removed their staged outputs.
         """
@@ -161,6 +162,11 @@ class RunOrchestrator:
         for record in self.interrupted():
             if record.id in self.running:
                 continue  # adopted
+            if record.status == Status.QUEUED:
+                # A retry that had not started (an attempt is recorded Running before its
+                # process starts): it starts now, as the attempt it is.
+                self.retry_queue.append(record.id)
+                continue
             attempt = record.attempt + 1
             fields: dict[str, Any] = {
                 "status": Status.QUEUED,

@@ -100,9 +100,11 @@ class AdoptedProcess:
         self._started = started
         self.record = record
         self.lost: str | None = None
-        self._code: int | None = read_exit_record(record)
+        self._code: int | None = None
         self._pidfd: int | None = None
-        if self._code is None and pid and is_process_alive(pid, started):
+        # A running reaper is waited for whatever its record says: the step may write that
+        # folder, so it could have put a record there itself.
+        if pid and is_process_alive(pid, started):
             with contextlib.suppress(AttributeError, OSError):
                 self._pidfd = os.pidfd_open(pid)
             if not is_process_alive(pid, started):  # ended, or the pid was reused meanwhile
@@ -118,11 +120,6 @@ class AdoptedProcess:
             return datetime.fromtimestamp(os.stat(self.record).st_mtime, timezone.utc)
         except OSError:
             return None
-
-    @property
-    def running(self) -> bool:
-        """Whether the reaper was running when adopted (else the attempt has ended)."""
-        return self._code is None and bool(self.pid) and is_process_alive(self.pid, self._started)
 
     def poll(self) -> int | None:
         if self._code is not None:

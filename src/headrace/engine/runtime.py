@@ -234,7 +234,7 @@ def prepare(
     dataset_roots: list[Path] = []
     for item in task.inputs:
         if item.dataset is not None:
-            path, roots = _dataset_input(ws, item, cwd)
+            path, roots = _dataset_input(ws, item, cwd, isolated)
             dataset_roots += roots
             paths[item.port] = path
             env_paths[item.port] = env_paths[item.data_name] = path
@@ -426,12 +426,26 @@ def _token_file(scratch: Path, token: str) -> Path:
     return path
 
 
-def _dataset_input(ws: WorkspaceStore, item: ResolvedData, cwd: Path) -> tuple[str, list[Path]]:
+def _dataset_input(
+    ws: WorkspaceStore, item: ResolvedData, cwd: Path, isolated: bool = False
+) -> tuple[str, list[Path]]:
     """Where the step reads a dataset input (engine/datasets.py), and the folders its files
-    are in (readable by an isolated step)."""
+    are in (readable by an isolated step).
+
+    An isolated step may not take a dataset of paths on this machine: granting it those
+    paths would let a submitter read what the sandbox keeps from steps (the workspace's
+    database, the server user's home)."""
     from headrace.engine.datasets import materialize
+    from headrace.errors import UserError
 
     assert item.dataset is not None
+    local = [s["local"] for s in item.dataset.get("sources", []) if "local" in s]
+    if isolated and local:
+        raise UserError(
+            f"Dataset input {item.port!r} reads paths of the server's machine ({local[0]!r}); "
+            "a confined step reads datasets on datastores or URLs: upload the files to a "
+            "datastore and make the dataset from (datastore, 'path')."
+        )
     folder = cwd / (item.path_on_compute or item.port)
     return materialize(ws, item.dataset, folder, item.mode)
 

@@ -24,6 +24,7 @@ from headrace.errors import UserError
 from headrace.graph.model import DATA_PLACEHOLDER
 from headrace.sdk.checks import check_text
 from headrace.sdk.datasets import DatasetConsumptionConfig, _types
+from headrace.store.datastores import clean_relative_path
 
 __all__ = ["OutputFileDatasetConfig", "OutputTabularDatasetConfig"]
 
@@ -53,6 +54,8 @@ class OutputFileDatasetConfig:
                 )
             datastore, path = destination
             path = check_text(path, "OutputFileDatasetConfig's destination path")
+            # `..` or an absolute path would leave the datastore: refused now, not at the end.
+            clean_relative_path(path, what="OutputFileDatasetConfig destination path")
         self.datastore = datastore
         self.datastore_name = getattr(datastore, "name", datastore)
         self.destination_path = path

@@ -45,6 +45,14 @@ def list_datasets(request: Request, _token: Reader) -> list[dict[str, Any]]:
 
 @router.post("/datasets")
 def register_dataset(request: Request, body: DatasetBody, _token: Submitter) -> dict[str, Any]:
+    """Register a version. Sources must be datastore paths or URLs: a path of the server's
+    machine would let a caller learn what is in the server's files."""
+    sources = body.definition.get("sources")
+    if isinstance(sources, list) and any(isinstance(s, dict) and "local" in s for s in sources):
+        raise UserError(
+            "A dataset registered through a server reads datastores or URLs, not paths of the "
+            "server's machine; upload the files to a datastore and use (datastore, 'path')."
+        )
     record = state(request).backend.register_dataset(
         body.definition,
         name=body.name,

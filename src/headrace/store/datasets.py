@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from headrace.errors import DatasetPathError, UserError
+from headrace.store.datastores import clean_relative_path
 
 __all__ = [
     "TYPE_NAMES",
@@ -124,6 +125,11 @@ def check_definition(definition: Any) -> dict[str, Any]:
                 f"A dataset source must be {{'datastore': name, 'path': path}}, {{'url': url}} "
                 f"or {{'local': path}}, not {source!r:.80}."
             )
+        if "datastore" in source:
+            # `..`, absolute paths and over-long ones are refused (DatastorePathError).
+            clean_relative_path(source["path"], what="dataset path")
+        if "url" in source and not str(source["url"]).startswith(("http://", "https://")):
+            raise UserError(f"A dataset URL must be http(s), not {source['url']!r:.80}.")
     fmt = definition.get("format")
     if kind == "tabular":
         if not isinstance(fmt, dict) or fmt.get("type") not in FORMATS:
@@ -131,10 +137,55 @@ def check_definition(definition: Any) -> dict[str, Any]:
     types = definition.get("column_types") or {}
     if not isinstance(types, dict) or any(t not in TYPE_NAMES for t in types.values()):
         raise UserError(f"column_types must map column names to one of {TYPE_NAMES}.")
-    for step in definition.get("transforms") or []:
+    if fmt is not None:
+        _check_format(fmt)
+    transforms = definition.get("transforms") or []
+    if not isinstance(transforms, list):
+        raise UserError("A dataset's transforms must be a list.")
+    for step in transforms:
         if not isinstance(step, list) or not step or step[0] not in TRANSFORMS:
             raise UserError(f"Unknown dataset transform {step!r:.60}.")
+        if not _TRANSFORM_ARGS[step[0]](step[1:]):
+            raise UserError(f"Dataset transform {step!r:.60} has arguments of the wrong kind.")
     return definition
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _fraction_ok(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+_TRANSFORM_ARGS: dict[str, Callable[[list[Any]], bool]] = {
+    "take": lambda a: len(a) == 1 and _count(a[0]),
+    "skip": lambda a: len(a) == 1 and _count(a[0]),
+    "keep_columns": lambda a: (
+        len(a) == 1 and isinstance(a[0], list) and all(isinstance(c, str) for c in a[0])
+    ),
+    "drop_columns": lambda a: (
+        len(a) == 1 and isinstance(a[0], list) and all(isinstance(c, str) for c in a[0])
+    ),
+    "split": lambda a: (
+        len(a) == 3 and _fraction_ok(a[0]) and _count(a[1]) and isinstance(a[2], bool)
+    ),
+    "take_sample": lambda a: len(a) == 2 and _fraction_ok(a[0]) and _count(a[1]),
+}
+
+
+def _check_format(fmt: Any) -> None:
+    """A format's fields have the types the readers take."""
+    if not isinstance(fmt, dict) or fmt.get("type") not in FORMATS:
+        raise UserError(f"A dataset's format must be an object whose type is one of {FORMATS}.")
+    separator = fmt.get("separator", ",")
+    if not isinstance(separator, str) or len(separator) != 1:
+        raise UserError(f"A dataset's separator must be one character, not {separator!r:.20}.")
+    for key in ("header", "empty_as_null", "multi_line", "infer_column_types"):
+        if key in fmt and not isinstance(fmt[key], bool):
+            raise UserError(f"A dataset format's {key} must be true or false.")
+    if not isinstance(fmt.get("encoding", "utf8"), str):
+        raise UserError("A dataset format's encoding must be text.")
 
 
 def definition_hash(definition: dict[str, Any]) -> str:
