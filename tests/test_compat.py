@@ -187,7 +187,6 @@ def test_every_sdk_v1_name_of_headrace_is_reachable_through_compat() -> None:
 @pytest.mark.parametrize(
     ("module", "name", "headed_for"),
     [
-        ("pipeline.steps", "ParallelRunStep", "planned"),
         ("pipeline.core", "Schedule", "scheduler"),
     ],
 )

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         WorkspaceExistsError,
         WorkspaceNotFoundError,
     )
+    from headrace.kinds.parallel import ParallelRunConfig, ParallelRunStep
     from headrace.sdk.builder import StepSequence
     from headrace.sdk.compute import (
         AdlaCompute,
@@ -105,6 +106,8 @@ _HOMES = {
     "DataPathComputeBinding": "headrace.sdk.data",
     "DataReference": "headrace.sdk.data",
     "DataTransferStep": "headrace.sdk.transfer",
+    "ParallelRunConfig": "headrace.kinds.parallel",
+    "ParallelRunStep": "headrace.kinds.parallel",
     "DataType": "headrace.sdk.datasets",
     "DatabricksCompute": "headrace.sdk.spark",
     "DatabricksStep": "headrace.sdk.spark",
@@ -203,6 +206,8 @@ __all__ = [
     "NotFoundError",
     "OfflineRun",
     "OutputFileDatasetConfig",
+    "ParallelRunConfig",
+    "ParallelRunStep",
     "ParameterError",
     "Pipeline",
     "PipelineData",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from headrace.graph.model import StepNode
+from headrace.graph.model import STEP_ERROR_PREFIX, StepNode
 from headrace.limits import JSON_MAX_DEPTH, json_depth_over
 from headrace.store.journal import JournalEntry
 from headrace.store.records import MetricRecord
@@ -64,6 +64,14 @@ def journal_records(
     return metrics, tags
 
 
+def _reported_error(stderr_text: str) -> str | None:
+    """The reason a step's program gave for failing (its last STEP_ERROR_PREFIX line)."""
+    for line in reversed(stderr_text.splitlines()[-200:]):
+        if line.startswith(STEP_ERROR_PREFIX):
+            return line[len(STEP_ERROR_PREFIX) :].strip() or None
+    return None
+
+
 def failure_record(node: StepNode, end: StepEnd, stderr_text: str) -> dict[str, Any]:
     """The error a failed attempt records: message, exit code, stderr tail, traceback."""
     what = f"script {node.script_name}" if node.kind == "python_script" else "command"
@@ -82,6 +90,8 @@ def failure_record(node: StepNode, end: StepEnd, stderr_text: str) -> dict[str, 
         except ValueError:
             name = f"signal {-end.exit_code}"
         message = f"Step {node.name!r} failed: its {what} was killed by {name}"
+    elif (reported := _reported_error(stderr_text)) is not None:
+        message = f"Step {node.name!r} failed: {reported}"
     else:
         message = f"Step {node.name!r} failed: its {what} exited with code {end.exit_code}"
     error: dict[str, Any] = {

@@ -21,6 +21,7 @@ __all__ = [
     "DATA_PLACEHOLDER",
     "PARAMETER_PLACEHOLDER",
     "SCHEMA_VERSION",
+    "STEP_ERROR_PREFIX",
     "DataNode",
     "Graph",
     "InputBinding",
@@ -32,6 +33,10 @@ __all__ = [
 SCHEMA_VERSION = 1
 DATA_PLACEHOLDER = "$AZUREML_DATAREFERENCE_"
 PARAMETER_PLACEHOLDER = "$AML_PARAMETER_"
+# A step's program (a kind package's, headrace.kinds) that fails for a reason it can name
+# writes one stderr line starting with this; the step's error message is then that reason
+# instead of "exited with code N".
+STEP_ERROR_PREFIX = "headrace-step-error: "
 
 ParameterType = Literal["int", "float", "bool", "str", "datapath", "dataset"]
 DataKind = Literal[

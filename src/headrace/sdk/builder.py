@@ -237,6 +237,16 @@ class GraphBuilder:
             distribution = step.runconfig.distribution_problem()
             if distribution:
                 self.problems.append(f"Step {step.name!r}: {distribution}.")
+        kind_spec = getattr(step, "_kind_spec", None)
+        if kind_spec is not None:
+            # A step of a kind package (headrace.kinds): its program reads the kind and its
+            # typed spec from the environment.
+            kind_name, spec_json = kind_spec()
+            env_vars = {
+                **env_vars,
+                "HEADRACE_STEP_KIND": kind_name,
+                "HEADRACE_STEP_SPEC": spec_json,
+            }
         resources = self._resources(step)
         environment_variables = tuple(
             (k, self._text(step, v, ports, f"environment variable {k}"))

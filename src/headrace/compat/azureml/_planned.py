@@ -86,16 +86,6 @@ _SEARCH = (
 MISSING: tuple[Missing, ...] = (
     # -- planned: other parts of the work on SDK v1 code ------------------------------------
     _m(
-        "azureml.pipeline.steps",
-        "ParallelRunStep ParallelRunConfig",
-        "a PythonScriptStep that loops over its input's files, or one step per partition",
-        planned="planned in the next issue",
-        modules=[
-            "azureml.pipeline.steps.parallel_run_step",
-            "azureml.pipeline.steps.parallel_run_config",
-        ],
-    ),
-    _m(
         "azureml.pipeline.core",
         "Schedule ScheduleRecurrence TimeZone",
         "submit the published pipeline from cron or CI with `headrace pipeline submit NAME "

@@ -4,19 +4,28 @@ document's `target=` spelling for `compute_target=`. AdlaStep runs its script wi
 notebook or script with PySpark on this machine (headrace.sdk.spark: a SparkStep).
 
 DataTransferStep copies between any two datastores with headrace's transfer engine
-(headrace.sdk.transfer). ParallelRunStep belongs to a later issue; it and the steps headrace
-does not have (AutoMLStep, HyperDriveStep, ...) raise an ImportError saying what to use
-instead (`_planned`).
+(headrace.sdk.transfer). ParallelRunStep and ParallelRunConfig run batch scoring in local
+worker processes (headrace.kinds.parallel). The steps headrace does not have (AutoMLStep,
+HyperDriveStep, ...) raise an ImportError saying what to use instead (`_planned`).
 """
 
 from __future__ import annotations
 
 from headrace.compat.azureml._planned import planned_names
+from headrace.kinds.parallel import ParallelRunConfig, ParallelRunStep
 from headrace.sdk.spark import DatabricksStep
 from headrace.sdk.sql import AdlaStep
 from headrace.sdk.steps import CommandStep, PythonScriptStep
 from headrace.sdk.transfer import DataTransferStep
 
-__all__ = ["AdlaStep", "CommandStep", "DataTransferStep", "DatabricksStep", "PythonScriptStep"]
+__all__ = [
+    "AdlaStep",
+    "CommandStep",
+    "DataTransferStep",
+    "DatabricksStep",
+    "ParallelRunConfig",
+    "ParallelRunStep",
+    "PythonScriptStep",
+]
 
 __getattr__ = planned_names(__name__)

@@ -1,0 +1,3 @@
+"""`azureml.contrib.pipeline`."""
+
+__all__: list[str] = []

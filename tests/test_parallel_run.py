@@ -1,0 +1,377 @@
+"""ParallelRunStep end to end: real agent, real worker processes, entry scripts written here
+the way the SDK v1 batch-scoring notebooks write theirs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headrace import (
+    Dataset,
+    Experiment,
+    Pipeline,
+    PipelineData,
+    PipelineParameter,
+    Workspace,
+)
+from headrace.compat.azureml.pipeline.steps import ParallelRunConfig, ParallelRunStep
+from headrace.errors import UserError
+
+SCORE_FILES = textwrap.dedent(
+    """
+    import os
+    from azureml_user.parallel_run import EntryScript
+
+    def init():
+        global logger
+        logger = EntryScript().logger
+        logger.info("init in %d", os.getpid())
+
+    def run(mini_batch):
+        logger.info("batch of %d", len(mini_batch))
+        return [f"{os.path.basename(p)}: {open(p).read().strip()}" for p in mini_batch]
+    """
+)
+
+SCORE_TABLE = textwrap.dedent(
+    """
+    def init():
+        pass
+
+    def run(mini_batch):
+        mini_batch["double"] = mini_batch["value"] * 2
+        return mini_batch[["id", "double"]]
+    """
+)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(textwrap.dedent(text))
+    return folder
+
+
+@pytest.fixture
+def images(ws: Workspace, tmp_path: Path) -> Any:
+    """A FileDataset of 23 files in two folders, on the default datastore."""
+    data = tmp_path / "upload" / "digits"
+    for i in range(23):
+        folder = data / ("a" if i < 12 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"img{i:03d}.txt").write_text(str(i))
+    store = ws.get_default_datastore()
+    store.upload(str(tmp_path / "upload"), target_path="", overwrite=True, show_progress=False)
+    return Dataset.File.from_files((store, "digits/**"))
+
+
+def config(source: Path, script: str = "score.py", **changes: Any) -> ParallelRunConfig:
+    settings: dict[str, Any] = dict(
+        environment=None,
+        entry_script=script,
+        source_directory=str(source),
+        error_threshold=10,
+        output_action="append_row",
+        compute_target="local",
+        node_count=1,
+        process_count_per_node=2,
+        mini_batch_size=4,
+        run_invocation_timeout=30,
+    )
+    settings.update(changes)
+    return ParallelRunConfig(**settings)
+
+
+def run_step(ws: Workspace, step: ParallelRunStep) -> Any:
+    run = Experiment(ws, "batch").submit(Pipeline(ws, [step]))
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    return run
+
+
+def output_lines(run: Any, step: str, output: str, tmp_path: Path, name: str) -> list[str]:
+    step_run = run.find_step_run(step)[0]
+    folder = Path(step_run.get_output_data(output).download(tmp_path / "dl", show_progress=False))
+    found = list(folder.rglob(name))
+    assert len(found) == 1, list(folder.rglob("*"))
+    return found[0].read_text().splitlines()
+
+
+def test_file_dataset_rows_come_back_once_in_input_order(
+    ws: Workspace, images: Any, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "src", "score.py", SCORE_FILES)
+    out = PipelineData("scores", datastore=ws.get_default_datastore())
+    step = ParallelRunStep(
+        name="batch-score",
+        parallel_run_config=config(source, append_row_file_name="digits.txt"),
+        inputs=[images.as_named_input("digits").as_mount()],
+        output=out,
+    )
+    run = run_step(ws, step)
+    step_run = run.find_step_run("batch-score")[0]
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    lines = output_lines(run, "batch-score", "scores", tmp_path, "digits.txt")
+    assert lines == [f"img{i:03d}.txt: {i}" for i in range(23)]
+    metrics = step_run.get_metrics()
+    last = {k: v[-1] if isinstance(v, list) else v for k, v in metrics.items()}
+    assert last["items_done"] == 23 and last["items_remaining"] == 0
+    assert last["mini_batches_done"] == 6 and last["mini_batches_failed"] == 0
+    names = step_run.get_file_names()
+    assert "logs/summary.txt" in names, names
+    workers = [n for n in names if n.startswith("logs/user/worker_")]
+    assert len(workers) == 2, names
+
+
+def test_tabular_dataset_mini_batches_by_size_are_data_frames(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    rows = "\n".join(f"{i},{i * 10}" for i in range(500))
+    (tmp_path / "upload").mkdir()
+    (tmp_path / "upload" / "values.csv").write_text("id,value\n" + rows + "\n")
+    store = ws.get_default_datastore()
+    store.upload(str(tmp_path / "upload"), target_path="tab", overwrite=True, show_progress=False)
+    table = Dataset.Tabular.from_delimited_files((store, "tab/values.csv"))
+    source = write(tmp_path / "src", "score.py", SCORE_TABLE)
+    out = PipelineData("doubled", datastore=store)
+    step = ParallelRunStep(
+        name="double",
+        parallel_run_config=config(source, mini_batch_size="2KB"),
+        inputs=[table.as_named_input("values")],
+        output=out,
+    )
+    run = run_step(ws, step)
+    step_run = run.find_step_run("double")[0]
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    lines = output_lines(run, "double", "doubled", tmp_path, "parallel_run_step.txt")
+    assert lines == [f"{i} {i * 20}" for i in range(500)]
+    batches = step_run.get_metrics()["mini_batches_done"]
+    done = batches[-1] if isinstance(batches, list) else batches
+    assert done > 1  # 500 rows of two int64 columns (8 KB) in 2 KB mini-batches
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"mini_batch_size": "ten"}, "mini_batch_size"),
+        ({"mini_batch_size": 0}, "mini_batch_size"),
+        ({"mini_batch_size": "1XB"}, "mini_batch_size"),
+        ({"error_threshold": -2}, "error_threshold"),
+        ({"output_action": "append"}, "output_action"),
+        ({"run_max_try": 0}, "run_max_try"),
+        ({"run_invocation_timeout": "60"}, "run_invocation_timeout"),
+        ({"process_count_per_node": 0}, "process_count_per_node"),
+        ({"node_count": 0}, "node_count"),
+        ({"logging_level": "LOUD"}, "logging_level"),
+        ({"allowed_failed_percent": 120}, "allowed_failed_percent"),
+        (
+            {"output_action": "summary_only", "append_row_file_name": "x.txt"},
+            "append_row_file_name",
+        ),
+    ],
+)
+def test_bad_config_values_name_the_argument(
+    tmp_path: Path, changes: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(UserError, match=named):
+        config(tmp_path, **changes)
+
+
+def test_mini_batch_size_parses_counts_and_sizes(tmp_path: Path) -> None:
+    assert config(tmp_path, mini_batch_size="5").mini_batch_size == "5"
+    assert config(tmp_path, mini_batch_size="10KB").mini_batch_size == "10KB"
+    assert config(tmp_path, mini_batch_size="1 mb").mini_batch_size == "1 mb"
+    assert config(tmp_path, mini_batch_size=None).mini_batch_size is None
+    parameter = PipelineParameter("batch_size_param", "5")
+    assert config(tmp_path, mini_batch_size=parameter).mini_batch_size is parameter
+
+
+@pytest.mark.parametrize(
+    "name", ["Batch-Score", "ab", "1score", "score_files", "score-", "a" * 33, ""]
+)
+def test_step_names_follow_sdk_v1s_rule(
+    ws: Workspace, images: Any, tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(UserError, match="lowercase letters"):
+        ParallelRunStep(
+            name=name,
+            parallel_run_config=config(tmp_path),
+            inputs=[images.as_named_input("digits")],
+            output=PipelineData("out"),
+        )
+
+
+def test_inputs_of_mixed_dataset_types_are_refused(
+    ws: Workspace, images: Any, tmp_path: Path
+) -> None:
+    store = ws.get_default_datastore()
+    table = Dataset.Tabular.from_delimited_files((store, "digits/a/img000.txt"))
+    with pytest.raises(UserError, match="mix FileDatasets and TabularDatasets"):
+        ParallelRunStep(
+            name="mixed",
+            parallel_run_config=config(tmp_path),
+            inputs=[images.as_named_input("files"), table.as_named_input("rows")],
+            output=PipelineData("out"),
+        )
+    with pytest.raises(UserError, match="is a size, but the inputs are FileDatasets"):
+        ParallelRunStep(
+            name="sized",
+            parallel_run_config=config(tmp_path, mini_batch_size="1MB"),
+            inputs=[images.as_named_input("files")],
+            output=PipelineData("out"),
+        )
+
+
+# Scores each file by its text; some texts misbehave as their name says.
+MISBEHAVE = textwrap.dedent(
+    """
+    import os, sys, time
+
+    MARKS = sys.argv[sys.argv.index("--marks") + 1]
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        rows = []
+        for path in mini_batch:
+            text = open(path).read().strip()
+            name = os.path.basename(path)
+            if text == "raise":
+                raise ValueError(f"cannot score {name}")
+            if text == "hang":
+                time.sleep(600)
+            if text == "die-once" and not os.path.exists(os.path.join(MARKS, name)):
+                open(os.path.join(MARKS, name), "w").close()
+                os._exit(9)
+            if text == "drop":
+                continue
+            if text == "extra":
+                rows.append("extra row")
+            rows.append(f"{name}: {text}")
+        return rows
+    """
+)
+
+
+def file_dataset(ws: Workspace, tmp_path: Path, texts: list[str]) -> Any:
+    data = tmp_path / "texts" / "items"
+    data.mkdir(parents=True)
+    for i, text in enumerate(texts):
+        (data / f"item{i:03d}.txt").write_text(text)
+    store = ws.get_default_datastore()
+    store.upload(str(tmp_path / "texts"), target_path="", overwrite=True, show_progress=False)
+    return Dataset.File.from_files((store, "items/*.txt"))
+
+
+def misbehaving_step(
+    ws: Workspace, tmp_path: Path, texts: list[str], **changes: Any
+) -> tuple[Any, Any]:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    source = write(tmp_path / "src", "score.py", MISBEHAVE)
+    step = ParallelRunStep(
+        name="score",
+        parallel_run_config=config(source, **changes),
+        inputs=[file_dataset(ws, tmp_path, texts).as_named_input("items")],
+        output=PipelineData("scores", datastore=ws.get_default_datastore()),
+        arguments=["--marks", str(marks)],
+    )
+    run = run_step(ws, step)
+    return run, run.find_step_run("score")[0]
+
+
+def step_file(step_run: Any, name: str, tmp_path: Path) -> str:
+    target = tmp_path / "files" / name.replace("/", "_")
+    step_run.download_file(name, str(target))
+    return target.read_text()
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    texts = [str(i) for i in range(20)]
+    texts[5] = texts[14] = "die-once"
+    run, step_run = misbehaving_step(ws, tmp_path, texts, error_threshold=0)
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    lines = output_lines(run, "score", "scores", tmp_path, "parallel_run_step.txt")
+    assert lines == [f"item{i:03d}.txt: {t}" for i, t in enumerate(texts)]
+    assert sorted(p.name for p in (tmp_path / "marks").iterdir()) == ["item005.txt", "item014.txt"]
+
+
+def test_failures_over_error_threshold_fail_the_step_naming_items_and_errors(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    texts = [str(i) for i in range(20)]
+    texts[2] = texts[9] = "raise"  # two mini-batches of 4: 8 failed items
+    run, step_run = misbehaving_step(ws, tmp_path, texts, error_threshold=5, run_max_try=2)
+    assert run.get_status() == "Failed"
+    message = step_run.get_details()["error"]["error"]["message"]
+    assert "8 items failed, more than error_threshold 5" in message, message
+    assert "item000.txt" in message and "cannot score item002.txt" in message, message
+    failed = step_file(step_run, "logs/failed_items.txt", tmp_path)
+    assert "item: " + "" in failed and "cannot score item009.txt" in failed, failed
+    assert "2 failed attempts" in failed
+    assert "failed" in step_file(step_run, "logs/summary.txt", tmp_path)
+
+
+def test_failures_under_the_threshold_finish_without_their_rows(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    texts = [str(i) for i in range(10)]
+    texts[6] = "raise"
+    texts[1] = "drop"  # run() returns one row fewer: one failed item (SDK v1)
+    run, step_run = misbehaving_step(ws, tmp_path, texts, error_threshold=5, run_max_try=1)
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    lines = output_lines(run, "score", "scores", tmp_path, "parallel_run_step.txt")
+    expected = [f"item{i:03d}.txt: {t}" for i, t in enumerate(texts) if i not in (1, 4, 5, 6, 7)]
+    assert lines == expected
+    metrics = {k: v[-1] if isinstance(v, list) else v for k, v in step_run.get_metrics().items()}
+    assert metrics["items_failed"] == 5 and metrics["mini_batches_failed"] == 1
+
+
+def test_a_hanging_batch_times_out_is_retried_then_counted_failed(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    texts = [str(i) for i in range(8)]
+    texts[0] = "hang"
+    run, step_run = misbehaving_step(
+        ws, tmp_path, texts, error_threshold=-1, run_invocation_timeout=1, run_max_try=2
+    )
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    lines = output_lines(run, "score", "scores", tmp_path, "parallel_run_step.txt")
+    assert lines == [f"item{i:03d}.txt: {i}" for i in range(4, 8)]
+    failed = step_file(step_run, "logs/failed_items.txt", tmp_path)
+    assert failed.count("run_invocation_timeout 1s") == 2, failed
+
+
+def test_run_returning_more_rows_than_items_fails_the_batch(ws: Workspace, tmp_path: Path) -> None:
+    texts = ["extra", "1", "2"]
+    run, step_run = misbehaving_step(ws, tmp_path, texts, error_threshold=0, run_max_try=1)
+    assert run.get_status() == "Failed"
+    message = step_run.get_details()["error"]["error"]["message"]
+    assert "run() returned 4 rows for a mini-batch of 3 items" in message, message
+
+
+@pytest.mark.parametrize(
+    ("script", "missing"),
+    [
+        ("def run(mini_batch):\n    return mini_batch\n", "no init()"),
+        ("def init():\n    pass\n", "no run()"),
+    ],
+)
+def test_an_entry_script_without_init_or_run_fails_saying_so(
+    ws: Workspace, images: Any, tmp_path: Path, script: str, missing: str
+) -> None:
+    source = write(tmp_path / "src", "score.py", script)
+    step = ParallelRunStep(
+        name="incomplete",
+        parallel_run_config=config(source),
+        inputs=[images.as_named_input("digits")],
+        output=PipelineData("out", datastore=ws.get_default_datastore()),
+    )
+    run = run_step(ws, step)
+    assert run.get_status() == "Failed"
+    message = run.find_step_run("incomplete")[0].get_details()["error"]["error"]["message"]
+    assert f"'score.py' has {missing}" in message, message
