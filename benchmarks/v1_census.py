@@ -104,8 +104,9 @@ def run_one(path: Path, limit: float, result_file: Path) -> None:
     try:
         client.execute()
     except CellExecutionError as exc:
-        error = f"{exc.ename}: {exc.evalue}".strip()
-        state.update(status="failed", error=error.splitlines()[0][:300] if error else "?")
+        # The first two lines: a PipelineValidationError's first problem is on its second.
+        error = " ".join(f"{exc.ename}: {exc.evalue}".strip().splitlines()[:2])
+        state.update(status="failed", error=error[:300] or "?")
     except Exception as exc:  # a kernel that died, a timeout of nbclient's own
         state.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
     else:

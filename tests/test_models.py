@@ -28,6 +28,7 @@ from typer.testing import Result
 from headrace import (
     ConflictError,
     Dataset,
+    Datastore,
     Experiment,
     Model,
     ModelNotFoundError,
@@ -50,6 +51,15 @@ def _files(folder: Path, files: dict[str, str | bytes]) -> Path:
         else:
             path.write_text(textwrap.dedent(content))
     return folder
+
+
+def _on_datastore(ws: Workspace, folder: Path, files: dict[str, str | bytes]) -> Datastore:
+    """`files` written under `folder` and uploaded to the workspace's default datastore under
+    the folder's name; its datastore, which a dataset can read locally and through a server."""
+    _files(folder, files)
+    datastore = ws.get_default_datastore()
+    datastore.upload(str(folder), target_path=folder.name, show_progress=False)
+    return datastore
 
 
 def _run(ws: Workspace, steps: list[PythonScriptStep], experiment: str = "models") -> object:
@@ -202,10 +212,13 @@ def test_get_model_path_outside_a_step(ws: Workspace, tmp_path: Path) -> None:
 def test_dataset_lineage_names_the_registered_dataset_versions(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    _files(tmp_path, {"m.pkl": b"m", "train.csv": "a,b\n1,2\n", "val.csv": "a,b\n3,4\n"})
-    train = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "train.csv"))
+    _files(tmp_path, {"m.pkl": b"m"})
+    store = _on_datastore(
+        ws, tmp_path / "lineage", {"train.csv": "a,b\n1,2\n", "val.csv": "a,b\n3,4\n"}
+    )
+    train = Dataset.Tabular.from_delimited_files(path=[(store, "lineage/train.csv")])
     train = train.register(ws, "iris-train")
-    validation = Dataset.File.from_files(path=str(tmp_path / "val.csv")).register(ws, "iris-val")
+    validation = Dataset.File.from_files(path=[(store, "lineage/val.csv")]).register(ws, "iris-val")
     model = Model.register(
         ws,
         str(tmp_path / "m.pkl"),
@@ -222,7 +235,7 @@ def test_dataset_lineage_names_the_registered_dataset_versions(
 
     with pytest.raises(UserError, match="datasets= takes datasets"):
         Model.register(ws, str(tmp_path / "m.pkl"), "clf", datasets=["not a dataset"])
-    unregistered = Dataset.File.from_files(path=str(tmp_path / "val.csv"))
+    unregistered = Dataset.File.from_files(path=[(store, "lineage/val.csv")])
     with pytest.raises(UserError, match="is not registered"):
         Model.register(ws, str(tmp_path / "m.pkl"), "clf", datasets=[unregistered])
     assert [m.version for m in Model.list(ws)] == [1]
@@ -391,10 +404,12 @@ def test_a_scoring_step_asking_for_an_unknown_model_fails_naming_what_exists(
 def test_a_model_a_step_registers_records_the_registered_datasets_it_read(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    _files(tmp_path, {"iris.csv": "a,b\n1,2\n3,4\n", "images/1.png": b"png"})
-    iris = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "iris.csv"))
+    store = _on_datastore(
+        ws, tmp_path / "read", {"iris.csv": "a,b\n1,2\n3,4\n", "images/1.png": b"png"}
+    )
+    iris = Dataset.Tabular.from_delimited_files(path=[(store, "read/iris.csv")])
     iris = iris.register(ws, "iris")
-    images = Dataset.File.from_files(path=str(tmp_path / "images")).register(ws, "images")
+    images = Dataset.File.from_files(path=[(store, "read/images")]).register(ws, "images")
     src = _files(
         tmp_path / "src",
         {

@@ -218,3 +218,27 @@ def test_run_details_in_jupyter_is_a_widget_that_follows_the_run(
     assert any(o.get("text", "").strip() == "returned while True" for o in shown)
     final = "".join(o.get("text", "") for o in notebook.cells[2].outputs)
     assert "Finished" in final and "<td>first</td>" in final and "<td>second</td>" in final
+
+
+# -- a CommandStep's command list ------------------------------------------------------------
+def test_a_dataset_in_a_command_list_is_the_steps_input(tmp_path: Path, ws_folder: Path) -> None:
+    from headrace import CommandStep, Dataset, Experiment, ScriptRunConfig
+
+    ws = Workspace.create("w", path=str(ws_folder))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.txt").write_text("a\nb\n")
+    store = ws.get_default_datastore()
+    store.upload(str(data), target_path="accidents")
+    dataset = Dataset.File.from_files(path=[(store, "accidents/*.txt")])
+    config = ScriptRunConfig(
+        source_directory=write_step(tmp_path / "src", "noop.py", ""),
+        command=["ls", dataset.as_mount(), "| wc -l"],
+    )
+    step = CommandStep(name="count", runconfig=config)  # no inputs=[...], as in SDK v1
+    assert step.inputs == [config.command[1]]
+    run = Experiment(ws, "commands").submit(Pipeline(ws, [step]))
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    step_run = run.find_step_run("count")[0]
+    assert run.get_status() == "Finished", step_run.get_stderr_log()
+    assert step_run.get_stdout_log().strip() == "1"  # the mounted folder holds rows.txt

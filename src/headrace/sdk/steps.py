@@ -258,6 +258,7 @@ class CommandStep(PipelineStep):
                 f"and PipelineParameters, not {command!r} ({type(command).__name__})."
             )
         self.command = command
+        inputs, outputs = _datasets_in_command(command, inputs, outputs)
         super().__init__(
             name or "command_step",
             inputs,
@@ -276,3 +277,19 @@ class CommandStep(PipelineStep):
         self.runconfig_pipeline_params = check_dict(
             runconfig_pipeline_params, f"Step {self.name!r}: runconfig_pipeline_params"
         )
+
+
+def _datasets_in_command(
+    command: Any, inputs: Sequence[Any] | None, outputs: Sequence[Any] | None
+) -> tuple[Sequence[Any] | None, Sequence[Any] | None]:
+    """A CommandStep's inputs and outputs with the datasets written into its command list
+    added, as SDK v1 took them: `command=['Rscript train.R --data', dataset.as_mount()]`
+    needs no `inputs=[...]`. Other data (PipelineData, DataReference) must still be listed."""
+    if not isinstance(command, (list, tuple)):
+        return inputs, outputs
+    found_in = [i for i in command if isinstance(i, DatasetConsumptionConfig)]
+    found_out = [o for o in command if isinstance(o, OutputFileDatasetConfig)]
+    listed_in, listed_out = list(inputs or []), list(outputs or [])
+    listed_in += [i for i in found_in if not any(i is x for x in listed_in)]
+    listed_out += [o for o in found_out if not any(o is x for x in listed_out)]
+    return (listed_in or inputs), (listed_out or outputs)
