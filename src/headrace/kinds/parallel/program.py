@@ -73,6 +73,7 @@ class Worker:
     # worker never waits for this process between batches.
     inflight: deque[Batch] = field(default_factory=deque)
     deadline: float = 0.0
+    broken: bool = False  # a send failed: it died, and is replaced once its end is seen
 
 
 def _parameters(spec: ParallelSpec) -> ParallelSpec:
@@ -292,12 +293,17 @@ class Coordinator:
                         f"{timeout}s (attempt {batch.attempts + 1}); its worker was replaced",
                     )
             for worker in self.workers:
-                while worker.ready and len(worker.inflight) < _IN_FLIGHT and self.pending:
+                while self.can_take(worker):
                     batch = self.pending.popleft()
+                    try:
+                        worker.conn.send((batch.index, batch.payload, self._size(batch)))
+                    except OSError:  # it died: its sentinel says so, and `receive` replaces it
+                        worker.broken = True
+                        self.pending.appendleft(batch)
+                        break
                     if not worker.inflight:
                         worker.deadline = time.monotonic() + timeout
                     worker.inflight.append(batch)
-                    worker.conn.send((batch.index, batch.payload, self._size(batch)))
             deadlines = [w.deadline for w in self.workers if w.inflight]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
             by_handle = {}
@@ -310,6 +316,14 @@ class Coordinator:
                     continue
                 self.receive(worker)
             self.metrics()
+
+    def can_take(self, worker: Worker) -> bool:
+        return (
+            worker.ready
+            and not worker.broken
+            and len(worker.inflight) < _IN_FLIGHT
+            and bool(self.pending)
+        )
 
     def lost(self, worker: Worker) -> Batch:
         """The batch run() was working on when `worker` was stopped; the ones sent after it
@@ -351,7 +365,7 @@ class Coordinator:
                 self.attempt_failed(
                     batch,
                     f"WorkerDied: worker {worker.number} exited with code {code} "
-                    "during run(); the mini-batch is tried again",
+                    f"during run() (attempt {batch.attempts + 1})",
                 )
 
     def shutdown(self) -> None:
