@@ -449,3 +449,69 @@ def test_parameters_summary_only_models_and_downloaded_inputs(
     logs = [n for n in step_run.get_file_names() if n.startswith("logs/user/worker_")]
     assert len(logs) == 2
     assert any("model loaded: offset 1000" in step_file(step_run, n, tmp_path) for n in logs)
+
+
+PER_STORE = textwrap.dedent(
+    """
+    def init():
+        pass
+
+    def run(mini_batch):
+        stores = set(mini_batch["store"])
+        assert len(stores) == 1, stores
+        return [f"{s} {i} of {len(mini_batch)}" for s, i in zip(mini_batch["store"], mini_batch["id"])]
+    """
+)
+
+
+def test_partition_keys_make_one_mini_batch_per_key(ws: Workspace, tmp_path: Path) -> None:
+    stores = ["north", "south", "north", "east", "south", "north"]
+    (tmp_path / "upload").mkdir()
+    (tmp_path / "upload" / "sales.csv").write_text(
+        "id,store\n" + "".join(f"{i},{s}\n" for i, s in enumerate(stores))
+    )
+    store = ws.get_default_datastore()
+    store.upload(str(tmp_path / "upload"), target_path="sales", overwrite=True, show_progress=False)
+    sales = Dataset.Tabular.from_delimited_files((store, "sales/sales.csv"))
+    source = write(tmp_path / "src", "score.py", PER_STORE)
+    step = ParallelRunStep(
+        name="per-store",
+        parallel_run_config=config(source, mini_batch_size=None, partition_keys=["store"]),
+        inputs=[sales.as_named_input("sales")],
+        output=PipelineData("counts", datastore=store),
+    )
+    run = run_step(ws, step)
+    step_run = run.find_step_run("per-store")[0]
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    lines = output_lines(run, "per-store", "counts", tmp_path, "parallel_run_step.txt")
+    assert lines == [
+        "north 0 of 3",
+        "north 2 of 3",
+        "north 5 of 3",
+        "south 1 of 2",
+        "south 4 of 2",
+        "east 3 of 1",
+    ]
+    with pytest.raises(UserError, match="partition_keys or mini_batch_size, not both"):
+        config(source, mini_batch_size="1MB", partition_keys=["store"])
+    with pytest.raises(UserError, match="partition_keys must be a list of column names"):
+        config(source, mini_batch_size=None, partition_keys="store")
+    files = Dataset.File.from_files((store, "sales/sales.csv"))
+    with pytest.raises(UserError, match="partition_keys needs TabularDataset inputs"):
+        ParallelRunStep(
+            name="per-file",
+            parallel_run_config=config(source, mini_batch_size=None, partition_keys=["store"]),
+            inputs=[files.as_named_input("files")],
+            output=PipelineData("out"),
+        )
+
+
+def test_allowed_failed_count_counts_failed_mini_batches(ws: Workspace, tmp_path: Path) -> None:
+    texts = [str(i) for i in range(8)]
+    texts[3] = "raise"
+    run, step_run = misbehaving_step(
+        ws, tmp_path, texts, error_threshold=-1, allowed_failed_count=0, run_max_try=1
+    )
+    assert run.get_status() == "Failed"
+    message = step_run.get_details()["error"]["error"]["message"]
+    assert "1 mini-batches failed, more than allowed_failed_count 0" in message, message

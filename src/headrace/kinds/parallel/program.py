@@ -128,6 +128,9 @@ def _batches(spec: ParallelSpec) -> list[Batch]:
         frame = dataset_from_definition(inputs[name]["definition"]).to_pandas_dataframe()
         if len(frame) == 0:
             continue
+        if spec.partition_keys:
+            batches.extend(_partitions(name, frame, spec.partition_keys, len(batches)))
+            continue
         per_row = max(1.0, float(frame.memory_usage(index=False, deep=True).sum()) / len(frame))
         rows = max(1, int(limit // per_row))
         for start in range(0, len(frame), rows):
@@ -135,6 +138,22 @@ def _batches(spec: ParallelSpec) -> list[Batch]:
             label = f"{name} rows {start}-{start + len(chunk) - 1}"
             batches.append(Batch(len(batches), chunk, [label]))
     return batches
+
+
+def _partitions(name: str, frame: Any, keys: tuple[str, ...], first: int) -> list[Batch]:
+    """One mini-batch per distinct value of the key columns, in order of first appearance."""
+    missing = [k for k in keys if k not in frame.columns]
+    if missing:
+        raise StepFailure(
+            f"partition_keys {', '.join(missing)} not among input {name!r}'s columns "
+            f"({', '.join(map(str, frame.columns))})."
+        )
+    found = []
+    for key, part in frame.groupby(list(keys), sort=False, dropna=False):
+        values = key if isinstance(key, tuple) else (key,)
+        label = f"{name} " + ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+        found.append(Batch(first + len(found), part.reset_index(drop=True), [label]))
+    return found
 
 
 class Coordinator:

@@ -160,11 +160,22 @@ class ParallelRunConfig:
                 f"(or -1 to ignore), not {allowed_failed_percent!r}."
             )
         self.allowed_failed_percent = allowed_failed_percent
-        if partition_keys:
-            raise UserError(
-                "ParallelRunConfig: partition_keys is not built in headrace yet; leave it out "
-                "(mini-batches are then cut by mini_batch_size), or run one step per partition."
-            )
+        if partition_keys is not None:
+            if (
+                not isinstance(partition_keys, (list, tuple))
+                or not all(isinstance(k, str) and k.strip() for k in partition_keys)
+                or not partition_keys
+            ):
+                raise UserError(
+                    "ParallelRunConfig: partition_keys must be a list of column names, e.g. "
+                    f"['store', 'brand'], not {partition_keys!r}."
+                )
+            if mini_batch_size is not None:
+                raise UserError(
+                    "ParallelRunConfig: give partition_keys or mini_batch_size, not both "
+                    "(with partition_keys each partition is one mini-batch)."
+                )
+            partition_keys = list(partition_keys)
         self.partition_keys = partition_keys
         if environment_variables is not None and not isinstance(environment_variables, dict):
             raise UserError(
@@ -233,6 +244,12 @@ class ParallelRunStep(CommandStep):
                 f"({listing}); all inputs must be of one type."
             )
         kind = kinds.pop()
+        if config.partition_keys and kind == "file":
+            raise UserError(
+                f"ParallelRunStep {name!r}: partition_keys needs TabularDataset inputs (one "
+                "mini-batch per distinct value of the key columns); FileDatasets partitioned "
+                "by partition_format are not built in headrace yet."
+            )
         size = config.mini_batch_size
         default = size.default_value if isinstance(size, PipelineParameter) else size
         if kind == "file" and isinstance(default, str) and not default.isdigit():
@@ -280,6 +297,7 @@ class ParallelRunStep(CommandStep):
             run_invocation_timeout=config.run_invocation_timeout,
             run_max_try=config.run_max_try,
             logging_level=config.logging_level,
+            partition_keys=tuple(config.partition_keys or ()),
             parameters=tuple(params),
         )
         runconfig = RunConfiguration()

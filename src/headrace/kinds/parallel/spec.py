@@ -50,6 +50,7 @@ class ParallelSpec:
     run_invocation_timeout: int = 60
     run_max_try: int = 3
     logging_level: str = "INFO"
+    partition_keys: tuple[str, ...] = ()  # tables: one mini-batch per distinct key
     parameters: tuple[str, ...] = ()
 
     def input_kind(self) -> str:
@@ -65,4 +66,5 @@ class ParallelSpec:
         values = {k: v for k, v in raw.items() if k in known}
         values["inputs"] = tuple(tuple(pair) for pair in values.get("inputs", ()))
         values["parameters"] = tuple(values.get("parameters", ()))
+        values["partition_keys"] = tuple(values.get("partition_keys", ()))
         return cls(**values)
