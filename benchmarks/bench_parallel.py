@@ -51,7 +51,7 @@ def _score(mini_batch: list[str]) -> list[str]:
 
 def _floor(folder: Path, target: Path) -> float:
     started = time.perf_counter()
-    files = []
+    files: list[str] = []
     for root, dirs, names in os.walk(folder):
         dirs.sort()
         files.extend(os.path.join(root, n) for n in sorted(names))

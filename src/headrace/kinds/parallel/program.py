@@ -101,7 +101,7 @@ def _parameters(spec: ParallelSpec) -> ParallelSpec:
 def _files(path: str) -> list[str]:
     if os.path.isfile(path):
         return [path]
-    found = []
+    found: list[str] = []
     for folder, dirs, names in os.walk(path):
         dirs.sort()
         found.extend(os.path.join(folder, n) for n in sorted(names))
@@ -148,7 +148,7 @@ def _partitions(name: str, frame: Any, keys: tuple[str, ...], first: int) -> lis
             f"partition_keys {', '.join(missing)} not among input {name!r}'s columns "
             f"({', '.join(map(str, frame.columns))})."
         )
-    found = []
+    found: list[Batch] = []
     for key, part in frame.groupby(list(keys), sort=False, dropna=False):
         values = key if isinstance(key, tuple) else (key,)
         label = f"{name} " + ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
@@ -280,9 +280,9 @@ class Coordinator:
             return
         self.last_metrics = now
         if self.run is None:
-            from headrace.sdk.context import Run
+            from headrace.sdk.context import get_context
 
-            self.run = Run.get_context()
+            self.run = get_context()
         total = len(self.batches)
         values = {
             "items_done": self.items_done,
@@ -374,17 +374,17 @@ class Coordinator:
         except (EOFError, OSError):
             pass
         if not worker.process.is_alive():
-            batch = self.lost(worker) if worker.inflight else None
+            running = self.lost(worker) if worker.inflight else None
             code = worker.process.exitcode
             self.stop_worker(worker, kill=False)
-            if batch is None and not worker.ready:
+            if running is None and not worker.ready:
                 raise StepFailure(f"worker {worker.number} exited (code {code}) during init().")
             self.start_worker()
-            if batch is not None:
+            if running is not None:
                 self.attempt_failed(
-                    batch,
+                    running,
                     f"WorkerDied: worker {worker.number} exited with code {code} "
-                    f"during run() (attempt {batch.attempts + 1})",
+                    f"during run() (attempt {running.attempts + 1})",
                 )
 
     def shutdown(self) -> None:

@@ -19,7 +19,7 @@ from headrace.kinds.parallel import entry
 def _install_helpers() -> None:
     """`from azureml_user.parallel_run import EntryScript` and `import azureml.core` work."""
     package = types.ModuleType("azureml_user")
-    package.__path__ = []  # type: ignore[attr-defined]
+    package.__path__ = []
     package.parallel_run = entry  # type: ignore[attr-defined]
     sys.modules.setdefault("azureml_user", package)
     sys.modules.setdefault("azureml_user.parallel_run", entry)
