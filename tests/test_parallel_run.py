@@ -515,3 +515,23 @@ def test_allowed_failed_count_counts_failed_mini_batches(ws: Workspace, tmp_path
     assert run.get_status() == "Failed"
     message = step_run.get_details()["error"]["error"]["message"]
     assert "1 mini-batches failed, more than allowed_failed_count 0" in message, message
+
+
+def test_a_dataset_parameter_input_as_the_mnist_notebook_passes_it(
+    ws: Workspace, images: Any, tmp_path: Path
+) -> None:
+    from headrace import DatasetConsumptionConfig
+
+    source = write(tmp_path / "src", "score.py", SCORE_FILES)
+    parameter = PipelineParameter(name="mnist_param", default_value=images)
+    step = ParallelRunStep(
+        name="mnist-score",
+        parallel_run_config=config(source, mini_batch_size=PipelineParameter("batch", "10")),
+        inputs=[DatasetConsumptionConfig("mnist", parameter)],  # direct: the files' folder
+        output=PipelineData("scores", datastore=ws.get_default_datastore()),
+    )
+    run = run_step(ws, step)
+    step_run = run.find_step_run("mnist-score")[0]
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    lines = output_lines(run, "mnist-score", "scores", tmp_path, "parallel_run_step.txt")
+    assert lines == [f"img{i:03d}.txt: {i}" for i in range(23)]
