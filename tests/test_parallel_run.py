@@ -535,3 +535,61 @@ def test_a_dataset_parameter_input_as_the_mnist_notebook_passes_it(
     assert run.get_status() == "Finished", step_run.get_details().get("error")
     lines = output_lines(run, "mnist-score", "scores", tmp_path, "parallel_run_step.txt")
     assert lines == [f"img{i:03d}.txt: {i}" for i in range(23)]
+
+
+HELD = textwrap.dedent(
+    """
+    import os, sys, time
+    LEDGER = sys.argv[sys.argv.index("--ledger") + 1]
+    GO = sys.argv[sys.argv.index("--go") + 1]
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        names = [os.path.basename(p) for p in mini_batch]
+        while "img012.txt" in names and not os.path.exists(GO):
+            time.sleep(0.02)
+        with open(LEDGER, "a") as fh:
+            fh.write("".join(n + "\\n" for n in names))
+        return [f"{n}: {open(p).read()}" for n, p in zip(names, mini_batch)]
+    """
+)
+
+
+def test_an_agent_killed_mid_step_redoes_no_mini_batch(
+    ws: Workspace, images: Any, tmp_path: Path
+) -> None:
+    """The step's process outlives its agent and is adopted by the next one (see
+    docs/architecture.md, "Adopting a dead agent's steps"): nothing is scored twice."""
+    import os
+    import signal
+    import time
+
+    from headrace.engine.launcher import agent_alive, ensure_agent
+
+    ledger, go = tmp_path / "ledger.txt", tmp_path / "go"
+    source = write(tmp_path / "src", "score.py", HELD)
+    step = ParallelRunStep(
+        name="held",
+        parallel_run_config=config(source),
+        inputs=[images.as_named_input("digits")],
+        output=PipelineData("scores", datastore=ws.get_default_datastore()),
+        arguments=["--ledger", str(ledger), "--go", str(go)],
+    )
+    run = Experiment(ws, "batch").submit(Pipeline(ws, [step]))
+    root = Path(str(ws.path))
+    deadline = time.monotonic() + 60
+    while not (ledger.exists() and len(ledger.read_text().splitlines()) >= 8):
+        assert time.monotonic() < deadline, "the step did not start scoring"
+        time.sleep(0.02)
+    os.kill(int((root / "agent" / "agent.lock").read_text()), signal.SIGKILL)
+    while agent_alive(root):
+        time.sleep(0.02)
+    assert ensure_agent(root)
+    go.touch()
+    assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Finished"
+    scored = ledger.read_text().splitlines()
+    assert sorted(scored) == [f"img{i:03d}.txt" for i in range(23)]  # each once
+    lines = output_lines(run, "held", "scores", tmp_path, "parallel_run_step.txt")
+    assert lines == [f"img{i:03d}.txt: {i}" for i in range(23)]
