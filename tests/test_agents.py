@@ -365,6 +365,44 @@ def test_the_server_restarts_an_agent_that_dies(ws: Workspace, tmp_path: Path) -
     assert (files / "counter").read_text() == "1"
 
 
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process `pid` has a handler for SIGTERM (its SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def test_an_agent_stopped_while_it_starts_exits_instead_of_serving(ws: Workspace) -> None:
+    """A server stopped right after it came up once waited out its agents' grace period,
+    then killed them: the SIGTERM came while the agent opened the workspace, and it went
+    on to serve for ever. Sent as soon as the agent holds its slot (before it serves)."""
+    root = Path(str(ws.path))
+    argv = [sys.executable, "-m", "headrace.engine.agent", "--workspace", str(root)]
+    agent = subprocess.Popen(
+        [*argv, "--idle-seconds", "inf", "--grace-seconds", "30", "--step-isolation", "off"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The agent holds its slot (its pid in the lock file), then opens the workspace.
+        lock = agent_lock_path(root, 0)
+        deadline = time.monotonic() + 40
+        while agent.poll() is None and not (
+            lock.exists() and lock.read_text().strip() == str(agent.pid)
+        ):  # no sleep: the window is short
+            assert time.monotonic() < deadline, "the agent never took its slot"
+        assert _catches_sigterm(agent.pid)
+        agent.send_signal(signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=25)
+        assert agent.returncode == 0, stderr
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.communicate()
+
+
 @pytest.mark.parametrize(("options", "lower_by"), [((), 10), (("--step-nice", "0"), 0)])
 def test_served_steps_run_at_lower_cpu_priority_than_the_server(
     ws: Workspace, tmp_path: Path, options: tuple[str, ...], lower_by: int

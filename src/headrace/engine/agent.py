@@ -698,6 +698,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             signal.signal(signal.SIGTERM, agent.request_stop)
             signal.signal(signal.SIGINT, agent.request_stop)
+            if stop_before_start:
+                # Stopped while the workspace opened: drain at once instead of serving on
+                # (the server would wait out the grace period, then kill this agent).
+                agent.request_stop()
             log.info("agent %s serving %s (slot %d)", agent.id, args.workspace, args.slot)
             agent.run()
         # The lock is released before this check: a submit that saw the lock held has
