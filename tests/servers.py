@@ -166,6 +166,25 @@ class ServerProcess:
             self.process.communicate()
 
 
+def local_or_served(
+    how: str, tmp_path: Path, monkeypatch: Any, role: str, max_body_bytes: int
+) -> Iterator[Any]:
+    """A fresh workspace 'test-ws' under `tmp_path`, opened from its folder (`how` 'local')
+    or through a server with a token of `role` and a small body limit (so files cross in
+    several chunks); its agents are stopped afterwards."""
+    from headrace import Workspace
+    from tests.conftest import stop_agents
+
+    root = tmp_path / "ws"
+    local = Workspace.create("test-ws", path=root, show_output=False)
+    if how == "local":
+        yield local
+    else:
+        with served_workspace(root, monkeypatch, role, max_body_bytes=max_body_bytes) as ws:
+            yield ws
+    stop_agents(root)
+
+
 @contextmanager
 def served_workspace(
     root: Path, monkeypatch: Any, role: str = "admin", **options: Any

@@ -39,7 +39,7 @@ from headrace import (
 )
 from headrace.cli.main import app as cli_app
 from tests.conftest import stop_agents
-from tests.servers import RUNNER, LiveServer, bearer, make_token, served_workspace
+from tests.servers import RUNNER, LiveServer, bearer, local_or_served, make_token
 
 
 def _files(folder: Path, files: dict[str, str | bytes]) -> Path:
@@ -73,15 +73,7 @@ def ws(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Workspace]:
     """A fresh workspace, opened from its folder or through a server (a submitter's token)."""
-    root = tmp_path / "ws"
-    local = Workspace.create("test-ws", path=root, show_output=False)
-    if request.param == "local":
-        yield local
-    else:
-        # A small body limit, so model files cross in several chunks.
-        with served_workspace(root, monkeypatch, "submitter", max_body_bytes=100_000) as ws:
-            yield ws
-    stop_agents(root)
+    yield from local_or_served(request.param, tmp_path, monkeypatch, "submitter", 100_000)
 
 
 # -- registering from this machine ----------------------------------------------------------

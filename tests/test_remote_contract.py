@@ -33,7 +33,7 @@ from headrace import (
 )
 from headrace.errors import ConfigError, NotFoundError, UserError
 from tests.conftest import stop_agents
-from tests.servers import LiveServer, bearer, make_token, served_workspace
+from tests.servers import LiveServer, bearer, local_or_served, make_token
 
 PRODUCER = textwrap.dedent(
     """
@@ -60,15 +60,7 @@ def any_ws(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Workspace]:
     """The same fresh workspace, opened from its folder or through a server."""
-    root = tmp_path / "ws"
-    local = Workspace.create("test-ws", path=root, show_output=False)
-    if request.param == "local":
-        yield local
-    else:
-        # A small body limit, so files cross in several chunks.
-        with served_workspace(root, monkeypatch, "admin", max_body_bytes=200_000) as ws:
-            yield ws
-    stop_agents(root)
+    yield from local_or_served(request.param, tmp_path, monkeypatch, "admin", 200_000)
 
 
 def two_step_pipeline(ws: Workspace, tmp_path: Path) -> Pipeline:
