@@ -218,13 +218,15 @@ def submit_graph(
     properties: dict[str, Any] | None = None,
     with_preview: bool = True,
     stored_graph_id: str | None = None,
+    interpreter: dict[str, Any] | None = None,
 ) -> Submission:
     """Validate and queue a run of `graph`; nothing is written when anything is wrong.
 
     `with_preview=False` skips working out which steps would be reused (REST callers are
     answered with the run alone), so the submission costs no reuse queries.
     `stored_graph_id`: `graph` is already stored under this id (a published pipeline's), so
-    it is neither serialized nor stored again."""
+    it is neither serialized nor stored again. `interpreter`: the Python steps without an
+    environment run in (a rerun keeps its run's); default: this process's."""
     problems = structural_problems(graph) + compute_problems(ws, graph)
     if problems:
         raise PipelineValidationError(problems)
@@ -247,6 +249,6 @@ def submit_graph(
         properties=properties,
         # Steps without an environment run in this process's Python: the submitter's in an
         # embedded workspace, the server's for a REST or remote submit (engine/interpreters).
-        interpreter=submitter.record() if (submitter := current()) else None,
+        interpreter=interpreter or (submitter.record() if (submitter := current()) else None),
     )
     return Submission(run=run, previews=previews)

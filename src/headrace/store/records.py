@@ -11,6 +11,8 @@ from typing import Any
 
 __all__ = [
     "ACTIVE_STEP_STATUSES",
+    "RECOVER_FROM",
+    "RERUN_OF",
     "TERMINAL_STATUSES",
     "ComputeTargetRecord",
     "DatasetLineageRecord",
@@ -43,6 +45,12 @@ class Status:
 
 TERMINAL_STATUSES = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELED})
 ACTIVE_STEP_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
+
+
+# Run properties of a rerun (engine.rerun): the run it reruns, and (resuming from failed
+# steps) the run whose finished steps it takes as they are.
+RERUN_OF = "headrace.rerunOf"
+RECOVER_FROM = "headrace.recoverFrom"
 
 
 @dataclass(frozen=True)
