@@ -19,7 +19,7 @@ from headrace.engine.graphs import load_graph
 from headrace.engine.planning import RECOVER_FROM, RERUN_OF
 from headrace.engine.submission import Submission, submit_graph
 from headrace.errors import UserError
-from headrace.store.records import TERMINAL_STATUSES
+from headrace.store.records import NOTIFY_PROPERTY, TERMINAL_STATUSES
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = ["RECOVER_FROM", "RERUN_OF", "rerun_run"]
@@ -46,7 +46,9 @@ def rerun_run(
     # Values of parameters the graph no longer declares (none, for a stored graph) are left out.
     values = {k: v for k, v in original.parameters.items() if k in known}
     values.update(parameters or {})
-    properties = {RERUN_OF: original.id}
+    properties: dict[str, Any] = {RERUN_OF: original.id}
+    if NOTIFY_PROPERTY in original.properties:  # notifications asked for on submit
+        properties[NOTIFY_PROPERTY] = original.properties[NOTIFY_PROPERTY]
     if from_failed:
         properties[RECOVER_FROM] = original.id
     return submit_graph(
