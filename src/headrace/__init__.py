@@ -79,6 +79,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         ScriptRunConfig,
     )
     from headrace.sdk.runs import PipelineRun, Run, StepRun
+    from headrace.sdk.schedule import Schedule, ScheduleRecurrence, TimeZone
     from headrace.sdk.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
     from headrace.sdk.sql import AdlaStep, SqlStep
     from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
@@ -148,6 +149,8 @@ _HOMES = {
     "Run": "headrace.sdk.runs",
     "RunConfiguration": "headrace.sdk.runconfig",
     "RunNotFoundError": "headrace.errors",
+    "Schedule": "headrace.sdk.schedule",
+    "ScheduleRecurrence": "headrace.sdk.schedule",
     "ScriptRun": "headrace.sdk.context",
     "ScriptRunConfig": "headrace.sdk.runconfig",
     "SparkCompute": "headrace.sdk.spark",
@@ -158,6 +161,7 @@ _HOMES = {
     "StepSequence": "headrace.sdk.builder",
     "StoreError": "headrace.errors",
     "TabularDataset": "headrace.sdk.datasets",
+    "TimeZone": "headrace.sdk.schedule",
     "TokenAuthentication": "headrace.sdk.workspace",
     "TransferCompute": "headrace.sdk.transfer",
     "UserError": "headrace.errors",
@@ -224,6 +228,8 @@ __all__ = [
     "Run",
     "RunConfiguration",
     "RunNotFoundError",
+    "Schedule",
+    "ScheduleRecurrence",
     "ScriptRun",
     "ScriptRunConfig",
     "SparkCompute",
@@ -234,6 +240,7 @@ __all__ = [
     "StepSequence",
     "StoreError",
     "TabularDataset",
+    "TimeZone",
     "TokenAuthentication",
     "TransferCompute",
     "UserError",

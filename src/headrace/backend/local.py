@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from headrace.backend.local_models import LocalModelMethods
+from headrace.backend.local_schedules import LocalScheduleMethods
 from headrace.engine import publishing
 from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
@@ -53,7 +54,7 @@ def _progress(show: bool, total: int, verb: str) -> Any:
     return progress
 
 
-class LocalBackend(LocalModelMethods):
+class LocalBackend(LocalModelMethods, LocalScheduleMethods):
     def __init__(self, store: WorkspaceStore) -> None:
         self.store = store
         self.meta = store.meta

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, false, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from headrace.store.records import (
     PipelineRunRecord,
     Status,
 )
+from headrace.store.schedules import ScheduleQueries
 from headrace.store.step_runs import StepRunQueries
 from headrace.store.tokens import TokenQueries
 
@@ -83,6 +84,7 @@ class SqlMetadataStore(
     DatasetQueries,
     ModelQueries,
     EnvironmentQueries,
+    ScheduleQueries,
 ):
     """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
 
@@ -274,12 +276,14 @@ class SqlMetadataStore(
         properties: dict[str, Any] | None = None,
         stored_graph_id: str | None = None,
         interpreter: dict[str, Any] | None = None,
+        in_transaction: Callable[[Connection, str], None] | None = None,
     ) -> PipelineRunRecord:
         """Queue a run (status NotStarted) in one transaction, with its graph and event.
 
         `graph=None, stored_graph_id=ID`: the run's graph is one already stored (a published
-        pipeline's). Core statements rather than ORM objects: this is the REST submit's hot
-        path."""
+        pipeline's). `in_transaction(conn, run_id)` runs inside that transaction first; what
+        it raises rolls the run back (a schedule's fire claim, store/schedules.py). Core
+        statements rather than ORM objects: this is the REST submit's hot path."""
         experiment = self.get_or_create_experiment(experiment_name)
         if graph is None:
             if stored_graph_id is None:
@@ -305,6 +309,8 @@ class SqlMetadataStore(
             "interpreter": interpreter,
         }
         with self.db.write_conn() as conn:
+            if in_transaction is not None:
+                in_transaction(conn, values["id"])
             if graph is not None:
                 # Concurrent submits of the same pipeline insert the same graph: first one wins.
                 conn.execute(
