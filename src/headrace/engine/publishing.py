@@ -104,6 +104,7 @@ def submit_published(
     ignore_unknown_parameters: bool = False,
     properties: dict[str, Any] | None = None,
     in_transaction: Callable[[Connection, str], None] | None = None,
+    run_id: str | None = None,
 ) -> Submission:
     """Queue a run of an Active published pipeline (values converted to parameter types).
 
@@ -145,6 +146,7 @@ def submit_published(
         with_preview=with_preview,
         stored_graph_id=published.graph_id,
         in_transaction=in_transaction,
+        run_id=run_id,
     )
 
 

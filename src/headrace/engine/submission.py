@@ -223,6 +223,7 @@ def submit_graph(
     with_preview: bool = True,
     stored_graph_id: str | None = None,
     in_transaction: Callable[[Connection, str], None] | None = None,
+    run_id: str | None = None,
 ) -> Submission:
     """Validate and queue a run of `graph`; nothing is written when anything is wrong.
 
@@ -255,5 +256,6 @@ def submit_graph(
         # embedded workspace, the server's for a REST or remote submit (engine/interpreters).
         interpreter=submitter.record() if (submitter := current()) else None,
         in_transaction=in_transaction,
+        run_id=run_id,
     )
     return Submission(run=run, previews=previews)

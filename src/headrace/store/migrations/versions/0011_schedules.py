@@ -1,7 +1,7 @@
 """schedules: recurrences and datastore triggers, the slots they fired, the files they saw
 
-Revision ID: 0009_schedules
-Revises: 0008b
+Revision ID: 0011_schedules
+Revises: 0010_notifications
 Create Date: 2026-12-07 21:30:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import headrace.store.orm
 
-revision = "0009_schedules"
-down_revision = "0008b"
+revision = "0011_schedules"
+down_revision = "0010_notifications"
 branch_labels = None
 depends_on = None
 
