@@ -142,6 +142,15 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/versions"): SUBMITTER,
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/default"): SUBMITTER,
     ("PATCH", V1 + "/pipeline-endpoints/{endpoint_id}"): SUBMITTER,
+    # -- schedules (server.api_schedules): reading for readers, changing for submitters; a
+    # step's token neither (a step does not schedule more work behind the workspace's back)
+    ("GET", V1 + "/schedules"): READER,
+    ("POST", V1 + "/schedules"): SUBMITTER,
+    ("GET", V1 + "/schedules/{schedule_id}"): READER,
+    ("PATCH", V1 + "/schedules/{schedule_id}"): SUBMITTER,
+    ("GET", V1 + "/schedules/{schedule_id}/runs"): READER,
+    ("GET", SUBMIT_PREFIX + "/Schedules"): READER,
+    ("GET", SUBMIT_PREFIX + "/Schedules/{schedule_id}"): READER,
     # -- the model registry (server.api_models)
     ("GET", V1 + "/models"): SHARED_READ,
     ("POST", V1 + "/models"): SUBMITTER,
@@ -322,6 +331,7 @@ def concrete(world: World, method: str, path: str, rule: Rule) -> str:
         "path": "x.txt",
         "rest": "nowhere",
         "dataset_id": "0" * 36,
+        "schedule_id": "0" * 36,
     }
     text = re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], path)
     if path == "/ui/static":
