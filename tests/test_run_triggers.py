@@ -89,6 +89,16 @@ def wait_for_run(ws: Workspace, run_id: str, timeout: float = 60.0) -> PipelineR
     raise AssertionError(f"no run {run_id} within {timeout} s")
 
 
+def wait_for(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
 def test_a_finished_run_starts_the_target_with_its_parameters_and_outputs(
     ws: Workspace, tmp_path: Path
 ) -> None:
@@ -116,7 +126,7 @@ def test_a_finished_run_starts_the_target_with_its_parameters_and_outputs(
     assert out[2].startswith("workspaceblobstore/azureml/") and out[2].endswith("/model")
     assert started.get_properties()["headrace.trigger"] == f"score-after-train:{source.id}"
     assert started.get_properties()["azureml.pipelineid"] == score.id
-    (firing,) = trigger.firings()
+    (firing,) = wait_for(lambda: [f for f in trigger.firings() if f["state"] == "done"])
     assert (firing["state"], firing["run_id"], firing["started_run_id"]) == (
         "done",
         source.id,
@@ -211,3 +221,35 @@ def test_senders_racing_on_one_firing_start_one_run(any_ws: Workspace, tmp_path:
     assert {r["run_id"] for r in results} == {triggered_run_id("raced", source.id)}
     runs = ws.backend.list_pipeline_runs(experiment_name="race")
     assert [r.id for r in runs] == [triggered_run_id("raced", source.id)]
+
+
+def test_the_cli_adds_lists_and_removes_run_triggers(ws: Workspace, tmp_path: Path) -> None:
+    from tests.test_cli import hr, hr_json, one_error_line
+
+    folder = tmp_path / "ws"
+    train = publish_train(ws, tmp_path / "train")
+    score = publish_score(ws, tmp_path / "score")
+    added = hr(
+        "trigger", "add", "t1", "--experiment", "scoring", "--source-pipeline", train.id,
+        "--target-pipeline", score.id, "--status", "Finished", "--status", "Failed",
+        "--param", "m=parameter:n", "-w", folder,
+    )  # fmt: skip
+    assert "Added run trigger 't1' (Finished, Failed)." in added.stdout
+    (listed,) = hr_json("trigger", "list", "-w", folder)
+    assert listed["parameters"] == {"m": "parameter:n"}
+    assert listed["source_pipeline_id"] == train.id and listed["target_pipeline_id"] == score.id
+    assert "t1" in hr("trigger", "list", "-w", folder).stdout
+    bad = hr("trigger", "add", "t2", "--experiment", "x", "--param", "m", "-w", folder, code=1)
+    assert "--param 'm' must be TARGET=SOURCE" in one_error_line(bad)
+    source = train.submit(ws, "training")
+    source.wait_for_completion(show_output=False)
+    started = wait_for_run(ws, triggered_run_id("t1", source.id))
+    (firing,) = wait_for(
+        lambda: [
+            f for f in hr_json("trigger", "firings", "t1", "-w", folder) if f["state"] == "done"
+        ]
+    )
+    assert (firing["run_id"], firing["started_run_id"]) == (source.id, started.id)
+    started.wait_for_completion(show_output=False)
+    hr("trigger", "remove", "t1", "-w", folder)
+    assert hr_json("trigger", "list", "-w", folder) == []
