@@ -38,6 +38,7 @@ from headrace.server import (
     api_models,
     api_notifications,
     api_publishing,
+    api_schedules,
 )
 from headrace.server.access import (
     Admin,
@@ -536,3 +537,5 @@ router.routes.extend(api_datasets.router.routes)
 router.routes.extend(api_models.router.routes)
 router.routes.extend(api_environments.router.routes)
 router.routes.extend(api_notifications.router.routes)
+router.routes.extend(api_schedules.router.routes)
+router.routes.extend(api_schedules.v1_router.routes)
