@@ -205,3 +205,13 @@ def test_help_has_plain_metavars_and_completion() -> None:
     assert seen > 40
     assert "TEXT" in hr("run", "list", "--help").stdout  # values still say what they take
     assert "--install-completion" in hr("--help").stdout
+
+
+def test_errors_speak_the_cli_words(ran: Ran, tmp_path: Path) -> None:
+    hr("workspace", "create", "lab", "--path", tmp_path / "lab", "--no-write-config")
+    again = hr("workspace", "create", "lab", "--path", tmp_path / "lab", code=1).stderr
+    assert "pass --exist-ok to use it" in again and "exist_ok=True" not in again
+    with LiveServer(ran.root) as live:
+        denied = hr("--server", live.url, "run", "list", code=1).stderr
+    assert "pass --token hr_..." in denied and "TokenAuthentication" not in denied
+    assert len(denied.strip().splitlines()) == 1

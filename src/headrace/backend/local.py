@@ -16,6 +16,7 @@ from headrace.backend.local_schedules import LocalScheduleMethods
 from headrace.engine import publishing
 from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
+from headrace.engine.rerun import rerun_run
 from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
 from headrace.errors import DatastoreNotFoundError, UserError
@@ -255,6 +256,24 @@ class LocalBackend(LocalModelMethods, LocalScheduleMethods, LocalNotificationMet
             continue_on_step_failure=continue_on_step_failure,
             regenerate_outputs=regenerate_outputs,
             properties=properties,
+        )
+        self._start_work()
+        return submission
+
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        from_failed: bool = False,
+        run_source: str = "SDK",
+    ) -> Submission:
+        submission = rerun_run(
+            self.store,
+            run_id,
+            parameters=parameters,
+            from_failed=from_failed,
+            run_source=run_source,
         )
         self._start_work()
         return submission

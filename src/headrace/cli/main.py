@@ -114,7 +114,7 @@ class HeadraceGroup(TyperGroup):
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except HeadraceError as exc:
-            raise _fail(str(exc)) from None
+            raise _fail(exc.cli_message or str(exc)) from None
         except BrokenPipeError:
             # `headrace run list | head`: the reader has what it wanted; no error, no noise
             # from the interpreter flushing stdout at exit.

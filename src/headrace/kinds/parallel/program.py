@@ -40,18 +40,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from headrace.engine.raynode import ADDRESS_VARIABLE
 from headrace.graph.model import STEP_ERROR_PREFIX
-from headrace.kinds.parallel.pool import Event, LocalPool, Pool, Worker
+from headrace.kinds.parallel.pool import Event, LocalPool, Pool, StepFailure, Worker
 from headrace.kinds.parallel.spec import ParallelSpec, parse_size, size_in_bytes
 
 __all__ = ["main"]
 
 _FIRST_ERRORS = 3
 _IN_FLIGHT = 2
-
-
-class StepFailure(Exception):
-    """The step stops: the message goes to stderr, the exit code is 1."""
 
 
 @dataclass
@@ -333,16 +330,16 @@ class Coordinator:
             raise StepFailure(event[1])
         elif kind == "ended":
             running = self.lost(worker) if worker.inflight else None
-            code = event[1]
+            how = event[1]
             self.stop_worker(worker, kill=True)
             if running is None and not worker.ready:
-                raise StepFailure(f"worker {worker.number} exited (code {code}) during init().")
+                raise StepFailure(f"worker {worker.number} {how} during init().")
             self.start_worker()
             if running is not None:
                 self.attempt_failed(
                     running,
-                    f"WorkerDied: worker {worker.number} exited with code {code} "
-                    f"during run() (attempt {running.attempts + 1})",
+                    f"WorkerDied: worker {worker.number} {how} during run() "
+                    f"(attempt {running.attempts + 1})",
                 )
         else:
             batch: Batch = worker.inflight.popleft()
@@ -408,7 +405,14 @@ def _say(line: str) -> None:
 
 
 def _pool(spec: ParallelSpec, settings: dict[str, Any]) -> tuple[Pool, int, str]:
-    """The pool of workers, how many workers, and a note for the summary."""
+    """The pool of workers, how many workers, and a note for the summary: Ray actors when
+    the step runs on Ray (raypool.py), else processes forked here."""
+    address = os.environ.get(ADDRESS_VARIABLE)
+    if address:
+        from headrace.kinds.parallel.raypool import RayPool
+
+        pool = RayPool(spec, settings, address)
+        return pool, pool.per_node * pool.node_count, ""
     per_node = spec.process_count_per_node or os.cpu_count() or 1
     process_count = per_node * spec.node_count
     note = ""
@@ -445,7 +449,7 @@ def main(spec: ParallelSpec) -> int:
     except StepFailure as exc:
         coordinator.shutdown()
         coordinator.metrics(force=True)
-        summary = coordinator.write_logs("failed", note)
+        summary = coordinator.write_logs("failed", note + coordinator.pool.placement())
         _say(summary)
         _fail(f"ParallelRunStep: {exc}")
         return 1
@@ -455,6 +459,7 @@ def main(spec: ParallelSpec) -> int:
     coordinator.metrics(force=True)
     seconds = time.perf_counter() - started
     coordinator.run.log("seconds", round(seconds, 3))
-    summary = coordinator.write_logs("finished", f" {seconds:.3f} s.{note}")
+    placement = coordinator.pool.placement()
+    summary = coordinator.write_logs("finished", f" {seconds:.3f} s.{note}{placement}")
     _say(summary)
     return 0
