@@ -21,6 +21,7 @@ from headrace.cli import (
     endpoints,
     environments,
     models,
+    notifications,
     pipelines,
     runs,
     schedules,
@@ -169,6 +170,8 @@ app.add_typer(environments.app, name="environment")
 app.add_typer(environments.app, name="environments", hidden=True)
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(schedules.app, name="schedules", hidden=True)
+app.add_typer(notifications.app, name="notification")
+app.add_typer(notifications.trigger_app, name="trigger")
 app.command("server")(server.server)
 app.command("scheduler")(schedules.scheduler)
 app.command("agent")(server.agent)
