@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from headrace import (
+    ConfigError,
     ConflictError,
     NotFoundError,
     Notification,
@@ -319,3 +320,14 @@ def test_the_cli_adds_lists_tests_and_removes_notifications(
     hr("notification", "remove", "cli-hook", "-w", folder)
     gone = hr("notification", "remove", "cli-hook", "-w", folder, code=1)
     assert "No notification named 'cli-hook'" in one_error_line(gone)
+
+
+def test_an_env_secret_stays_out_of_the_database_and_of_isolated_steps(ws: Workspace) -> None:
+    from headrace.engine.runtime import credential_variables
+
+    hook = Notification.webhook(ws, "from-env", url="env:TEAM_HOOK_URL")
+    assert hook.settings["url"] == "env:TEAM_HOOK_URL"
+    # An isolated step does not inherit the variable a notification reads its secret from.
+    assert "TEAM_HOOK_URL" in credential_variables(ws.backend.store)  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="environment variable TEAM_HOOK_URL, which is not set"):
+        hook.test()

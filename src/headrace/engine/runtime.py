@@ -571,8 +571,8 @@ _CREDENTIAL_VARIABLES: dict[Path, tuple[float, tuple[str, ...]]] = {}
 
 
 def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
-    """The environment variables the workspace's datastores read credentials from
-    (`"env:NAME"` references); looked up at most every 10 seconds."""
+    """The environment variables the workspace's datastores and notifications read
+    credentials from (`"env:NAME"` references); looked up at most every 10 seconds."""
     import time
 
     now = time.monotonic()
@@ -583,6 +583,9 @@ def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
     for record in ws.meta.list_datastores():
         refs = (record.config or {}).get("credentials") or {}
         names += [str(r)[4:] for r in refs.values() if str(r).startswith("env:")]
+    for notification in ws.meta.list_notifications():  # a webhook URL, an SMTP password
+        refs = [notification.config.get("url"), notification.config.get("smtp_password")]
+        names += [str(r)[4:] for r in refs if str(r).startswith("env:")]
     _CREDENTIAL_VARIABLES[ws.root] = (now + 10.0, tuple(names))
     return tuple(names)
 
