@@ -166,6 +166,19 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", V1 + "/environments"): READER,
     ("GET", V1 + "/environments/{name}"): READER,
     ("POST", V1 + "/environments/{name}"): SUBMITTER,
+    # -- notifications and run triggers (server.api_notifications): secrets and outgoing
+    # requests to URLs of the caller's choosing are an admin's; triggers a submitter's
+    ("GET", V1 + "/notifications"): READER,
+    ("POST", V1 + "/notifications"): ADMIN,
+    ("GET", V1 + "/notifications/{name}"): READER,
+    ("DELETE", V1 + "/notifications/{name}"): ADMIN,
+    ("POST", V1 + "/notifications/{name}/test"): ADMIN,
+    ("GET", V1 + "/notification-deliveries"): READER,
+    ("GET", V1 + "/run-triggers"): READER,
+    ("POST", V1 + "/run-triggers"): SUBMITTER,
+    ("GET", V1 + "/run-triggers/{name}"): READER,
+    ("DELETE", V1 + "/run-triggers/{name}"): SUBMITTER,
+    ("GET", V1 + "/run-trigger-firings"): READER,
     # -- MLflow's tracking API and artifact proxy (server.api_mlflow)
     ("GET", MLFLOW + "/experiments/get-by-name"): SHARED_READ,
     ("GET", MLFLOW + "/experiments/get"): SHARED_READ,

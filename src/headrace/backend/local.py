@@ -282,6 +282,11 @@ class LocalBackend(LocalModelMethods, LocalScheduleMethods, LocalNotificationMet
         if not self.ensure_agent():
             wake_agent(self.store.root)
 
+    def start_work(self) -> None:
+        """Make sure queued runs get executed: start the agent, or wake the running one (the
+        scheduler calls this after it queued runs)."""
+        self._start_work()
+
     def ensure_agent(self) -> bool:
         """Start an agent unless one serves this workspace; True when one was started."""
         return ensure_agent(self.store.root)

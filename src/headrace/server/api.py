@@ -36,6 +36,7 @@ from headrace.server import (
     api_datasets,
     api_environments,
     api_models,
+    api_notifications,
     api_publishing,
     api_schedules,
 )
@@ -554,5 +555,6 @@ router.routes.extend(api_publishing.router.routes)
 router.routes.extend(api_datasets.router.routes)
 router.routes.extend(api_models.router.routes)
 router.routes.extend(api_environments.router.routes)
+router.routes.extend(api_notifications.router.routes)
 router.routes.extend(api_schedules.router.routes)
 router.routes.extend(api_schedules.v1_router.routes)

@@ -247,6 +247,12 @@ def serve(
         isolation=isolation,
     )
     pool.start()
+    from headrace.engine.launcher import wake_agent
+    from headrace.engine.scheduler import Scheduler, SchedulerThread
+
+    # The workers only wake the agents; the master fires the schedules.
+    store = open_workspace_store(workspace, database_url)
+    schedules = SchedulerThread(Scheduler(store, on_fired=lambda: wake_agent(store.root))).start()
     try:
         uvicorn.run(
             "headrace.server.run:app_from_environment",
@@ -258,4 +264,6 @@ def serve(
             access_log=True,
         )
     finally:
+        schedules.stop()
+        store.close()
         pool.stop()
