@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         NameConflictError,
         NotAStepError,
         NotFoundError,
+        NotificationError,
         ParameterError,
         PipelineDisabledError,
         PipelineValidationError,
@@ -68,6 +69,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
     from headrace.sdk.datastore import Datastore
     from headrace.sdk.experiment import Experiment
     from headrace.sdk.model import Model
+    from headrace.sdk.notifications import Notification, RunTrigger
     from headrace.sdk.parameters import PipelineParameter
     from headrace.sdk.pipeline import Pipeline
     from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
@@ -128,6 +130,9 @@ _HOMES = {
     "Model": "headrace.sdk.model",
     "ModelNotFoundError": "headrace.errors",
     "NameConflictError": "headrace.errors",
+    "Notification": "headrace.sdk.notifications",
+    "NotificationError": "headrace.errors",
+    "RunTrigger": "headrace.sdk.notifications",
     "NotAStepError": "headrace.errors",
     "NotFoundError": "headrace.errors",
     "OfflineRun": "headrace.sdk.context",
@@ -204,6 +209,8 @@ __all__ = [
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
+    "Notification",
+    "NotificationError",
     "OfflineRun",
     "OutputFileDatasetConfig",
     "ParallelRunConfig",
@@ -224,6 +231,7 @@ __all__ = [
     "Run",
     "RunConfiguration",
     "RunNotFoundError",
+    "RunTrigger",
     "ScriptRun",
     "ScriptRunConfig",
     "SparkCompute",

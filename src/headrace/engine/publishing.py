@@ -98,6 +98,8 @@ def submit_published(
     data_path_assignments: dict[str, Any] | None = None,
     with_preview: bool = True,
     ignore_unknown_parameters: bool = False,
+    properties: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> Submission:
     """Queue a run of an Active published pipeline (values converted to parameter types).
 
@@ -112,7 +114,7 @@ def submit_published(
             f"PublishedPipeline.get(ws, {published.id!r}).enable()."
         )
     graph = load_graph(ws.meta, published.graph_id)
-    properties = {"azureml.pipelineid": published.id}
+    properties = {**(properties or {}), "azureml.pipelineid": published.id}
     if ignore_unknown_parameters and parameters:
         declared = {p.name for p in graph.parameters}
         ignored = sorted(name for name in parameters if name not in declared)
@@ -137,6 +139,7 @@ def submit_published(
         properties=properties,
         with_preview=with_preview,
         stored_graph_id=published.graph_id,
+        run_id=run_id,
     )
 
 

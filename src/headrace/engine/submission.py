@@ -218,6 +218,7 @@ def submit_graph(
     properties: dict[str, Any] | None = None,
     with_preview: bool = True,
     stored_graph_id: str | None = None,
+    run_id: str | None = None,
 ) -> Submission:
     """Validate and queue a run of `graph`; nothing is written when anything is wrong.
 
@@ -248,5 +249,6 @@ def submit_graph(
         # Steps without an environment run in this process's Python: the submitter's in an
         # embedded workspace, the server's for a REST or remote submit (engine/interpreters).
         interpreter=submitter.record() if (submitter := current()) else None,
+        run_id=run_id,
     )
     return Submission(run=run, previews=previews)

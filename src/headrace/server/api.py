@@ -44,7 +44,7 @@ from headrace.server.access import (
 )
 from headrace.server.api_base import ClassNamedErrors, parse_graph, state
 from headrace.store.datastores import clean_relative_path
-from headrace.store.records import MetricRecord
+from headrace.store.records import NOTIFY_PROPERTY, MetricRecord
 
 __all__ = ["router"]
 
@@ -335,6 +335,8 @@ class SubmitBody(BaseModel):
     continue_on_step_failure: bool = False
     regenerate_outputs: bool = False
     run_source: str = Field("SDK", max_length=64)
+    # enable_email_notification=True: notifications added with on_request=True tell about it
+    enable_notification: bool = False
 
 
 @router.get("/experiments")
@@ -357,6 +359,7 @@ def submit(request: Request, body: SubmitBody, _token: Submitter) -> dict[str, A
         continue_on_step_failure=body.continue_on_step_failure,
         regenerate_outputs=body.regenerate_outputs,
         run_source=body.run_source,
+        properties={NOTIFY_PROPERTY: "true"} if body.enable_notification else None,
     )
     return submission_to_wire(submission)
 

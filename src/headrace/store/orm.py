@@ -39,11 +39,14 @@ __all__ = [
     "GraphRow",
     "MetricRow",
     "ModelRow",
+    "NotificationRow",
+    "OutboxRow",
     "PipelineEndpointRow",
     "PipelineEndpointVersionRow",
     "PipelineRunRow",
     "PortalSessionRow",
     "PublishedPipelineRow",
+    "RunTriggerRow",
     "StepRunRow",
     "UtcDateTime",
     "WorkspaceRow",
@@ -370,4 +373,70 @@ class EnvironmentRow(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     definition: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotificationRow(Base):
+    """Where to tell someone that a run ended (store/notifications.py): an email (SMTP) or a
+    webhook. `config` holds no secret: an SMTP password or a webhook URL is a reference
+    ("workspace": the workspace secrets file; "env:NAME"), the URL shown only redacted.
+    Scope: every run (both None), the runs of one published pipeline or pipeline endpoint
+    (`pipeline_id`/`endpoint_id`), or of one experiment; `on_request`: only runs submitted
+    with `enable_email_notification=True` (REST `EnableNotification`)."""
+
+    __tablename__ = "notifications"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    statuses: Mapped[list[Any]] = mapped_column(default=list)
+    pipeline_id: Mapped[str | None] = mapped_column(String(36))
+    endpoint_id: Mapped[str | None] = mapped_column(String(36))
+    experiment_name: Mapped[str | None] = mapped_column(String(255))
+    on_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxRow(Base):
+    """One thing to do because a run ended: a notification to deliver (`kind`
+    "notification") or a run trigger to fire ("trigger"). Written in the transaction that
+    records the run's final status, at most once per (kind, target, run); a sender leases
+    a row (`lease_until`) while it works on it, so two agents never take the same row."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(String(36))
+    run_status: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_outbox_once", "kind", "target", "run_id", unique=True),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+    )
+
+
+class RunTriggerRow(Base):
+    """Start a published pipeline or pipeline endpoint when a run of another one ends
+    (engine/run_triggers.py). `parameters` maps a target parameter to where its value
+    comes from: `{"parameter": NAME}`, `{"output": "STEP/OUTPUT"}`, `{"run": "id"}` or
+    `{"value": V}`."""
+
+    __tablename__ = "run_triggers"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source_pipeline_id: Mapped[str | None] = mapped_column(String(36))
+    source_endpoint_id: Mapped[str | None] = mapped_column(String(36))
+    statuses: Mapped[list[Any]] = mapped_column(default=list)
+    target_pipeline_id: Mapped[str | None] = mapped_column(String(36))
+    target_endpoint_id: Mapped[str | None] = mapped_column(String(36))
+    experiment_name: Mapped[str] = mapped_column(String(255))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "ACTIVE_STEP_STATUSES",
+    "NOTIFY_PROPERTY",
     "TERMINAL_STATUSES",
     "ComputeTargetRecord",
     "DatasetLineageRecord",
@@ -43,6 +44,9 @@ class Status:
 
 TERMINAL_STATUSES = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELED})
 ACTIVE_STEP_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
+# The run property of a run submitted with `enable_email_notification=True` (SDK v1) or
+# `EnableNotification: true` (REST): notifications added with on_request=True tell about it.
+NOTIFY_PROPERTY = "headrace.enableNotification"
 
 
 @dataclass(frozen=True)

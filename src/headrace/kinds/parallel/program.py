@@ -30,23 +30,21 @@ worker processes (worker.py), and commit each batch's rows exactly once.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
-from multiprocessing.connection import wait
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from headrace.graph.model import STEP_ERROR_PREFIX
 from headrace.kinds.parallel.batches import Batch, Plan, PlanError, plan
 from headrace.kinds.parallel.commits import CommitJournal, journal_path
+from headrace.kinds.parallel.pool import Event, LocalPool, Pool, Worker
 from headrace.kinds.parallel.progress import Progress
 from headrace.kinds.parallel.spec import ParallelSpec, parse_size
-from headrace.kinds.parallel.worker import serve
 
 __all__ = ["main"]
 
@@ -56,19 +54,6 @@ _IN_FLIGHT = 2
 
 class StepFailure(Exception):
     """The step stops: the message goes to stderr, the exit code is 1."""
-
-
-@dataclass
-class Worker:
-    number: int
-    process: Any
-    conn: Any
-    ready: bool = False
-    # Sent, in order; the first is the one run() is working on. Two are kept in flight so a
-    # worker never waits for this process between batches.
-    inflight: deque[Batch] = field(default_factory=deque)
-    deadline: float = 0.0
-    broken: bool = False  # a send failed: it died, and is replaced once its end is seen
 
 
 def _parameters(spec: ParallelSpec) -> ParallelSpec:
@@ -113,7 +98,6 @@ class Coordinator:
         self.out_dir = out_dir
         self.workers: list[Worker] = []
         self.numbers = 0
-        self.context = multiprocessing.get_context("fork")
         self.settings = {
             "entry_script": spec.entry_script,
             "arguments": sys.argv[1:],
@@ -121,6 +105,7 @@ class Coordinator:
             "log_dir": str(self.log_dir.resolve()),
             "logging_level": spec.logging_level,
         }
+        self.pool: Pool = LocalPool(self.settings)  # main() picks the pool (see _pool)
 
     def _count_committed(self, rows: int, items: int) -> None:
         progress = self.progress
@@ -152,20 +137,11 @@ class Coordinator:
     # -- workers ----------------------------------------------------------------------------
     def start_worker(self) -> None:
         self.numbers += 1
-        parent, child = self.context.Pipe()
-        process = self.context.Process(
-            target=serve, args=(child, self.numbers, self.settings), daemon=True
-        )
-        process.start()
-        child.close()
-        self.workers.append(Worker(self.numbers, process, parent))
+        self.workers.append(self.pool.start(self.numbers))
         self.progress.worker(self.numbers)
 
     def stop_worker(self, worker: Worker, kill: bool) -> None:
-        if kill:
-            worker.process.kill()
-        worker.process.join(timeout=10)
-        worker.conn.close()
+        self.pool.stop(worker, kill)
         self.workers.remove(worker)
         self.progress.heard(worker.number, None)
 
@@ -267,9 +243,8 @@ class Coordinator:
             for worker in self.workers:
                 while self.can_take(worker):
                     batch = self.take()
-                    try:
-                        worker.conn.send((batch.index, batch.payload, batch.size))
-                    except OSError:  # it died: its sentinel says so, and `receive` replaces it
+                    if not self.pool.send(worker, batch.index, batch.payload, batch.size):
+                        # It died: the pool reports its end, and `receive` replaces it.
                         worker.broken = True
                         self.give_back([batch])
                         break
@@ -279,15 +254,9 @@ class Coordinator:
                     worker.inflight.append(batch)
             deadlines = [w.deadline for w in self.workers if w.inflight]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
-            by_handle = {}
-            for worker in self.workers:
-                by_handle[worker.conn] = worker
-                by_handle[worker.process.sentinel] = worker
-            for handle in wait(list(by_handle), timeout=min(wait_for, 1.0)):
-                worker = by_handle[handle]
-                if worker not in self.workers:
-                    continue
-                self.receive(worker)
+            for worker, event in self.pool.events(self.workers, min(wait_for, 1.0)):
+                if worker in self.workers:  # not one stopped for an earlier event
+                    self.receive(worker, event)
             self.progress.publish()
 
     def can_take(self, worker: Worker) -> bool:
@@ -301,40 +270,24 @@ class Coordinator:
     def lost(self, worker: Worker) -> Batch:
         """The batch run() was working on when `worker` was stopped; the ones sent after it
         go back to the queue untried."""
-        batch = worker.inflight.popleft()
+        batch: Batch = worker.inflight.popleft()
         self.give_back(list(worker.inflight))
         worker.inflight.clear()
         return batch
 
-    def receive(self, worker: Worker) -> None:
-        try:
-            while worker.conn.poll():
-                message = worker.conn.recv()
-                kind = message[0]
-                if kind == "ready":
-                    worker.ready = True
-                    self.progress.heard(worker.number, None)
-                elif kind == "fatal":
-                    raise StepFailure(message[1])
-                else:
-                    batch = worker.inflight.popleft()
-                    assert batch.index == message[1]
-                    following = worker.inflight[0].index if worker.inflight else None
-                    if worker.inflight:
-                        timeout = self.spec.run_invocation_timeout
-                        worker.deadline = time.monotonic() + timeout
-                    if kind == "done":
-                        self.progress.heard(worker.number, following, "done")
-                        self.commit(batch, message[2])
-                    else:
-                        self.progress.heard(worker.number, following, "failed")
-                        self.attempt_failed(batch, message[2])
-        except (EOFError, OSError):
-            pass
-        if not worker.process.is_alive():
+    def receive(self, worker: Worker, event: Event) -> None:
+        """One thing a worker said (see pool.py)."""
+        kind = event[0]
+        if kind == "ready":
+            worker.ready = True
+            worker.node = event[1]
+            self.progress.heard(worker.number, None)
+        elif kind == "fatal":
+            raise StepFailure(event[1])
+        elif kind == "ended":
             running = self.lost(worker) if worker.inflight else None
-            code = worker.process.exitcode
-            self.stop_worker(worker, kill=False)
+            code = event[1]
+            self.stop_worker(worker, kill=True)
             if running is None and not worker.ready:
                 raise StepFailure(f"worker {worker.number} exited (code {code}) during init().")
             self.start_worker()
@@ -344,16 +297,23 @@ class Coordinator:
                     f"WorkerDied: worker {worker.number} exited with code {code} "
                     f"during run() (attempt {running.attempts + 1})",
                 )
+        else:
+            batch: Batch = worker.inflight.popleft()
+            assert batch.index == event[1]
+            following = worker.inflight[0].index if worker.inflight else None
+            if worker.inflight:
+                worker.deadline = time.monotonic() + self.spec.run_invocation_timeout
+            if kind == "done":
+                self.progress.heard(worker.number, following, "done")
+                self.commit(batch, event[2])
+            else:
+                self.progress.heard(worker.number, following, "failed")
+                self.attempt_failed(batch, event[2])
 
     def shutdown(self) -> None:
         for worker in list(self.workers):
-            try:
-                if not worker.inflight and worker.ready:
-                    worker.conn.send(None)
-                    worker.process.join(timeout=10)
-            except OSError:
-                pass
-            self.stop_worker(worker, kill=worker.process.is_alive())
+            self.stop_worker(worker, kill=bool(worker.inflight) or not worker.ready)
+        self.pool.close()
 
     def assemble(self) -> None:
         if self.spec.output_action != "append_row" or self.out_dir is None:
@@ -400,6 +360,19 @@ def _peak_rss() -> tuple[float, float]:
     return round(own, 1), round(children, 1)
 
 
+def _pool(spec: ParallelSpec, settings: dict[str, Any]) -> tuple[Pool, int, str]:
+    """The pool of workers, how many workers, and a note for the summary."""
+    per_node = spec.process_count_per_node or os.cpu_count() or 1
+    process_count = per_node * spec.node_count
+    note = ""
+    if spec.node_count > 1:
+        note = (
+            f" node_count {spec.node_count} on a local target: all {process_count} worker "
+            "processes ran on this machine."
+        )
+    return LocalPool(settings), process_count, note
+
+
 def main(spec: ParallelSpec) -> int:
     started = time.perf_counter()
     try:
@@ -409,19 +382,17 @@ def main(spec: ParallelSpec) -> int:
     except (StepFailure, PlanError) as exc:
         _fail(f"ParallelRunStep: {exc}")
         return 1
-    per_node = spec.process_count_per_node or os.cpu_count() or 1
-    process_count = per_node * spec.node_count
-    note = ""
-    if spec.node_count > 1:
-        note = (
-            f" node_count {spec.node_count} on a local target: all {process_count} worker "
-            "processes ran on this machine."
-        )
     coordinator = Coordinator(spec, batches, out_dir)
+    try:
+        coordinator.pool, process_count, note = _pool(spec, coordinator.settings)
+    except StepFailure as exc:
+        coordinator.journal.close()
+        _fail(f"ParallelRunStep: {exc}")
+        return 1
     resumed = coordinator.journal.resumed
     _say(
         f"ParallelRunStep: {batches.total_batches} mini-batches, {batches.total_items} items, "
-        f"{process_count} worker processes"
+        f"{process_count} {coordinator.pool.what}"
         + (
             f"; {resumed} mini-batches committed by an earlier attempt are skipped"
             if resumed
