@@ -81,6 +81,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         ScriptRunConfig,
     )
     from headrace.sdk.runs import PipelineRun, Run, StepRun
+    from headrace.sdk.schedule import Schedule, ScheduleRecurrence, TimeZone
     from headrace.sdk.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
     from headrace.sdk.sql import AdlaStep, SqlStep
     from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
@@ -153,6 +154,8 @@ _HOMES = {
     "Run": "headrace.sdk.runs",
     "RunConfiguration": "headrace.sdk.runconfig",
     "RunNotFoundError": "headrace.errors",
+    "Schedule": "headrace.sdk.schedule",
+    "ScheduleRecurrence": "headrace.sdk.schedule",
     "ScriptRun": "headrace.sdk.context",
     "ScriptRunConfig": "headrace.sdk.runconfig",
     "SparkCompute": "headrace.sdk.spark",
@@ -163,6 +166,7 @@ _HOMES = {
     "StepSequence": "headrace.sdk.builder",
     "StoreError": "headrace.errors",
     "TabularDataset": "headrace.sdk.datasets",
+    "TimeZone": "headrace.sdk.schedule",
     "TokenAuthentication": "headrace.sdk.workspace",
     "TransferCompute": "headrace.sdk.transfer",
     "UserError": "headrace.errors",
@@ -232,6 +236,8 @@ __all__ = [
     "RunConfiguration",
     "RunNotFoundError",
     "RunTrigger",
+    "Schedule",
+    "ScheduleRecurrence",
     "ScriptRun",
     "ScriptRunConfig",
     "SparkCompute",
@@ -242,6 +248,7 @@ __all__ = [
     "StepSequence",
     "StoreError",
     "TabularDataset",
+    "TimeZone",
     "TokenAuthentication",
     "TransferCompute",
     "UserError",

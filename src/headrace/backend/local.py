@@ -12,6 +12,7 @@ from typing import Any
 
 from headrace.backend.local_models import LocalModelMethods
 from headrace.backend.local_notifications import LocalNotificationMethods
+from headrace.backend.local_schedules import LocalScheduleMethods
 from headrace.engine import publishing
 from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
@@ -54,7 +55,7 @@ def _progress(show: bool, total: int, verb: str) -> Any:
     return progress
 
 
-class LocalBackend(LocalModelMethods, LocalNotificationMethods):
+class LocalBackend(LocalModelMethods, LocalScheduleMethods, LocalNotificationMethods):
     def __init__(self, store: WorkspaceStore) -> None:
         self.store = store
         self.meta = store.meta

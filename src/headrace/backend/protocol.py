@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         PipelineRunRecord,
         PublishedPipelineRecord,
         RunFileRecord,
+        ScheduleRecord,
         StepRunRecord,
     )
 
@@ -268,6 +269,29 @@ class Backend(Protocol):
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         """The published pipeline behind `version` (None: the default) of an Active endpoint."""
+        ...
+
+    # -- schedules -------------------------------------------------------------------------
+    def create_schedule(self, **fields: Any) -> ScheduleRecord:
+        """Check and store an Active schedule (engine/schedules.create_schedule's fields)."""
+        ...
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord: ...
+
+    def list_schedules(
+        self,
+        *,
+        active_only: bool = True,
+        pipeline_id: str | None = None,
+        pipeline_endpoint_id: str | None = None,
+    ) -> list[ScheduleRecord]: ...
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> ScheduleRecord:
+        """Change the fields given (None: unchanged); engine/schedules.update_schedule."""
+        ...
+
+    def list_schedule_runs(self, schedule_id: str, limit: int = 100) -> list[PipelineRunRecord]:
+        """The runs a schedule queued, newest first."""
         ...
 
     # -- registered environments -----------------------------------------------------------

@@ -25,6 +25,7 @@ import httpx
 
 from headrace.backend.remote_models import RemoteModelMethods
 from headrace.backend.remote_notifications import RemoteNotificationMethods
+from headrace.backend.remote_schedules import RemoteScheduleMethods
 from headrace.backend.wire import (
     endpoint_from_document,
     error_from_body,
@@ -68,7 +69,7 @@ MAX_CHUNK = 8 * 1024 * 1024
 METRIC_RUNS_PER_REQUEST = 100  # run ids of 36 characters: about 4.3 KB of query
 
 
-class RemoteBackend(RemoteModelMethods, RemoteNotificationMethods):
+class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificationMethods):
     """A workspace served by `headrace server` at `url`; `auth_header` is sent on every call
     (e.g. {"Authorization": "Bearer hr_..."}; empty for a server run with --no-auth)."""
 

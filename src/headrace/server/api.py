@@ -32,7 +32,13 @@ from starlette.background import BackgroundTask
 
 from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
 from headrace.errors import ConflictError, DatastoreNotFoundError, NotFoundError, UserError
-from headrace.server import api_datasets, api_environments, api_models, api_publishing
+from headrace.server import (
+    api_datasets,
+    api_environments,
+    api_models,
+    api_publishing,
+    api_schedules,
+)
 from headrace.server.access import (
     Admin,
     QueriedRunReader,
@@ -529,3 +535,5 @@ router.routes.extend(api_publishing.router.routes)
 router.routes.extend(api_datasets.router.routes)
 router.routes.extend(api_models.router.routes)
 router.routes.extend(api_environments.router.routes)
+router.routes.extend(api_schedules.router.routes)
+router.routes.extend(api_schedules.v1_router.routes)

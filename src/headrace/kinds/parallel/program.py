@@ -4,6 +4,8 @@ worker processes (worker.py), and commit each batch's rows exactly once.
 - **Workers.** `process_count_per_node` processes (default: the machine's cores) x
   `node_count`, all on this machine: a local target is one node, so node_count > 1 only
   multiplies the processes here (a line in the summary says so). Each calls `init()` once.
+  They come from a pool (pool.py: `Pool`, chosen by `_pool`); this module only keeps the
+  accounting of batches, and does not know how a worker runs.
 - **A batch** goes to one worker (two are queued per worker, so none waits between
   them). It fails when `run()` raises, returns more rows than items, runs past
   `run_invocation_timeout` (the worker is killed and replaced) or its worker dies; a
@@ -39,10 +41,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from headrace.engine.raynode import ADDRESS_VARIABLE
 from headrace.graph.model import STEP_ERROR_PREFIX
 from headrace.kinds.parallel.batches import Batch, Plan, PlanError, plan
 from headrace.kinds.parallel.commits import CommitJournal, journal_path
-from headrace.kinds.parallel.pool import Event, LocalPool, Pool, Worker
+from headrace.kinds.parallel.pool import Event, LocalPool, Pool, StepFailure, Worker
 from headrace.kinds.parallel.progress import Progress
 from headrace.kinds.parallel.spec import ParallelSpec, parse_size
 
@@ -50,10 +53,6 @@ __all__ = ["main"]
 
 _FIRST_ERRORS = 3
 _IN_FLIGHT = 2
-
-
-class StepFailure(Exception):
-    """The step stops: the message goes to stderr, the exit code is 1."""
 
 
 def _parameters(spec: ParallelSpec) -> ParallelSpec:
@@ -286,16 +285,16 @@ class Coordinator:
             raise StepFailure(event[1])
         elif kind == "ended":
             running = self.lost(worker) if worker.inflight else None
-            code = event[1]
+            how = event[1]
             self.stop_worker(worker, kill=True)
             if running is None and not worker.ready:
-                raise StepFailure(f"worker {worker.number} exited (code {code}) during init().")
+                raise StepFailure(f"worker {worker.number} {how} during init().")
             self.start_worker()
             if running is not None:
                 self.attempt_failed(
                     running,
-                    f"WorkerDied: worker {worker.number} exited with code {code} "
-                    f"during run() (attempt {running.attempts + 1})",
+                    f"WorkerDied: worker {worker.number} {how} during run() "
+                    f"(attempt {running.attempts + 1})",
                 )
         else:
             batch: Batch = worker.inflight.popleft()
@@ -361,7 +360,14 @@ def _peak_rss() -> tuple[float, float]:
 
 
 def _pool(spec: ParallelSpec, settings: dict[str, Any]) -> tuple[Pool, int, str]:
-    """The pool of workers, how many workers, and a note for the summary."""
+    """The pool of workers, how many workers, and a note for the summary: Ray actors when
+    the step runs on Ray (raypool.py), else processes forked here."""
+    address = os.environ.get(ADDRESS_VARIABLE)
+    if address:
+        from headrace.kinds.parallel.raypool import RayPool
+
+        pool = RayPool(spec, settings, address)
+        return pool, pool.per_node * pool.node_count, ""
     per_node = spec.process_count_per_node or os.cpu_count() or 1
     process_count = per_node * spec.node_count
     note = ""
@@ -407,7 +413,7 @@ def main(spec: ParallelSpec) -> int:
         coordinator.shutdown()
         coordinator.journal.close()
         progress.publish(force=True)
-        summary = coordinator.write_summary("failed", note)
+        summary = coordinator.write_summary("failed", note + coordinator.pool.placement())
         _say(summary)
         _fail(f"ParallelRunStep: {exc}")
         return 1
@@ -422,6 +428,7 @@ def main(spec: ParallelSpec) -> int:
     own, workers = _peak_rss()
     run.log("peak_rss_mb_coordinator", own)
     run.log("peak_rss_mb_workers", workers)
-    summary = coordinator.write_summary("finished", f" {seconds:.3f} s.{note}")
+    placement = coordinator.pool.placement()
+    summary = coordinator.write_summary("finished", f" {seconds:.3f} s.{note}{placement}")
     _say(summary)
     return 0
