@@ -21,6 +21,7 @@ from headrace.server.portal import (
     publishing,
     run_pages,
     runs,
+    schedules,
     session,
     step_pages,
 )
@@ -38,6 +39,7 @@ _PAGE_MODULES = (
     models,
     datastores,
     datasets,
+    schedules,
 )
 
 
