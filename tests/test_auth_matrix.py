@@ -225,6 +225,7 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/endpoints/{name}"): PAGE,
     ("POST", "/ui/endpoints/{name}/submit"): PAGE_SUBMIT,
     ("GET", "/ui/models"): PAGE,
+    ("GET", "/ui/notifications"): PAGE,
     ("GET", "/ui/models/{name}"): PAGE,
     ("GET", "/ui/compute"): PAGE,
     ("GET", "/ui/datastores"): PAGE,

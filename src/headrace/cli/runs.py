@@ -71,7 +71,8 @@ def submit(
         typer.Argument(
             metavar="FILE.py[:OBJECT]",
             help="Python file defining the pipeline; OBJECT names a Pipeline or a function "
-            "of no arguments returning one (default: the file's one Pipeline).",
+            "returning one, of no arguments or of the workspace (def build_pipeline(ws)); "
+            "default: the file's one Pipeline.",
         ),
     ],
     experiment: Annotated[
@@ -95,7 +96,7 @@ def submit(
     # With --json, stdout holds only the JSON document: what the file and submit print goes
     # to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext()
-    with quiet, loaded_pipeline(file) as pipeline:
+    with quiet, loaded_pipeline(file, lambda: open_workspace(workspace)) as pipeline:
         ws = remember_workspace(pipeline._workspace)  # the workspace it was built with
         values = datapath_params(pipeline, params)
         run = Experiment(ws, experiment).submit(pipeline, pipeline_parameters=values or None)

@@ -18,6 +18,7 @@ from headrace.server.portal import (
     datasets,
     datastores,
     models,
+    notifications,
     publishing,
     run_pages,
     runs,
@@ -40,6 +41,7 @@ _PAGE_MODULES = (
     datastores,
     datasets,
     schedules,
+    notifications,
 )
 
 
