@@ -121,6 +121,7 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", V1 + "/pipeline-runs"): READER,
     ("GET", V1 + "/pipeline-runs/{run_id}"): READER,
     ("POST", V1 + "/pipeline-runs/{run_id}/cancel"): SUBMITTER,
+    ("POST", V1 + "/pipeline-runs/{run_id}/rerun"): SUBMITTER,
     ("GET", V1 + "/pipeline-runs/{run_id}/steps"): READER,
     ("GET", V1 + "/step-runs/{step_run_id}"): READER,
     ("GET", V1 + "/run-ids/{prefix}"): READER,
@@ -142,6 +143,15 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/versions"): SUBMITTER,
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/default"): SUBMITTER,
     ("PATCH", V1 + "/pipeline-endpoints/{endpoint_id}"): SUBMITTER,
+    # -- schedules (server.api_schedules): reading for readers, changing for submitters; a
+    # step's token neither (a step does not schedule more work behind the workspace's back)
+    ("GET", V1 + "/schedules"): READER,
+    ("POST", V1 + "/schedules"): SUBMITTER,
+    ("GET", V1 + "/schedules/{schedule_id}"): READER,
+    ("PATCH", V1 + "/schedules/{schedule_id}"): SUBMITTER,
+    ("GET", V1 + "/schedules/{schedule_id}/runs"): READER,
+    ("GET", SUBMIT_PREFIX + "/Schedules"): READER,
+    ("GET", SUBMIT_PREFIX + "/Schedules/{schedule_id}"): READER,
     # -- the model registry (server.api_models)
     ("GET", V1 + "/models"): SHARED_READ,
     ("POST", V1 + "/models"): SUBMITTER,
@@ -156,6 +166,19 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", V1 + "/environments"): READER,
     ("GET", V1 + "/environments/{name}"): READER,
     ("POST", V1 + "/environments/{name}"): SUBMITTER,
+    # -- notifications and run triggers (server.api_notifications): secrets and outgoing
+    # requests to URLs of the caller's choosing are an admin's; triggers a submitter's
+    ("GET", V1 + "/notifications"): READER,
+    ("POST", V1 + "/notifications"): ADMIN,
+    ("GET", V1 + "/notifications/{name}"): READER,
+    ("DELETE", V1 + "/notifications/{name}"): ADMIN,
+    ("POST", V1 + "/notifications/{name}/test"): ADMIN,
+    ("GET", V1 + "/notification-deliveries"): READER,
+    ("GET", V1 + "/run-triggers"): READER,
+    ("POST", V1 + "/run-triggers"): SUBMITTER,
+    ("GET", V1 + "/run-triggers/{name}"): READER,
+    ("DELETE", V1 + "/run-triggers/{name}"): SUBMITTER,
+    ("GET", V1 + "/run-trigger-firings"): READER,
     # -- MLflow's tracking API and artifact proxy (server.api_mlflow)
     ("GET", MLFLOW + "/experiments/get-by-name"): SHARED_READ,
     ("GET", MLFLOW + "/experiments/get"): SHARED_READ,
@@ -192,6 +215,7 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/runs"): PAGE,
     ("GET", "/ui/runs/{run_id}"): PAGE,
     ("POST", "/ui/runs/{run_id}/cancel"): PAGE_SUBMIT,
+    ("POST", "/ui/runs/{run_id}/rerun"): PAGE_SUBMIT,
     ("GET", "/ui/experiments"): PAGE,
     ("GET", "/ui/experiments/{name}"): PAGE,
     ("GET", "/ui/steps/{step_run_id}"): PAGE,
@@ -199,12 +223,16 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/steps/{step_run_id}/files/{name:path}"): PAGE,
     ("GET", "/ui/compare"): PAGE,
     ("GET", "/ui/pipelines"): PAGE,
+    ("GET", "/ui/schedules"): PAGE,
+    ("GET", "/ui/schedules/{schedule_id}"): PAGE,
+    ("POST", "/ui/schedules/{schedule_id}/status"): PAGE_SUBMIT,
     ("GET", "/ui/pipelines/{pipeline_id}"): PAGE,
     ("POST", "/ui/pipelines/{pipeline_id}/submit"): PAGE_SUBMIT,
     ("GET", "/ui/endpoints"): PAGE,
     ("GET", "/ui/endpoints/{name}"): PAGE,
     ("POST", "/ui/endpoints/{name}/submit"): PAGE_SUBMIT,
     ("GET", "/ui/models"): PAGE,
+    ("GET", "/ui/notifications"): PAGE,
     ("GET", "/ui/models/{name}"): PAGE,
     ("GET", "/ui/compute"): PAGE,
     ("GET", "/ui/datastores"): PAGE,
@@ -330,6 +358,7 @@ def concrete(world: World, method: str, path: str, rule: Rule) -> str:
         "rest": "nowhere",
         "dataset_id": "0" * 36,
         "model_id": f"m-{run}-0000abcd",  # an MLflow logged model of the run
+        "schedule_id": "0" * 36,
     }
     text = re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], path)
     if path == "/ui/static":

@@ -23,9 +23,14 @@ from typing import Any
 import pytest
 
 from headrace import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
     Notification,
+    NotificationError,
     Pipeline,
     PythonScriptStep,
+    UserError,
     Workspace,
 )
 
@@ -50,6 +55,13 @@ class Receiver:
                 if action == "sleep":
                     time.sleep(1.5)
                     action = 200
+                if action == "hang":  # recorded on arrival; the sender is killed meanwhile
+                    receiver.posts.append(
+                        {"path": self.path, "status": "hang", "body": json.loads(body),
+                         "delivery": self.headers.get("X-Headrace-Delivery")}
+                    )  # fmt: skip
+                    time.sleep(4)
+                    return
                 receiver.posts.append(
                     {
                         "path": self.path,
@@ -223,3 +235,175 @@ def test_a_webhook_answering_500_is_retried_and_one_timing_out_gives_up(
     assert "timed out" in slow_done["last_error"]
     assert run.get_status() == "Finished"  # whatever the webhooks did
     assert run.get_details().get("error") is None
+
+
+def test_through_a_server_on_request_notifications_and_a_test_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    from tests.conftest import stop_agents
+    from tests.servers import free_port, served_workspace
+
+    root = tmp_path / "ws"
+    Workspace.create("test-ws", path=root, show_output=False)
+    try:
+        with served_workspace(root, monkeypatch, "admin") as ws:
+            asked = Notification.webhook(
+                ws, "asked", url=receiver.url(f"/asked/{TOKEN}"), on_request=True
+            )
+            assert asked.on_request and TOKEN not in json.dumps(asked.settings)
+            assert asked.test() == {"http_status": 200}
+            (tested,) = receiver.to(f"/asked/{TOKEN}")
+            assert tested["body"]["text"].startswith("Test of headrace notification 'asked'")
+
+            closed = Notification.webhook(ws, "closed", url=f"http://127.0.0.1:{free_port()}/x")
+            with pytest.raises(NotificationError, match=r"Cannot reach the webhook .*refused"):
+                closed.test()
+            closed.remove()
+            with pytest.raises(NotFoundError, match="No notification named 'closed'"):
+                Notification.get(ws, "closed")
+
+            plain = pipeline(ws, tmp_path / "plain").submit("served")
+            flagged = pipeline(ws, tmp_path / "flagged", enable_email_notification=True).submit(
+                "served"
+            )
+            plain.wait_for_completion(show_output=False)
+            flagged.wait_for_completion(show_output=False)
+            wait_for(lambda: len(receiver.to(f"/asked/{TOKEN}")) >= 2, "the flagged run's post")
+            time.sleep(0.5)  # the plain run would have been sent by now too
+            runs = [p["body"].get("run_id") for p in receiver.to(f"/asked/{TOKEN}")[1:]]
+            assert runs == [flagged.id]
+            assert [d["run_id"] for d in asked.deliveries()] == [flagged.id]
+
+            with pytest.raises(ConflictError, match="'asked' exists"):
+                Notification.webhook(ws, "asked", url=receiver.url("/other"))
+            with pytest.raises(UserError) as caught:
+                Notification.email(
+                    ws, "bad mail", to=["not-an-address"], smtp_host="", statuses=["Done"]
+                )
+            for part in ("name 'bad mail'", "to ['not-an-address']", "smtp_host", "['Done']"):
+                assert part in str(caught.value)
+    finally:
+        stop_agents(root)
+
+
+def test_the_cli_adds_lists_tests_and_removes_notifications(
+    ws: Workspace, tmp_path: Path, receiver: Receiver
+) -> None:
+    from headrace.cli.main import app
+    from tests.servers import RUNNER
+    from tests.test_cli import hr, hr_json, one_error_line
+
+    folder = tmp_path / "ws"
+    url = receiver.url(f"/cli/{TOKEN}")
+    added = RUNNER.invoke(
+        app,
+        ["notification", "add", "cli-hook", "--webhook", "-", "--status", "Failed", "-w", folder],
+        input=url + "\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "Added webhook notification 'cli-hook': http://127.0.0.1:" in added.stdout
+    assert TOKEN not in added.stdout
+    (listed,) = hr_json("notification", "list", "-w", folder)
+    assert (listed["name"], listed["statuses"], listed["on_request"]) == (
+        "cli-hook",
+        ["Failed"],
+        False,
+    )
+    table = hr("notification", "list", "-w", folder).stdout
+    assert "cli-hook" in table and "every run" in table and TOKEN not in table
+    assert hr_json("notification", "test", "cli-hook", "-w", folder) == {"http_status": 200}
+    assert receiver.to(f"/cli/{TOKEN}")[-1]["body"]["experiment"] == "notification-test"
+    assert hr_json("notification", "deliveries", "-w", folder) == []
+
+    wrong = hr("notification", "add", "x", "-w", folder, code=1)
+    assert "Give either --webhook URL or --email ADDRESS" in one_error_line(wrong)
+    mail = hr(
+        "notification", "add", "m", "--email", "a@b.c", "--smtp-host", "127.0.0.1",
+        "--smtp-port", "1", "-w", folder,
+    )  # fmt: skip
+    assert "Added email notification 'm': a@b.c via 127.0.0.1:1" in mail.stdout
+    refused = hr("notification", "test", "m", "-w", folder, code=1)
+    assert "Cannot send through the SMTP server 127.0.0.1:1" in one_error_line(refused)
+    hr("notification", "remove", "cli-hook", "-w", folder)
+    gone = hr("notification", "remove", "cli-hook", "-w", folder, code=1)
+    assert "No notification named 'cli-hook'" in one_error_line(gone)
+
+
+def test_an_env_secret_stays_out_of_the_database_and_of_isolated_steps(ws: Workspace) -> None:
+    from headrace.engine.runtime import credential_variables
+
+    hook = Notification.webhook(ws, "from-env", url="env:TEAM_HOOK_URL")
+    assert hook.settings["url"] == "env:TEAM_HOOK_URL"
+    # An isolated step does not inherit the variable a notification reads its secret from.
+    assert "TEAM_HOOK_URL" in credential_variables(ws.backend.store)  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="environment variable TEAM_HOOK_URL, which is not set"):
+        hook.test()
+
+
+def test_an_agent_killed_mid_send_leaves_the_delivery_to_the_next_agent(
+    ws: Workspace, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL the agent while its sender waits on the webhook: the outbox row stays,
+    its lease runs out, and the next agent delivers it, with the same delivery id."""
+    import os
+    import signal
+
+    from headrace.engine.launcher import agent_alive
+
+    monkeypatch.setenv("HEADRACE_OUTBOX_LEASE_SECONDS", "1")
+    receiver.plans["/crash"] = ["hang"]
+    hook = Notification.webhook(ws, "crash", url=receiver.url("/crash"), statuses="Finished")
+    run = pipeline(ws, tmp_path / "src").submit("crash")
+    run.wait_for_completion(show_output=False)
+    wait_for(lambda: receiver.to("/crash"), "the first attempt to arrive")
+    root = tmp_path / "ws"
+    os.kill(int((root / "agent" / "agent.lock").read_text().strip()), signal.SIGKILL)
+    wait_for(lambda: not agent_alive(root), "the agent to die")
+    (pending,) = hook.deliveries()
+    assert (pending["state"], pending["attempts"]) == ("sending", 1)
+
+    ws.backend.ensure_agent()  # what any later submit or CLI call does
+    (done,) = wait_for(lambda: [d for d in hook.deliveries() if d["state"] == "done"], "resend")
+    assert done["attempts"] == 2
+    first, second = receiver.to("/crash")
+    assert first["delivery"] == second["delivery"] and second["status"] == 200
+    assert run.get_status() == "Finished"
+
+
+def test_senders_racing_for_the_outbox_take_each_row_once(any_ws: Workspace) -> None:
+    """Four senders (separate connections, as four agents on one PostgreSQL workspace) lease
+    due rows at once: every row is taken by exactly one of them."""
+    import uuid
+
+    from headrace.store.orm import OutboxRow, utcnow
+    from headrace.store.workspace_store import WorkspaceStore
+
+    root = Path(any_ws.backend.location)
+    store = any_ws.backend.store  # type: ignore[attr-defined]
+    with store.meta.db.write() as session:
+        for _ in range(40):
+            session.add(
+                OutboxRow(
+                    kind="notification", target="n", run_id=str(uuid.uuid4()),
+                    run_status="Finished", state="pending", attempts=0,
+                    next_attempt_at=utcnow(), result={}, created_at=utcnow(),
+                )
+            )  # fmt: skip
+    stores = [WorkspaceStore.open(root) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    taken: list[int] = []
+
+    def sender(own: WorkspaceStore) -> None:
+        barrier.wait()
+        while rows := own.meta.claim_outbox(lease_seconds=60, limit=3):
+            taken.extend(r.id for r in rows)
+
+    threads = [threading.Thread(target=sender, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for own in stores:
+        own.close()
+    assert len(taken) == 40 and len(set(taken)) == 40
+    assert {r.state for r in store.meta.list_outbox(limit=100)} == {"sending"}

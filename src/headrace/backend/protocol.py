@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         PipelineRunRecord,
         PublishedPipelineRecord,
         RunFileRecord,
+        ScheduleRecord,
         StepRunRecord,
     )
 
@@ -148,6 +149,17 @@ class Backend(Protocol):
         properties: dict[str, Any] | None = None,
     ) -> Submission: ...
 
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        from_failed: bool = False,
+        run_source: str = "SDK",
+    ) -> Submission:
+        """Queue a new run of pipeline run `run_id`'s graph (engine.rerun)."""
+        ...
+
     def ensure_agent(self) -> bool:
         """Make sure something executes queued runs (a local agent, or the server's);
         True when one had to be started."""
@@ -268,6 +280,29 @@ class Backend(Protocol):
 
     def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
         """The published pipeline behind `version` (None: the default) of an Active endpoint."""
+        ...
+
+    # -- schedules -------------------------------------------------------------------------
+    def create_schedule(self, **fields: Any) -> ScheduleRecord:
+        """Check and store an Active schedule (engine/schedules.create_schedule's fields)."""
+        ...
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord: ...
+
+    def list_schedules(
+        self,
+        *,
+        active_only: bool = True,
+        pipeline_id: str | None = None,
+        pipeline_endpoint_id: str | None = None,
+    ) -> list[ScheduleRecord]: ...
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> ScheduleRecord:
+        """Change the fields given (None: unchanged); engine/schedules.update_schedule."""
+        ...
+
+    def list_schedule_runs(self, schedule_id: str, limit: int = 100) -> list[PipelineRunRecord]:
+        """The runs a schedule queued, newest first."""
         ...
 
     # -- registered environments -----------------------------------------------------------

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, false, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -45,6 +45,7 @@ from headrace.store.records import (
     Status,
 )
 from headrace.store.run_triggers import RunTriggerQueries
+from headrace.store.schedules import ScheduleQueries
 from headrace.store.step_runs import StepRunQueries
 from headrace.store.tokens import TokenQueries
 
@@ -85,6 +86,7 @@ class SqlMetadataStore(
     DatasetQueries,
     ModelQueries,
     EnvironmentQueries,
+    ScheduleQueries,
     NotificationQueries,
     RunTriggerQueries,
 ):
@@ -278,6 +280,7 @@ class SqlMetadataStore(
         properties: dict[str, Any] | None = None,
         stored_graph_id: str | None = None,
         interpreter: dict[str, Any] | None = None,
+        in_transaction: Callable[[Connection, str], None] | None = None,
         run_id: str | None = None,
     ) -> PipelineRunRecord:
         """Queue a run (status NotStarted) in one transaction, with its graph and event.
@@ -286,8 +289,9 @@ class SqlMetadataStore(
         run with that id existing already is a ConflictError and nothing is written.
 
         `graph=None, stored_graph_id=ID`: the run's graph is one already stored (a published
-        pipeline's). Core statements rather than ORM objects: this is the REST submit's hot
-        path."""
+        pipeline's). `in_transaction(conn, run_id)` runs inside that transaction first; what
+        it raises rolls the run back (a schedule's fire claim, store/schedules.py). Core
+        statements rather than ORM objects: this is the REST submit's hot path."""
         experiment = self.get_or_create_experiment(experiment_name)
         if graph is None:
             if stored_graph_id is None:
@@ -313,7 +317,7 @@ class SqlMetadataStore(
             "interpreter": interpreter,
         }
         try:
-            self._insert_run(graph, graph_id, values, run_source, now)
+            self._insert_run(graph, graph_id, values, run_source, now, in_transaction)
         except IntegrityError as exc:
             if run_id is None:
                 raise
@@ -348,8 +352,11 @@ class SqlMetadataStore(
         values: dict[str, Any],
         run_source: str,
         now: datetime,
+        in_transaction: Callable[[Connection, str], None] | None = None,
     ) -> None:
         with self.db.write_conn() as conn:
+            if in_transaction is not None:
+                in_transaction(conn, values["id"])
             if graph is not None:
                 # Concurrent submits of the same pipeline insert the same graph: first one wins.
                 conn.execute(

@@ -9,7 +9,8 @@ when the step runs on Ray, see raypool.py).
 What a pool reports for a worker (`events`), in the order the worker said it:
 `("ready", node)` after `init()`, `("fatal", message)` when the entry script cannot start,
 `("done", index, rows)` and `("error", index, traceback)` per mini-batch, and
-`("ended", code)` once the worker is gone (its process exited, or its actor died).
+`("ended", how)` once the worker is gone (`how` completes "worker 3 ...": "exited with
+code -9", or "died (its Ray node was lost)").
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from typing import Any, Protocol
 
 from headrace.kinds.parallel.worker import serve
 
-__all__ = ["Event", "LocalPool", "Pool", "Worker"]
+__all__ = ["Event", "LocalPool", "Pool", "StepFailure", "Worker"]
 
 Event = tuple[Any, ...]
+
+
+class StepFailure(Exception):
+    """The step stops: the message goes to stderr, the exit code is 1."""
 
 
 @dataclass
@@ -65,6 +70,10 @@ class Pool(Protocol):
 
     def close(self) -> None:
         """Release what the pool holds; every worker has been stopped."""
+        ...
+
+    def placement(self) -> str:
+        """Where the workers ran, for the summary ("" when that says nothing)."""
         ...
 
 
@@ -117,7 +126,7 @@ class LocalPool:
             except (EOFError, OSError):
                 pass
             if not process.is_alive():
-                found.append((worker, ("ended", process.exitcode)))
+                found.append((worker, ("ended", f"exited with code {process.exitcode}")))
         return found
 
     def stop(self, worker: Worker, kill: bool) -> None:
@@ -133,3 +142,6 @@ class LocalPool:
 
     def close(self) -> None:
         pass
+
+    def placement(self) -> str:
+        return ""
