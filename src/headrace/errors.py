@@ -22,6 +22,7 @@
     │   └── PipelineDisabledError (ValueError)  a Disabled published pipeline or endpoint
     ├── ConfigError                     a workspace folder or config that cannot be used
     ├── StoreError                      the metadata database cannot be reached or is broken
+    ├── NotificationError               an email or webhook could not be delivered
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NotInHeadraceError (ImportError)  an SDK v1 name headrace does not have; says what
     │   │                                 to use instead
@@ -59,6 +60,7 @@ __all__ = [
     "NotFoundError",
     "NotInHeadraceError",
     "NotYetImplementedError",
+    "NotificationError",
     "ParameterError",
     "PipelineDisabledError",
     "PipelineValidationError",
@@ -71,7 +73,18 @@ __all__ = [
 
 
 class HeadraceError(Exception):
-    """Base class of every error headrace raises on purpose."""
+    """Base class of every error headrace raises on purpose.
+
+    `cli_message`: the same message with the fix in the command line's words (`--exist-ok`
+    where the SDK says `exist_ok=True`), which the `headrace` CLI prints instead; None when
+    the message reads right in both."""
+
+    cli_message: str | None = None
+
+    def in_cli_words(self, message: str) -> HeadraceError:
+        """This error, saying `message` when the `headrace` CLI reports it."""
+        self.cli_message = message
+        return self
 
     @property
     def message(self) -> str:
@@ -172,6 +185,11 @@ class ConfigError(HeadraceError):
 
 class StoreError(HeadraceError):
     """The metadata database cannot be reached, or it is not a headrace database."""
+
+
+class NotificationError(HeadraceError):
+    """An email or webhook notification could not be delivered (refused, timed out, or its
+    server could not be reached); the message says which and why, never a secret."""
 
 
 class MissingDependencyError(HeadraceError, ImportError):

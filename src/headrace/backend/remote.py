@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 
 from headrace.backend.remote_models import RemoteModelMethods
+from headrace.backend.remote_notifications import RemoteNotificationMethods
+from headrace.backend.remote_schedules import RemoteScheduleMethods
 from headrace.backend.wire import (
     endpoint_from_document,
     error_from_body,
@@ -43,6 +45,7 @@ from headrace.graph.model import Graph
 from headrace.store.datastores import clean_relative_path, partial_path
 from headrace.store.layout import write_json_atomic
 from headrace.store.records import (
+    NOTIFY_PROPERTY,
     ComputeTargetRecord,
     DatasetLineageRecord,
     DatasetRecord,
@@ -66,7 +69,7 @@ MAX_CHUNK = 8 * 1024 * 1024
 METRIC_RUNS_PER_REQUEST = 100  # run ids of 36 characters: about 4.3 KB of query
 
 
-class RemoteBackend(RemoteModelMethods):
+class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificationMethods):
     """A workspace served by `headrace server` at `url`; `auth_header` is sent on every call
     (e.g. {"Authorization": "Bearer hr_..."}; empty for a server run with --no-auth)."""
 
@@ -127,11 +130,15 @@ class RemoteBackend(RemoteModelMethods):
         error = error_from_body(body, response.status_code, self.url)
         if response.status_code in (401, 403):
             role = "a token" if not self._auth_header else "a token with the role this needs"
+            create = "create one with `headrace token create --name NAME --role submitter`"
             return ConfigError(
                 f"{error} The server at {self.url} needs {role}: pass "
                 "auth=headrace.TokenAuthentication('hr_...') to Workspace.get, set "
-                'HEADRACE_TOKEN, or add "token" to .azureml/config.json '
-                "(create one with `headrace token create --name NAME --role submitter`)."
+                f'HEADRACE_TOKEN, or add "token" to .azureml/config.json ({create}).'
+            ).in_cli_words(
+                f"{error} The server at {self.url} needs {role}: pass --token hr_... before "
+                f"the command (headrace --server URL --token hr_... run list) or set "
+                f"HEADRACE_TOKEN ({create} on the server's machine)."
             )
         return error
 
@@ -402,6 +409,7 @@ class RemoteBackend(RemoteModelMethods):
         continue_on_step_failure: bool,
         regenerate_outputs: bool,
         run_source: str = "SDK",
+        properties: dict[str, Any] | None = None,
     ) -> Submission:
         body = {
             "graph": graph.to_dict(),
@@ -413,7 +421,21 @@ class RemoteBackend(RemoteModelMethods):
             "regenerate_outputs": regenerate_outputs,
             "run_source": run_source,
         }
+        if (properties or {}).get(NOTIFY_PROPERTY) == "true":
+            body["enable_notification"] = True
         return submission_from_wire(self._json("POST", "/pipeline-runs", body=body))
+
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        from_failed: bool = False,
+        run_source: str = "SDK",
+    ) -> Submission:
+        body = {"parameters": parameters, "from_failed": from_failed, "run_source": run_source}
+        answer = self._json("POST", f"/pipeline-runs/{_seg(run_id)}/rerun", body=body)
+        return submission_from_wire(answer)
 
     def ensure_agent(self) -> bool:
         """The server runs the agent; nothing to start here."""

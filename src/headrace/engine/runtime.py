@@ -554,7 +554,7 @@ def _environment(
         env["MLFLOW_RUN_ID"] = task.step_run_id
         for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
             env.pop(name, None)
-    if node.kind == "command" and "headrace.engine.sparkrun" in (node.command or ""):
+    if _is_spark_step(node):
         env.update(_spark_settings(ws, node))
     server_url = os.environ.get("HEADRACE_SERVER_URL")
     if server_url:
@@ -571,8 +571,8 @@ _CREDENTIAL_VARIABLES: dict[Path, tuple[float, tuple[str, ...]]] = {}
 
 
 def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
-    """The environment variables the workspace's datastores read credentials from
-    (`"env:NAME"` references); looked up at most every 10 seconds."""
+    """The environment variables the workspace's datastores and notifications read
+    credentials from (`"env:NAME"` references); looked up at most every 10 seconds."""
     import time
 
     now = time.monotonic()
@@ -583,13 +583,26 @@ def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
     for record in ws.meta.list_datastores():
         refs = (record.config or {}).get("credentials") or {}
         names += [str(r)[4:] for r in refs.values() if str(r).startswith("env:")]
+    for notification in ws.meta.list_notifications():  # a webhook URL, an SMTP password
+        refs = [notification.config.get("url"), notification.config.get("smtp_password")]
+        names += [str(r)[4:] for r in refs if str(r).startswith("env:")]
     _CREDENTIAL_VARIABLES[ws.root] = (now + 10.0, tuple(names))
     return tuple(names)
 
 
+def _is_spark_step(node: StepNode) -> bool:
+    """A SparkStep: a step of the `spark` kind, or one recorded before kinds were packages
+    (`python -m headrace.engine.sparkrun ...`)."""
+    if node.kind != "command":
+        return False
+    if dict(node.environment_variables).get("HEADRACE_STEP_KIND") == "spark":
+        return True
+    return "headrace.engine.sparkrun" in (node.command or "")
+
+
 def _spark_settings(ws: WorkspaceStore, node: StepNode) -> dict[str, str]:
-    """What a SparkStep's process reads about its master (engine/sparkrun.py), so that it
-    needs neither workspace.json nor the database."""
+    """What a SparkStep's process reads about its master (kinds/spark/program.py), so that
+    it needs neither workspace.json nor the database."""
     import json
 
     settings = {}

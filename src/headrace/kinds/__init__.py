@@ -16,8 +16,9 @@ fingerprints, retries, isolation, adoption and executors treat it as any other s
 module's `main` looks the kind up in `KINDS` (loaded lazily: nothing of a kind is imported
 until a step of that kind starts) and calls its program.
 
-ParallelRunStep is the first kind built this way; SqlStep, SparkStep and DataTransferStep
-still use the older argv convention (sdk/<kind>.py + engine/<kind>run.py) and can move here.
+ParallelRunStep (`parallel`) and SparkStep (`spark`) are built this way; SqlStep and
+DataTransferStep still use the older argv convention (sdk/<kind>.py + engine/<kind>run.py)
+and can move here.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SPEC_VARIABLE = "HEADRACE_STEP_SPEC"
 # kind name -> (spec class "module:Class", program module)
 KINDS: dict[str, tuple[str, str]] = {
     "parallel": ("headrace.kinds.parallel.spec:ParallelSpec", "headrace.kinds.parallel.program"),
+    "spark": ("headrace.kinds.spark.spec:SparkSpec", "headrace.kinds.spark.program"),
 }
 
 

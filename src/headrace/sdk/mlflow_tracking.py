@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from headrace.errors import NotFoundError, RunNotFoundError, UserError
+from headrace.errors import HeadraceError, NotFoundError, RunNotFoundError, UserError
 from headrace.store.journal import JOURNAL_NAME, read_journal
 from headrace.store.records import MetricRecord
 
@@ -64,11 +64,31 @@ def _float(value: Any, what: str) -> float:
         raise UserError(f"{what} must be a number, not {value!r}.") from None
 
 
+# MLflow's own limits on names and values; longer ones are refused as MLflow refuses them.
+KEY_MAX = 250
+VALUE_MAX = 8000
+STEP_MAX = 2**62
+
+
 def _required(body: dict[str, Any], key: str, endpoint: str) -> str:
     value = body.get(key)
     if value is None or value == "":
         raise UserError(f"MLflow request {endpoint} needs {key!r}.")
     return str(value)
+
+
+def _key(value: Any, what: str) -> str:
+    text = str(value)
+    if not text or len(text) > KEY_MAX:
+        raise UserError(f"{what} name {text[:40]!r} must be 1 to {KEY_MAX} characters.")
+    return text
+
+
+def _text(value: Any, what: str) -> str:
+    text = "" if value is None else str(value)
+    if len(text) > VALUE_MAX:
+        raise UserError(f"{what} value is longer than {VALUE_MAX} characters; shorten it.")
+    return text
 
 
 def _run_id(body: dict[str, Any], endpoint: str) -> str:
@@ -134,7 +154,16 @@ class MlflowTracking:
                 f"headrace's MLflow API does not serve {endpoint!r}; it serves runs, "
                 "parameters, metrics, tags and artifacts: " + ", ".join(sorted(ENDPOINTS))
             )
-        result: dict[str, Any] = handler(body)
+        try:
+            result: dict[str, Any] = handler(body)
+        except HeadraceError:
+            raise
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            # A body of the wrong shape (a list where MLflow sends objects, and so on).
+            raise UserError(
+                f"MLflow request {endpoint} is malformed ({type(exc).__name__}: {exc}); send "
+                "it as MLflow's client does."
+            ) from exc
         return result
 
     # -- experiments ---------------------------------------------------------------------
@@ -291,9 +320,9 @@ class MlflowTracking:
             )
         # In a step every MLflow run is the step's run (a second start_run, a nested one).
         tags = {
-            t["key"]: t.get("value", "")
-            for t in body.get("tags") or []
-            if t.get("key") not in ("mlflow.parentRunId", "mlflow.runName")
+            _key(t["key"], "Tag"): _text(t.get("value"), "Tag")
+            for t in _objects(body, "tags")
+            if t["key"] not in ("mlflow.parentRunId", "mlflow.runName")
         }
         if tags:
             self._write(self.step.run_id, tags=tags)
@@ -350,32 +379,36 @@ class MlflowTracking:
             self.backend.tag_run(run_id, tags)
 
     def _runs_log_metric(self, body: dict[str, Any]) -> dict[str, Any]:
-        key = _required(body, "key", "runs/log-metric")
+        key = _key(_required(body, "key", "runs/log-metric"), "Metric")
         value = _float(body.get("value"), f"Metric {key!r}")
         self._write(_run_id(body, "runs/log-metric"), [(key, value, _step(body))])
         return {}
 
     def _runs_log_parameter(self, body: dict[str, Any]) -> dict[str, Any]:
-        key = _required(body, "key", "runs/log-parameter")
-        value = str(body.get("value", ""))
+        key = _key(_required(body, "key", "runs/log-parameter"), "Parameter")
+        value = _text(body.get("value"), f"Parameter {key!r}")
         self._write(_run_id(body, "runs/log-parameter"), tags={PARAM_PREFIX + key: value})
         return {}
 
     def _runs_set_tag(self, body: dict[str, Any]) -> dict[str, Any]:
-        key = _required(body, "key", "runs/set-tag")
-        self._write(_run_id(body, "runs/set-tag"), tags={key: str(body.get("value", ""))})
+        key = _key(_required(body, "key", "runs/set-tag"), "Tag")
+        value = _text(body.get("value"), f"Tag {key!r}")
+        self._write(_run_id(body, "runs/set-tag"), tags={key: value})
         return {}
 
     def _runs_log_batch(self, body: dict[str, Any]) -> dict[str, Any]:
         run_id = _run_id(body, "runs/log-batch")
         metrics = [
-            (str(m["key"]), _float(m.get("value"), f"Metric {m.get('key')!r}"), _step(m))
-            for m in body.get("metrics") or []
+            (_key(m["key"], "Metric"), _float(m.get("value"), f"Metric {m['key']!r}"), _step(m))
+            for m in _objects(body, "metrics")
         ]
         tags = {
-            PARAM_PREFIX + str(p["key"]): str(p.get("value", "")) for p in body.get("params") or []
+            PARAM_PREFIX + _key(p["key"], "Parameter"): _text(p.get("value"), "Parameter")
+            for p in _objects(body, "params")
         }
-        tags.update({str(t["key"]): str(t.get("value", "")) for t in body.get("tags") or []})
+        tags.update(
+            {_key(t["key"], "Tag"): _text(t.get("value"), "Tag") for t in _objects(body, "tags")}
+        )
         self._write(run_id, metrics, tags)
         return {}
 
@@ -418,9 +451,21 @@ ENDPOINTS: dict[str, str] = {
 
 def _step(body: dict[str, Any]) -> int:
     try:
-        return int(body.get("step") or 0)
+        step = int(body.get("step") or 0)
     except (TypeError, ValueError):
-        raise UserError(f"A metric's step must be an integer, not {body.get('step')!r}.") from None
+        step = -1
+    if not 0 <= step <= STEP_MAX:
+        raise UserError(
+            f"A metric's step must be an integer from 0 to 2**62, not {body.get('step')!r}."
+        )
+    return step
+
+
+def _objects(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = body.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "key" in i for i in items):
+        raise UserError(f"{key!r} must be a list of objects with a 'key', as MLflow sends it.")
+    return items
 
 
 def _journal_value(value: float) -> float | str:

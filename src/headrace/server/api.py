@@ -32,7 +32,14 @@ from starlette.background import BackgroundTask
 
 from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
 from headrace.errors import ConflictError, DatastoreNotFoundError, NotFoundError, UserError
-from headrace.server import api_datasets, api_environments, api_models, api_publishing
+from headrace.server import (
+    api_datasets,
+    api_environments,
+    api_models,
+    api_notifications,
+    api_publishing,
+    api_schedules,
+)
 from headrace.server.access import (
     Admin,
     QueriedRunReader,
@@ -44,7 +51,7 @@ from headrace.server.access import (
 )
 from headrace.server.api_base import ClassNamedErrors, parse_graph, state
 from headrace.store.datastores import clean_relative_path
-from headrace.store.records import MetricRecord
+from headrace.store.records import NOTIFY_PROPERTY, MetricRecord
 
 __all__ = ["router"]
 
@@ -335,6 +342,8 @@ class SubmitBody(BaseModel):
     continue_on_step_failure: bool = False
     regenerate_outputs: bool = False
     run_source: str = Field("SDK", max_length=64)
+    # enable_email_notification=True: notifications added with on_request=True tell about it
+    enable_notification: bool = False
 
 
 @router.get("/experiments")
@@ -357,6 +366,7 @@ def submit(request: Request, body: SubmitBody, _token: Submitter) -> dict[str, A
         continue_on_step_failure=body.continue_on_step_failure,
         regenerate_outputs=body.regenerate_outputs,
         run_source=body.run_source,
+        properties={NOTIFY_PROPERTY: "true"} if body.enable_notification else None,
     )
     return submission_to_wire(submission)
 
@@ -384,6 +394,25 @@ def get_pipeline_run(request: Request, run_id: str, _token: Reader) -> dict[str,
 @router.post("/pipeline-runs/{run_id}/cancel")
 def cancel_run(request: Request, run_id: str, _token: Submitter) -> dict[str, Any]:
     return to_wire(state(request).backend.cancel_run(run_id))
+
+
+class RerunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parameters: dict[str, Any] | None = None
+    from_failed: bool = False
+    run_source: str = Field("SDK", max_length=64)
+
+
+@router.post("/pipeline-runs/{run_id}/rerun")
+def rerun(request: Request, run_id: str, body: RerunBody, _token: Submitter) -> dict[str, Any]:
+    """Queue a new run of this run's graph: finished steps reused, failed ones run."""
+    submission = state(request).backend.rerun(
+        run_id,
+        parameters=body.parameters,
+        from_failed=body.from_failed,
+        run_source=body.run_source,
+    )
+    return submission_to_wire(submission)
 
 
 @router.get("/pipeline-runs/{run_id}/steps")
@@ -526,3 +555,6 @@ router.routes.extend(api_publishing.router.routes)
 router.routes.extend(api_datasets.router.routes)
 router.routes.extend(api_models.router.routes)
 router.routes.extend(api_environments.router.routes)
+router.routes.extend(api_notifications.router.routes)
+router.routes.extend(api_schedules.router.routes)
+router.routes.extend(api_schedules.v1_router.routes)

@@ -304,7 +304,7 @@ def create_app(
     checked here by starting one confined process (`prepare_isolation`).
     """
     from headrace import __version__
-    from headrace.server import api, portal, routes
+    from headrace.server import api, api_mlflow, portal, routes
 
     if not WorkspaceLayout(Path(workspace_path).absolute()).exists():
         raise ConfigError(
@@ -332,10 +332,20 @@ def create_app(
         max_body_bytes=max_body_bytes,
     )
 
+    # `headrace server` (agents >= 1) fires the workspace's schedules; with several uvicorn
+    # workers (agents == 0 here) the master runs the scheduler (server/run.py).
+    schedule_thread = None
+    if agents:
+        from headrace.engine.scheduler import Scheduler, SchedulerThread
+
+        schedule_thread = SchedulerThread(Scheduler(store, on_fired=backend.start_work))
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if pool is not None:
             pool.start()
+        if schedule_thread is not None:
+            schedule_thread.start()
         # Runs left queued or running by a stopped server get an agent again.
         elif backend.list_pipeline_runs(statuses=[Status.NOT_STARTED, Status.RUNNING], limit=1):
             backend.ensure_agent()
@@ -344,6 +354,8 @@ def create_app(
         finally:
             # uvicorn has stopped accepting connections and finished the requests in flight:
             # no new run can be queued. Drain the agents (the grace period for running steps).
+            if schedule_thread is not None:
+                await asyncio.to_thread(schedule_thread.stop)
             if pool is not None:
                 await asyncio.to_thread(pool.stop)
             store.database.dispose()
@@ -360,6 +372,7 @@ def create_app(
     # `app.routes` then lists every route, and the auth tests walk it.
     app.router.routes.extend(routes.router.routes)
     app.router.routes.extend(api.router.routes)  # the JSON API of RemoteBackend
+    app.router.routes.extend(api_mlflow.router.routes)  # MLflow's tracking API
     portal.mount(app, root)  # the web portal under /ui
     app.add_middleware(RequestLimits)  # URL length, JSON nesting: inside the body limit
     app.add_middleware(BodyLimit, limit=max_body_bytes)
