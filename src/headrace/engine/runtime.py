@@ -552,6 +552,8 @@ def _environment(
         # the step's own environment variables point MLflow elsewhere.
         env["MLFLOW_TRACKING_URI"] = ws.root.absolute().as_uri().replace("file:", "headrace:", 1)
         env["MLFLOW_RUN_ID"] = task.step_run_id
+        # MLflow's "View run at <URL>" lines would name a UI headrace does not serve.
+        env.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
             env.pop(name, None)
     if _is_spark_step(node):
