@@ -54,6 +54,7 @@ BENCHMARKS = {
     "kill": "benchmarks.bench_kill",
     "parallel": "benchmarks.bench_parallel",
     "parallel-ray": "benchmarks.bench_parallel_ray",
+    "schedules": "benchmarks.bench_schedules",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 
