@@ -53,6 +53,7 @@ BENCHMARKS = {
     "kill": "benchmarks.bench_kill",
     "parallel": "benchmarks.bench_parallel",
     "parallel-ray": "benchmarks.bench_parallel_ray",
+    "cli": "benchmarks.bench_cli",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 
