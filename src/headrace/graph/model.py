@@ -255,15 +255,15 @@ def _matches(value: Any, kind: Any) -> bool:
     return isinstance(kind, type) and isinstance(value, kind)
 
 
-_HINTS: dict[str, tuple[dict[str, Any], frozenset[str]]] = {}
+_HINTS: dict[type[Any], tuple[dict[str, Any], frozenset[str]]] = {}
 
 
 def _hints(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str]]:
     """The field types and names of dataclass `cls` (worked out once: a 500-step graph
     would otherwise evaluate them 500 times)."""
-    found = _HINTS.get(cls.__qualname__)
+    found = _HINTS.get(cls)
     if found is None:
-        found = _HINTS[cls.__qualname__] = (
+        found = _HINTS[cls] = (
             typing.get_type_hints(cls),
             frozenset(f.name for f in fields(cls)),
         )
