@@ -17,7 +17,12 @@ import typer
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
 from headrace.cli.output import console, new_table, print_json
 from headrace.errors import UserError
-from headrace.sdk.notifications import Notification, RunTrigger
+from headrace.sdk.notifications import (
+    Notification,
+    RunTrigger,
+    destination_text,
+    scope_texts,
+)
 
 __all__ = ["app", "trigger_app"]
 
@@ -41,28 +46,6 @@ def _secret(value: str | None, what: str) -> str | None:
     if not line:
         raise UserError(f"{what} '-' reads it from standard input, which gave nothing.")
     return line
-
-
-def _scope(document: dict[str, Any]) -> str:
-    parts = []
-    if document.get("pipeline_id"):
-        parts.append(f"pipeline {document['pipeline_id']}")
-    if document.get("endpoint_id"):
-        parts.append(f"endpoint {document['endpoint_id']}")
-    if document.get("experiment_name"):
-        parts.append(f"experiment {document['experiment_name']}")
-    if document.get("on_request"):
-        parts.append("runs asking for it")
-    return ", ".join(parts) or "every run"
-
-
-def _where(document: dict[str, Any]) -> str:
-    config = document["config"]
-    if document["kind"] == "webhook":
-        return str(config.get("url_shown", ""))
-    return (
-        f"{', '.join(config.get('to', []))} via {config.get('smtp_host')}:{config.get('smtp_port')}"
-    )
 
 
 @app.command("add")
@@ -133,7 +116,7 @@ def add(
     if json_:
         print_json(document)
         return
-    typer.echo(f"Added {document['kind']} notification {name!r}: {_where(document)}.")
+    typer.echo(f"Added {document['kind']} notification {name!r}: {destination_text(document)}.")
 
 
 @app.command("list")
@@ -146,7 +129,11 @@ def list_(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
     table = new_table("NAME", "KIND", "TO", "STATUSES", "FOR")
     for doc in documents:
         table.add_row(
-            doc["name"], doc["kind"], _where(doc), ", ".join(doc["statuses"]), _scope(doc)
+            doc["name"],
+            doc["kind"],
+            destination_text(doc),
+            ", ".join(doc["statuses"]),
+            "; ".join(scope_texts(doc)),
         )
     console().print(table)
 

@@ -18,9 +18,11 @@ from headrace.server.portal import (
     datasets,
     datastores,
     models,
+    notifications,
     publishing,
     run_pages,
     runs,
+    schedules,
     session,
     step_pages,
 )
@@ -38,6 +40,8 @@ _PAGE_MODULES = (
     models,
     datastores,
     datasets,
+    schedules,
+    notifications,
 )
 
 
