@@ -50,9 +50,13 @@ BENCHMARKS = {
     "v1launcher": "benchmarks.bench_v1launcher",
     "datasets": "benchmarks.bench_datasets",
     "models": "benchmarks.bench_models",
+    "notifications": "benchmarks.bench_notifications",
     "kill": "benchmarks.bench_kill",
     "parallel": "benchmarks.bench_parallel",
+    "parallel-memory": "benchmarks.bench_parallel_memory",
     "parallel-ray": "benchmarks.bench_parallel_ray",
+    "schedules": "benchmarks.bench_schedules",
+    "cli": "benchmarks.bench_cli",
     "mlflow": "benchmarks.bench_mlflow",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]

@@ -407,3 +407,29 @@ def test_senders_racing_for_the_outbox_take_each_row_once(any_ws: Workspace) -> 
         own.close()
     assert len(taken) == 40 and len(set(taken)) == 40
     assert {r.state for r in store.meta.list_outbox(limit=100)} == {"sending"}
+
+
+def test_the_rest_submit_route_honours_enable_notification(
+    ws: Workspace, tmp_path: Path, receiver: Receiver
+) -> None:
+    """SDK v1's REST body field `EnableNotification` (accepted and ignored before) marks
+    the run for the on_request notifications."""
+    import httpx
+
+    from tests.servers import LiveServer
+
+    published = pipeline(ws, tmp_path / "src").publish(name="rest")
+    hook = Notification.webhook(ws, "rest-asked", url=receiver.url("/rest"), on_request=True)
+    with LiveServer(tmp_path / "ws", auth=False) as live:
+        answers = [
+            httpx.post(
+                live.submit_url(published.id),
+                json={"ExperimentName": "rest", **({"EnableNotification": True} if on else {})},
+            ).json()["Id"]
+            for on in (True, False)
+        ]
+    asked, plain = (ws.backend.get_pipeline_run(i) for i in answers)
+    assert asked.properties.get("headrace.enableNotification") == "true"
+    assert "headrace.enableNotification" not in plain.properties
+    (delivery,) = wait_for(hook.deliveries, "the asked run's delivery")
+    assert delivery["run_id"] == asked.id

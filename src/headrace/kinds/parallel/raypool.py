@@ -15,7 +15,8 @@ own, and runs there. Paths into the working folder, in the arguments, the step's
 variables and file mini-batches, are rewritten to the copy. The worker's log
 (`logs/user/worker_<n>.txt`, whose first line names its Ray node) and what the script wrote to
 `EntryScript().output_dir` come back when the worker is stopped at the end; a worker that
-died or was killed for a timeout loses its log (its failed batch is in failed_items.txt).
+died or was killed for a timeout loses its log (its failed batch is in failed_items.txt),
+and the next worker started on its node removes its folder.
 
 An actor that dies mid-batch (killed, its node lost) surfaces as Ray's ActorDiedError on its
 calls: the coordinator retries the batch it was running on another worker and starts a
@@ -25,7 +26,9 @@ replacement; rows are committed by the coordinator only, so exactly once still h
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -39,6 +42,7 @@ from headrace.kinds.parallel.worker import Scorer
 
 __all__ = ["RayPool", "RayWorker"]
 
+PREFIX = "headrace-parallel-"
 PLACEMENT_SECONDS = 120.0
 FINISH_SECONDS = 30.0
 # The step's variables a worker gets (the rest of its environment is its Ray node's).
@@ -56,7 +60,11 @@ class RayWorker:
     def __init__(
         self, number: int, settings: dict[str, Any], tree: bytes, env: dict[str, str]
     ) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="headrace-parallel-"))
+        _sweep()
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        # Held while this actor lives: a folder nobody holds is a dead actor's (see _sweep).
+        self.held = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self.held, fcntl.LOCK_EX)
         self.cwd = str(self.root / "work")
         self.origin = settings["cwd"]
         unpack(tree, Path(self.cwd))
@@ -90,14 +98,38 @@ class RayWorker:
             ]
         return self.scorer.score(index, payload, size)
 
-    def finish(self) -> tuple[bytes, bytes]:
-        """shutdown(), then the worker's logs and output folder (tar archives)."""
+    def finish(self) -> tuple[bytes, bytes, float]:
+        """shutdown(), then the worker's logs and output folder (tar archives) and its
+        peak memory (MB)."""
         try:
             self.scorer.finish()
-            return pack(self.log_dir), pack(self.out_dir)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            return pack(self.log_dir), pack(self.out_dir), peak
         finally:
             os.chdir(self.root.parent)
             shutil.rmtree(self.root, ignore_errors=True)
+            os.close(self.held)
+
+
+def _sweep() -> None:
+    """Remove the folders of workers on this node that died without cleaning up (killed for
+    a timeout, or lost): nobody holds their lock. New folders are left alone for a minute
+    (one may not be locked yet)."""
+    young = time.time() - 60
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            if folder.stat().st_mtime > young:
+                continue
+            fd = os.open(folder / ".lock", os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its actor still runs
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class RayPool:
@@ -148,6 +180,7 @@ class RayPool:
         self.bundle: dict[int, int] = {}  # worker number -> its bundle
         self.calls: dict[Any, tuple[Worker, int | None]] = {}  # ref -> (worker, batch index)
         self.nodes: dict[int, str] = {}  # worker number -> Ray node id
+        self.peak = 0.0  # MB, the largest of the workers stopped at the end
         cwd = os.getcwd()
         settings["cwd"] = cwd
         self.tree = ray.put(pack(Path(cwd), exclude=(".parallel/committed",)))
@@ -215,11 +248,17 @@ class RayPool:
         if not kill:
             # Its log is lost if this fails; its rows are committed already.
             with contextlib.suppress(Exception):
-                logs, output = self.ray.get(worker.handle.finish.remote(), timeout=FINISH_SECONDS)
+                logs, output, peak = self.ray.get(
+                    worker.handle.finish.remote(), timeout=FINISH_SECONDS
+                )
+                self.peak = max(self.peak, round(peak, 1))
                 unpack(logs, Path(self.settings["log_dir"]))
                 unpack(output, Path(self.settings["output_dir"]))
         with contextlib.suppress(Exception):
             self.ray.kill(worker.handle, no_restart=True)
+
+    def peak_rss_mb(self) -> float:
+        return self.peak
 
     def placement(self) -> str:
         """Which Ray node each worker ran on, for the summary."""
