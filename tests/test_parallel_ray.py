@@ -186,6 +186,7 @@ def test_workers_on_both_nodes_a_killed_actor_loses_nothing_rows_once(
     metrics = step_run.get_metrics()
     last = {k: v[-1] if isinstance(v, list) else v for k, v in metrics.items()}
     assert last["mini_batches_done"] == 6 and last["items_done"] == 23, last
+    assert last["peak_rss_mb_workers"] > 10, last  # the actors' own, not this machine's children
 
     # More workers than the cluster has CPUs for: the step fails at once, saying so.
     big = _step(ws, tmp_path, "too-many", images, node_count=3, process_count_per_node=1)

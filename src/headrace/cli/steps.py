@@ -81,7 +81,7 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
         },
         # What the step ran in: the submitter's Python, or its environment.
         "python": describe_environment(record.fingerprint_parts.get("environment")),
-        "metrics": metric_summaries(metrics, record.data_run_id),
+        "metrics": metric_summaries(metrics).get(record.data_run_id, {}),
         "files": files_document(backend.list_run_files(record.data_run_id)),
         "fingerprint": record.fingerprint,
         "fingerprint_parts": record.fingerprint_parts,

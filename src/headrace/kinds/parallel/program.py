@@ -426,6 +426,7 @@ def main(spec: ParallelSpec) -> int:
     run = progress._context()
     run.log("seconds", round(seconds, 3))
     own, workers = _peak_rss()
+    workers = max(workers, coordinator.pool.peak_rss_mb())  # Ray actors are not children
     run.log("peak_rss_mb_coordinator", own)
     run.log("peak_rss_mb_workers", workers)
     placement = coordinator.pool.placement()
