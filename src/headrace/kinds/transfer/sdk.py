@@ -10,9 +10,10 @@ train = PythonScriptStep("train.py", arguments=[step.get_output()],
 ```
 
 A DataTransferStep copies a file or a folder from any datastore to any datastore (local
-folders, S3, Azure Blob, GCS). It is a command step running the transfer engine
-(`python -m headrace.engine.transferrun`, which documents how the bytes move), so reuse,
-retries, logs and the portal treat it like any other step.
+folders, S3, Azure Blob, GCS). It is a step of the `transfer` kind (headrace.kinds): the
+graph records its settings, a `TransferSpec` (spec.py), and it runs as a command step whose
+process is program.py (which documents how the bytes move), so reuse, retries, logs and the
+portal treat it like any other step.
 
 - **Source**: a DataReference, PortDataReference, PipelineData (or its `as_input`/`as_mount`),
   a DataPath, or a PipelineParameter with a DataPath default (alone or with a
@@ -41,12 +42,12 @@ Azure fields are recorded and not used).
 from __future__ import annotations
 
 import os
-import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from headrace.errors import ComputeTargetException, UserError
+from headrace.kinds.transfer.spec import REFERENCE_TYPES, VERIFY_MODES, TransferSpec
 from headrace.sdk.compute import ComputeTarget, ComputeTargetProvisioningConfiguration
 from headrace.sdk.data import (
     DataPath,
@@ -69,8 +70,6 @@ __all__ = [
 ]
 
 OUTPUT_NAME = "_data_transfer_output"  # SDK v1's name for get_output()'s PipelineData
-REFERENCE_TYPES = ("file", "directory")
-VERIFY_MODES = ("checksum", "size")
 DEFAULT_PARALLELISM = 8
 
 
@@ -300,21 +299,19 @@ class DataTransferStep(CommandStep):
         parallelism = _positive("parallelism", settings.get("parallelism")) or DEFAULT_PARALLELISM
         chunk_mb = _positive("chunk_mb", settings.get("chunk_mb"))
         verify = _verify_mode(settings.get("verify"))
-        command = ["python", "-m", "headrace.engine.transferrun", "--source", port]
-        command += ["--output", output.output_name, "--parallelism", str(parallelism)]
-        if fixed is not None:
-            datastore_name = getattr(fixed[0], "name", fixed[0])
-            command += ["--destination", f"{datastore_name}:{fixed[1]}"]
-        if source_type:
-            command += ["--source-type", source_type]
-        if destination_type:
-            command += ["--destination-type", destination_type]
-        if chunk_mb:
-            command += ["--chunk-mb", str(chunk_mb)]
-        if verify:
-            command += ["--verify", verify]
+        self._spec = TransferSpec(
+            source=port,
+            output=output.output_name,
+            destination_datastore=getattr(fixed[0], "name", fixed[0]) if fixed else None,
+            destination_path=fixed[1] if fixed else None,
+            source_type=source_type,
+            destination_type=destination_type,
+            parallelism=parallelism,
+            chunk_mb=chunk_mb or 4,
+            verify=verify or "checksum",
+        )
         super().__init__(
-            " ".join(shlex.quote(part) for part in command),
+            "python -m headrace.kinds",
             name=name,
             compute_target=compute_target,
             inputs=[source],
@@ -327,6 +324,10 @@ class DataTransferStep(CommandStep):
         self.source_reference_type = source_type
         self.destination_reference_type = destination_type
         self._output = output
+
+    def _kind_spec(self) -> tuple[str, str]:
+        """(kind, spec JSON): what the graph records as the step's kind and settings."""
+        return "transfer", self._spec.to_json()
 
     def get_output(self) -> PipelineData:
         """The copy, as data the next step takes as an input (SDK v1: a PipelineData)."""

@@ -9,7 +9,7 @@ step = SqlStep(
 )
 ```
 
-The script's conventions (the step process is headrace.engine.sqlrun):
+The script's conventions (the step's process is headrace.kinds.sql.program):
 
 - **Inputs** are views named after the step input: a DataReference's name, a PipelineData's
   name (or its `as_input(name)`), a DataPath parameter's name. Each reads CSV, Parquet or JSON
@@ -30,7 +30,8 @@ The script's conventions (the step process is headrace.engine.sqlrun):
   none: DuckDB's defaults apply). DuckDB spills to a temp folder inside the step's working
   folder, so data larger than `memory_limit` still aggregates and joins.
 
-A SqlStep is a command step (`python -m headrace.engine.sqlrun ...`), so it runs on any
+A SqlStep is a step of the `sql` kind (headrace.kinds): the graph records its settings, a
+`SqlSpec` (spec.py), and it runs as a command step (`python -m headrace.kinds`) on any
 target that runs processes; the `sql` target only carries DuckDB settings. Reuse covers the
 script (the snapshot), parameters, inputs and these settings.
 
@@ -43,15 +44,13 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from headrace.errors import UserError
-from headrace.sdk.data import (
-    input_port_name,
-)
+from headrace.kinds.sql.spec import OUTPUT_FORMATS, SqlSpec
+from headrace.sdk.data import input_port_name
 from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.steps import CommandStep
 
@@ -59,7 +58,6 @@ __all__ = ["AdlaStep", "SqlStep"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
-_OUTPUT_FORMATS = ("parquet", "csv")
 
 
 def _parameter_type(name: str, value: Any) -> str:
@@ -145,7 +143,7 @@ class SqlStep(CommandStep):
         )
         thread_count = _threads(threads if threads is not None else target_config.get("threads"))
         step_name = name or script_name
-        command = ["python", "-m", "headrace.engine.sqlrun", "--script", script_name]
+        tables: list[str] = []
         for item in inputs:
             table = input_port_name(item)
             if table is None:
@@ -154,9 +152,10 @@ class SqlStep(CommandStep):
                     "DataReference, PipelineData, or a named DataPath (DataPath(ds, path, "
                     "name='trips'))."
                 )
-            command += ["--input", table]
+            tables.append(table)
         formats = dict(output_formats or {})
-        names = []
+        names: list[str] = []
+        written: list[tuple[str, str]] = []
         for item in outputs:
             output = getattr(item, "output_name", None)
             if not isinstance(output, str):
@@ -165,31 +164,36 @@ class SqlStep(CommandStep):
                     "are PipelineData objects."
                 )
             fmt = formats.pop(output, "parquet")
-            if fmt not in _OUTPUT_FORMATS:
+            if fmt not in OUTPUT_FORMATS:
                 raise UserError(
                     f"SqlStep {step_name!r}: output format {fmt!r} for {output!r} is not "
                     "supported; use 'parquet' or 'csv'."
                 )
             names.append(output)
-            command += ["--output", f"{output}:{fmt}"]
+            written.append((output, fmt))
         if formats:
             raise UserError(
                 f"SqlStep {step_name!r}: output_formats names {', '.join(sorted(formats))}, "
                 f"which is not an output of this step (outputs: {', '.join(names) or 'none'})."
             )
+        typed: list[tuple[str, str]] = []
         for key, value in params.items():
             if not isinstance(key, str) or not _IDENTIFIER.match(key):
                 raise UserError(
                     f"SqlStep {step_name!r}: parameter name {key!r} cannot be used in SQL; use "
                     "letters, digits and underscores, starting with a letter."
                 )
-            command += ["--param", f"{key}:{_parameter_type(key, value)}"]
-        if memory:
-            command += ["--memory-limit", memory]
-        if thread_count:
-            command += ["--threads", str(thread_count)]
+            typed.append((key, _parameter_type(key, value)))
+        self._spec = SqlSpec(
+            script=script_name,
+            inputs=tuple(tables),
+            outputs=tuple(written),
+            params=tuple(typed),
+            memory_limit=memory or None,
+            threads=thread_count or None,
+        )
         super().__init__(
-            " ".join(shlex.quote(part) for part in command),
+            "python -m headrace.kinds",
             name=step_name,
             compute_target=compute_target,
             inputs=inputs,
@@ -205,6 +209,10 @@ class SqlStep(CommandStep):
         self.hash_paths = hash_paths
         self.memory_limit = memory
         self.threads = thread_count
+
+    def _kind_spec(self) -> tuple[str, str]:
+        """(kind, spec JSON): what the graph records as the step's kind and settings."""
+        return "sql", self._spec.to_json()
 
 
 class AdlaStep(SqlStep):
