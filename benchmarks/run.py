@@ -52,6 +52,7 @@ BENCHMARKS = {
     "models": "benchmarks.bench_models",
     "kill": "benchmarks.bench_kill",
     "parallel": "benchmarks.bench_parallel",
+    "parallel-ray": "benchmarks.bench_parallel_ray",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

@@ -60,6 +60,8 @@ OWN_READ, OWN_WRITE = Rule("reader", step="own"), Rule("submitter", step="own")
 QUERIED_READ = Rule("reader", step="queried")
 CHILD_SUBMIT = Rule("submitter", step="child-submit")
 CHILD_READ, CHILD_CANCEL = Rule("reader", step="child"), Rule("submitter", step="child")
+# MLflow's tracking routes: the request names the step's run (query, JSON body, ?path=).
+NAMED_READ, NAMED_WRITE = Rule("reader", step="named"), Rule("submitter", step="named")
 # What every run shares (the workspace's name and limits, the model registry): any step.
 SHARED_READ = Rule("reader", step="any")
 PAGE, PAGE_SUBMIT = Rule("reader", portal=True), Rule("submitter", portal=True)
@@ -67,6 +69,8 @@ PAGE_PUBLIC = Rule(None, portal=True)
 
 SDK = SUBMIT_PREFIX + "/PipelineRuns"
 V1 = "/api/v1"
+MLFLOW = "/api/2.0/mlflow"
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
 # Every route of the app, by (method, path template). Portal pages registered with `page()`
 # have a JSON twin at the same path plus ".json", with the same rule (see `rule_of`).
@@ -138,6 +142,15 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/versions"): SUBMITTER,
     ("POST", V1 + "/pipeline-endpoints/{endpoint_id}/default"): SUBMITTER,
     ("PATCH", V1 + "/pipeline-endpoints/{endpoint_id}"): SUBMITTER,
+    # -- schedules (server.api_schedules): reading for readers, changing for submitters; a
+    # step's token neither (a step does not schedule more work behind the workspace's back)
+    ("GET", V1 + "/schedules"): READER,
+    ("POST", V1 + "/schedules"): SUBMITTER,
+    ("GET", V1 + "/schedules/{schedule_id}"): READER,
+    ("PATCH", V1 + "/schedules/{schedule_id}"): SUBMITTER,
+    ("GET", V1 + "/schedules/{schedule_id}/runs"): READER,
+    ("GET", SUBMIT_PREFIX + "/Schedules"): READER,
+    ("GET", SUBMIT_PREFIX + "/Schedules/{schedule_id}"): READER,
     # -- the model registry (server.api_models)
     ("GET", V1 + "/models"): SHARED_READ,
     ("POST", V1 + "/models"): SUBMITTER,
@@ -152,6 +165,25 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", V1 + "/environments"): READER,
     ("GET", V1 + "/environments/{name}"): READER,
     ("POST", V1 + "/environments/{name}"): SUBMITTER,
+    # -- MLflow's tracking API and artifact proxy (server.api_mlflow)
+    ("GET", MLFLOW + "/experiments/get-by-name"): SHARED_READ,
+    ("GET", MLFLOW + "/experiments/get"): SHARED_READ,
+    ("POST", MLFLOW + "/experiments/search"): SHARED_READ,
+    ("POST", MLFLOW + "/experiments/create"): SUBMITTER,
+    ("GET", MLFLOW + "/runs/get"): NAMED_READ,
+    ("GET", MLFLOW + "/metrics/get-history"): NAMED_READ,
+    ("POST", MLFLOW + "/runs/search"): READER,
+    ("POST", MLFLOW + "/logged-models/search"): SHARED_READ,
+    ("POST", MLFLOW + "/runs/create"): SUBMITTER,
+    ("POST", MLFLOW + "/runs/update"): NAMED_WRITE,
+    ("POST", MLFLOW + "/runs/log-metric"): NAMED_WRITE,
+    ("POST", MLFLOW + "/runs/log-parameter"): NAMED_WRITE,
+    ("POST", MLFLOW + "/runs/set-tag"): NAMED_WRITE,
+    ("POST", MLFLOW + "/runs/log-batch"): NAMED_WRITE,
+    ("POST", MLFLOW + "/runs/log-inputs"): NAMED_WRITE,
+    ("GET", ARTIFACTS): NAMED_READ,  # ?path=<run id>/...
+    ("GET", ARTIFACTS + "/{run_id}/{path:path}"): OWN_READ,
+    ("PUT", ARTIFACTS + "/{run_id}/{path:path}"): OWN_WRITE,
     # -- the portal
     ("GET", "/ui/static"): PAGE_PUBLIC,  # the portal's scripts and styles
     ("GET", "/ui/login"): PAGE_PUBLIC,
@@ -279,7 +311,9 @@ def world(ws: Workspace) -> Iterator[World]:
 
 def concrete(world: World, method: str, path: str, rule: Rule) -> str:
     """The template with real ids where the decision depends on them, else placeholders."""
-    run = {"own": world.step, "child": world.child}.get(rule.step or "", world.run)
+    run = {"own": world.step, "named": world.step, "child": world.child}.get(
+        rule.step or "", world.run
+    )
     values = {
         "subscription": "s",
         "resource_group": "rg",
@@ -297,6 +331,7 @@ def concrete(world: World, method: str, path: str, rule: Rule) -> str:
         "path": "x.txt",
         "rest": "nowhere",
         "dataset_id": "0" * 36,
+        "schedule_id": "0" * 36,
     }
     text = re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], path)
     if path == "/ui/static":
@@ -378,8 +413,15 @@ async def call(caller: Caller, world: World, method: str, url: str) -> httpx.Res
     headers = {}
     if caller.kind in world.secrets:
         headers["Authorization"] = f"Bearer {world.secrets[caller.kind]}"
-    # A step's run id in the query of every request: it must widen nothing.
-    params = {"parentRunId": world.step, "runId": world.step, "name": "x", "upload": "0" * 32}
+    # A step's run id in the query (and JSON body) of every request: it must widen nothing.
+    params = {
+        "parentRunId": world.step,
+        "runId": world.step,
+        "run_id": world.step,  # MLflow's tracking routes
+        "path": world.step,  # MLflow's artifact listing
+        "name": "x",
+        "upload": "0" * 32,
+    }
     options: dict[str, Any] = {"params": params, "headers": headers}
     if method == "GET":
         pass
@@ -388,7 +430,7 @@ async def call(caller: Caller, world: World, method: str, url: str) -> httpx.Res
     elif "/files/" in url or "/blobs/" in url:
         options["content"] = b"x"
     else:
-        options["json"] = {}
+        options["json"] = {"run_id": world.step}
     return await caller.http.request(method, url, **options)
 
 

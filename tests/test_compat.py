@@ -184,22 +184,14 @@ def test_every_sdk_v1_name_of_headrace_is_reachable_through_compat() -> None:
     assert not unreachable, f"not exported by any compat module: {unreachable}"
 
 
-@pytest.mark.parametrize(
-    ("module", "name", "headed_for"),
-    [
-        ("pipeline.core", "Schedule", "scheduler"),
-    ],
-)
-def test_planned_names_say_they_are_not_built_yet(module: str, name: str, headed_for: str) -> None:
-    from headrace.errors import NotYetImplementedError
+def test_schedule_names_import_from_both_sdk_v1_paths() -> None:
+    from headrace.compat.azureml.pipeline.core import Schedule, ScheduleRecurrence, TimeZone
+    from headrace.compat.azureml.pipeline.core.schedule import Schedule as Again
+    from headrace.sdk.schedule import Schedule as Native
 
-    statement = f"from headrace.compat.azureml.{module} import {name}"
-    with pytest.raises(
-        NotYetImplementedError, match=rf"azureml\.{module}\.{name} .*not in headrace yet"
-    ):
-        exec(statement, {})
-    with pytest.raises(ImportError, match=headed_for):  # what SDK v1 code would catch
-        exec(statement, {})
+    assert Schedule is Again is Native
+    assert ScheduleRecurrence("Minute", 15).frequency == "Minute"
+    assert TimeZone.UTC.value == "UTC"
 
 
 def test_unknown_names_are_plain_import_errors() -> None:

@@ -6,7 +6,6 @@ and the refusal where a real Azure ML SDK is installed beside headrace.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from headrace.compat.azureml import _planned, alias
-from headrace.errors import AliasConflictError, NotInHeadraceError, NotYetImplementedError
+from headrace.compat.azureml import _planned
+from headrace.errors import NotInHeadraceError, NotYetImplementedError
 
 HEADRACE = str(Path(sys.executable).with_name("headrace"))
 
@@ -155,178 +154,39 @@ def test_a_missing_name_gives_one_message_for_every_spelling(entry: _planned.Mis
 
 
 @pytest.mark.usefixtures("aliased")
-def test_the_schedule_message_is_the_same_for_the_three_spellings_of_the_issue() -> None:
+def test_a_missing_name_gives_the_same_message_for_the_three_spellings() -> None:
     messages = []
     for code in (
-        "from azureml.pipeline.core.schedule import Schedule",
-        "import azureml.pipeline.core.schedule",
-        "import azureml.pipeline.core\nazureml.pipeline.core.Schedule",
+        "from azureml.pipeline.core.pipeline_draft import PipelineDraft",
+        "import azureml.pipeline.core.pipeline_draft",
+        "import azureml.pipeline.core\nazureml.pipeline.core.PipelineDraft",
     ):
         with pytest.raises(ImportError) as caught:
             exec(code, {})
         messages.append(str(caught.value))
     assert len(set(messages)) == 1
-    assert messages[0].startswith("azureml.pipeline.core.Schedule ")
-    assert "headrace pipeline submit" in messages[0]
+    assert messages[0].startswith("azureml.pipeline.core.PipelineDraft ")
+    assert "publish" in messages[0]
 
 
 def test_the_compat_spelling_of_a_missing_module_says_the_same() -> None:
     import headrace.compat.azureml  # noqa: F401 (installs the message for missing modules)
 
-    with pytest.raises(NotYetImplementedError) as caught:
-        exec("from headrace.compat.azureml.pipeline.core.schedule import Schedule", {})
-    assert str(caught.value).startswith("azureml.pipeline.core.Schedule ")
+    with pytest.raises(NotInHeadraceError) as caught:
+        exec("from headrace.compat.azureml.pipeline.core.pipeline_draft import PipelineDraft", {})
+    assert str(caught.value).startswith("azureml.pipeline.core.PipelineDraft ")
 
 
 @pytest.mark.usefixtures("aliased")
-def test_unknown_names_stay_python_errors() -> None:
-    import azureml.core
+def test_schedule_imports_from_every_sdk_v1_spelling() -> None:
+    import azureml.pipeline.core
+    from azureml.pipeline.core import Schedule
+    from azureml.pipeline.core.schedule import Schedule as Again
+    from azureml.pipeline.core.schedule import ScheduleRecurrence, TimeZone
 
-    with pytest.raises(ModuleNotFoundError, match=r"No module named 'azureml\.nosuch'"):
-        exec("import azureml.nosuch", {})
-    assert not hasattr(azureml.core, "NoSuchThing")
-    with pytest.raises(ImportError, match="cannot import name 'NoSuchThing'"):
-        exec("from azureml.core import NoSuchThing", {})
-
-
-@pytest.mark.usefixtures("aliased")
-def test_one_module_under_both_names() -> None:
-    import azureml.core.compute.amlcompute as by_alias
-
-    import headrace.compat.azureml.core.compute.amlcompute as by_compat
-
-    assert by_alias is by_compat
-    assert sys.modules["azureml.core.compute.amlcompute"] is by_compat
-    assert by_compat.__name__ == "headrace.compat.azureml.core.compute.amlcompute"
-
-
-def test_uninstall_turns_the_alias_off() -> None:
-    alias.install()
-    exec("import azureml.core", {})
-    alias.uninstall()
-    assert not alias.installed()
-    with pytest.raises(ModuleNotFoundError):
-        exec("import azureml.core", {})
-
-
-# -- a real Azure ML SDK beside headrace ----------------------------------------------------
-def test_the_launcher_refuses_beside_a_real_azureml_core(tmp_path: Path) -> None:
-    site = fake_real_sdk(tmp_path)
-    marker = tmp_path / "ran"
-    (tmp_path / "job.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
-    done = run_python("-m", "headrace.v1", "job.py", cwd=tmp_path, env={"PYTHONPATH": str(site)})
-    assert done.returncode == 1
-    assert done.stderr.count("\n") == 1, done.stderr
-    assert "azureml-core 1.57.0" in done.stderr
-    assert str(site) in done.stderr
-    assert "headrace.compat.azureml" in done.stderr
-    assert not marker.exists()
-
-
-def test_install_refuses_and_the_real_sdk_stays_importable(tmp_path: Path) -> None:
-    site = fake_real_sdk(tmp_path)
-    code = textwrap.dedent(
-        """
-        import headrace.v1
-        headrace.v1.load_ipython_extension(None)
-        import azureml.core
-        print(azureml.core.VERSION, headrace.v1.installed())
-        """
-    )
-    done = run_python("-c", code, cwd=tmp_path, env={"PYTHONPATH": str(site)})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1.57.0 False"  # the real one, not hidden
-    assert "azureml-core 1.57.0" in done.stderr and done.stderr.count("\n") == 1
-    sys.path.insert(0, str(site))
-    try:
-        with pytest.raises(AliasConflictError, match=r"azureml-core 1\.57\.0 in .*/site"):
-            alias.install()
-        assert not alias.installed()
-    finally:
-        sys.path.remove(str(site))
-
-
-# -- Jupyter ---------------------------------------------------------------------------------
-def test_load_ext_in_ipython(tmp_path: Path) -> None:
-    code = textwrap.dedent(
-        """
-        from IPython.testing.globalipapp import start_ipython
-        ip = start_ipython()
-        ip.run_line_magic("load_ext", "headrace.v1")
-        ip.run_cell("import azureml.core\\nversion = azureml.core.VERSION", store_history=False)
-        print(ip.user_ns["version"])
-        """
-    )
-    done = run_python("-c", code, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1].startswith("1.61.0+headrace.")
-
-
-# -- step scripts of a pipeline built with the alias on --------------------------------------
-def test_steps_of_a_pipeline_built_with_the_alias_keep_their_azureml_imports(
-    tmp_path: Path, ws_folder: Path
-) -> None:
-    source = tmp_path / "steps"
-    source.mkdir()
-    (source / "step.py").write_text(
-        textwrap.dedent(
-            """
-            import azureml.core
-            from azureml.core import Run
-
-            Run.get_context().log("sdk", azureml.core.VERSION)
-            """
-        )
-    )
-    (tmp_path / "submit.py").write_text(
-        textwrap.dedent(
-            f"""
-            import json
-            from azureml.core import Experiment, Workspace
-            from azureml.pipeline.core import Pipeline
-            from azureml.pipeline.steps import PythonScriptStep
-
-            ws = Workspace.create("w", path={str(ws_folder)!r})
-            step = PythonScriptStep("step.py", source_directory={str(source)!r}, name="s")
-            run = Experiment(ws, "e").submit(Pipeline(ws, [step]))
-            run.wait_for_completion(raise_on_error=False)
-            step_run = run.find_step_run("s")[0]
-            print(json.dumps([run.get_status(), step_run.get_metrics(),
-                              step_run.get_stderr_log()]))
-            """
-        )
-    )
-    done = run_python("-m", "headrace.v1", "submit.py", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    status, metrics, stderr = json.loads(done.stdout.splitlines()[-1])
-    assert status == "Finished", stderr
-    assert metrics["sdk"].startswith("1.61.0+headrace.")
-
-
-def test_only_a_pipeline_built_with_the_alias_runs_its_scripts_through_it(tmp_path: Path) -> None:
-    from headrace import CommandStep, Pipeline, PythonScriptStep, Workspace
-
-    (tmp_path / "step.py").write_text("print('hi')\n")
-    ws = Workspace.create("w", path=str(tmp_path / "ws"))
-
-    def pipeline() -> Pipeline:
-        steps = [
-            PythonScriptStep("step.py", source_directory=str(tmp_path)),
-            CommandStep(command="echo hi", source_directory=str(tmp_path)),
-        ]
-        return Pipeline(ws, steps)
-
-    assert [n.azureml_alias for n in pipeline().graph.nodes] == [False, False]
-    alias.install()
-    try:
-        built = pipeline()
-        assert [n.azureml_alias for n in built.graph.nodes] == [True, False]  # not a command
-        # Published, it keeps the mark: a REST submit later runs its scripts the same way.
-        published = built.publish(name="aliased")
-    finally:
-        alias.uninstall()
-    stored = ws.backend.get_graph(published.graph_id)
-    assert [n.azureml_alias for n in stored.nodes] == [True, False]
+    assert Schedule is Again is azureml.pipeline.core.Schedule
+    assert ScheduleRecurrence.__module__ == "headrace.sdk.schedule"
+    assert TimeZone.PacificStandardTime.value == "Pacific Standard Time"
 
 
 # Every `from M import N` of SDK v1 names that the official pipeline notebooks and their step

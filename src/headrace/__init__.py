@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         NameConflictError,
         NotAStepError,
         NotFoundError,
+        NotificationError,
         ParameterError,
         PipelineDisabledError,
         PipelineValidationError,
@@ -70,6 +71,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
     from headrace.sdk.datastore import Datastore
     from headrace.sdk.experiment import Experiment
     from headrace.sdk.model import Model
+    from headrace.sdk.notifications import Notification, RunTrigger
     from headrace.sdk.parameters import PipelineParameter
     from headrace.sdk.pipeline import Pipeline
     from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
@@ -81,6 +83,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         ScriptRunConfig,
     )
     from headrace.sdk.runs import PipelineRun, Run, StepRun
+    from headrace.sdk.schedule import Schedule, ScheduleRecurrence, TimeZone
     from headrace.sdk.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
     from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
     from headrace.sdk.workspace import TokenAuthentication, Workspace
@@ -128,6 +131,9 @@ _HOMES = {
     "Model": "headrace.sdk.model",
     "ModelNotFoundError": "headrace.errors",
     "NameConflictError": "headrace.errors",
+    "Notification": "headrace.sdk.notifications",
+    "NotificationError": "headrace.errors",
+    "RunTrigger": "headrace.sdk.notifications",
     "NotAStepError": "headrace.errors",
     "NotFoundError": "headrace.errors",
     "OfflineRun": "headrace.sdk.context",
@@ -148,6 +154,8 @@ _HOMES = {
     "Run": "headrace.sdk.runs",
     "RunConfiguration": "headrace.sdk.runconfig",
     "RunNotFoundError": "headrace.errors",
+    "Schedule": "headrace.sdk.schedule",
+    "ScheduleRecurrence": "headrace.sdk.schedule",
     "ScriptRun": "headrace.sdk.context",
     "ScriptRunConfig": "headrace.sdk.runconfig",
     "SparkCompute": "headrace.sdk.spark",
@@ -158,6 +166,7 @@ _HOMES = {
     "StepSequence": "headrace.sdk.builder",
     "StoreError": "headrace.errors",
     "TabularDataset": "headrace.sdk.datasets",
+    "TimeZone": "headrace.sdk.schedule",
     "TokenAuthentication": "headrace.sdk.workspace",
     "TransferCompute": "headrace.kinds.transfer",
     "UserError": "headrace.errors",
@@ -204,6 +213,8 @@ __all__ = [
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
+    "Notification",
+    "NotificationError",
     "OfflineRun",
     "OutputFileDatasetConfig",
     "ParallelRunConfig",
@@ -224,6 +235,9 @@ __all__ = [
     "Run",
     "RunConfiguration",
     "RunNotFoundError",
+    "RunTrigger",
+    "Schedule",
+    "ScheduleRecurrence",
     "ScriptRun",
     "ScriptRunConfig",
     "SparkCompute",
@@ -234,6 +248,7 @@ __all__ = [
     "StepSequence",
     "StoreError",
     "TabularDataset",
+    "TimeZone",
     "TokenAuthentication",
     "TransferCompute",
     "UserError",

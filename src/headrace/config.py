@@ -14,6 +14,8 @@ __all__ = [
     "agent_poll_seconds",
     "headrace_home",
     "heartbeat_timeout_seconds",
+    "outbox_backoff_seconds",
+    "outbox_lease_seconds",
     "snapshot_max_bytes",
     "snapshot_max_files",
 ]
@@ -58,3 +60,15 @@ def snapshot_max_bytes() -> int:
 def snapshot_max_files() -> int:
     """Source folders with more files than this are snapshotted with a warning."""
     return int(_float("HEADRACE_SNAPSHOT_WARN_FILES", 2000))
+
+
+def outbox_backoff_seconds() -> float:
+    """The first wait before a failed notification or trigger is tried again (doubling
+    after each failure, at most 5 minutes)."""
+    return _float("HEADRACE_OUTBOX_BACKOFF_SECONDS", 5.0)
+
+
+def outbox_lease_seconds() -> float:
+    """How long a sender holds a notification or trigger it works on; one whose sender died
+    is taken over after this."""
+    return _float("HEADRACE_OUTBOX_LEASE_SECONDS", 120.0)

@@ -22,6 +22,7 @@
     │   └── PipelineDisabledError (ValueError)  a Disabled published pipeline or endpoint
     ├── ConfigError                     a workspace folder or config that cannot be used
     ├── StoreError                      the metadata database cannot be reached or is broken
+    ├── NotificationError               an email or webhook could not be delivered
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NotInHeadraceError (ImportError)  an SDK v1 name headrace does not have; says what
     │   │                                 to use instead
@@ -59,6 +60,7 @@ __all__ = [
     "NotFoundError",
     "NotInHeadraceError",
     "NotYetImplementedError",
+    "NotificationError",
     "ParameterError",
     "PipelineDisabledError",
     "PipelineValidationError",
@@ -172,6 +174,11 @@ class ConfigError(HeadraceError):
 
 class StoreError(HeadraceError):
     """The metadata database cannot be reached, or it is not a headrace database."""
+
+
+class NotificationError(HeadraceError):
+    """An email or webhook notification could not be delivered (refused, timed out, or its
+    server could not be reached); the message says which and why, never a secret."""
 
 
 class MissingDependencyError(HeadraceError, ImportError):

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from headrace.backend.local_models import LocalModelMethods
+from headrace.backend.local_notifications import LocalNotificationMethods
+from headrace.backend.local_schedules import LocalScheduleMethods
 from headrace.engine import publishing
 from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
@@ -53,7 +55,7 @@ def _progress(show: bool, total: int, verb: str) -> Any:
     return progress
 
 
-class LocalBackend(LocalModelMethods):
+class LocalBackend(LocalModelMethods, LocalScheduleMethods, LocalNotificationMethods):
     def __init__(self, store: WorkspaceStore) -> None:
         self.store = store
         self.meta = store.meta
@@ -240,6 +242,7 @@ class LocalBackend(LocalModelMethods):
         continue_on_step_failure: bool,
         regenerate_outputs: bool,
         run_source: str = "SDK",
+        properties: dict[str, Any] | None = None,
     ) -> Submission:
         submission = submit_graph(
             self.store,
@@ -251,6 +254,7 @@ class LocalBackend(LocalModelMethods):
             run_source=run_source,
             continue_on_step_failure=continue_on_step_failure,
             regenerate_outputs=regenerate_outputs,
+            properties=properties,
         )
         self._start_work()
         return submission
@@ -295,8 +299,8 @@ class LocalBackend(LocalModelMethods):
 
     def cancel_run(self, run_id: str) -> PipelineRunRecord:
         record = self.meta.request_cancel(run_id)
-        if record.status == Status.RUNNING:
-            self.ensure_agent()
+        if record.status == Status.RUNNING or self.meta.list_outbox(run_id=run_id, limit=1):
+            self.ensure_agent()  # to stop it, or to send its notifications
         return record
 
     def list_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
@@ -371,6 +375,7 @@ class LocalBackend(LocalModelMethods):
         data_path_assignments: dict[str, Any] | None = None,
         with_preview: bool = True,
         ignore_unknown_parameters: bool = False,
+        properties: dict[str, Any] | None = None,
     ) -> Submission:
         submission = publishing.submit_published(
             self.store,
@@ -384,6 +389,7 @@ class LocalBackend(LocalModelMethods):
             data_path_assignments=data_path_assignments,
             with_preview=with_preview,
             ignore_unknown_parameters=ignore_unknown_parameters,
+            properties=properties,
         )
         self._start_work()
         return submission

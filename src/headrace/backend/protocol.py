@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         PipelineRunRecord,
         PublishedPipelineRecord,
         RunFileRecord,
+        ScheduleRecord,
         StepRunRecord,
     )
 
@@ -145,6 +146,7 @@ class Backend(Protocol):
         continue_on_step_failure: bool,
         regenerate_outputs: bool,
         run_source: str = "SDK",
+        properties: dict[str, Any] | None = None,
     ) -> Submission: ...
 
     def ensure_agent(self) -> bool:
@@ -269,6 +271,29 @@ class Backend(Protocol):
         """The published pipeline behind `version` (None: the default) of an Active endpoint."""
         ...
 
+    # -- schedules -------------------------------------------------------------------------
+    def create_schedule(self, **fields: Any) -> ScheduleRecord:
+        """Check and store an Active schedule (engine/schedules.create_schedule's fields)."""
+        ...
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord: ...
+
+    def list_schedules(
+        self,
+        *,
+        active_only: bool = True,
+        pipeline_id: str | None = None,
+        pipeline_endpoint_id: str | None = None,
+    ) -> list[ScheduleRecord]: ...
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> ScheduleRecord:
+        """Change the fields given (None: unchanged); engine/schedules.update_schedule."""
+        ...
+
+    def list_schedule_runs(self, schedule_id: str, limit: int = 100) -> list[PipelineRunRecord]:
+        """The runs a schedule queued, newest first."""
+        ...
+
     # -- registered environments -----------------------------------------------------------
     def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:
         """A new version of environment `name`, or its latest when that has `definition`."""
@@ -348,3 +373,30 @@ class Backend(Protocol):
     def download_model(self, record: ModelRecord, target_dir: Path) -> Path:
         """Copy the model's file or folder into `target_dir`; the path of the copy."""
         ...
+
+    # -- notifications and run triggers (documents without secrets) ------------------------
+    def add_notification(self, spec: dict[str, Any], *, overwrite: bool) -> dict[str, Any]: ...
+
+    def list_notifications(self) -> list[dict[str, Any]]: ...
+
+    def get_notification(self, name: str) -> dict[str, Any]: ...
+
+    def remove_notification(self, name: str) -> None: ...
+
+    def test_notification(self, name: str) -> dict[str, Any]: ...
+
+    def list_notification_deliveries(
+        self, *, name: str | None = None, run_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]: ...
+
+    def add_run_trigger(self, spec: dict[str, Any]) -> dict[str, Any]: ...
+
+    def list_run_triggers(self) -> list[dict[str, Any]]: ...
+
+    def get_run_trigger(self, name: str) -> dict[str, Any]: ...
+
+    def remove_run_trigger(self, name: str) -> None: ...
+
+    def list_trigger_firings(
+        self, *, name: str | None = None, run_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]: ...

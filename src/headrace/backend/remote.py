@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 
 from headrace.backend.remote_models import RemoteModelMethods
+from headrace.backend.remote_notifications import RemoteNotificationMethods
+from headrace.backend.remote_schedules import RemoteScheduleMethods
 from headrace.backend.wire import (
     endpoint_from_document,
     error_from_body,
@@ -43,6 +45,7 @@ from headrace.graph.model import Graph
 from headrace.store.datastores import clean_relative_path, partial_path
 from headrace.store.layout import write_json_atomic
 from headrace.store.records import (
+    NOTIFY_PROPERTY,
     ComputeTargetRecord,
     DatasetLineageRecord,
     DatasetRecord,
@@ -66,7 +69,7 @@ MAX_CHUNK = 8 * 1024 * 1024
 METRIC_RUNS_PER_REQUEST = 100  # run ids of 36 characters: about 4.3 KB of query
 
 
-class RemoteBackend(RemoteModelMethods):
+class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificationMethods):
     """A workspace served by `headrace server` at `url`; `auth_header` is sent on every call
     (e.g. {"Authorization": "Bearer hr_..."}; empty for a server run with --no-auth)."""
 
@@ -402,6 +405,7 @@ class RemoteBackend(RemoteModelMethods):
         continue_on_step_failure: bool,
         regenerate_outputs: bool,
         run_source: str = "SDK",
+        properties: dict[str, Any] | None = None,
     ) -> Submission:
         body = {
             "graph": graph.to_dict(),
@@ -413,6 +417,8 @@ class RemoteBackend(RemoteModelMethods):
             "regenerate_outputs": regenerate_outputs,
             "run_source": run_source,
         }
+        if (properties or {}).get(NOTIFY_PROPERTY) == "true":
+            body["enable_notification"] = True
         return submission_from_wire(self._json("POST", "/pipeline-runs", body=body))
 
     def ensure_agent(self) -> bool:

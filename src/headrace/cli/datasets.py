@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, print_json
+from headrace.cli.output import console, new_table, print_json
 from headrace.store.datasets import describe_version
 from headrace.store.records import DatasetRecord
 
@@ -34,7 +33,7 @@ def list_(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
     if json_:
         print_json({"datasets": [describe_version(r) for r in records]})
         return
-    table = Table("NAME", "VERSION", "KIND", "FILES", "BYTES", "SOURCES")
+    table = new_table("NAME", "VERSION", "KIND", "FILES", "BYTES", "SOURCES")
     for r in records:
         table.add_row(
             r.name,
@@ -59,7 +58,7 @@ def versions(
     if json_:
         print_json({"name": name, "versions": [describe_version(r) for r in records]})
         return
-    table = Table("VERSION", "ID", "CREATED", "FILES", "CONTENT HASH", "PRODUCED BY")
+    table = new_table("VERSION", "ID", "CREATED", "FILES", "CONTENT HASH", "PRODUCED BY")
     for r in records:
         table.add_row(
             str(r.version),
@@ -124,7 +123,7 @@ def _print_lineage(items: list[dict[str, Any]]) -> None:
     if not items:
         console().print("lineage: no step run has produced or consumed this version yet")
         return
-    table = Table("ROLE", "STEP", "PORT", "STATUS", "STEP RUN", "PIPELINE RUN")
+    table = new_table("ROLE", "STEP", "PORT", "STATUS", "STEP RUN", "PIPELINE RUN")
     for item in items:
         table.add_row(
             item["role"],

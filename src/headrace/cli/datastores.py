@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, print_json
+from headrace.cli.output import console, new_table, print_json
 from headrace.errors import UserError
 from headrace.sdk.datastore import Datastore
 
@@ -35,7 +34,7 @@ def list_(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
     if json_:
         print_json({"datastores": rows})
         return
-    table = Table("NAME", "TYPE", "DEFAULT", "ROOT")
+    table = new_table("NAME", "TYPE", "DEFAULT", "ROOT")
     for d in stores:
         table.add_row(d.name, d.datastore_type, "yes" if d.is_default else "", d.root)
     console().print(table)

@@ -10,11 +10,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, details_table, format_time, iso, print_json, status_text
+from headrace.cli.output import (
+    console,
+    details_table,
+    format_time,
+    iso,
+    new_table,
+    print_json,
+    status_text,
+)
 from headrace.cli.pipelines import (
     ParamOption,
     WaitOption,
@@ -143,7 +150,7 @@ def list_(
             "`headrace endpoint publish NAME --pipeline ID`."
         )
         return
-    table = Table("NAME", "ID", "STATUS", "DEFAULT", "VERSIONS", "DESCRIPTION")
+    table = new_table("NAME", "ID", "STATUS", "DEFAULT", "VERSIONS", "DESCRIPTION")
     for e in endpoints:
         table.add_row(
             Text(e.name),
@@ -182,7 +189,7 @@ def show(
     out = console()
     out.print(details_table(rows))
     backend = ws.backend
-    table = Table("VERSION", "DEFAULT", "PIPELINE ID", "PIPELINE", "STATUS")
+    table = new_table("VERSION", "DEFAULT", "PIPELINE ID", "PIPELINE", "STATUS")
     for v in found.list_versions():
         record = backend.get_published_pipeline(v.pipeline_id)
         table.add_row(

@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, details_table, format_time, print_json
+from headrace.cli.output import console, details_table, format_time, new_table, print_json
 from headrace.engine.environments import describe_environment
 from headrace.errors import UserError
 from headrace.sdk.environment import Environment
@@ -43,7 +42,7 @@ def list_(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
     if json_:
         print_json(documents)
         return
-    table = Table("NAME", "VERSION", "RUNS IN")
+    table = new_table("NAME", "VERSION", "RUNS IN")
     for doc in documents:
         table.add_row(doc["name"], str(doc["version"]), doc["runs_in"])
     console().print(table)

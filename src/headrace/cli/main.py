@@ -8,10 +8,11 @@ shown unless HEADRACE_DEBUG=1.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+import sys
+from typing import Annotated, Any, get_args
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 from typer.exceptions import TyperException
 
 from headrace.cli import (
@@ -51,8 +52,59 @@ def _os_error_text(exc: OSError) -> str:
     return str(exc)
 
 
+_METAVARS = {int: "INTEGER", float: "NUMBER"}
+
+
+def _metavar(param: TyperOption) -> str:
+    """What `--help` shows for a value: TEXT, INTEGER, NUMBER, PATH, or the choices."""
+    kind = param.type_descriptor
+    if kind.choices:
+        return "[" + "|".join(str(c) for c in kind.choices) + "]"
+    if kind.is_path:
+        return "PATH"
+    annotation: Any = kind.annotation
+    if kind.is_list and get_args(annotation):
+        annotation = get_args(annotation)[0]
+    return _METAVARS.get(annotation, "TEXT")
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def plain_metavars(command: Any) -> None:
+    """Give every option of `command` and its subcommands a click-style metavar (TEXT,
+    INTEGER, none for a flag) instead of typer's `<str>`, `<bool>`, `<list[str]>`; arguments
+    show their name alone."""
+    for param in command.params:
+        if isinstance(param, TyperOption):
+            if param.is_flag or param.count:
+                param.metavar = ""
+            elif param.metavar is None:
+                param.metavar = _metavar(param)
+        elif isinstance(param, TyperArgument):
+            if param.metavar is None and param.name:
+                param.metavar = param.name.upper()
+            # typer prints the argument's Python type beside its name; the name says enough.
+            param.display_type_rich = _no_type  # type: ignore[method-assign]
+    for sub in getattr(command, "commands", {}).values():
+        plain_metavars(sub)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (an in-process caller's capture)
+        pass
+
+
 class HeadraceGroup(TyperGroup):
     """The root command group; turns expected errors into one line on stderr."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_metavars(self)
 
     def invoke(self, ctx: Any) -> Any:  # typer.core.Context lives in a private module
         saved = {name: os.environ.get(name) for name in (WORKSPACE_ENV, SERVER_ENV)}
@@ -62,6 +114,11 @@ class HeadraceGroup(TyperGroup):
             raise
         except HeadraceError as exc:
             raise _fail(str(exc)) from None
+        except BrokenPipeError:
+            # `headrace run list | head`: the reader has what it wanted; no error, no noise
+            # from the interpreter flushing stdout at exit.
+            _silence_stdout()
+            raise typer.Exit(0) from None
         except OSError as exc:
             raise _fail(_os_error_text(exc)) from None
         except KeyboardInterrupt:
@@ -91,8 +148,9 @@ app = typer.Typer(
     name="headrace",
     help="Self-hosted ML pipelines with the Azure ML SDK v1 pipeline API.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(workspace.app, name="workspace")

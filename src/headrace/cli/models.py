@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, details_table, format_time, print_json
+from headrace.cli.output import console, details_table, format_time, new_table, print_json
 from headrace.sdk.model import Model, parse_model_id
 from headrace.store.models import model_document
 
@@ -82,7 +81,7 @@ def list_(
     if json_:
         print_json({"models": [model_document(r) for r in records]})
         return
-    table = Table("NAME", "VERSION", "CREATED", "SIZE", "RUN", "TAGS")
+    table = new_table("NAME", "VERSION", "CREATED", "SIZE", "RUN", "TAGS")
     for r in records:
         tags = ", ".join(f"{k}={v}" for k, v in r.tags.items())
         table.add_row(
@@ -122,7 +121,7 @@ def show(
     ]
     console().print(details_table(rows))
     if record.is_folder:
-        table = Table("FILE", "SIZE")
+        table = new_table("FILE", "SIZE")
         for path, size, _sha in record.files:
             table.add_row(str(path), _size(int(size)))
         console().print(table)

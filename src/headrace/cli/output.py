@@ -24,6 +24,7 @@ __all__ = [
     "format_duration",
     "format_time",
     "iso",
+    "new_table",
     "pending_step_document",
     "print_json",
     "run_document",
@@ -45,6 +46,14 @@ def console() -> Console:
     """A console on the current stdout; piped output is not cut at 80 columns, so ids and
     paths stay whole for grep and copy."""
     return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def new_table(*headers: str, **options: Any) -> Table:
+    """A table with these column headers: ruled for a terminal; piped, plain columns with no
+    borders or styles, for grep, awk and cut."""
+    if sys.stdout.isatty():
+        return Table(*headers, **options)
+    return Table(*headers, box=None, pad_edge=False, header_style="", show_edge=False, **options)
 
 
 def print_json(document: Any) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace, remember_workspace
@@ -26,6 +25,7 @@ from headrace.cli.output import (
     details_table,
     format_time,
     iso,
+    new_table,
     print_json,
     run_document,
     status_text,
@@ -291,7 +291,7 @@ def list_(
             "`headrace pipeline publish FILE.py --name NAME`."
         )
         return
-    table = Table("ID", "NAME", "VERSION", "STATUS", "PUBLISHED", "DESCRIPTION")
+    table = new_table("ID", "NAME", "VERSION", "STATUS", "PUBLISHED", "DESCRIPTION")
     for p in pipelines:
         table.add_row(
             p.id,
@@ -331,13 +331,13 @@ def show(
     out = console()
     out.print(details_table(rows))
     if document["parameters"]:
-        params = Table("PARAMETER", "TYPE", "DEFAULT")
+        params = new_table("PARAMETER", "TYPE", "DEFAULT")
         for p in document["parameters"]:
             params.add_row(Text(p["name"]), p["type"], Text(repr(p["default"])))
         out.print(params)
     else:
         out.print("Parameters: none")
-    steps = Table("STEP", "TYPE", "SETTINGS", "COMPUTE TARGET", "WAITS FOR")
+    steps = new_table("STEP", "TYPE", "SETTINGS", "COMPUTE TARGET", "WAITS FOR")
     for s in document["steps"]:
         settings = ", ".join(f"{k}={v}" for k, v in settings_text(s["settings"]))
         steps.add_row(

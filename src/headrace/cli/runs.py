@@ -1,4 +1,4 @@
-"""`headrace run submit|list|show|logs|wait|cancel`."""
+"""`headrace run submit|list|show|metrics|logs|wait|cancel|rerun`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.common import (
@@ -26,11 +25,20 @@ from headrace.cli.output import (
     duration_seconds,
     format_duration,
     format_time,
+    new_table,
     pending_step_document,
     print_json,
     run_document,
     status_text,
     step_document,
+)
+from headrace.cli.results import (
+    files_document,
+    metric_summaries,
+    metrics_table,
+    print_files,
+    print_run_metrics,
+    run_metrics_document,
 )
 from headrace.cli.steps import show_step
 from headrace.engine.publishing import IGNORED_PARAMETERS
@@ -38,7 +46,7 @@ from headrace.errors import UserError
 from headrace.graph.validate import did_you_mean, topological_order
 from headrace.sdk.experiment import Experiment
 from headrace.sdk.streaming import LogFollower
-from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
+from headrace.store.records import MetricRecord, PipelineRunRecord, Status, StepRunRecord
 
 __all__ = ["app"]
 
@@ -125,7 +133,7 @@ def list_(
     if not records:
         console().print("No runs." if not (experiment or status) else "No matching runs.")
         return
-    table = Table("RUN ID", "EXPERIMENT", "STATUS", "SUBMITTED", "DURATION", "DESCRIPTION")
+    table = new_table("RUN ID", "EXPERIMENT", "STATUS", "SUBMITTED", "DURATION", "DESCRIPTION")
     for r in records:
         table.add_row(
             r.id,
@@ -153,28 +161,65 @@ def _status(text: str) -> str:
 def show(
     run_id: RunIdArgument, workspace: WorkspaceOption = None, json_: JsonOption = False
 ) -> None:
-    """Show a run and its steps: status, duration, reused or not, and why each step ran."""
+    """Show a run and its steps: status, duration, reused or not, why each step ran, metrics."""
     ws = open_workspace(workspace)
     found = find_run(ws, run_id)
     if isinstance(found, StepRunRecord):
         show_step(ws, found, json_=json_)
         return
-    steps = _steps_in_order(ws.backend, found)
+    backend = ws.backend
+    runs: list[StepRunRecord] = backend.list_step_runs(found.id)
+    records = backend.list_metrics([found.id, *{s.data_run_id for s in runs}])
+    steps = _steps_in_order(backend, found, runs, records)
+    document = {
+        **run_document(found),
+        "metrics": metric_summaries(records, found.id),
+        "files": files_document(backend.list_run_files(found.id)),
+        "steps": steps,
+    }
     if json_:
-        print_json({**run_document(found), "steps": steps})
+        print_json(document)
         return
-    _print_run(found, steps)
+    _print_run(found, document)
 
 
-def _steps_in_order(backend: Any, record: PipelineRunRecord) -> list[dict[str, Any]]:
-    """Every step of the run in graph order; a step that has not started yet appears with
-    status NotStarted, no id, and the steps it waits for."""
+@app.command("metrics")
+def metrics(
+    run_id: RunIdArgument, workspace: WorkspaceOption = None, json_: JsonOption = False
+) -> None:
+    """Metrics of a run and its steps; a series shows its last, min, max and count (--json:
+    every value). A step run id shows that step's metrics."""
+    ws = open_workspace(workspace)
+    found = find_run(ws, run_id)
+    backend = ws.backend
+    if isinstance(found, StepRunRecord):
+        document = run_metrics_document(backend, found.pipeline_run_id, [found], own=False)
+    else:
+        document = run_metrics_document(backend, found.id, backend.list_step_runs(found.id))
+    if json_:
+        print_json(document)
+    else:
+        print_run_metrics(document)
+
+
+def _steps_in_order(
+    backend: Any,
+    record: PipelineRunRecord,
+    runs: list[StepRunRecord],
+    metrics: list[MetricRecord],
+) -> list[dict[str, Any]]:
+    """Every step of the run in graph order with its metrics; a step that has not started yet
+    appears with status NotStarted, no id, and the steps it waits for."""
     graph = backend.get_graph(record.graph_id)
     order = {node_id: i for i, node_id in enumerate(topological_order(graph))}
     names = {n.id: n.name for n in graph.nodes}
-    runs: list[StepRunRecord] = backend.list_step_runs(record.id)
     ranked: list[tuple[int, float, dict[str, Any]]] = [
-        (order.get(s.node_id, len(order)), s.created_at.timestamp(), step_document(s)) for s in runs
+        (
+            order.get(s.node_id, len(order)),
+            s.created_at.timestamp(),
+            {**step_document(s), "metrics": metric_summaries(metrics, s.data_run_id)},
+        )
+        for s in runs
     ]
     started = {s.node_id for s in runs}
     for node in graph.nodes:
@@ -183,10 +228,11 @@ def _steps_in_order(backend: Any, record: PipelineRunRecord) -> list[dict[str, A
             document = pending_step_document(record.id, node.id, node.name, node.compute_target)
             ranked.append((order[node.id], 0.0, {**document, "waiting_for": waiting}))
     ranked.sort(key=lambda item: item[:2])
-    return [{"waiting_for": [], **document} for _, _, document in ranked]
+    return [{"waiting_for": [], "metrics": {}, **document} for _, _, document in ranked]
 
 
-def _print_run(record: PipelineRunRecord, steps: list[dict[str, Any]]) -> None:
+def _print_run(record: PipelineRunRecord, document: dict[str, Any]) -> None:
+    steps: list[dict[str, Any]] = document["steps"]
     rows: list[tuple[str, str | Text]] = [
         ("Run", record.id),
         ("Experiment", record.experiment_name),
@@ -210,7 +256,7 @@ def _print_run(record: PipelineRunRecord, steps: list[dict[str, Any]]) -> None:
         rows.append(("Error", Text(str(record.error.get("message", "")), style="red")))
     out = console()
     out.print(details_table(rows))
-    table = Table("STEP", "STATUS", "DURATION", "REUSED", "STEP RUN ID", "WHY IT RAN")
+    table = new_table("STEP", "STATUS", "DURATION", "REUSED", "STEP RUN ID", "WHY IT RAN")
     for step in steps:
         reused = "yes" if step["reused"] else ("no" if step["id"] else "")
         why = (step.get("run_reason") or {}).get("summary", "")
@@ -225,6 +271,14 @@ def _print_run(record: PipelineRunRecord, steps: list[dict[str, Any]]) -> None:
             Text(why),
         )
     out.print(table)
+    metric_rows = [("(pipeline)", name, m) for name, m in document["metrics"].items()]
+    for step in steps:
+        metric_rows += [(step["name"], name, m) for name, m in step["metrics"].items()]
+    if metric_rows:
+        out.print(Text("Metrics:", style="bold"))
+        out.print(metrics_table(metric_rows))
+    if document["files"]:
+        print_files(document["files"], "Files of the pipeline run:")
     if record.error and record.error.get("stderr_tail"):
         out.print(Text(f"Last lines of stderr of step {record.error.get('step')!r}:", style="bold"))
         out.print(Text(str(record.error["stderr_tail"]).rstrip()))

@@ -1,5 +1,6 @@
-"""`headrace step show`: one step run in full: its command after substitution, why it ran or
-which run it reused, what its fingerprint is made of, where its data is, and how it failed."""
+"""`headrace step show|files|download`. `step show` is one step run in full: its command after
+substitution, why it ran or which run it reused, what its fingerprint is made of, where its
+data is, its metrics and files, and how it failed (files and download: `cli.results`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import shlex
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.common import JsonOption, WorkspaceOption, get_step_run, open_workspace
@@ -16,9 +16,18 @@ from headrace.cli.output import (
     details_table,
     format_duration,
     format_time,
+    new_table,
     print_json,
     status_text,
     step_document,
+)
+from headrace.cli.results import (
+    files_document,
+    metric_summaries,
+    metrics_table,
+    print_files,
+    step_download,
+    step_files,
 )
 from headrace.engine.environments import describe_environment
 from headrace.graph.model import Graph, StepNode
@@ -28,7 +37,7 @@ from headrace.store.records import PipelineRunRecord, StepRunRecord
 
 __all__ = ["app", "show_step", "step_details"]
 
-app = typer.Typer(no_args_is_help=True, help="Inspect step runs.")
+app = typer.Typer(no_args_is_help=True, help="Inspect step runs, their files and metrics.")
 
 
 @app.command("show")
@@ -75,6 +84,8 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
         },
         # What the step ran in: the submitter's Python, or its environment.
         "python": describe_environment(record.fingerprint_parts.get("environment")),
+        "metrics": metric_summaries(backend.list_metrics([record.data_run_id]), record.data_run_id),
+        "files": files_document(backend.list_run_files(record.data_run_id)),
         "fingerprint": record.fingerprint,
         "fingerprint_parts": record.fingerprint_parts,
         "inputs": _inputs(ws, record, run, graph),
@@ -237,7 +248,7 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
         out.print(Text("Fingerprint parts:", style="bold"))
         out.print(details_table([(f"  {k}", v) for k, v in fingerprint]))
     if details["inputs"] or details["outputs"]:
-        table = Table("", "PORT", "DATA", "DATASTORE", "PATH", "FROM", title=None)
+        table = new_table("", "PORT", "DATA", "DATASTORE", "PATH", "FROM", title=None)
         for item in details["inputs"]:
             source = f"step {item['producer']}" if item["producer"] else item["kind"]
             table.add_row(
@@ -253,6 +264,11 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
                 "out", item["port"], item["data"] or "", item["datastore"] or "-", item["path"], ""
             )
         out.print(table)
+    if details["metrics"]:
+        out.print(Text("Metrics:", style="bold"))
+        out.print(metrics_table([(record.name, k, m) for k, m in details["metrics"].items()]))
+    if details["files"]:
+        print_files(details["files"], "Files (headrace step download to fetch them):")
     error = record.error
     if error:
         out.print(Text(f"Error: {error.get('message', '')}", style="red"))
@@ -260,3 +276,7 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
         if tail:
             out.print(Text("Last lines of stderr:", style="bold"))
             out.print(Text(tail))
+
+
+app.command("files")(step_files)
+app.command("download")(step_download)

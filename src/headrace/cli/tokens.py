@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, format_time, iso, print_json
+from headrace.cli.output import console, format_time, iso, new_table, print_json
 from headrace.server.auth import ROLES, issue_token, parse_expires
 from headrace.store.tokens import TokenRecord
 from headrace.store.workspace_store import WorkspaceStore
@@ -91,9 +91,8 @@ def list_(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
     if not tokens:
         typer.echo("No tokens; create one with `headrace token create --name NAME --role ROLE`.")
         return
-    from rich.table import Table
 
-    table = Table("Name", "Role", "State", "Created", "Expires", "Last used")
+    table = new_table("Name", "Role", "State", "Created", "Expires", "Last used")
     for t in tokens:
         table.add_row(
             t.name,

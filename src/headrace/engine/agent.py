@@ -59,6 +59,7 @@ from headrace.engine.isolation import (
 )
 from headrace.engine.launcher import listen_for_wake, wake_agent
 from headrace.engine.orchestrator import RunOrchestrator
+from headrace.engine.outbox import OutboxSender
 from headrace.engine.processes import (
     agent_identity,
     is_local_agent_dead,
@@ -156,6 +157,8 @@ class Agent:
         self._wake_socket = listen_for_wake(ws.root)
         if self._wake_socket is not None:
             self.selector.register(self._wake_socket, selectors.EVENT_READ, WAKE)
+        # Notifications and run triggers of ended runs, sent by a thread (engine/outbox.py).
+        self.outbox = OutboxSender(ws)
 
     # -- the loop --------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -173,6 +176,7 @@ class Agent:
         idle_since = time.monotonic()
         next_claim = next_beat = next_cancel = next_journal = 0.0
         self._refresh_dead_agents()
+        self.outbox.start()
         while not self._stop:
             now = time.monotonic()
             draining = self.drain_deadline is not None
@@ -205,7 +209,7 @@ class Agent:
                     next_claim = 0.0  # idle again: look for new runs at the quick pace
             for orchestrator in self.runs.values():
                 orchestrator.record_processes()
-            if self.runs or self.active:
+            if self.runs or self.active or self.outbox.busy(within=self.idle_seconds):
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= self.idle_seconds:
                 break
@@ -586,6 +590,7 @@ class Agent:
                     orchestrator.finish()
                 finally:
                     del self.runs[run_id]
+                self.outbox.wake()
 
     def _fail_run(self, orchestrator: RunOrchestrator, message: str) -> None:
         for key, active in list(self.active.items()):
@@ -595,6 +600,7 @@ class Agent:
         self.ws.meta.apply_step_writes(self.writes)
         self.ws.meta.finish_pipeline_run(orchestrator.run.id, Status.FAILED, {"message": message})
         self.runs.pop(orchestrator.run.id, None)
+        self.outbox.wake()
 
     def _shutdown(self) -> None:
         """Stop: kill running attempts and give their runs back so another agent resumes them.
@@ -618,6 +624,7 @@ class Agent:
             self.ws.meta.release_run(run_id, self.id)
         self.runs.clear()
         self.remover.drain()
+        self.outbox.stop()
         if self._wake_socket is not None:
             self.selector.unregister(self._wake_socket)
             self._wake_socket.close()

@@ -7,7 +7,8 @@ parameter values that may arrive as text (REST clients send "45" for an int).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from headrace.engine.graphs import load_graph
 from headrace.engine.submission import Submission, compute_problems, submit_graph
@@ -22,6 +23,9 @@ from headrace.graph.validate import did_you_mean, structural_problems
 from headrace.store.publishing import ACTIVE
 from headrace.store.records import PipelineEndpointRecord, PublishedPipelineRecord
 from headrace.store.workspace_store import WorkspaceStore
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = ["IGNORED_PARAMETERS", "endpoint_pipeline_id", "publish_graph", "submit_published"]
 
@@ -98,12 +102,16 @@ def submit_published(
     data_path_assignments: dict[str, Any] | None = None,
     with_preview: bool = True,
     ignore_unknown_parameters: bool = False,
+    properties: dict[str, Any] | None = None,
+    in_transaction: Callable[[Connection, str], None] | None = None,
+    run_id: str | None = None,
 ) -> Submission:
     """Queue a run of an Active published pipeline (values converted to parameter types).
 
     `ignore_unknown_parameters` (the SDK v1 REST routes): assignments to parameters the
     pipeline does not declare are dropped, as SDK v1 did, and named in the run's property
-    IGNORED_PARAMETERS; otherwise they are a ParameterError."""
+    IGNORED_PARAMETERS; otherwise they are a ParameterError. `properties` are added to the
+    run's; `in_transaction` runs in the transaction that queues it (see submit_graph)."""
     published = ws.meta.get_published_pipeline(pipeline_id)
     if published.status != ACTIVE:
         raise PipelineDisabledError(
@@ -112,7 +120,7 @@ def submit_published(
             f"PublishedPipeline.get(ws, {published.id!r}).enable()."
         )
     graph = load_graph(ws.meta, published.graph_id)
-    properties = {"azureml.pipelineid": published.id}
+    properties = {**(properties or {}), "azureml.pipelineid": published.id}
     if ignore_unknown_parameters and parameters:
         declared = {p.name for p in graph.parameters}
         ignored = sorted(name for name in parameters if name not in declared)
@@ -137,6 +145,8 @@ def submit_published(
         properties=properties,
         with_preview=with_preview,
         stored_graph_id=published.graph_id,
+        in_transaction=in_transaction,
+        run_id=run_id,
     )
 
 

@@ -49,12 +49,24 @@ from headrace.engine.processes import kill_group, process_start_time
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
 from headrace.store.journal import JOURNAL_NAME
 
-__all__ = ["NodeBundle", "NodeDone", "NodeFetch", "pack", "run_on_node", "unpack"]
+__all__ = [
+    "ADDRESS_VARIABLE",
+    "NODE_IP_VARIABLE",
+    "NodeBundle",
+    "NodeDone",
+    "NodeFetch",
+    "pack",
+    "run_on_node",
+    "unpack",
+]
 
 STREAMED = (STDOUT_LOG, STDERR_LOG, JOURNAL_NAME)  # sent while the step runs
 POLL_SECONDS = 0.25
 PREFIX = "headrace-step-"
 PROCESS_FILE = ".process"
+# What the step's process is told of its cluster (a ParallelRunStep starts its workers there).
+ADDRESS_VARIABLE = "HEADRACE_RAY_ADDRESS"
+NODE_IP_VARIABLE = "HEADRACE_RAY_NODE_IP"
 
 
 @dataclass
@@ -120,7 +132,16 @@ def unpack(data: bytes, folder: Path) -> None:
     """Put a `pack` archive's content into `folder` (made if missing)."""
     folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        tar.extractall(folder, filter="data")
+        tar.extractall(folder, filter=_links_kept)  # noqa: S202 (filtered, see _links_kept)
+
+
+def _links_kept(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's "data" filter, but a symbolic link to an absolute path is kept as it is: a
+    globbed dataset input is a folder of links into the datastore, read in place on the
+    node (docs/architecture.md). Nothing is still written outside `folder`."""
+    if member.issym() and os.path.isabs(member.linkname):
+        return tarfile.tar_filter(member, dest)
+    return tarfile.data_filter(member, dest)
 
 
 class _PathMap:
@@ -160,6 +181,20 @@ class _Tail:
         return data
 
 
+def _cluster() -> dict[str, str]:
+    """The cluster's GCS address and this node's IP, for a step that starts Ray work."""
+    try:
+        import ray
+
+        util: Any = ray.util
+        return {
+            ADDRESS_VARIABLE: ray.get_runtime_context().gcs_address,
+            NODE_IP_VARIABLE: util.get_node_ip_address(),
+        }
+    except Exception:
+        return {}
+
+
 def _node_label() -> str:
     try:
         import ray
@@ -197,6 +232,7 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
         env.update({k: places.rewrite(v) for k, v in bundle.env.items()})
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
         env.setdefault("HEADRACE_ENVS_DIR", str(_envs_cache()))
+        env.update(_cluster())
         label = _node_label()
         stdout_path, stderr_path = run_dir / STREAMED[0], run_dir / STREAMED[1]
         tails = {

@@ -567,6 +567,13 @@ def _environment(
             "HEADRACE_PIPELINE_RUN_DIR": str(ws.artifacts.run_dir(task.pipeline_run_id)),
         }
     )
+    if not any(key == "MLFLOW_TRACKING_URI" for key, _raw in node.environment_variables):
+        # MLflow calls in the script land in this step's run (sdk/mlflow_store.py), unless
+        # the step's own environment variables point MLflow elsewhere.
+        env["MLFLOW_TRACKING_URI"] = ws.root.absolute().as_uri().replace("file:", "headrace:", 1)
+        env["MLFLOW_RUN_ID"] = task.step_run_id
+        for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+            env.pop(name, None)
     if node.kind == "command" and "headrace.engine.sparkrun" in (node.command or ""):
         env.update(_spark_settings(ws, node))
     server_url = os.environ.get("HEADRACE_SERVER_URL")

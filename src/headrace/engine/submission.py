@@ -8,8 +8,9 @@ written.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headrace.engine import fingerprint as fp
 from headrace.engine.environments import step_identity
@@ -27,6 +28,9 @@ from headrace.graph.validate import did_you_mean, structural_problems, topologic
 from headrace.limits import scalar_tags
 from headrace.store.records import PipelineRunRecord
 from headrace.store.workspace_store import WorkspaceStore
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = ["StepPreview", "Submission", "coerce_parameter", "resolve_parameters", "submit_graph"]
 
@@ -218,13 +222,16 @@ def submit_graph(
     properties: dict[str, Any] | None = None,
     with_preview: bool = True,
     stored_graph_id: str | None = None,
+    in_transaction: Callable[[Connection, str], None] | None = None,
+    run_id: str | None = None,
 ) -> Submission:
     """Validate and queue a run of `graph`; nothing is written when anything is wrong.
 
     `with_preview=False` skips working out which steps would be reused (REST callers are
     answered with the run alone), so the submission costs no reuse queries.
     `stored_graph_id`: `graph` is already stored under this id (a published pipeline's), so
-    it is neither serialized nor stored again."""
+    it is neither serialized nor stored again. `in_transaction(conn, run_id)` runs in the
+    transaction that queues the run (a schedule's fire claim)."""
     problems = structural_problems(graph) + compute_problems(ws, graph)
     if problems:
         raise PipelineValidationError(problems)
@@ -248,5 +255,7 @@ def submit_graph(
         # Steps without an environment run in this process's Python: the submitter's in an
         # embedded workspace, the server's for a REST or remote submit (engine/interpreters).
         interpreter=submitter.record() if (submitter := current()) else None,
+        in_transaction=in_transaction,
+        run_id=run_id,
     )
     return Submission(run=run, previews=previews)

@@ -39,6 +39,7 @@ _SUBMIT_OPTIONS = (
     "parent_run_id",
     "credential_passthrough",
     "description",
+    "enable_email_notification",
 )
 
 
@@ -143,6 +144,11 @@ class Pipeline:
             default_source_directory, "Pipeline's default_source_directory"
         )
         self._resolve_closure = check_bool(resolve_closure, "Pipeline's resolve_closure")
+        # SDK v1 mailed the submitter; here it asks the workspace's notifications added with
+        # on_request=True to tell about this pipeline's runs (sdk/notifications.py).
+        self._enable_email_notification = check_bool(
+            kwargs.get("enable_email_notification", False), "enable_email_notification"
+        )
 
     # -- the graph -------------------------------------------------------------------------
     def _build(self) -> tuple[Graph, list[str]]:
@@ -270,6 +276,10 @@ class Pipeline:
                 optional=True,
                 max_chars=DESCRIPTION_MAX_CHARS,
             ),
+            notify=check_bool(
+                kwargs.get("enable_email_notification", self._enable_email_notification),
+                "enable_email_notification",
+            ),
         )
 
     def _submit(
@@ -281,8 +291,10 @@ class Pipeline:
         continue_on_step_failure: bool,
         regenerate_outputs: bool,
         description: str | None,
+        notify: bool = False,
     ) -> PipelineRun:
         from headrace.sdk.runs import PipelineRun
+        from headrace.store.records import NOTIFY_PROPERTY
 
         graph = self._frozen_graph()
         backend = self._workspace.backend
@@ -295,6 +307,7 @@ class Pipeline:
             description=description or self.description,
             continue_on_step_failure=continue_on_step_failure,
             regenerate_outputs=regenerate_outputs,
+            properties={NOTIFY_PROPERTY: "true"} if notify else None,
         )
         print_submission(graph, submission, backend.location)
         return PipelineRun(experiment, submission.run.id, submission.run)

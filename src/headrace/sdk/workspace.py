@@ -386,6 +386,18 @@ class Workspace:
         """The workspace folder (None for a workspace on a server)."""
         return self._path
 
+    def get_mlflow_tracking_uri(self) -> str:
+        """Where MLflow logs to this workspace (azureml-mlflow's method):
+        `mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())`.
+
+        A workspace folder: `headrace:///path/to/folder`, which headrace's MLflow tracking
+        store (installed with headrace) opens; in a step it logs into the step's run. A
+        workspace on a server: the server's URL, which serves MLflow's REST API (give MLflow
+        a token with `MLFLOW_TRACKING_TOKEN`)."""
+        if self._path is None:
+            return str(self.backend.location).rstrip("/")
+        return Path(self._path).absolute().as_uri().replace("file:", "headrace:", 1)
+
     def get_details(self) -> dict[str, Any]:
         info = dict(self.backend.workspace_info())
         info.setdefault("name", self.name)

@@ -10,11 +10,14 @@ its step run S, `HEADRACE_RUN_TOKEN`) is refused everywhere except:
   `azureml.parentRunId` S);
 - `ChildReader` / `ChildCanceler`: `/api/v1/runs/{run_id}` of a run whose parent is S;
 - `QueriedRunReader`: `GET /api/v1/metrics?runId=S` (S alone);
+- `NamedRunReader` / `NamedRunWriter`: MLflow's tracking routes, whose request names its
+  run in the query or the JSON body (`run_id`, or MLflow's older `run_uuid`): S alone;
+  `ArtifactLister`: MLflow's artifact listing, `?path=S/...`;
 - `SharedReader`: reads of what every run of the workspace shares, whatever the run: the
   workspace's name and limits (`GET /api/v1/workspace`: `run.experiment.workspace`, the
   upload chunk size) and the model registry (a scoring step's `Model.get_model_path`
   reads models other runs registered; registering goes through `RunWriter`,
-  `POST /api/v1/runs/S/models`).
+  `POST /api/v1/runs/S/models`), and MLflow's experiment reads.
 
 Each dependency says which runs a step's token may act on; nothing else about a request (an
 unrelated `?parentRunId=`, say) widens it. `tests/test_auth_matrix.py` holds the decision of
@@ -23,7 +26,7 @@ every route and exercises it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -33,9 +36,12 @@ from headrace.store.tokens import TokenRecord
 __all__ = [
     "PARENT_TAG",
     "Admin",
+    "ArtifactLister",
     "ChildCanceler",
     "ChildReader",
     "ChildSubmitter",
+    "NamedRunReader",
+    "NamedRunWriter",
     "QueriedRunReader",
     "Reader",
     "RunReader",
@@ -77,6 +83,41 @@ def _any_run(request: Request, scope: str) -> bool:
     return True
 
 
+def _listed_run(request: Request, scope: str) -> bool:
+    return request.query_params.get("path", "").strip("/").split("/")[0] == scope
+
+
+async def _named_runs(request: Request) -> set[str]:
+    """The runs an MLflow tracking request names: `run_id` / `run_uuid` in its query and, for
+    a POST, in its JSON body (read once: FastAPI reads the same cached body for the route)."""
+    names = {v for key in ("run_id", "run_uuid") for v in request.query_params.getlist(key) if v}
+    if request.method == "POST":
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            names |= {str(body[k]) for k in ("run_id", "run_uuid") if body.get(k)}
+    return names
+
+
+def allowed_named(role: str) -> Callable[[Request], Coroutine[Any, Any, TokenRecord | None]]:
+    """A dependency: the request's token, allowed `role`; a step's run token only when the
+    request names its run and no other (see `_named_runs`)."""
+
+    async def check_token(request: Request) -> TokenRecord | None:
+        auth = _state(request).auth
+        if auth is None:
+            return None
+        named = await _named_runs(request)
+        token: TokenRecord = auth.check(
+            request.headers.get("authorization"), role, step=lambda scope: named == {scope}
+        )
+        return token
+
+    return check_token
+
+
 def allowed(role: str, step: StepRule | None = None) -> Callable[[Request], TokenRecord | None]:
     """A dependency: the request's token, allowed `role`; a step's run token only where
     `step` says so (None when the server runs without auth)."""
@@ -102,3 +143,6 @@ ChildSubmitter = Annotated[TokenRecord | None, Depends(allowed("submitter", _par
 SharedReader = Annotated[TokenRecord | None, Depends(allowed("reader", _any_run))]
 ChildReader = Annotated[TokenRecord | None, Depends(allowed("reader", _child_run))]
 ChildCanceler = Annotated[TokenRecord | None, Depends(allowed("submitter", _child_run))]
+NamedRunReader = Annotated[TokenRecord | None, Depends(allowed_named("reader"))]
+NamedRunWriter = Annotated[TokenRecord | None, Depends(allowed_named("submitter"))]
+ArtifactLister = Annotated[TokenRecord | None, Depends(allowed("reader", _listed_run))]

@@ -32,7 +32,13 @@ from starlette.background import BackgroundTask
 
 from headrace.backend.wire import manifest_id, submission_to_wire, to_wire
 from headrace.errors import ConflictError, DatastoreNotFoundError, NotFoundError, UserError
-from headrace.server import api_datasets, api_environments, api_models, api_publishing
+from headrace.server import (
+    api_datasets,
+    api_environments,
+    api_models,
+    api_publishing,
+    api_schedules,
+)
 from headrace.server.access import (
     Admin,
     QueriedRunReader,
@@ -44,7 +50,7 @@ from headrace.server.access import (
 )
 from headrace.server.api_base import ClassNamedErrors, parse_graph, state
 from headrace.store.datastores import clean_relative_path
-from headrace.store.records import MetricRecord
+from headrace.store.records import NOTIFY_PROPERTY, MetricRecord
 
 __all__ = ["router"]
 
@@ -335,6 +341,8 @@ class SubmitBody(BaseModel):
     continue_on_step_failure: bool = False
     regenerate_outputs: bool = False
     run_source: str = Field("SDK", max_length=64)
+    # enable_email_notification=True: notifications added with on_request=True tell about it
+    enable_notification: bool = False
 
 
 @router.get("/experiments")
@@ -357,6 +365,7 @@ def submit(request: Request, body: SubmitBody, _token: Submitter) -> dict[str, A
         continue_on_step_failure=body.continue_on_step_failure,
         regenerate_outputs=body.regenerate_outputs,
         run_source=body.run_source,
+        properties={NOTIFY_PROPERTY: "true"} if body.enable_notification else None,
     )
     return submission_to_wire(submission)
 
@@ -526,3 +535,5 @@ router.routes.extend(api_publishing.router.routes)
 router.routes.extend(api_datasets.router.routes)
 router.routes.extend(api_models.router.routes)
 router.routes.extend(api_environments.router.routes)
+router.routes.extend(api_schedules.router.routes)
+router.routes.extend(api_schedules.v1_router.routes)

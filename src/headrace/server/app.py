@@ -304,7 +304,7 @@ def create_app(
     checked here by starting one confined process (`prepare_isolation`).
     """
     from headrace import __version__
-    from headrace.server import api, portal, routes
+    from headrace.server import api, api_mlflow, portal, routes
 
     if not WorkspaceLayout(Path(workspace_path).absolute()).exists():
         raise ConfigError(
@@ -360,6 +360,7 @@ def create_app(
     # `app.routes` then lists every route, and the auth tests walk it.
     app.router.routes.extend(routes.router.routes)
     app.router.routes.extend(api.router.routes)  # the JSON API of RemoteBackend
+    app.router.routes.extend(api_mlflow.router.routes)  # MLflow's tracking API
     portal.mount(app, root)  # the web portal under /ui
     app.add_middleware(RequestLimits)  # URL length, JSON nesting: inside the body limit
     app.add_middleware(BodyLimit, limit=max_body_bytes)

@@ -16,6 +16,7 @@ from headrace.errors import (
     ConflictError,
     HeadraceError,
     NotFoundError,
+    NotificationError,
     StoreError,
     UserError,
 )
@@ -40,6 +41,9 @@ STATUS_TABLE: dict[type[BaseException], tuple[int, str]] = {
     UserError: (400, "UserError"),
     ConflictError: (409, "Conflict"),
     ConfigError: (500, "ConfigError"),
+    # A test message the SMTP server or webhook refused: the request was fine, the far side
+    # was not (Failed Dependency, not a server error).
+    NotificationError: (424, "NotificationFailed"),
     StoreError: (503, "ServiceUnavailable"),
     HeadraceError: (500, "InternalServerError"),
 }

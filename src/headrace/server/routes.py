@@ -29,7 +29,7 @@ from headrace.server.schemas import (
     published_pipeline_document,
     run_entity,
 )
-from headrace.store.records import PipelineRunRecord
+from headrace.store.records import NOTIFY_PROPERTY, PipelineRunRecord
 
 __all__ = ["SUBMIT_PREFIX", "router"]
 
@@ -90,6 +90,7 @@ def _submit(
         # SDK v1 ran a REST submit with undeclared parameters and dropped them; so does
         # this route, saying which in the answer and in the run's properties.
         ignore_unknown_parameters=True,
+        properties={NOTIFY_PROPERTY: "true"} if body.EnableNotification else None,
     )
     entity = _entity(request, submission.run, pipeline_id)
     if IGNORED_PARAMETERS in submission.run.properties:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, false, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from headrace.store.database import Database
 from headrace.store.dataset_queries import DatasetQueries
 from headrace.store.environments import EnvironmentQueries
 from headrace.store.models import ModelQueries
+from headrace.store.notifications import NotificationQueries, enqueue_for_ending
 from headrace.store.orm import (
     ComputeTargetRow,
     DatastoreRow,
@@ -43,6 +44,8 @@ from headrace.store.records import (
     PipelineRunRecord,
     Status,
 )
+from headrace.store.run_triggers import RunTriggerQueries
+from headrace.store.schedules import ScheduleQueries
 from headrace.store.step_runs import StepRunQueries
 from headrace.store.tokens import TokenQueries
 
@@ -83,6 +86,9 @@ class SqlMetadataStore(
     DatasetQueries,
     ModelQueries,
     EnvironmentQueries,
+    ScheduleQueries,
+    NotificationQueries,
+    RunTriggerQueries,
 ):
     """The metadata store over SQLAlchemy; works the same on SQLite and PostgreSQL."""
 
@@ -274,12 +280,18 @@ class SqlMetadataStore(
         properties: dict[str, Any] | None = None,
         stored_graph_id: str | None = None,
         interpreter: dict[str, Any] | None = None,
+        in_transaction: Callable[[Connection, str], None] | None = None,
+        run_id: str | None = None,
     ) -> PipelineRunRecord:
         """Queue a run (status NotStarted) in one transaction, with its graph and event.
 
+        `run_id`: the id to give the run (a run trigger's, derived from what fired it); a
+        run with that id existing already is a ConflictError and nothing is written.
+
         `graph=None, stored_graph_id=ID`: the run's graph is one already stored (a published
-        pipeline's). Core statements rather than ORM objects: this is the REST submit's hot
-        path."""
+        pipeline's). `in_transaction(conn, run_id)` runs inside that transaction first; what
+        it raises rolls the run back (a schedule's fire claim, store/schedules.py). Core
+        statements rather than ORM objects: this is the REST submit's hot path."""
         experiment = self.get_or_create_experiment(experiment_name)
         if graph is None:
             if stored_graph_id is None:
@@ -289,7 +301,7 @@ class SqlMetadataStore(
             graph_id = self.graph_id(graph)
         now = utcnow()
         values: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
+            "id": run_id or str(uuid.uuid4()),
             "experiment_id": experiment.id,
             "graph_id": graph_id,
             "status": Status.NOT_STARTED,
@@ -304,24 +316,12 @@ class SqlMetadataStore(
             "created_at": now,
             "interpreter": interpreter,
         }
-        with self.db.write_conn() as conn:
-            if graph is not None:
-                # Concurrent submits of the same pipeline insert the same graph: first one wins.
-                conn.execute(
-                    self._insert(GraphRow)
-                    .values(id=graph_id, graph=graph, created_at=now)
-                    .on_conflict_do_nothing(index_elements=["id"])
-                )
-            conn.execute(insert(PipelineRunRow), values)
-            conn.execute(
-                insert(EventRow),
-                {
-                    "run_id": values["id"],
-                    "kind": "run.queued",
-                    "payload": {"source": run_source},
-                    "created_at": now,
-                },
-            )
+        try:
+            self._insert_run(graph, graph_id, values, run_source, now, in_transaction)
+        except IntegrityError as exc:
+            if run_id is None:
+                raise
+            raise ConflictError(f"A pipeline run with id {run_id!r} exists already.") from exc
         return PipelineRunRecord(
             id=values["id"],
             experiment_id=experiment.id,
@@ -344,6 +344,36 @@ class SqlMetadataStore(
             ended_at=None,
             interpreter=interpreter,
         )
+
+    def _insert_run(
+        self,
+        graph: dict[str, Any] | None,
+        graph_id: str,
+        values: dict[str, Any],
+        run_source: str,
+        now: datetime,
+        in_transaction: Callable[[Connection, str], None] | None = None,
+    ) -> None:
+        with self.db.write_conn() as conn:
+            if in_transaction is not None:
+                in_transaction(conn, values["id"])
+            if graph is not None:
+                # Concurrent submits of the same pipeline insert the same graph: first one wins.
+                conn.execute(
+                    self._insert(GraphRow)
+                    .values(id=graph_id, graph=graph, created_at=now)
+                    .on_conflict_do_nothing(index_elements=["id"])
+                )
+            conn.execute(insert(PipelineRunRow), values)
+            conn.execute(
+                insert(EventRow),
+                {
+                    "run_id": values["id"],
+                    "kind": "run.queued",
+                    "payload": {"source": run_source},
+                    "created_at": now,
+                },
+            )
 
     def _insert(self, table: Any) -> Any:
         """INSERT with ON CONFLICT support for the database in use."""
@@ -533,6 +563,7 @@ class SqlMetadataStore(
                 row.status = Status.CANCELED
                 row.ended_at = utcnow()
                 s.add(EventRow(run_id=run_id, kind="run.canceled", payload={"queued": True}))
+                enqueue_for_ending(s, run_id, Status.CANCELED)
             elif row.status not in TERMINAL_STATUSES and not row.cancel_requested:
                 row.cancel_requested = True
                 s.add(EventRow(run_id=run_id, kind="run.cancel_requested", payload={}))
@@ -548,6 +579,7 @@ class SqlMetadataStore(
                 .values(status=status, error=error, ended_at=utcnow(), agent_id=None)
             )
             s.add(EventRow(run_id=run_id, kind=f"run.{status.lower()}", payload=error or {}))
+            enqueue_for_ending(s, run_id, status)
 
     def release_run(self, run_id: str, agent_id: str) -> None:
         """Give a running run back (agent shutting down) so another agent resumes it."""

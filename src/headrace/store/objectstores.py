@@ -60,13 +60,14 @@ _REFUSED = re.compile(
 )
 
 
-def _secrets_path(workspace_root: Path) -> Path:
-    return Path(workspace_root) / SECRETS_FILE
+def _secrets_path(workspace_root: Path, file: str = SECRETS_FILE) -> Path:
+    return Path(workspace_root) / file
 
 
-def load_secrets(workspace_root: Path, datastore: str) -> dict[str, str]:
-    """The credentials kept for `datastore` in the workspace's secrets file ({} if none)."""
-    path = _secrets_path(workspace_root)
+def load_secrets(workspace_root: Path, datastore: str, file: str = SECRETS_FILE) -> dict[str, str]:
+    """The credentials kept for `datastore` in the workspace's secrets file ({} if none);
+    `file`: another file of the secrets folder (notifications keep theirs apart)."""
+    path = _secrets_path(workspace_root, file)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -77,13 +78,15 @@ def load_secrets(workspace_root: Path, datastore: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
-def save_secrets(workspace_root: Path, datastore: str, secrets: dict[str, str]) -> None:
+def save_secrets(
+    workspace_root: Path, datastore: str, secrets: dict[str, str], file: str = SECRETS_FILE
+) -> None:
     """Keep (or, with {}, drop) `datastore`'s credentials in the workspace's secrets file.
 
     The folder is mode 0700 and the file 0600 from the moment it exists (written to a
     temporary file made 0600, then renamed).
     """
-    path = _secrets_path(workspace_root)
+    path = _secrets_path(workspace_root, file)
     if not secrets and not path.exists():
         return
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

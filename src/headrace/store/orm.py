@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -39,11 +40,17 @@ __all__ = [
     "GraphRow",
     "MetricRow",
     "ModelRow",
+    "NotificationRow",
+    "OutboxRow",
     "PipelineEndpointRow",
     "PipelineEndpointVersionRow",
     "PipelineRunRow",
     "PortalSessionRow",
     "PublishedPipelineRow",
+    "RunTriggerRow",
+    "ScheduleFileRow",
+    "ScheduleFireRow",
+    "ScheduleRow",
     "StepRunRow",
     "UtcDateTime",
     "WorkspaceRow",
@@ -370,4 +377,130 @@ class EnvironmentRow(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     definition: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScheduleRow(Base):
+    """A schedule (SDK v1 `Schedule`): a recurrence or a datastore trigger that submits a
+    published pipeline (or an endpoint's default version). `next_fire_at` is the next slot
+    of a recurrence, or the next poll of a datastore trigger."""
+
+    __tablename__ = "schedules"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    pipeline_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    pipeline_endpoint_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    experiment_name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))  # Active or Disabled
+    recurrence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    datastore_name: Mapped[str | None] = mapped_column(String(255))
+    path_on_datastore: Mapped[str | None] = mapped_column(String(1024))
+    polling_interval: Mapped[float] = mapped_column(Float, default=5.0)  # minutes
+    data_path_parameter_name: Mapped[str | None] = mapped_column(String(255))
+    # Data triggers beyond SDK v1: {"include_subfolders": bool, "run_per": "file"|"batch"}
+    trigger: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pipeline_parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    continue_on_step_failure: Mapped[bool | None] = mapped_column(Boolean)
+    catch_up: Mapped[str] = mapped_column(String(32), default="latest")
+    next_fire_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_schedules_status_next", "status", "next_fire_at"),)
+
+
+class ScheduleFireRow(Base):
+    """One slot or one change a schedule fired for. The unique (schedule, key) is what makes
+    a fire happen once: it is inserted in the transaction that queues the run."""
+
+    __tablename__ = "schedule_fires"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[str] = mapped_column(String(36))
+    fire_key: Mapped[str] = mapped_column(String(1100))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "fire_key", name="uq_schedule_fires_key"),
+        Index("ix_schedule_fires_schedule", "schedule_id", "id"),
+    )
+
+
+class ScheduleFileRow(Base):
+    """A file a datastore trigger has seen (its listing signature: ETag, or size and
+    modification time); `pending`: changed at the last poll, fired once it is stable."""
+
+    __tablename__ = "schedule_files"
+    schedule_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(255))
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class NotificationRow(Base):
+    """Where to tell someone that a run ended (store/notifications.py): an email (SMTP) or a
+    webhook. `config` holds no secret: an SMTP password or a webhook URL is a reference
+    ("workspace": the workspace secrets file; "env:NAME"), the URL shown only redacted.
+    Scope: every run (both None), the runs of one published pipeline or pipeline endpoint
+    (`pipeline_id`/`endpoint_id`), or of one experiment; `on_request`: only runs submitted
+    with `enable_email_notification=True` (REST `EnableNotification`)."""
+
+    __tablename__ = "notifications"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    statuses: Mapped[list[Any]] = mapped_column(default=list)
+    pipeline_id: Mapped[str | None] = mapped_column(String(36))
+    endpoint_id: Mapped[str | None] = mapped_column(String(36))
+    experiment_name: Mapped[str | None] = mapped_column(String(255))
+    on_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxRow(Base):
+    """One thing to do because a run ended: a notification to deliver (`kind`
+    "notification") or a run trigger to fire ("trigger"). Written in the transaction that
+    records the run's final status, at most once per (kind, target, run); a sender leases
+    a row (`lease_until`) while it works on it, so two agents never take the same row."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(String(36))
+    run_status: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_outbox_once", "kind", "target", "run_id", unique=True),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+    )
+
+
+class RunTriggerRow(Base):
+    """Start a published pipeline or pipeline endpoint when a run of another one ends
+    (engine/run_triggers.py). `parameters` maps a target parameter to where its value
+    comes from: `{"parameter": NAME}`, `{"output": "STEP/OUTPUT"}`, `{"run": "id"}` or
+    `{"value": V}`."""
+
+    __tablename__ = "run_triggers"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source_pipeline_id: Mapped[str | None] = mapped_column(String(36))
+    source_endpoint_id: Mapped[str | None] = mapped_column(String(36))
+    statuses: Mapped[list[Any]] = mapped_column(default=list)
+    target_pipeline_id: Mapped[str | None] = mapped_column(String(36))
+    target_endpoint_id: Mapped[str | None] = mapped_column(String(36))
+    experiment_name: Mapped[str] = mapped_column(String(255))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

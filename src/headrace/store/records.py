@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "ACTIVE_STEP_STATUSES",
+    "NOTIFY_PROPERTY",
     "TERMINAL_STATUSES",
     "ComputeTargetRecord",
     "DatasetLineageRecord",
@@ -25,6 +26,8 @@ __all__ = [
     "PipelineRunRecord",
     "PublishedPipelineRecord",
     "RunFileRecord",
+    "ScheduleFireRecord",
+    "ScheduleRecord",
     "Status",
     "StepRunRecord",
 ]
@@ -43,6 +46,9 @@ class Status:
 
 TERMINAL_STATUSES = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELED})
 ACTIVE_STEP_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
+# The run property of a run submitted with `enable_email_notification=True` (SDK v1) or
+# `EnableNotification: true` (REST): notifications added with on_request=True tell about it.
+NOTIFY_PROPERTY = "headrace.enableNotification"
 
 
 @dataclass(frozen=True)
@@ -246,4 +252,42 @@ class EnvironmentRecord:
     name: str
     version: int
     definition: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A schedule: a recurrence (`recurrence`, see engine/recurrence.py) or a datastore
+    trigger (`datastore_name`) that submits a published pipeline or an endpoint."""
+
+    id: str
+    name: str
+    description: str | None
+    pipeline_id: str | None
+    pipeline_endpoint_id: str | None
+    experiment_name: str
+    status: str
+    recurrence: dict[str, Any] | None
+    datastore_name: str | None
+    path_on_datastore: str | None
+    polling_interval: float
+    data_path_parameter_name: str | None
+    trigger: dict[str, Any]
+    pipeline_parameters: dict[str, Any]
+    continue_on_step_failure: bool | None
+    catch_up: str
+    next_fire_at: datetime | None
+    last_error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ScheduleFireRecord:
+    """One slot or change a schedule fired for: the run it queued, or why it could not."""
+
+    schedule_id: str
+    fire_key: str
+    run_id: str | None
+    error: str | None
     created_at: datetime

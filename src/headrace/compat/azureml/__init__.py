@@ -19,6 +19,6 @@ from headrace.compat.azureml.alias import MissingModuleFinder
 
 __all__: list[str] = []
 
-# `from headrace.compat.azureml.pipeline.core.schedule import Schedule` says what to use
+# `from headrace.compat.azureml.pipeline.core.pipeline_draft import PipelineDraft` says what to use
 # instead, like its `azureml.` spelling through the alias (see _planned).
 MissingModuleFinder.install()

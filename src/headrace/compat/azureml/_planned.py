@@ -4,10 +4,10 @@ Every entry names one SDK v1 thing, every spelling that reaches it (the module t
 exports it, the submodule it is defined in), and either where it is headed (planned) or
 that it is not part of headrace. The same message comes whichever spelling the code uses:
 
-    from azureml.pipeline.core import Schedule
-    from azureml.pipeline.core.schedule import Schedule
-    import azureml.pipeline.core.schedule
-    azureml.pipeline.core.Schedule          # after `import azureml.pipeline.core`
+    from azureml.pipeline.core import PipelineDraft
+    from azureml.pipeline.core.pipeline_draft import PipelineDraft
+    import azureml.pipeline.core.pipeline_draft
+    azureml.pipeline.core.PipelineDraft     # after `import azureml.pipeline.core`
 
 A compat module that exports some of these names sets `__getattr__ = planned_names(__name__)`
 (the azureml alias attaches one to any compat module without it); importing a module of the
@@ -84,15 +84,6 @@ _SEARCH = (
     "a Ray compute target) and writes the best model to a PipelineData output"
 )
 MISSING: tuple[Missing, ...] = (
-    # -- planned: other parts of the work on SDK v1 code ------------------------------------
-    _m(
-        "azureml.pipeline.core",
-        "Schedule ScheduleRecurrence TimeZone",
-        "submit the published pipeline from cron or CI with `headrace pipeline submit NAME "
-        "--experiment X` or a POST to its REST endpoint (PublishedPipeline.endpoint)",
-        planned="planned with the server's scheduler",
-        modules=["azureml.pipeline.core.schedule"],
-    ),
     # -- not part of headrace -------------------------------------------------------------
     _m(
         "azureml.pipeline.core",

@@ -4,6 +4,8 @@ worker processes (worker.py), and commit each batch's rows exactly once.
 - **Workers.** `process_count_per_node` processes (default: the machine's cores) x
   `node_count`, all on this machine: a local target is one node, so node_count > 1 only
   multiplies the processes here (a line in the summary says so). Each calls `init()` once.
+  They come from a pool (pool.py: `Pool`, chosen by `_pool`); this module only keeps the
+  accounting of batches, and does not know how a worker runs.
 - **A batch** goes to one worker (two are queued per worker, so none waits between
   them). It fails when `run()` raises, returns more rows than items, runs past
   `run_invocation_timeout` (the worker is killed and replaced) or its worker dies; a
@@ -29,29 +31,24 @@ worker processes (worker.py), and commit each batch's rows exactly once.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from headrace.engine.raynode import ADDRESS_VARIABLE
 from headrace.graph.model import STEP_ERROR_PREFIX
+from headrace.kinds.parallel.pool import Event, LocalPool, Pool, StepFailure, Worker
 from headrace.kinds.parallel.spec import ParallelSpec, parse_size, size_in_bytes
-from headrace.kinds.parallel.worker import serve
 
 __all__ = ["main"]
 
 _FIRST_ERRORS = 3
 _IN_FLIGHT = 2
-
-
-class StepFailure(Exception):
-    """The step stops: the message goes to stderr, the exit code is 1."""
 
 
 @dataclass
@@ -61,19 +58,6 @@ class Batch:
     items: list[str]  # what the logs name: file paths, or "input rows a-b"
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Worker:
-    number: int
-    process: Any
-    conn: Any
-    ready: bool = False
-    # Sent, in order; the first is the one run() is working on. Two are kept in flight so a
-    # worker never waits for this process between batches.
-    inflight: deque[Batch] = field(default_factory=deque)
-    deadline: float = 0.0
-    broken: bool = False  # a send failed: it died, and is replaced once its end is seen
 
 
 def _parameters(spec: ParallelSpec) -> ParallelSpec:
@@ -177,7 +161,6 @@ class Coordinator:
         self.out_dir = out_dir
         self.workers: list[Worker] = []
         self.numbers = 0
-        self.context = multiprocessing.get_context("fork")
         self.settings = {
             "entry_script": spec.entry_script,
             "arguments": sys.argv[1:],
@@ -187,6 +170,7 @@ class Coordinator:
         }
         self.last_metrics = 0.0
         self.run: Any = None
+        self.pool: Pool = LocalPool(self.settings)  # main() picks the pool (see _pool)
 
     @staticmethod
     def _size(batch: Batch) -> int:
@@ -194,19 +178,10 @@ class Coordinator:
 
     def start_worker(self) -> None:
         self.numbers += 1
-        parent, child = self.context.Pipe()
-        process = self.context.Process(
-            target=serve, args=(child, self.numbers, self.settings), daemon=True
-        )
-        process.start()
-        child.close()
-        self.workers.append(Worker(self.numbers, process, parent))
+        self.workers.append(self.pool.start(self.numbers))
 
     def stop_worker(self, worker: Worker, kill: bool) -> None:
-        if kill:
-            worker.process.kill()
-        worker.process.join(timeout=10)
-        worker.conn.close()
+        self.pool.stop(worker, kill)
         self.workers.remove(worker)
 
     # -- outcomes -----------------------------------------------------------------------
@@ -314,9 +289,8 @@ class Coordinator:
             for worker in self.workers:
                 while self.can_take(worker):
                     batch = self.pending.popleft()
-                    try:
-                        worker.conn.send((batch.index, batch.payload, self._size(batch)))
-                    except OSError:  # it died: its sentinel says so, and `receive` replaces it
+                    if not self.pool.send(worker, batch.index, batch.payload, self._size(batch)):
+                        # It died: the pool reports its end, and `receive` replaces it.
                         worker.broken = True
                         self.pending.appendleft(batch)
                         break
@@ -325,15 +299,9 @@ class Coordinator:
                     worker.inflight.append(batch)
             deadlines = [w.deadline for w in self.workers if w.inflight]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
-            by_handle = {}
-            for worker in self.workers:
-                by_handle[worker.conn] = worker
-                by_handle[worker.process.sentinel] = worker
-            for handle in wait(list(by_handle), timeout=min(wait_for, 1.0)):
-                worker = by_handle[handle]
-                if worker not in self.workers:
-                    continue
-                self.receive(worker)
+            for worker, event in self.pool.events(self.workers, min(wait_for, 1.0)):
+                if worker in self.workers:  # not one stopped for an earlier event
+                    self.receive(worker, event)
             self.metrics()
 
     def can_take(self, worker: Worker) -> bool:
@@ -347,55 +315,46 @@ class Coordinator:
     def lost(self, worker: Worker) -> Batch:
         """The batch run() was working on when `worker` was stopped; the ones sent after it
         go back to the queue untried."""
-        batch = worker.inflight.popleft()
+        batch: Batch = worker.inflight.popleft()
         self.pending.extendleft(reversed(worker.inflight))
         worker.inflight.clear()
         return batch
 
-    def receive(self, worker: Worker) -> None:
-        try:
-            while worker.conn.poll():
-                message = worker.conn.recv()
-                kind = message[0]
-                if kind == "ready":
-                    worker.ready = True
-                elif kind == "fatal":
-                    raise StepFailure(message[1])
-                else:
-                    batch = worker.inflight.popleft()
-                    assert batch.index == message[1]
-                    if worker.inflight:
-                        timeout = self.spec.run_invocation_timeout
-                        worker.deadline = time.monotonic() + timeout
-                    if kind == "done":
-                        self.commit(batch, message[2])
-                    else:
-                        self.attempt_failed(batch, message[2])
-        except (EOFError, OSError):
-            pass
-        if not worker.process.is_alive():
+    def receive(self, worker: Worker, event: Event) -> None:
+        """One thing a worker said (see pool.py)."""
+        kind = event[0]
+        if kind == "ready":
+            worker.ready = True
+            worker.node = event[1]
+        elif kind == "fatal":
+            raise StepFailure(event[1])
+        elif kind == "ended":
             running = self.lost(worker) if worker.inflight else None
-            code = worker.process.exitcode
-            self.stop_worker(worker, kill=False)
+            how = event[1]
+            self.stop_worker(worker, kill=True)
             if running is None and not worker.ready:
-                raise StepFailure(f"worker {worker.number} exited (code {code}) during init().")
+                raise StepFailure(f"worker {worker.number} {how} during init().")
             self.start_worker()
             if running is not None:
                 self.attempt_failed(
                     running,
-                    f"WorkerDied: worker {worker.number} exited with code {code} "
-                    f"during run() (attempt {running.attempts + 1})",
+                    f"WorkerDied: worker {worker.number} {how} during run() "
+                    f"(attempt {running.attempts + 1})",
                 )
+        else:
+            batch: Batch = worker.inflight.popleft()
+            assert batch.index == event[1]
+            if worker.inflight:
+                worker.deadline = time.monotonic() + self.spec.run_invocation_timeout
+            if kind == "done":
+                self.commit(batch, event[2])
+            else:
+                self.attempt_failed(batch, event[2])
 
     def shutdown(self) -> None:
         for worker in list(self.workers):
-            try:
-                if not worker.inflight and worker.ready:
-                    worker.conn.send(None)
-                    worker.process.join(timeout=10)
-            except OSError:
-                pass
-            self.stop_worker(worker, kill=worker.process.is_alive())
+            self.stop_worker(worker, kill=bool(worker.inflight) or not worker.ready)
+        self.pool.close()
 
     def assemble(self) -> None:
         if self.spec.output_action != "append_row" or self.out_dir is None:
@@ -445,6 +404,26 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+def _pool(spec: ParallelSpec, settings: dict[str, Any]) -> tuple[Pool, int, str]:
+    """The pool of workers, how many workers, and a note for the summary: Ray actors when
+    the step runs on Ray (raypool.py), else processes forked here."""
+    address = os.environ.get(ADDRESS_VARIABLE)
+    if address:
+        from headrace.kinds.parallel.raypool import RayPool
+
+        pool = RayPool(spec, settings, address)
+        return pool, pool.per_node * pool.node_count, ""
+    per_node = spec.process_count_per_node or os.cpu_count() or 1
+    process_count = per_node * spec.node_count
+    note = ""
+    if spec.node_count > 1:
+        note = (
+            f" node_count {spec.node_count} on a local target: all {process_count} worker "
+            "processes ran on this machine."
+        )
+    return LocalPool(settings), process_count, note
+
+
 def main(spec: ParallelSpec) -> int:
     started = time.perf_counter()
     try:
@@ -454,18 +433,15 @@ def main(spec: ParallelSpec) -> int:
     except StepFailure as exc:
         _fail(f"ParallelRunStep: {exc}")
         return 1
-    per_node = spec.process_count_per_node or os.cpu_count() or 1
-    process_count = per_node * spec.node_count
-    note = ""
-    if spec.node_count > 1:
-        note = (
-            f" node_count {spec.node_count} on a local target: all {process_count} worker "
-            "processes ran on this machine."
-        )
     coordinator = Coordinator(spec, batches, out_dir)
+    try:
+        coordinator.pool, process_count, note = _pool(spec, coordinator.settings)
+    except StepFailure as exc:
+        _fail(f"ParallelRunStep: {exc}")
+        return 1
     _say(
         f"ParallelRunStep: {len(batches)} mini-batches, {coordinator.total_items} items, "
-        f"{process_count} worker processes"
+        f"{process_count} {coordinator.pool.what}"
     )
     try:
         coordinator.run_all(process_count)
@@ -473,7 +449,7 @@ def main(spec: ParallelSpec) -> int:
     except StepFailure as exc:
         coordinator.shutdown()
         coordinator.metrics(force=True)
-        summary = coordinator.write_logs("failed", note)
+        summary = coordinator.write_logs("failed", note + coordinator.pool.placement())
         _say(summary)
         _fail(f"ParallelRunStep: {exc}")
         return 1
@@ -483,6 +459,7 @@ def main(spec: ParallelSpec) -> int:
     coordinator.metrics(force=True)
     seconds = time.perf_counter() - started
     coordinator.run.log("seconds", round(seconds, 3))
-    summary = coordinator.write_logs("finished", f" {seconds:.3f} s.{note}")
+    placement = coordinator.pool.placement()
+    summary = coordinator.write_logs("finished", f" {seconds:.3f} s.{note}{placement}")
     _say(summary)
     return 0

@@ -304,6 +304,9 @@ class ParallelRunStep(CommandStep):
         if config.environment is not None:
             runconfig.environment = config.environment
         runconfig.environment_variables = dict(config.environment_variables)
+        # The step's own process only coordinates: on Ray it holds no CPU, which its workers
+        # (node_count x process_count_per_node actors, kinds/parallel/raypool.py) ask for.
+        runconfig.resources = {"cpu": 0}
         command: list[Any] = ["python -m headrace.kinds"]
         for arg in arguments or []:
             command.append(shlex.quote(arg) if isinstance(arg, str) else arg)

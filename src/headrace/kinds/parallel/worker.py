@@ -68,48 +68,45 @@ def _rows(result: Any) -> list[str]:
     return [str(item).replace("\n", " ") for item in result]
 
 
-def serve(conn: Connection, number: int, settings: dict[str, Any]) -> None:
-    """The worker's loop (the target of its process)."""
-    entry._STATE.update(
-        logger=f"parallel_run.worker_{number}",
-        output_dir=settings["output_dir"],
-        log_dir=settings["log_dir"],
-    )
-    sys.argv = [settings["entry_script"], *settings["arguments"]]
-    logger = _logger(number, settings["log_dir"], settings["logging_level"])
-    _install_helpers()
-    try:
-        module = _load(settings["entry_script"])
-        missing = [n for n in ("init", "run") if not callable(getattr(module, n, None))]
-        if missing:
-            conn.send(
-                (
-                    "fatal",
-                    f"entry script {settings['entry_script']!r} has no "
-                    f"{' and no '.join(m + '()' for m in missing)}; define init() and "
-                    "run(mini_batch).",
-                )
-            )
-            return
-        module.init()
-    except BaseException:
-        conn.send(
-            (
-                "fatal",
-                f"init of entry script {settings['entry_script']!r} failed:\n"
-                + traceback.format_exc(),
-            )
+class Scorer:
+    """One worker's entry script: loaded and init() once (`start`), then run() per
+    mini-batch (`score`). Used by a forked process (`serve`) and by a Ray actor (raypool.py)."""
+
+    def __init__(self, number: int, settings: dict[str, Any]) -> None:
+        entry._STATE.update(
+            logger=f"parallel_run.worker_{number}",
+            output_dir=settings["output_dir"],
+            log_dir=settings["log_dir"],
         )
-        return
-    logger.info("worker %d ready", number)
-    conn.send(("ready",))
-    while True:
-        message = conn.recv()
-        if message is None:
-            break
-        index, batch, size = message
+        sys.argv = [settings["entry_script"], *settings["arguments"]]
+        self.number = number
+        self.script = settings["entry_script"]
+        self.logger = _logger(number, settings["log_dir"], settings["logging_level"])
+        self.module: Any = None
+        _install_helpers()
+
+    def start(self) -> str | None:
+        """Load the script and call init(); what went wrong, or None."""
         try:
-            rows = _rows(module.run(batch))
+            module = _load(self.script)
+            missing = [n for n in ("init", "run") if not callable(getattr(module, n, None))]
+            if missing:
+                return (
+                    f"entry script {self.script!r} has no "
+                    f"{' and no '.join(m + '()' for m in missing)}; define init() and "
+                    "run(mini_batch)."
+                )
+            module.init()
+        except BaseException:
+            return f"init of entry script {self.script!r} failed:\n" + traceback.format_exc()
+        self.module = module
+        self.logger.info("worker %d ready", self.number)
+        return None
+
+    def score(self, index: int, batch: Any, size: int) -> tuple[str, int, Any]:
+        """("done", index, rows), or ("error", index, traceback)."""
+        try:
+            rows = _rows(self.module.run(batch))
             if len(rows) > size:
                 raise ValueError(
                     f"run() returned {len(rows)} rows for a mini-batch of {size} items; return "
@@ -117,11 +114,31 @@ def serve(conn: Connection, number: int, settings: dict[str, Any]) -> None:
                 )
         except BaseException:
             text = traceback.format_exc()
-            logger.error("mini-batch %d failed:\n%s", index, text)
-            conn.send(("error", index, text))
-            continue
-        logger.debug("mini-batch %d: %d items, %d rows", index, size, len(rows))
-        conn.send(("done", index, rows))
-    shutdown = getattr(module, "shutdown", None)
-    if callable(shutdown):
-        shutdown()
+            self.logger.error("mini-batch %d failed:\n%s", index, text)
+            return ("error", index, text)
+        self.logger.debug("mini-batch %d: %d items, %d rows", index, size, len(rows))
+        return ("done", index, rows)
+
+    def finish(self) -> None:
+        """The script's shutdown(), if it has one; the log is flushed."""
+        shutdown = getattr(self.module, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        for handler in self.logger.handlers:
+            handler.flush()
+
+
+def serve(conn: Connection, number: int, settings: dict[str, Any]) -> None:
+    """The worker's loop (the target of its process)."""
+    scorer = Scorer(number, settings)
+    fatal = scorer.start()
+    if fatal is not None:
+        conn.send(("fatal", fatal))
+        return
+    conn.send(("ready",))
+    while True:
+        message = conn.recv()
+        if message is None:
+            break
+        conn.send(scorer.score(*message))
+    scorer.finish()

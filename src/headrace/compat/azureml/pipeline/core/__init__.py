@@ -1,6 +1,6 @@
 """`azureml.pipeline.core`: pipelines, intermediate data, parameters, and their runs.
 
-Names headrace does not have (Schedule, PipelineDraft, TrainingOutput, ...) raise an
+Names headrace does not have (PipelineDraft, TrainingOutput, ...) raise an
 ImportError saying what to use instead (`_planned`).
 """
 
@@ -13,6 +13,7 @@ from headrace.sdk.parameters import PipelineParameter
 from headrace.sdk.pipeline import Pipeline
 from headrace.sdk.published import PipelineEndpoint, PublishedPipeline
 from headrace.sdk.runs import PipelineRun, StepRun, StepRunOutput
+from headrace.sdk.schedule import Schedule, ScheduleRecurrence, TimeZone
 from headrace.sdk.steps import PipelineStep
 
 __all__ = [
@@ -25,9 +26,12 @@ __all__ = [
     "PipelineStep",
     "PortDataReference",
     "PublishedPipeline",
+    "Schedule",
+    "ScheduleRecurrence",
     "StepRun",
     "StepRunOutput",
     "StepSequence",
+    "TimeZone",
 ]
 
 __getattr__ = planned_names(__name__)
