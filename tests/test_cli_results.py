@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +208,74 @@ def test_help_has_plain_metavars_and_completion() -> None:
     assert seen > 40
     assert "TEXT" in hr("run", "list", "--help").stdout  # values still say what they take
     assert "--install-completion" in hr("--help").stdout
+
+
+def test_errors_speak_the_cli_words(ran: Ran, tmp_path: Path) -> None:
+    hr("workspace", "create", "lab", "--path", tmp_path / "lab", "--no-write-config")
+    again = hr("workspace", "create", "lab", "--path", tmp_path / "lab", code=1).stderr
+    assert "pass --exist-ok to use it" in again and "exist_ok=True" not in again
+    with LiveServer(ran.root) as live:
+        denied = hr("--server", live.url, "run", "list", code=1).stderr
+    assert "pass --token hr_..." in denied and "TokenAuthentication" not in denied
+    assert len(denied.strip().splitlines()) == 1
+
+
+def test_pipeline_file_loading_shows_their_traceback_and_passes_the_workspace(
+    ran: Ran, tmp_path: Path
+) -> None:
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "train.py").write_text("print('ok')\n")
+    (project / "settings.py").write_text(
+        "def load():\n    return {}['learning_rate']\n\nCONFIG = load()\n"
+    )
+    (project / "broken.py").write_text("import settings\n" + textwrap.dedent(PIPELINE))
+    args = ("-e", "cli", "-w", ran.root)
+    error = hr("run", "submit", project / "broken.py", *args, code=1).stderr
+    first, *trace = error.strip().splitlines()
+    assert first == "error: broken.py (line 1) raised KeyError while being loaded: 'learning_rate'"
+    assert trace[0] == "Traceback (most recent call last; your code only):"
+    text = "\n".join(trace)
+    assert f'File "{project / "settings.py"}", line 4, in <module>' in text
+    assert "return {}['learning_rate']" in text and "import settings" in text
+    assert "headrace" not in text.replace(str(tmp_path), "")  # none of our frames
+
+    (project / "build.py").write_text(
+        "from headrace import Pipeline, PythonScriptStep, Workspace\n"
+        "def build_pipeline(ws: Workspace, *, name: str = 'hello') -> Pipeline:\n"
+        "    step = PythonScriptStep('train.py', name=name, source_directory='src')\n"
+        "    return Pipeline(ws, steps=[step])\n"
+    )
+    run = hr_json("run", "submit", f"{project / 'build.py'}:build_pipeline", *args, "--wait")
+    assert run["status"] == "Finished" and [s["name"] for s in run["steps"]] == ["hello"]
+    (project / "two.py").write_text("def build(ws, size):\n    pass\n")
+    error = hr("run", "submit", f"{project / 'two.py'}:build", *args, code=1).stderr
+    assert "needs arguments (ws, size)" in error
+
+
+def test_ui_says_what_is_wrong_before_printing_a_url(ran: Ran) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = hr("ui", "-w", ran.root, "--port", port, code=1)
+    assert busy.stderr.strip() == (
+        f"error: Port {port} on 127.0.0.1 is already in use (another `headrace ui` or "
+        "server?); choose another with --port N, or stop what listens there."
+    )
+    assert "http://" not in busy.output
+
+    # As on an install without the server extra: FastAPI cannot be imported.
+    start = "import sys; sys.modules['fastapi'] = None; from headrace.cli.main import main; main()"
+    bare = subprocess.run(
+        [sys.executable, "-c", start, "ui", "-w", str(ran.root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bare.returncode == 1
+    assert bare.stderr.strip() == (
+        "error: The server needs FastAPI and uvicorn (fastapi is missing); install them "
+        "with: pip install 'headrace[server]'"
+    )
+    assert "http://" not in bare.stdout + bare.stderr

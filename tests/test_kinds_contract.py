@@ -36,6 +36,7 @@ from headrace import (
     PipelineData,
     PublishedPipeline,
     RayCompute,
+    SparkStep,
     SqlStep,
     Workspace,
 )
@@ -44,6 +45,7 @@ from headrace.graph.model import Graph
 from headrace.kinds import KINDS, load_spec, step_title
 from headrace.kinds.parallel import ParallelRunConfig, ParallelRunStep
 from tests.servers import LiveServer
+from tests.test_spark_step import jvm_gateway  # noqa: F401  # a module-scoped fixture
 
 LOOPBACK = "127.0.0.1"
 RAY_ENV = {
@@ -52,6 +54,16 @@ RAY_ENV = {
     "RAY_AUTH_MODE": "disabled",
 }
 CSV = "city,amount\nOslo,3\nLima,5\nOslo,4\n"
+COUNT = """
+import os, sys
+from pyspark.sql import SparkSession
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+spark = SparkSession.builder.getOrCreate()
+rows = spark.read.csv(args["--trips"], header=True).groupBy("city").count().collect()
+os.makedirs(args["--out"], exist_ok=True)
+with open(os.path.join(args["--out"], "cities.txt"), "w") as fh:
+    fh.writelines(f"{r['city']} {r['count']}\\n" for r in sorted(rows))
+"""
 SCORE = """
 import os
 import re
@@ -155,7 +167,29 @@ def _parallel(ws: Workspace, tmp_path: Path, target: Any, tag: str) -> Case:
     return Case(step, f"scores_{tag}", check)
 
 
+def _spark(ws: Workspace, tmp_path: Path, target: Any, tag: str) -> Case:
+    src = _write(tmp_path / "spark", "count.py", COUNT)
+    trips = DataReference(ws.get_default_datastore(), "trips", "raw/trips.csv")
+    counted = PipelineData(f"counted_{tag}")
+    step = SparkStep(
+        "count.py",
+        name=f"spark-{tag}",
+        source_directory=str(src),
+        inputs=[trips],
+        outputs=[counted],
+        python_script_params=["--trips", trips, "--out", counted],
+        compute_target=target,
+        spark_conf={"spark.sql.shuffle.partitions": "2"},
+    )
+
+    def check(files: dict[str, bytes]) -> None:
+        assert files == {"cities.txt": b"Lima 1\nOslo 2\n"}
+
+    return Case(step, f"counted_{tag}", check)
+
+
 CASES: dict[str, Callable[[Workspace, Path, Any, str], Case]] = {
+    "spark": _spark,
     "sql": _sql,
     "transfer": _transfer,
     "parallel": _parallel,
@@ -204,8 +238,20 @@ def ray_cluster() -> Iterator[Any]:
             cluster.shutdown()
 
 
-def test_every_kind_runs_on_every_executor(ws: Workspace, tmp_path: Path, ray_cluster: Any) -> None:
-    """One pipeline: a step of each kind on the local pool and one on the Ray cluster."""
+def test_every_kind_runs_on_every_executor(
+    ws: Workspace,
+    tmp_path: Path,
+    ray_cluster: Any,
+    jvm_gateway: dict[str, str],  # noqa: F811  # the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One pipeline: a step of each kind on the local pool and one on the Ray cluster.
+
+    SparkSteps attach to one driver JVM started for the module (as tests/test_spark_step.py
+    does: a JVM per step takes minutes on a loaded 2-core machine), so they run one after
+    the other: one SparkContext per JVM."""
+    for key, value in jvm_gateway.items():
+        monkeypatch.setenv(key, value)
     _data(ws, tmp_path)
     address = ray_cluster.address
     targets = {
@@ -217,6 +263,8 @@ def test_every_kind_runs_on_every_executor(ws: Workspace, tmp_path: Path, ray_cl
         for kind in sorted(KINDS)
         for executor, target in targets.items()
     }
+    if "spark" in KINDS:
+        cases["spark", "ray"].step.run_after(cases["spark", "local"].step)
     run = Experiment(ws, "kinds").submit(Pipeline(ws, [c.step for c in cases.values()]))
     run.wait_for_completion(show_output=False, raise_on_error=False)
     shown_steps: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -326,14 +374,12 @@ def test_a_version_1_graph_of_a_kind_step_reads_as_its_kind() -> None:
 
 
 def test_importing_the_sdk_and_a_kinds_spec_imports_no_engine() -> None:
-    # sdk/spark.py still imports the engine: SparkStep moves into headrace.kinds.spark.
     code = textwrap.dedent(
         """
         import importlib, pkgutil, sys
         import headrace.sdk, headrace.kinds
         for found in pkgutil.iter_modules(headrace.sdk.__path__):
-            if found.name != "spark":
-                importlib.import_module("headrace.sdk." + found.name)
+            importlib.import_module("headrace.sdk." + found.name)
         for kind, entry in headrace.kinds.KINDS.items():
             importlib.import_module(entry.sdk.partition(":")[0])
             importlib.import_module(entry.spec.partition(":")[0])

@@ -23,9 +23,13 @@ from typing import Any
 import pytest
 
 from headrace import (
+    ConflictError,
+    NotFoundError,
     Notification,
+    NotificationError,
     Pipeline,
     PythonScriptStep,
+    UserError,
     Workspace,
 )
 
@@ -223,3 +227,95 @@ def test_a_webhook_answering_500_is_retried_and_one_timing_out_gives_up(
     assert "timed out" in slow_done["last_error"]
     assert run.get_status() == "Finished"  # whatever the webhooks did
     assert run.get_details().get("error") is None
+
+
+def test_through_a_server_on_request_notifications_and_a_test_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    from tests.conftest import stop_agents
+    from tests.servers import free_port, served_workspace
+
+    root = tmp_path / "ws"
+    Workspace.create("test-ws", path=root, show_output=False)
+    try:
+        with served_workspace(root, monkeypatch, "admin") as ws:
+            asked = Notification.webhook(
+                ws, "asked", url=receiver.url(f"/asked/{TOKEN}"), on_request=True
+            )
+            assert asked.on_request and TOKEN not in json.dumps(asked.settings)
+            assert asked.test() == {"http_status": 200}
+            (tested,) = receiver.to(f"/asked/{TOKEN}")
+            assert tested["body"]["text"].startswith("Test of headrace notification 'asked'")
+
+            closed = Notification.webhook(ws, "closed", url=f"http://127.0.0.1:{free_port()}/x")
+            with pytest.raises(NotificationError, match=r"Cannot reach the webhook .*refused"):
+                closed.test()
+            closed.remove()
+            with pytest.raises(NotFoundError, match="No notification named 'closed'"):
+                Notification.get(ws, "closed")
+
+            plain = pipeline(ws, tmp_path / "plain").submit("served")
+            flagged = pipeline(ws, tmp_path / "flagged", enable_email_notification=True).submit(
+                "served"
+            )
+            plain.wait_for_completion(show_output=False)
+            flagged.wait_for_completion(show_output=False)
+            wait_for(lambda: len(receiver.to(f"/asked/{TOKEN}")) >= 2, "the flagged run's post")
+            time.sleep(0.5)  # the plain run would have been sent by now too
+            runs = [p["body"].get("run_id") for p in receiver.to(f"/asked/{TOKEN}")[1:]]
+            assert runs == [flagged.id]
+            assert [d["run_id"] for d in asked.deliveries()] == [flagged.id]
+
+            with pytest.raises(ConflictError, match="'asked' exists"):
+                Notification.webhook(ws, "asked", url=receiver.url("/other"))
+            with pytest.raises(UserError) as caught:
+                Notification.email(
+                    ws, "bad mail", to=["not-an-address"], smtp_host="", statuses=["Done"]
+                )
+            for part in ("name 'bad mail'", "to ['not-an-address']", "smtp_host", "['Done']"):
+                assert part in str(caught.value)
+    finally:
+        stop_agents(root)
+
+
+def test_the_cli_adds_lists_tests_and_removes_notifications(
+    ws: Workspace, tmp_path: Path, receiver: Receiver
+) -> None:
+    from headrace.cli.main import app
+    from tests.servers import RUNNER
+    from tests.test_cli import hr, hr_json, one_error_line
+
+    folder = tmp_path / "ws"
+    url = receiver.url(f"/cli/{TOKEN}")
+    added = RUNNER.invoke(
+        app,
+        ["notification", "add", "cli-hook", "--webhook", "-", "--status", "Failed", "-w", folder],
+        input=url + "\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "Added webhook notification 'cli-hook': http://127.0.0.1:" in added.stdout
+    assert TOKEN not in added.stdout
+    (listed,) = hr_json("notification", "list", "-w", folder)
+    assert (listed["name"], listed["statuses"], listed["on_request"]) == (
+        "cli-hook",
+        ["Failed"],
+        False,
+    )
+    table = hr("notification", "list", "-w", folder).stdout
+    assert "cli-hook" in table and "every run" in table and TOKEN not in table
+    assert hr_json("notification", "test", "cli-hook", "-w", folder) == {"http_status": 200}
+    assert receiver.to(f"/cli/{TOKEN}")[-1]["body"]["experiment"] == "notification-test"
+    assert hr_json("notification", "deliveries", "-w", folder) == []
+
+    wrong = hr("notification", "add", "x", "-w", folder, code=1)
+    assert "Give either --webhook URL or --email ADDRESS" in one_error_line(wrong)
+    mail = hr(
+        "notification", "add", "m", "--email", "a@b.c", "--smtp-host", "127.0.0.1",
+        "--smtp-port", "1", "-w", folder,
+    )  # fmt: skip
+    assert "Added email notification 'm': a@b.c via 127.0.0.1:1" in mail.stdout
+    refused = hr("notification", "test", "m", "-w", folder, code=1)
+    assert "Cannot send through the SMTP server 127.0.0.1:1" in one_error_line(refused)
+    hr("notification", "remove", "cli-hook", "-w", folder)
+    gone = hr("notification", "remove", "cli-hook", "-w", folder, code=1)
+    assert "No notification named 'cli-hook'" in one_error_line(gone)

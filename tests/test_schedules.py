@@ -10,6 +10,7 @@ their properties and run source); one test lets an agent execute a fired run.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -392,3 +393,165 @@ def test_three_schedulers_racing_fire_each_slot_once(
             store.close()
     finally:
         ws.backend.store.close()  # type: ignore[attr-defined]
+
+
+# -- datastore triggers ------------------------------------------------------------------------
+def publish_reader(ws: Workspace, folder: Path) -> PublishedPipeline:
+    """A pipeline whose DataPath parameter `input_data` is a file it prints."""
+    from headrace import DataPath, DataPathComputeBinding
+
+    folder.mkdir(exist_ok=True)
+    (folder / "show.py").write_text(
+        "import sys, pathlib\nprint('got ' + pathlib.Path(sys.argv[1]).read_text())\n"
+    )
+    ds = ws.get_default_datastore()
+    param = PipelineParameter("input_data", default_value=DataPath(ds, "in/placeholder.txt"))
+    pair = (param, DataPathComputeBinding(mode="mount"))
+    step = PythonScriptStep(
+        "show.py", name="show", arguments=[pair], inputs=[pair], source_directory=str(folder)
+    )
+    return Pipeline(ws, steps=[step]).publish(name="reader")
+
+
+def test_a_datastore_trigger_fires_once_per_new_file_once_it_is_complete(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    published = publish_reader(ws, tmp_path / "src")
+    ds = ws.get_default_datastore()
+    folder = Path(ws.backend.local_datastore_path(ds.name) or "") / "in"  # type: ignore[attr-defined]
+    folder.mkdir(parents=True)
+    (folder / "old.txt").write_text("there before")
+    schedule = Schedule.create(
+        ws,
+        "on-new-data",
+        published.id,
+        "triggered",
+        datastore=ds,
+        path_on_datastore="in",
+        polling_interval=5,
+        data_path_parameter_name="input_data",
+    )
+    t = datetime.now(UTC)
+    every = timedelta(minutes=5)
+    s = scheduler(ws)
+    assert s.tick(t).run_ids == []  # the first poll takes stock: old.txt never fires
+    (folder / "a.txt").write_text("first")
+    (folder / "b.txt").write_text("half writ")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deep.txt").write_text("not watched: SDK v1 ignores sub-folders")
+    assert s.tick(t + every).run_ids == []  # new: pending until seen unchanged once
+    assert s.tick(t + every + timedelta(minutes=1)).polled == 0  # not time to poll yet
+    (folder / "b.txt").write_text("half written, now complete")  # still being written
+    fired = s.tick(t + 2 * every)
+    assert len(fired.run_ids) == 1  # a.txt; b.txt changed since the last poll
+    assert len(s.tick(t + 3 * every).run_ids) == 1  # b.txt, now stable
+    assert s.tick(t + 4 * every).run_ids == []
+    runs = schedule.get_pipeline_runs()
+    bound = sorted(r._record().parameters["input_data"]["path"] for r in runs)
+    assert bound == ["in/a.txt", "in/b.txt"]
+    # A fired run really runs with the changed file bound to its DataPath parameter.
+    ws.backend.ensure_agent()
+    last = runs[0]
+    last.wait_for_completion(show_output=False)
+    (step,) = last.get_steps()
+    assert step.get_stdout_log().strip() == "got half written, now complete"
+    # A rewritten file is a change: it fires again, once.
+    (folder / "a.txt").write_text("second version")
+    s.tick(t + 5 * every)
+    assert len(s.tick(t + 6 * every).run_ids) == 1
+    assert len(schedule.get_pipeline_runs()) == 3
+
+
+def test_sub_folders_and_one_run_per_batch_are_options(ws: Workspace, tmp_path: Path) -> None:
+    published = publish_reader(ws, tmp_path / "src")
+    ds = ws.get_default_datastore()
+    root = Path(ws.backend.local_datastore_path(ds.name) or "")  # type: ignore[attr-defined]
+    (root / "drop").mkdir()
+    schedule = Schedule.create(
+        ws,
+        "batches",
+        published.id,
+        "triggered",
+        datastore=ds,
+        path_on_datastore="drop",
+        data_path_parameter_name="input_data",
+        include_subfolders=True,
+        run_per="batch",
+    )
+    t = datetime.now(UTC)
+    s = scheduler(ws)
+    s.tick(t)
+    for name in ("x.csv", "y.csv", "deep/z.csv"):
+        (root / "drop" / name).parent.mkdir(exist_ok=True)
+        (root / "drop" / name).write_text(name)
+    s.tick(t + timedelta(minutes=5))
+    assert len(s.tick(t + timedelta(minutes=10)).run_ids) == 1
+    (run,) = schedule.get_pipeline_runs()
+    properties = run.get_properties()
+    assert properties["headrace.changedFileCount"] == 3
+    assert json.loads(properties["headrace.changedFiles"]) == [
+        "drop/deep/z.csv",
+        "drop/x.csv",
+        "drop/y.csv",
+    ]
+    assert run._record().parameters["input_data"]["path"] == "drop"
+
+
+def test_an_unreachable_datastore_is_recorded_and_polled_again_without_double_fires(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    from headrace import Datastore
+
+    published = publish_reader(ws, tmp_path / "src")
+    share = tmp_path / "share"
+    (share / "in").mkdir(parents=True)
+    ds = Datastore.register_local(ws, "share", share)
+    schedule = Schedule.create(
+        ws,
+        "share-watch",
+        published.id,
+        "triggered",
+        datastore=ds,
+        path_on_datastore="in",
+        polling_interval=1,
+        data_path_parameter_name="input_data",
+    )
+    t = datetime.now(UTC)
+    s = scheduler(ws)
+    s.tick(t)
+    (share / "in" / "a.txt").write_text("a")
+    s.tick(t + timedelta(minutes=1))  # a.txt pending
+    share.rename(tmp_path / "unmounted")  # the share goes away
+    for minute in (2, 3):
+        result = s.tick(t + timedelta(minutes=minute))
+        assert (result.polled, result.run_ids) == (1, [])
+    error = Schedule.get(ws, schedule.id).last_error
+    assert error is not None and "does not exist" in error and "keeps polling" in error
+    (tmp_path / "unmounted").rename(share)  # back
+    assert len(s.tick(t + timedelta(minutes=4)).run_ids) == 1  # a.txt, once
+    assert s.tick(t + timedelta(minutes=5)).run_ids == []
+    assert Schedule.get(ws, schedule.id).last_error is None
+    assert len(schedule.get_pipeline_runs()) == 1
+
+
+def test_a_trigger_checks_its_datastore_and_parameter(ws: Workspace, tmp_path: Path) -> None:
+    from headrace.errors import DatastoreNotFoundError
+
+    published = publish_reader(ws, tmp_path / "src")
+    with pytest.raises(DatastoreNotFoundError, match="No datastore named 'nowhere'"):
+        Schedule.create(ws, "t", published.id, "e", datastore="nowhere")
+    with pytest.raises(UserError, match=r"'input' is not a DataPath parameter.*input_data"):
+        Schedule.create(
+            ws,
+            "t",
+            published.id,
+            "e",
+            datastore="workspaceblobstore",
+            data_path_parameter_name="input",
+        )
+    with pytest.raises(UserError, match="polling_interval is in minutes"):
+        Schedule.create(
+            ws, "t", published.id, "e", datastore="workspaceblobstore", polling_interval=0
+        )
+    with pytest.raises(UserError, match="run_per 'day' is not valid"):
+        Schedule.create(ws, "t", published.id, "e", datastore="workspaceblobstore", run_per="day")

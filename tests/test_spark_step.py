@@ -1,15 +1,25 @@
 """SparkStep / DatabricksStep: PySpark scripts and notebooks as pipeline steps, run for real.
 
-The tests that start no JVM come first (attach checks, bad input, the SDK v1 signature).
-Each Spark run below starts a JVM (about 6 s on two cores), so there are four of them, each
-checking everything a user would look at in that run.
+The tests that start no JVM come first (attach checks, bad input, the SDK v1 signature, a
+step recorded in the old argv form). A step's process starts its own Spark driver JVM (6 s
+on two idle cores, far more under load), so the Spark runs below share one: the
+`shared_jvm` fixture starts a driver JVM once for the module and hands its py4j gateway to
+the steps' processes (PYSPARK_GATEWAY_PORT/SECRET, pyspark's own way of attaching to a
+running driver, as spark-submit does); each step still builds and stops its own
+SparkContext and SparkSession in it, with its own master and settings. Steps sharing it run
+one at a time (one SparkContext per JVM). The SDK v1 script test starts its JVM the way
+every step does outside these tests, so that path stays covered.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import os
+import shlex
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -18,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from headrace import (
+    CommandStep,
     ComputeTarget,
     DatabricksCompute,
     DatabricksStep,
@@ -33,6 +44,8 @@ from headrace import (
     Workspace,
 )
 from headrace.errors import ComputeTargetException, UserError
+from headrace.kinds.spark.legacy import spec_from_argv
+from headrace.kinds.spark.spec import SparkSpec
 
 TRIPS_CSV = "id,city,amount\n1,Oslo,10.5\n2,Oslo,4\n3,Bergen,7\n4,Bergen,1\n5,Tromso,2\n"
 UNREACHABLE = "spark://127.0.0.1:1"
@@ -108,6 +121,47 @@ def _set_workspace_master(ws: Workspace, master: str) -> Workspace:
     config["spark_master"] = master
     (root / "workspace.json").write_text(json.dumps(config))
     return Workspace(path=root)
+
+
+@pytest.fixture(scope="module")
+def jvm_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One Spark driver JVM for the module; its gateway's port and secret."""
+    from pyspark import SparkConf
+    from pyspark.java_gateway import launch_gateway
+
+    log = tmp_path_factory.mktemp("jvm") / "jvm.log"
+    conf = SparkConf(loadDefaults=False).set("spark.driver.extraJavaOptions", "-XX:-UsePerfData")
+    saved = os.environ.get("SPARK_LOCAL_IP")
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    try:
+        with log.open("wb") as out:
+            gateway = launch_gateway(conf, popen_kwargs={"stdout": out, "stderr": out})
+    finally:
+        if saved is None:
+            os.environ.pop("SPARK_LOCAL_IP")
+        else:
+            os.environ["SPARK_LOCAL_IP"] = saved
+    parameters = gateway.java_parameters
+    yield {
+        "PYSPARK_GATEWAY_PORT": str(parameters.port),
+        "PYSPARK_GATEWAY_SECRET": str(parameters.auth_token),
+    }
+    gateway.close()
+    proc = gateway.proc
+    proc.stdin.close()  # the JVM exits when its stdin closes
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def shared_jvm(jvm_gateway: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps started in this test attach to the module's JVM (the agent passes its
+    environment on to them)."""
+    for key, value in jvm_gateway.items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture
@@ -302,9 +356,90 @@ def test_unreachable_master_fails_the_step_in_seconds(ws: Workspace, tmp_path: P
         assert "never runs" not in step.get_stdout_log()
 
 
+def test_making_spark_steps_loads_neither_the_engine_nor_pyspark() -> None:
+    code = (
+        "import sys; from headrace import SparkStep, DatabricksCompute;"
+        "from headrace.sdk.spark import SparkStep as Old; assert Old is SparkStep;"
+        "print(sorted({m.split('.')[0] if m.startswith('pyspark') else '.'.join(m.split('.')[:2])"
+        " for m in sys.modules if m.startswith(('headrace.engine', 'headrace.backend', 'pyspark'))}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_old_argv_form_reads_as_the_spec_a_step_makes_today(ws: Workspace, tmp_path: Path) -> None:
+    """A SparkStep recorded before the kind package (`python -m headrace.engine.sparkrun
+    ...`, what the SDK wrote then for this very step) reads as the SparkSpec it makes now."""
+    jobs = tmp_path / "jobs"
+    _write(jobs, "job.py", "print('hi')\n")
+    target = ComputeTarget.attach(
+        ws, "spark2", SparkCompute.attach_configuration(master="local[2]", spark_conf={"a.b": 1})
+    )
+    step = SparkStep(
+        "job.py",
+        name="job",
+        source_directory=str(jobs),
+        inputs=[PipelineData("trips")],
+        outputs=[PipelineData("totals")],
+        python_script_params=["--min", PipelineParameter("min", 5)],
+        spark_conf={"a.b": "2", "c.d": True},
+        spark_env_variables={"MODE": "x y"},
+        compute_target=target,
+    )
+    kind, text = step._kind_spec()
+    assert kind == "spark"
+    assert step.command == "python -m headrace.kinds"
+    old = shlex.split(
+        "--script job.py --script-directory-argument --input trips --output totals "
+        "--argument HEADRACE_SPARK_ARGUMENT_0 --argument HEADRACE_SPARK_ARGUMENT_1 "
+        "--master 'local[2]' --conf a.b=1 --conf a.b=2 --conf c.d=true --env 'MODE=x y'"
+    )
+    assert spec_from_argv(old) == SparkSpec.from_json(text)
+    assert SparkSpec.from_json(text).conf == {"a.b": "2", "c.d": "true"}
+    notebook = _notebook(jobs, "nb.ipynb", "print(1)")
+    by_name = SparkStep(
+        notebook_path=str(notebook), notebook_params={"w": 1}, compute_target="spark2"
+    )
+    assert spec_from_argv(
+        ["--notebook", "nb.ipynb", "--widget", "w=HEADRACE_SPARK_WIDGET_0", "--target", "spark2"]
+    ) == SparkSpec.from_json(by_name._kind_spec()[1])
+    for bad, says in [
+        ([], "one of the arguments --script --notebook is required"),
+        (["--script", "a.py", "--conf", "novalue"], "--conf 'novalue' is not KEY=VALUE"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            spec_from_argv(bad)
+
+
 # -- Spark runs --------------------------------------------------------------------------------
 
-TOTALS_JOB = """
+# Whether the step's process started the Spark driver JVM itself (it is the JVM's parent).
+JVM_CHECK = """
+import os
+_jvm = spark._jvm.java.lang
+_parent = _jvm.ProcessHandle.current().parent()
+print("own JVM:", _parent.isPresent() and _parent.get().pid() == os.getpid())
+_args = list(_jvm.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+print("no perf data:", "-XX:-UsePerfData" in _args)
+"""
+
+
+@pytest.mark.slow  # starts its own JVM
+def test_a_step_starts_its_own_spark_driver(ws: Workspace, tmp_path: Path) -> None:
+    """Outside this module's shared JVM, as everywhere else, a step's process starts its own
+    driver JVM with headrace's settings (the launch path the other runs skip)."""
+    assert "PYSPARK_GATEWAY_PORT" not in os.environ
+    script = _write(tmp_path / "jobs", "own.py", JVM_CHECK)
+    run = _submit(ws, [SparkStep(python_script_path=str(script), compute_target="local")])
+    step = run.find_step_run("own.py")[0]
+    assert run.get_status() == "Finished", step.get_stderr_log()
+    stdout = step.get_stdout_log()
+    assert "own JVM: True" in stdout and "no perf data: True" in stdout
+
+
+TOTALS_JOB = (
+    JVM_CHECK
+    + """
 import sys
 from pyspark.sql import SparkSession, functions as F
 
@@ -319,11 +454,12 @@ totals = trips.where(F.col("amount") >= minimum).groupBy("city").agg(F.sum("amou
 totals.write.parquet(args["-totals"])
 print("widgets:", sorted(dbutils.widgets.getAll()))
 """
+)
 
 
-@pytest.mark.slow  # starts a JVM
+@pytest.mark.slow  # a SparkSession in the module's JVM
 def test_script_reads_csv_and_writes_parquet_for_the_next_step(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, tmp_path: Path, shared_jvm: None
 ) -> None:
     trips = _upload_trips(ws, tmp_path)
     target = ComputeTarget.attach(
@@ -353,6 +489,7 @@ def test_script_reads_csv_and_writes_parquet_for_the_next_step(
     stdout = step.get_stdout_log()
     assert "headrace: Spark 4." in stdout and " on local[2]" in stdout
     assert "same session: True local[2]" in stdout
+    assert "own JVM: False" in stdout  # the module's JVM (shared_jvm)
     assert "shuffle partitions: 3" in stdout  # the step's setting over the target's
     argv_line = next(line for line in stdout.splitlines() if line.startswith("argv:"))
     argv = eval(argv_line.removeprefix("argv: "))  # printed by our own job
@@ -397,9 +534,9 @@ NOTEBOOK_CELLS = (
 )
 
 
-@pytest.mark.slow  # starts a JVM
+@pytest.mark.slow  # a SparkSession in the module's JVM
 def test_notebook_with_widgets_and_an_int_parameter_feeds_the_next_step(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, tmp_path: Path, shared_jvm: None
 ) -> None:
     trips = _upload_trips(ws, tmp_path, "input")
     ws = _set_workspace_master(ws, "local[1]")
@@ -469,15 +606,20 @@ print('not reached')
 """
 
 
-@pytest.mark.slow  # starts a JVM
-def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: Path) -> None:
+@pytest.mark.slow  # a SparkSession in the module's JVM
+def test_failing_cell_fails_the_step_showing_the_cell(
+    ws: Workspace, tmp_path: Path, shared_jvm: None
+) -> None:
     # A notebook in Databricks' source format (a .py export), its first cell a %md magic.
     notebook = _write(tmp_path / "notebooks", "broken.py", BROKEN_SOURCE_NOTEBOOK)
     target = ComputeTarget.attach(
         ws,
         "spark1",
         SparkCompute.attach_configuration(
-            master="local[1]", spark_conf={"spark.sql.caseSensitive": True}
+            # One step at a time: the two steps share the module's JVM.
+            master="local[1]",
+            spark_conf={"spark.sql.caseSensitive": True},
+            max_nodes=1,
         ),
     )
     step = SparkStep(notebook_path=str(notebook), compute_target="spark1")
@@ -503,7 +645,7 @@ def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: P
     )
     assert '/bad.py", line 6, in <module>\n    check(spark.range(2).count())\n' in failure
     assert failure.rstrip().endswith("ValueError: only 2 rows")
-    assert "runpy" not in failure and "sparkrun" not in failure
+    assert "runpy" not in failure and "headrace/kinds" not in failure
     step_run = run.find_step_run("broken.py")[0]
     assert run.get_status() == "Failed"
     stderr = step_run.get_stderr_log()
@@ -515,7 +657,7 @@ def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: P
         '  File "broken.py, cell 3", line 4, in <module>\n'
     )
     assert '  File "broken.py, cell 3", line 2, in ratio\n    return n / 0' in failure
-    assert "sparkrun" not in failure and "notebookrun" not in failure
+    assert "headrace/kinds" not in failure
     assert "The executed notebook is the run file outputs/broken.ipynb." in failure
     assert "counted 3 true" in step_run.get_stdout_log()  # the target's conf, read by name
     assert "not reached" not in step_run.get_stdout_log()
@@ -527,6 +669,55 @@ def test_failing_cell_fails_the_step_showing_the_cell(ws: Workspace, tmp_path: P
     assert cells[0]["source"] == "%md\n# A broken notebook"
     assert cells[2]["outputs"][-1]["ename"] == "ZeroDivisionError"
     assert cells[3]["outputs"] == []
+
+
+LEGACY_JOB = """
+import sys
+print("argv:", sys.argv[1:])
+print("master:", spark.sparkContext.master, spark.conf.get("spark.sql.caseSensitive"))
+rows = spark.read.csv(sys.argv[sys.argv.index("-trips") + 1], header=True).count()
+spark.range(rows).write.parquet(sys.argv[sys.argv.index("-counted") + 1])
+"""
+
+
+@pytest.mark.slow  # a SparkSession in the module's JVM
+def test_a_step_stored_with_the_old_sparkrun_command_still_runs(
+    ws: Workspace, tmp_path: Path, shared_jvm: None
+) -> None:
+    """A graph stored before SparkStep became a kind package names `headrace.engine.sparkrun`
+    with its flags (a published pipeline keeps that graph): it runs as it did, the target
+    it names read when it starts."""
+    trips = _upload_trips(ws, tmp_path)
+    ComputeTarget.attach(
+        ws,
+        "legacy",
+        SparkCompute.attach_configuration(
+            master="local[1]", spark_conf={"spark.sql.caseSensitive": "true"}
+        ),
+    )
+    jobs = tmp_path / "jobs"
+    _write(jobs, "count.py", LEGACY_JOB)
+    counted = PipelineData("counted")
+    old = CommandStep(
+        "python -m headrace.engine.sparkrun --script count.py --script-directory-argument "
+        "--input trips --output counted --argument HEADRACE_SPARK_ARGUMENT_0 --target legacy "
+        "--conf spark.sql.shuffle.partitions=2",
+        name="count",
+        inputs=[trips],
+        outputs=[counted],
+        params={"HEADRACE_SPARK_ARGUMENT_0": PipelineParameter("label", "a b")},
+        source_directory=str(jobs),
+        compute_target="legacy",
+    )
+    published = Pipeline(ws, steps=[old, _reader(tmp_path, counted)]).publish("legacy-spark")
+    run = published.submit(ws, "spark", pipeline_parameters={"label": "c d"})
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    step = run.find_step_run("count")[0]
+    assert run.get_status() == "Finished", step.get_stderr_log()
+    stdout = step.get_stdout_log()
+    assert "argv: ['c d', '-trips', " in stdout
+    assert "master: local[1] true" in stdout
+    assert "rows: [(0,), (1,), (2,), (3,), (4,)]" in run.find_step_run("reader")[0].get_stdout_log()
 
 
 SDK_V1_SCRIPT = """
@@ -593,8 +784,10 @@ print("ok", n, args.arg1, args.arg2)
 """
 
 
-@pytest.mark.slow  # starts a JVM
-def test_sdk_v1_databricks_script_ported_by_its_imports(ws: Workspace, tmp_path: Path) -> None:
+@pytest.mark.slow  # a SparkSession in the module's JVM
+def test_sdk_v1_databricks_script_ported_by_its_imports(
+    ws: Workspace, tmp_path: Path, shared_jvm: None
+) -> None:
     _upload_trips(ws, tmp_path)
     ws.write_config(path=str(tmp_path))
     job = _write(tmp_path / "dbfs", "job.py", DBFS_JOB)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         WorkspaceNotFoundError,
     )
     from headrace.kinds.parallel import ParallelRunConfig, ParallelRunStep
+    from headrace.kinds.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
     from headrace.kinds.sql import AdlaStep, SqlStep
     from headrace.kinds.transfer import DataFactoryCompute, DataTransferStep, TransferCompute
     from headrace.sdk.builder import StepSequence
@@ -84,7 +85,6 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
     )
     from headrace.sdk.runs import PipelineRun, Run, StepRun
     from headrace.sdk.schedule import Schedule, ScheduleRecurrence, TimeZone
-    from headrace.sdk.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
     from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
     from headrace.sdk.workspace import TokenAuthentication, Workspace
 
@@ -112,8 +112,8 @@ _HOMES = {
     "ParallelRunConfig": "headrace.kinds.parallel",
     "ParallelRunStep": "headrace.kinds.parallel",
     "DataType": "headrace.sdk.datasets",
-    "DatabricksCompute": "headrace.sdk.spark",
-    "DatabricksStep": "headrace.sdk.spark",
+    "DatabricksCompute": "headrace.kinds.spark",
+    "DatabricksStep": "headrace.kinds.spark",
     "Dataset": "headrace.sdk.dataset_factory",
     "DatasetConsumptionConfig": "headrace.sdk.datasets",
     "DatasetFormatError": "headrace.errors",
@@ -158,8 +158,8 @@ _HOMES = {
     "ScheduleRecurrence": "headrace.sdk.schedule",
     "ScriptRun": "headrace.sdk.context",
     "ScriptRunConfig": "headrace.sdk.runconfig",
-    "SparkCompute": "headrace.sdk.spark",
-    "SparkStep": "headrace.sdk.spark",
+    "SparkCompute": "headrace.kinds.spark",
+    "SparkStep": "headrace.kinds.spark",
     "SqlCompute": "headrace.sdk.compute",
     "SqlStep": "headrace.kinds.sql",
     "StepRun": "headrace.sdk.runs",

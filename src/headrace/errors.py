@@ -73,7 +73,18 @@ __all__ = [
 
 
 class HeadraceError(Exception):
-    """Base class of every error headrace raises on purpose."""
+    """Base class of every error headrace raises on purpose.
+
+    `cli_message`: the same message with the fix in the command line's words (`--exist-ok`
+    where the SDK says `exist_ok=True`), which the `headrace` CLI prints instead; None when
+    the message reads right in both."""
+
+    cli_message: str | None = None
+
+    def in_cli_words(self, message: str) -> HeadraceError:
+        """This error, saying `message` when the `headrace` CLI reports it."""
+        self.cli_message = message
+        return self
 
     @property
     def message(self) -> str:

@@ -16,6 +16,7 @@ from headrace.backend.local_schedules import LocalScheduleMethods
 from headrace.engine import publishing
 from headrace.engine.graphs import load_graph
 from headrace.engine.launcher import ensure_agent, wake_agent
+from headrace.engine.rerun import rerun_run
 from headrace.engine.snapshots import create_snapshot
 from headrace.engine.submission import Submission, submit_graph
 from headrace.errors import DatastoreNotFoundError, UserError
@@ -259,9 +260,32 @@ class LocalBackend(LocalModelMethods, LocalScheduleMethods, LocalNotificationMet
         self._start_work()
         return submission
 
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        from_failed: bool = False,
+        run_source: str = "SDK",
+    ) -> Submission:
+        submission = rerun_run(
+            self.store,
+            run_id,
+            parameters=parameters,
+            from_failed=from_failed,
+            run_source=run_source,
+        )
+        self._start_work()
+        return submission
+
     def _start_work(self) -> None:
         if not self.ensure_agent():
             wake_agent(self.store.root)
+
+    def start_work(self) -> None:
+        """Make sure queued runs get executed: start the agent, or wake the running one (the
+        scheduler calls this after it queued runs)."""
+        self._start_work()
 
     def ensure_agent(self) -> bool:
         """Start an agent unless one serves this workspace; True when one was started."""

@@ -149,6 +149,17 @@ class Backend(Protocol):
         properties: dict[str, Any] | None = None,
     ) -> Submission: ...
 
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        from_failed: bool = False,
+        run_source: str = "SDK",
+    ) -> Submission:
+        """Queue a new run of pipeline run `run_id`'s graph (engine.rerun)."""
+        ...
+
     def ensure_agent(self) -> bool:
         """Make sure something executes queued runs (a local agent, or the server's);
         True when one had to be started."""

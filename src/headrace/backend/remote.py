@@ -130,11 +130,15 @@ class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificatio
         error = error_from_body(body, response.status_code, self.url)
         if response.status_code in (401, 403):
             role = "a token" if not self._auth_header else "a token with the role this needs"
+            create = "create one with `headrace token create --name NAME --role submitter`"
             return ConfigError(
                 f"{error} The server at {self.url} needs {role}: pass "
                 "auth=headrace.TokenAuthentication('hr_...') to Workspace.get, set "
-                'HEADRACE_TOKEN, or add "token" to .azureml/config.json '
-                "(create one with `headrace token create --name NAME --role submitter`)."
+                f'HEADRACE_TOKEN, or add "token" to .azureml/config.json ({create}).'
+            ).in_cli_words(
+                f"{error} The server at {self.url} needs {role}: pass --token hr_... before "
+                f"the command (headrace --server URL --token hr_... run list) or set "
+                f"HEADRACE_TOKEN ({create} on the server's machine)."
             )
         return error
 
@@ -420,6 +424,18 @@ class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificatio
         if (properties or {}).get(NOTIFY_PROPERTY) == "true":
             body["enable_notification"] = True
         return submission_from_wire(self._json("POST", "/pipeline-runs", body=body))
+
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        from_failed: bool = False,
+        run_source: str = "SDK",
+    ) -> Submission:
+        body = {"parameters": parameters, "from_failed": from_failed, "run_source": run_source}
+        answer = self._json("POST", f"/pipeline-runs/{_seg(run_id)}/rerun", body=body)
+        return submission_from_wire(answer)
 
     def ensure_agent(self) -> bool:
         """The server runs the agent; nothing to start here."""

@@ -3,8 +3,10 @@
 The file is loaded as a module (not as `__main__`, so its `if __name__ == "__main__":`
 block does not run) with its folder first on `sys.path` and as the current folder, so
 relative `source_directory` paths and sibling imports work as when running the file there.
-Both are restored afterwards. OBJECT is a Pipeline or a function of no arguments returning
-one; without it the file must hold exactly one Pipeline at module level.
+Both are restored afterwards. OBJECT is a Pipeline or a function returning one, of no
+arguments or of the workspace alone (`def build_pipeline(ws)`); without it the file must hold
+exactly one Pipeline at module level. A file or helper module that raises while loading is
+reported with the traceback through the user's frames (not headrace's).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -86,14 +88,35 @@ def _in_folder(folder: Path) -> Iterator[None]:
         sys.path[:] = old_path
 
 
+_HEADRACE = Path(__file__).resolve().parents[1]  # the installed package: our frames
+
+
+def _theirs(frame: traceback.FrameSummary) -> bool:
+    """A frame of the user's code (or a library it called), not headrace's or importlib's."""
+    if frame.filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+        return False
+    return not Path(frame.filename).resolve().is_relative_to(_HEADRACE)
+
+
 def _where(exc: BaseException, path: Path) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
     return f" (line {frames[-1].lineno})" if frames else ""
 
 
+def _their_traceback(exc: BaseException, path: Path) -> str:
+    """The traceback through the user's frames only, when it goes beyond the pipeline file
+    (a helper module it imports, a library it calls); empty when the file's line says all."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _theirs(f)]
+    if all(Path(f.filename) == path for f in frames):
+        return ""
+    listing = "".join(traceback.format_list(frames)).rstrip()
+    return f"\nTraceback (most recent call last; your code only):\n{listing}"
+
+
 def _user_code_error(exc: Exception, path: Path, doing: str) -> UserError:
     return UserError(
         f"{path.name}{_where(exc, path)} raised {type(exc).__name__} while {doing}: {exc}"
+        f"{_their_traceback(exc, path)}"
     )
 
 
@@ -137,7 +160,18 @@ def _functions(module: ModuleType) -> list[str]:
     ]
 
 
-def _pick(module: ModuleType, object_name: str | None, path: Path) -> Pipeline:
+def _takes_workspace(function: Any, name: str) -> bool:
+    """Whether `function`'s one required parameter `name` is the workspace: named ws or
+    workspace, or annotated Workspace."""
+    parameter = inspect.signature(function).parameters[name]
+    annotation = parameter.annotation
+    named = getattr(annotation, "__name__", annotation)  # a class, or its name as text
+    return name in ("ws", "workspace") or named == "Workspace"
+
+
+def _pick(
+    module: ModuleType, object_name: str | None, path: Path, workspace: Callable[[], Any]
+) -> Pipeline:
     if object_name is None:
         found = [
             name
@@ -155,7 +189,8 @@ def _pick(module: ModuleType, object_name: str | None, path: Path) -> Pipeline:
         hint = f" (its functions: {', '.join(functions)})" if functions else ""
         raise UserError(
             f"{path.name} defines no Pipeline at module level; assign one to a variable, or "
-            f"name a function of no arguments that returns one, as {path.name}:FUNCTION{hint}."
+            "name a function that returns one (taking nothing, or the workspace), as "
+            f"{path.name}:FUNCTION{hint}."
         )
     if not hasattr(module, object_name):
         names = [n for n in vars(module) if not n.startswith("_")]
@@ -172,7 +207,7 @@ def _pick(module: ModuleType, object_name: str | None, path: Path) -> Pipeline:
     if not callable(value):
         raise UserError(
             f"{path.name}:{object_name} is a {type(value).__name__}; name a Pipeline or a "
-            "function of no arguments that returns one."
+            "function that returns one."
         )
     try:
         required = [
@@ -183,13 +218,17 @@ def _pick(module: ModuleType, object_name: str | None, path: Path) -> Pipeline:
         ]
     except (TypeError, ValueError):
         required = []
-    if required:
+    arguments: list[Any] = []
+    if len(required) == 1 and _takes_workspace(value, required[0]):
+        arguments = [workspace()]  # build_pipeline(ws), as the flagship example is
+    elif required:
         raise UserError(
             f"{path.name}:{object_name} needs arguments ({', '.join(required)}); name a "
-            "function of no arguments, or give them defaults."
+            "function of no arguments or of the workspace alone (def build(ws): ...), or "
+            "give the others defaults."
         )
     try:
-        result = value()
+        result = value(*arguments)
     except HeadraceError:
         raise
     except Exception as exc:
@@ -202,9 +241,10 @@ def _pick(module: ModuleType, object_name: str | None, path: Path) -> Pipeline:
 
 
 @contextlib.contextmanager
-def loaded_pipeline(spec: str) -> Iterator[Pipeline]:
+def loaded_pipeline(spec: str, workspace: Callable[[], Any]) -> Iterator[Pipeline]:
     """The pipeline named by `FILE.py[:OBJECT]`; the body runs in the file's folder (submit
-    resolves relative source directories there)."""
+    resolves relative source directories there). `workspace()` opens the workspace for a
+    function that takes it."""
     path, object_name = split_spec(spec)
     path = path.expanduser().absolute()
     if not path.is_file():
@@ -217,6 +257,6 @@ def loaded_pipeline(spec: str) -> Iterator[Pipeline]:
     with _in_folder(path.parent):
         module = _load_module(path)
         try:
-            yield _pick(module, object_name, path)
+            yield _pick(module, object_name, path, workspace)
         finally:
             sys.modules.pop(module.__name__, None)

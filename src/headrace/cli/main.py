@@ -21,8 +21,10 @@ from headrace.cli import (
     endpoints,
     environments,
     models,
+    notifications,
     pipelines,
     runs,
+    schedules,
     server,
     steps,
     tokens,
@@ -113,7 +115,7 @@ class HeadraceGroup(TyperGroup):
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except HeadraceError as exc:
-            raise _fail(str(exc)) from None
+            raise _fail(exc.cli_message or str(exc)) from None
         except BrokenPipeError:
             # `headrace run list | head`: the reader has what it wanted; no error, no noise
             # from the interpreter flushing stdout at exit.
@@ -166,7 +168,12 @@ app.add_typer(models.app, name="model")
 app.add_typer(models.app, name="models", hidden=True)  # `headrace models list` reads well too
 app.add_typer(environments.app, name="environment")
 app.add_typer(environments.app, name="environments", hidden=True)
+app.add_typer(schedules.app, name="schedule")
+app.add_typer(schedules.app, name="schedules", hidden=True)
+app.add_typer(notifications.app, name="notification")
+app.add_typer(notifications.trigger_app, name="trigger")
 app.command("server")(server.server)
+app.command("scheduler")(schedules.scheduler)
 app.command("agent")(server.agent)
 app.command("ui")(server.ui)
 app.command(

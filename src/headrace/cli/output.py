@@ -15,7 +15,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
+from headrace.store.records import (
+    RECOVER_FROM,
+    RERUN_OF,
+    PipelineRunRecord,
+    Status,
+    StepRunRecord,
+)
 
 __all__ = [
     "console",
@@ -127,6 +133,8 @@ def run_document(record: PipelineRunRecord) -> dict[str, Any]:
         "continue_on_step_failure": record.continue_on_step_failure,
         "regenerate_outputs": record.regenerate_outputs,
         "error": record.error,
+        "rerun_of": record.properties.get(RERUN_OF),
+        "resumes": record.properties.get(RECOVER_FROM),
     }
 
 

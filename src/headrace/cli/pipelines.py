@@ -256,7 +256,7 @@ def publish(
     if workspace:
         open_workspace(workspace)  # sets HEADRACE_WORKSPACE for the file's from_config()
     quiet = contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext()
-    with quiet, loaded_pipeline(file) as pipeline:
+    with quiet, loaded_pipeline(file, lambda: open_workspace(workspace)) as pipeline:
         remember_workspace(pipeline._workspace)
         published = pipeline.publish(
             name=name,

@@ -71,7 +71,8 @@ def submit(
         typer.Argument(
             metavar="FILE.py[:OBJECT]",
             help="Python file defining the pipeline; OBJECT names a Pipeline or a function "
-            "of no arguments returning one (default: the file's one Pipeline).",
+            "returning one, of no arguments or of the workspace (def build_pipeline(ws)); "
+            "default: the file's one Pipeline.",
         ),
     ],
     experiment: Annotated[
@@ -95,7 +96,7 @@ def submit(
     # With --json, stdout holds only the JSON document: what the file and submit print goes
     # to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext()
-    with quiet, loaded_pipeline(file) as pipeline:
+    with quiet, loaded_pipeline(file, lambda: open_workspace(workspace)) as pipeline:
         ws = remember_workspace(pipeline._workspace)  # the workspace it was built with
         values = datapath_params(pipeline, params)
         run = Experiment(ws, experiment).submit(pipeline, pipeline_parameters=values or None)
@@ -384,3 +385,66 @@ def cancel(
             f"Cancel requested for run {record.id}; its running steps are being stopped "
             f"(headrace run wait {record.id[:8]} waits until it has ended)."
         )
+
+
+@app.command("rerun")
+def rerun(
+    run_id: RunIdArgument,
+    from_failed: Annotated[
+        bool,
+        typer.Option(
+            "--from-failed",
+            help="Resume the run: steps that finished in it are taken as they are (even with "
+            "allow_reuse=False); the failed, canceled and never-started ones run.",
+        ),
+    ] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Change a pipeline parameter: NAME=VALUE (repeatable)."),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the step logs until the new run ends.")
+    ] = False,
+    workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Submit a new run of a run's pipeline (same graph, source snapshots, parameters unless
+    --param); unchanged steps are reused as usual. Prints the new run id."""
+    ws = open_workspace(workspace)
+    backend = ws.backend
+    original = get_pipeline_run(ws, run_id)
+    values = _typed_params(backend, original, parse_params(param or []))
+    submission = backend.rerun(original.id, parameters=values or None, from_failed=from_failed)
+    new_id = submission.run.id
+    if not json_:
+        how = " from its failed steps" if from_failed else ""
+        console().print(f"Submitted run {new_id}, a rerun of {original.id}{how}.")
+    if not wait:
+        if json_:
+            print_json(run_document(backend.get_pipeline_run(new_id)))
+        else:
+            console().print(f"Watch it with: headrace run show {new_id[:8]}")
+        return
+    record = follow_run(backend, new_id, stream_logs=not json_, timeout_seconds=None)
+    exit_for(record, json_=json_, backend=backend)
+
+
+def _typed_params(
+    backend: Any, record: PipelineRunRecord, params: dict[str, str]
+) -> dict[str, Any]:
+    """`--param` values; a DataPath parameter's DATASTORE:PATH becomes its datastore and path
+    (submit converts the rest to each parameter's type)."""
+    kinds = {p.name: p.type for p in backend.get_graph(record.graph_id).parameters}
+    values: dict[str, Any] = {}
+    for name, value in params.items():
+        if kinds.get(name) != "datapath":
+            values[name] = value
+            continue
+        datastore, sep, path = value.partition(":")
+        if not sep or not datastore:
+            raise UserError(
+                f"--param {name} is a DataPath parameter; give DATASTORE:PATH, for example "
+                f"--param {name}=workspaceblobstore:data/train.csv."
+            )
+        values[name] = {"datastore": datastore, "path": path}
+    return values

@@ -123,11 +123,13 @@ def ui(
     ws = open_workspace(workspace, resume=False)
     if ws.path is None:
         raise typer.BadParameter("the workspace has no folder", param_hint="--workspace")
-    typer.echo(
-        f"Portal of workspace {ws.name!r} ({ws.path}) at http://{host}:{port}/ui ; Ctrl-C stops.",
-        err=True,
-    )
-    serve_ui(Path(ws.path), host=host, port=port)
+
+    def ready(url: str) -> None:
+        typer.echo(
+            f"Portal of workspace {ws.name!r} ({ws.path}) at {url} ; Ctrl-C stops.", err=True
+        )
+
+    serve_ui(Path(ws.path), host=host, port=port, ready=ready)
 
 
 def agent(

@@ -28,6 +28,7 @@ from headrace.engine.executors.base import StepProcess
 from headrace.engine.graphs import load_graph
 from headrace.engine.interpreters import Interpreter, current
 from headrace.engine.planning import (
+    RECOVER_FROM,
     ProducedData,
     input_datasets,
     output_path,
@@ -85,6 +86,15 @@ class RunOrchestrator:
         self.failed_step: StepRunRecord | None = None
         self.cancel_requested = run.cancel_requested
         self._default_datastore: str | None = None
+        # A run resuming an earlier one (engine.rerun, from_failed): that run's finished steps.
+        self.recovered: dict[str, StepRunRecord] = {}
+        recover_from = run.properties.get(RECOVER_FROM)
+        if recover_from:
+            self.recovered = {
+                r.node_id: r
+                for r in ws.meta.list_step_runs(str(recover_from))
+                if r.status == Status.FINISHED
+            }
         if any(s.status == Status.FAILED for s in self.steps.values()):
             self.failed_step = next(s for s in self.steps.values() if s.status == Status.FAILED)
         # Readiness is kept incrementally: how many predecessors each step still waits for.
@@ -239,6 +249,14 @@ class RunOrchestrator:
             reusable = self.ws.meta.find_reusable_step_runs(keys)
         for node, inputs, parts, key in candidates:
             reason: dict[str, Any]
+            prior = self.recovered.get(node.id)
+            if prior is not None and prior.fingerprint == key and outputs_exist(self.ws, prior):
+                summary = (
+                    f"finished in run {prior.pipeline_run_id}, which this run resumes: "
+                    f"reused the outputs of step run {prior.data_run_id}"
+                )
+                self._record_reuse(node, key, parts, prior, summary)
+                continue
             if self.run.regenerate_outputs:
                 reason = {"decision": "run", "summary": "regenerate_outputs=True: every step runs"}
             elif not node.allow_reuse:
@@ -301,7 +319,12 @@ class RunOrchestrator:
         }
 
     def _record_reuse(
-        self, node: StepNode, key: str, parts: dict[str, Any], earlier: StepRunRecord
+        self,
+        node: StepNode,
+        key: str,
+        parts: dict[str, Any],
+        earlier: StepRunRecord,
+        summary: str | None = None,
     ) -> None:
         original = earlier.data_run_id
         now = utcnow()
@@ -317,9 +340,8 @@ class RunOrchestrator:
             fingerprint_parts=parts,
             run_reason={
                 "decision": "reused",
-                "summary": (
-                    f"reused the outputs of step run {original} (nothing it depends on changed)"
-                ),
+                "summary": summary
+                or f"reused the outputs of step run {original} (nothing it depends on changed)",
                 "reused_run_id": original,
             },
             reused_run_id=original,

@@ -9,10 +9,12 @@ from typing import Any
 
 from headrace.engine.runtime import ResolvedData, pipeline_data_path
 from headrace.graph.model import DataNode, Graph, StepNode
-from headrace.store.records import StepRunRecord
+from headrace.store.records import RECOVER_FROM, RERUN_OF, StepRunRecord
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = [
+    "RECOVER_FROM",
+    "RERUN_OF",
     "ProducedData",
     "input_datasets",
     "output_path",

@@ -574,7 +574,7 @@ def _environment(
         env["MLFLOW_RUN_ID"] = task.step_run_id
         for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
             env.pop(name, None)
-    if node.kind == "command" and "headrace.engine.sparkrun" in (node.command or ""):
+    if _is_spark_step(node):
         env.update(_spark_settings(ws, node))
     server_url = os.environ.get("HEADRACE_SERVER_URL")
     if server_url:
@@ -607,9 +607,17 @@ def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _is_spark_step(node: StepNode) -> bool:
+    """A SparkStep: a step of the `spark` kind, or one recorded before kinds were packages
+    (`python -m headrace.engine.sparkrun ...`)."""
+    if node.step_kind is not None:
+        return node.step_kind == "spark"
+    return node.kind == "command" and "headrace.engine.sparkrun" in (node.command or "")
+
+
 def _spark_settings(ws: WorkspaceStore, node: StepNode) -> dict[str, str]:
-    """What a SparkStep's process reads about its master (engine/sparkrun.py), so that it
-    needs neither workspace.json nor the database."""
+    """What a SparkStep's process reads about its master (kinds/spark/program.py), so that
+    it needs neither workspace.json nor the database."""
     settings = {}
     master = ws.config.get("spark_master")
     if isinstance(master, str):

@@ -42,7 +42,7 @@ from headrace.store.records import ScheduleRecord
 from headrace.store.schedules import AlreadyFired
 from headrace.store.workspace_store import WorkspaceStore
 
-__all__ = ["SCHEDULE_PROPERTY", "Scheduler", "TickResult"]
+__all__ = ["SCHEDULE_PROPERTY", "Scheduler", "SchedulerThread", "TickResult"]
 
 log = logging.getLogger("headrace.scheduler")
 
@@ -244,6 +244,25 @@ class Scheduler:
             "headrace.changedFileCount": len(stable),
         }
         self._submit(schedule, f"batch:{digest}", None, result, bind=bind, properties=properties)
+
+
+class SchedulerThread:
+    """A `Scheduler` on a daemon thread (the server's), stopped by `stop()`."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=scheduler.run, args=(self._stop,), name="headrace-scheduler", daemon=True
+        )
+
+    def start(self) -> SchedulerThread:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
 
 
 def _slot_key(slot: datetime) -> str:

@@ -224,6 +224,7 @@ def submit_graph(
     stored_graph_id: str | None = None,
     in_transaction: Callable[[Connection, str], None] | None = None,
     run_id: str | None = None,
+    interpreter: dict[str, Any] | None = None,
 ) -> Submission:
     """Validate and queue a run of `graph`; nothing is written when anything is wrong.
 
@@ -231,7 +232,8 @@ def submit_graph(
     answered with the run alone), so the submission costs no reuse queries.
     `stored_graph_id`: `graph` is already stored under this id (a published pipeline's), so
     it is neither serialized nor stored again. `in_transaction(conn, run_id)` runs in the
-    transaction that queues the run (a schedule's fire claim)."""
+    transaction that queues the run (a schedule's fire claim). `interpreter`: the Python
+    steps without an environment run in (a rerun keeps its run's); default: this process's."""
     problems = structural_problems(graph) + compute_problems(ws, graph)
     if problems:
         raise PipelineValidationError(problems)
@@ -254,7 +256,7 @@ def submit_graph(
         properties=properties,
         # Steps without an environment run in this process's Python: the submitter's in an
         # embedded workspace, the server's for a REST or remote submit (engine/interpreters).
-        interpreter=submitter.record() if (submitter := current()) else None,
+        interpreter=interpreter or (submitter.record() if (submitter := current()) else None),
         in_transaction=in_transaction,
         run_id=run_id,
     )

@@ -18,8 +18,10 @@ step, while the CLI and the portal show the kind ("SqlStep") and its settings. T
 `main` looks the kind up in `KINDS` (loaded lazily: nothing of a kind is imported until a
 step of that kind starts or is shown) and calls its program.
 
-Adding a kind: a package with the three modules, one `Kind` entry in `KINDS`, and the
-contract test (tests/test_kinds_contract.py) runs it on every executor by itself.
+The kinds: ParallelRunStep (`parallel`), SparkStep and DatabricksStep (`spark`), SqlStep
+and AdlaStep (`sql`), DataTransferStep (`transfer`). Adding a kind: a package with the three
+modules, one `Kind` entry in `KINDS`, and a case in tests/test_kinds_contract.py, which then
+runs it on every executor.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ KINDS: dict[str, Kind] = {
         "headrace.kinds.parallel.spec:ParallelSpec",
         "headrace.kinds.parallel.program",
         "headrace.kinds.parallel.sdk:ParallelRunStep",
+    ),
+    "spark": Kind(
+        "headrace.kinds.spark.spec:SparkSpec",
+        "headrace.kinds.spark.program",
+        "headrace.kinds.spark.sdk:SparkStep",
     ),
     "sql": Kind(
         "headrace.kinds.sql.spec:SqlSpec",

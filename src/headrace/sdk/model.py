@@ -279,6 +279,9 @@ class Model:
                 raise UserError(
                     f"{target} already exists; pass exist_ok=True to replace it, or "
                     "download into another target_dir."
+                ).in_cli_words(
+                    f"{target} already exists; pass --exist-ok to replace it, or download "
+                    "into another TARGET_DIR."
                 )
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)

@@ -32,7 +32,30 @@ from headrace.sdk.checks import check_workspace
 if TYPE_CHECKING:
     from headrace.sdk.workspace import Workspace
 
-__all__ = ["Notification", "RunTrigger"]
+__all__ = ["Notification", "RunTrigger", "destination_text", "scope_texts"]
+
+
+def destination_text(document: dict[str, Any]) -> str:
+    """Where a notification goes, as the CLI and the portal show it (no secret)."""
+    config = document["config"]
+    if document["kind"] == "webhook":
+        return str(config.get("url_shown", ""))
+    server = f"{config.get('smtp_host')}:{config.get('smtp_port')}"
+    return f"{', '.join(config.get('to', []))} via {server}"
+
+
+def scope_texts(document: dict[str, Any]) -> builtins.list[str]:
+    """Which runs a notification tells about, in words."""
+    parts = []
+    if document.get("pipeline_id"):
+        parts.append(f"pipeline {document['pipeline_id']}")
+    if document.get("endpoint_id"):
+        parts.append(f"endpoint {document['endpoint_id']}")
+    if document.get("experiment_name"):
+        parts.append(f"experiment {document['experiment_name']}")
+    if document.get("on_request"):
+        parts.append("runs submitted with enable_email_notification=True")
+    return parts or ["every run"]
 
 
 def _pipeline_id(value: Any, what: str) -> str | None:

@@ -272,6 +272,24 @@ class PipelineRun(Run):
     def _child_ids(self) -> list[tuple[str, str]]:
         return [(s.id, s.reused_run_id or s.id) for s in self._backend.list_step_runs(self.id)]
 
+    def rerun(
+        self, pipeline_parameters: dict[str, Any] | None = None, from_failed: bool = False
+    ) -> PipelineRun:
+        """Submit a new run of this run's pipeline: the same graph and source snapshots, the
+        same experiment, tags and parameters (`pipeline_parameters` change some).
+
+        Steps are reused as on any submit (unchanged inputs and code, `allow_reuse=True`).
+        `from_failed=True` resumes this run (Metaflow's resume): every step that finished
+        here is taken as it is, even one with `allow_reuse=False`, unless a changed
+        parameter or input reaches it; the failed, canceled and never-started steps run.
+        The new run's properties name this run (`headrace.rerunOf`)."""
+        from headrace.sdk.pipeline import parameter_values
+
+        submission = self._backend.rerun(
+            self.id, parameters=parameter_values(pipeline_parameters), from_failed=from_failed
+        )
+        return PipelineRun(self.experiment, submission.run.id, submission.run)
+
     @property
     def status(self) -> str:
         return self.get_status()

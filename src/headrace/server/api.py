@@ -36,6 +36,7 @@ from headrace.server import (
     api_datasets,
     api_environments,
     api_models,
+    api_notifications,
     api_publishing,
     api_schedules,
 )
@@ -395,6 +396,25 @@ def cancel_run(request: Request, run_id: str, _token: Submitter) -> dict[str, An
     return to_wire(state(request).backend.cancel_run(run_id))
 
 
+class RerunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parameters: dict[str, Any] | None = None
+    from_failed: bool = False
+    run_source: str = Field("SDK", max_length=64)
+
+
+@router.post("/pipeline-runs/{run_id}/rerun")
+def rerun(request: Request, run_id: str, body: RerunBody, _token: Submitter) -> dict[str, Any]:
+    """Queue a new run of this run's graph: finished steps reused, failed ones run."""
+    submission = state(request).backend.rerun(
+        run_id,
+        parameters=body.parameters,
+        from_failed=body.from_failed,
+        run_source=body.run_source,
+    )
+    return submission_to_wire(submission)
+
+
 @router.get("/pipeline-runs/{run_id}/steps")
 def list_step_runs(request: Request, run_id: str, _token: Reader) -> list[dict[str, Any]]:
     backend = state(request).backend
@@ -535,5 +555,6 @@ router.routes.extend(api_publishing.router.routes)
 router.routes.extend(api_datasets.router.routes)
 router.routes.extend(api_models.router.routes)
 router.routes.extend(api_environments.router.routes)
+router.routes.extend(api_notifications.router.routes)
 router.routes.extend(api_schedules.router.routes)
 router.routes.extend(api_schedules.v1_router.routes)

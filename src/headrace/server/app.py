@@ -332,10 +332,20 @@ def create_app(
         max_body_bytes=max_body_bytes,
     )
 
+    # `headrace server` (agents >= 1) fires the workspace's schedules; with several uvicorn
+    # workers (agents == 0 here) the master runs the scheduler (server/run.py).
+    schedule_thread = None
+    if agents:
+        from headrace.engine.scheduler import Scheduler, SchedulerThread
+
+        schedule_thread = SchedulerThread(Scheduler(store, on_fired=backend.start_work))
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if pool is not None:
             pool.start()
+        if schedule_thread is not None:
+            schedule_thread.start()
         # Runs left queued or running by a stopped server get an agent again.
         elif backend.list_pipeline_runs(statuses=[Status.NOT_STARTED, Status.RUNNING], limit=1):
             backend.ensure_agent()
@@ -344,6 +354,8 @@ def create_app(
         finally:
             # uvicorn has stopped accepting connections and finished the requests in flight:
             # no new run can be queued. Drain the agents (the grace period for running steps).
+            if schedule_thread is not None:
+                await asyncio.to_thread(schedule_thread.stop)
             if pool is not None:
                 await asyncio.to_thread(pool.stop)
             store.database.dispose()

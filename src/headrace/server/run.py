@@ -12,10 +12,13 @@ the pool is drained after that.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +121,7 @@ def app_from_environment() -> FastAPI:
 
 def _import_server() -> Any:
     try:
+        import fastapi  # noqa: F401 (the app needs it; missing, it is said here)
         import uvicorn
     except ImportError as exc:
         raise MissingDependencyError(
@@ -127,9 +131,37 @@ def _import_server() -> Any:
     return uvicorn
 
 
-def serve_ui(workspace: Path, *, host: str = "127.0.0.1", port: int = 8766) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or ConfigError saying the port is taken (before anything
+    claims the portal is there)."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"Port {port} on {host} is already in use (another `headrace ui` or server?); "
+                "choose another with --port N, or stop what listens there."
+            ) from exc
+        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from exc
+    sock.listen(128)
+    return sock
+
+
+def serve_ui(
+    workspace: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8766,
+    ready: Callable[[str], None] | None = None,
+) -> None:
     """The portal of a workspace folder for its owner: no tokens, loopback only, and runs
-    submitted from it executed by the workspace's own detached agent (as SDK submits are)."""
+    submitted from it executed by the workspace's own detached agent (as SDK submits are).
+    `ready(url)` is called once the port is held and the app built, before serving: a missing
+    server extra or a busy port is an error before any URL is announced."""
     if not is_loopback(host):
         raise ConfigError(
             f"Refusing to serve the portal on {host}: `headrace ui` needs no token, so it "
@@ -139,8 +171,15 @@ def serve_ui(workspace: Path, *, host: str = "127.0.0.1", port: int = 8766) -> N
     uvicorn = _import_server()
     from headrace.server.app import create_app
 
-    app = create_app(workspace, auth=False, agents=None)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    sock = _listen(host, port)
+    try:
+        app = create_app(workspace, auth=False, agents=None)
+        if ready is not None:
+            ready(f"http://{_connect_host(host)}:{sock.getsockname()[1]}/ui")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def serve(
@@ -208,6 +247,12 @@ def serve(
         isolation=isolation,
     )
     pool.start()
+    from headrace.engine.launcher import wake_agent
+    from headrace.engine.scheduler import Scheduler, SchedulerThread
+
+    # The workers only wake the agents; the master fires the schedules.
+    store = open_workspace_store(workspace, database_url)
+    schedules = SchedulerThread(Scheduler(store, on_fired=lambda: wake_agent(store.root))).start()
     try:
         uvicorn.run(
             "headrace.server.run:app_from_environment",
@@ -219,4 +264,6 @@ def serve(
             access_log=True,
         )
     finally:
+        schedules.stop()
+        store.close()
         pool.stop()

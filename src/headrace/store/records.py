@@ -12,6 +12,8 @@ from typing import Any
 __all__ = [
     "ACTIVE_STEP_STATUSES",
     "NOTIFY_PROPERTY",
+    "RECOVER_FROM",
+    "RERUN_OF",
     "TERMINAL_STATUSES",
     "ComputeTargetRecord",
     "DatasetLineageRecord",
@@ -49,6 +51,12 @@ ACTIVE_STEP_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
 # The run property of a run submitted with `enable_email_notification=True` (SDK v1) or
 # `EnableNotification: true` (REST): notifications added with on_request=True tell about it.
 NOTIFY_PROPERTY = "headrace.enableNotification"
+
+
+# Run properties of a rerun (engine.rerun): the run it reruns, and (resuming from failed
+# steps) the run whose finished steps it takes as they are.
+RERUN_OF = "headrace.rerunOf"
+RECOVER_FROM = "headrace.recoverFrom"
 
 
 @dataclass(frozen=True)

@@ -91,10 +91,11 @@ class WorkspaceStore:
         if layout.exists():
             existing = layout.read_config()
             if not exist_ok:
+                found = f"A workspace already exists at {layout.root} (named {existing['name']!r})"
                 raise WorkspaceExistsError(
-                    f"A workspace already exists at {layout.root} (named "
-                    f"{existing['name']!r}); pass exist_ok=True to use it, or choose "
-                    "another name or path."
+                    f"{found}; pass exist_ok=True to use it, or choose another name or path."
+                ).in_cli_words(
+                    f"{found}; pass --exist-ok to use it, or choose another name or --path."
                 )
             return cls.open(layout.root)
         config: dict[str, Any] = {

@@ -18,6 +18,7 @@ from headrace.server.portal import (
     datasets,
     datastores,
     models,
+    notifications,
     publishing,
     run_pages,
     runs,
@@ -38,6 +39,7 @@ _PAGE_MODULES = (
     models,
     datastores,
     datasets,
+    notifications,
 )
 
 

@@ -1,4 +1,5 @@
-"""A pipeline run's page: its facts, its graph (drawn in the browser, live) and its cancel form.
+"""A pipeline run's page: its facts, its graph (drawn in the browser, live), its cancel form and
+its rerun buttons.
 
 The page costs one read transaction whatever the size of the run (`store.run_views`): the
 run, its graph (unless cached) and its step runs. The graph is sent once, compactly; while the
@@ -167,6 +168,8 @@ def run_page(request: Request, viewer: ViewerDep, run_id: str, live: bool = Fals
         "steps": states,
         "counts": _status_counts(states),
         "can_cancel": facts["active"] and viewer.can("submitter"),
+        "can_rerun": not facts["active"] and viewer.can("submitter"),
+        "resumable": run.status in (Status.FAILED, Status.CANCELED),
     }
     if not (live and wants_json(request)):  # the HTML page always draws the graph
         data["graph"] = graph_shape(graph)
@@ -184,3 +187,14 @@ async def cancel_run(request: Request, viewer: ViewerDep, run_id: str) -> Respon
     find_run(request, run_id)
     state(request).backend.cancel_run(run_id)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
+
+
+@router.post("/runs/{run_id}/rerun")
+async def rerun_run(request: Request, viewer: ViewerDep, run_id: str) -> Response:
+    """A new run of the same graph (submitters and admins): with `from_failed`, the steps
+    that finished are taken as they are and the failed or canceled ones run; to its page."""
+    form = await checked_form(request, viewer, "submitter")
+    find_run(request, run_id)
+    from_failed = str(form.get("from_failed", "")) in ("1", "true", "on")
+    submission = state(request).backend.rerun(run_id, from_failed=from_failed, run_source="Portal")
+    return RedirectResponse(f"/ui/runs/{submission.run.id}", status_code=303)

@@ -1,5 +1,9 @@
 """Jupyter notebooks run headless inside a SparkStep's process, and `dbutils` for them.
 
+Part of the Spark kind (the SDK class checks a notebook's cells when the step is made, the
+program runs them); a notebook-running step of another kind would move it to a shared
+module.
+
 A notebook's code cells run in order in one namespace, in the step's own Python process,
 so they share the SparkSession the step started (as notebook cells share a Databricks
 cluster's `spark`). No Jupyter kernel is started: that would need ipykernel and a second

@@ -1,8 +1,8 @@
 """Spark masters: which ones headrace runs against, and whether one can be reached.
 
-Shared by the `spark` compute target (headrace.sdk.spark checks a master when it is
-attached) and the step process (headrace.engine.sparkrun checks it again before starting a
-JVM, so an unreachable master fails a step in seconds instead of after Spark's retries).
+Shared by the `spark` compute target (compute.py checks a master when it is attached) and
+the step's program (program.py checks it again before starting a JVM, so an unreachable
+master fails a step in seconds instead of after Spark's retries).
 
 Accepted masters: `local`, `local[N]`, `local[*]`, `local[N,F]` (F task retries), and a
 standalone master `spark://host:port` (a comma-separated list of host:port for a master
