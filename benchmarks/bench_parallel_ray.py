@@ -16,16 +16,15 @@ Beside it, for information, the same step on the local pool (2 forked processes)
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import time
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Context, Outcome, Row, bench_workspace, median, quiet, spread
+from benchmarks.common import PYTHON, Context, Outcome, Row, bench_workspace, median, quiet, spread
 
 BATCH = 10
-WORK = 40_000
+WORK = 80_000
 TARGET_RATIO = 0.8
 RAY_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # everything on 127.0.0.1
@@ -61,13 +60,24 @@ def _score(mini_batch: list[str]) -> list[str]:
 
 
 def _ideal(folder: Path, target: Path) -> float:
+    """Seconds for Pool(2).imap of the same run() over the same mini-batches, rows written
+    in order, timed inside a fresh interpreter (this one has Ray's threads: forking it
+    could hang the child)."""
+    code = f"""
+import multiprocessing, os, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from benchmarks.bench_parallel_ray import BATCH, _score
+if __name__ == "__main__":
     started = time.perf_counter()
-    files = sorted(str(p) for p in folder.iterdir())
+    files = sorted(os.path.join({str(folder)!r}, n) for n in os.listdir({str(folder)!r}))
     batches = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
-    with multiprocessing.get_context("fork").Pool(2) as pool, open(target, "w") as out:
+    with multiprocessing.get_context("fork").Pool(2) as pool, open({str(target)!r}, "w") as out:
         for rows in pool.imap(_score, batches):
-            out.writelines(row + "\n" for row in rows)
-    return time.perf_counter() - started
+            out.writelines(row + "\\n" for row in rows)
+    print(time.perf_counter() - started)
+"""
+    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
 
 
 def _step_seconds(bws: Any, name: str, target: Any, source: Path, data: Any) -> float:
@@ -102,43 +112,48 @@ def _step_seconds(bws: Any, name: str, target: Any, source: Path, data: Any) -> 
     return float(seconds[-1] if isinstance(seconds, list) else seconds)
 
 
-def run(ctx: Context) -> Outcome:
+def _measure(ctx: Context, count: int, reps: int, times: dict[str, list[float]]) -> None:
     from ray.cluster_utils import Cluster
 
     from headrace import ComputeTarget, Dataset, RayCompute
 
+    with bench_workspace(ctx, "parallel-ray") as bws:
+        ws = bws.ws
+        store = ws.get_default_datastore()
+        folder = Path(store.root) / "tiny"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            (folder / f"f{i:07d}.txt").write_text(str(i))
+        data = Dataset.File.from_files((store, "tiny"))
+        source = bws.folder("src")
+        (source / "score.py").write_text(ENTRY)
+        loopback = {"node_ip_address": "127.0.0.1"}
+        cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **loopback})
+        try:
+            for _ in range(2):
+                cluster.add_node(num_cpus=1, **loopback)
+            cluster.wait_for_nodes()
+            attach = RayCompute.attach_configuration(address=cluster.address)
+            two = ComputeTarget.attach(ws, "two", attach)
+            _step_seconds(bws, "warm-up", two, source, data)  # Ray's workers, the agent's link
+            for i in range(reps):  # interleaved: the machine's load drifts
+                times["ideal"].append(_ideal(folder, bws.folder("ideal") / f"rows-{i}.txt"))
+                times["local"].append(_step_seconds(bws, f"local-{i}", "local", source, data))
+                times["ray"].append(_step_seconds(bws, f"ray-{i}", two, source, data))
+        finally:
+            cluster.shutdown()
+
+
+def run(ctx: Context) -> Outcome:
     outcome = Outcome("parallel-ray", "ParallelRunStep on two 1-CPU Ray nodes vs 2 processes")
     count = 4_000 if ctx.quick else 20_000
     reps = ctx.reps(3, 1)
+    times: dict[str, list[float]] = {"ray": [], "local": [], "ideal": []}
     saved = {k: os.environ.get(k) for k in RAY_ENV}
-    os.environ.update(RAY_ENV)
-    loopback = {"node_ip_address": "127.0.0.1"}
-    cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **loopback})
+    os.environ.update(RAY_ENV)  # before the agent starts: it connects to the cluster
     try:
-        for _ in range(2):
-            cluster.add_node(num_cpus=1, **loopback)
-        cluster.wait_for_nodes()
-        with bench_workspace(ctx, "parallel-ray") as bws:
-            ws = bws.ws
-            two = ComputeTarget.attach(
-                ws, "two", RayCompute.attach_configuration(address=cluster.address)
-            )
-            store = ws.get_default_datastore()
-            folder = Path(store.root) / "tiny"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                (folder / f"f{i:07d}.txt").write_text(str(i))
-            data = Dataset.File.from_files((store, "tiny"))
-            source = bws.folder("src")
-            (source / "score.py").write_text(ENTRY)
-            times: dict[str, list[float]] = {"ray": [], "local": [], "ideal": []}
-            _step_seconds(bws, "warm-up", two, source, data)  # Ray's workers, the agent's link
-            for i in range(reps):
-                times["ray"].append(_step_seconds(bws, f"ray-{i}", two, source, data))
-                times["local"].append(_step_seconds(bws, f"local-{i}", "local", source, data))
-                times["ideal"].append(_ideal(folder, bws.folder("ideal") / f"rows-{i}.txt"))
+        _measure(ctx, count, reps, times)
     finally:
-        cluster.shutdown()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

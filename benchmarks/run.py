@@ -50,6 +50,7 @@ BENCHMARKS = {
     "v1launcher": "benchmarks.bench_v1launcher",
     "datasets": "benchmarks.bench_datasets",
     "models": "benchmarks.bench_models",
+    "notifications": "benchmarks.bench_notifications",
     "kill": "benchmarks.bench_kill",
     "parallel": "benchmarks.bench_parallel",
     "parallel-ray": "benchmarks.bench_parallel_ray",

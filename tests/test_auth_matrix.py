@@ -195,6 +195,13 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("POST", MLFLOW + "/runs/set-tag"): NAMED_WRITE,
     ("POST", MLFLOW + "/runs/log-batch"): NAMED_WRITE,
     ("POST", MLFLOW + "/runs/log-inputs"): NAMED_WRITE,
+    ("POST", MLFLOW + "/runs/outputs"): NAMED_WRITE,
+    ("POST", MLFLOW + "/runs/log-model"): NAMED_WRITE,
+    ("POST", MLFLOW + "/logged-models"): NAMED_WRITE,  # {"source_run_id": ...}
+    ("GET", MLFLOW + "/logged-models/{model_id}"): OWN_READ,  # m-<run id>-<hex>
+    ("PATCH", MLFLOW + "/logged-models/{model_id}"): OWN_WRITE,
+    ("POST", MLFLOW + "/logged-models/{model_id}/params"): OWN_WRITE,
+    ("PATCH", MLFLOW + "/logged-models/{model_id}/tags"): OWN_WRITE,
     ("GET", ARTIFACTS): NAMED_READ,  # ?path=<run id>/...
     ("GET", ARTIFACTS + "/{run_id}/{path:path}"): OWN_READ,
     ("PUT", ARTIFACTS + "/{run_id}/{path:path}"): OWN_WRITE,
@@ -216,6 +223,9 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/steps/{step_run_id}/files/{name:path}"): PAGE,
     ("GET", "/ui/compare"): PAGE,
     ("GET", "/ui/pipelines"): PAGE,
+    ("GET", "/ui/schedules"): PAGE,
+    ("GET", "/ui/schedules/{schedule_id}"): PAGE,
+    ("POST", "/ui/schedules/{schedule_id}/status"): PAGE_SUBMIT,
     ("GET", "/ui/pipelines/{pipeline_id}"): PAGE,
     ("POST", "/ui/pipelines/{pipeline_id}/submit"): PAGE_SUBMIT,
     ("GET", "/ui/endpoints"): PAGE,
@@ -347,6 +357,7 @@ def concrete(world: World, method: str, path: str, rule: Rule) -> str:
         "path": "x.txt",
         "rest": "nowhere",
         "dataset_id": "0" * 36,
+        "model_id": f"m-{run}-0000abcd",  # an MLflow logged model of the run
         "schedule_id": "0" * 36,
     }
     text = re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], path)
@@ -446,7 +457,7 @@ async def call(caller: Caller, world: World, method: str, url: str) -> httpx.Res
     elif "/files/" in url or "/blobs/" in url:
         options["content"] = b"x"
     else:
-        options["json"] = {"run_id": world.step}
+        options["json"] = {"run_id": world.step, "source_run_id": world.step}
     return await caller.http.request(method, url, **options)
 
 

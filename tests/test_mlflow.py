@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from headrace import Experiment, Pipeline, PythonScriptStep, StepRun, Workspace
+from headrace import (
+    Experiment,
+    Pipeline,
+    PythonScriptStep,
+    RunConfiguration,
+    StepRun,
+    Workspace,
+)
 from tests.conftest import stop_agents
 
 mlflow = pytest.importorskip("mlflow")
@@ -54,9 +61,10 @@ AUTOLOG = textwrap.dedent(
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    mlflow.sklearn.autolog(log_models=False, log_datasets=False)
+    mlflow.sklearn.autolog()
     X, y = load_iris(return_X_y=True)
     LogisticRegression(max_iter=200, C=0.7).fit(X, y)
+    print("MODEL", mlflow.last_logged_model().model_id, flush=True)
     """
 )
 
@@ -78,9 +86,14 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
     (src / "auto.py").write_text(AUTOLOG)
     root = base / "ws"
     ws = Workspace.create("mlflow-ws", path=root, show_output=False)
+    # Logging a model infers its pip requirements in a subprocess that imports mlflow and
+    # scikit-learn again (10-20 s on a busy machine); MLflow falls back to its defaults after
+    # this timeout, which keeps the test short and the autologging code path the default one.
+    quick = RunConfiguration()
+    quick.environment_variables = {"MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT": "1"}
     steps = [
         PythonScriptStep("plain.py", source_directory=str(src), name="plain"),
-        PythonScriptStep("auto.py", source_directory=str(src), name="auto"),
+        PythonScriptStep("auto.py", source_directory=str(src), name="auto", runconfig=quick),
     ]
     run = Experiment(ws, "tracked").submit(Pipeline(ws, steps=steps))
     try:
@@ -97,6 +110,7 @@ def test_mlflow_calls_in_a_step_land_in_that_steps_run(done: Done) -> None:
     plain = done.plain
     out = plain.get_stdout_log()
     assert f"URI {done.ws.get_mlflow_tracking_uri()}" in out
+    assert "View run" not in out  # MLflow's link to a UI that is not there
     assert f"RUN {plain.id} tracked" in out  # start_run() is the step's run, its experiment
     assert f"AGAIN {plain.id}" in out  # so is a second one, whatever set_experiment named
     assert "PARAMS {'alpha': '0.5'}" in out
@@ -115,6 +129,18 @@ def test_sklearn_autolog_in_a_step_lands_in_its_run(done: Done) -> None:
     assert 0.9 < metrics["training_accuracy_score"] <= 1.0, metrics
     assert done.auto.tags["mlflow.param.C"] == "0.7"
     assert done.auto.tags["estimator_name"] == "LogisticRegression"
+    assert "during sklearn autologging" not in done.auto.get_stderr_log()  # its failures
+
+    # The model autologging logged is kept with the run, and MLflow loads it by its id.
+    model_id = done.auto.get_stdout_log().split("MODEL ", 1)[1].split()[0]
+    files = done.auto.get_file_names()
+    assert f"logged_models/{model_id}/MLmodel" in files, files
+    mlflow.set_tracking_uri(done.ws.get_mlflow_tracking_uri())
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{model_id}")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert list(model.predict([[5.1, 3.5, 1.4, 0.2]])) == [0]
 
 
 def test_the_tracking_uri_of_a_workspace_folder_reads_its_runs(done: Done) -> None:

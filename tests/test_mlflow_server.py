@@ -160,3 +160,30 @@ def test_malformed_mlflow_requests_are_refused_with_a_reason(
     assert answer.status_code == 400, answer.text
     assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert says in answer.json()["message"]
+
+
+# MLflow warns about its own type-hint inference for scikit-learn's predict.
+@pytest.mark.filterwarnings("ignore:.*Any type hint is inferred:UserWarning")
+def test_a_model_logged_through_the_server_loads_back(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", served.tokens["submitter"])
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    fitted = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    mlflow.set_tracking_uri(served.url)
+    try:
+        with mlflow.start_run(run_id=served.step.id):
+            info = mlflow.sklearn.log_model(
+                fitted,
+                name="clf",
+                pip_requirements=["scikit-learn"],
+                serialization_format="cloudpickle",
+            )
+        loaded = mlflow.sklearn.load_model(f"models:/{info.model_id}")
+        assert mlflow.MlflowClient().get_logged_model(info.model_id).source_run_id == served.step.id
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert list(loaded.predict([[0.2], [2.8]])) == [0, 1]
+    assert info.model_id.startswith(f"m-{served.step.id}-")

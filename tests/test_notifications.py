@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from headrace import (
+    ConfigError,
     ConflictError,
     NotFoundError,
     Notification,
@@ -54,6 +55,13 @@ class Receiver:
                 if action == "sleep":
                     time.sleep(1.5)
                     action = 200
+                if action == "hang":  # recorded on arrival; the sender is killed meanwhile
+                    receiver.posts.append(
+                        {"path": self.path, "status": "hang", "body": json.loads(body),
+                         "delivery": self.headers.get("X-Headrace-Delivery")}
+                    )  # fmt: skip
+                    time.sleep(4)
+                    return
                 receiver.posts.append(
                     {
                         "path": self.path,
@@ -319,3 +327,109 @@ def test_the_cli_adds_lists_tests_and_removes_notifications(
     hr("notification", "remove", "cli-hook", "-w", folder)
     gone = hr("notification", "remove", "cli-hook", "-w", folder, code=1)
     assert "No notification named 'cli-hook'" in one_error_line(gone)
+
+
+def test_an_env_secret_stays_out_of_the_database_and_of_isolated_steps(ws: Workspace) -> None:
+    from headrace.engine.runtime import credential_variables
+
+    hook = Notification.webhook(ws, "from-env", url="env:TEAM_HOOK_URL")
+    assert hook.settings["url"] == "env:TEAM_HOOK_URL"
+    # An isolated step does not inherit the variable a notification reads its secret from.
+    assert "TEAM_HOOK_URL" in credential_variables(ws.backend.store)  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="environment variable TEAM_HOOK_URL, which is not set"):
+        hook.test()
+
+
+def test_an_agent_killed_mid_send_leaves_the_delivery_to_the_next_agent(
+    ws: Workspace, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL the agent while its sender waits on the webhook: the outbox row stays,
+    its lease runs out, and the next agent delivers it, with the same delivery id."""
+    import os
+    import signal
+
+    from headrace.engine.launcher import agent_alive
+
+    monkeypatch.setenv("HEADRACE_OUTBOX_LEASE_SECONDS", "1")
+    receiver.plans["/crash"] = ["hang"]
+    hook = Notification.webhook(ws, "crash", url=receiver.url("/crash"), statuses="Finished")
+    run = pipeline(ws, tmp_path / "src").submit("crash")
+    run.wait_for_completion(show_output=False)
+    wait_for(lambda: receiver.to("/crash"), "the first attempt to arrive")
+    root = tmp_path / "ws"
+    os.kill(int((root / "agent" / "agent.lock").read_text().strip()), signal.SIGKILL)
+    wait_for(lambda: not agent_alive(root), "the agent to die")
+    (pending,) = hook.deliveries()
+    assert (pending["state"], pending["attempts"]) == ("sending", 1)
+
+    ws.backend.ensure_agent()  # what any later submit or CLI call does
+    (done,) = wait_for(lambda: [d for d in hook.deliveries() if d["state"] == "done"], "resend")
+    assert done["attempts"] == 2
+    first, second = receiver.to("/crash")
+    assert first["delivery"] == second["delivery"] and second["status"] == 200
+    assert run.get_status() == "Finished"
+
+
+def test_senders_racing_for_the_outbox_take_each_row_once(any_ws: Workspace) -> None:
+    """Four senders (separate connections, as four agents on one PostgreSQL workspace) lease
+    due rows at once: every row is taken by exactly one of them."""
+    import uuid
+
+    from headrace.store.orm import OutboxRow, utcnow
+    from headrace.store.workspace_store import WorkspaceStore
+
+    root = Path(any_ws.backend.location)
+    store = any_ws.backend.store  # type: ignore[attr-defined]
+    with store.meta.db.write() as session:
+        for _ in range(40):
+            session.add(
+                OutboxRow(
+                    kind="notification", target="n", run_id=str(uuid.uuid4()),
+                    run_status="Finished", state="pending", attempts=0,
+                    next_attempt_at=utcnow(), result={}, created_at=utcnow(),
+                )
+            )  # fmt: skip
+    stores = [WorkspaceStore.open(root) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    taken: list[int] = []
+
+    def sender(own: WorkspaceStore) -> None:
+        barrier.wait()
+        while rows := own.meta.claim_outbox(lease_seconds=60, limit=3):
+            taken.extend(r.id for r in rows)
+
+    threads = [threading.Thread(target=sender, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for own in stores:
+        own.close()
+    assert len(taken) == 40 and len(set(taken)) == 40
+    assert {r.state for r in store.meta.list_outbox(limit=100)} == {"sending"}
+
+
+def test_the_rest_submit_route_honours_enable_notification(
+    ws: Workspace, tmp_path: Path, receiver: Receiver
+) -> None:
+    """SDK v1's REST body field `EnableNotification` (accepted and ignored before) marks
+    the run for the on_request notifications."""
+    import httpx
+
+    from tests.servers import LiveServer
+
+    published = pipeline(ws, tmp_path / "src").publish(name="rest")
+    hook = Notification.webhook(ws, "rest-asked", url=receiver.url("/rest"), on_request=True)
+    with LiveServer(tmp_path / "ws", auth=False) as live:
+        answers = [
+            httpx.post(
+                live.submit_url(published.id),
+                json={"ExperimentName": "rest", **({"EnableNotification": True} if on else {})},
+            ).json()["Id"]
+            for on in (True, False)
+        ]
+    asked, plain = (ws.backend.get_pipeline_run(i) for i in answers)
+    assert asked.properties.get("headrace.enableNotification") == "true"
+    assert "headrace.enableNotification" not in plain.properties
+    (delivery,) = wait_for(hook.deliveries, "the asked run's delivery")
+    assert delivery["run_id"] == asked.id

@@ -5,6 +5,7 @@ the module; shut down by this module, never `ray stop`)."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +25,9 @@ RAY_ENV = {
     "RAY_AUTH_MODE": "disabled",
 }
 
-# Each attempt leaves a file `<first item>.<pid>` in the marks folder; the first attempt
-# of the mini-batch starting at img008 kills its own worker (SIGKILL) mid-batch.
+# init() waits for the first two workers to start (both take batches). Each attempt leaves
+# a file `<first item>.<pid>` in the marks folder; the first attempt of the mini-batch
+# starting at img008 kills its own worker (SIGKILL) mid-batch.
 SCORE = textwrap.dedent(
     """
     import os, signal, sys, time
@@ -36,6 +38,11 @@ SCORE = textwrap.dedent(
         marks = sys.argv[sys.argv.index("--marks") + 1]
         logger = EntryScript().logger
         logger.info("init in %d, working in %s", os.getpid(), os.getcwd())
+        open(os.path.join(marks, f"init.{os.getpid()}"), "w").close()
+        deadline = time.monotonic() + 60
+        while len([n for n in os.listdir(marks) if n.startswith("init.")]) < 2:
+            assert time.monotonic() < deadline, "the other worker never started"
+            time.sleep(0.05)
 
     def run(mini_batch):
         first = os.path.basename(mini_batch[0])
@@ -158,16 +165,21 @@ def test_workers_on_both_nodes_a_killed_actor_loses_nothing_rows_once(
     # The summary names the Ray node of each worker: both nodes had one.
     summary = _file(step_run, "logs/summary.txt", tmp_path)
     assert "23 items (23 done, 0 failed)" in summary, summary
-    for node in nodes:
-        assert f"Ray node {node.node_id}: workers" in summary, (summary, node.node_id)
+    placed = dict(re.findall(r"Ray node (\w+): workers ([\d, ]+)\.", summary))
+    assert set(placed) == {n.node_id for n in nodes}, summary
     out = _file(step_run, "user_logs/stdout.txt", tmp_path)
     assert "2 Ray actors" in out, out
-    # Each worker stopped at the end sent its log back; its first line names its node.
+    # Each worker stopped at the end sent its log back (the killed one's is lost); it names
+    # the node the summary gives for it.
     logs = [n for n in step_run.get_file_names() if n.startswith("logs/user/worker_")]
-    assert len(logs) >= 2, step_run.get_file_names()
-    texts = [_file(step_run, name, tmp_path) for name in logs]
-    on = {n.node_id for n in nodes if any(f"on Ray node {n.node_id}" in t for t in texts)}
-    assert len(on) == 2, texts
+    assert logs, step_run.get_file_names()
+    texts = []
+    for name in logs:
+        number = name.removeprefix("logs/user/worker_").removesuffix(".txt")
+        node = next(n for n, workers in placed.items() if number in workers.split(", "))
+        texts.append(_file(step_run, name, tmp_path))
+        assert f"worker {number} on Ray node {node}" in texts[-1].splitlines()[0], texts[-1]
+    assert any("batch of" in text for text in texts), texts
     metrics = step_run.get_metrics()
     last = {k: v[-1] if isinstance(v, list) else v for k, v in metrics.items()}
     assert last["mini_batches_done"] == 6 and last["items_done"] == 23, last

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import signal
 import subprocess
 import sys
@@ -85,6 +86,26 @@ def test_the_server_fires_a_schedule_made_through_the_sdk_and_rest_shows_it(
         assert run.get_properties()["azureml.scheduleId"] == schedule.id  # type: ignore[attr-defined]
         (step,) = run.get_steps()  # type: ignore[attr-defined]
         assert step.get_stdout_log().strip() == "n=5"
+        # The portal: the schedules page with its last run, the run page naming the schedule.
+        listed = httpx.get(f"{process.url}/ui/schedules.json", headers=bearer(reader)).json()
+        (row,) = listed["schedules"]
+        assert (row["name"], row["last_run"]["id"]) == ("every-minute", run.id)  # type: ignore[attr-defined]
+        assert row["next_fire_at"] is not None and listed["can_change"] is False
+        run_page = httpx.get(f"{process.url}/ui/runs/{run.id}.json", headers=bearer(reader))  # type: ignore[attr-defined]
+        assert run_page.json()["run"]["schedule"]["id"] == schedule.id
+        assert run_page.json()["run"]["submitted_by"] == "a schedule"
+        page = httpx.get(f"{process.url}/ui/schedules/{schedule.id}", headers=bearer(secret))
+        csrf = re.search(r'name="csrf" value="([0-9a-f]*)"', page.text)
+        assert csrf is not None and 'id="schedule-toggle">Disable' in page.text
+        toggled = httpx.post(
+            f"{process.url}/ui/schedules/{schedule.id}/status",
+            data={"csrf": csrf.group(1), "status": "Disabled"},
+            headers=bearer(secret),
+        )
+        assert toggled.status_code == 303
+        schedule.refresh()
+        assert schedule.status == "Disabled"
+        schedule.enable()
         schedule.disable()
         assert Schedule.list(ws) == []
         assert [s.id for s in Schedule.list(ws, active_only=False)] == [schedule.id]

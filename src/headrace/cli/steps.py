@@ -8,6 +8,7 @@ import shlex
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 from rich.text import Text
 
 from headrace.cli.common import JsonOption, WorkspaceOption, get_step_run, open_workspace
@@ -32,6 +33,7 @@ from headrace.cli.results import (
 from headrace.engine.environments import describe_environment
 from headrace.graph.model import Graph, StepNode
 from headrace.kinds import kind_title, settings_text, step_title
+from headrace.kinds.parallel.progress import progress_view
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, StepRunRecord
 
@@ -66,6 +68,7 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
     reason = dict(record.run_reason)
     reused_pipeline = record.properties.get("azureml.reusedpipeline")
     node = _node(graph, record.node_id)
+    metrics = backend.list_metrics([record.data_run_id])
     return {
         **step_document(record),
         "experiment": run.experiment_name,
@@ -84,11 +87,16 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
         },
         # What the step ran in: the submitter's Python, or its environment.
         "python": describe_environment(record.fingerprint_parts.get("environment")),
-        "metrics": metric_summaries(backend.list_metrics([record.data_run_id]), record.data_run_id),
+        "metrics": metric_summaries(metrics, record.data_run_id),
         "files": files_document(backend.list_run_files(record.data_run_id)),
         "fingerprint": record.fingerprint,
         "fingerprint_parts": record.fingerprint_parts,
         "inputs": _inputs(ws, record, run, graph),
+        # A ParallelRunStep's items and mini-batches done / failed / remaining, and its
+        # workers (from its metrics; null for other steps).
+        "progress": progress_view(
+            metrics, parallel=node is not None and node.step_kind == "parallel"
+        ),
         "outputs": [
             {
                 "port": port,
@@ -243,6 +251,8 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
         out.print(Text("What changed:", style="bold"))
         for change in reason["changes"]:
             out.print(Text(f"  - {change}"))
+    if details["progress"]:
+        _print_progress(details["progress"])
     fingerprint = _fingerprint_rows(record.fingerprint_parts)
     if fingerprint:
         out.print(Text("Fingerprint parts:", style="bold"))
@@ -280,3 +290,29 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
 
 app.command("files")(step_files)
 app.command("download")(step_download)
+
+
+def _print_progress(progress: dict[str, Any]) -> None:
+    items, batches = progress["items"], progress["mini_batches"]
+    out = console()
+    out.print(
+        Text(
+            f"Progress {progress['bar']} {progress['percent']:.0f}%: items "
+            f"{items['done']}/{items['total']} done, {items['failed']} failed, "
+            f"{items['remaining']} remaining; mini-batches {batches['done']}/"
+            f"{batches['total']} done, {batches['failed']} failed, "
+            f"{batches['remaining']} remaining",
+            style="bold",
+        )
+    )
+    if progress["workers"]:
+        table = Table("WORKER", "BATCHES DONE", "FAILED", "CURRENT BATCH", "LAST HEARTBEAT")
+        for worker in progress["workers"]:
+            table.add_row(
+                str(worker["worker"]),
+                str(worker["batches_done"]),
+                str(worker["batches_failed"]),
+                str(worker["current_batch"]) if worker["current_batch"] != "" else "-",
+                str(worker["last_heartbeat"]),
+            )
+        out.print(table)

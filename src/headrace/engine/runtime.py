@@ -572,6 +572,8 @@ def _environment(
         # the step's own environment variables point MLflow elsewhere.
         env["MLFLOW_TRACKING_URI"] = ws.root.absolute().as_uri().replace("file:", "headrace:", 1)
         env["MLFLOW_RUN_ID"] = task.step_run_id
+        # MLflow's "View run at <URL>" lines would name a UI headrace does not serve.
+        env.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
             env.pop(name, None)
     if _is_spark_step(node):
@@ -591,8 +593,8 @@ _CREDENTIAL_VARIABLES: dict[Path, tuple[float, tuple[str, ...]]] = {}
 
 
 def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
-    """The environment variables the workspace's datastores read credentials from
-    (`"env:NAME"` references); looked up at most every 10 seconds."""
+    """The environment variables the workspace's datastores and notifications read
+    credentials from (`"env:NAME"` references); looked up at most every 10 seconds."""
     import time
 
     now = time.monotonic()
@@ -603,6 +605,9 @@ def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
     for record in ws.meta.list_datastores():
         refs = (record.config or {}).get("credentials") or {}
         names += [str(r)[4:] for r in refs.values() if str(r).startswith("env:")]
+    for notification in ws.meta.list_notifications():  # a webhook URL, an SMTP password
+        refs = [notification.config.get("url"), notification.config.get("smtp_password")]
+        names += [str(r)[4:] for r in refs if str(r).startswith("env:")]
     _CREDENTIAL_VARIABLES[ws.root] = (now + 10.0, tuple(names))
     return tuple(names)
 

@@ -98,10 +98,10 @@ class HeadraceTrackingStore(RestStore):
             self._backend = Workspace(path=str(self._root)).backend
         return self._backend
 
-    def _answer(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, endpoint: str, body: dict[str, Any], method: str) -> dict[str, Any]:
         if self._tracking.step is None and self._tracking.backend is None:
             self._tracking.backend = self._open_backend()
-        return self._tracking.handle(endpoint, body)
+        return self._tracking.handle(endpoint, body, method)
 
     def _call_endpoint(
         self,
@@ -114,11 +114,11 @@ class HeadraceTrackingStore(RestStore):
     ) -> Any:
         known = getattr(self, "_V3_METHOD_TO_INFO", {})
         info = known.get(api) if api in getattr(self, "_V3_APIS", ()) else None
-        path = endpoint or (info or self._METHOD_TO_INFO[api])[0]
-        name = path.split(_PREFIX, 1)[-1]
+        path, method = info or self._METHOD_TO_INFO[api]
+        name = (endpoint or path).split(_PREFIX, 1)[-1]
         body = json.loads(json_body) if json_body else {}
         try:
-            answer = self._answer(name, body)
+            answer = self._answer(name, body, method)
         except NotFoundError as exc:
             raise MlflowException(str(exc), error_code=RESOURCE_DOES_NOT_EXIST) from exc
         except HeadraceError as exc:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from headrace.errors import HeadraceError, NotFoundError, RunNotFoundError, UserError
+from headrace.sdk.mlflow_models import LoggedModels
 from headrace.store.journal import JOURNAL_NAME, read_journal
 from headrace.store.records import MetricRecord
 
@@ -145,17 +146,14 @@ class MlflowTracking:
         self.backend = backend
         self.step = step
         self.artifact_uri = artifact_uri
+        self.models = LoggedModels(self)
 
     # -- dispatch ----------------------------------------------------------------------------
-    def handle(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        handler = getattr(self, "_" + endpoint.replace("/", "_").replace("-", "_"), None)
-        if endpoint not in ENDPOINTS or handler is None:
-            raise UserError(
-                f"headrace's MLflow API does not serve {endpoint!r}; it serves runs, "
-                "parameters, metrics, tags and artifacts: " + ", ".join(sorted(ENDPOINTS))
-            )
+    def handle(self, endpoint: str, body: dict[str, Any], method: str = "POST") -> dict[str, Any]:
+        """MLflow's answer to `method` `endpoint` (the path under /api/2.0/mlflow/)."""
+        endpoint = endpoint.split("?", 1)[0].strip("/")
         try:
-            result: dict[str, Any] = handler(body)
+            result: dict[str, Any] = self._route(endpoint, method)(body)
         except HeadraceError:
             raise
         except (TypeError, KeyError, AttributeError, ValueError) as exc:
@@ -165,6 +163,20 @@ class MlflowTracking:
                 "it as MLflow's client does."
             ) from exc
         return result
+
+    def _route(self, endpoint: str, method: str) -> Callable[[dict[str, Any]], Any]:
+        parts = endpoint.split("/")
+        if parts[0] == "logged-models" and len(parts) in (2, 3) and parts[1] != "search":
+            return self.models.route(parts[1], parts[2] if len(parts) == 3 else "", method)
+        handler = getattr(self, "_" + endpoint.replace("/", "_").replace("-", "_"), None)
+        if endpoint not in ENDPOINTS or handler is None:
+            raise UserError(
+                f"headrace's MLflow API does not serve {endpoint[:200]!r}; it serves runs, "
+                "parameters, metrics, tags, logged models and artifacts: "
+                + ", ".join(sorted(ENDPOINTS))
+            )
+        found: Callable[[dict[str, Any]], Any] = handler
+        return found
 
     # -- experiments ---------------------------------------------------------------------
     def _experiment(self, name: str) -> dict[str, Any]:
@@ -221,7 +233,7 @@ class MlflowTracking:
     def _own(self, run_id: str) -> bool:
         return self.step is not None and run_id == self.step.run_id
 
-    def _view(self, run_id: str) -> _RunView:
+    def view(self, run_id: str) -> _RunView:
         if self.step is not None and self._own(run_id):
             return self._step_view(self.step)
         if self.backend is None:
@@ -309,7 +321,7 @@ class MlflowTracking:
         }
 
     def _runs_get(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"run": self._run(self._view(_run_id(body, "runs/get")))}
+        return {"run": self._run(self.view(_run_id(body, "runs/get")))}
 
     def _runs_create(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.step is None:
@@ -326,11 +338,11 @@ class MlflowTracking:
         }
         if tags:
             self._write(self.step.run_id, tags=tags)
-        return {"run": self._run(self._view(self.step.run_id))}
+        return {"run": self._run(self.view(self.step.run_id))}
 
     def _runs_update(self, body: dict[str, Any]) -> dict[str, Any]:
         # A step run's status is its process's: MLflow's RUNNING/FINISHED is not recorded.
-        return {"run_info": self._run_info(self._view(_run_id(body, "runs/update")))}
+        return {"run_info": self._run_info(self.view(_run_id(body, "runs/update")))}
 
     def _runs_search(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("filter"):
@@ -343,12 +355,12 @@ class MlflowTracking:
         runs: list[dict[str, Any]] = []
         if self.backend is None:
             if self.step is not None and (not wanted or self.step.experiment in wanted):
-                runs.append(self._run(self._view(self.step.run_id)))
+                runs.append(self._run(self.view(self.step.run_id)))
             return {"runs": runs}
         for name in wanted or self._experiment_names():
             for pipeline in self.backend.list_pipeline_runs(experiment_name=name, limit=limit):
                 for step in self.backend.list_step_runs(pipeline.id):
-                    runs.append(self._run(self._view(step.id)))
+                    runs.append(self._run(self.view(step.id)))
                     if len(runs) >= limit:
                         return {"runs": runs}
         return {"runs": runs}
@@ -369,7 +381,7 @@ class MlflowTracking:
             entries += [{"kind": "tag", "name": k, "value": v} for k, v in tags.items()]
             self.step.append(entries)
             return
-        self._view(run_id)  # the run exists (or a RunNotFoundError naming it)
+        self.view(run_id)  # the run exists (or a RunNotFoundError naming it)
         assert self.backend is not None
         if metrics:
             self.backend.log_metrics(
@@ -415,7 +427,20 @@ class MlflowTracking:
     def _runs_log_inputs(self, body: dict[str, Any]) -> dict[str, Any]:
         # Dataset inputs (autologging records the training data's digest): headrace keeps
         # its own lineage of registered datasets; MLflow's is accepted and not kept.
-        self._view(_run_id(body, "runs/log-inputs"))
+        self.view(_run_id(body, "runs/log-inputs"))
+        return {}
+
+    def _logged_models(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.models.create(body)
+
+    def _runs_outputs(self, body: dict[str, Any]) -> dict[str, Any]:
+        # Which models a run produced: they are kept in its own files already.
+        self.view(_run_id(body, "runs/outputs"))
+        return {}
+
+    def _runs_log_model(self, body: dict[str, Any]) -> dict[str, Any]:
+        # MLflow 2 records a logged model's MLmodel on its run; the files are the record.
+        self.view(_run_id(body, "runs/log-model"))
         return {}
 
     def _logged_models_search(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -425,7 +450,7 @@ class MlflowTracking:
 
     def _metrics_get_history(self, body: dict[str, Any]) -> dict[str, Any]:
         key = _required(body, "metric_key", "metrics/get-history")
-        view = self._view(_run_id(body, "metrics/get-history"))
+        view = self.view(_run_id(body, "metrics/get-history"))
         return {"metrics": [m for m in _scalars(view.metrics) if m["key"] == key]}
 
 
@@ -446,6 +471,9 @@ ENDPOINTS: dict[str, str] = {
     "runs/log-inputs": "POST",
     "metrics/get-history": "GET",
     "logged-models/search": "POST",
+    "logged-models": "POST",
+    "runs/outputs": "POST",
+    "runs/log-model": "POST",
 }
 
 

@@ -12,7 +12,8 @@ its step run S, `HEADRACE_RUN_TOKEN`) is refused everywhere except:
 - `QueriedRunReader`: `GET /api/v1/metrics?runId=S` (S alone);
 - `NamedRunReader` / `NamedRunWriter`: MLflow's tracking routes, whose request names its
   run in the query or the JSON body (`run_id`, or MLflow's older `run_uuid`): S alone;
-  `ArtifactLister`: MLflow's artifact listing, `?path=S/...`;
+  `ArtifactLister`: MLflow's artifact listing, `?path=S/...`; `ModelReader` /
+  `ModelWriter`: MLflow's logged models of S (`/logged-models/m-S-...`);
 - `SharedReader`: reads of what every run of the workspace shares, whatever the run: the
   workspace's name and limits (`GET /api/v1/workspace`: `run.experiment.workspace`, the
   upload chunk size) and the model registry (a scoring step's `Model.get_model_path`
@@ -40,6 +41,8 @@ __all__ = [
     "ChildCanceler",
     "ChildReader",
     "ChildSubmitter",
+    "ModelReader",
+    "ModelWriter",
     "NamedRunReader",
     "NamedRunWriter",
     "QueriedRunReader",
@@ -83,6 +86,12 @@ def _any_run(request: Request, scope: str) -> bool:
     return True
 
 
+def _own_model(request: Request, scope: str) -> bool:
+    from headrace.sdk.mlflow_models import run_of_model
+
+    return run_of_model(str(request.path_params.get("model_id", ""))) == scope
+
+
 def _listed_run(request: Request, scope: str) -> bool:
     return request.query_params.get("path", "").strip("/").split("/")[0] == scope
 
@@ -97,7 +106,8 @@ async def _named_runs(request: Request) -> set[str]:
         except ValueError:
             body = None
         if isinstance(body, dict):
-            names |= {str(body[k]) for k in ("run_id", "run_uuid") if body.get(k)}
+            keys = ("run_id", "run_uuid", "source_run_id")
+            names |= {str(body[k]) for k in keys if body.get(k)}
     return names
 
 
@@ -145,4 +155,6 @@ ChildReader = Annotated[TokenRecord | None, Depends(allowed("reader", _child_run
 ChildCanceler = Annotated[TokenRecord | None, Depends(allowed("submitter", _child_run))]
 NamedRunReader = Annotated[TokenRecord | None, Depends(allowed_named("reader"))]
 NamedRunWriter = Annotated[TokenRecord | None, Depends(allowed_named("submitter"))]
+ModelReader = Annotated[TokenRecord | None, Depends(allowed("reader", _own_model))]
+ModelWriter = Annotated[TokenRecord | None, Depends(allowed("submitter", _own_model))]
 ArtifactLister = Annotated[TokenRecord | None, Depends(allowed("reader", _listed_run))]

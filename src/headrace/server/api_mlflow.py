@@ -26,6 +26,8 @@ from headrace.errors import HeadraceError, NotFoundError, UserError
 from headrace.sdk.mlflow_tracking import MlflowTracking
 from headrace.server.access import (
     ArtifactLister,
+    ModelReader,
+    ModelWriter,
     NamedRunReader,
     NamedRunWriter,
     Reader,
@@ -95,7 +97,10 @@ async def _answer(request: Request, endpoint: str) -> dict[str, Any]:
             raise UserError(f"MLflow request {endpoint} needs a JSON object body.") from None
     if not isinstance(body, dict):
         raise UserError(f"MLflow request {endpoint} needs a JSON object body.")
-    answer: dict[str, Any] = await run_in_threadpool(_tracking(request).handle, endpoint, body)
+    tracking = _tracking(request)
+    answer: dict[str, Any] = await run_in_threadpool(
+        tracking.handle, endpoint, body, request.method
+    )
     return answer
 
 
@@ -176,6 +181,48 @@ async def log_inputs(request: Request, _token: NamedRunWriter) -> dict[str, Any]
     return await _answer(request, "runs/log-inputs")
 
 
+@router.post(TRACKING + "/runs/outputs")
+async def log_outputs(request: Request, _token: NamedRunWriter) -> dict[str, Any]:
+    return await _answer(request, "runs/outputs")
+
+
+@router.post(TRACKING + "/runs/log-model")
+async def log_model(request: Request, _token: NamedRunWriter) -> dict[str, Any]:
+    return await _answer(request, "runs/log-model")
+
+
+# -- logged models (MLflow 3): kept with the run that logged them --------------------------
+@router.post(TRACKING + "/logged-models")
+async def create_logged_model(request: Request, _token: NamedRunWriter) -> dict[str, Any]:
+    return await _answer(request, "logged-models")
+
+
+@router.get(TRACKING + "/logged-models/{model_id}")
+async def get_logged_model(request: Request, model_id: str, _token: ModelReader) -> dict[str, Any]:
+    return await _answer(request, f"logged-models/{model_id}")
+
+
+@router.patch(TRACKING + "/logged-models/{model_id}")
+async def finalize_logged_model(
+    request: Request, model_id: str, _token: ModelWriter
+) -> dict[str, Any]:
+    return await _answer(request, f"logged-models/{model_id}")
+
+
+@router.post(TRACKING + "/logged-models/{model_id}/params")
+async def log_logged_model_params(
+    request: Request, model_id: str, _token: ModelWriter
+) -> dict[str, Any]:
+    return await _answer(request, f"logged-models/{model_id}/params")
+
+
+@router.patch(TRACKING + "/logged-models/{model_id}/tags")
+async def set_logged_model_tags(
+    request: Request, model_id: str, _token: ModelWriter
+) -> dict[str, Any]:
+    return await _answer(request, f"logged-models/{model_id}/tags")
+
+
 # -- artifacts: a run's files ----------------------------------------------------------------
 def _run_files(request: Request, run_id: str) -> list[tuple[str, int]]:
     backend = state(request).backend
@@ -220,6 +267,8 @@ async def upload_artifact(
     """One artifact file (MLflow sends each file in one PUT, within the body limit)."""
     served = state(request)
     served.store.artifacts.file_path(run_id, path)  # refuse a bad name before taking bytes
+    if clean_relative_path(path, what="artifact path").split("/")[0] == ".headrace":
+        raise UserError("Artifact paths under .headrace/ are headrace's own; choose another.")
     await run_in_threadpool(_run_files, request, run_id)
     uploads = Path(served.store.root) / "uploads"
     uploads.mkdir(exist_ok=True)

@@ -15,7 +15,8 @@ own, and runs there. Paths into the working folder, in the arguments, the step's
 variables and file mini-batches, are rewritten to the copy. The worker's log
 (`logs/user/worker_<n>.txt`, whose first line names its Ray node) and what the script wrote to
 `EntryScript().output_dir` come back when the worker is stopped at the end; a worker that
-died or was killed for a timeout loses its log (its failed batch is in failed_items.txt).
+died or was killed for a timeout loses its log (its failed batch is in failed_items.txt),
+and the next worker started on its node removes its folder.
 
 An actor that dies mid-batch (killed, its node lost) surfaces as Ray's ActorDiedError on its
 calls: the coordinator retries the batch it was running on another worker and starts a
@@ -25,6 +26,7 @@ replacement; rows are committed by the coordinator only, so exactly once still h
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -39,6 +41,7 @@ from headrace.kinds.parallel.worker import Scorer
 
 __all__ = ["RayPool", "RayWorker"]
 
+PREFIX = "headrace-parallel-"
 PLACEMENT_SECONDS = 120.0
 FINISH_SECONDS = 30.0
 # The step's variables a worker gets (the rest of its environment is its Ray node's).
@@ -56,7 +59,11 @@ class RayWorker:
     def __init__(
         self, number: int, settings: dict[str, Any], tree: bytes, env: dict[str, str]
     ) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="headrace-parallel-"))
+        _sweep()
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        # Held while this actor lives: a folder nobody holds is a dead actor's (see _sweep).
+        self.held = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self.held, fcntl.LOCK_EX)
         self.cwd = str(self.root / "work")
         self.origin = settings["cwd"]
         unpack(tree, Path(self.cwd))
@@ -98,6 +105,28 @@ class RayWorker:
         finally:
             os.chdir(self.root.parent)
             shutil.rmtree(self.root, ignore_errors=True)
+            os.close(self.held)
+
+
+def _sweep() -> None:
+    """Remove the folders of workers on this node that died without cleaning up (killed for
+    a timeout, or lost): nobody holds their lock. New folders are left alone for a minute
+    (one may not be locked yet)."""
+    young = time.time() - 60
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            if folder.stat().st_mtime > young:
+                continue
+            fd = os.open(folder / ".lock", os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its actor still runs
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class RayPool:

@@ -220,7 +220,11 @@ class ParallelRunStep(CommandStep):
         side_inputs: Sequence[Any] | None = None,
         arguments: Sequence[Any] | None = None,
         allow_reuse: bool = True,
+        *,
+        max_retries: int = 0,
     ) -> None:
+        """`max_retries` (beyond SDK v1, as on the other steps): attempts of the whole step
+        after its process died or failed; each skips the mini-batches already committed."""
         if not isinstance(name, str) or not (3 <= len(name) <= 32) or not _STEP_NAME.match(name):
             raise UserError(
                 f"ParallelRunStep name {name!r} is not valid: use 3 to 32 lowercase letters, "
@@ -321,6 +325,7 @@ class ParallelRunStep(CommandStep):
             params=params,
             source_directory=config.source_directory,
             allow_reuse=allow_reuse,
+            max_retries=max_retries,
         )
         self.parallel_run_config = config
         self.side_inputs = list(side_inputs or [])

@@ -22,6 +22,7 @@ from headrace.server.portal import (
     publishing,
     run_pages,
     runs,
+    schedules,
     session,
     step_pages,
 )
@@ -39,6 +40,7 @@ _PAGE_MODULES = (
     models,
     datastores,
     datasets,
+    schedules,
     notifications,
 )
 

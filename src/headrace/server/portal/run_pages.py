@@ -135,6 +135,7 @@ def _status_counts(states: list[dict[str, Any]]) -> dict[str, int]:
 def _run_facts(run: PipelineRunRecord) -> dict[str, Any]:
     facts = run_row(run)
     pipeline_id = run.properties.get("azureml.pipelineid")
+    schedule_id = run.properties.get("azureml.scheduleId")
     facts.update(
         {
             "properties": run.properties,
@@ -148,6 +149,9 @@ def _run_facts(run: PipelineRunRecord) -> dict[str, Any]:
                 {"id": pipeline_id, "url": f"/ui/pipelines/{pipeline_id}"} if pipeline_id else None
             ),
             "ignored_parameters": run.properties.get(IGNORED_PARAMETERS),
+            "schedule": (
+                {"id": schedule_id, "url": f"/ui/schedules/{schedule_id}"} if schedule_id else None
+            ),
         }
     )
     return facts

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from headrace.engine.environments import describe_environment
 from headrace.graph.model import Graph, StepNode
 from headrace.kinds import settings_text, step_title
+from headrace.kinds.parallel.progress import progress_view
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
 from headrace.server.portal.shapes import seconds_between
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
@@ -269,6 +270,32 @@ def _log_tail(request: Request, run_id: str, name: str, size: int) -> dict[str, 
     }
 
 
+def _parallel(
+    node: StepNode | None, metrics: list[MetricRecord], sizes: dict[str, int], base: str
+) -> dict[str, Any] | None:
+    """A ParallelRunStep's progress (a bar, the workers) and its logs in one place: the
+    summary, the failed items with their errors, one log per worker (None for other steps)."""
+    progress = progress_view(metrics, parallel=node is not None and node.step_kind == "parallel")
+    if progress is None:
+        return None
+    logs = [
+        {"label": label, "name": name, "url": base + name, "size": sizes[name]}
+        for label, name in (
+            ("summary", "logs/summary.txt"),
+            ("failed items", "logs/failed_items.txt"),
+        )
+        if name in sizes
+    ]
+    workers = sorted(
+        (n for n in sizes if n.startswith("logs/user/worker_")),
+        key=lambda n: (len(n), n),
+    )
+    for name in workers:
+        label = name.rsplit("/", 1)[-1].removesuffix(".txt").replace("_", " ")
+        logs.append({"label": label, "name": name, "url": base + name, "size": sizes[name]})
+    return {**progress, "logs": logs}
+
+
 def _step_facts(step: StepRunRecord) -> dict[str, Any]:
     return {
         "id": step.id,
@@ -330,6 +357,7 @@ def step_page(request: Request, _viewer: ViewerDep, step_run_id: str) -> Respons
             for key, name in LOGS.items()
         },
         "metrics": metric_groups(view.metrics, base),
+        "parallel": _parallel(node, view.metrics, sizes, base),
         "files": [{"name": f.name, "size": f.size, "url": base + f.name} for f in files],
     }
     return render(request, "step.html", title=f"Step {step.name}", data=data)

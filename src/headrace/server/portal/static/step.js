@@ -20,6 +20,46 @@
     }, [series.x, series.y], figure);
   }
 
+  // -- live batch-scoring progress (a ParallelRunStep): the page's JSON twin every 2 s ----
+  const refreshProgress = async () => {
+    try {
+      const response = await fetch(`/ui/steps/${encodeURIComponent(initial.id)}.json`, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const p = (await response.json()).parallel;
+      if (!p) return;
+      const bar = document.getElementById("parallel-bar");
+      bar.max = p.items.total || 1;
+      bar.value = p.items.done + p.items.failed;
+      document.getElementById("parallel-percent").textContent = Math.round(p.percent) + "%";
+      const counts = {
+        "items-done": p.items.done, "items-failed": p.items.failed, "items-remaining": p.items.remaining,
+        "batches-done": p.mini_batches.done, "batches-failed": p.mini_batches.failed, "batches-remaining": p.mini_batches.remaining,
+      };
+      for (const [key, value] of Object.entries(counts)) {
+        document.querySelector(`[data-count="${key}"]`).textContent = value;
+      }
+      const body = document.querySelector("#parallel-workers tbody");
+      body.replaceChildren(...p.workers.map((w) => {
+        const row = document.createElement("tr");
+        for (const value of [w.worker, w.batches_done, w.batches_failed, w.current_batch === "" ? "-" : w.current_batch, w.last_heartbeat]) {
+          const cell = document.createElement("td");
+          cell.textContent = value;
+          row.append(cell);
+        }
+        return row;
+      }));
+      window.headraceStepPage.progressPolls = (window.headraceStepPage.progressPolls || 0) + 1;
+    } catch (err) { /* the server restarting: try again */ }
+  };
+  if (initial.active && initial.parallel) {
+    const progressTick = async () => {
+      const ended = document.body.dataset.stepEnded === "true";  // then one last read
+      await refreshProgress();
+      if (!ended) setTimeout(progressTick, 2000);
+    };
+    setTimeout(progressTick, 2000);
+  }
+
   // -- live logs ---------------------------------------------------------------------------
   if (!initial.active) return;
   const logs = ["stdout", "stderr"].map((stream) => ({ stream, pre: document.getElementById("log-" + stream) }));
