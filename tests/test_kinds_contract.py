@@ -45,7 +45,6 @@ from headrace.graph.model import Graph
 from headrace.kinds import KINDS, load_spec, step_title
 from headrace.kinds.parallel import ParallelRunConfig, ParallelRunStep
 from tests.servers import LiveServer
-from tests.test_spark_step import jvm_gateway  # noqa: F401  # a module-scoped fixture
 
 LOOPBACK = "127.0.0.1"
 RAY_ENV = {
@@ -238,20 +237,10 @@ def ray_cluster() -> Iterator[Any]:
             cluster.shutdown()
 
 
-def test_every_kind_runs_on_every_executor(
-    ws: Workspace,
-    tmp_path: Path,
-    ray_cluster: Any,
-    jvm_gateway: dict[str, str],  # noqa: F811  # the fixture imported above
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """One pipeline: a step of each kind on the local pool and one on the Ray cluster.
-
-    SparkSteps attach to one driver JVM started for the module (as tests/test_spark_step.py
-    does: a JVM per step takes minutes on a loaded 2-core machine), so they run one after
-    the other: one SparkContext per JVM."""
-    for key, value in jvm_gateway.items():
-        monkeypatch.setenv(key, value)
+@pytest.mark.slow  # SparkSteps start a driver JVM each (6 s on two idle cores)
+@pytest.mark.timeout(600)
+def test_every_kind_runs_on_every_executor(ws: Workspace, tmp_path: Path, ray_cluster: Any) -> None:
+    """One pipeline: a step of each kind on the local pool and one on the Ray cluster."""
     _data(ws, tmp_path)
     address = ray_cluster.address
     targets = {
@@ -263,8 +252,6 @@ def test_every_kind_runs_on_every_executor(
         for kind in sorted(KINDS)
         for executor, target in targets.items()
     }
-    if "spark" in KINDS:
-        cases["spark", "ray"].step.run_after(cases["spark", "local"].step)
     run = Experiment(ws, "kinds").submit(Pipeline(ws, [c.step for c in cases.values()]))
     run.wait_for_completion(show_output=False, raise_on_error=False)
     shown_steps: dict[str, tuple[str, dict[str, Any]]] = {}
