@@ -53,7 +53,10 @@ BENCHMARKS = {
     "notifications": "benchmarks.bench_notifications",
     "kill": "benchmarks.bench_kill",
     "parallel": "benchmarks.bench_parallel",
+    "parallel-memory": "benchmarks.bench_parallel_memory",
     "parallel-ray": "benchmarks.bench_parallel_ray",
+    "schedules": "benchmarks.bench_schedules",
+    "cli": "benchmarks.bench_cli",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

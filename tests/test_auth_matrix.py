@@ -178,6 +178,7 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("POST", V1 + "/run-triggers"): SUBMITTER,
     ("GET", V1 + "/run-triggers/{name}"): READER,
     ("DELETE", V1 + "/run-triggers/{name}"): SUBMITTER,
+    ("PATCH", V1 + "/run-triggers/{name}"): SUBMITTER,
     ("GET", V1 + "/run-trigger-firings"): READER,
     # -- MLflow's tracking API and artifact proxy (server.api_mlflow)
     ("GET", MLFLOW + "/experiments/get-by-name"): SHARED_READ,

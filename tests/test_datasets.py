@@ -82,8 +82,11 @@ def test_tabular_reads_with_types_header_and_separator(store, tmp_path: Path) ->
         str(codes), infer_column_types=False, set_column_types={"n": DataType.to_long()}
     )
     assert text.to_pandas_dataframe().to_dict("list") == {"code": ["007", "042"], "n": [1, 2]}
-    with pytest.raises(ValueError, match="partition_format is not supported"):
-        Dataset.Tabular.from_delimited_files(str(codes), partition_format="{x}/a.csv")
+    with pytest.raises(ValueError, match="partition_format must be text with at least one"):
+        Dataset.Tabular.from_delimited_files(str(codes), partition_format="a.csv")
+    unfit = Dataset.Tabular.from_delimited_files(str(codes), partition_format="/{x}/a.csv")
+    with pytest.raises(ValueError, match=r"does not fit partition_format '/\{x\}/a\.csv'"):
+        unfit.to_pandas_dataframe()
 
 
 def test_transforms(store) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,11 @@ def test_progress_is_live_in_metrics_and_step_show_and_printed_as_a_bar(
     progress = details["progress"]
     assert progress["items"] == {"done": 20, "failed": 0, "remaining": 3, "total": 23}
     assert progress["mini_batches"]["remaining"] == 1
+    deadline = time.monotonic() + 20  # the workers table is logged every 5 s
+    while not any(w["current_batch"] == 5 for w in progress["workers"]):
+        assert time.monotonic() < deadline, progress["workers"]
+        time.sleep(0.5)
+        progress = json.loads(show(step_run.id, root, "--json"))["progress"]
     text = show(step_run.id, root)
     assert "items 20/23 done, 0 failed, 3 remaining" in text
     assert "LAST HEARTBEAT" in text
@@ -67,6 +73,7 @@ def test_progress_is_live_in_metrics_and_step_show_and_printed_as_a_bar(
     assert [w["worker"] for w in workers] == [1, 2]
     assert sum(w["batches_done"] for w in workers) == 6
     assert all(w["current_batch"] == "" and w["last_heartbeat"] for w in workers)
+    assert all(w["node"] == socket.gethostname() for w in workers)
     assert last_metrics(step_run)["peak_rss_mb_coordinator"] > 0
 
 

@@ -27,7 +27,8 @@ RAY_ENV = {
 
 # init() waits for the first two workers to start (both take batches). Each attempt leaves
 # a file `<first item>.<pid>` in the marks folder; the first attempt of the mini-batch
-# starting at img008 kills its own worker (SIGKILL) mid-batch.
+# starting at img008 kills its own worker (SIGKILL) mid-batch, or with `--then hang`
+# hangs (for run_invocation_timeout).
 SCORE = textwrap.dedent(
     """
     import os, signal, sys, time
@@ -48,8 +49,10 @@ SCORE = textwrap.dedent(
         first = os.path.basename(mini_batch[0])
         with open(os.path.join(marks, f"{first}.{os.getpid()}"), "w") as fh:
             fh.write(os.getcwd())
-        if first == "img008.txt" and not os.path.exists(os.path.join(marks, "killed")):
-            open(os.path.join(marks, "killed"), "w").close()
+        if first == "img008.txt" and not os.path.exists(os.path.join(marks, "struck")):
+            open(os.path.join(marks, "struck"), "w").close()
+            if "hang" in sys.argv:
+                time.sleep(120)
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.2)  # long enough for both workers to take batches
         logger.info("batch of %d", len(mini_batch))
@@ -97,7 +100,7 @@ def _images(ws: Workspace, tmp_path: Path, count: int) -> Any:
     return Dataset.File.from_files((store, "digits/**"))
 
 
-def _step(ws: Workspace, tmp_path: Path, name: str, images: Any, **changes: Any) -> Any:
+def _step(ws: Workspace, tmp_path: Path, name: str, images: Any, *then: str, **changes: Any) -> Any:
     from headrace import AmlCompute
 
     target = ComputeTarget.create(
@@ -126,7 +129,7 @@ def _step(ws: Workspace, tmp_path: Path, name: str, images: Any, **changes: Any)
         parallel_run_config=ParallelRunConfig(**settings),
         inputs=[images.as_named_input("digits").as_mount()],
         output=PipelineData("scores", datastore=ws.get_default_datastore()),
-        arguments=["--marks", str(marks)],
+        arguments=["--marks", str(marks), *then],
         allow_reuse=False,
     )
 
@@ -156,7 +159,7 @@ def test_workers_on_both_nodes_a_killed_actor_loses_nothing_rows_once(
     # The killed attempt and its retry in another actor process.
     marks = tmp_path / "marks"
     tries = sorted(p.name for p in marks.glob("img008.txt.*"))
-    assert len(tries) == 2 and (marks / "killed").exists(), tries
+    assert len(tries) == 2 and (marks / "struck").exists(), tries
     # Workers ran in a copy of the working folder of their own, not in the step's.
     assert all("headrace-parallel-" in p.read_text() for p in marks.glob("img*")), [
         p.read_text() for p in marks.glob("img*")
@@ -183,6 +186,7 @@ def test_workers_on_both_nodes_a_killed_actor_loses_nothing_rows_once(
     metrics = step_run.get_metrics()
     last = {k: v[-1] if isinstance(v, list) else v for k, v in metrics.items()}
     assert last["mini_batches_done"] == 6 and last["items_done"] == 23, last
+    assert last["peak_rss_mb_workers"] > 10, last  # the actors' own, not this machine's children
 
     # More workers than the cluster has CPUs for: the step fails at once, saying so.
     big = _step(ws, tmp_path, "too-many", images, node_count=3, process_count_per_node=1)
@@ -192,3 +196,32 @@ def test_workers_on_both_nodes_a_killed_actor_loses_nothing_rows_once(
     error = run.find_step_run("too-many")[0].get_details()["error"]["error"]["message"]
     assert "node_count 3 x process_count_per_node 1 asks for 3 CPUs" in error, error
     assert "live nodes have 2 (1, 1)" in error, error
+
+
+def test_a_cluster_given_to_a_local_step_and_a_hung_batch_timed_out_on_ray(
+    ray_ws: Workspace, cluster: Any, tmp_path: Path
+) -> None:
+    ws = ray_ws
+    made, nodes = cluster
+    images = _images(ws, tmp_path, 23)
+    # The step's own process runs here (local compute); its variables name the cluster.
+    variables = {"HEADRACE_RAY_ADDRESS": made.address, "HEADRACE_RAY_NODE_IP": LOOPBACK}
+    step = _step(
+        ws, tmp_path, "hang", images, "--then", "hang",
+        compute_target="local", environment_variables=variables, run_invocation_timeout=3,
+    )  # fmt: skip
+    run = Experiment(ws, "prs-ray-local").submit(Pipeline(ws, [step]))
+    run.wait_for_completion(show_output=False, raise_on_error=False)
+    step_run = run.find_step_run("hang")[0]
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    out = _file(step_run, "user_logs/stdout.txt", tmp_path)
+    assert "2 Ray actors" in out and "headrace: running on" not in out, out
+    folder = Path(step_run.get_output_data("scores").download(tmp_path / "dl"))
+    rows = next(folder.rglob("parallel_run_step.txt")).read_text().splitlines()
+    assert rows == [f"img{i:03d}.txt: {i}" for i in range(23)]
+    # The hung attempt was stopped after 3 s, and the batch tried again by another actor.
+    tries = sorted(p.name for p in (tmp_path / "marks").glob("img008.txt.*"))
+    assert len(tries) == 2, tries
+    summary = _file(step_run, "logs/summary.txt", tmp_path)
+    placed = dict(re.findall(r"Ray node (\w+): workers ([\d, ]+)\.", summary))
+    assert set(placed) == {n.node_id for n in nodes}, summary

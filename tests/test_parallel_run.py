@@ -497,7 +497,7 @@ def test_partition_keys_make_one_mini_batch_per_key(ws: Workspace, tmp_path: Pat
     with pytest.raises(UserError, match="partition_keys must be a list of column names"):
         config(source, mini_batch_size=None, partition_keys="store")
     files = Dataset.File.from_files((store, "sales/sales.csv"))
-    with pytest.raises(UserError, match="partition_keys needs TabularDataset inputs"):
+    with pytest.raises(UserError, match=r"are not keys of input 'files'.s partition_format"):
         ParallelRunStep(
             name="per-file",
             parallel_run_config=config(source, mini_batch_size=None, partition_keys=["store"]),

@@ -241,6 +241,11 @@ def test_the_cli_adds_lists_and_removes_run_triggers(ws: Workspace, tmp_path: Pa
     assert "t1" in hr("trigger", "list", "-w", folder).stdout
     bad = hr("trigger", "add", "t2", "--experiment", "x", "--param", "m", "-w", folder, code=1)
     assert "--param 'm' must be TARGET=SOURCE" in one_error_line(bad)
+    hr("trigger", "disable", "t1", "-w", folder)
+    assert RunTrigger.get(ws, "t1").enabled is False
+    quiet = train.submit(ws, "training")
+    quiet.wait_for_completion(show_output=False)
+    hr("trigger", "enable", "t1", "-w", folder)
     source = train.submit(ws, "training")
     source.wait_for_completion(show_output=False)
     started = wait_for_run(ws, triggered_run_id("t1", source.id))
@@ -251,5 +256,6 @@ def test_the_cli_adds_lists_and_removes_run_triggers(ws: Workspace, tmp_path: Pa
     )
     assert (firing["run_id"], firing["started_run_id"]) == (source.id, started.id)
     started.wait_for_completion(show_output=False)
+    assert [r.id for r in ws.backend.list_pipeline_runs(experiment_name="scoring")] == [started.id]
     hr("trigger", "remove", "t1", "-w", folder)
     assert hr_json("trigger", "list", "-w", folder) == []

@@ -84,6 +84,9 @@ class LocalNotificationMethods:
     def remove_run_trigger(self, name: str) -> None:
         self.store.meta.remove_run_trigger(name)
 
+    def set_run_trigger_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        return self.store.meta.set_run_trigger_enabled(name, enabled).document()
+
     def list_trigger_firings(
         self, *, name: str | None = None, run_id: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:

@@ -40,16 +40,21 @@ class RemoteNotificationMethods:
         found: dict[str, Any] = self._json("POST", f"/notifications/{url_segment(name)}/test")
         return found
 
-    def list_notification_deliveries(
-        self, *, name: str | None = None, run_id: str | None = None, limit: int = 50
+    def _outbox(
+        self, path: str, name: str | None, run_id: str | None, limit: int
     ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if name is not None:
             params["name"] = name
         if run_id is not None:
             params["run_id"] = run_id
-        found: list[dict[str, Any]] = self._json("GET", "/notification-deliveries", params=params)
+        found: list[dict[str, Any]] = self._json("GET", path, params=params)
         return found
+
+    def list_notification_deliveries(
+        self, *, name: str | None = None, run_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        return self._outbox("/notification-deliveries", name, run_id, limit)
 
     def add_run_trigger(self, spec: dict[str, Any]) -> dict[str, Any]:
         document: dict[str, Any] = self._json("POST", "/run-triggers", body={"spec": spec})
@@ -66,13 +71,12 @@ class RemoteNotificationMethods:
     def remove_run_trigger(self, name: str) -> None:
         self._send("DELETE", f"/run-triggers/{url_segment(name)}")
 
+    def set_run_trigger_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        body = {"enabled": enabled}
+        found: dict[str, Any] = self._json("PATCH", f"/run-triggers/{url_segment(name)}", body=body)
+        return found
+
     def list_trigger_firings(
         self, *, name: str | None = None, run_id: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit}
-        if name is not None:
-            params["name"] = name
-        if run_id is not None:
-            params["run_id"] = run_id
-        found: list[dict[str, Any]] = self._json("GET", "/run-trigger-firings", params=params)
-        return found
+        return self._outbox("/run-trigger-firings", name, run_id, limit)

@@ -112,7 +112,7 @@ def add(
             sender=sender,
             **common,
         )
-    document = Notification.get(ws, added.name)._document
+    document = Notification.get(ws, added.name).document
     if json_:
         print_json(document)
         return
@@ -122,7 +122,7 @@ def add(
 @app.command("list")
 def list_(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
     """Every notification (never its secrets)."""
-    documents = [n._document for n in Notification.list(open_workspace(workspace))]
+    documents = [n.document for n in Notification.list(open_workspace(workspace))]
     if json_:
         print_json(documents)
         return
@@ -252,7 +252,7 @@ def trigger_add(
 @trigger_app.command("list")
 def trigger_list(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
     """Every run trigger."""
-    documents = [t._document for t in RunTrigger.list(open_workspace(workspace))]
+    documents = [t.document for t in RunTrigger.list(open_workspace(workspace))]
     if json_:
         print_json(documents)
         return
@@ -275,6 +275,26 @@ def trigger_remove(
     """Remove a run trigger; firings not yet started are dropped."""
     RunTrigger.get(open_workspace(workspace), name).remove()
     typer.echo(f"Removed run trigger {name!r}.")
+
+
+@trigger_app.command("disable")
+def trigger_disable(
+    name: Annotated[str, typer.Argument(help="The run trigger's name.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Stop a run trigger firing (runs that end meanwhile are not fired later)."""
+    RunTrigger.get(open_workspace(workspace), name).disable()
+    typer.echo(f"Disabled run trigger {name!r}.")
+
+
+@trigger_app.command("enable")
+def trigger_enable(
+    name: Annotated[str, typer.Argument(help="The run trigger's name.")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Let a disabled run trigger fire again."""
+    RunTrigger.get(open_workspace(workspace), name).enable()
+    typer.echo(f"Enabled run trigger {name!r}.")
 
 
 @trigger_app.command("firings")

@@ -87,7 +87,7 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
         },
         # What the step ran in: the submitter's Python, or its environment.
         "python": describe_environment(record.fingerprint_parts.get("environment")),
-        "metrics": metric_summaries(metrics, record.data_run_id),
+        "metrics": metric_summaries(metrics).get(record.data_run_id, {}),
         "files": files_document(backend.list_run_files(record.data_run_id)),
         "fingerprint": record.fingerprint,
         "fingerprint_parts": record.fingerprint_parts,
@@ -306,10 +306,11 @@ def _print_progress(progress: dict[str, Any]) -> None:
         )
     )
     if progress["workers"]:
-        table = Table("WORKER", "BATCHES DONE", "FAILED", "CURRENT BATCH", "LAST HEARTBEAT")
+        table = Table("WORKER", "NODE", "BATCHES DONE", "FAILED", "CURRENT BATCH", "LAST HEARTBEAT")
         for worker in progress["workers"]:
             table.add_row(
                 str(worker["worker"]),
+                str(worker["node"]),
                 str(worker["batches_done"]),
                 str(worker["batches_failed"]),
                 str(worker["current_batch"]) if worker["current_batch"] != "" else "-",

@@ -156,6 +156,11 @@ def fire(ws: WorkspaceStore, trigger_name: str, source_run_id: str) -> dict[str,
     if ws.meta.find_pipeline_run(run_id) is not None:
         return {"run_id": run_id, "started": False}
     trigger = ws.meta.get_run_trigger(trigger_name)
+    if not trigger.enabled:
+        raise ConflictError(
+            f"Run trigger {trigger.name!r} was disabled before it fired for run "
+            f"{source_run_id}; it fires for runs that end while it is enabled."
+        )
     source = ws.meta.get_pipeline_run(source_run_id)
     if trigger.target_endpoint_id is not None:
         endpoint = ws.meta.get_pipeline_endpoint(id=trigger.target_endpoint_id)

@@ -35,7 +35,7 @@ from typing import Any
 from headrace.engine import recurrence as rec
 from headrace.engine.publishing import submit_published
 from headrace.engine.schedules import schedule_pipeline_id
-from headrace.engine.triggers import list_signatures, plan_poll
+from headrace.engine.triggers import list_signatures, listing_digest, plan_poll
 from headrace.errors import HeadraceError, StoreError
 from headrace.store.orm import utcnow
 from headrace.store.records import ScheduleRecord
@@ -213,22 +213,25 @@ class Scheduler:
             log.warning("schedule %s: %s", schedule.name, message)
             self.meta.set_schedule_error(schedule.id, message)
             return
-        first = not schedule.trigger.get("stocked")
-        seen = {} if first else self.meta.schedule_files(schedule.id)
-        plan = plan_poll(listing, seen, first)
-        if plan.fire:
+        digest = listing_digest(listing)
+        summary = self.meta.listing_summary(schedule.id)
+        if summary is not None and summary == (digest, 0):
+            plan = None  # nothing changed and nothing pending: no fire, nothing to record
+        else:
+            seen = None if summary is None else self.meta.load_listing(schedule.id)
+            plan = plan_poll(listing, seen)
+            del seen, listing
+        if plan is not None and plan.fire:
             if schedule.trigger.get("run_per") == "batch":
                 self._fire_batch(schedule, plan.fire, result)
             else:
                 for path, sig in plan.fire.items():
                     bind = {"datastore": schedule.datastore_name, "path": path}
                     self._submit(schedule, f"file:{path}@{sig}", None, result, bind=bind)
-            # Fired (by this scheduler or another) or recorded as failed: no longer pending.
-            plan.record.update({p: (sig, False) for p, sig in plan.fire.items()})
-        if plan.record or plan.deleted:
-            self.meta.save_schedule_files(schedule.id, plan.record, plan.deleted)
-        if first:
-            self.meta.update_schedule(schedule.id, trigger={**schedule.trigger, "stocked": True})
+        if plan is not None:
+            # After the fires: a crash in between leaves the files pending, and the next
+            # poll's fires find their keys taken (nothing runs twice).
+            self.meta.save_listing(schedule.id, plan.remember, digest)
         if schedule.last_error and schedule.last_error.get("message", "").startswith("Listing"):
             self.meta.set_schedule_error(schedule.id, None)
 

@@ -309,6 +309,11 @@ def update_schedule(
             current.trigger.get("run_per", "file"),
         )
         changes.update(fields)
+        if (fields["datastore_name"], fields["path_on_datastore"]) != (
+            current.datastore_name,
+            current.path_on_datastore,
+        ):
+            ws.meta.forget_listing(schedule_id)  # a new place to watch: take stock afresh
     if recurrence is not None:
         checked = _stored(checked_recurrence(recurrence), now)
         changes["recurrence"] = checked

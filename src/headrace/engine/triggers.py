@@ -12,37 +12,41 @@ changes after a schedule was created.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from headrace.store.datastores import PARTIAL_SUFFIX, DatastoreFiles, clean_relative_path
 
-__all__ = ["PollPlan", "list_signatures", "plan_poll"]
+__all__ = ["PollPlan", "list_signatures", "listing_digest", "plan_poll"]
 
 
-def _scan(folder: str, rel: str, recursive: bool) -> Iterator[tuple[str, str]]:
+def _scan(folder: str, rel: str, recursive: bool, out: dict[str, str]) -> None:
+    """Add `path -> "size:mtime_ns"` of the files in `folder` to `out` (a tight loop: a
+    trigger may watch 100,000 files)."""
+    prefix = f"{rel}/" if rel else ""
     try:
         entries = os.scandir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return
+    folders = []
     with entries:
         for entry in entries:
             name = entry.name
-            if name.startswith(".") or name.endswith(PARTIAL_SUFFIX):
+            if name[0] == "." or name.endswith(PARTIAL_SUFFIX):
                 continue  # hidden files, and files headrace is still writing
-            path = f"{rel}/{name}" if rel else name
             try:
                 if entry.is_dir(follow_symlinks=False):
                     if recursive:
-                        yield from _scan(entry.path, path, recursive)
-                    continue
-                if not entry.is_file(follow_symlinks=False):
+                        folders.append((entry.path, prefix + name))
                     continue
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # removed while listing
-            yield path, f"{st.st_size}:{st.st_mtime_ns}"
+            if entry.is_file(follow_symlinks=False):
+                out[prefix + name] = f"{st.st_size}:{st.st_mtime_ns}"
+    for path, sub in folders:
+        _scan(path, sub, recursive, out)
 
 
 def list_signatures(files: DatastoreFiles, prefix: str, recursive: bool) -> dict[str, str]:
@@ -59,7 +63,9 @@ def list_signatures(files: DatastoreFiles, prefix: str, recursive: bool) -> dict
             if not root.is_dir():
                 raise FileNotFoundError(f"the datastore's folder {root} does not exist")
             return {}
-        return dict(_scan(str(folder), rel, recursive))
+        found: dict[str, str] = {}
+        _scan(str(folder), rel, recursive, found)
+        return found
     object_files = files  # ObjectDatastoreFiles
     tags: dict[str, str] = object_files.object_tags(rel)  # type: ignore[attr-defined]
     if recursive:
@@ -68,28 +74,41 @@ def list_signatures(files: DatastoreFiles, prefix: str, recursive: bool) -> dict
     return {p: t for p, t in tags.items() if "/" not in p[start:]}
 
 
+def listing_digest(listing: dict[str, str]) -> str:
+    """A hash of a listing in its order. The same listing listed in another order hashes
+    differently, which only costs that poll a full comparison; different listings never
+    hash the same."""
+    digest = hashlib.sha256()
+    for path, sig in listing.items():
+        digest.update(f"{path}\t{sig}\n".encode())
+    return digest.hexdigest()
+
+
 @dataclass
 class PollPlan:
-    """What one poll does: files to fire for now, and the stock to record afterwards."""
+    """What one poll does: files to fire now, and what to remember for the next poll."""
 
     fire: dict[str, str] = field(default_factory=dict)  # path -> signature, stable now
-    record: dict[str, tuple[str, bool]] = field(default_factory=dict)  # path -> (sig, pending)
-    deleted: list[str] = field(default_factory=list)
+    remember: dict[str, tuple[str, bool]] = field(default_factory=dict)  # path -> (sig, pending)
     changed: int = 0
 
 
-def plan_poll(listing: dict[str, str], seen: dict[str, tuple[str, bool]], first: bool) -> PollPlan:
-    """Compare `listing` with what was `seen` (path -> (signature, pending))."""
+def plan_poll(listing: dict[str, str], seen: dict[str, tuple[str, bool]] | None) -> PollPlan:
+    """Compare `listing` with what was `seen` (path -> (signature, pending)); `seen` None:
+    the first poll, which only takes stock. Files fired now are remembered as not pending
+    (so a fire that fails is not retried poll after poll); deleted files are forgotten."""
     plan = PollPlan()
-    if first:
-        plan.record = {p: (sig, False) for p, sig in listing.items()}
+    if seen is None:
+        plan.remember = {p: (sig, False) for p, sig in listing.items()}
         return plan
+    remember = plan.remember
     for path, sig in listing.items():
         before = seen.get(path)
         if before is None or before[0] != sig:
-            plan.record[path] = (sig, True)  # new or changed: wait one poll for it to settle
+            remember[path] = (sig, True)  # new or changed: wait one poll for it to settle
             plan.changed += 1
-        elif before[1]:
-            plan.fire[path] = sig  # pending and unchanged since: complete
-    plan.deleted = [p for p in seen if p not in listing]
+        else:
+            if before[1]:
+                plan.fire[path] = sig  # pending and unchanged since: complete
+            remember[path] = (sig, False)
     return plan

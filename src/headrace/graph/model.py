@@ -272,13 +272,27 @@ def _matches(value: Any, kind: Any) -> bool:
     return isinstance(kind, type) and isinstance(value, kind)
 
 
+_HINTS: dict[type[Any], tuple[dict[str, Any], frozenset[str]]] = {}
+
+
+def _hints(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """The field types and names of dataclass `cls` (worked out once: a 500-step graph
+    would otherwise evaluate them 500 times)."""
+    found = _HINTS.get(cls)
+    if found is None:
+        found = _HINTS[cls] = (
+            typing.get_type_hints(cls),
+            frozenset(f.name for f in fields(cls)),
+        )
+    return found
+
+
 def _checked(cls: type[Any], raw: Any) -> dict[str, Any]:
     """`raw` as keyword arguments of the dataclass `cls`, or ValueError naming the first
     field that is missing, unknown or of the wrong type (a graph may come over REST)."""
     if not isinstance(raw, dict):
         raise ValueError(f"a {cls.__name__} must be an object, not {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
+    hints, known = _hints(cls)
     unknown = sorted(str(k) for k in raw if k not in known)
     if unknown:
         raise ValueError(f"{cls.__name__} has no field {unknown[0]!r}")

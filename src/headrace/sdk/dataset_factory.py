@@ -93,17 +93,22 @@ def _checked_new(
     return dataset
 
 
-def _refuse_unsupported(partition_format: Any, include_path: Any = False) -> None:
+def _refuse_unsupported(include_path: Any = False) -> None:
     """SDK v1 options headrace does not implement: refused, never silently ignored."""
-    if partition_format is not None:
-        raise UserError(
-            "partition_format is not supported by headrace datasets yet; match the files with "
-            "a glob (for example 'data/*/*.csv') and read the partition from the path."
-        )
     if include_path:
         raise UserError(
             "include_path=True is not supported by headrace datasets yet; leave it False."
         )
+
+
+def _partitioned(definition: dict[str, Any], partition_format: Any) -> dict[str, Any]:
+    """The definition with SDK v1's partition_format (checked; see store/partitions.py)."""
+    if partition_format is None:
+        return definition
+    from headrace.store.partitions import PartitionFormat
+
+    PartitionFormat(partition_format)
+    return {**definition, "partition_format": partition_format}
 
 
 class FileDatasetFactory:
@@ -111,14 +116,20 @@ class FileDatasetFactory:
     def from_files(
         path: Any, validate: bool = True, partition_format: str | None = None, is_file: bool = False
     ) -> FileDataset:
-        _refuse_unsupported(partition_format)
         sources, ws = _sources(path)
-        return _checked_new(FileDataset, {"kind": "file", "sources": sources}, ws, validate)  # type: ignore[no-any-return]
+        definition = _partitioned({"kind": "file", "sources": sources}, partition_format)
+        return _checked_new(FileDataset, definition, ws, validate)  # type: ignore[no-any-return]
 
 
 class TabularDatasetFactory:
     @staticmethod
-    def _make(path: Any, fmt: dict[str, Any], set_column_types: Any, validate: bool) -> Any:
+    def _make(
+        path: Any,
+        fmt: dict[str, Any],
+        set_column_types: Any,
+        validate: bool,
+        partition_format: Any = None,
+    ) -> Any:
         sources, ws = _sources(path)
         definition = {
             "kind": "tabular",
@@ -126,6 +137,7 @@ class TabularDatasetFactory:
             "format": fmt,
             "column_types": _types(set_column_types),
         }
+        definition = _partitioned(definition, partition_format)
         return _checked_new(TabularDataset, definition, ws, validate)
 
     @staticmethod
@@ -142,7 +154,7 @@ class TabularDatasetFactory:
         empty_as_string: bool = False,
         encoding: str = "utf8",
     ) -> TabularDataset:
-        _refuse_unsupported(partition_format, include_path)
+        _refuse_unsupported(include_path)
         if not isinstance(separator, str) or len(separator) != 1:
             raise UserError(f"separator must be one character, not {separator!r}.")
         fmt = {
@@ -154,7 +166,9 @@ class TabularDatasetFactory:
             "multi_line": bool(support_multi_line),
             "infer_column_types": bool(infer_column_types),
         }
-        return TabularDatasetFactory._make(path, fmt, set_column_types, validate)  # type: ignore[no-any-return]
+        return TabularDatasetFactory._make(  # type: ignore[no-any-return]
+            path, fmt, set_column_types, validate, partition_format
+        )
 
     @staticmethod
     def from_parquet_files(
@@ -164,8 +178,10 @@ class TabularDatasetFactory:
         set_column_types: dict[str, Any] | None = None,
         partition_format: str | None = None,
     ) -> TabularDataset:
-        _refuse_unsupported(partition_format, include_path)
-        return TabularDatasetFactory._make(path, {"type": "parquet"}, set_column_types, validate)  # type: ignore[no-any-return]
+        _refuse_unsupported(include_path)
+        return TabularDatasetFactory._make(  # type: ignore[no-any-return]
+            path, {"type": "parquet"}, set_column_types, validate, partition_format
+        )
 
     @staticmethod
     def from_json_lines_files(
@@ -177,11 +193,11 @@ class TabularDatasetFactory:
         invalid_lines: str = "error",
         encoding: str = "utf8",
     ) -> TabularDataset:
-        _refuse_unsupported(partition_format, include_path)
+        _refuse_unsupported(include_path)
         if invalid_lines != "error":
             raise UserError("invalid_lines must be 'error' (the only mode headrace reads).")
         return TabularDatasetFactory._make(  # type: ignore[no-any-return]
-            path, {"type": "json_lines"}, set_column_types, validate
+            path, {"type": "json_lines"}, set_column_types, validate, partition_format
         )
 
     @staticmethod

@@ -246,6 +246,16 @@ class AbstractDataset:
             raise UserError(f"{what}() needs a registered dataset; call register(ws, name) first.")
         return self._workspace, self._record
 
+    @property
+    def partition_keys(self) -> list[str]:
+        """The keys of the dataset's `partition_format` (SDK v1); [] without one."""
+        text = self._definition.get("partition_format")
+        if not text:
+            return []
+        from headrace.store.partitions import PartitionFormat
+
+        return list(PartitionFormat(text).keys)
+
     # -- files -----------------------------------------------------------------------------
     def _files(self) -> list[DatasetFile]:
         # URLs are asked for their size (a HEAD request): one that cannot be read is
@@ -415,6 +425,22 @@ class TabularDataset(AbstractDataset):
                 "to_pandas_dataframe needs pandas: pip install 'headrace[datasets]'."
             ) from exc
         return self.to_arrow_table().to_pandas()
+
+    def partition_by(
+        self,
+        partition_keys: list[str],
+        target: Any,
+        name: str | None = None,
+        show_progress: bool = True,
+        partition_as_file_dataset: bool = False,
+    ) -> Any:
+        """One folder per distinct value of `partition_keys` under `target` (a datastore
+        folder), as a dataset partitioned by them (sdk/dataset_partitions.py)."""
+        from headrace.sdk.dataset_partitions import partition_by
+
+        return partition_by(
+            self, partition_keys, target, name, show_progress, partition_as_file_dataset
+        )
 
     def to_parquet_files(self) -> FileDataset:
         """Write the table as Parquet files (batch by batch) and return them as a FileDataset."""

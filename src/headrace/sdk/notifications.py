@@ -82,29 +82,38 @@ def _statuses(statuses: Any) -> list[str] | None:
     return [statuses] if isinstance(statuses, str) else list(statuses)
 
 
-class Notification:
-    """A named notification of a workspace (no secret is ever held here)."""
+class _Named:
+    """A notification's or trigger's document (as the backend gives it; no secret)."""
 
     def __init__(self, workspace: Workspace, document: dict[str, Any]) -> None:
         self._workspace = workspace
         self._document = dict(document)
 
     def __repr__(self) -> str:
-        return f"Notification(name={self.name!r}, kind={self.kind!r}, statuses={self.statuses})"
+        return f"{type(self).__name__}(name={self.name!r}, statuses={self.statuses})"
 
-    # -- what it is ------------------------------------------------------------------------
+    @property
+    def document(self) -> dict[str, Any]:
+        """Everything recorded about it, as the API and `--json` show it."""
+        return dict(self._document)
+
     @property
     def name(self) -> str:
         return str(self._document["name"])
 
     @property
+    def statuses(self) -> builtins.list[str]:
+        """The final run statuses it acts on."""
+        return list(self._document["statuses"])
+
+
+class Notification(_Named):
+    """A named notification of a workspace (no secret is ever held here)."""
+
+    @property
     def kind(self) -> str:
         """ "email" or "webhook"."""
         return str(self._document["kind"])
-
-    @property
-    def statuses(self) -> list[str]:
-        return list(self._document["statuses"])
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -236,23 +245,12 @@ class Notification:
         return self._workspace.backend.list_notification_deliveries(name=self.name, run_id=run_id)
 
 
-class RunTrigger:
+class RunTrigger(_Named):
     """Starts `target` (a published pipeline or endpoint) when a run of `source` ends."""
 
-    def __init__(self, workspace: Workspace, document: dict[str, Any]) -> None:
-        self._workspace = workspace
-        self._document = dict(document)
-
-    def __repr__(self) -> str:
-        return f"RunTrigger(name={self.name!r}, statuses={self.statuses})"
-
     @property
-    def name(self) -> str:
-        return str(self._document["name"])
-
-    @property
-    def statuses(self) -> list[str]:
-        return list(self._document["statuses"])
+    def enabled(self) -> bool:
+        return bool(self._document.get("enabled", True))
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -304,6 +302,13 @@ class RunTrigger:
 
     def remove(self) -> None:
         self._workspace.backend.remove_run_trigger(self.name)
+
+    def disable(self) -> None:
+        """Stop firing; runs that end meanwhile are not fired later."""
+        self._document = self._workspace.backend.set_run_trigger_enabled(self.name, False)
+
+    def enable(self) -> None:
+        self._document = self._workspace.backend.set_run_trigger_enabled(self.name, True)
 
     def firings(self, run_id: str | None = None) -> builtins.list[dict[str, Any]]:
         """What it did, newest first: source run, state, attempts, last error and the id

@@ -95,6 +95,18 @@ def get_run_trigger(request: Request, name: str, _token: Reader) -> dict[str, An
     return _backend(request).get_run_trigger(name)
 
 
+class TriggerPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+
+
+@router.patch("/run-triggers/{name}")
+def set_run_trigger_enabled(
+    request: Request, name: str, body: TriggerPatch, _token: Submitter
+) -> dict[str, Any]:
+    return _backend(request).set_run_trigger_enabled(name, body.enabled)
+
+
 @router.delete("/run-triggers/{name}")
 def remove_run_trigger(request: Request, name: str, _token: Submitter) -> dict[str, Any]:
     _backend(request).remove_run_trigger(name)

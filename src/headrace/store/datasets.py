@@ -139,6 +139,10 @@ def check_definition(definition: Any) -> dict[str, Any]:
         raise UserError(f"column_types must map column names to one of {TYPE_NAMES}.")
     if fmt is not None:
         _check_format(fmt)
+    if definition.get("partition_format") is not None:
+        from headrace.store.partitions import PartitionFormat
+
+        PartitionFormat(definition["partition_format"])  # UserError saying what is wrong
     transforms = definition.get("transforms") or []
     if not isinstance(transforms, list):
         raise UserError("A dataset's transforms must be a list.")

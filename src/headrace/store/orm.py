@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -48,8 +49,8 @@ __all__ = [
     "PortalSessionRow",
     "PublishedPipelineRow",
     "RunTriggerRow",
-    "ScheduleFileRow",
     "ScheduleFireRow",
+    "ScheduleListingRow",
     "ScheduleRow",
     "StepRunRow",
     "UtcDateTime",
@@ -429,15 +430,19 @@ class ScheduleFireRow(Base):
     )
 
 
-class ScheduleFileRow(Base):
-    """A file a datastore trigger has seen (its listing signature: ETag, or size and
-    modification time); `pending`: changed at the last poll, fired once it is stable."""
+class ScheduleListingRow(Base):
+    """What a datastore trigger saw at its last poll: one compressed text blob per schedule
+    (a line `path<TAB>signature<TAB>pending` per file, store/schedules.py), so a poll of
+    100,000 files reads and writes one row. `digest` is the listing's hash: an unchanged
+    listing without pending files needs no more."""
 
-    __tablename__ = "schedule_files"
+    __tablename__ = "schedule_listings"
     schedule_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
-    signature: Mapped[str] = mapped_column(String(255))
-    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    listing: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64))
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class NotificationRow(Base):

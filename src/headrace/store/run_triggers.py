@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from headrace.errors import ConflictError, NotFoundError
@@ -125,6 +125,14 @@ class RunTriggerQueries:
                 "(`headrace trigger list`)."
             )
         return found
+
+    def set_run_trigger_enabled(self, name: str, enabled: bool) -> RunTriggerRecord:
+        self.get_run_trigger(name)
+        with self.db.write() as s:
+            s.execute(
+                update(RunTriggerRow).where(RunTriggerRow.name == name).values(enabled=enabled)
+            )
+        return self.get_run_trigger(name)
 
     def remove_run_trigger(self, name: str) -> None:
         """Remove a trigger and its firings not yet started."""

@@ -1,5 +1,5 @@
 """Schedules in the metadata store: their rows, the fires that make each slot run once, and
-the files a datastore trigger has seen.
+the listing a datastore trigger saw last.
 
 `SqlMetadataStore` inherits these queries. Exactly once rests on one rule: a fire is a row
 with a unique (schedule, fire key), inserted by `claim_fire` inside the transaction that
@@ -11,15 +11,16 @@ Nothing here decides when to fire; that is engine/scheduler.py.
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 
 from headrace.errors import ConflictError, NotFoundError, UserError
 from headrace.store.database import Database
-from headrace.store.orm import ScheduleFileRow, ScheduleFireRow, ScheduleRow, utcnow
+from headrace.store.orm import ScheduleFireRow, ScheduleListingRow, ScheduleRow, utcnow
 from headrace.store.records import PipelineRunRecord, ScheduleFireRecord, ScheduleRecord
 
 __all__ = ["ACTIVE", "DISABLED", "AlreadyFired", "ScheduleQueries", "schedule_record"]
@@ -188,6 +189,32 @@ class ScheduleQueries:
             return bool(result.rowcount)
 
     # -- fires -----------------------------------------------------------------------------
+    def _claim_statements(self) -> tuple[Any, Any]:
+        """The fire's INSERT ... ON CONFLICT DO NOTHING RETURNING and the schedule's UPDATE,
+        built once (building them costs more than running them: a burst fires 1,000)."""
+        built = getattr(self, "_claims", None)
+        if built is None:
+            fires = ScheduleFireRow.__table__
+            insert_fire = (
+                self._insert(ScheduleFireRow)
+                .values(
+                    schedule_id=bindparam("schedule_id"),
+                    fire_key=bindparam("fire_key"),
+                    run_id=bindparam("run_id"),
+                    error=bindparam("error"),
+                    created_at=bindparam("created_at"),
+                )
+                .on_conflict_do_nothing(index_elements=["schedule_id", "fire_key"])
+                .returning(fires.c.id)
+            )
+            move = (
+                update(ScheduleRow)
+                .where(ScheduleRow.id == bindparam("sid"))
+                .values(next_fire_at=bindparam("next_fire_at"))
+            )
+            built = self._claims = (insert_fire, move)
+        return built
+
     def claim_fire(
         self,
         conn: Connection,
@@ -200,27 +227,22 @@ class ScheduleQueries:
     ) -> None:
         """In the caller's transaction: insert the fire (AlreadyFired if the key is taken,
         which rolls the transaction back) and move the schedule to `next_fire_at`."""
+        insert_fire, move = self._claim_statements()
         inserted = conn.execute(
-            self._insert(ScheduleFireRow)
-            .values(
-                schedule_id=schedule_id,
-                fire_key=fire_key,
-                run_id=run_id,
-                error=error,
-                created_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["schedule_id", "fire_key"])
-            .returning(ScheduleFireRow.__table__.c.id)
+            insert_fire,
+            {
+                "schedule_id": schedule_id,
+                "fire_key": fire_key,
+                "run_id": run_id,
+                "error": error,
+                "created_at": utcnow(),
+            },
         )
         # RETURNING, not rowcount: psycopg reports a row for an insert that did nothing.
         if inserted.first() is None:
             raise AlreadyFired(f"Schedule {schedule_id} fired {fire_key!r} already.")
         if next_fire_at is not None:
-            conn.execute(
-                update(ScheduleRow)
-                .where(ScheduleRow.id == schedule_id)
-                .values(next_fire_at=next_fire_at)
-            )
+            conn.execute(move, {"sid": schedule_id, "next_fire_at": next_fire_at})
 
     def record_failed_fire(
         self, schedule_id: str, fire_key: str, error: str, next_fire_at: datetime | None
@@ -299,43 +321,56 @@ class ScheduleQueries:
         with self.db.read() as s:
             return [pipeline_record(row, name) for row, name in s.execute(query).all()]
 
-    # -- files a datastore trigger has seen ------------------------------------------------
-    def schedule_files(self, schedule_id: str) -> dict[str, tuple[str, bool]]:
-        """path -> (signature, pending) of every file the trigger has seen."""
-        table = ScheduleFileRow.__table__
-        query = select(table.c.path, table.c.signature, table.c.pending).where(
-            table.c.schedule_id == schedule_id
-        )
+    # -- what a datastore trigger saw -----------------------------------------------------
+    def listing_summary(self, schedule_id: str) -> tuple[str, int] | None:
+        """(digest, pending files) of the trigger's last listing; None before its first."""
+        table = ScheduleListingRow.__table__
+        query = select(table.c.digest, table.c.pending).where(table.c.schedule_id == schedule_id)
         with self.db.read_conn() as conn:
-            return {path: (sig, bool(p)) for path, sig, p in conn.execute(query)}
+            row = conn.execute(query).first()
+        return None if row is None else (str(row[0]), int(row[1]))
 
-    def save_schedule_files(
-        self,
-        schedule_id: str,
-        upserts: dict[str, tuple[str, bool]],
-        deleted: Iterable[str],
+    def load_listing(self, schedule_id: str) -> dict[str, tuple[str, bool]]:
+        """path -> (signature, pending) of every file the trigger saw last."""
+        table = ScheduleListingRow.__table__
+        query = select(table.c.listing).where(table.c.schedule_id == schedule_id)
+        with self.db.read_conn() as conn:
+            blob = conn.execute(query).scalar()
+        if not blob:
+            return {}
+        seen: dict[str, tuple[str, bool]] = {}
+        for line in zlib.decompress(blob).decode().split("\n"):
+            if line:
+                path, sig, pending = line.rsplit("\t", 2)
+                seen[path] = (sig, pending == "1")
+        return seen
+
+    def save_listing(
+        self, schedule_id: str, files: dict[str, tuple[str, bool]], digest: str
     ) -> None:
-        """Record files seen (path -> (signature, pending)) and forget deleted ones."""
-        gone = list(deleted)
-        rows = [
-            {"schedule_id": schedule_id, "path": p, "signature": sig, "pending": pending}
-            for p, (sig, pending) in upserts.items()
-        ]
+        """Replace what the trigger saw with `files` (path -> (signature, pending))."""
+        text = "\n".join(
+            f"{p}\t{sig}\t{1 if pending else 0}" for p, (sig, pending) in files.items()
+        )
+        values = {
+            "schedule_id": schedule_id,
+            "listing": zlib.compress(text.encode(), 1),
+            "digest": digest,
+            "files": len(files),
+            "pending": sum(1 for _, pending in files.values() if pending),
+            "updated_at": utcnow(),
+        }
+        statement = self._insert(ScheduleListingRow).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["schedule_id"],
+            set_={k: statement.excluded[k] for k in values if k != "schedule_id"},
+        )
         with self.db.write_conn() as conn:
-            for i in range(0, len(gone), 500):
-                conn.execute(
-                    delete(ScheduleFileRow).where(
-                        ScheduleFileRow.schedule_id == schedule_id,
-                        ScheduleFileRow.path.in_(gone[i : i + 500]),
-                    )
-                )
-            for i in range(0, len(rows), 5000):
-                statement = self._insert(ScheduleFileRow)
-                statement = statement.on_conflict_do_update(
-                    index_elements=["schedule_id", "path"],
-                    set_={
-                        "signature": statement.excluded.signature,
-                        "pending": statement.excluded.pending,
-                    },
-                )
-                conn.execute(statement, rows[i : i + 5000])
+            conn.execute(statement)
+
+    def forget_listing(self, schedule_id: str) -> None:
+        """The next poll takes stock afresh (the watched path changed)."""
+        with self.db.write_conn() as conn:
+            conn.execute(
+                delete(ScheduleListingRow).where(ScheduleListingRow.schedule_id == schedule_id)
+            )

@@ -10,8 +10,10 @@ coordinator takes it, so memory stays flat however large the input is:
   twice: once to count its rows, once to cut them into mini-batches of about
   `mini_batch_size` bytes (default 1MB; the bytes per row are measured on the first block
   read, as pandas holds it), each handed to `run()` as a pandas DataFrame.
-- **partition_keys**: one mini-batch per distinct value of the key columns, in order of first
-  appearance. Grouping needs every row, so this reads each input table whole.
+- **partition_keys**: one mini-batch per distinct value of the keys, in order of first
+  appearance: columns of a table (grouping needs every row, so this reads each input table
+  whole), or for a FileDataset the values its `partition_format` reads from each file's
+  path (store/partitions.py).
 
 Cutting is deterministic (same input, same mini-batches), which is what lets a retried attempt
 skip the mini-batches an earlier attempt committed: `Plan.signature` names the cut, and the
@@ -27,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from headrace.kinds.parallel.entry import PartitionedBatch
 from headrace.kinds.parallel.spec import ParallelSpec, parse_size, size_in_bytes
 
 __all__ = ["Batch", "Plan", "PlanError", "plan"]
@@ -178,6 +181,11 @@ def _partition_plan(spec: ParallelSpec, inputs: dict[str, Any]) -> Plan:
     return Plan(len(found), total, iter(found), digest.hexdigest())
 
 
+def _plain(value: Any) -> Any:
+    """A pandas / numpy scalar as a plain Python value."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def _partitions(name: str, frame: Any, keys: tuple[str, ...], first: int) -> list[Batch]:
     """One mini-batch per distinct value of the key columns, in order of first appearance."""
     missing = [k for k in keys if k not in frame.columns]
@@ -190,14 +198,53 @@ def _partitions(name: str, frame: Any, keys: tuple[str, ...], first: int) -> lis
     for key, part in frame.groupby(list(keys), sort=False, dropna=False):
         values = key if isinstance(key, tuple) else (key,)
         label = f"{name} " + ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
-        found.append(Batch(first + len(found), part.reset_index(drop=True), [label], len(part)))
+        payload = PartitionedBatch(
+            part.reset_index(drop=True), dict(zip(keys, map(_plain, values), strict=True))
+        )
+        found.append(Batch(first + len(found), payload, [label], len(part)))
     return found
+
+
+def _file_partition_plan(spec: ParallelSpec, inputs: dict[str, Any]) -> Plan:
+    """One mini-batch per distinct value of the partition keys, read from each file's path
+    by its input's partition_format, in order of first appearance."""
+    from headrace.store.partitions import PartitionFormat
+
+    formats = dict(spec.partition_formats)
+    found: list[Batch] = []
+    digest = _signature(spec)
+    for name, _ in spec.inputs:
+        if name not in formats:
+            raise PlanError(f"input {name!r} has no partition_format to take partition_keys from.")
+        partitioning = PartitionFormat(formats[name])
+        root = inputs[name]["path"]
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for path in _files(root):
+            values = partitioning.values(path)
+            if values is None:
+                raise PlanError(
+                    f"the file {os.path.relpath(path, root)!r} of input {name!r} does not fit "
+                    f"its partition_format {formats[name]!r}."
+                )
+            key = tuple(str(values[k]) for k in spec.partition_keys)
+            groups.setdefault(key, []).append(path)
+            digest.update(os.path.relpath(path, root).encode(errors="surrogateescape") + b"\0")
+        for key, files in groups.items():
+            label = f"{name} " + ", ".join(
+                f"{k}={v}" for k, v in zip(spec.partition_keys, key, strict=True)
+            )
+            payload = PartitionedBatch(files, dict(zip(spec.partition_keys, key, strict=True)))
+            found.append(Batch(len(found), payload, [label, *files], len(files)))
+    total = sum(b.size for b in found)
+    return Plan(len(found), total, iter(found), digest.hexdigest())
 
 
 def plan(spec: ParallelSpec) -> Plan:
     """The step's mini-batches (see the module docstring)."""
     inputs = json.loads(os.environ.get("HEADRACE_INPUT_DATASETS") or "{}")
     if spec.input_kind() == "file":
+        if spec.partition_keys:
+            return _file_partition_plan(spec, inputs)
         return _file_plan(spec, inputs)
     if spec.partition_keys:
         return _partition_plan(spec, inputs)

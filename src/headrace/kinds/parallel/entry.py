@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["EntryScript"]
+__all__ = ["EntryScript", "MiniBatchContext", "PartitionedBatch"]
 
 _STATE: dict[str, str] = {}
 
@@ -33,3 +35,25 @@ class EntryScript:
     @property
     def log_dir(self) -> str:
         return _STATE.get("log_dir", os.path.join(os.getcwd(), "logs"))
+
+
+@dataclass(frozen=True)
+class PartitionedBatch:
+    """A mini-batch of one partition (`partition_keys`), as the coordinator sends it."""
+
+    data: Any
+    values: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class MiniBatchContext:
+    """SDK v1's second argument of `run(mini_batch, mini_batch_context)`:
+    `partition_key_value` maps each of `partition_keys` to this mini-batch's value ({}
+    without partition_keys). `dataset` (SDK v1: the input filtered to the partition) is
+    not provided (None): use `mini_batch` itself."""
+
+    partition_key_value: dict[str, Any] = field(default_factory=dict)
+    dataset: Any = None

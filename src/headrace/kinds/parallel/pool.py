@@ -76,6 +76,11 @@ class Pool(Protocol):
         """Where the workers ran, for the summary ("" when that says nothing)."""
         ...
 
+    def peak_rss_mb(self) -> float:
+        """The largest peak memory of a worker stopped at the end that is not a child
+        process here (0.0: ask getrusage)."""
+        ...
+
 
 class LocalPool:
     """Forked worker processes on this machine, one pipe each."""
@@ -145,3 +150,6 @@ class LocalPool:
 
     def placement(self) -> str:
         return ""
+
+    def peak_rss_mb(self) -> float:
+        return 0.0

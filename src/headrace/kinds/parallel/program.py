@@ -280,6 +280,7 @@ class Coordinator:
         if kind == "ready":
             worker.ready = True
             worker.node = event[1]
+            self.progress.worker(worker.number).node = str(event[1])
             self.progress.heard(worker.number, None)
         elif kind == "fatal":
             raise StepFailure(event[1])
@@ -426,6 +427,7 @@ def main(spec: ParallelSpec) -> int:
     run = progress._context()
     run.log("seconds", round(seconds, 3))
     own, workers = _peak_rss()
+    workers = max(workers, coordinator.pool.peak_rss_mb())  # Ray actors are not children
     run.log("peak_rss_mb_coordinator", own)
     run.log("peak_rss_mb_workers", workers)
     placement = coordinator.pool.placement()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -97,11 +98,13 @@ class RayWorker:
             ]
         return self.scorer.score(index, payload, size)
 
-    def finish(self) -> tuple[bytes, bytes]:
-        """shutdown(), then the worker's logs and output folder (tar archives)."""
+    def finish(self) -> tuple[bytes, bytes, float]:
+        """shutdown(), then the worker's logs and output folder (tar archives) and its
+        peak memory (MB)."""
         try:
             self.scorer.finish()
-            return pack(self.log_dir), pack(self.out_dir)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            return pack(self.log_dir), pack(self.out_dir), peak
         finally:
             os.chdir(self.root.parent)
             shutil.rmtree(self.root, ignore_errors=True)
@@ -177,6 +180,7 @@ class RayPool:
         self.bundle: dict[int, int] = {}  # worker number -> its bundle
         self.calls: dict[Any, tuple[Worker, int | None]] = {}  # ref -> (worker, batch index)
         self.nodes: dict[int, str] = {}  # worker number -> Ray node id
+        self.peak = 0.0  # MB, the largest of the workers stopped at the end
         cwd = os.getcwd()
         settings["cwd"] = cwd
         self.tree = ray.put(pack(Path(cwd), exclude=(".parallel/committed",)))
@@ -244,11 +248,17 @@ class RayPool:
         if not kill:
             # Its log is lost if this fails; its rows are committed already.
             with contextlib.suppress(Exception):
-                logs, output = self.ray.get(worker.handle.finish.remote(), timeout=FINISH_SECONDS)
+                logs, output, peak = self.ray.get(
+                    worker.handle.finish.remote(), timeout=FINISH_SECONDS
+                )
+                self.peak = max(self.peak, round(peak, 1))
                 unpack(logs, Path(self.settings["log_dir"]))
                 unpack(output, Path(self.settings["output_dir"]))
         with contextlib.suppress(Exception):
             self.ray.kill(worker.handle, no_restart=True)
+
+    def peak_rss_mb(self) -> float:
+        return self.peak
 
     def placement(self) -> str:
         """Which Ray node each worker ran on, for the summary."""

@@ -207,6 +207,29 @@ def _consumption(step: str, item: Any) -> tuple[DatasetConsumptionConfig, str]:
     )
 
 
+def _partition_formats(
+    consumed: list[tuple[DatasetConsumptionConfig, str]],
+) -> tuple[tuple[str, str], ...]:
+    """(input name, partition_format) of each input dataset made with one."""
+    found = []
+    for consumption, _ in consumed:
+        inner = consumption.dataset
+        if isinstance(inner, PipelineParameter):
+            inner = inner.default_value
+        text = (getattr(inner, "_definition", None) or {}).get("partition_format")
+        if text:
+            found.append((consumption.name, str(text)))
+    return tuple(found)
+
+
+def _format_keys(text: str | None) -> list[str]:
+    if not text:
+        return []
+    from headrace.store.partitions import PartitionFormat
+
+    return PartitionFormat(text).keys
+
+
 class ParallelRunStep(CommandStep):
     """Runs `entry_script`'s `run(mini_batch)` over mini-batches of its inputs in parallel
     worker processes (see docs/user-guide.md, "Batch scoring with ParallelRunStep")."""
@@ -248,12 +271,19 @@ class ParallelRunStep(CommandStep):
                 f"({listing}); all inputs must be of one type."
             )
         kind = kinds.pop()
+        formats = _partition_formats(consumed)
         if config.partition_keys and kind == "file":
-            raise UserError(
-                f"ParallelRunStep {name!r}: partition_keys needs TabularDataset inputs (one "
-                "mini-batch per distinct value of the key columns); FileDatasets partitioned "
-                "by partition_format are not built in headrace yet."
-            )
+            for consumption, _ in consumed:
+                text = dict(formats).get(consumption.name)
+                keys = _format_keys(text)
+                missing = [k for k in config.partition_keys if k not in keys]
+                if missing:
+                    raise UserError(
+                        f"ParallelRunStep {name!r}: partition_keys {', '.join(missing)} are "
+                        f"not keys of input {consumption.name!r}'s partition_format "
+                        f"({text or 'none'}); make the FileDataset with "
+                        "Dataset.File.from_files(path, partition_format='.../{key}/...')."
+                    )
         size = config.mini_batch_size
         default = size.default_value if isinstance(size, PipelineParameter) else size
         if kind == "file" and isinstance(default, str) and not default.isdigit():
@@ -302,6 +332,7 @@ class ParallelRunStep(CommandStep):
             run_max_try=config.run_max_try,
             logging_level=config.logging_level,
             partition_keys=tuple(config.partition_keys or ()),
+            partition_formats=formats,
             parameters=tuple(params),
         )
         runconfig = RunConfiguration()

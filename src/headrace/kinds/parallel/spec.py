@@ -50,7 +50,9 @@ class ParallelSpec:
     run_invocation_timeout: int = 60
     run_max_try: int = 3
     logging_level: str = "INFO"
-    partition_keys: tuple[str, ...] = ()  # tables: one mini-batch per distinct key
+    partition_keys: tuple[str, ...] = ()  # one mini-batch per distinct key
+    # (input, partition_format) of FileDataset inputs partitioned by their paths
+    partition_formats: tuple[tuple[str, str], ...] = ()
     parameters: tuple[str, ...] = ()
 
     def input_kind(self) -> str:
@@ -67,4 +69,7 @@ class ParallelSpec:
         values["inputs"] = tuple(tuple(pair) for pair in values.get("inputs", ()))
         values["parameters"] = tuple(values.get("parameters", ()))
         values["partition_keys"] = tuple(values.get("partition_keys", ()))
+        values["partition_formats"] = tuple(
+            (str(a), str(b)) for a, b in values.get("partition_formats", ())
+        )
         return cls(**values)

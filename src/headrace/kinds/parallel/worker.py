@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import logging
 import os
 import sys
@@ -68,6 +69,20 @@ def _rows(result: Any) -> list[str]:
     return [str(item).replace("\n", " ") for item in result]
 
 
+def _takes_two(function: Any) -> bool:
+    """Whether `function` takes a second positional argument."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
 class Scorer:
     """One worker's entry script: loaded and init() once (`start`), then run() per
     mini-batch (`score`). Used by a forked process (`serve`) and by a Ray actor (raypool.py)."""
@@ -83,6 +98,7 @@ class Scorer:
         self.script = settings["entry_script"]
         self.logger = _logger(number, settings["log_dir"], settings["logging_level"])
         self.module: Any = None
+        self.wants_context = False  # run(mini_batch, mini_batch_context), as SDK v1 allows
         _install_helpers()
 
     def start(self) -> str | None:
@@ -96,6 +112,7 @@ class Scorer:
                     f"{' and no '.join(m + '()' for m in missing)}; define init() and "
                     "run(mini_batch)."
                 )
+            self.wants_context = _takes_two(module.run)
             module.init()
         except BaseException:
             return f"init of entry script {self.script!r} failed:\n" + traceback.format_exc()
@@ -106,7 +123,14 @@ class Scorer:
     def score(self, index: int, batch: Any, size: int) -> tuple[str, int, Any]:
         """("done", index, rows), or ("error", index, traceback)."""
         try:
-            rows = _rows(self.module.run(batch))
+            data, values = batch, {}
+            if isinstance(batch, entry.PartitionedBatch):
+                data, values = batch.data, batch.values
+            if self.wants_context:
+                result = self.module.run(data, entry.MiniBatchContext(values))
+            else:
+                result = self.module.run(data)
+            rows = _rows(result)
             if len(rows) > size:
                 raise ValueError(
                     f"run() returned {len(rows)} rows for a mini-batch of {size} items; return "

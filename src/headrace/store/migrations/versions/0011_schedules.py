@@ -1,4 +1,4 @@
-"""schedules: recurrences and datastore triggers, the slots they fired, the files they saw
+"""schedules: recurrences and datastore triggers, the slots they fired, the listings they saw
 
 Revision ID: 0011_schedules
 Revises: 0010_notifications
@@ -62,17 +62,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_schedule_fires_schedule", "schedule_fires", ["schedule_id", "id"])
     op.create_table(
-        "schedule_files",
+        "schedule_listings",
         sa.Column("schedule_id", sa.String(length=36), nullable=False),
-        sa.Column("path", sa.String(length=1024), nullable=False),
-        sa.Column("signature", sa.String(length=255), nullable=False),
-        sa.Column("pending", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint("schedule_id", "path", name=op.f("pk_schedule_files")),
+        sa.Column("listing", sa.LargeBinary(), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("files", sa.Integer(), nullable=False),
+        sa.Column("pending", sa.Integer(), nullable=False),
+        sa.Column("updated_at", utc, nullable=False),
+        sa.PrimaryKeyConstraint("schedule_id", name=op.f("pk_schedule_listings")),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("schedule_files")
+    op.drop_table("schedule_listings")
     op.drop_index("ix_schedule_fires_schedule", table_name="schedule_fires")
     op.drop_table("schedule_fires")
     op.drop_index(op.f("ix_schedules_pipeline_endpoint_id"), table_name="schedules")
