@@ -287,10 +287,11 @@ def _print_progress(progress: dict[str, Any]) -> None:
         )
     )
     if progress["workers"]:
-        table = Table("WORKER", "BATCHES DONE", "FAILED", "CURRENT BATCH", "LAST HEARTBEAT")
+        table = Table("WORKER", "NODE", "BATCHES DONE", "FAILED", "CURRENT BATCH", "LAST HEARTBEAT")
         for worker in progress["workers"]:
             table.add_row(
                 str(worker["worker"]),
+                str(worker["node"]),
                 str(worker["batches_done"]),
                 str(worker["batches_failed"]),
                 str(worker["current_batch"]) if worker["current_batch"] != "" else "-",
