@@ -251,6 +251,9 @@ def _print_run(record: PipelineRunRecord, document: dict[str, Any]) -> None:
     ignored = record.properties.get(IGNORED_PARAMETERS)
     if ignored:
         rows.append(("Ignored parameters", Text(f"{ignored} (not declared by the pipeline)")))
+    if document["rerun_of"]:
+        how = " (resumed from its failed steps)" if document["resumes"] else ""
+        rows.append(("Rerun of", f"{document['rerun_of']}{how}"))
     if record.description:
         rows.append(("Description", record.description))
     if record.error:
