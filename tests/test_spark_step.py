@@ -44,6 +44,7 @@ from headrace import (
     Workspace,
 )
 from headrace.errors import ComputeTargetException, UserError
+from headrace.graph.model import STEP_ERROR_PREFIX
 from headrace.kinds.spark.legacy import spec_from_argv
 from headrace.kinds.spark.spec import SparkSpec
 
@@ -350,12 +351,14 @@ def test_unreachable_master_fails_the_step_in_seconds(ws: Workspace, tmp_path: P
     for name in ("by_object", "by_name"):
         step = run.find_step_run(name)[0]
         assert step.get_status() == "Failed"
+        reason = (
+            f"Spark master {UNREACHABLE} cannot be reached (127.0.0.1:1: Connection refused); "
+            "start the master (sbin/start-master.sh) or use one that runs, e.g. "
+            "master='local[*]'."
+        )
         stderr = step.get_stderr_log().strip()
-        assert stderr.splitlines() == [
-            f"SparkStep failed: Spark master {UNREACHABLE} cannot be reached (127.0.0.1:1: "
-            "Connection refused); start the master (sbin/start-master.sh) or use one that "
-            "runs, e.g. master='local[*]'."
-        ]
+        assert stderr.splitlines() == [f"SparkStep failed: {reason}", STEP_ERROR_PREFIX + reason]
+        assert step.get_details()["error"]["error"]["message"] == f"Step {name!r} failed: {reason}"
         assert "never runs" not in step.get_stdout_log()
 
 
@@ -647,7 +650,11 @@ def test_failing_cell_fails_the_step_showing_the_cell(
         "SparkStep failed: bad.py raised ValueError\nTraceback (most recent call last):\n"
     )
     assert '/bad.py", line 6, in <module>\n    check(spark.range(2).count())\n' in failure
-    assert failure.rstrip().endswith("ValueError: only 2 rows")
+    assert failure.rstrip().endswith(
+        f"ValueError: only 2 rows\n{STEP_ERROR_PREFIX}bad.py raised ValueError: only 2 rows"
+    )
+    error = run.find_step_run("bad.py")[0].get_details()["error"]["error"]
+    assert error["message"] == "Step 'bad.py' failed: bad.py raised ValueError: only 2 rows"
     assert "runpy" not in failure and "headrace/kinds" not in failure
     step_run = run.find_step_run("broken.py")[0]
     assert run.get_status() == "Failed"
@@ -666,6 +673,10 @@ def test_failing_cell_fails_the_step_showing_the_cell(
     assert "not reached" not in step_run.get_stdout_log()
     error = step_run.get_details()["error"]["error"]
     assert "ZeroDivisionError" in error["stderr_tail"]
+    assert error["message"] == (
+        "Step 'broken.py' failed: notebook broken.py, cell 3 failed with ZeroDivisionError: "
+        "division by zero"
+    )
     executed = tmp_path / "executed"
     step_run.download_file("outputs/broken.ipynb", str(executed))
     cells = json.loads(executed.read_text())["cells"]

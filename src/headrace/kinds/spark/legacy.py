@@ -14,6 +14,7 @@ import argparse
 import sys
 from typing import NoReturn
 
+from headrace.graph.model import STEP_ERROR_PREFIX
 from headrace.kinds.spark import program
 from headrace.kinds.spark.spec import SparkSpec
 
@@ -76,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = spec_from_argv(sys.argv[1:] if argv is None else argv)
     except ValueError as exc:
-        print(  # noqa: T201
-            f"{program.PREFIX}the step's recorded command does not parse ({exc}); make the "
-            "SparkStep again and submit the pipeline anew.",
-            file=sys.stderr,
+        reason = (
+            f"the step's recorded command does not parse ({exc}); make the SparkStep again "
+            "and submit the pipeline anew."
         )
+        print(f"{program.PREFIX}{reason}", file=sys.stderr)  # noqa: T201
+        print(f"{STEP_ERROR_PREFIX}SparkStep: {reason}", file=sys.stderr)  # noqa: T201
         return 2
     return program.main(spec)

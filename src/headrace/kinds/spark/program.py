@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from headrace.graph.model import STEP_ERROR_PREFIX
 from headrace.kinds.spark.master import (
     DEFAULT_MASTER,
     SparkMasterError,
@@ -64,7 +65,12 @@ PREFIX = "SparkStep failed: "
 
 
 class SparkStepError(Exception):
-    """A problem before or around the user's code, said in one message."""
+    """A problem before or around the user's code, said in one message; `summary` is its
+    one line for the step's error (the message's first line unless given)."""
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or (message.splitlines() or [""])[0]
 
 
 def _environment_value(prefix: str, name: str) -> str:
@@ -182,7 +188,8 @@ def _run_script(path: Path, argv: list[str], namespace: dict[str, Any]) -> None:
         print(f"headrace: the script exited: {done.value}")  # noqa: T201
     except Exception as exc:
         raise SparkStepError(
-            f"{path.name} raised {type(exc).__name__}\n{user_traceback(exc, str(path))}".rstrip()
+            f"{path.name} raised {type(exc).__name__}\n{user_traceback(exc, str(path))}".rstrip(),
+            f"{path.name} raised {type(exc).__name__}: {exc}",
         ) from None
 
 
@@ -257,5 +264,7 @@ def main(spec: SparkSpec) -> int:
     except SparkStepError as exc:
         sys.stdout.flush()
         print(f"{PREFIX}{exc}", file=sys.stderr)  # noqa: T201
+        # The step's error message (the run's, the portal's) is the reason, not an exit code.
+        print(STEP_ERROR_PREFIX + " ".join(exc.summary.split()), file=sys.stderr)  # noqa: T201
         return 1
     return 0
