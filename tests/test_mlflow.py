@@ -172,6 +172,8 @@ def test_the_tracking_uri_of_a_workspace_folder_reads_its_runs(done: Done) -> No
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
     assert [a.path for a in client.list_artifacts(done.plain.id, "model")] == ["model/model.txt"]
     assert client.get_experiment_by_name("tracked").experiment_id == "tracked"
+    found = client.search_runs(["tracked"])
+    assert {r.info.run_id for r in found} == {done.plain.id, done.auto.id}
 
     # Logging to a finished run from outside lands too; a new run has nowhere to go.
     client.log_metric(done.plain.id, "late", 3.0)
