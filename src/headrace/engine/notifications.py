@@ -96,8 +96,9 @@ def notification_from_spec(
     secrets: dict[str, str] = {}
     timeout = spec.get("timeout_seconds", DEFAULT_TIMEOUT)
     attempts = spec.get("max_attempts", DEFAULT_ATTEMPTS)
-    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 300:
-        problems.append(f"timeout_seconds {timeout!r} must be a number of seconds in (0, 300].")
+    # At most half the outbox lease (120 s): a sender still waiting is never taken over.
+    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
+        problems.append(f"timeout_seconds {timeout!r} must be a number of seconds in (0, 60].")
     if not isinstance(attempts, int) or not 1 <= attempts <= 20:
         problems.append(f"max_attempts {attempts!r} must be a whole number from 1 to 20.")
     config["timeout_seconds"] = timeout

@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse
 
 from headrace.engine.publishing import IGNORED_PARAMETERS
 from headrace.graph.model import Graph
+from headrace.kinds import step_title
 from headrace.server.portal.base import (
     PortalError,
     ViewerDep,
@@ -71,7 +72,7 @@ def graph_shape(graph: Graph) -> dict[str, Any]:
     """The graph as the browser draws it: steps and data as nodes, edges between them.
 
     Edges: producer step -> data -> consuming step, and `run_after` as step -> step."""
-    steps = [{"id": n.id, "name": n.name} for n in graph.nodes]
+    steps = [{"id": n.id, "name": n.name, "type": step_title(n)} for n in graph.nodes]
     data = [{"id": d.id, "name": d.name, "kind": d.kind} for d in graph.data]
     edges: list[list[str]] = []
     for d in graph.data:
