@@ -26,10 +26,12 @@ replacement; rows are committed by the coordinator only, so exactly once still h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,11 +94,19 @@ class RayWorker:
         return ("fatal", fatal) if fatal is not None else ("ready", self.node)
 
     def score(self, index: int, payload: Any, size: int) -> Event:
+        return self.scorer.score(index, self._local(payload), size)
+
+    def _local(self, payload: Any) -> Any:
+        """A file mini-batch's paths into the working folder, made paths into the copy
+        (also the files of one partition, `entry.PartitionedBatch`)."""
         if isinstance(payload, list):
-            payload = [
+            return [
                 _rewrite(p, self.origin, self.cwd) if isinstance(p, str) else p for p in payload
             ]
-        return self.scorer.score(index, payload, size)
+        data = getattr(payload, "data", None)
+        if isinstance(data, list) and dataclasses.is_dataclass(payload):
+            return dataclasses.replace(payload, data=self._local(data))  # type: ignore[type-var]
+        return payload
 
     def finish(self) -> tuple[bytes, bytes, float]:
         """shutdown(), then the worker's logs and output folder (tar archives) and its
@@ -138,9 +148,15 @@ class RayPool:
     what = "Ray actors"
 
     def __init__(self, spec: ParallelSpec, settings: dict[str, Any], address: str) -> None:
-        import ray
-        from ray.util.placement_group import placement_group
-
+        try:
+            import ray
+            from ray.util.placement_group import placement_group
+        except ImportError:
+            raise StepFailure(
+                f"the step runs on a Ray cluster ({address}) but Ray is not installed in its "
+                f"Python ({sys.executable}); add 'ray' to the step's environment (pip "
+                "packages), the version the cluster runs."
+            ) from None
         self.ray: Any = ray
         self.settings = settings
         try:
