@@ -56,6 +56,8 @@ BENCHMARKS = {
     "parallel-memory": "benchmarks.bench_parallel_memory",
     "parallel-ray": "benchmarks.bench_parallel_ray",
     "schedules": "benchmarks.bench_schedules",
+    "cli": "benchmarks.bench_cli",
+    "mlflow": "benchmarks.bench_mlflow",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

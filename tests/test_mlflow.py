@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,10 @@ from headrace import (
     StepRun,
     Workspace,
 )
+from headrace.cli.main import app as cli_app
+from headrace.server.app import create_app
 from tests.conftest import stop_agents
+from tests.servers import RUNNER, asgi_client, run_async
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -67,6 +71,13 @@ AUTOLOG = textwrap.dedent(
     print("MODEL", mlflow.last_logged_model().model_id, flush=True)
     """
 )
+
+
+async def _get(app: Any, url: str) -> Any:
+    async with asgi_client(app) as http:
+        answer = await http.get(url)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
 
 
 @dataclass
@@ -122,6 +133,14 @@ def test_mlflow_calls_in_a_step_land_in_that_steps_run(done: Done) -> None:
     assert plain.tags["stage"] == "train"
     assert plain.tags["mlflow.param.alpha"] == "0.5"
     assert "model/model.txt" in plain.get_file_names()
+
+    # Where a user looks: the CLI and the portal's step page (its JSON twin).
+    shown = RUNNER.invoke(cli_app, ["run", "metrics", plain.id, "-w", str(done.root), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert "loss" in shown.output and "0.3333333333333333" in shown.output
+    app = create_app(done.root, auth=False)
+    page = run_async(lambda: _get(app, f"/ui/steps/{plain.id}.json"))
+    assert "loss" in json.dumps(page["metrics"]) and "after" in json.dumps(page["metrics"])
 
 
 def test_sklearn_autolog_in_a_step_lands_in_its_run(done: Done) -> None:

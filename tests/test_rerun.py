@@ -9,6 +9,7 @@ is removed, as the user fixes what broke; then the run is resumed or rerun.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,9 @@ def by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_resume_from_failed_takes_finished_steps_and_runs_the_rest(
-    ws: Workspace, tmp_path: Path
+    any_ws: Workspace, tmp_path: Path
 ) -> None:
+    ws = any_ws
     first, _ = failed_run(ws, tmp_path)
     prepared = by_name(first)["prepare"]
 
@@ -106,6 +108,7 @@ def test_resume_from_failed_takes_finished_steps_and_runs_the_rest(
     assert not steps["train"]["reused"] and not steps["report"]["reused"]
     shown = hr("run", "show", resumed["id"], "-w", ws.path).stdout
     assert "which this run resumes" in shown
+    assert re.search(rf"Rerun of +{first['id']} \(resumed from its failed steps\)", shown)
 
     # A plain rerun uses the usual rules: prepare always runs, so its consumers run too.
     plain = PipelineRun.get(ws, first["id"]).rerun()
@@ -158,6 +161,14 @@ def test_rerun_through_the_server_and_the_portal(ws: Workspace, tmp_path: Path) 
             run = PipelineRun.get(ws, new_id)
             assert run.wait_for_completion(show_output=False) == Status.FINISHED
             assert run.properties["headrace.recoverFrom"] == first["id"]
+
+            async def new_page() -> str:
+                async with asgi_client(live.app) as client:
+                    return (await client.get(f"/ui/runs/{new_id}", headers=bearer(reader))).text
+
+            shown = run_async(new_page)
+            assert f'<a href="/ui/runs/{first["id"]}">' in shown
+            assert "(resumed from its failed steps)" in shown
     finally:
         stop_agents(root)
 

@@ -555,3 +555,43 @@ def test_a_trigger_checks_its_datastore_and_parameter(ws: Workspace, tmp_path: P
         )
     with pytest.raises(UserError, match="run_per 'day' is not valid"):
         Schedule.create(ws, "t", published.id, "e", datastore="workspaceblobstore", run_per="day")
+
+
+def test_a_scheduler_killed_mid_fire_leaves_no_half_fire_and_the_next_fires_the_rest(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    published = publish(ws, tmp_path / "src")
+    start = (datetime.now() + timedelta(hours=1)).replace(second=0, microsecond=0)
+    every = ScheduleRecurrence("Minute", 1, start_time=start)
+    schedules = [Schedule.create(ws, f"s{i}", published.id, "crash", every) for i in range(60)]
+    slot = start.replace(tzinfo=UTC)
+    root = ws.backend.store.root  # type: ignore[attr-defined]
+    code = (
+        "import sys; from datetime import datetime\n"
+        "from headrace.engine.scheduler import Scheduler\n"
+        "from headrace.store.workspace_store import WorkspaceStore\n"
+        "Scheduler(WorkspaceStore.open(sys.argv[1])).tick(datetime.fromisoformat(sys.argv[2]))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code, str(root), slot.isoformat()])
+    deadline = time.monotonic() + 60
+    while len(ws.backend.list_pipeline_runs(limit=500)) < 5:
+        assert process.poll() is None, "the scheduler ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # mid-fire: some slots fired, most not
+    process.wait()
+    runs_before = {r.id for r in ws.backend.list_pipeline_runs(limit=500)}
+    assert 5 <= len(runs_before) < len(schedules)
+    meta = ws.backend.store.meta  # type: ignore[attr-defined]
+    fired = {f.run_id for s in schedules for f in meta.list_schedule_fires(s.id)}
+    assert fired == runs_before  # every run has its fire, every fire its run
+    result = scheduler(ws).tick(slot + timedelta(seconds=30))  # the restart, late
+    assert len(result.run_ids) == len(schedules) - len(runs_before)
+    for schedule in schedules:
+        (run,) = schedule.get_pipeline_runs()
+        assert run.get_properties()["headrace.scheduleFire"] == "slot:" + slot.isoformat()

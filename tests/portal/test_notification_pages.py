@@ -51,3 +51,44 @@ def test_the_page_lists_notifications_triggers_and_failed_deliveries(
     assert 'data-notification="dead-hook"' in html and 'data-trigger="again"' in html
     assert "connection refused" in html
     assert TOKEN not in html and TOKEN not in str(data)
+
+
+def test_a_run_page_names_its_trigger_and_what_its_ending_set_off(
+    ws: Workspace, root: Path, portal: LiveServer, tmp_path: Path
+) -> None:
+    from headrace.store.run_triggers import triggered_run_id
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "a.py").write_text("print('a')\n")
+    step = PythonScriptStep("a.py", name="a", source_directory=str(folder))
+    source = Pipeline(ws, [step]).publish(name="source")
+    target = Pipeline(ws, [step]).publish(name="target")
+    RunTrigger.create(ws, "next", source=source, target=target, experiment_name="e")
+    run = source.submit(ws, "e")
+    run.wait_for_completion(show_output=False)
+    started = triggered_run_id("next", run.id)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        data = httpx.get(f"{portal.url}/ui/runs/{run.id}.json").json()
+        if any(d.get("state") == "done" for d in data.get("after_ending", [])):
+            break
+        time.sleep(0.1)
+    (firing,) = data["after_ending"]
+    assert (firing["kind"], firing["target"], firing["started_run_id"]) == (
+        "trigger",
+        "next",
+        started,
+    )
+    assert f'href="/ui/runs/{started}"' in httpx.get(f"{portal.url}/ui/runs/{run.id}").text
+    page = httpx.get(f"{portal.url}/ui/runs/{started}")
+    assert page.status_code == 200
+    assert 'id="run-trigger"' in page.text and f'href="/ui/runs/{run.id}"' in page.text
+    facts = httpx.get(f"{portal.url}/ui/runs/{started}.json").json()["run"]
+    assert facts["trigger"] == {
+        "name": "next",
+        "source_run_id": run.id,
+        "source_url": f"/ui/runs/{run.id}",
+    }
+    assert facts["submitted_by"] == "a run trigger"

@@ -24,6 +24,7 @@ from headrace.store.records import (
 )
 
 __all__ = [
+    "PlainTable",
     "console",
     "details_table",
     "duration_seconds",
@@ -48,18 +49,52 @@ _STATUS_STYLE = {
 }
 
 
+class PlainTable:
+    """What `new_table` gives when stdout is not a terminal: columns padded with spaces, no
+    borders, styles or wrapping, written straight out (rich's layout of a 500-step table
+    costs seconds; this costs milliseconds)."""
+
+    def __init__(self, *headers: str) -> None:
+        self.rows: list[list[str]] = [list(headers)]
+
+    def add_row(self, *cells: str | Text | None) -> None:
+        self.rows.append(
+            ["" if c is None else c.plain if isinstance(c, Text) else c for c in cells]
+        )
+
+    def render(self) -> str:
+        widths = [max(len(row[i]) for row in self.rows) for i in range(len(self.rows[0]))]
+        lines = []
+        for row in self.rows:
+            cells = [
+                cell.replace("\n", " ").ljust(width)
+                for cell, width in zip(row, widths, strict=True)
+            ]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines) + "\n"
+
+
+class _Console(Console):
+    def print(self, *objects: Any, **options: Any) -> None:
+        if len(objects) == 1 and isinstance(objects[0], PlainTable):
+            self.file.write(objects[0].render())
+            self.file.flush()
+            return
+        super().print(*objects, **options)
+
+
 def console() -> Console:
     """A console on the current stdout; piped output is not cut at 80 columns, so ids and
     paths stay whole for grep and copy."""
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    return _Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
-def new_table(*headers: str, **options: Any) -> Table:
-    """A table with these column headers: ruled for a terminal; piped, plain columns with no
-    borders or styles, for grep, awk and cut."""
+def new_table(*headers: str, **options: Any) -> Any:
+    """A table with these column headers (`add_row`, then `console().print` it): ruled for a
+    terminal; piped, a `PlainTable` of plain columns for grep, awk and cut."""
     if sys.stdout.isatty():
         return Table(*headers, **options)
-    return Table(*headers, box=None, pad_edge=False, header_style="", show_edge=False, **options)
+    return PlainTable(*headers)
 
 
 def print_json(document: Any) -> None:

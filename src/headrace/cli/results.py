@@ -65,13 +65,12 @@ def _summary(items: list[MetricRecord], *, whole: bool) -> dict[str, Any]:
     return summary
 
 
-def metric_summaries(records: list[MetricRecord], run_id: str) -> dict[str, dict[str, Any]]:
-    """The metrics of run `run_id` among `records`, by name, summarised."""
-    return {
-        name: _summary(items, whole=False)
-        for (owner, name), items in _series(records).items()
-        if owner == run_id
-    }
+def metric_summaries(records: list[MetricRecord]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The metrics among `records`, summarised: {run id: {metric name: summary}}."""
+    summaries: dict[str, dict[str, dict[str, Any]]] = {}
+    for (owner, name), items in _series(records).items():
+        summaries.setdefault(owner, {})[name] = _summary(items, whole=False)
+    return summaries
 
 
 def _value_text(value: Any) -> str:

@@ -46,7 +46,7 @@ from headrace.errors import UserError
 from headrace.graph.validate import did_you_mean, topological_order
 from headrace.sdk.experiment import Experiment
 from headrace.sdk.streaming import LogFollower
-from headrace.store.records import MetricRecord, PipelineRunRecord, Status, StepRunRecord
+from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
 
 __all__ = ["app"]
 
@@ -170,11 +170,11 @@ def show(
         return
     backend = ws.backend
     runs: list[StepRunRecord] = backend.list_step_runs(found.id)
-    records = backend.list_metrics([found.id, *{s.data_run_id for s in runs}])
-    steps = _steps_in_order(backend, found, runs, records)
+    summaries = metric_summaries(backend.list_metrics([found.id, *{s.data_run_id for s in runs}]))
+    steps = _steps_in_order(backend, found, runs, summaries)
     document = {
         **run_document(found),
-        "metrics": metric_summaries(records, found.id),
+        "metrics": summaries.get(found.id, {}),
         "files": files_document(backend.list_run_files(found.id)),
         "steps": steps,
     }
@@ -207,7 +207,7 @@ def _steps_in_order(
     backend: Any,
     record: PipelineRunRecord,
     runs: list[StepRunRecord],
-    metrics: list[MetricRecord],
+    metrics: dict[str, dict[str, dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     """Every step of the run in graph order with its metrics; a step that has not started yet
     appears with status NotStarted, no id, and the steps it waits for."""
@@ -218,7 +218,7 @@ def _steps_in_order(
         (
             order.get(s.node_id, len(order)),
             s.created_at.timestamp(),
-            {**step_document(s), "metrics": metric_summaries(metrics, s.data_run_id)},
+            {**step_document(s), "metrics": metrics.get(s.data_run_id, {})},
         )
         for s in runs
     ]
@@ -251,6 +251,9 @@ def _print_run(record: PipelineRunRecord, document: dict[str, Any]) -> None:
     ignored = record.properties.get(IGNORED_PARAMETERS)
     if ignored:
         rows.append(("Ignored parameters", Text(f"{ignored} (not declared by the pipeline)")))
+    if document["rerun_of"]:
+        how = " (resumed from its failed steps)" if document["resumes"] else ""
+        rows.append(("Rerun of", f"{document['rerun_of']}{how}"))
     if record.description:
         rows.append(("Description", record.description))
     if record.error:

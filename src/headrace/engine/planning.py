@@ -35,8 +35,7 @@ class ProducedData:
 def workspace_default_datastore(ws: WorkspaceStore, graph: Graph) -> str:
     if graph.default_datastore:
         return graph.default_datastore
-    defaults = [d.name for d in ws.meta.list_datastores() if d.is_default]
-    return defaults[0] if defaults else "workspaceblobstore"
+    return ws.meta.default_datastore_name() or "workspaceblobstore"
 
 
 def resolve_inputs(

@@ -121,7 +121,10 @@ def pack(path: Path, exclude: tuple[str, ...] = ()) -> bytes:
                 rel = item.relative_to(path).as_posix()
                 if rel in exclude or (item.is_dir() and not item.is_symlink()):
                     continue
-                tar.add(item, arcname=rel, recursive=False)
+                # A dataset input's files are links to where they are on the agent's
+                # machine, which the node cannot follow: it gets their content.
+                linked_file = item.is_symlink() and item.is_file()
+                tar.add(item.resolve() if linked_file else item, arcname=rel, recursive=False)
     return buffer.getvalue()
 
 

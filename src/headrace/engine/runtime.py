@@ -26,6 +26,7 @@ Executors call these two functions around whatever actually runs the process.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
 import shutil
@@ -40,7 +41,7 @@ from headrace.engine.reaper import exit_record_path
 from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.errors import HeadraceError
 from headrace.graph import placeholders
-from headrace.graph.model import StepNode
+from headrace.graph.model import KIND_VARIABLE, SPEC_VARIABLE, StepNode
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
 from headrace.store.journal import JOURNAL_NAME
 from headrace.store.objectstores import ObjectDatastoreFiles
@@ -301,8 +302,6 @@ def prepare(
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{env_name(name)}"] = handle
     if datasets:
-        import json
-
         env["HEADRACE_INPUT_DATASETS"] = json.dumps(datasets, separators=(",", ":"))
     notes: tuple[str, ...] = ()
     if node.kind == "command":
@@ -383,28 +382,14 @@ def _transfer_destination(
     ws: WorkspaceStore, task: StepTask, values: dict[str, str]
 ) -> tuple[Path, Path, Path] | None:
     """Where a DataTransferStep publishes on a local datastore (the path, its staging
-    folder, the datastore's root; engine/transferrun.py), which an isolated step may then
+    folder, the datastore's root; headrace.kinds.transfer.program), which an isolated step may then
     write: the submitter may write datastores anyway (a submitter token uploads files)."""
-    import shlex
-
     from headrace.store.datastores import clean_relative_path
 
-    command = task.node.command or ""
-    if task.node.kind != "command" or "headrace.engine.transferrun" not in command:
+    found = _transfer_target(task.node, values)
+    if found is None:
         return None
-    words = shlex.split(command)
-
-    def option(name: str) -> str | None:
-        return words[words.index(name) + 1] if name in words[:-1] else None
-
-    target = option("--destination")
-    if target is not None:
-        datastore, _, path = target.partition(":")
-    else:
-        parameter, store = option("--destination-parameter"), option("--destination-datastore")
-        if parameter is None or store is None:
-            return None
-        datastore, path = store, values.get(parameter, "")
+    datastore, path = found
     try:
         files = ws.datastore_files(datastore)
         if not files.is_local or not clean_relative_path(path):
@@ -415,6 +400,37 @@ def _transfer_destination(
         return None  # the step says what is wrong with its destination itself
     staging = f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}-transfer"
     return final, files.local_path(staging), root
+
+
+def _transfer_target(node: StepNode, values: dict[str, str]) -> tuple[str, str] | None:
+    """A DataTransferStep's fixed destination (datastore, path): from its settings (a
+    TransferSpec, headrace.kinds.transfer), or from the argv of a step recorded before."""
+    settings = node.settings or {}
+    if node.step_kind == "transfer":
+        datastore = settings.get("destination_datastore")
+        parameter = settings.get("destination_parameter")
+        path = values.get(parameter, "") if parameter else settings.get("destination_path")
+        if not isinstance(datastore, str) or not isinstance(path, str):
+            return None
+        return datastore, path
+    command = node.command or ""
+    if node.kind != "command" or "headrace.engine.transferrun" not in command:
+        return None
+    import shlex
+
+    words = shlex.split(command)
+
+    def option(name: str) -> str | None:
+        return words[words.index(name) + 1] if name in words[:-1] else None
+
+    target = option("--destination")
+    if target is not None:
+        datastore, _, path = target.partition(":")
+        return datastore, path
+    parameter, store = option("--destination-parameter"), option("--destination-datastore")
+    if parameter is None or store is None:
+        return None
+    return store, values.get(parameter, "")
 
 
 def _token_file(scratch: Path, token: str) -> Path:
@@ -529,6 +545,10 @@ def _environment(
         env[f"AML_PARAMETER_{env_name(key)}"] = placeholders.expand(raw, data_paths, values)
     for key, raw in node.environment_variables:
         env[key] = placeholders.expand(raw, data_paths, values)
+    if node.step_kind is not None:
+        # A step of a kind package: `python -m headrace.kinds` reads its kind and spec here.
+        env[KIND_VARIABLE] = node.step_kind
+        env[SPEC_VARIABLE] = json.dumps(node.settings, sort_keys=True, separators=(",", ":"))
     cfg = ws.config
     env.update(
         {
@@ -554,6 +574,8 @@ def _environment(
         env["MLFLOW_RUN_ID"] = task.step_run_id
         # MLflow's "View run at <URL>" lines would name a UI headrace does not serve.
         env.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # Steps talk to no one outside: MLflow's usage telemetry stays off unless asked for.
+        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
             env.pop(name, None)
     if _is_spark_step(node):
@@ -595,18 +617,14 @@ def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
 def _is_spark_step(node: StepNode) -> bool:
     """A SparkStep: a step of the `spark` kind, or one recorded before kinds were packages
     (`python -m headrace.engine.sparkrun ...`)."""
-    if node.kind != "command":
-        return False
-    if dict(node.environment_variables).get("HEADRACE_STEP_KIND") == "spark":
-        return True
-    return "headrace.engine.sparkrun" in (node.command or "")
+    if node.step_kind is not None:
+        return node.step_kind == "spark"
+    return node.kind == "command" and "headrace.engine.sparkrun" in (node.command or "")
 
 
 def _spark_settings(ws: WorkspaceStore, node: StepNode) -> dict[str, str]:
     """What a SparkStep's process reads about its master (kinds/spark/program.py), so that
     it needs neither workspace.json nor the database."""
-    import json
-
     settings = {}
     master = ws.config.get("spark_master")
     if isinstance(master, str):

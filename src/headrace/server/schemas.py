@@ -89,6 +89,7 @@ def run_entity(
         "RunHistoryExperimentName": run.experiment_name,
         "PipelineId": pipeline_id,
         "RunSource": run.run_source,
+        "ScheduleId": run.properties.get("azureml.scheduleId"),
         "TotalRunSteps": total_steps,
         "tags": dict(run.tags),
         "Properties": dict(run.properties),

@@ -165,6 +165,15 @@ class SqlMetadataStore(
                 else DatastoreRecord(row.name, row.type, dict(row.config), row.is_default)
             )
 
+    def default_datastore_name(self) -> str | None:
+        """The default datastore's name (one Core read: every submit asks)."""
+        table = DatastoreRow.__table__
+        with self.db.read_conn() as conn:
+            name = conn.execute(
+                select(table.c.name).where(table.c.is_default.is_(True)).order_by(table.c.name)
+            ).scalar()
+        return None if name is None else str(name)
+
     def list_datastores(self) -> list[DatastoreRecord]:
         with self.db.read() as s:
             rows = s.scalars(select(DatastoreRow).order_by(DatastoreRow.name)).all()

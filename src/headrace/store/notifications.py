@@ -44,6 +44,7 @@ __all__ = [
     "NotificationRecord",
     "OutboxRecord",
     "enqueue_for_ending",
+    "outbox_record",
 ]
 
 ENDED_STATUSES = ("Finished", "Failed", "Canceled")
@@ -123,7 +124,7 @@ def _notification(row: NotificationRow) -> NotificationRecord:
     )
 
 
-def _outbox(row: OutboxRow) -> OutboxRecord:
+def outbox_record(row: OutboxRow) -> OutboxRecord:
     return OutboxRecord(
         id=row.id,
         kind=row.kind,
@@ -305,7 +306,7 @@ class NotificationQueries:
         if run_id is not None:
             query = query.where(OutboxRow.run_id == run_id)
         with self.db.read() as s:
-            return [_outbox(r) for r in s.scalars(query).all()]
+            return [outbox_record(r) for r in s.scalars(query).all()]
 
     def outbox_due(self, now: datetime) -> datetime | None:
         """When the next row is due (None: nothing pending or leased), with a plain read."""
@@ -363,7 +364,7 @@ class NotificationQueries:
             return []
         with self.db.read() as s:
             rows = s.scalars(select(OutboxRow).where(OutboxRow.id.in_(taken))).all()
-            return [_outbox(r) for r in rows]
+            return [outbox_record(r) for r in rows]
 
     def outbox_finished(
         self,

@@ -489,6 +489,7 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_once", "kind", "target", "run_id", unique=True),
         Index("ix_outbox_due", "state", "next_attempt_at"),
+        Index("ix_outbox_run", "run_id"),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from headrace.errors import NameConflictError, NotFoundError, UserError
@@ -30,6 +30,12 @@ __all__ = ["ACTIVE", "DISABLED", "PublishingQueries", "published_record"]
 ACTIVE = "Active"
 DISABLED = "Disabled"
 _STATUSES = (ACTIVE, DISABLED)
+
+
+# Built once: constructing the statement costs more than running it (schedules fire many).
+_BY_ID = select(PublishedPipelineRow.__table__).where(
+    PublishedPipelineRow.__table__.c.id == bindparam("pipeline_id")
+)
 
 
 def published_record(row: PublishedPipelineRow | Row[Any]) -> PublishedPipelineRecord:
@@ -99,9 +105,8 @@ class PublishingQueries:
 
     def find_published_pipeline(self, pipeline_id: str) -> PublishedPipelineRecord | None:
         # A Core read: every REST submit makes it (an ORM session costs twice as much).
-        table = PublishedPipelineRow.__table__
         with self.db.read_conn() as conn:
-            row = conn.execute(select(table).where(table.c.id == pipeline_id)).first()
+            row = conn.execute(_BY_ID, {"pipeline_id": pipeline_id}).first()
             return None if row is None else published_record(row)
 
     def get_published_pipeline(self, pipeline_id: str) -> PublishedPipelineRecord:

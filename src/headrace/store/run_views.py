@@ -9,14 +9,20 @@ by the hash of their JSON), so the caller says which ones it already holds
 from __future__ import annotations
 
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
 from headrace.store.metadata import SqlMetadataStore, pipeline_record
-from headrace.store.orm import ExperimentRow, GraphRow, PipelineRunRow
-from headrace.store.records import MetricRecord, PipelineRunRecord, StepRunRecord
+from headrace.store.notifications import OutboxRecord, outbox_record
+from headrace.store.orm import ExperimentRow, GraphRow, OutboxRow, PipelineRunRow
+from headrace.store.records import (
+    TERMINAL_STATUSES,
+    MetricRecord,
+    PipelineRunRecord,
+    StepRunRecord,
+)
 from headrace.store.step_runs import (
     METRICS,
     SELECT_PIPELINE_STEPS,
@@ -45,6 +51,8 @@ class RunView:
     run: PipelineRunRecord
     step_runs: list[StepRunRecord]
     graph: dict[str, Any] | None
+    # What the run's ending set off (notifications, run triggers); empty while it runs.
+    after_ending: list[OutboxRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,13 @@ def read_run_view(
         run = pipeline_record(found[0], found[1])
         graph = _graph(s, run.graph_id, known_graphs)
         steps = [step_record(r) for r in s.execute(SELECT_PIPELINE_STEPS, {"_run_id": run.id})]
-        return RunView(run, steps, graph)
+        after: list[OutboxRecord] = []
+        if run.status in TERMINAL_STATUSES:
+            rows = s.scalars(
+                select(OutboxRow).where(OutboxRow.run_id == run.id).order_by(OutboxRow.id)
+            )
+            after = [outbox_record(r) for r in rows]
+        return RunView(run, steps, graph, after)
 
 
 def read_step_view(

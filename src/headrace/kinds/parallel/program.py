@@ -280,6 +280,7 @@ class Coordinator:
         if kind == "ready":
             worker.ready = True
             worker.node = event[1]
+            self.progress.worker(worker.number).node = str(event[1])
             self.progress.heard(worker.number, None)
         elif kind == "fatal":
             raise StepFailure(event[1])

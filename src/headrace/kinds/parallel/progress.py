@@ -7,7 +7,7 @@ records while the step runs):
 - scalar metrics `items_done`, `items_failed`, `items_remaining`, `mini_batches_done`,
   `mini_batches_failed`, `mini_batches_remaining`, logged when they changed, at most once a
   second (and at the end);
-- a table metric `workers` (columns `worker`, `batches_done`, `batches_failed`,
+- a table metric `workers` (columns `worker`, `node`, `batches_done`, `batches_failed`,
   `current_batch`, `last_heartbeat`: the last time, UTC, the worker reported: ready or a
   mini-batch ended), at most every 5 s when it changed (and at the end);
 - a progress bar line on the step's stdout, at most every 2 s when it changed (every 10 s
@@ -36,7 +36,14 @@ COUNTS = (
     "mini_batches_failed",
     "mini_batches_remaining",
 )
-_WORKER_COLUMNS = ("worker", "batches_done", "batches_failed", "current_batch", "last_heartbeat")
+_WORKER_COLUMNS = (
+    "worker",
+    "node",
+    "batches_done",
+    "batches_failed",
+    "current_batch",
+    "last_heartbeat",
+)
 _METRIC_SECONDS = 1.0
 _WORKERS_SECONDS = 5.0
 _BAR_WIDTH = 30
@@ -54,6 +61,7 @@ def bar(done: int, failed: int, total: int, width: int = _BAR_WIDTH) -> str:
 @dataclass
 class _Worker:
     number: int
+    node: str = ""  # where it runs: a host name, or a Ray node id
     done: int = 0
     failed: int = 0
     current: int | None = None
@@ -143,7 +151,14 @@ class Progress:
 
     def _log_workers(self) -> None:
         rows = [
-            (w.number, w.done, w.failed, "" if w.current is None else w.current, w.heartbeat)
+            (
+                w.number,
+                w.node,
+                w.done,
+                w.failed,
+                "" if w.current is None else w.current,
+                w.heartbeat,
+            )
             for w in sorted(self.workers.values(), key=lambda w: w.number)
         ]
         if rows and rows != self._workers_logged:
@@ -188,9 +203,11 @@ def progress_view(metrics: Sequence[Any], parallel: bool = False) -> dict[str, A
     table = last.get("workers")
     workers: list[dict[str, Any]] = []
     if isinstance(table, dict):
-        columns = [list(table.get(c) or []) for c in _WORKER_COLUMNS]
-        for row in zip(*columns, strict=False):
-            workers.append(dict(zip(_WORKER_COLUMNS, row, strict=True)))
+        columns = {c: list(table.get(c) or []) for c in _WORKER_COLUMNS}
+        for i in range(len(columns["worker"])):
+            workers.append(
+                {c: values[i] if i < len(values) else "" for c, values in columns.items()}
+            )
     finished = numbers["items_done"] + numbers["items_failed"]
     return {
         "items": {

@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse
 
 from headrace.engine.publishing import IGNORED_PARAMETERS
 from headrace.graph.model import Graph
+from headrace.kinds import step_title
 from headrace.server.portal.base import (
     PortalError,
     ViewerDep,
@@ -30,12 +31,16 @@ from headrace.server.portal.base import (
 )
 from headrace.server.portal.shapes import run_row, seconds_between
 from headrace.server.portal.step_pages import graph_of, known_graphs
+from headrace.store.notifications import OutboxRecord
 from headrace.store.records import (
+    RECOVER_FROM,
+    RERUN_OF,
     TERMINAL_STATUSES,
     PipelineRunRecord,
     Status,
     StepRunRecord,
 )
+from headrace.store.run_triggers import triggered_run_id
 from headrace.store.run_views import RunView, read_run_view
 
 __all__ = ["graph_shape", "node_states"]
@@ -69,7 +74,7 @@ def graph_shape(graph: Graph) -> dict[str, Any]:
     """The graph as the browser draws it: steps and data as nodes, edges between them.
 
     Edges: producer step -> data -> consuming step, and `run_after` as step -> step."""
-    steps = [{"id": n.id, "name": n.name} for n in graph.nodes]
+    steps = [{"id": n.id, "name": n.name, "type": step_title(n)} for n in graph.nodes]
     data = [{"id": d.id, "name": d.name, "kind": d.kind} for d in graph.data]
     edges: list[list[str]] = []
     for d in graph.data:
@@ -135,6 +140,7 @@ def _run_facts(run: PipelineRunRecord) -> dict[str, Any]:
     facts = run_row(run)
     pipeline_id = run.properties.get("azureml.pipelineid")
     schedule_id = run.properties.get("azureml.scheduleId")
+    trigger, _, source_run = str(run.properties.get("headrace.trigger", "")).partition(":")
     facts.update(
         {
             "properties": run.properties,
@@ -151,9 +157,36 @@ def _run_facts(run: PipelineRunRecord) -> dict[str, Any]:
             "schedule": (
                 {"id": schedule_id, "url": f"/ui/schedules/{schedule_id}"} if schedule_id else None
             ),
+            "rerun_of": (
+                {
+                    "id": rerun_of,
+                    "url": f"/ui/runs/{rerun_of}",
+                    "resumed": RECOVER_FROM in run.properties,
+                }
+                if (rerun_of := run.properties.get(RERUN_OF))
+                else None
+            ),
+            "trigger": (
+                {
+                    "name": trigger,
+                    "source_run_id": source_run,
+                    "source_url": f"/ui/runs/{source_run}",
+                }
+                if source_run
+                else None
+            ),
         }
     )
     return facts
+
+
+def _reaction(record: OutboxRecord) -> dict[str, Any]:
+    document = record.document()
+    done_trigger = record.kind == "trigger" and record.state == "done"
+    document["started_run_id"] = (
+        triggered_run_id(record.target, record.run_id) if done_trigger else None
+    )
+    return document
 
 
 @page("/runs/{run_id}")
@@ -174,6 +207,8 @@ def run_page(request: Request, viewer: ViewerDep, run_id: str, live: bool = Fals
         "can_rerun": not facts["active"] and viewer.can("submitter"),
         "resumable": run.status in (Status.FAILED, Status.CANCELED),
     }
+    if view.after_ending:  # what its ending set off: notifications, run triggers
+        data["after_ending"] = [_reaction(r) for r in view.after_ending]
     if not (live and wants_json(request)):  # the HTML page always draws the graph
         data["graph"] = graph_shape(graph)
         data["graph_parameters"] = [

@@ -41,7 +41,7 @@
       const body = document.querySelector("#parallel-workers tbody");
       body.replaceChildren(...p.workers.map((w) => {
         const row = document.createElement("tr");
-        for (const value of [w.worker, w.batches_done, w.batches_failed, w.current_batch === "" ? "-" : w.current_batch, w.last_heartbeat]) {
+        for (const value of [w.worker, w.node, w.batches_done, w.batches_failed, w.current_batch === "" ? "-" : w.current_batch, w.last_heartbeat]) {
           const cell = document.createElement("td");
           cell.textContent = value;
           row.append(cell);
