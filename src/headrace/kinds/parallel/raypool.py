@@ -8,10 +8,10 @@ bundles of `process_count_per_node` CPUs (default: the smallest node's CPUs), st
 SPREAD: one bundle per node while there are enough nodes. Each worker is an actor of one
 CPU in a bundle; a replacement goes to the bundle its predecessor left.
 
-Nothing is assumed shared but the dataset's files (read in place, as every dataset input
-of a step on Ray is): each actor gets the step's working folder (the entry script and the
-source directory) through Ray's object store once per pool, unpacks it in a folder of its
-own, and runs there. Paths into the working folder, in the arguments, the step's
+Nothing is assumed shared but inputs read in place (a plain folder; globbed and downloaded
+dataset files are in the working folder): each actor gets the step's working folder (entry
+script, source directory, those files) through Ray's object store, put there once per
+pool, unpacks it in a folder of its own, and runs there. Paths into the working folder, in the arguments, the step's
 variables and file mini-batches, are rewritten to the copy. The worker's log
 (`logs/user/worker_<n>.txt`, whose first line names its Ray node) and what the script wrote to
 `EntryScript().output_dir` come back when the worker is stopped at the end; a worker that
