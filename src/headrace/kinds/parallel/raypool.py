@@ -10,13 +10,13 @@ CPU in a bundle; a replacement goes to the bundle its predecessor left.
 
 Nothing is assumed shared but inputs read in place (a plain folder; globbed and downloaded
 dataset files are in the working folder): each actor gets the step's working folder (entry
-script, source directory, those files) through Ray's object store, put there once per
-pool, unpacks it in a folder of its own, and runs there. Paths into the working folder, in the arguments, the step's
-variables and file mini-batches, are rewritten to the copy. The worker's log
-(`logs/user/worker_<n>.txt`, whose first line names its Ray node) and what the script wrote to
-`EntryScript().output_dir` come back when the worker is stopped at the end; a worker that
-died or was killed for a timeout loses its log (its failed batch is in failed_items.txt),
-and the next worker started on its node removes its folder.
+script, source directory, those files) through Ray's object store, put there once per pool,
+unpacks it in a folder of its own, and runs there. Paths into the working folder, in the
+arguments, the step's variables and file mini-batches, are rewritten to the copy. The
+worker's log (`logs/user/worker_<n>.txt`, whose first line names its Ray node) and what the
+script wrote to `EntryScript().output_dir` come back when the worker is stopped at the end;
+a worker that died or was killed for a timeout loses its log (its failed batch is in
+failed_items.txt), and the next worker started on its node removes its folder.
 
 An actor that dies mid-batch (killed, its node lost) surfaces as Ray's ActorDiedError on its
 calls: the coordinator retries the batch it was running on another worker and starts a
