@@ -483,6 +483,8 @@ def _environment(
         env["MLFLOW_RUN_ID"] = task.step_run_id
         # MLflow's "View run at <URL>" lines would name a UI headrace does not serve.
         env.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # Steps talk to no one outside: MLflow's usage telemetry stays off unless asked for.
+        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
             env.pop(name, None)
     if _is_spark_step(node):

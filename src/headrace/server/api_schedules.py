@@ -8,9 +8,9 @@ scheduling more work behind the workspace's back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from headrace.backend.wire import to_wire
@@ -99,9 +99,12 @@ def update_schedule(
 
 @router.get("/schedules/{schedule_id}/runs")
 def list_schedule_runs(
-    request: Request, schedule_id: str, _token: Reader, limit: int = 100
+    request: Request,
+    schedule_id: str,
+    _token: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    records = state(request).backend.list_schedule_runs(schedule_id, max(1, min(limit, 1000)))
+    records = state(request).backend.list_schedule_runs(schedule_id, limit)
     return [to_wire(r) for r in records]
 
 
