@@ -183,3 +183,30 @@ def test_the_tracking_uri_of_a_workspace_folder_reads_its_runs(done: Done) -> No
     with pytest.raises(mlflow.exceptions.MlflowException, match="no-such-run"):
         client.get_run("no-such-run")
     assert json.loads(json.dumps(got.to_dictionary()))["info"]["run_id"] == done.plain.id
+
+
+def test_a_step_that_cannot_reach_its_run_folder_is_told_why(done: Done, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import mlflow\n"
+        "try:\n"
+        "    mlflow.log_metric('x', 1.0)\n"
+        "except mlflow.exceptions.MlflowException as exc:\n"
+        "    print('REFUSED', exc)\n"
+    )
+    env = {
+        **os.environ,
+        "HEADRACE_RUN_ID": done.plain.id,
+        "HEADRACE_WORKSPACE": str(done.root),
+        "HEADRACE_RUN_DIR": str(tmp_path / "not-here"),
+        "MLFLOW_TRACKING_URI": done.ws.get_mlflow_tracking_uri(),
+        "MLFLOW_RUN_ID": done.plain.id,
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "REFUSED" in ran.stdout, ran.stdout + ran.stderr
+    assert "cannot reach its run" in ran.stdout and "Run.get_context().log" in ran.stdout
