@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import os
 import resource
 import shutil
@@ -37,7 +36,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from headrace.engine.raynode import ADDRESS_VARIABLE, NODE_IP_VARIABLE, pack, unpack
+from headrace.engine.raynode import (
+    ADDRESS_VARIABLE,
+    NODE_IP_VARIABLE,
+    hold,
+    pack,
+    unlocked_folders,
+    unpack,
+)
 from headrace.kinds.parallel.pool import Event, StepFailure, Worker
 from headrace.kinds.parallel.spec import ParallelSpec
 from headrace.kinds.parallel.worker import Scorer
@@ -64,9 +70,7 @@ class RayWorker:
     ) -> None:
         _sweep()
         self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
-        # Held while this actor lives: a folder nobody holds is a dead actor's (see _sweep).
-        self.held = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self.held, fcntl.LOCK_EX)
+        self.held = hold(self.root)  # a folder nobody holds is a dead actor's (see _sweep)
         self.cwd = str(self.root / "work")
         self.origin = settings["cwd"]
         unpack(tree, Path(self.cwd))
@@ -123,22 +127,8 @@ class RayWorker:
 
 def _sweep() -> None:
     """Remove the folders of workers on this node that died without cleaning up (killed for
-    a timeout, or lost): nobody holds their lock. New folders are left alone for a minute
-    (one may not be locked yet)."""
-    young = time.time() - 60
-    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
-        try:
-            if folder.stat().st_mtime > young:
-                continue
-            fd = os.open(folder / ".lock", os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # its actor still runs
-        finally:
-            os.close(fd)
+    a timeout, or lost)."""
+    for folder in unlocked_folders(PREFIX):
         shutil.rmtree(folder, ignore_errors=True)
 
 
