@@ -18,6 +18,7 @@ from headrace.engine.recurrence import describe
 from headrace.sdk.published import SUBMIT_PREFIX
 from headrace.server.access import Reader, Submitter
 from headrace.server.api_base import ClassNamedErrors, state
+from headrace.server.routes import ResourceGroup, Subscription, check_workspace
 from headrace.store.records import ScheduleRecord
 
 __all__ = ["router", "v1_router"]
@@ -152,12 +153,26 @@ def schedule_document(record: ScheduleRecord) -> dict[str, Any]:
 
 @v1_router.get(SUBMIT_PREFIX + "/Schedules", tags=["sdk-v1"])
 def v1_list_schedules(
-    request: Request, _token: Reader, active_only: bool = True
+    request: Request,
+    subscription: Subscription,
+    resource_group: ResourceGroup,
+    workspace: str,
+    _token: Reader,
+    active_only: bool = True,
 ) -> list[dict[str, Any]]:
+    check_workspace(request, workspace)
     records = state(request).backend.list_schedules(active_only=active_only)
     return [schedule_document(r) for r in records]
 
 
 @v1_router.get(SUBMIT_PREFIX + "/Schedules/{schedule_id}", tags=["sdk-v1"])
-def v1_get_schedule(request: Request, schedule_id: str, _token: Reader) -> dict[str, Any]:
+def v1_get_schedule(
+    request: Request,
+    subscription: Subscription,
+    resource_group: ResourceGroup,
+    workspace: str,
+    schedule_id: str,
+    _token: Reader,
+) -> dict[str, Any]:
+    check_workspace(request, workspace)
     return schedule_document(state(request).backend.get_schedule(schedule_id))
