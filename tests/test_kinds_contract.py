@@ -314,6 +314,13 @@ def test_a_published_pipeline_stored_in_the_old_argv_form_still_runs(
     _data(ws, tmp_path)
     sql, transfer = _sql(ws, tmp_path, None, "old"), _transfer(ws, tmp_path, None, "old")
     published = Pipeline(ws, [sql.step, transfer.step]).publish("kinds-today")
+    shown = CliRunner().invoke(app, ["pipeline", "show", "kinds-today", "-w", ws.path, "--json"])
+    steps = {s["name"]: s for s in json.loads(shown.stdout)["steps"]}
+    assert steps["sql-old"]["type"] == "SqlStep"
+    assert steps["sql-old"]["settings"]["outputs"] == [["totals_old", "csv"]]
+    assert steps["transfer-old"]["type"] == "DataTransferStep"
+    table = CliRunner().invoke(app, ["pipeline", "show", "kinds-today", "-w", ws.path]).output
+    assert "SqlStep" in table and "script=totals.sql" in table, table
     meta = ws.backend.meta  # type: ignore[attr-defined]
     graph = meta.get_graph(ws.backend.get_published_pipeline(published.id).graph_id)
     assert {n["step_kind"] for n in graph["nodes"]} == {"sql", "transfer"}

@@ -136,7 +136,7 @@ def _staging_name() -> str:
     pipeline_run = os.environ.get("HEADRACE_PIPELINE_RUN_ID", "manual")
     attempt = os.environ.get("HEADRACE_ATTEMPT", "0")
     # Under the pipeline run's staging folder, so an interrupted attempt's leftovers go
-    # with it (runtime.discard_run removes that folder).
+    # with it (engine/commit.discard_run removes that folder).
     return f".headrace/staging/{pipeline_run}/{run}-{attempt}-transfer"
 
 

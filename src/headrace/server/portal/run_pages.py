@@ -33,6 +33,8 @@ from headrace.server.portal.shapes import run_row, seconds_between
 from headrace.server.portal.step_pages import graph_of, known_graphs
 from headrace.store.notifications import OutboxRecord
 from headrace.store.records import (
+    RECOVER_FROM,
+    RERUN_OF,
     TERMINAL_STATUSES,
     PipelineRunRecord,
     Status,
@@ -154,6 +156,15 @@ def _run_facts(run: PipelineRunRecord) -> dict[str, Any]:
             "ignored_parameters": run.properties.get(IGNORED_PARAMETERS),
             "schedule": (
                 {"id": schedule_id, "url": f"/ui/schedules/{schedule_id}"} if schedule_id else None
+            ),
+            "rerun_of": (
+                {
+                    "id": rerun_of,
+                    "url": f"/ui/runs/{rerun_of}",
+                    "resumed": RECOVER_FROM in run.properties,
+                }
+                if (rerun_of := run.properties.get(RERUN_OF))
+                else None
             ),
             "trigger": (
                 {
