@@ -22,7 +22,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-demo: install
+# `make demo` needs only headrace and scikit-learn: on a fresh clone it installs just those (no
+# dev tools, no pyspark), into the same .venv, which `make install` later completes.
+$(VENV)/.demo-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(UV) pip install -q --python $(PY) -e ".[demo]"
+	touch $@
+
+demo: $(VENV)/.demo-installed
 	$(PY) examples/compare_models/run_demo.py
 
 test: install

@@ -67,7 +67,7 @@ def test_make_demo_runs_logs_metrics_reports_and_is_reused(
         assert "6 of 6 steps reused" in out
         assert "**Best model:" in (tmp_path / "report.md").read_text()
 
-        ws = Workspace.get("demo", path=workspace)
+        ws = Workspace.get("compare-models", path=workspace)
         second, first = Experiment(ws, "compare-models").get_runs()
         assert first.get_status() == second.get_status() == "Finished"
         assert {s.name for s in first.get_steps()} == ALL_STEPS

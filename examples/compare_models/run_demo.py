@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DEFAULT_WORKSPACE = REPO / ".demo" / "workspace"
 EXPERIMENT = "compare-models"
+# Its own name, so the README's `Workspace.create("my-workspace")` and the demo never meet.
+WORKSPACE_NAME = "compare-models"
 
 sys.path.insert(0, str(HERE))
 
@@ -125,7 +127,7 @@ def where_to_look(ws: Workspace, run: PipelineRun, ws_arg: str) -> None:
     print("\nor in a browser (the graph, live logs, metric charts, run comparison):")
     print(f"  {cli} ui {ws_arg}    # then open http://127.0.0.1:8766/ui/runs/{run.id}")
     print("\nor from Python:")
-    print(f"  ws = Workspace.get('demo', path={shown(Path(str(ws.path)))!r})")
+    print(f"  ws = Workspace.get({WORKSPACE_NAME!r}, path={shown(Path(str(ws.path)))!r})")
     print(f"  run = PipelineRun.get(ws, {run.id!r})")
     print("  run.find_step_run('train_svm')[0].get_metrics()")
 
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.keep:
             start_afresh(folder)
-        ws = Workspace.create("demo", path=folder, exist_ok=True)
+        ws = Workspace.create(WORKSPACE_NAME, path=folder, exist_ok=True)
 
         banner("1. Submit: prepare -> train logreg, forest, svm in parallel -> compare -> report")
         first, first_seconds = submit_and_wait(ws, parameters)
