@@ -10,7 +10,7 @@ attributes at start-up, and only measure while a window is open:
     SIGUSR2  close it and write OUT.json (and OUT.prof with --cprofile)
 
 The wrappers time inclusive wall time; nested labels overlap (e.g. `agent._ended` contains
-`runtime.finalize` and `store.complete_step_run`).
+`commit.finalize` and `store.complete_step_run`).
 """
 
 from __future__ import annotations

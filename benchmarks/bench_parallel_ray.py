@@ -5,7 +5,8 @@ two nodes of one CPU each, all on 127.0.0.1; shut down here, never `ray stop`), 
 target attached to it, and a ParallelRunStep with node_count=2, process_count_per_node=1:
 its workers are two Ray actors, one per node (kinds/parallel/raypool.py). The input is
 20,000 tiny files (4,000 with --quick) in mini-batches of 10; `run()` reads each file and
-spends about a millisecond of CPU on it (`sum(range(WORK))`), so one mini-batch is ~10 ms.
+spends about a millisecond of CPU on it (`sum(range(WORK))`), so one mini-batch is ~10 ms
+(on a quiet machine).
 The figure is the step's own processing time (the `seconds` metric: listing the files,
 connecting to Ray, placing and starting the actors and their init(), the mini-batches, the
 commits, the assembled output). The ideal: 2 processes on this machine

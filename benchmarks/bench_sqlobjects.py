@@ -48,7 +48,7 @@ def run(ctx: Context) -> Outcome:
     from tests.objectstores import MotoS3
 
     from headrace import DataReference, Datastore, Experiment, Pipeline, PipelineData
-    from headrace.sdk.sql import SqlStep
+    from headrace.kinds.sql import SqlStep
 
     outcome = Outcome("sqlobjects", "SqlStep on S3 Parquet: in place vs downloaded vs by hand")
     reps = ctx.reps(3, 1)

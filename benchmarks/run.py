@@ -57,6 +57,7 @@ BENCHMARKS = {
     "parallel-ray": "benchmarks.bench_parallel_ray",
     "schedules": "benchmarks.bench_schedules",
     "cli": "benchmarks.bench_cli",
+    "mlflow": "benchmarks.bench_mlflow",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

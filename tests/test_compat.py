@@ -99,12 +99,15 @@ NATIVE_ONLY = {
     "NameConflictError",
     "NotAStepError",
     "NotFoundError",
+    "Notification",  # beyond SDK v1: webhooks and mail when a run ends
+    "NotificationError",
     "NotYetImplementedError",
     "OfflineRun",
     "ParameterError",
     "PipelineDisabledError",
     "PipelineValidationError",
     "RunNotFoundError",
+    "RunTrigger",  # beyond SDK v1: a run's ending starts a published pipeline
     "RayCompute",  # AmlCompute runs on Ray through the workspace configuration
     "ScriptRun",
     "SparkCompute",  # DatabricksCompute is its SDK v1 name

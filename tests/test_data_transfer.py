@@ -36,8 +36,8 @@ from headrace import (
     TransferCompute,
     Workspace,
 )
-from headrace.engine.transfercopy import CopyStats, TransferError, copy_file, verify_copy
 from headrace.errors import ComputeTargetException
+from headrace.kinds.transfer.copy import CopyStats, TransferError, copy_file, verify_copy
 from tests.objectstores import MotoS3
 from tests.test_object_datastores import azurite, moto, store  # noqa: F401  # fixtures
 
@@ -432,7 +432,9 @@ def test_data_factory_attach_configuration_and_its_settings(ws: Workspace) -> No
         destination_data_reference=DataReference(ds, "out", "out").as_mount(),
         compute_target=target,
     )
-    assert "--parallelism 4" in str(step.command) and "--verify size" in str(step.command)
+    [node] = Pipeline(ws, [step]).graph.nodes
+    assert node.step_kind == "transfer" and node.settings is not None
+    assert (node.settings["parallelism"], node.settings["verify"]) == (4, "size")
     with pytest.raises(ComputeTargetException, match="verify must be 'checksum'"):
         ComputeTarget.attach(ws, "bad", DataFactoryCompute.attach_configuration(verify="md5"))
 

@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,10 @@ from headrace import (
     StepRun,
     Workspace,
 )
+from headrace.cli.main import app as cli_app
+from headrace.server.app import create_app
 from tests.conftest import stop_agents
+from tests.servers import RUNNER, asgi_client, run_async
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -67,6 +71,13 @@ AUTOLOG = textwrap.dedent(
     print("MODEL", mlflow.last_logged_model().model_id, flush=True)
     """
 )
+
+
+async def _get(app: Any, url: str) -> Any:
+    async with asgi_client(app) as http:
+        answer = await http.get(url)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
 
 
 @dataclass
@@ -123,6 +134,14 @@ def test_mlflow_calls_in_a_step_land_in_that_steps_run(done: Done) -> None:
     assert plain.tags["mlflow.param.alpha"] == "0.5"
     assert "model/model.txt" in plain.get_file_names()
 
+    # Where a user looks: the CLI and the portal's step page (its JSON twin).
+    shown = RUNNER.invoke(cli_app, ["run", "metrics", plain.id, "-w", str(done.root), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert "loss" in shown.output and "0.3333333333333333" in shown.output
+    app = create_app(done.root, auth=False)
+    page = run_async(lambda: _get(app, f"/ui/steps/{plain.id}.json"))
+    assert "loss" in json.dumps(page["metrics"]) and "after" in json.dumps(page["metrics"])
+
 
 def test_sklearn_autolog_in_a_step_lands_in_its_run(done: Done) -> None:
     metrics = done.auto.get_metrics()
@@ -153,6 +172,8 @@ def test_the_tracking_uri_of_a_workspace_folder_reads_its_runs(done: Done) -> No
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
     assert [a.path for a in client.list_artifacts(done.plain.id, "model")] == ["model/model.txt"]
     assert client.get_experiment_by_name("tracked").experiment_id == "tracked"
+    found = client.search_runs(["tracked"])
+    assert {r.info.run_id for r in found} == {done.plain.id, done.auto.id}
 
     # Logging to a finished run from outside lands too; a new run has nowhere to go.
     client.log_metric(done.plain.id, "late", 3.0)
@@ -162,3 +183,30 @@ def test_the_tracking_uri_of_a_workspace_folder_reads_its_runs(done: Done) -> No
     with pytest.raises(mlflow.exceptions.MlflowException, match="no-such-run"):
         client.get_run("no-such-run")
     assert json.loads(json.dumps(got.to_dictionary()))["info"]["run_id"] == done.plain.id
+
+
+def test_a_step_that_cannot_reach_its_run_folder_is_told_why(done: Done, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import mlflow\n"
+        "try:\n"
+        "    mlflow.log_metric('x', 1.0)\n"
+        "except mlflow.exceptions.MlflowException as exc:\n"
+        "    print('REFUSED', exc)\n"
+    )
+    env = {
+        **os.environ,
+        "HEADRACE_RUN_ID": done.plain.id,
+        "HEADRACE_WORKSPACE": str(done.root),
+        "HEADRACE_RUN_DIR": str(tmp_path / "not-here"),
+        "MLFLOW_TRACKING_URI": done.ws.get_mlflow_tracking_uri(),
+        "MLFLOW_RUN_ID": done.plain.id,
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "REFUSED" in ran.stdout, ran.stdout + ran.stderr
+    assert "cannot reach its run" in ran.stdout and "Run.get_context().log" in ran.stdout

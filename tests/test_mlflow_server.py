@@ -34,7 +34,11 @@ mlflow = pytest.importorskip("mlflow")
 STEP = textwrap.dedent(
     """
     import mlflow
+    from headrace import Run
 
+    # azureml-mlflow's habit: the workspace's tracking URI, from the step's run.
+    ws = Run.get_context().experiment.workspace
+    mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())
     mlflow.log_param("depth", 3)
     for i in range(5):
         mlflow.log_metric("rmse", 10.0 - i, step=i)

@@ -433,3 +433,25 @@ def test_the_rest_submit_route_honours_enable_notification(
     assert "headrace.enableNotification" not in plain.properties
     (delivery,) = wait_for(hook.deliveries, "the asked run's delivery")
     assert delivery["run_id"] == asked.id
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"kind": "email", "to": 5, "smtp_host": "h"}, "to 5 must be one or more email"),
+        ({"kind": "webhook", "url": "http://x", "statuses": 5}, "statuses 5 are not final"),
+        ({"kind": "webhook", "url": "http://x", "timeout_seconds": 61}, "in (0, 60]"),
+        ({"kind": "webhook", "url": "http://x", "max_attempts": True}, "max_attempts True"),
+        ({"kind": "webhook", "url": "env:"}, "url is missing"),
+        ({"kind": "webhook", "url": "http://[::1"}, "must be an http:// or https:// URL"),
+        ({"kind": "webhook", "url": "ftp://x/y"}, "must be an http:// or https:// URL"),
+        ({"kind": "webhook", "url": "http://x", "on_request": "yes"}, "on_request must be"),
+        ({"kind": "sms"}, "kind 'sms' must be 'email' or 'webhook'"),
+    ],
+)
+def test_a_bad_notification_setting_is_named(spec: dict[str, Any], problem: str) -> None:
+    from headrace.engine.notifications import notification_from_spec
+
+    with pytest.raises(UserError, match="The notification cannot be added") as caught:
+        notification_from_spec({"name": "n", **spec})
+    assert problem in str(caught.value)

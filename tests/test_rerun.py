@@ -161,6 +161,14 @@ def test_rerun_through_the_server_and_the_portal(ws: Workspace, tmp_path: Path) 
             run = PipelineRun.get(ws, new_id)
             assert run.wait_for_completion(show_output=False) == Status.FINISHED
             assert run.properties["headrace.recoverFrom"] == first["id"]
+
+            async def new_page() -> str:
+                async with asgi_client(live.app) as client:
+                    return (await client.get(f"/ui/runs/{new_id}", headers=bearer(reader))).text
+
+            shown = run_async(new_page)
+            assert f'<a href="/ui/runs/{first["id"]}">' in shown
+            assert "(resumed from its failed steps)" in shown
     finally:
         stop_agents(root)
 

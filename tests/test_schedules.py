@@ -595,3 +595,57 @@ def test_a_scheduler_killed_mid_fire_leaves_no_half_fire_and_the_next_fires_the_
     for schedule in schedules:
         (run,) = schedule.get_pipeline_runs()
         assert run.get_properties()["headrace.scheduleFire"] == "slot:" + slot.isoformat()
+
+
+@pytest.mark.usefixtures("aliased")
+def test_the_schedule_notebooks_calls_work_as_written(ws: Workspace, tmp_path: Path) -> None:
+    """The calls of aml-pipelines-setup-schedule-for-a-published-pipeline and
+    aml-pipelines-showcasing-datapath-and-pipelineparameter, keyword for keyword."""
+    from azureml.core.datastore import Datastore
+    from azureml.pipeline.core.schedule import Schedule as V1Schedule
+    from azureml.pipeline.core.schedule import ScheduleRecurrence as V1Recurrence
+
+    pub_pipeline_id = publish_reader(ws, tmp_path / "src").id
+    recurrence = V1Recurrence(frequency="Day", interval=2, hours=[22], minutes=[30])
+    schedule = V1Schedule.create(
+        workspace=ws,
+        name="My_Schedule",
+        pipeline_id=pub_pipeline_id,
+        experiment_name="Schedule-run-sample",
+        recurrence=recurrence,
+        wait_for_provisioning=True,
+        description="Schedule Run",
+    )
+    schedules = V1Schedule.list(ws, pipeline_id=pub_pipeline_id)
+    assert [s.id for s in schedules if s.recurrence is not None] == [schedule.id]
+    fetched_schedule = V1Schedule.get(ws, schedule.id)
+    fetched_schedule.disable(wait_for_provisioning=True)
+    assert V1Schedule.get(ws, schedule.id).status == "Disabled"
+    fetched_schedule.enable(wait_for_provisioning=True)
+    fetched_schedule.update(
+        name="My_Updated_Schedule",
+        description="Updated_Schedule_Run",
+        status="Active",
+        wait_for_provisioning=True,
+        recurrence=V1Recurrence(frequency="Hour", interval=2),
+    )
+    fetched_schedule = V1Schedule.get(ws, fetched_schedule.id)
+    assert fetched_schedule.recurrence is not None
+    assert (fetched_schedule.name, fetched_schedule.recurrence.frequency) == (
+        "My_Updated_Schedule",
+        "Hour",
+    )
+    datastore = Datastore(workspace=ws, name="workspaceblobstore")
+    trigger = V1Schedule.create(
+        workspace=ws,
+        name="Datastore_trigger_schedule",
+        pipeline_id=pub_pipeline_id,
+        experiment_name="Scheduled_Pipeline",
+        datastore=datastore,
+        wait_for_provisioning=True,
+        description="Datastore trigger schedule demo",
+        path_on_datastore="sample_datapath_for_folder",
+        data_path_parameter_name="input_data",
+    )
+    trigger.disable()
+    assert "datastore workspaceblobstore:sample_datapath_for_folder" in repr(trigger)

@@ -130,7 +130,10 @@ def jvm_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     from pyspark.java_gateway import launch_gateway
 
     log = tmp_path_factory.mktemp("jvm") / "jvm.log"
-    conf = SparkConf(loadDefaults=False).set("spark.driver.extraJavaOptions", "-XX:-UsePerfData")
+    # Short runs on two cores: the client compiler only and one GC thread roughly halve the
+    # JVM's warm-up here (steps outside tests keep the JVM's defaults).
+    options = "-XX:-UsePerfData -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    conf = SparkConf(loadDefaults=False).set("spark.driver.extraJavaOptions", options)
     saved = os.environ.get("SPARK_LOCAL_IP")
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     try:

@@ -27,7 +27,7 @@ from headrace import (
     PythonScriptStep,
     Workspace,
 )
-from headrace.sdk.sql import SqlStep
+from headrace.kinds.sql import SqlStep
 from tests.objectstores import MotoS3
 from tests.test_object_datastores import azurite, moto, s3_store, store  # noqa: F401  # fixtures
 

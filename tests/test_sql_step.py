@@ -26,8 +26,8 @@ from headrace import (
     Workspace,
 )
 from headrace.errors import ComputeTargetException
+from headrace.kinds.sql import AdlaStep, SqlStep
 from headrace.sdk.compute import SqlCompute
-from headrace.sdk.sql import AdlaStep, SqlStep
 
 TRIPS_CSV = "id,city,amount\n1,Oslo,10.5\n2,Oslo,4\n3,O'Brien Town,7\n4,Bergen,1\n"
 
@@ -366,7 +366,10 @@ def test_out_of_core_aggregation_under_a_small_memory_limit(ws: Workspace, tmp_p
         outputs=[groups],
         compute_target=sql_target,
     )
-    assert "--memory-limit 64MB --threads 2" in str(step.command)
+    [node] = Pipeline(ws, [step]).graph.nodes
+    assert node.step_kind == "sql"
+    assert node.settings is not None
+    assert (node.settings["memory_limit"], node.settings["threads"]) == ("64MB", 2)
     run = _submit(ws, [step])
     assert run.get_status() == "Finished", run.find_step_run("agg")[0].get_stderr_log()
     out = _output_file(run, "agg", "groups", tmp_path) / "groups.parquet"

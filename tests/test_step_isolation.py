@@ -49,7 +49,7 @@ from headrace import (
 )
 from headrace.engine import landlock
 from headrace.engine.isolation import inherited_environment
-from headrace.sdk.sql import SqlStep
+from headrace.kinds.sql import SqlStep
 from tests.servers import ServerProcess, bearer, make_token
 
 BASE_PYTHON = "/usr/bin/python3.11"

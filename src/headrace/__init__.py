@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
     )
     from headrace.kinds.parallel import ParallelRunConfig, ParallelRunStep
     from headrace.kinds.spark import DatabricksCompute, DatabricksStep, SparkCompute, SparkStep
+    from headrace.kinds.sql import AdlaStep, SqlStep
+    from headrace.kinds.transfer import DataFactoryCompute, DataTransferStep, TransferCompute
     from headrace.sdk.builder import StepSequence
     from headrace.sdk.compute import (
         AdlaCompute,
@@ -83,9 +85,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
     )
     from headrace.sdk.runs import PipelineRun, Run, StepRun
     from headrace.sdk.schedule import Schedule, ScheduleRecurrence, TimeZone
-    from headrace.sdk.sql import AdlaStep, SqlStep
     from headrace.sdk.steps import CommandStep, PipelineStep, PythonScriptStep
-    from headrace.sdk.transfer import DataFactoryCompute, DataTransferStep, TransferCompute
     from headrace.sdk.workspace import TokenAuthentication, Workspace
 
 __version__ = "0.1.0"
@@ -96,7 +96,7 @@ __version__ = "0.1.0"
 _HOMES = {
     "ActivityFailedException": "headrace.errors",
     "AdlaCompute": "headrace.sdk.compute",
-    "AdlaStep": "headrace.sdk.sql",
+    "AdlaStep": "headrace.kinds.sql",
     "AmlCompute": "headrace.sdk.compute",
     "CommandStep": "headrace.sdk.steps",
     "ComputeTarget": "headrace.sdk.compute",
@@ -104,11 +104,11 @@ _HOMES = {
     "CondaDependencies": "headrace.sdk.runconfig",
     "ConfigError": "headrace.errors",
     "ConflictError": "headrace.errors",
-    "DataFactoryCompute": "headrace.sdk.transfer",
+    "DataFactoryCompute": "headrace.kinds.transfer",
     "DataPath": "headrace.sdk.data",
     "DataPathComputeBinding": "headrace.sdk.data",
     "DataReference": "headrace.sdk.data",
-    "DataTransferStep": "headrace.sdk.transfer",
+    "DataTransferStep": "headrace.kinds.transfer",
     "ParallelRunConfig": "headrace.kinds.parallel",
     "ParallelRunStep": "headrace.kinds.parallel",
     "DataType": "headrace.sdk.datasets",
@@ -161,14 +161,14 @@ _HOMES = {
     "SparkCompute": "headrace.kinds.spark",
     "SparkStep": "headrace.kinds.spark",
     "SqlCompute": "headrace.sdk.compute",
-    "SqlStep": "headrace.sdk.sql",
+    "SqlStep": "headrace.kinds.sql",
     "StepRun": "headrace.sdk.runs",
     "StepSequence": "headrace.sdk.builder",
     "StoreError": "headrace.errors",
     "TabularDataset": "headrace.sdk.datasets",
     "TimeZone": "headrace.sdk.schedule",
     "TokenAuthentication": "headrace.sdk.workspace",
-    "TransferCompute": "headrace.sdk.transfer",
+    "TransferCompute": "headrace.kinds.transfer",
     "UserError": "headrace.errors",
     "Workspace": "headrace.sdk.workspace",
     "WorkspaceExistsError": "headrace.errors",

@@ -380,7 +380,7 @@ def test_the_runs_and_experiments_pages_fit_the_screen(
     # Everything is reachable from the keyboard: the filters, Apply, the row checkboxes.
     tab.goto(portal.url + "/ui/runs")
     reached = set()
-    for _ in range(40):
+    for _ in range(80):  # past the navigation's links, however many pages it lists
         tab.keyboard.press("Tab")
         reached.add(
             tab.evaluate("document.activeElement.name || document.activeElement.textContent")

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +28,7 @@ from headrace.graph.validate import did_you_mean
 from headrace.sdk.data import DataPath
 from headrace.sdk.pipeline import Pipeline
 
-__all__ = ["datapath_params", "loaded_pipeline", "parse_params", "split_spec"]
+__all__ = ["datapath_params", "loaded_pipeline", "parse_params", "split_spec", "typed_params"]
 
 
 def split_spec(spec: str) -> tuple[Path, str | None]:
@@ -59,7 +59,14 @@ def parse_params(assignments: list[str]) -> dict[str, str]:
 def datapath_params(pipeline: Pipeline, params: dict[str, str]) -> dict[str, Any]:
     """`params` with the values of DataPath parameters, given as DATASTORE:PATH, made
     DataPaths; other values stay text for submit to convert."""
-    kinds = {p.name: p.type for p in pipeline.graph.parameters}
+    return typed_params({p.name: p.type for p in pipeline.graph.parameters}, params, DataPath)
+
+
+def typed_params(
+    kinds: Mapping[str, str], params: dict[str, str], make: Any = None
+) -> dict[str, Any]:
+    """`params` (by name, the parameters' `kinds`) with each DataPath parameter's
+    DATASTORE:PATH split: `make(datastore, path)`, or a {"datastore", "path"} dict."""
     values: dict[str, Any] = {}
     for name, value in params.items():
         if kinds.get(name) != "datapath":
@@ -71,7 +78,7 @@ def datapath_params(pipeline: Pipeline, params: dict[str, str]) -> dict[str, Any
                 f"--param {name} is a DataPath parameter; give DATASTORE:PATH, for example "
                 f"--param {name}=workspaceblobstore:data/train.csv."
             )
-        values[name] = DataPath(datastore, path)
+        values[name] = make(datastore, path) if make else {"datastore": datastore, "path": path}
     return values
 
 

@@ -33,6 +33,7 @@ from headrace.cli.output import (
 from headrace.errors import NotFoundError, PipelineDisabledError, UserError
 from headrace.graph.model import Graph, ParameterDef
 from headrace.graph.validate import did_you_mean, topological_order
+from headrace.kinds import settings_text, step_title
 from headrace.sdk.data import DataPath
 from headrace.sdk.published import PublishedPipeline
 from headrace.sdk.runs import PipelineRun
@@ -173,6 +174,8 @@ def _show_document(pipeline: PublishedPipeline) -> dict[str, Any]:
         "steps": [
             {
                 "name": graph.node(n).name,
+                "type": step_title(graph.node(n)),
+                "settings": graph.node(n).settings,
                 "compute_target": graph.node(n).compute_target,
                 "waits_for": [graph.node(p).name for p in graph.predecessors(n)],
             }
@@ -334,9 +337,16 @@ def show(
         out.print(params)
     else:
         out.print("Parameters: none")
-    steps = new_table("STEP", "COMPUTE TARGET", "WAITS FOR")
+    steps = new_table("STEP", "TYPE", "SETTINGS", "COMPUTE TARGET", "WAITS FOR")
     for s in document["steps"]:
-        steps.add_row(Text(s["name"]), s["compute_target"], Text(", ".join(s["waits_for"])))
+        settings = ", ".join(f"{k}={v}" for k, v in settings_text(s["settings"]))
+        steps.add_row(
+            Text(s["name"]),
+            s["type"],
+            Text(settings or "-"),
+            s["compute_target"],
+            Text(", ".join(s["waits_for"])),
+        )
     out.print(steps)
     out.print(Text("Submit over REST:", style="bold"))
     out.print(Text(document["curl"]), soft_wrap=True)

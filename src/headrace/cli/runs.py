@@ -18,7 +18,7 @@ from headrace.cli.common import (
     remember_workspace,
 )
 from headrace.cli.follow import StepFilter, exit_for, follow_run
-from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params
+from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params, typed_params
 from headrace.cli.output import (
     console,
     details_table,
@@ -416,7 +416,8 @@ def rerun(
     ws = open_workspace(workspace)
     backend = ws.backend
     original = get_pipeline_run(ws, run_id)
-    values = _typed_params(backend, original, parse_params(param or []))
+    kinds = {p.name: p.type for p in backend.get_graph(original.graph_id).parameters}
+    values = typed_params(kinds, parse_params(param or []))
     submission = backend.rerun(original.id, parameters=values or None, from_failed=from_failed)
     new_id = submission.run.id
     if not json_:
@@ -430,24 +431,3 @@ def rerun(
         return
     record = follow_run(backend, new_id, stream_logs=not json_, timeout_seconds=None)
     exit_for(record, json_=json_, backend=backend)
-
-
-def _typed_params(
-    backend: Any, record: PipelineRunRecord, params: dict[str, str]
-) -> dict[str, Any]:
-    """`--param` values; a DataPath parameter's DATASTORE:PATH becomes its datastore and path
-    (submit converts the rest to each parameter's type)."""
-    kinds = {p.name: p.type for p in backend.get_graph(record.graph_id).parameters}
-    values: dict[str, Any] = {}
-    for name, value in params.items():
-        if kinds.get(name) != "datapath":
-            values[name] = value
-            continue
-        datastore, sep, path = value.partition(":")
-        if not sep or not datastore:
-            raise UserError(
-                f"--param {name} is a DataPath parameter; give DATASTORE:PATH, for example "
-                f"--param {name}=workspaceblobstore:data/train.csv."
-            )
-        values[name] = {"datastore": datastore, "path": path}
-    return values

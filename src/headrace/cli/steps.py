@@ -31,7 +31,8 @@ from headrace.cli.results import (
     step_files,
 )
 from headrace.engine.environments import describe_environment
-from headrace.graph.model import Graph
+from headrace.graph.model import Graph, StepNode
+from headrace.kinds import kind_title, settings_text, step_title
 from headrace.kinds.parallel.progress import progress_view
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, StepRunRecord
@@ -66,10 +67,15 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
     graph = backend.get_graph(run.graph_id)
     reason = dict(record.run_reason)
     reused_pipeline = record.properties.get("azureml.reusedpipeline")
+    node = _node(graph, record.node_id)
     metrics = backend.list_metrics([record.data_run_id])
     return {
         **step_document(record),
         "experiment": run.experiment_name,
+        # What the step is ("SqlStep", "PythonScriptStep", ...) and, for a step of a kind
+        # package, its settings: what a user wrote, rather than the process's command.
+        "step_type": step_title(node) if node is not None else None,
+        "settings": node.settings if node is not None else None,
         "command": [str(c) for c in record.command],
         "reason": {
             "decision": reason.get("decision", "reused" if record.reused_run_id else "run"),
@@ -88,7 +94,9 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
         "inputs": _inputs(ws, record, run, graph),
         # A ParallelRunStep's items and mini-batches done / failed / remaining, and its
         # workers (from its metrics; null for other steps).
-        "progress": progress_view(metrics, parallel=_is_parallel(graph, record)),
+        "progress": progress_view(
+            metrics, parallel=node is not None and node.step_kind == "parallel"
+        ),
         "outputs": [
             {
                 "port": port,
@@ -103,12 +111,11 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
     }
 
 
-def _is_parallel(graph: Graph, record: StepRunRecord) -> bool:
+def _node(graph: Graph, node_id: str) -> StepNode | None:
     try:
-        node = graph.node(record.node_id)
+        return graph.node(node_id)
     except KeyError:
-        return False
-    return dict(node.environment_variables).get("HEADRACE_STEP_KIND") == "parallel"
+        return None
 
 
 def _default_datastore(ws: Workspace, graph: Graph) -> str | None:
@@ -181,8 +188,13 @@ def _fingerprint_rows(parts: dict[str, Any]) -> list[tuple[str, str]]:
     step = parts.get("step") or {}
     what = step.get("script_name") or step.get("command") or ""
     environment = parts.get("environment") or {}
-    rows = [
-        ("step", f"{step.get('kind', '')} {what}".strip()),
+    if step.get("step_kind"):
+        # A step of a kind package: its settings are in the step's details above.
+        what = f"{kind_title(str(step['step_kind']))} (its settings)"
+        rows = [("step", what)]
+    else:
+        rows = [("step", f"{step.get('kind', '')} {what}".strip())]
+    rows += [
         ("arguments", " ".join(str(a) for a in parts.get("arguments") or []) or "-"),
         (
             "parameters",
@@ -220,7 +232,14 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
         rows.append(("Why it ran", reason["summary"] or "-"))
         if reason["compared_with"]:
             rows.append(("Compared with", f"step run {reason['compared_with']}"))
-    if details["command"]:
+    if details["step_type"]:
+        rows.append(("Step type", details["step_type"]))
+    if details["settings"] is not None:
+        # A step of a kind package: its settings say what it does; its command is always
+        # `python -m headrace.kinds` (in --json).
+        for key, value in settings_text(details["settings"]):
+            rows.append((f"  {key}", value))
+    elif details["command"]:
         rows.append(("Command", shlex.join(details["command"])))
     if record.fingerprint_parts:
         rows.append(("Python", details["python"]))

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_timeout_seconds
 from headrace.engine.cleanup import DeferredRemover
+from headrace.engine.commit import discard, discard_run, finalize
 from headrace.engine.endings import StepEnd, journal_records
 from headrace.engine.environments import FAILED_MARKER
 from headrace.engine.executors.base import Executor, StepProcess
@@ -78,9 +79,6 @@ from headrace.engine.reaper import (
 from headrace.engine.runtime import (
     PreparedStep,
     StepTask,
-    discard,
-    discard_run,
-    finalize,
     prepare,
     prepared_again,
 )

@@ -38,7 +38,7 @@ def fingerprint_parts(
     environment: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything a step's result depends on, as plain JSON data."""
-    step = {
+    step: dict[str, Any] = {
         "kind": node.kind,
         "name": node.name,
         "script_name": node.script_name,
@@ -53,6 +53,10 @@ def fingerprint_parts(
             for b in node.outputs
         ],
     }
+    if node.step_kind is not None:
+        # Only for steps of a kind package, so other steps' fingerprints stay as they were.
+        step["step_kind"] = node.step_kind
+        step["settings"] = node.settings
     return {
         "step": step,
         "arguments": list(node.arguments),

@@ -35,6 +35,7 @@ from headrace.store.workspace_store import WorkspaceStore
 __all__ = [
     "SECRETS_FILE",
     "add_notification",
+    "checked_statuses",
     "deliver",
     "message_for",
     "notification_from_spec",
@@ -63,6 +64,28 @@ def _secret_ref(value: Any, what: str, secrets: dict[str, str], field: str) -> s
     return "workspace"
 
 
+def _http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. a broken IPv6 address
+        return False
+
+
+def checked_statuses(value: Any, default: list[str], problems: list[str]) -> list[str]:
+    """Final run statuses from a spec (text or a list of text); problems are appended."""
+    if value is None or value == []:
+        return default
+    statuses = [value] if isinstance(value, str) else value
+    if not isinstance(statuses, list) or any(s not in ENDED_STATUSES for s in statuses):
+        problems.append(
+            f"statuses {value!r} are not final run statuses; use any of "
+            f"{', '.join(ENDED_STATUSES)}."
+        )
+        return default
+    return statuses
+
+
 def _redacted(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/…"
@@ -83,28 +106,21 @@ def notification_from_spec(
     kind = spec.get("kind")
     if kind not in KINDS:
         problems.append(f"kind {kind!r} must be 'email' or 'webhook'.")
-    statuses = spec.get("statuses") or list(ENDED_STATUSES)
-    if isinstance(statuses, str):
-        statuses = [statuses]
-    bad = [s for s in statuses if s not in ENDED_STATUSES]
-    if bad or not isinstance(statuses, list):
-        problems.append(
-            f"statuses {bad or statuses!r} are not final run statuses; use any of "
-            f"{', '.join(ENDED_STATUSES)}."
-        )
+    statuses = checked_statuses(spec.get("statuses"), list(ENDED_STATUSES), problems)
     config: dict[str, Any] = {}
     secrets: dict[str, str] = {}
     timeout = spec.get("timeout_seconds", DEFAULT_TIMEOUT)
     attempts = spec.get("max_attempts", DEFAULT_ATTEMPTS)
-    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 300:
-        problems.append(f"timeout_seconds {timeout!r} must be a number of seconds in (0, 300].")
-    if not isinstance(attempts, int) or not 1 <= attempts <= 20:
+    # At most half the outbox lease (120 s): a sender still waiting is never taken over.
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
+        problems.append(f"timeout_seconds {timeout!r} must be a number of seconds in (0, 60].")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 20:
         problems.append(f"max_attempts {attempts!r} must be a whole number from 1 to 20.")
     config["timeout_seconds"] = timeout
     config["max_attempts"] = attempts
     if kind == "email":
         to = spec.get("to")
-        to_list = [to] if isinstance(to, str) else list(to or [])
+        to_list = [to] if isinstance(to, str) else to if isinstance(to, list) else []
         if not to_list or not all(isinstance(a, str) and _ADDRESS.match(a) for a in to_list):
             problems.append(f"to {to!r} must be one or more email addresses.")
         host = spec.get("smtp_host")
@@ -133,14 +149,15 @@ def notification_from_spec(
         )
     elif kind == "webhook":
         url = spec.get("url")
-        shown = url[4:] if isinstance(url, str) and url.startswith("env:") else url
-        if not isinstance(url, str) or not url:
+        if not isinstance(url, str) or url in ("", "env:"):
             problems.append("url is missing: the webhook's URL (or 'env:NAME' holding it).")
-        elif not url.startswith("env:") and urlsplit(str(shown)).scheme not in ("http", "https"):
+        elif not url.startswith("env:") and not _http_url(url):
             problems.append("url must be an http:// or https:// URL (or 'env:NAME').")
         else:
             config["url"] = _secret_ref(url, "url", secrets, "url")
             config["url_shown"] = url if url.startswith("env:") else _redacted(url)
+    if not isinstance(spec.get("on_request", False), bool):
+        problems.append("on_request must be true or false.")
     for key in ("pipeline_id", "experiment_name"):
         if spec.get(key) is not None and not isinstance(spec.get(key), str):
             problems.append(f"{key} must be text.")
@@ -314,7 +331,7 @@ def _post_webhook(
 ) -> dict[str, Any]:
     url = _secret(ws, record, "url") or ""
     shown = record.config.get("url_shown", "the webhook")
-    if urlsplit(url).scheme not in ("http", "https"):  # an env: URL is checked only here
+    if not _http_url(url):  # an env: URL is checked only here
         raise ConfigError(f"The webhook {shown} is not an http:// or https:// URL; fix it.")
     body = json.dumps({"text": message["text"], **message["fields"]}).encode()
     request = urllib.request.Request(  # noqa: S310 (http and https only: checked above)

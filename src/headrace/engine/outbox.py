@@ -24,6 +24,7 @@ import threading
 from datetime import timedelta
 
 from headrace.config import outbox_backoff_seconds, outbox_lease_seconds
+from headrace.engine.launcher import wake_agent
 from headrace.engine.notifications import deliver, message_for
 from headrace.engine.run_triggers import fire
 from headrace.errors import (
@@ -67,6 +68,8 @@ def _handle(ws: WorkspaceStore, row: OutboxRecord) -> None:
             result = deliver(ws, notification, message, f"headrace-{row.id}-{row.run_id}")
         else:
             result = fire(ws, row.target, row.run_id)
+            if result.get("started"):
+                wake_agent(ws.root)  # claim the new run now, not at the next poll
     except (NotificationError, ConfigError, StoreError) as exc:
         error = str(exc)
     except (UserError, NotFoundError, ConflictError) as exc:
@@ -104,13 +107,16 @@ def _handle(ws: WorkspaceStore, row: OutboxRecord) -> None:
     )
 
 
-def send_due(ws: WorkspaceStore) -> int:
-    """Lease and act on every row due now; returns how many were handled."""
+def send_due(ws: WorkspaceStore, working: threading.Event | None = None) -> int:
+    """Lease and act on every row due now; returns how many were handled. `working` is set
+    while leased rows are being handled."""
     handled = 0
     while True:
         rows = ws.meta.claim_outbox(lease_seconds=outbox_lease_seconds())
         if not rows:
             return handled
+        if working is not None:
+            working.set()
         for row in rows:
             _handle(ws, row)
             handled += 1
@@ -124,6 +130,7 @@ class OutboxSender:
         self._event = threading.Event()
         self._stop = False
         self._next_due: float | None = None  # seconds from the last look; None: nothing
+        self._working = threading.Event()  # set while sending
         self._thread = threading.Thread(target=self._loop, name="headrace-outbox", daemon=True)
 
     def start(self) -> None:
@@ -133,9 +140,10 @@ class OutboxSender:
         self._event.set()
 
     def busy(self, within: float) -> bool:
-        """Whether a row is due within `within` seconds (the agent stays up for it)."""
+        """Whether it is sending, or a row is due within `within` seconds (the agent stays
+        up for it)."""
         due = self._next_due
-        return due is not None and due <= within
+        return self._working.is_set() or (due is not None and due <= within)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop = True
@@ -147,7 +155,7 @@ class OutboxSender:
         while not self._stop:
             self._event.clear()
             try:
-                send_due(self.ws)
+                send_due(self.ws, self._working)
                 due = self.ws.meta.outbox_due(utcnow())
             except HeadraceError as exc:
                 log.warning("outbox: %s", exc)
@@ -155,6 +163,8 @@ class OutboxSender:
             except Exception:
                 log.exception("outbox: unexpected error")
                 due = None
+            finally:
+                self._working.clear()
             wait = IDLE_POLL
             if due is not None:
                 seconds = max(0.0, (due - utcnow()).total_seconds())

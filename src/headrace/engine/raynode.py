@@ -55,8 +55,10 @@ __all__ = [
     "NodeBundle",
     "NodeDone",
     "NodeFetch",
+    "hold",
     "pack",
     "run_on_node",
+    "unlocked_folders",
     "unpack",
 ]
 
@@ -121,7 +123,10 @@ def pack(path: Path, exclude: tuple[str, ...] = ()) -> bytes:
                 rel = item.relative_to(path).as_posix()
                 if rel in exclude or (item.is_dir() and not item.is_symlink()):
                     continue
-                tar.add(item, arcname=rel, recursive=False)
+                # A dataset input's files are links to where they are on the agent's
+                # machine, which the node cannot follow: it gets their content.
+                linked_file = item.is_symlink() and item.is_file()
+                tar.add(item.resolve() if linked_file else item, arcname=rel, recursive=False)
     return buffer.getvalue()
 
 
@@ -206,7 +211,7 @@ def run_on_node(bundle: NodeBundle) -> Iterator[Any]:
     """Run one attempt here; yields log chunks (dicts) and finally a `NodeDone`."""
     _sweep()
     root = Path(tempfile.mkdtemp(prefix=PREFIX))
-    held = _hold(root)
+    held = hold(root)
     process: subprocess.Popen[bytes] | None = None
     try:
         places = _PathMap(root)
@@ -327,22 +332,21 @@ def _ended_handle(pid: int) -> int | None:
         return None
 
 
-def _hold(root: Path) -> int:
+def hold(root: Path) -> int:
     """Lock `root` for as long as this worker lives (the kernel drops the lock when it dies)."""
     fd = os.open(root / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 
 
-def _sweep() -> None:
-    """Clean up after workers on this node that died mid-step (force-cancelled, killed, or
-    their raylet crashed): stop the step's process group if it still runs, and remove the
-    folder. A folder is stale when nobody holds its lock."""
+def unlocked_folders(prefix: str, marker: str | None = None) -> Iterator[Path]:
+    """The folders `<temp dir>/<prefix>*` whose lock (`hold`) nobody holds: their worker
+    died without cleaning up. A folder younger than a minute is left alone unless it has
+    `marker` (a file written once it is locked): a new one may not be locked yet."""
     young = time.time() - 60
-    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
         try:
-            # A folder without a process record may be a new one not locked yet.
-            if not (folder / PROCESS_FILE).exists() and folder.stat().st_mtime > young:
+            if folder.stat().st_mtime > young and not (marker and (folder / marker).exists()):
                 continue
             fd = os.open(folder / ".lock", os.O_RDWR)
         except OSError:
@@ -353,6 +357,14 @@ def _sweep() -> None:
             continue  # its worker still runs
         finally:
             os.close(fd)
+        yield folder
+
+
+def _sweep() -> None:
+    """Clean up after workers on this node that died mid-step (force-cancelled, killed, or
+    their raylet crashed): stop the step's process group if it still runs, and remove the
+    folder."""
+    for folder in unlocked_folders(PREFIX, PROCESS_FILE):
         _stop_orphan(folder / PROCESS_FILE)
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -13,7 +13,7 @@ Running (`Agent._recover`):
 
 - its exit record is there: the attempt ended while no agent watched; it is finished
   exactly as the dead agent would have (exit code, log files, the journal from the offset
-  recorded with the last metrics, outputs committed; `runtime.finalize` may run twice);
+  recorded with the last metrics, outputs committed; `commit.finalize` may run twice);
 - its reaper still runs (same pid and start time): the new agent waits for it
   (`AdoptedProcess`), with its timeout and the run's cancel honoured;
 - neither: the process never finished (it was killed with its agent, or never started),

@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from headrace.engine.graphs import load_graph
+from headrace.engine.notifications import checked_statuses
 from headrace.engine.publishing import endpoint_pipeline_id, submit_published
 from headrace.errors import ConflictError, NotFoundError, UserError
 from headrace.store.notifications import ENDED_STATUSES
@@ -60,14 +61,7 @@ def trigger_from_spec(ws: WorkspaceStore, spec: dict[str, Any]) -> RunTriggerRec
                 ids[f"{side}_endpoint_id"] = ws.meta.get_pipeline_endpoint(name=str(endpoint)).id
         except NotFoundError as exc:
             problems.append(f"{side}: {exc}")
-    statuses = spec.get("statuses") or ["Finished"]
-    if isinstance(statuses, str):
-        statuses = [statuses]
-    bad = [s for s in statuses if s not in ENDED_STATUSES]
-    if bad:
-        problems.append(
-            f"statuses {bad!r} are not final run statuses; use any of {', '.join(ENDED_STATUSES)}."
-        )
+    statuses = checked_statuses(spec.get("statuses"), ["Finished"], problems)
     experiment = spec.get("experiment_name")
     if not isinstance(experiment, str) or not experiment.strip():
         problems.append("experiment_name is missing: the experiment the started runs go to.")

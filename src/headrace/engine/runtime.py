@@ -4,7 +4,8 @@
 snapshot (the script's cwd), inputs resolved to absolute paths (a datastore folder on this
 machine is handed over by path, no copy; download mode copies), output folders created in a
 staging place, placeholders in the arguments replaced by paths and parameter values, and the
-environment variables SDK v1 scripts read. `finalize` runs after the process ends: on success
+environment variables SDK v1 scripts read. `finalize` (engine/commit.py; the data it passes
+around is in engine/steptask.py) runs after the process ends: on success
 the staged outputs are renamed into place (so a failed or killed step never leaves output a
 later step could take as valid), `./outputs` and `./logs` become run files, and the working
 folder is removed.
@@ -20,27 +21,26 @@ mount. Its outputs are staged in a local folder next to the working folder and u
 datastore path by `finalize`, only on success. Uploading happens in `finalize`, so a big
 output holds up the caller (the agent's loop) while it transfers.
 
-Executors call these two functions around whatever actually runs the process.
+Executors call `prepare` and `finalize` around whatever actually runs the process.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import posixpath
 import shutil
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from headrace.engine.environments import FAILED_MARKER, environment_notes, step_argv
 from headrace.engine.isolation import inherited_environment
 from headrace.engine.reaper import exit_record_path
+from headrace.engine.steptask import Fetch, PreparedStep, ResolvedData, StepTask
 from headrace.engine.workfolders import FileStamps, WorkFolders
 from headrace.errors import HeadraceError
 from headrace.graph import placeholders
-from headrace.graph.model import StepNode
+from headrace.graph.model import KIND_VARIABLE, SPEC_VARIABLE, StepNode
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
 from headrace.store.journal import JOURNAL_NAME
 from headrace.store.objectstores import ObjectDatastoreFiles
@@ -51,10 +51,7 @@ __all__ = [
     "ResolvedData",
     "StepTask",
     "credential_variables",
-    "discard",
-    "discard_run",
     "env_name",
-    "finalize",
     "parameter_text",
     "pipeline_data_path",
     "prepare",
@@ -100,93 +97,6 @@ def parameter_text(value: Any) -> str:
     if isinstance(value, dict) and "datastore" in value:
         return str(value.get("path") or "")
     return str(value)
-
-
-@dataclass(frozen=True)
-class ResolvedData:
-    """An input or output of one step run, placed on a datastore."""
-
-    port: str
-    data_name: str
-    datastore: str
-    path_on_datastore: str
-    mode: str = "mount"
-    path_on_compute: str | None = None
-    overwrite: bool = False
-    # A dataset input: its definition (store/datasets.py); `datastore` is then "".
-    dataset: dict[str, Any] | None = None
-    # Intermediate data read as a dataset (`Run.input_datasets`): {"kind": "file"} or a
-    # tabular definition without sources.
-    read_as: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class StepTask:
-    """Everything needed to run one attempt of a step."""
-
-    step_run_id: str
-    pipeline_run_id: str
-    attempt: int
-    experiment_name: str
-    node: StepNode
-    parameters: dict[str, Any]
-    inputs: tuple[ResolvedData, ...]
-    outputs: tuple[ResolvedData, ...]
-    # The Python of a step without an environment (and `python` in a CommandStep): the
-    # submitter's (engine/interpreters.py).
-    python: str = sys.executable
-
-
-@dataclass
-class Fetch:
-    """An object-store input the step's node downloads itself (`prepare(fetch_remotely=True)`,
-    Ray): the datastore's handle (credential references, never values), the input's URI,
-    the folder it lands in, and (datastore path, destination) pairs listed by the agent."""
-
-    port: str
-    handle: str
-    uri: str
-    folder: Path
-    pairs: list[tuple[str, Path]]
-
-
-@dataclass
-class PreparedStep:
-    task: StepTask
-    argv: list[str]
-    display_argv: list[str]
-    cwd: Path
-    env: dict[str, str]
-    stdout_path: Path
-    stderr_path: Path
-    staged_outputs: dict[str, Path] = field(default_factory=dict)
-    snapshot_files: FileStamps = field(default_factory=dict)  # what `cwd` was made with
-    input_paths: dict[str, str] = field(default_factory=dict)  # port -> where the step reads it
-    fetches: list[Fetch] = field(default_factory=list)  # inputs left for the node to download
-    # The folders the step writes (an isolated step writes nowhere else), and files of its
-    # own the agent made for it (with a step user, both become that user's).
-    writable: tuple[Path, ...] = ()
-    private_files: tuple[Path, ...] = ()
-    # What an isolated step reads of the workspace besides its inputs: the model registry
-    # (`Model.get_model_path` reads a model in place; the rows come from the server), and
-    # the folders its dataset inputs' links point into.
-    readable: tuple[Path, ...] = ()
-    python: str = sys.executable  # the interpreter `argv` starts (task.python)
-    notes: tuple[str, ...] = ()  # lines its stderr log starts with (environment_notes)
-
-    def log_header(self) -> tuple[bytes, bytes]:
-        """What the executor writes first to the attempt's stdout and stderr logs: which
-        attempt it is (after the first), and the notes."""
-        header = (
-            f"\n--- headrace: attempt {self.task.attempt + 1} ---\n" if self.task.attempt else ""
-        )
-        notes = "".join(f"headrace: {note}\n" for note in self.notes)
-        return header.encode(), (header + notes).encode()
-
-    @property
-    def exit_record(self) -> Path:
-        """Where the attempt's reaper writes how it ended (engine/reaper.py)."""
-        return exit_record_path(self.stdout_path.parent.parent, self.task.attempt)
 
 
 def env_name(name: str) -> str:
@@ -301,8 +211,6 @@ def prepare(
     for name, handle in handles.items():
         env[f"HEADRACE_DATASTORE_{env_name(name)}"] = handle
     if datasets:
-        import json
-
         env["HEADRACE_INPUT_DATASETS"] = json.dumps(datasets, separators=(",", ":"))
     notes: tuple[str, ...] = ()
     if node.kind == "command":
@@ -383,28 +291,14 @@ def _transfer_destination(
     ws: WorkspaceStore, task: StepTask, values: dict[str, str]
 ) -> tuple[Path, Path, Path] | None:
     """Where a DataTransferStep publishes on a local datastore (the path, its staging
-    folder, the datastore's root; engine/transferrun.py), which an isolated step may then
+    folder, the datastore's root; headrace.kinds.transfer.program), which an isolated step may then
     write: the submitter may write datastores anyway (a submitter token uploads files)."""
-    import shlex
-
     from headrace.store.datastores import clean_relative_path
 
-    command = task.node.command or ""
-    if task.node.kind != "command" or "headrace.engine.transferrun" not in command:
+    found = _transfer_target(task.node, values)
+    if found is None:
         return None
-    words = shlex.split(command)
-
-    def option(name: str) -> str | None:
-        return words[words.index(name) + 1] if name in words[:-1] else None
-
-    target = option("--destination")
-    if target is not None:
-        datastore, _, path = target.partition(":")
-    else:
-        parameter, store = option("--destination-parameter"), option("--destination-datastore")
-        if parameter is None or store is None:
-            return None
-        datastore, path = store, values.get(parameter, "")
+    datastore, path = found
     try:
         files = ws.datastore_files(datastore)
         if not files.is_local or not clean_relative_path(path):
@@ -415,6 +309,37 @@ def _transfer_destination(
         return None  # the step says what is wrong with its destination itself
     staging = f"{STAGING}/{task.pipeline_run_id}/{task.step_run_id}-{task.attempt}-transfer"
     return final, files.local_path(staging), root
+
+
+def _transfer_target(node: StepNode, values: dict[str, str]) -> tuple[str, str] | None:
+    """A DataTransferStep's fixed destination (datastore, path): from its settings (a
+    TransferSpec, headrace.kinds.transfer), or from the argv of a step recorded before."""
+    settings = node.settings or {}
+    if node.step_kind == "transfer":
+        datastore = settings.get("destination_datastore")
+        parameter = settings.get("destination_parameter")
+        path = values.get(parameter, "") if parameter else settings.get("destination_path")
+        if not isinstance(datastore, str) or not isinstance(path, str):
+            return None
+        return datastore, path
+    command = node.command or ""
+    if node.kind != "command" or "headrace.engine.transferrun" not in command:
+        return None
+    import shlex
+
+    words = shlex.split(command)
+
+    def option(name: str) -> str | None:
+        return words[words.index(name) + 1] if name in words[:-1] else None
+
+    target = option("--destination")
+    if target is not None:
+        datastore, _, path = target.partition(":")
+        return datastore, path
+    parameter, store = option("--destination-parameter"), option("--destination-datastore")
+    if parameter is None or store is None:
+        return None
+    return store, values.get(parameter, "")
 
 
 def _token_file(scratch: Path, token: str) -> Path:
@@ -529,6 +454,10 @@ def _environment(
         env[f"AML_PARAMETER_{env_name(key)}"] = placeholders.expand(raw, data_paths, values)
     for key, raw in node.environment_variables:
         env[key] = placeholders.expand(raw, data_paths, values)
+    if node.step_kind is not None:
+        # A step of a kind package: `python -m headrace.kinds` reads its kind and spec here.
+        env[KIND_VARIABLE] = node.step_kind
+        env[SPEC_VARIABLE] = json.dumps(node.settings, sort_keys=True, separators=(",", ":"))
     cfg = ws.config
     env.update(
         {
@@ -554,6 +483,8 @@ def _environment(
         env["MLFLOW_RUN_ID"] = task.step_run_id
         # MLflow's "View run at <URL>" lines would name a UI headrace does not serve.
         env.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # Steps talk to no one outside: MLflow's usage telemetry stays off unless asked for.
+        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
             env.pop(name, None)
     if _is_spark_step(node):
@@ -595,18 +526,14 @@ def credential_variables(ws: WorkspaceStore) -> tuple[str, ...]:
 def _is_spark_step(node: StepNode) -> bool:
     """A SparkStep: a step of the `spark` kind, or one recorded before kinds were packages
     (`python -m headrace.engine.sparkrun ...`)."""
-    if node.kind != "command":
-        return False
-    if dict(node.environment_variables).get("HEADRACE_STEP_KIND") == "spark":
-        return True
-    return "headrace.engine.sparkrun" in (node.command or "")
+    if node.step_kind is not None:
+        return node.step_kind == "spark"
+    return node.kind == "command" and "headrace.engine.sparkrun" in (node.command or "")
 
 
 def _spark_settings(ws: WorkspaceStore, node: StepNode) -> dict[str, str]:
     """What a SparkStep's process reads about its master (kinds/spark/program.py), so that
     it needs neither workspace.json nor the database."""
-    import json
-
     settings = {}
     master = ws.config.get("spark_master")
     if isinstance(master, str):
@@ -650,115 +577,3 @@ def _make_dirs(*paths: Path) -> None:
 
 def _remove_now(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def finalize(
-    ws: WorkspaceStore,
-    prepared: PreparedStep,
-    succeeded: bool,
-    folders: WorkFolders | None = None,
-) -> None:
-    """Keep the attempt's results.
-
-    On success each staged output is renamed to its final datastore path. On failure staged
-    outputs are deleted. Either way `./outputs` and `./logs` become run files and the working
-    folder is removed or kept for the next attempt (by `folders`, which removes in the
-    agent's idle moments). Both folders are named after the attempt, so nothing reads them
-    once this returns.
-    """
-    task = prepared.task
-    folders = folders or WorkFolders(_remove_now)
-    try:
-        if succeeded:
-            _commit_outputs(ws, prepared)
-        for folder in ("outputs", "logs"):
-            source = prepared.cwd / folder
-            if source.is_dir():
-                ws.artifacts.move_tree(task.step_run_id, source, folder)
-                if folder not in prepared.snapshot_files:
-                    with contextlib.suppress(OSError):
-                        source.rmdir()  # emptied: the working folder may be reused
-    finally:
-        for item in task.outputs:
-            staged = prepared.staged_outputs[item.port]
-            if item.mode != "upload" and staged.exists():  # failed, or uploaded
-                folders.remove(staged)
-        folders.release(
-            task.pipeline_run_id, task.node.snapshot_id, prepared.cwd, prepared.snapshot_files
-        )
-        scratch = scratch_dir(ws, task)
-        if scratch in prepared.writable:
-            folders.remove(scratch)
-
-
-def _commit_outputs(ws: WorkspaceStore, prepared: PreparedStep) -> None:
-    """Put each staged output at its datastore path, replacing what an earlier attempt that
-    died between commit and record left: on a local datastore a rename on the same
-    filesystem (never a copy), on an object store an upload. An output whose staged folder
-    is gone while its final path exists was committed by this attempt before its agent
-    died, and is kept as it is (finalizing an adopted attempt again). All or none: when
-    one cannot be kept, those already committed are removed again before the error goes
-    on."""
-    committed: list[ResolvedData] = []
-    try:
-        for item in prepared.task.outputs:
-            files = ws.datastore_files(item.datastore)
-            staged = prepared.staged_outputs[item.port]
-            if staged.exists() or not files.exists(item.path_on_datastore):
-                files.replace_tree(staged, item.path_on_datastore)
-            # else: committed already, by an agent that died before recording the attempt's
-            # end: finalizing again (after adoption) keeps it as it is.
-            committed.append(item)
-    except BaseException:
-        for item in committed:
-            with contextlib.suppress(Exception):
-                ws.datastore_files(item.datastore).remove_tree(item.path_on_datastore)
-        raise
-
-
-def discard(ws: WorkspaceStore, task: StepTask) -> None:
-    """Remove what an interrupted attempt left: its working folder and staged outputs."""
-    shutil.rmtree(_work_dir(ws, task), ignore_errors=True)
-    shutil.rmtree(_object_staging(ws, task, "x").parent, ignore_errors=True)
-    shutil.rmtree(scratch_dir(ws, task), ignore_errors=True)
-    for item in task.outputs:
-        try:
-            files = ws.datastore_files(item.datastore)
-            if files.is_local:
-                shutil.rmtree(files.local_path(_staging(task, item.port)), ignore_errors=True)
-        except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
-            continue
-
-
-def discard_run(
-    ws: WorkspaceStore,
-    pipeline_run_id: str,
-    datastores: set[str],
-    keep: tuple[StepTask, ...] = (),
-) -> None:
-    """Remove every working folder and staged output of a pipeline run but those of the
-    attempts in `keep` (adopted after their agent died: engine/reaper.py).
-
-    After an agent died this also catches attempts it started but never recorded; after a
-    run ends it removes the run's (by then empty) folders.
-    """
-    names = [f"{task.step_run_id}-{task.attempt}" for task in keep]
-    kept = (*names, *(f"{n}." for n in names), *(f"{n}-" for n in names))
-
-    def remove(folder: Path) -> None:
-        if not kept:
-            shutil.rmtree(folder, ignore_errors=True)
-            return
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(folder):
-                if entry.name not in names and not entry.name.startswith(kept):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-
-    remove(ws.layout.work_dir / pipeline_run_id)
-    for name in datastores:
-        try:
-            files = ws.datastore_files(name)
-            if files.is_local:
-                remove(files.local_path(f"{STAGING}/{pipeline_run_id}"))
-        except Exception:  # noqa: S112  # best effort cleanup of a datastore that may be gone
-            continue

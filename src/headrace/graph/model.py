@@ -19,8 +19,10 @@ from typing import Any, Literal
 
 __all__ = [
     "DATA_PLACEHOLDER",
+    "KIND_VARIABLE",
     "PARAMETER_PLACEHOLDER",
     "SCHEMA_VERSION",
+    "SPEC_VARIABLE",
     "STEP_ERROR_PREFIX",
     "DataNode",
     "Graph",
@@ -30,13 +32,20 @@ __all__ = [
     "StepNode",
 ]
 
-SCHEMA_VERSION = 1
+# 2: a step of a kind package records its kind and settings (StepNode.step_kind/settings);
+# a version 1 graph (its kind and spec in the step's environment variables) is read too.
+SCHEMA_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 DATA_PLACEHOLDER = "$AZUREML_DATAREFERENCE_"
 PARAMETER_PLACEHOLDER = "$AML_PARAMETER_"
 # A step's program (a kind package's, headrace.kinds) that fails for a reason it can name
 # writes one stderr line starting with this; the step's error message is then that reason
 # instead of "exited with code N".
 STEP_ERROR_PREFIX = "headrace-step-error: "
+# What the runtime gives the process of a step of a kind package (`python -m headrace.kinds`):
+# the step's kind and its settings as JSON (StepNode.step_kind, StepNode.settings).
+KIND_VARIABLE = "HEADRACE_STEP_KIND"
+SPEC_VARIABLE = "HEADRACE_STEP_SPEC"
 
 ParameterType = Literal["int", "float", "bool", "str", "datapath", "dataset"]
 DataKind = Literal[
@@ -135,6 +144,12 @@ class StepNode:
     # Built while the `azureml` import alias was on (headrace.v1): the script starts through
     # the launcher, so its `from azureml.core import Run` works too. Not part of reuse.
     azureml_alias: bool = False
+    # A step of a kind package (headrace.kinds): the kind's name in the registry ("sql",
+    # "transfer", "parallel", ...) and its settings, the kind's typed spec as JSON data. The
+    # step still runs its `command` (`python -m headrace.kinds`); the runtime hands the
+    # process both (KIND_VARIABLE, SPEC_VARIABLE). None for a script or command step.
+    step_kind: str | None = None
+    settings: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,12 +214,14 @@ class Graph:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Graph:
         version = raw.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise ValueError(
                 f"pipeline graph schema version {version} is not supported "
-                f"(this headrace reads version {SCHEMA_VERSION}); upgrade headrace"
+                f"(this headrace reads versions 1 to {SCHEMA_VERSION}); upgrade headrace"
             )
         nodes = tuple(_step_from_dict(n) for n in _items(raw["nodes"]))
+        if version == 1:
+            nodes = tuple(_kind_from_environment(n) for n in nodes)
         data = tuple(DataNode(**_checked(DataNode, d)) for d in _items(raw.get("data")))
         params = tuple(
             ParameterDef(**_checked(ParameterDef, p)) for p in _items(raw.get("parameters"))
@@ -302,7 +319,32 @@ def _step_from_dict(raw: dict[str, Any]) -> StepNode:
         values.get("environment_variables"), "environment_variables"
     )
     values["run_after"] = tuple(values.get("run_after", ()))
+    if (values.get("step_kind") is None) != (values.get("settings") is None):
+        raise ValueError(
+            "StepNode fields 'step_kind' and 'settings' are given together or not at all"
+        )
     return StepNode(**values)
+
+
+def _kind_from_environment(node: StepNode) -> StepNode:
+    """A version 1 step of a kind package kept its kind and spec in its environment
+    variables; version 2 records them as the step's kind and settings."""
+    env = dict(node.environment_variables)
+    kind, spec = env.pop(KIND_VARIABLE, None), env.pop(SPEC_VARIABLE, None)
+    if not kind or spec is None:
+        return node
+    try:
+        settings = json.loads(spec)
+    except ValueError:
+        return node
+    if not isinstance(settings, dict):
+        return node
+    return replace(
+        node,
+        step_kind=kind,
+        settings=settings,
+        environment_variables=tuple(env.items()),
+    )
 
 
 def _items(value: Any) -> list[Any]:

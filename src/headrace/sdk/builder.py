@@ -237,16 +237,14 @@ class GraphBuilder:
             distribution = step.runconfig.distribution_problem()
             if distribution:
                 self.problems.append(f"Step {step.name!r}: {distribution}.")
+        step_kind: str | None = None
+        settings: dict[str, Any] | None = None
         kind_spec = getattr(step, "_kind_spec", None)
         if kind_spec is not None:
-            # A step of a kind package (headrace.kinds): its program reads the kind and its
-            # typed spec from the environment.
-            kind_name, spec_json = kind_spec()
-            env_vars = {
-                **env_vars,
-                "HEADRACE_STEP_KIND": kind_name,
-                "HEADRACE_STEP_SPEC": spec_json,
-            }
+            # A step of a kind package (headrace.kinds): the graph records its kind and its
+            # typed spec as settings; the runtime hands both to its program.
+            step_kind, spec_json = kind_spec()
+            settings = json.loads(spec_json)
         resources = self._resources(step)
         environment_variables = tuple(
             (k, self._text(step, v, ports, f"environment variable {k}"))
@@ -281,6 +279,8 @@ class GraphBuilder:
             timeout_seconds=step.timeout_seconds,
             resources=resources,
             azureml_alias=kind == "python_script" and azureml_alias_on(),
+            step_kind=step_kind,
+            settings=settings,
         )
 
     def _resources(self, step: PipelineStep) -> dict[str, float] | None:

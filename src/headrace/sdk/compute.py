@@ -9,7 +9,7 @@ when there is none, so the SDK's try/except idiom works.
 A `sql` target (`SqlCompute.provisioning_configuration(memory_limit=..., threads=...)`, or SDK
 v1's `ComputeTarget.attach(ws, name, AdlaCompute.attach_configuration(...))`) is a local process
 pool too; it carries DuckDB settings that a SqlStep given the target object picks up (see
-headrace.sdk.sql). The Azure account fields of AdlaCompute are recorded and not used.
+headrace.kinds.sql). The Azure account fields of AdlaCompute are recorded and not used.
 """
 
 from __future__ import annotations

@@ -117,13 +117,13 @@ class LoggedModels:
                 "A logged model belongs to a run in headrace: log it from a step (or in "
                 "mlflow.start_run(run_id=...)), so its files are kept with that run."
             )
-        view = self.tracking.view(run_id)  # the run exists (or RunNotFoundError)
+        experiment = self.tracking.experiment_of(run_id)  # or RunNotFoundError
         model_id = f"m-{run_id}-{secrets.token_hex(4)}"
         now = int(time.time() * 1000)
         record = {
             "info": {
                 "model_id": model_id,
-                "experiment_id": view.experiment,
+                "experiment_id": experiment,
                 "name": str(body.get("name") or "model"),
                 "creation_timestamp_ms": now,
                 "artifact_uri": f"{self.tracking.artifact_uri(run_id)}/{MODELS_FOLDER}/{model_id}",

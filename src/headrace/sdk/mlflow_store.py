@@ -95,6 +95,16 @@ class HeadraceTrackingStore(RestStore):
         if self._backend is None:
             from headrace.sdk.workspace import Workspace
 
+            run_id = os.environ.get("HEADRACE_RUN_ID")
+            if run_id:
+                # A step whose run folder is not writable here: it cannot reach its run's
+                # journal, and a confined step may not open the workspace either.
+                raise UserError(
+                    f"MLflow in step run {run_id} cannot reach its run: its run folder "
+                    f"({os.environ.get('HEADRACE_RUN_DIR') or 'HEADRACE_RUN_DIR unset'}) is "
+                    "not writable on this machine. Log with Run.get_context().log(...), "
+                    "which goes through the server with the step's token."
+                )
             self._backend = Workspace(path=str(self._root)).backend
         return self._backend
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def _run_id(body: dict[str, Any], endpoint: str) -> str:
     return str(body.get("run_id") or body.get("run_uuid") or _required(body, "run_id", endpoint))
 
 
-@dataclass(frozen=True)
+@dataclass
 class StepSide:
     """The step this process runs as: its run, run folder and experiment (from HEADRACE_*)."""
 
@@ -105,19 +106,26 @@ class StepSide:
     experiment: str
     step_name: str
     started_ms: int
+    _file: Any = field(default=None, repr=False, compare=False)
+    _pid: int = field(default=0, repr=False, compare=False)
 
     @property
     def journal(self) -> Path:
         return self.run_dir / JOURNAL_NAME
 
     def append(self, entries: list[dict[str, Any]]) -> None:
-        """Entries in one write: a log_batch is one append, as a script's run.log is."""
+        """Entries in one write (a log_batch is one append, as a script's run.log is), on a
+        handle kept open: the agent reads the journal by offset while the step runs, and each
+        write is one O_APPEND write(2) of whole lines, so nothing half-written is read."""
         text = "".join(
             json.dumps({"target": "self", **e}, separators=(",", ":")) + "\n" for e in entries
         )
-        self.journal.parent.mkdir(parents=True, exist_ok=True)
-        with self.journal.open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        if self._file is None or self._pid != os.getpid():  # a forked child opens its own
+            self.journal.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.journal.open("a", encoding="utf-8", buffering=1 << 16)
+            self._pid = os.getpid()
+        self._file.write(text)
+        self._file.flush()
 
 
 @dataclass
@@ -232,6 +240,17 @@ class MlflowTracking:
     # -- runs ----------------------------------------------------------------------------
     def _own(self, run_id: str) -> bool:
         return self.step is not None and run_id == self.step.run_id
+
+    def experiment_of(self, run_id: str) -> str:
+        """The experiment of run `run_id` (a RunNotFoundError if there is no such run): one
+        or two row reads, none of its metrics."""
+        if self.step is not None and self._own(run_id):
+            return self.step.experiment
+        if self.backend is None:
+            return self.view(run_id).experiment  # raises: a step reaches only its own run
+        step = self.backend.find_step_run(run_id)
+        pipeline_run_id = step.pipeline_run_id if step is not None else run_id
+        return str(self.backend.get_pipeline_run(pipeline_run_id).experiment_name)
 
     def view(self, run_id: str) -> _RunView:
         if self.step is not None and self._own(run_id):
@@ -381,7 +400,7 @@ class MlflowTracking:
             entries += [{"kind": "tag", "name": k, "value": v} for k, v in tags.items()]
             self.step.append(entries)
             return
-        self.view(run_id)  # the run exists (or a RunNotFoundError naming it)
+        self.experiment_of(run_id)  # the run exists (or a RunNotFoundError naming it)
         assert self.backend is not None
         if metrics:
             self.backend.log_metrics(
@@ -427,7 +446,7 @@ class MlflowTracking:
     def _runs_log_inputs(self, body: dict[str, Any]) -> dict[str, Any]:
         # Dataset inputs (autologging records the training data's digest): headrace keeps
         # its own lineage of registered datasets; MLflow's is accepted and not kept.
-        self.view(_run_id(body, "runs/log-inputs"))
+        self.experiment_of(_run_id(body, "runs/log-inputs"))
         return {}
 
     def _logged_models(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -435,12 +454,12 @@ class MlflowTracking:
 
     def _runs_outputs(self, body: dict[str, Any]) -> dict[str, Any]:
         # Which models a run produced: they are kept in its own files already.
-        self.view(_run_id(body, "runs/outputs"))
+        self.experiment_of(_run_id(body, "runs/outputs"))
         return {}
 
     def _runs_log_model(self, body: dict[str, Any]) -> dict[str, Any]:
         # MLflow 2 records a logged model's MLmodel on its run; the files are the record.
-        self.view(_run_id(body, "runs/log-model"))
+        self.experiment_of(_run_id(body, "runs/log-model"))
         return {}
 
     def _logged_models_search(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -393,7 +393,15 @@ class Workspace:
         A workspace folder: `headrace:///path/to/folder`, which headrace's MLflow tracking
         store (installed with headrace) opens; in a step it logs into the step's run. A
         workspace on a server: the server's URL, which serves MLflow's REST API (give MLflow
-        a token with `MLFLOW_TRACKING_TOKEN`)."""
+        a token with `MLFLOW_TRACKING_TOKEN`). In a step of this workspace: the step's own
+        `MLFLOW_TRACKING_URI`, so azureml-mlflow's
+        `mlflow.set_tracking_uri(run.experiment.workspace.get_mlflow_tracking_uri())` keeps
+        logging into the step's run (no token, no network)."""
+        from headrace.sdk.context import current_step_run_id
+
+        step_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        if step_uri.startswith("headrace:") and current_step_run_id(self) is not None:
+            return step_uri
         if self._path is None:
             return str(self.backend.location).rstrip("/")
         return Path(self._path).absolute().as_uri().replace("file:", "headrace:", 1)

@@ -8,9 +8,9 @@ scheduling more work behind the workspace's back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from headrace.backend.wire import to_wire
@@ -18,6 +18,7 @@ from headrace.engine.recurrence import describe
 from headrace.sdk.published import SUBMIT_PREFIX
 from headrace.server.access import Reader, Submitter
 from headrace.server.api_base import ClassNamedErrors, state
+from headrace.server.routes import ResourceGroup, Subscription, check_workspace
 from headrace.store.records import ScheduleRecord
 
 __all__ = ["router", "v1_router"]
@@ -99,9 +100,12 @@ def update_schedule(
 
 @router.get("/schedules/{schedule_id}/runs")
 def list_schedule_runs(
-    request: Request, schedule_id: str, _token: Reader, limit: int = 100
+    request: Request,
+    schedule_id: str,
+    _token: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    records = state(request).backend.list_schedule_runs(schedule_id, max(1, min(limit, 1000)))
+    records = state(request).backend.list_schedule_runs(schedule_id, limit)
     return [to_wire(r) for r in records]
 
 
@@ -149,12 +153,26 @@ def schedule_document(record: ScheduleRecord) -> dict[str, Any]:
 
 @v1_router.get(SUBMIT_PREFIX + "/Schedules", tags=["sdk-v1"])
 def v1_list_schedules(
-    request: Request, _token: Reader, active_only: bool = True
+    request: Request,
+    subscription: Subscription,
+    resource_group: ResourceGroup,
+    workspace: str,
+    _token: Reader,
+    active_only: bool = True,
 ) -> list[dict[str, Any]]:
+    check_workspace(request, workspace)
     records = state(request).backend.list_schedules(active_only=active_only)
     return [schedule_document(r) for r in records]
 
 
 @v1_router.get(SUBMIT_PREFIX + "/Schedules/{schedule_id}", tags=["sdk-v1"])
-def v1_get_schedule(request: Request, schedule_id: str, _token: Reader) -> dict[str, Any]:
+def v1_get_schedule(
+    request: Request,
+    subscription: Subscription,
+    resource_group: ResourceGroup,
+    workspace: str,
+    schedule_id: str,
+    _token: Reader,
+) -> dict[str, Any]:
+    check_workspace(request, workspace)
     return schedule_document(state(request).backend.get_schedule(schedule_id))

@@ -31,7 +31,7 @@ from headrace.server.schemas import (
 )
 from headrace.store.records import NOTIFY_PROPERTY, PipelineRunRecord
 
-__all__ = ["SUBMIT_PREFIX", "router"]
+__all__ = ["SUBMIT_PREFIX", "ResourceGroup", "Subscription", "check_workspace", "router"]
 
 router = APIRouter()
 
@@ -53,7 +53,7 @@ def home() -> RedirectResponse:
 
 
 # -- SDK v1 submit routes ------------------------------------------------------------------
-def _check_workspace(request: Request, workspace: str) -> None:
+def check_workspace(request: Request, workspace: str) -> None:
     served = _state(request).store.name
     if workspace != served:
         raise NotFoundError(
@@ -167,7 +167,7 @@ def submit_published_pipeline(
     parent_run_id: ParentRunId = None,
 ) -> dict[str, Any]:
     """Submit a run of a published pipeline (SDK v1 `PublishedPipeline.endpoint`)."""
-    _check_workspace(request, workspace)
+    check_workspace(request, workspace)
     return _submit(request, pipeline_id, body, parent_run_id)
 
 
@@ -200,7 +200,7 @@ def submit_endpoint_by_id(
     parent_run_id: ParentRunId = None,
 ) -> dict[str, Any]:
     """Submit the default version of a pipeline endpoint, found by id."""
-    _check_workspace(request, workspace)
+    check_workspace(request, workspace)
     return _submit_endpoint(request, body, parent_run_id, endpoint_id=endpoint_id)
 
 
@@ -220,7 +220,7 @@ def submit_endpoint_version_by_id(
     parent_run_id: ParentRunId = None,
 ) -> dict[str, Any]:
     """Submit one version of a pipeline endpoint, found by id."""
-    _check_workspace(request, workspace)
+    check_workspace(request, workspace)
     return _submit_endpoint(request, body, parent_run_id, endpoint_id=endpoint_id, version=version)
 
 
@@ -237,7 +237,7 @@ def submit_endpoint_by_name(
     parent_run_id: ParentRunId = None,
 ) -> dict[str, Any]:
     """Submit a pipeline endpoint found by name (`pipelineVersion`: default version if absent)."""
-    _check_workspace(request, workspace)
+    check_workspace(request, workspace)
     return _submit_endpoint(request, body, parent_run_id, name=name, version=pipeline_version)
 
 

@@ -8,15 +8,15 @@ bundles of `process_count_per_node` CPUs (default: the smallest node's CPUs), st
 SPREAD: one bundle per node while there are enough nodes. Each worker is an actor of one
 CPU in a bundle; a replacement goes to the bundle its predecessor left.
 
-Nothing is assumed shared but the dataset's files (read in place, as every dataset input
-of a step on Ray is): each actor gets the step's working folder (the entry script and the
-source directory) through Ray's object store once per pool, unpacks it in a folder of its
-own, and runs there. Paths into the working folder, in the arguments, the step's
-variables and file mini-batches, are rewritten to the copy. The worker's log
-(`logs/user/worker_<n>.txt`, whose first line names its Ray node) and what the script wrote to
-`EntryScript().output_dir` come back when the worker is stopped at the end; a worker that
-died or was killed for a timeout loses its log (its failed batch is in failed_items.txt),
-and the next worker started on its node removes its folder.
+Nothing is assumed shared but inputs read in place (a plain folder; globbed and downloaded
+dataset files are in the working folder): each actor gets the step's working folder (entry
+script, source directory, those files) through Ray's object store, put there once per pool,
+unpacks it in a folder of its own, and runs there. Paths into the working folder, in the
+arguments, the step's variables and file mini-batches, are rewritten to the copy. The
+worker's log (`logs/user/worker_<n>.txt`, whose first line names its Ray node) and what the
+script wrote to `EntryScript().output_dir` come back when the worker is stopped at the end;
+a worker that died or was killed for a timeout loses its log (its failed batch is in
+failed_items.txt), and the next worker started on its node removes its folder.
 
 An actor that dies mid-batch (killed, its node lost) surfaces as Ray's ActorDiedError on its
 calls: the coordinator retries the batch it was running on another worker and starts a
@@ -26,16 +26,24 @@ replacement; rows are committed by the coordinator only, so exactly once still h
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import dataclasses
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from headrace.engine.raynode import ADDRESS_VARIABLE, NODE_IP_VARIABLE, pack, unpack
+from headrace.engine.raynode import (
+    ADDRESS_VARIABLE,
+    NODE_IP_VARIABLE,
+    hold,
+    pack,
+    unlocked_folders,
+    unpack,
+)
 from headrace.kinds.parallel.pool import Event, StepFailure, Worker
 from headrace.kinds.parallel.spec import ParallelSpec
 from headrace.kinds.parallel.worker import Scorer
@@ -62,9 +70,7 @@ class RayWorker:
     ) -> None:
         _sweep()
         self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
-        # Held while this actor lives: a folder nobody holds is a dead actor's (see _sweep).
-        self.held = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self.held, fcntl.LOCK_EX)
+        self.held = hold(self.root)  # a folder nobody holds is a dead actor's (see _sweep)
         self.cwd = str(self.root / "work")
         self.origin = settings["cwd"]
         unpack(tree, Path(self.cwd))
@@ -92,11 +98,19 @@ class RayWorker:
         return ("fatal", fatal) if fatal is not None else ("ready", self.node)
 
     def score(self, index: int, payload: Any, size: int) -> Event:
+        return self.scorer.score(index, self._local(payload), size)
+
+    def _local(self, payload: Any) -> Any:
+        """A file mini-batch's paths into the working folder, made paths into the copy
+        (also the files of one partition, `entry.PartitionedBatch`)."""
         if isinstance(payload, list):
-            payload = [
+            return [
                 _rewrite(p, self.origin, self.cwd) if isinstance(p, str) else p for p in payload
             ]
-        return self.scorer.score(index, payload, size)
+        data = getattr(payload, "data", None)
+        if isinstance(data, list) and dataclasses.is_dataclass(payload):
+            return dataclasses.replace(payload, data=self._local(data))  # type: ignore[type-var]
+        return payload
 
     def finish(self) -> tuple[bytes, bytes, float]:
         """shutdown(), then the worker's logs and output folder (tar archives) and its
@@ -113,22 +127,8 @@ class RayWorker:
 
 def _sweep() -> None:
     """Remove the folders of workers on this node that died without cleaning up (killed for
-    a timeout, or lost): nobody holds their lock. New folders are left alone for a minute
-    (one may not be locked yet)."""
-    young = time.time() - 60
-    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
-        try:
-            if folder.stat().st_mtime > young:
-                continue
-            fd = os.open(folder / ".lock", os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # its actor still runs
-        finally:
-            os.close(fd)
+    a timeout, or lost)."""
+    for folder in unlocked_folders(PREFIX):
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -138,9 +138,15 @@ class RayPool:
     what = "Ray actors"
 
     def __init__(self, spec: ParallelSpec, settings: dict[str, Any], address: str) -> None:
-        import ray
-        from ray.util.placement_group import placement_group
-
+        try:
+            import ray
+            from ray.util.placement_group import placement_group
+        except ImportError:
+            raise StepFailure(
+                f"the step runs on a Ray cluster ({address}) but Ray is not installed in its "
+                f"Python ({sys.executable}); add 'ray' to the step's environment (pip "
+                "packages), the version the cluster runs."
+            ) from None
         self.ray: Any = ray
         self.settings = settings
         try:

@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse
 
 from headrace.engine.publishing import IGNORED_PARAMETERS
 from headrace.graph.model import Graph
+from headrace.kinds import step_title
 from headrace.server.portal.base import (
     PortalError,
     ViewerDep,
@@ -32,6 +33,8 @@ from headrace.server.portal.shapes import run_row, seconds_between
 from headrace.server.portal.step_pages import graph_of, known_graphs
 from headrace.store.notifications import OutboxRecord
 from headrace.store.records import (
+    RECOVER_FROM,
+    RERUN_OF,
     TERMINAL_STATUSES,
     PipelineRunRecord,
     Status,
@@ -71,7 +74,7 @@ def graph_shape(graph: Graph) -> dict[str, Any]:
     """The graph as the browser draws it: steps and data as nodes, edges between them.
 
     Edges: producer step -> data -> consuming step, and `run_after` as step -> step."""
-    steps = [{"id": n.id, "name": n.name} for n in graph.nodes]
+    steps = [{"id": n.id, "name": n.name, "type": step_title(n)} for n in graph.nodes]
     data = [{"id": d.id, "name": d.name, "kind": d.kind} for d in graph.data]
     edges: list[list[str]] = []
     for d in graph.data:
@@ -153,6 +156,15 @@ def _run_facts(run: PipelineRunRecord) -> dict[str, Any]:
             "ignored_parameters": run.properties.get(IGNORED_PARAMETERS),
             "schedule": (
                 {"id": schedule_id, "url": f"/ui/schedules/{schedule_id}"} if schedule_id else None
+            ),
+            "rerun_of": (
+                {
+                    "id": rerun_of,
+                    "url": f"/ui/runs/{rerun_of}",
+                    "resumed": RECOVER_FROM in run.properties,
+                }
+                if (rerun_of := run.properties.get(RERUN_OF))
+                else None
             ),
             "trigger": (
                 {

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from headrace.engine.environments import describe_environment
 from headrace.graph.model import Graph, StepNode
+from headrace.kinds import settings_text, step_title
 from headrace.kinds.parallel.progress import progress_view
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
 from headrace.server.portal.shapes import seconds_between
@@ -176,10 +177,19 @@ def _environment(node: StepNode | None, step: StepRunRecord) -> dict[str, Any]:
     # What the step ran in: its submitter's Python, or its environment.
     python = describe_environment(step.fingerprint_parts.get("environment"))
     if node is None:
-        return {"variables": {}, "spec": None, "properties": step.properties, "python": python}
+        return {
+            "variables": {},
+            "spec": None,
+            "properties": step.properties,
+            "python": python,
+            "settings": None,
+        }
     return {
         "python": python,
         "kind": node.kind,
+        # What the step is ("SqlStep", "PythonScriptStep"...) and a kind package's settings.
+        "type": step_title(node),
+        "settings": settings_text(node.settings) if node.settings is not None else None,
         "script_name": node.script_name,
         "source_directory": node.source_directory,
         "arguments": list(node.arguments),
@@ -265,8 +275,7 @@ def _parallel(
 ) -> dict[str, Any] | None:
     """A ParallelRunStep's progress (a bar, the workers) and its logs in one place: the
     summary, the failed items with their errors, one log per worker (None for other steps)."""
-    kind = dict(node.environment_variables).get("HEADRACE_STEP_KIND") if node else None
-    progress = progress_view(metrics, parallel=kind == "parallel")
+    progress = progress_view(metrics, parallel=node is not None and node.step_kind == "parallel")
     if progress is None:
         return None
     logs = [

@@ -74,12 +74,12 @@
         continue;
       }
       const link = el("a", {}, nodes);
-      const group = el("g", { class: "node step", "data-node-id": n.item.id, "data-status": "NotStarted" }, link);
+      const group = el("g", { class: "node step", "data-node-id": n.item.id, "data-status": "NotStarted", "data-step-type": n.item.type || "" }, link);
       const title = el("title", {}, group);
       el("rect", { x, y, width: n.width, height: n.height, rx: 6, ry: 6 }, group);
       const label = el("text", { x: n.x, y: n.y, "text-anchor": "middle", "dominant-baseline": "central" }, group);
       label.textContent = fit(n.item.name, n.width);
-      stepNodes.set(n.item.id, { group, link, title, name: n.item.name });
+      stepNodes.set(n.item.id, { group, link, title, name: n.item.name, type: n.item.type });
     }
     container.replaceChildren(svg);
     paintNodes(steps);
@@ -91,7 +91,7 @@
       if (!node) continue;
       node.group.setAttribute("data-status", s.status);
       if (s.reused) node.group.setAttribute("data-reused", "true");
-      node.title.textContent = `step ${s.name}: ${s.status}${s.reused ? " (reused)" : ""}`;
+      node.title.textContent = `step ${s.name}: ${s.status}${s.reused ? " (reused)" : ""}${node.type ? ` (${node.type})` : ""}`;
       if (s.url && node.link.getAttribute("href") !== s.url) {
         node.link.setAttribute("href", s.url);
         node.link.setAttribute("aria-label", `step ${s.name}, ${s.status}`);
