@@ -88,8 +88,8 @@ def _file_plan(spec: ParallelSpec, inputs: dict[str, Any]) -> Plan:
         files.extend(found)
         # Relative: each attempt may see the input at a path of its own.
         digest.update(f"{name}\0{len(found)}\0".encode())
-        for path in found:
-            digest.update(os.path.relpath(path, root).encode(errors="surrogateescape") + b"\0")
+        cut = len(os.path.join(root, ""))  # os.walk's paths start with it
+        digest.update(b"\0".join(path[cut:].encode(errors="surrogateescape") for path in found))
 
     def make() -> Iterator[Batch]:
         for index, start in enumerate(range(0, len(files), count)):
@@ -228,7 +228,8 @@ def _file_partition_plan(spec: ParallelSpec, inputs: dict[str, Any]) -> Plan:
                 )
             key = tuple(str(values[k]) for k in spec.partition_keys)
             groups.setdefault(key, []).append(path)
-            digest.update(os.path.relpath(path, root).encode(errors="surrogateescape") + b"\0")
+            digest.update(path[len(os.path.join(root, "")) :].encode(errors="surrogateescape"))
+            digest.update(b"\0")
         for key, files in groups.items():
             label = f"{name} " + ", ".join(
                 f"{k}={v}" for k, v in zip(spec.partition_keys, key, strict=True)

@@ -65,11 +65,11 @@ class _Worker:
     done: int = 0
     failed: int = 0
     current: int | None = None
-    heartbeat: str = ""
+    heartbeat: float = 0.0  # time.time() of its last report (formatted when logged)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class Progress:
@@ -93,13 +93,13 @@ class Progress:
     def worker(self, number: int) -> _Worker:
         found = self.workers.get(number)
         if found is None:
-            found = self.workers[number] = _Worker(number, heartbeat=_now())
+            found = self.workers[number] = _Worker(number, heartbeat=time.time())
         return found
 
     def heard(self, number: int, current: int | None, ended: str | None = None) -> None:
         """Worker `number` reported; `ended` is 'done' or 'failed' when a mini-batch ended."""
         worker = self.worker(number)
-        worker.heartbeat = _now()
+        worker.heartbeat = time.time()
         worker.current = current
         if ended == "done":
             worker.done += 1
@@ -157,7 +157,7 @@ class Progress:
                 w.done,
                 w.failed,
                 "" if w.current is None else w.current,
-                w.heartbeat,
+                _when(w.heartbeat),
             )
             for w in sorted(self.workers.values(), key=lambda w: w.number)
         ]
