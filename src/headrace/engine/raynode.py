@@ -73,7 +73,7 @@ NODE_IP_VARIABLE = "HEADRACE_RAY_NODE_IP"
 
 @dataclass
 class NodeFetch:
-    """An object-store input this node downloads itself (see `runtime.Fetch`), in the
+    """An object-store input this node downloads itself (see `steptask.Fetch`), in the
     agent's paths: the datastore's handle (credential references only), the input's URI,
     its folder, and (datastore path, destination) pairs."""
 
