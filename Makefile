@@ -22,12 +22,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# `make demo` needs only headrace and scikit-learn: on a fresh clone it installs just those (no
-# dev tools, no pyspark), into the same .venv, which `make install` later completes.
+# `make demo` needs only headrace, scikit-learn and the server extra (for the `headrace ui` it
+# suggests): on a fresh clone it installs just those (no dev tools, no pyspark), into the same
+# .venv, which `make install` later completes.
 $(VENV)/.demo-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(UV) pip install -q --python $(PY) -e ".[demo]"
+	$(UV) pip install -q --python $(PY) -e ".[demo,server]"
 	touch $@
 
 demo: $(VENV)/.demo-installed
