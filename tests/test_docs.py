@@ -2,9 +2,10 @@
 
 The README's Python runs as written, in a copy of `examples/readme` (its scripts) with its own
 `HEADRACE_HOME`, then its shell lines (a token, curl to the published pipeline) against a real
-`headrace server`. The user guide's Python blocks are reference fragments (they use `ws`,
-`pipeline` and `...` as placeholders), so each is checked rather than run: it is valid Python
-once its `...` placeholders are, and every `import` line in it runs.
+`headrace server`. Every Python block of the user guide is valid Python (once its `...`
+placeholders are) and its `import` lines run; the blocks that stand on their own run, in order,
+in one interpreter, and those that continue the reader's own objects (a pipeline, a run, files,
+a server elsewhere) are listed in FRAGMENTS with why.
 """
 
 from __future__ import annotations
@@ -161,3 +162,64 @@ def test_the_all_extra_holds_every_user_extra() -> None:
     named = set(found.group(1).split(","))
     users = set(extras) - {"all", "dev"}
     assert named == users, f"the all extra misses {users - named}, or names {named - users}"
+
+
+# The guide's blocks that cannot run on their own, by a phrase of each, with the reason. Every
+# other block runs, in order, in one interpreter (a new block must run, or be listed here).
+FRAGMENTS = {
+    'url="http://server:8765"': "needs a headrace server at http://server:8765",
+    'upload_files(["data/titanic.csv"]': "uploads the reader's files",
+    'DataPath(ds, "raw/2024")': "continues the reader's experiment (`exp`, `pipeline`)",
+    'run.find_step_run("prepare")': "reads a finished run of the reader's pipeline",
+    '"mnist/**/*.png"': "reads the reader's image files",
+    "images.mount()": "mounts the reader's dataset",
+    "people.register(": "registers the reader's dataset",
+    'images.as_named_input("images")': "continues the reader's datasets",
+    "Run.get_context().input_datasets": "runs inside a step",
+    'PipelineParameter("lr"': "continues the reader's experiment (`exp`, `pipeline`)",
+    "runconfig=run_config": "continues the reader's run configuration",
+    "# jobs/totals.py": "a Spark job script, run by a SparkStep",
+    "TransferCompute.provisioning_configuration": "copies between the reader's S3 datastores",
+    "b.run_after(a)": "continues the reader's steps",
+    "RayCompute.attach_configuration": "needs a Ray cluster at 10.0.0.5",
+    'Experiment(ws, "titanic").submit(pipeline': "submits the reader's pipeline",
+    "# train.py, a PythonScriptStep's script": "runs inside a step",
+    'PipelineRun.get(ws, "909a6469")': "reads a run of the reader's",
+    'model_path="models/"': "registers the reader's model files",
+    "run.register_model(": "runs inside a step",
+    "pipeline.publish(": "publishes the reader's pipeline",
+    "PipelineEndpoint.publish(": "publishes the reader's pipeline",
+    "ScheduleRecurrence(": "schedules the reader's published pipeline",
+    'Schedule.create(ws, "on-new-data"': "schedules the reader's published pipeline",
+    "Notification.webhook(": "continues the reader's published pipelines",
+    "RunTrigger.create(": "chains the reader's published pipelines",
+}
+
+
+def test_the_user_guide_python_blocks_run_unless_they_continue_the_readers_code(
+    tmp_path: Path,
+) -> None:
+    guide = blocks(REPO / "docs" / "user-guide.md", "python")
+    used = {phrase for phrase in FRAGMENTS if any(phrase in code for _line, code in guide)}
+    assert used == set(FRAGMENTS), f"no longer in the guide: {set(FRAGMENTS) - used}"
+    runnable = [(n, c) for n, c in guide if not any(p in c for p in FRAGMENTS)]
+    assert len(runnable) >= 10, runnable
+    program = "\n".join(
+        [
+            "import sys, traceback",
+            "import headrace.v1",
+            "headrace.v1.install()",
+            "failed = 0",
+            *(
+                f"try:\n    exec(compile({placeholders_filled(code)!r}, "
+                f"'docs/user-guide.md:{line}', 'exec'))\n"
+                "except Exception:\n    failed += 1; traceback.print_exc(limit=-1)"
+                for line, code in runnable
+            ),
+            "sys.exit(failed)",
+        ]
+    )
+    env = {**os.environ, "HEADRACE_HOME": str(tmp_path / "home")}
+    env.pop("HEADRACE_WORKSPACE", None)
+    done = run_text([sys.executable, "-c", program], tmp_path, env)
+    assert done.returncode == 0, done.stderr[-4000:]
