@@ -10,7 +10,8 @@ from pathlib import Path
 
 from headrace import Datastore, Schedule, Workspace
 from headrace.engine.scheduler import Scheduler
-from tests.test_object_datastores import azurite, moto, store  # noqa: F401 (fixtures)
+from tests.objectstores import MotoS3
+from tests.test_object_datastores import azurite, moto, s3_store, store  # noqa: F401 (fixtures)
 from tests.test_schedules import publish_reader
 
 
@@ -54,3 +55,32 @@ def test_a_trigger_on_an_object_store_fires_once_per_new_object(
     scheduler.tick(t + timedelta(minutes=4))
     assert len(scheduler.tick(t + timedelta(minutes=5)).run_ids) == 1
     assert Schedule.get(ws, schedule.id).last_error is None
+
+
+def test_an_s3_trigger_sees_every_page_of_a_long_listing(
+    ws: Workspace,
+    moto: MotoS3,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """The S3 listing is streamed a page (1,000 keys) at a time: objects past the first
+    page are taken stock of too (only the new one fires), and a folder whose name merely
+    starts like the watched one is not watched."""
+    ds = s3_store(ws, moto, "s3pages")
+    bucket = ds.bucket_name  # type: ignore[attr-defined]
+    moto.filesystem().pipe(
+        {f"{bucket}/many/f{i:04d}.csv": b"x" for i in range(1201)} | {f"{bucket}/many2/x.csv": b"x"}
+    )
+    published = publish_reader(ws, tmp_path / "src")
+    schedule = Schedule.create(ws, "pages", published.id, "triggered", datastore=ds,
+                    path_on_datastore="many", polling_interval=1,
+                    data_path_parameter_name="input_data")  # fmt: skip
+    scheduler = Scheduler(ws.backend.store)  # type: ignore[attr-defined]
+    t = datetime.now(timezone.utc)
+    assert scheduler.tick(t).run_ids == []  # takes stock of all 1,201
+    upload(ds, tmp_path, "many/g.csv", "new, after the first page")
+    upload(ds, tmp_path, "many2/y.csv", "a sibling folder: not watched")
+    scheduler.tick(t + timedelta(minutes=1))
+    assert len(scheduler.tick(t + timedelta(minutes=2)).run_ids) == 1
+    (run,) = schedule.get_pipeline_runs()
+    bound = run._record().parameters["input_data"]
+    assert bound == {"datastore": "s3pages", "path": "many/g.csv"}
