@@ -67,11 +67,13 @@ def list_signatures(files: DatastoreFiles, prefix: str, recursive: bool) -> dict
         _scan(str(folder), rel, recursive, found)
         return found
     object_files = files  # ObjectDatastoreFiles
-    tags: dict[str, str] = object_files.object_tags(rel)  # type: ignore[attr-defined]
+    # Streamed a page at a time (S3): only the (path, tag) pairs are kept, never each
+    # object's details.
+    tags = object_files.iter_object_tags(rel)  # type: ignore[attr-defined]
     if recursive:
-        return tags
+        return dict(tags)
     start = len(rel) + 1 if rel else 0
-    return {p: t for p, t in tags.items() if "/" not in p[start:]}
+    return {p: t for p, t in tags if "/" not in p[start:]}
 
 
 def listing_digest(listing: dict[str, str]) -> str:
@@ -96,14 +98,15 @@ class PollPlan:
 def plan_poll(listing: dict[str, str], seen: dict[str, tuple[str, bool]] | None) -> PollPlan:
     """Compare `listing` with what was `seen` (path -> (signature, pending)); `seen` None:
     the first poll, which only takes stock. Files fired now are remembered as not pending
-    (so a fire that fails is not retried poll after poll); deleted files are forgotten."""
+    (so a fire that fails is not retried poll after poll); deleted files are forgotten.
+    `seen` is consumed (emptied of every listed path)."""
     plan = PollPlan()
     if seen is None:
         plan.remember = {p: (sig, False) for p, sig in listing.items()}
         return plan
     remember = plan.remember
     for path, sig in listing.items():
-        before = seen.get(path)
+        before = seen.pop(path, None)  # compared: freed as the comparison goes
         if before is None or before[0] != sig:
             remember[path] = (sig, True)  # new or changed: wait one poll for it to settle
             plan.changed += 1

@@ -383,6 +383,44 @@ class ObjectDatastoreFiles:
         """Each object's ETag (or, without one, its modification time) under `prefix`."""
         return {p: _tag(info) for p, info in self._find(prefix).items()}
 
+    def iter_object_tags(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(datastore path, tag) of each object under `prefix`, as `object_tags` gives
+        them. On S3 the listing is streamed a page (1,000 keys) at a time, so a trigger
+        over 100,000 objects never holds their details at once; other stores list whole."""
+        fs = self.fs
+        if type(fs).__name__ != "S3FileSystem":
+            yield from self.object_tags(prefix).items()
+            return
+        from fsspec.asyn import sync
+
+        rel = clean_relative_path(prefix)
+        bucket, _, inside = self._key(rel).partition("/")
+        start = len(self._root) + 1
+        pages = fs._iterdir(bucket, delimiter="", prefix=inside)
+
+        async def next_page() -> list[tuple[str, str]]:
+            got: list[tuple[str, str]] = []
+            async for info in pages:
+                path = str(info.get("name", "")).strip("/")[start:]
+                if info.get("type") == "directory" or not path or info["Key"].endswith("/"):
+                    continue
+                if not rel or path == rel or path.startswith(rel + "/"):
+                    got.append((path, _tag(info)))
+                if len(got) >= 1000:
+                    break
+            return got
+
+        try:
+            while True:
+                with self._access(f"Listing {prefix!r}"):
+                    page = sync(fs.loop, next_page)
+                if not page:
+                    return
+                yield from page
+        finally:
+            with contextlib.suppress(Exception):
+                sync(fs.loop, pages.aclose)
+
     def upload_file(self, source: Path, path: str, *, overwrite: bool) -> bool:
         return self.upload_many([(source, path)], overwrite=overwrite)[0]
 
