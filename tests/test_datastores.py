@@ -3,6 +3,7 @@ overwrite and its skip message, progress output, and paths that would leave the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import subprocess
@@ -20,6 +21,7 @@ from headrace import (
     UserError,
     Workspace,
 )
+from tests.servers import LiveServer, make_token
 
 
 @pytest.fixture
@@ -236,24 +238,41 @@ def test_show_progress_without_a_terminal_prints_one_line(
 
 TERMINAL_UPLOAD = """
 import sys
-from headrace import Workspace
-ws = Workspace.get("test-ws", path=sys.argv[1])
+from headrace import TokenAuthentication, Workspace
+if sys.argv[1].startswith("http"):
+    ws = Workspace.get("test-ws", url=sys.argv[1], auth=TokenAuthentication(sys.argv[5]))
+else:
+    ws = Workspace.get("test-ws", path=sys.argv[1])
 ds = ws.get_default_datastore()
 ds.upload(sys.argv[2], target_path=sys.argv[3])
 ds.download(sys.argv[4], prefix=sys.argv[3])
 """
 
 
+@pytest.mark.parametrize("where", ["folder", "server"])
 def test_in_a_terminal_uploads_and_downloads_draw_a_bar_in_bytes(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, tmp_path: Path, where: str
 ) -> None:
     big = tmp_path / "big"
     big.mkdir()
     for i in range(3):
         (big / f"part{i}.bin").write_bytes(os.urandom(700_000))
-    # stdout and stderr on a pseudo-terminal, as in a shell.
+    with contextlib.ExitStack() as stack:
+        if where == "server":
+            token = make_token(Path(str(ws.path)), "submitter", "bar")
+            live = stack.enter_context(LiveServer(Path(str(ws.path))))
+            screen = _run_in_a_terminal([live.url, str(big), "big", str(tmp_path / "dl"), token])
+        else:
+            screen = _run_in_a_terminal([str(ws.path), str(big), "big", str(tmp_path / "dl")])
+    assert "Uploading" in screen and "Downloading" in screen
+    assert "2.1/2.1 MB" in screen  # the bar counts bytes, not files
+    assert "Uploaded" not in screen and "Downloaded" not in screen  # the bar replaces the line
+    assert (tmp_path / "dl" / "big" / "part2.bin").read_bytes() == (big / "part2.bin").read_bytes()
+
+
+def _run_in_a_terminal(args: list[str]) -> str:
+    """TERMINAL_UPLOAD's output with stdout and stderr on a pseudo-terminal, as in a shell."""
     leader, follower = pty.openpty()
-    args = [str(ws.path), str(big), "big", str(tmp_path / "dl")]
     process = subprocess.Popen(
         [sys.executable, "-c", TERMINAL_UPLOAD, *args],
         stdout=follower,
@@ -271,12 +290,9 @@ def test_in_a_terminal_uploads_and_downloads_draw_a_bar_in_bytes(
             break
         chunks.append(chunk)
     os.close(leader)
-    assert process.wait(60) == 0
     screen = b"".join(chunks).decode(errors="replace")
-    assert "Uploading" in screen and "Downloading" in screen
-    assert "2.1/2.1 MB" in screen  # the bar counts bytes, not files
-    assert "Uploaded" not in screen and "Downloaded" not in screen  # the bar replaces the line
-    assert (tmp_path / "dl" / "big" / "part2.bin").read_bytes() == (big / "part2.bin").read_bytes()
+    assert process.wait(60) == 0, screen
+    return screen
 
 
 @pytest.mark.parametrize("target", ["../x", "a/../../x", "/abs", "/", "C:/x", "..\\x"])
