@@ -1,6 +1,9 @@
 """Canonical pipeline shapes (linear, diamond, fan-out/fan-in, failing, parameterized), built
 in one place so every executor and backend test runs the same pipelines.
 
+Every builder takes `target`, the compute target every step runs on (None: the local pool),
+so the same shapes run on every executor (tests/test_pipeline_shapes.py).
+
 Every step runs `step.py`, which appends its name to the text of its inputs and writes it to
 its output, so a test can read the final output and see the path the data took.
 """
@@ -62,6 +65,7 @@ def step(
     sleep: float = 0,
     fail: bool = False,
     extra: list[object] | None = None,
+    target: object = None,
     **kwargs: object,
 ) -> PythonScriptStep:
     args: list[object] = ["--name", name, "--sleep", str(sleep), "--fail", "yes" if fail else "no"]
@@ -70,6 +74,8 @@ def step(
     if output is not None:
         args += ["--out", output]
     args += list(extra or [])
+    if target is not None:
+        kwargs["compute_target"] = target
     return PythonScriptStep(
         "step.py",
         name=name,
@@ -81,50 +87,54 @@ def step(
     )
 
 
-def linear(ws: Workspace, root: Path, n: int = 3) -> Pipeline:
+def linear(ws: Workspace, root: Path, n: int = 3, *, target: object = None) -> Pipeline:
     """s1 -> s2 -> ... -> sn over PipelineData."""
     data = [PipelineData(f"d{i}") for i in range(1, n + 1)]
-    steps = [step(root, "s1", [], data[0])]
+    steps = [step(root, "s1", [], data[0], target=target)]
     for i in range(2, n + 1):
-        steps.append(step(root, f"s{i}", [data[i - 2]], data[i - 1]))
+        steps.append(step(root, f"s{i}", [data[i - 2]], data[i - 1], target=target))
     return Pipeline(ws, steps=[steps[-1]])
 
 
-def diamond(ws: Workspace, root: Path, sleep: float = 0) -> Pipeline:
+def diamond(ws: Workspace, root: Path, sleep: float = 0, *, target: object = None) -> Pipeline:
     """a -> (b, c) -> d."""
     da, db, dc, dd = (PipelineData(n) for n in ("da", "db", "dc", "dd"))
-    a = step(root, "a", [], da)
-    b = step(root, "b", [da], db, sleep=sleep)
-    c = step(root, "c", [da], dc, sleep=sleep)
-    d = step(root, "d", [db, dc], dd)
+    a = step(root, "a", [], da, target=target)
+    b = step(root, "b", [da], db, sleep=sleep, target=target)
+    c = step(root, "c", [da], dc, sleep=sleep, target=target)
+    d = step(root, "d", [db, dc], dd, target=target)
     return Pipeline(ws, steps=[a, b, c, d])
 
 
-def fan_out_fan_in(ws: Workspace, root: Path, width: int = 3, sleep: float = 0) -> Pipeline:
+def fan_out_fan_in(
+    ws: Workspace, root: Path, width: int = 3, sleep: float = 0, *, target: object = None
+) -> Pipeline:
     """One source, `width` parallel workers, one join."""
     src = PipelineData("src")
     outs = [PipelineData(f"w{i}") for i in range(width)]
     final = PipelineData("final")
-    steps = [step(root, "source", [], src)]
-    steps += [step(root, f"worker{i}", [src], outs[i], sleep=sleep) for i in range(width)]
-    steps.append(step(root, "join", outs, final))
+    steps = [step(root, "source", [], src, target=target)]
+    steps += [
+        step(root, f"worker{i}", [src], outs[i], sleep=sleep, target=target) for i in range(width)
+    ]
+    steps.append(step(root, "join", outs, final, target=target))
     return Pipeline(ws, steps=steps)
 
 
-def failing(ws: Workspace, root: Path, slow: float = 30) -> Pipeline:
+def failing(ws: Workspace, root: Path, slow: float = 30, *, target: object = None) -> Pipeline:
     """A fails; B is independent and slow; C consumes A (SDK v1 acceptance scenario 10)."""
     da = PipelineData("da")
-    a = step(root, "A", [], da, fail=True)
-    b = step(root, "B", [], None, sleep=slow)
-    c = step(root, "C", [da], None)
+    a = step(root, "A", [], da, fail=True, target=target)
+    b = step(root, "B", [], None, sleep=slow, target=target)
+    c = step(root, "C", [da], None, target=target)
     return Pipeline(ws, steps=[a, b, c])
 
 
 def parameterized(
-    ws: Workspace, root: Path, default: int = 10
+    ws: Workspace, root: Path, default: int = 10, *, target: object = None
 ) -> tuple[Pipeline, PipelineParameter]:
     """One step receiving a PipelineParameter as an argument and inside an f-string."""
     param = PipelineParameter("pipeline_arg", default_value=default)
     out = PipelineData("out")
-    s = step(root, "param_step", [], out, extra=["--value", f"v{param}"])
+    s = step(root, "param_step", [], out, extra=["--value", f"v{param}"], target=target)
     return Pipeline(ws, steps=[s]), param

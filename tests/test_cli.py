@@ -177,6 +177,11 @@ def test_datastore_upload_list_download_round_trip(ws: Workspace, tmp_path: Path
     again = hr_json(*args, "--target-path", "inputs")
     assert again["uploaded"] == 0
     assert sorted(again["skipped"]) == ["inputs/a.txt", "inputs/sub/y.csv", "inputs/x.csv"]
+    # One line for the skipped files, in the CLI's words.
+    assert hr(*args, "--target-path", "inputs").stdout.splitlines()[-1] == (
+        "3 files already there on datastore 'workspaceblobstore', skipped: pass --overwrite "
+        "to replace them"
+    )
     hr(*args, "--target-path", "inputs", "--overwrite")
 
     result = hr_json(

@@ -3,7 +3,11 @@ overwrite and its skip message, progress output, and paths that would leave the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from headrace import (
     UserError,
     Workspace,
 )
+from tests.servers import LiveServer, make_token
 
 
 @pytest.fixture
@@ -139,7 +144,7 @@ def test_upload_files_without_target_path_goes_to_the_root(ws: Workspace, files:
     assert ref.path_on_datastore is None and ref.data_reference_name == ds.name
 
 
-def test_overwrite_false_skips_with_the_sdk_message(
+def test_overwrite_false_skips_with_one_line_naming_the_fix(
     ws: Workspace, files: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ds = ws.get_default_datastore()
@@ -147,11 +152,47 @@ def test_overwrite_false_skips_with_the_sdk_message(
     (files / "a.txt").write_text("A2")
     capsys.readouterr()
     ds.upload_files([str(files / "a.txt")], target_path="t", show_progress=False)
-    assert "Target already exists. Skipping upload for t/a.txt" in capsys.readouterr().out
+    assert capsys.readouterr().out == (
+        "1 file already there on datastore 'workspaceblobstore', skipped: pass "
+        "overwrite=True to replace it\n"
+    )
     assert on_store(ds, "t/a.txt").read_text() == "A"
     ds.upload_files([str(files / "a.txt")], target_path="t", overwrite=True, show_progress=False)
-    assert "Skipping" not in capsys.readouterr().out
+    assert capsys.readouterr().out == ""
     assert on_store(ds, "t/a.txt").read_text() == "A2"
+
+
+def test_uploading_many_files_again_prints_one_summary_line(
+    ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(301):
+        (many / f"f{i:03}.csv").write_text("x" * 10)
+    ds = ws.get_default_datastore()
+    ds.upload(str(many), target_path="many")
+    # Output captured (not a terminal): one plain line instead of a bar.
+    assert capsys.readouterr().out == (
+        "Uploaded 301 files (3.0 kB) to datastore 'workspaceblobstore'\n"
+    )
+    ds.upload(str(many), target_path="many")
+    assert capsys.readouterr().out == (
+        "301 files already there on datastore 'workspaceblobstore', skipped: pass "
+        "overwrite=True to replace them\n"
+    )
+    (many / "new.csv").write_text("new")
+    ds.upload(str(many), target_path="many", show_progress=False)
+    assert capsys.readouterr().out.splitlines() == [
+        "301 files already there on datastore 'workspaceblobstore', skipped: pass "
+        "overwrite=True to replace them"
+    ]
+    ds.download(str(tmp_path / "dl"), prefix="many")
+    assert capsys.readouterr().out == f"Downloaded 302 files (3.0 kB) to {tmp_path / 'dl'}\n"
+    ds.download(str(tmp_path / "dl"), prefix="many", show_progress=False)
+    assert capsys.readouterr().out == (
+        f"302 files already there in {tmp_path / 'dl'}, skipped: pass overwrite=True to "
+        "replace them\n"
+    )
 
 
 def test_upload_folder_and_download(ws: Workspace, files: Path, tmp_path: Path) -> None:
@@ -181,18 +222,77 @@ def test_upload_missing_file_or_folder(ws: Workspace, tmp_path: Path) -> None:
     assert ds.list_files() == []
 
 
-def test_show_progress_prints_a_progress_bar(
+def test_show_progress_without_a_terminal_prints_one_line(
     ws: Workspace, files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ds = ws.get_default_datastore()
     ds.upload(str(files), target_path="p", show_progress=True)
-    out = capsys.readouterr().out
-    assert "Uploading" in out and "3/3" in out and "Uploaded 3 files" in out
+    captured = capsys.readouterr()
+    assert captured.out == "Uploaded 3 files (3 bytes) to datastore 'workspaceblobstore'\n"
+    assert captured.err == ""  # no bar drawn into a pipe or a log
     ds.download(str(tmp_path / "dl"), prefix="p", show_progress=True)
-    out = capsys.readouterr().out
-    assert "Downloading" in out and "Downloaded 3 files" in out
+    assert capsys.readouterr().out == f"Downloaded 3 files (3 bytes) to {tmp_path / 'dl'}\n"
     ds.upload(str(files), target_path="q", show_progress=False)
     assert capsys.readouterr().out == ""
+
+
+TERMINAL_UPLOAD = """
+import sys
+from headrace import TokenAuthentication, Workspace
+if sys.argv[1].startswith("http"):
+    ws = Workspace.get("test-ws", url=sys.argv[1], auth=TokenAuthentication(sys.argv[5]))
+else:
+    ws = Workspace.get("test-ws", path=sys.argv[1])
+ds = ws.get_default_datastore()
+ds.upload(sys.argv[2], target_path=sys.argv[3])
+ds.download(sys.argv[4], prefix=sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("where", ["folder", "server"])
+def test_in_a_terminal_uploads_and_downloads_draw_a_bar_in_bytes(
+    ws: Workspace, tmp_path: Path, where: str
+) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(3):
+        (big / f"part{i}.bin").write_bytes(os.urandom(700_000))
+    with contextlib.ExitStack() as stack:
+        if where == "server":
+            token = make_token(Path(str(ws.path)), "submitter", "bar")
+            live = stack.enter_context(LiveServer(Path(str(ws.path))))
+            screen = _run_in_a_terminal([live.url, str(big), "big", str(tmp_path / "dl"), token])
+        else:
+            screen = _run_in_a_terminal([str(ws.path), str(big), "big", str(tmp_path / "dl")])
+    assert "Uploading" in screen and "Downloading" in screen
+    assert "2.1/2.1 MB" in screen  # the bar counts bytes, not files
+    assert "Uploaded" not in screen and "Downloaded" not in screen  # the bar replaces the line
+    assert (tmp_path / "dl" / "big" / "part2.bin").read_bytes() == (big / "part2.bin").read_bytes()
+
+
+def _run_in_a_terminal(args: list[str]) -> str:
+    """TERMINAL_UPLOAD's output with stdout and stderr on a pseudo-terminal, as in a shell."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-c", TERMINAL_UPLOAD, *args],
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert process.wait(60) == 0, screen
+    return screen
 
 
 @pytest.mark.parametrize("target", ["../x", "a/../../x", "/abs", "/", "C:/x", "..\\x"])

@@ -44,14 +44,9 @@ from headrace.cli.main import app
 from headrace.graph.model import Graph
 from headrace.kinds import KINDS, load_spec, step_title
 from headrace.kinds.parallel import ParallelRunConfig, ParallelRunStep
+from tests.rayclusters import local_cluster
 from tests.servers import LiveServer
 
-LOOPBACK = "127.0.0.1"
-RAY_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AUTH_MODE": "disabled",
-}
 CSV = "city,amount\nOslo,3\nLima,5\nOslo,4\n"
 COUNT = """
 import os, sys
@@ -221,20 +216,8 @@ def test_the_graph_records_the_kind_and_its_spec_round_trips(
 # -- every kind on every executor ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
-    pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in RAY_ENV.items():
-            patch.setenv(key, value)
-        loopback = {"node_ip_address": LOOPBACK}
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **loopback})
-        cluster.add_node(num_cpus=2, **loopback)
-        cluster.wait_for_nodes()
-        try:
-            yield cluster
-        finally:
-            cluster.shutdown()
+    with local_cluster(num_cpus=2) as cluster:
+        yield cluster
 
 
 @pytest.mark.slow  # SparkSteps start a driver JVM each (6 s on two idle cores)

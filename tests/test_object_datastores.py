@@ -244,6 +244,46 @@ def test_upload_and_download_round_trip(store: Datastore, files: Path, tmp_path:
     assert (tmp_path / "dl" / "in" / "a.txt").read_text() == "changed"
 
 
+def test_bytes_are_counted_as_they_move(store: Datastore, tmp_path: Path) -> None:
+    """The bar's counter hears every byte of a batched upload and download (fsspec's
+    per-file callbacks), on each object store."""
+    src = tmp_path / "bytes"
+    src.mkdir()
+    sizes = [0, 1, 70_000, 300_000]
+    for i, size in enumerate(sizes):
+        (src / f"f{i}.bin").write_bytes(os.urandom(size))
+    files = store.workspace.backend.store.datastore_files(store.name)  # type: ignore[attr-defined]
+    sent: list[int] = []
+    pairs = [(src / f"f{i}.bin", f"b/f{i}.bin") for i in range(len(sizes))]
+    assert files.upload_many(pairs, overwrite=False, advance=sent.append) == [True] * 4
+    assert sum(sent) == sum(sizes) and all(n > 0 for n in sent)
+    received: list[int] = []
+    back = [(f"b/f{i}.bin", tmp_path / "back" / f"f{i}.bin") for i in range(len(sizes))]
+    files.download_many(back, advance=received.append)
+    assert sum(received) == sum(sizes)
+    assert (tmp_path / "back" / "f3.bin").read_bytes() == (src / "f3.bin").read_bytes()
+
+
+def test_uploading_again_to_s3_prints_one_summary_line(
+    ws: Workspace, moto: MotoS3, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(60):
+        (many / f"f{i:02}.csv").write_text("x" * 100)
+    store = s3_store(ws, moto)
+    capsys.readouterr()
+    store.upload(str(many), target_path="many")
+    assert capsys.readouterr().out == "Uploaded 60 files (6.0 kB) to datastore 's3data'\n"
+    store.upload(str(many), target_path="many")
+    assert capsys.readouterr().out == (
+        "60 files already there on datastore 's3data', skipped: pass overwrite=True to "
+        "replace them\n"
+    )
+    store.download(tmp_path / "dl", prefix="many")
+    assert capsys.readouterr().out == f"Downloaded 60 files (6.0 kB) to {tmp_path / 'dl'}\n"
+
+
 def test_pipeline_with_inputs_and_pipeline_data_in_object_storage(
     ws: Workspace, store: Datastore, files: Path, scripts: Path, tmp_path: Path
 ) -> None:

@@ -6,7 +6,7 @@ submit queues the run and makes sure the workspace's agent is alive to execute i
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +40,15 @@ from headrace.store.records import (
     Status,
     StepRunRecord,
 )
+from headrace.store.transfer_progress import byte_progress
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = ["LocalBackend"]
 
 
-def _progress(show: bool, total: int, verb: str) -> Any:
-    if not show or total == 0:
-        return nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    progress = Progress(
-        TextColumn(f"{verb}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}")
-    )
-    return progress
+def _common_folder(paths: list[str]) -> str:
+    """The deepest folder holding every path (to list their sizes in one call)."""
+    return posixpath.commonpath([posixpath.dirname(p) for p in paths])
 
 
 class LocalBackend(LocalModelMethods, LocalScheduleMethods, LocalNotificationMethods):
@@ -162,20 +157,14 @@ class LocalBackend(LocalModelMethods, LocalScheduleMethods, LocalNotificationMet
         target = self.store.datastore_files(datastore)
         # Check every target before writing anything: a bad path uploads nothing.
         checked = [(src, clean_relative_path(path, what="target path")) for src, path in files]
-        if not target.is_local:
-            done = target.upload_many(checked, overwrite=overwrite)  # one batched transfer
-            return [(path, ok) for (_src, path), ok in zip(checked, done, strict=True)]
-        for _src, path in checked:
-            target.local_path(path)
-        results: list[tuple[str, bool]] = []
-        with _progress(show_progress, len(checked), "Uploading") as progress:
-            task = progress.add_task("", total=len(checked)) if progress else None
-            for src, path in checked:
-                uploaded = target.upload_file(src, path, overwrite=overwrite)
-                results.append((path, uploaded))
-                if progress is not None and task is not None:
-                    progress.update(task, advance=1, description=path)
-        return results
+        total = sum(src.stat().st_size for src, _path in checked)
+        if target.is_local:
+            for _src, path in checked:
+                target.local_path(path)
+        with byte_progress(show_progress, "Uploading", total) as advance:
+            # Object stores: one batched transfer; a local folder: one copy after another.
+            done = target.upload_many(checked, overwrite=overwrite, advance=advance)
+        return [(path, ok) for (_src, path), ok in zip(checked, done, strict=True)]
 
     def list_datastore_files(self, datastore: str, prefix: str) -> list[tuple[str, int]]:
         return self.store.datastore_files(datastore).list_files(prefix)
@@ -189,21 +178,14 @@ class LocalBackend(LocalModelMethods, LocalScheduleMethods, LocalNotificationMet
         show_progress: bool,
     ) -> int:
         source = self.store.datastore_files(datastore)
-        if not source.is_local:
-            todo = [(p, d) for p, d in files if overwrite or not d.exists()]
-            source.download_many(todo)  # one batched transfer
-            return len(todo)
-        written = 0
-        with _progress(show_progress, len(files), "Downloading") as progress:
-            task = progress.add_task("", total=len(files)) if progress else None
-            for path, destination in files:
-                if destination.exists() and not overwrite:
-                    continue
-                source.download_file(path, destination)
-                written += 1
-                if progress is not None and task is not None:
-                    progress.update(task, advance=1, description=path)
-        return written
+        todo = [(p, d) for p, d in files if overwrite or not d.exists()]
+        sizes: dict[str, int] = {}
+        if todo and show_progress:  # the bar's total: one listing of the folder they share
+            sizes = dict(source.list_files(_common_folder([p for p, _d in todo])))
+        total = sum(sizes.get(p, 0) for p, _d in todo)
+        with byte_progress(show_progress, "Downloading", total) as advance:
+            source.download_many(todo, advance=advance)  # object stores: one batched transfer
+        return len(todo)
 
     # -- compute ---------------------------------------------------------------------------
     def create_compute_target(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import posixpath
 import stat
 import uuid
 import warnings
@@ -60,6 +61,7 @@ from headrace.store.records import (
     RunFileRecord,
     StepRunRecord,
 )
+from headrace.store.transfer_progress import byte_progress
 
 __all__ = ["RemoteBackend"]
 
@@ -276,15 +278,16 @@ class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificatio
         # Check every target before sending anything: a bad path uploads nothing.
         checked = [(src, clean_relative_path(path, what="target path")) for src, path in files]
         results: list[tuple[str, bool]] = []
-        for src, path in checked:
-            answer = self._upload(
-                f"/datastores/{_seg(datastore)}/files/{_quote(path)}",
-                Path(src),
-                {"overwrite": "true" if overwrite else "false"},
-            )
-            results.append((str(answer["path"]), bool(answer["uploaded"])))
-            if show_progress:
-                print(f"Uploaded {path}" if answer["uploaded"] else f"Skipped {path}")  # noqa: T201
+        total = sum(Path(src).stat().st_size for src, _path in checked)
+        with byte_progress(show_progress, "Uploading", total) as advance:
+            for src, path in checked:
+                answer = self._upload(
+                    f"/datastores/{_seg(datastore)}/files/{_quote(path)}",
+                    Path(src),
+                    {"overwrite": "true" if overwrite else "false"},
+                )
+                results.append((str(answer["path"]), bool(answer["uploaded"])))
+                advance(Path(src).stat().st_size)
         return results
 
     def list_datastore_files(self, datastore: str, prefix: str) -> list[tuple[str, int]]:
@@ -301,16 +304,18 @@ class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificatio
         overwrite: bool,
         show_progress: bool,
     ) -> int:
-        written = 0
-        for path, destination in files:
-            if destination.exists() and not overwrite:
-                continue
-            rel = clean_relative_path(path)
-            self._download(f"/datastores/{_seg(datastore)}/files/{_quote(rel)}", destination)
-            written += 1
-            if show_progress:
-                print(f"Downloaded {path}")  # noqa: T201
-        return written
+        todo = [(p, d) for p, d in files if overwrite or not d.exists()]
+        total = 0
+        if todo and show_progress:  # the bar's total: one listing of the folder they share
+            folder = posixpath.commonpath([posixpath.dirname(p) for p, _d in todo])
+            sizes = dict(self.list_datastore_files(datastore, folder))
+            total = sum(sizes.get(p, 0) for p, _d in todo)
+        with byte_progress(show_progress, "Downloading", total) as advance:
+            for path, destination in todo:
+                rel = clean_relative_path(path)
+                self._download(f"/datastores/{_seg(datastore)}/files/{_quote(rel)}", destination)
+                advance(destination.stat().st_size)
+        return len(todo)
 
     # -- compute ---------------------------------------------------------------------------
     def create_compute_target(

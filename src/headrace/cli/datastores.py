@@ -61,21 +61,19 @@ def upload(
     """
     ws = open_workspace(workspace)
     store = Datastore(ws, datastore)
+    store._overwrite_option = "--overwrite"  # the skip line speaks the CLI's words
     missing = [str(s) for s in sources if not s.exists()]
     if missing:
         raise UserError(f"Nothing uploaded: no such file or folder: {', '.join(missing)}.")
     files = [s for s in sources if s.is_file()]
     folders = [s for s in sources if s.is_dir()]
-    results: list[tuple[str, bool]] = []
+    pairs = store._file_pairs(files, None, target_path) if files else []
+    for folder in folders:
+        pairs += store._folder_pairs(folder, target_path)
     with contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext():
-        if files:
-            store.upload_files(
-                [str(f) for f in files], target_path=target_path, overwrite=overwrite
-            )
-            results += store.last_upload_results
-        for folder in folders:
-            store.upload(str(folder), target_path=target_path, overwrite=overwrite)
-            results += store.last_upload_results
+        # One transfer: one bar (or one line), and one line for the files skipped.
+        store._upload(pairs, overwrite, show_progress=True)
+    results = store.last_upload_results
     if json_:
         print_json(
             {
@@ -104,6 +102,7 @@ def download(
     """Download files of a datastore to TARGET_DIR/<path on the datastore>."""
     ws = open_workspace(workspace)
     store = Datastore(ws, datastore)
+    store._overwrite_option = "--overwrite"  # the skip line speaks the CLI's words
     with contextlib.redirect_stdout(sys.stderr) if json_ else contextlib.nullcontext():
         count = store.download(str(target_dir), prefix=prefix, overwrite=overwrite)
     if json_:

@@ -36,6 +36,7 @@ from headrace.store.datasets import (
     match_files,
     url_size,
 )
+from headrace.store.transfer_progress import bar_wanted
 
 if TYPE_CHECKING:
     from headrace.sdk.workspace import Workspace
@@ -107,8 +108,8 @@ class _BackendAccess:
 
     def download(self, datastore: str, pairs: list[tuple[str, Path]]) -> None:
         self._backend().download_datastore_files(
-            datastore, pairs, overwrite=True, show_progress=False
-        )
+            datastore, pairs, overwrite=True, show_progress=bar_wanted(True)
+        )  # a bar in bytes when a terminal or notebook watches
 
 
 def _cache_dir(definition: dict[str, Any]) -> Path:

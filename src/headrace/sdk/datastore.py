@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headrace.errors import DatastoreNotFoundError, UserError
 from headrace.sdk.data import DataReference
 from headrace.store.datastores import clean_relative_path
+from headrace.store.transfer_progress import bar_wanted, human_bytes, skip_summary
 
 if TYPE_CHECKING:
     from headrace.sdk.workspace import Workspace
@@ -64,6 +66,8 @@ class Datastore:
         self.datastore_type = _TYPE_NAMES.get(record.type, record.type)
         self._config = dict(record.config)
         self.is_default = record.is_default
+        # How the skip line names the fix: the CLI sets "--overwrite" (its own words).
+        self._overwrite_option = "overwrite=True"
         # SDK v1's per-type attributes (AzureBlobDatastore.container_name, ...); never the
         # credentials (SDK v1 exposed account_key and sas_token: headrace does not keep them
         # where a Datastore object could read them).
@@ -253,6 +257,29 @@ class Datastore:
         """Upload files to `target_path`, keeping their paths relative to `relative_root`
         (default: the folder the files have in common, so one file lands at
         `target_path/<name>`). Existing files are skipped unless `overwrite`."""
+        pairs = self._file_pairs(files, relative_root, target_path)
+        self._upload(pairs, overwrite, show_progress)
+        return DataReference(self, path_on_datastore=target_path)
+
+    def upload(
+        self,
+        src_dir: str | os.PathLike[str],
+        target_path: str | None = None,
+        overwrite: bool = False,
+        show_progress: bool = True,
+    ) -> DataReference:
+        """Upload every file under `src_dir` to `target_path`."""
+        self._upload(self._folder_pairs(src_dir, target_path), overwrite, show_progress)
+        return DataReference(self, path_on_datastore=target_path)
+
+    @staticmethod
+    def _file_pairs(
+        files: Sequence[str | os.PathLike[str]],
+        relative_root: str | os.PathLike[str] | None,
+        target_path: str | None,
+    ) -> list[tuple[Path, str]]:
+        """(local file, datastore path) for `upload_files` (the CLI joins these with
+        `_folder_pairs` to send everything as one transfer, with one summary)."""
         target = clean_relative_path(target_path, what="target_path")
         sources = [Path(f).absolute() for f in files]
         missing = [str(s) for s in sources if not s.is_file()]
@@ -275,17 +302,13 @@ class Datastore:
                     "relative_root that contains every file."
                 ) from None
             pairs.append((source, _join(target, rel)))
-        self._upload(pairs, overwrite, show_progress)
-        return DataReference(self, path_on_datastore=target_path)
+        return pairs
 
-    def upload(
-        self,
-        src_dir: str | os.PathLike[str],
-        target_path: str | None = None,
-        overwrite: bool = False,
-        show_progress: bool = True,
-    ) -> DataReference:
-        """Upload every file under `src_dir` to `target_path`."""
+    @staticmethod
+    def _folder_pairs(
+        src_dir: str | os.PathLike[str], target_path: str | None
+    ) -> list[tuple[Path, str]]:
+        """(local file, datastore path) for every file under `src_dir` (`upload`)."""
         target = clean_relative_path(target_path, what="target_path")
         source = Path(src_dir).absolute()
         if not source.is_dir():
@@ -295,22 +318,24 @@ class Datastore:
             for filename in sorted(filenames):
                 full = Path(dirpath) / filename
                 pairs.append((full, _join(target, full.relative_to(source).as_posix())))
-        self._upload(pairs, overwrite, show_progress)
-        return DataReference(self, path_on_datastore=target_path)
+        return pairs
 
     def _upload(self, pairs: list[tuple[Path, str]], overwrite: bool, show_progress: bool) -> None:
+        bar = bar_wanted(show_progress)  # a bar in bytes when someone watches, else one line
         results = self.workspace.backend.upload_files(
-            self.name, pairs, overwrite=overwrite, show_progress=show_progress
+            self.name, pairs, overwrite=overwrite, show_progress=bar
         )
         self.last_upload_results = list(results)
-        uploaded = 0
-        for target, done in results:
-            if done:
-                uploaded += 1
-            else:
-                print(f"Target already exists. Skipping upload for {target}")  # noqa: T201
-        if show_progress:
-            print(f"Uploaded {uploaded} files")  # noqa: T201
+        sent = [
+            src.stat().st_size for (src, _p), (_t, done) in zip(pairs, results, strict=True) if done
+        ]
+        skipped = len(results) - len(sent)
+        if show_progress and not bar and (sent or not skipped):
+            done = f"{_files(len(sent))} ({human_bytes(sum(sent))})"
+            print(f"Uploaded {done} to datastore {self.name!r}")  # noqa: T201
+        if skipped:
+            where = f"on datastore {self.name!r}"
+            print(skip_summary(skipped, where, self._overwrite_option))  # noqa: T201
 
     def download(
         self,
@@ -324,11 +349,18 @@ class Datastore:
         listing = self.workspace.backend.list_datastore_files(self.name, prefix or "")
         base = Path(target_path)
         pairs = [(path, base / path) for path, _size in listing]
+        sizes = {base / path: size for path, size in listing}
+        todo = sum(sizes[d] for _p, d in pairs if overwrite or not d.exists())
+        bar = bar_wanted(show_progress)
         count = self.workspace.backend.download_datastore_files(
-            self.name, pairs, overwrite=overwrite, show_progress=show_progress
+            self.name, pairs, overwrite=overwrite, show_progress=bar
         )
-        if show_progress:
-            print(f"Downloaded {count} files")  # noqa: T201
+        skipped = len(pairs) - count
+        if show_progress and not bar and (count or not skipped):
+            print(f"Downloaded {_files(count)} ({human_bytes(todo)}) to {base}")  # noqa: T201
+        if skipped:
+            where = f"in {base}"
+            print(skip_summary(skipped, where, self._overwrite_option))  # noqa: T201
         return count
 
     def list_files(self, prefix: str | None = None) -> list[str]:
@@ -344,6 +376,10 @@ class Datastore:
 
     def __hash__(self) -> int:
         return hash(self.name)
+
+
+def _files(count: int) -> str:
+    return f"{count:,} file" + ("" if count == 1 else "s")
 
 
 def _check_name(datastore_name: Any) -> None:

@@ -11,7 +11,7 @@ import hashlib
 import os
 import posixpath
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -105,9 +105,17 @@ class DatastoreFiles(Protocol):
 
     def fingerprint(self, path: str) -> str: ...
 
-    def upload_many(self, pairs: list[tuple[Path, str]], *, overwrite: bool) -> list[bool]: ...
+    def upload_many(
+        self,
+        pairs: list[tuple[Path, str]],
+        *,
+        overwrite: bool,
+        advance: Callable[[int], None] | None = None,
+    ) -> list[bool]: ...
 
-    def download_many(self, pairs: list[tuple[str, Path]]) -> None: ...
+    def download_many(
+        self, pairs: list[tuple[str, Path]], *, advance: Callable[[int], None] | None = None
+    ) -> None: ...
 
     def replace_tree(self, source: Path, path: str) -> None: ...
 
@@ -144,12 +152,28 @@ class LocalDatastoreFiles:
     def describe(self) -> str:
         return str(self.root)
 
-    def upload_many(self, pairs: list[tuple[Path, str]], *, overwrite: bool) -> list[bool]:
-        return [self.upload_file(src, path, overwrite=overwrite) for src, path in pairs]
+    def upload_many(
+        self,
+        pairs: list[tuple[Path, str]],
+        *,
+        overwrite: bool,
+        advance: Callable[[int], None] | None = None,
+    ) -> list[bool]:
+        """Copy each file (see `upload_file`); `advance` hears each written file's bytes."""
+        done = []
+        for src, path in pairs:
+            done.append(self.upload_file(src, path, overwrite=overwrite))
+            if advance is not None and done[-1]:
+                advance(src.stat().st_size)
+        return done
 
-    def download_many(self, pairs: list[tuple[str, Path]]) -> None:
+    def download_many(
+        self, pairs: list[tuple[str, Path]], *, advance: Callable[[int], None] | None = None
+    ) -> None:
         for path, destination in pairs:
             self.download_file(path, destination)
+            if advance is not None:
+                advance(destination.stat().st_size)
 
     def replace_tree(self, source: Path, path: str) -> None:
         """Move the folder `source` (on this machine) to `path`, replacing what is there."""

@@ -36,6 +36,7 @@ from headrace.errors import (
     UserError,
 )
 from headrace.store.datastores import clean_relative_path
+from headrace.store.transfer_progress import Advance, fsspec_callback
 
 __all__ = [
     "OBJECT_STORE_TYPES",
@@ -423,9 +424,15 @@ class ObjectDatastoreFiles:
     def upload_file(self, source: Path, path: str, *, overwrite: bool) -> bool:
         return self.upload_many([(source, path)], overwrite=overwrite)[0]
 
-    def upload_many(self, pairs: list[tuple[Path, str]], *, overwrite: bool) -> list[bool]:
+    def upload_many(
+        self,
+        pairs: list[tuple[Path, str]],
+        *,
+        overwrite: bool,
+        advance: Advance | None = None,
+    ) -> list[bool]:
         """Upload files (each one object write: a reader never sees half a file); an
-        existing target is kept (False) unless `overwrite`."""
+        existing target is kept (False) unless `overwrite`. `advance` hears the bytes sent."""
         keys = [clean_relative_path(p, what="target path") for _src, p in pairs]
         existing: set[str] = set()
         if not overwrite and keys:
@@ -438,20 +445,25 @@ class ObjectDatastoreFiles:
         ]
         if todo:
             with self._access(f"Uploading {len(todo)} file(s)") as fs:
-                fs.put([s for s, _k in todo], [k for _s, k in todo])
+                extra = {} if advance is None else {"callback": fsspec_callback(advance)}
+                fs.put([s for s, _k in todo], [k for _s, k in todo], **extra)
         return [k not in existing for k in keys]
 
     def download_file(self, path: str, destination: Path) -> None:
         self.download_many([(path, destination)])
 
-    def download_many(self, pairs: list[tuple[str, Path]]) -> None:
+    def download_many(
+        self, pairs: list[tuple[str, Path]], *, advance: Advance | None = None
+    ) -> None:
+        """Download objects to local files; `advance` hears the bytes received."""
         if not pairs:
             return
         keys = [self._key(p) for p, _d in pairs]  # each path checked before any transfer
         for _path, destination in pairs:
             destination.parent.mkdir(parents=True, exist_ok=True)
         with self._access(f"Downloading {len(pairs)} file(s)") as fs:
-            fs.get(keys, [str(d) for _p, d in pairs])
+            extra = {} if advance is None else {"callback": fsspec_callback(advance)}
+            fs.get(keys, [str(d) for _p, d in pairs], **extra)
 
     def replace_tree(self, source: Path, path: str) -> None:
         """Upload the folder `source` to `path`, after removing what was under `path`."""
