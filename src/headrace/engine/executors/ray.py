@@ -148,7 +148,10 @@ def _init(ray: Any, address: str | None, num_cpus: int | None, done: threading.E
         "configure_logging": False,
     }
     if address is None:
+        # "local" starts a head of our own: with no address, Ray would join whichever cluster
+        # was started last on this machine (RAY_ADDRESS, /tmp/ray/ray_current_cluster).
         options.update(
+            address="local",
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
