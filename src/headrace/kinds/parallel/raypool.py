@@ -152,7 +152,9 @@ class RayPool:
         try:
             ray.init(
                 address=address,
-                _node_ip_address=os.environ.get(NODE_IP_VARIABLE) or None,
+                # The node it runs on names its address; otherwise loopback, never the machine's
+                # other addresses (Ray advertises eth0 unless told).
+                _node_ip_address=os.environ.get(NODE_IP_VARIABLE) or "127.0.0.1",
                 namespace="headrace",
                 log_to_driver=False,
                 configure_logging=False,
