@@ -156,7 +156,9 @@ class Workloads:
 
     def once(self, workload: str, token: str) -> str:
         """Run a workload untimed; its run id (failing loudly when it did not finish)."""
-        done = subprocess.run(self.argv(workload, token), capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            self.argv(workload, token), capture_output=True, text=True, check=False
+        )
         last = (done.stdout.strip().splitlines() or [""])[-1].split()
         if done.returncode != 0 or last[-1:] != ["Finished"]:
             raise BenchError(
