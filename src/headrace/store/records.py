@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "ACTIVE_STEP_STATUSES",
+    "IGNORED_PARAMETERS",
     "NOTIFY_PROPERTY",
     "RECOVER_FROM",
     "RERUN_OF",
@@ -64,6 +65,9 @@ NOTIFY_PROPERTY = "headrace.enableNotification"
 # steps) the run whose finished steps it takes as they are.
 RERUN_OF = "headrace.rerunOf"
 RECOVER_FROM = "headrace.recoverFrom"
+# The run property that lists parameter assignments a published pipeline's submit ignored
+# (engine/publishing.py), shown by `headrace run show` and the portal.
+IGNORED_PARAMETERS = "headrace.ignoredParameterAssignments"
 
 
 @dataclass(frozen=True)
