@@ -15,10 +15,10 @@ from headrace.cli.common import (
     find_run,
     get_pipeline_run,
     open_workspace,
+    read_backend,
     remember_workspace,
 )
 from headrace.cli.follow import StepFilter, exit_for, follow_run
-from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params, typed_params
 from headrace.cli.output import (
     console,
     details_table,
@@ -41,12 +41,10 @@ from headrace.cli.results import (
     run_metrics_document,
 )
 from headrace.cli.steps import show_step
-from headrace.engine.publishing import IGNORED_PARAMETERS
 from headrace.errors import UserError
 from headrace.graph.validate import did_you_mean, topological_order
-from headrace.sdk.experiment import Experiment
 from headrace.sdk.streaming import LogFollower
-from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
+from headrace.store.records import IGNORED_PARAMETERS, PipelineRunRecord, Status, StepRunRecord
 
 __all__ = ["app"]
 
@@ -89,6 +87,9 @@ def submit(
     json_: JsonOption = False,
 ) -> None:
     """Submit the pipeline defined in a Python file and print the run id."""
+    from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params
+    from headrace.sdk.experiment import Experiment
+
     params = parse_params(param or [])
     if workspace:
         # Sets HEADRACE_WORKSPACE, so the file's Workspace.from_config() finds this workspace.
@@ -125,7 +126,7 @@ def list_(
     """List pipeline runs, newest first."""
     statuses = [_status(status)] if status else None
     ws = open_workspace(workspace)
-    records = ws.backend.list_pipeline_runs(
+    records = read_backend(ws).list_pipeline_runs(
         experiment_name=experiment, statuses=statuses, limit=limit
     )
     if json_:
@@ -168,7 +169,7 @@ def show(
     if isinstance(found, StepRunRecord):
         show_step(ws, found, json_=json_)
         return
-    backend = ws.backend
+    backend = read_backend(ws)
     runs: list[StepRunRecord] = backend.list_step_runs(found.id)
     summaries = metric_summaries(backend.list_metrics([found.id, *{s.data_run_id for s in runs}]))
     steps = _steps_in_order(backend, found, runs, summaries)
@@ -192,7 +193,7 @@ def metrics(
     every value). A step run id shows that step's metrics."""
     ws = open_workspace(workspace)
     found = find_run(ws, run_id)
-    backend = ws.backend
+    backend = read_backend(ws)
     if isinstance(found, StepRunRecord):
         document = run_metrics_document(backend, found.pipeline_run_id, [found], own=False)
     else:
@@ -413,6 +414,8 @@ def rerun(
 ) -> None:
     """Submit a new run of a run's pipeline (same graph, source snapshots, parameters unless
     --param); unchanged steps are reused as usual. Prints the new run id."""
+    from headrace.cli.loading import parse_params, typed_params
+
     ws = open_workspace(workspace)
     backend = ws.backend
     original = get_pipeline_run(ws, run_id)

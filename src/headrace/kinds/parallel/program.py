@@ -52,7 +52,8 @@ from headrace.kinds.parallel.spec import ParallelSpec, parse_size
 __all__ = ["main"]
 
 _FIRST_ERRORS = 3
-_IN_FLIGHT = 2
+_IN_FLIGHT = 2  # mini-batches sent ahead to a worker (more when they are short: `depth`)
+_QUEUED_SECONDS = 0.005
 
 
 def _parameters(spec: ParallelSpec) -> ParallelSpec:
@@ -240,17 +241,7 @@ class Coordinator:
                         f"{timeout}s (attempt {batch.attempts + 1}); its worker was replaced",
                     )
             for worker in self.workers:
-                while self.can_take(worker):
-                    batch = self.take()
-                    if not self.pool.send(worker, batch.index, batch.payload, batch.size):
-                        # It died: the pool reports its end, and `receive` replaces it.
-                        worker.broken = True
-                        self.give_back([batch])
-                        break
-                    if not worker.inflight:
-                        worker.deadline = time.monotonic() + timeout
-                        self.progress.heard(worker.number, batch.index)
-                    worker.inflight.append(batch)
+                self.feed(worker, timeout)
             deadlines = [w.deadline for w in self.workers if w.inflight]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
             for worker, event in self.pool.events(self.workers, min(wait_for, 1.0)):
@@ -258,13 +249,36 @@ class Coordinator:
                     self.receive(worker, event)
             self.progress.publish()
 
-    def can_take(self, worker: Worker) -> bool:
-        return (
-            worker.ready
-            and not worker.broken
-            and len(worker.inflight) < _IN_FLIGHT
-            and self.has_pending()
-        )
+    def feed(self, worker: Worker, timeout: float) -> None:
+        """Send `worker` the next mini-batches, up to its depth, in one message. Refilled when
+        half its queue is done, so several go at once when the queue is deeper than 2."""
+        depth = self.depth(worker)
+        if not worker.ready or worker.broken or len(worker.inflight) > depth // 2:
+            return
+        batches: list[Batch] = []
+        while len(worker.inflight) + len(batches) < depth and self.has_pending():
+            batches.append(self.take())
+        if not batches:
+            return
+        if not self.pool.send(worker, [(b.index, b.payload, b.size) for b in batches]):
+            # It died: the pool reports its end, and `receive` replaces it.
+            worker.broken = True
+            self.give_back(batches)
+            return
+        if not worker.inflight:
+            worker.heard_at = time.monotonic()
+            worker.deadline = worker.heard_at + timeout
+            self.progress.heard(worker.number, batches[0].index)
+        worker.inflight.extend(batches)
+
+    def depth(self, worker: Worker) -> int:
+        """How many mini-batches `worker` is given ahead: 2, or, for lists of paths, more
+        when its mini-batches are short (about `_QUEUED_SECONDS` of work queued, so it does
+        not wait for this process between them), up to what the pool allows."""
+        if worker.pace <= 0.0 or not self.plan.light:
+            return _IN_FLIGHT
+        ahead = _IN_FLIGHT + int(_QUEUED_SECONDS / worker.pace)
+        return min(ahead, max(_IN_FLIGHT, self.pool.max_in_flight))
 
     def lost(self, worker: Worker) -> Batch:
         """The batch run() was working on when `worker` was stopped; the ones sent after it
@@ -301,8 +315,11 @@ class Coordinator:
             batch: Batch = worker.inflight.popleft()
             assert batch.index == event[1]
             following = worker.inflight[0].index if worker.inflight else None
+            now = time.monotonic()
+            took, worker.heard_at = now - worker.heard_at, now
+            worker.pace = took if worker.pace <= 0.0 else 0.8 * worker.pace + 0.2 * took
             if worker.inflight:
-                worker.deadline = time.monotonic() + self.spec.run_invocation_timeout
+                worker.deadline = now + self.spec.run_invocation_timeout
             if kind == "done":
                 self.progress.heard(worker.number, following, "done")
                 self.commit(batch, event[2])

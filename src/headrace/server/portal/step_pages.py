@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import shlex
 import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import FileResponse, JSONResponse
@@ -25,6 +27,7 @@ from headrace.kinds import settings_text, step_title
 from headrace.kinds.parallel.progress import progress_view
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
 from headrace.server.portal.metrics import metric_groups
+from headrace.server.portal.previews import PreviewSource, preview_page
 from headrace.server.portal.shapes import seconds_between
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
 from headrace.store.records import (
@@ -157,6 +160,7 @@ def _outputs(request: Request, step: StepRunRecord) -> list[dict[str, Any]]:
                     "label": name[len(path) :].lstrip("/") or name,
                     "size": size,
                     "url": f"/ui/datastores/{datastore}/download/{name}",
+                    "preview_url": f"/ui/datastores/{datastore}/preview/{quote(name)}",
                 }
                 for name, size in listed[:OUTPUT_FILES_SHOWN]
             ]
@@ -307,7 +311,15 @@ def step_page(request: Request, _viewer: ViewerDep, step_run_id: str) -> Respons
         "metrics": metric_groups(view.metrics, base),
         "metrics_cursor": view.metrics_cursor,
         "parallel": _parallel(node, view.metrics, sizes, base),
-        "files": [{"name": f.name, "size": f.size, "url": base + f.name} for f in files],
+        "files": [
+            {
+                "name": f.name,
+                "size": f.size,
+                "url": base + f.name,
+                "preview_url": f"/ui/steps/{step.id}/preview/{quote(f.name)}",
+            }
+            for f in files
+        ],
     }
     return render(request, "step.html", title=f"Step {step.name}", data=data)
 
@@ -342,12 +354,42 @@ def step_log(
 @router.get("/steps/{step_run_id}/files/{name:path}")
 def step_file(request: Request, _viewer: ViewerDep, step_run_id: str, name: str) -> Response:
     """Download one of a step's run files (names leaving the run's folder: a 400 page)."""
+    _step, path = _run_file(request, step_run_id, name)
+    return FileResponse(path, filename=path.name)
+
+
+def _run_file(request: Request, step_run_id: str, name: str) -> tuple[StepRunRecord, Path]:
+    """The step run and where its run file `name` is (a 400 page for names leaving the run's
+    folder, a 404 page for no such file)."""
     step = find_step(request, step_run_id)
-    path = state(request).store.artifacts.file_path(step.data_run_id, name)
+    path: Path = state(request).store.artifacts.file_path(step.data_run_id, name)
     if not path.is_file():
         raise PortalError(
             404,
             f"The step run {step.id} has no file {name!r}; its files are listed on "
             f"/ui/steps/{step.id}.",
         )
-    return FileResponse(path, filename=path.name)
+    return step, path
+
+
+@router.get("/steps/{step_run_id}/preview/{name:path}")
+def step_file_preview(
+    request: Request, _viewer: ViewerDep, step_run_id: str, name: str
+) -> Response:
+    """A step's run file shown in the page (text, JSON, a table, an image, Markdown), read
+    only in part; names leaving the run's folder: a 400 page, as for downloads."""
+    step, path = _run_file(request, step_run_id, name)
+    source = PreviewSource(
+        name=name,
+        size=path.stat().st_size,
+        open=lambda: open(path, "rb"),
+        download_url=f"/ui/steps/{step.id}/files/{quote(name)}",
+    )
+    crumbs = [
+        {
+            "name": f"Pipeline run {step.pipeline_run_id[:8]}",
+            "url": f"/ui/runs/{step.pipeline_run_id}",
+        },
+        {"name": f"Step {step.name}", "url": f"/ui/steps/{step.id}"},
+    ]
+    return preview_page(request, source, crumbs)
