@@ -2,9 +2,11 @@
 
 One file, appended by the coordinator only: a first line naming the cut of the inputs
 (`headrace-parallel 1 <plan signature>`), then one record per committed mini-batch,
-`<index> <bytes> <items> <rows>\\n` and its rows, written with one `write`. A timed-out or killed
-attempt's rows never get here. At the end the records are joined in input order into the
-output file (under a temporary name, then renamed).
+`<index> <bytes> <items> <rows>\\n` and its rows. The records of the mini-batches whose
+results the coordinator read in one round are written together, with one `write`, before it
+reports them as done; a kill before that loses them from the journal, and they are run again.
+A timed-out or killed attempt's rows never get here. At the end the records are joined in
+input order into the output file (under a temporary name, then renamed).
 
 The journal lives in the step run's own folder (`HEADRACE_RUN_DIR/.headrace/`), which stays
 from one attempt of the step run to the next, so a retried attempt (the step's process
@@ -48,6 +50,7 @@ class CommitJournal:
         # index -> (rows, items) of every committed mini-batch, earlier attempts' included.
         self.committed: dict[int, tuple[int, int]] = {}
         self.resumed = 0  # how many came from earlier attempts
+        self.pending: list[bytes] = []  # records not written yet (see `flush`)
         header = _MAGIC + signature.encode() + b"\n"
         end = self._read(header)
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
@@ -85,14 +88,24 @@ class CommitJournal:
         return end
 
     def commit(self, index: int, rows: list[str], items: int) -> None:
+        """Commit a mini-batch's rows: written with the others committed at the same
+        moment (`flush`: the coordinator's loop flushes after each round of results)."""
         data = "".join(row + "\n" for row in rows).encode()
-        os.write(self.fd, f"{index} {len(data)} {items} {len(rows)}\n".encode() + data)
+        self.pending.append(f"{index} {len(data)} {items} {len(rows)}\n".encode() + data)
         self.committed[index] = (len(rows), items)
+
+    def flush(self) -> None:
+        """Write the records committed since the last flush, with one `write`."""
+        if not self.pending:
+            return
+        view = memoryview(b"".join(self.pending))
+        self.pending.clear()
+        while view:
+            view = view[os.write(self.fd, view) :]
 
     def assemble(self, target: Path) -> None:
         """All committed rows, in mini-batch order, into `target`."""
-        os.close(self.fd)
-        self.fd = -1
+        self.close()
         temporary = target.with_name(f".{target.name}.tmp")
         where: dict[int, tuple[int, int]] = {}
         with open(self.path, "rb") as journal:
@@ -110,6 +123,7 @@ class CommitJournal:
 
     def close(self) -> None:
         if self.fd >= 0:
+            self.flush()
             os.close(self.fd)
             self.fd = -1
 
