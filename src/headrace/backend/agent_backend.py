@@ -16,6 +16,7 @@ behaviour is the same either way. `HEADRACE_AGENT_REQUESTS=0` turns the socket o
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,20 +176,48 @@ class AgentBackend:
             "run_source": run_source,
             "properties": properties,
         }
+        conn = self._agent()
+        if conn is None:
+            return self._real().submit(graph, **arguments)
         submitter = current()
-        answer = self._call(
-            "submit",
-            timeout=SUBMIT_SECONDS,
-            graph=graph.to_dict(),
-            interpreter=submitter.record() if submitter is not None else None,
-            **arguments,
-        )
-        if answer is None:
+        run_id = str(uuid.uuid4())
+        try:
+            answer = conn.call(
+                "submit",
+                timeout=SUBMIT_SECONDS,
+                graph=graph.to_dict(),
+                interpreter=submitter.record() if submitter is not None else None,
+                run_id=run_id,
+                **arguments,
+            )
+        except AgentUnavailable as exc:
+            self._give_up()
+            if exc.sent:
+                return self._submit_after_lost_answer(run_id, graph, arguments)
             return self._real().submit(graph, **arguments)
         return Submission(
             run=from_wire(PipelineRunRecord, answer["run"]),
             previews=[from_wire(StepPreview, p) for p in answer["previews"]],
         )
+
+    def _submit_after_lost_answer(
+        self, run_id: str, graph: Graph, arguments: dict[str, Any]
+    ) -> Submission:
+        """The agent got the submit but never answered (it died): the run is queued once,
+        by it or now, never twice."""
+        from headrace.engine.submission import preview, submit_graph
+        from headrace.errors import RunNotFoundError
+
+        real = self._real()
+        try:
+            record = real.get_pipeline_run(run_id)
+        except RunNotFoundError:
+            submission = submit_graph(real.store, graph, run_id=run_id, **arguments)
+            real.start_work()
+            return submission
+        real.start_work()  # the agent that queued it is gone: start one
+        regenerate = bool(arguments["regenerate_outputs"])
+        return Submission(record, preview(real.store, graph, record.parameters, regenerate))
 
     def watch_run(
         self, run_id: str, token: str | None, timeout: float

@@ -49,7 +49,12 @@ _HEADER = struct.Struct(">I")
 
 class AgentUnavailable(Exception):
     """The agent cannot take this request (none listens, another version, it went away):
-    the caller does the work itself. Never reaches a user."""
+    the caller does the work itself. Never reaches a user. `sent`: the request had been
+    sent whole, so the agent may have done it (a submit then looks before submitting)."""
+
+    def __init__(self, message: str, *, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 def request_address(workspace: Path) -> str:
@@ -164,14 +169,16 @@ class AgentConnection:
         when the agent cannot answer (the caller then does the work itself)."""
         if self._sock is None:
             raise AgentUnavailable("the connection is closed")
+        sent = False
         try:
             self._sock.settimeout(timeout)
             send(self._sock, {"op": op, "identity": self._identity, **arguments})
+            sent = True
             answer = receive(self._sock)
         except (OSError, ValueError, TypeError, struct.error) as exc:
             # TypeError: arguments JSON cannot carry (nothing was sent).
             self.close()
-            raise AgentUnavailable(f"the agent did not answer: {exc}") from None
+            raise AgentUnavailable(f"the agent did not answer: {exc}", sent=sent) from None
         if answer.get("ok"):
             return answer
         if answer.get("code") == "error" and isinstance(answer.get("error"), dict):
