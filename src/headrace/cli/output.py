@@ -70,10 +70,15 @@ def _piped() -> bool:
     return not sys.stdout.isatty()
 
 
+# The control characters rich's Text drops (rich.control.STRIP_CONTROL_CODES).
+_DROPPED = dict.fromkeys((7, 8, 11, 12, 13))
+
+
 def text(value: str, style: str = "") -> Any:
-    """A table cell or line printed as it is: rich's Text on a terminal, else PlainText."""
+    """A table cell or line printed as it is: rich's Text on a terminal, else PlainText
+    (without the control characters rich would drop)."""
     if _piped():
-        return PlainText(value)
+        return PlainText(value.translate(_DROPPED))
     from rich.text import Text
 
     return Text(value, style=style)
@@ -128,9 +133,11 @@ _WIDTH = 200  # piped output is not cut at 80 columns, so ids and paths stay who
 def _writes_as_is(value: Any) -> bool:
     """Whether rich would print `value` (piped, no styles) exactly as its characters: text
     that needs no wrapping and, unless PlainText, holds no markup or emoji codes."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\t" in value:  # rich expands tabs
         return False
-    if not isinstance(value, PlainText) and ("[" in value or ":" in value):
+    if not isinstance(value, PlainText) and (
+        "[" in value or ":" in value or value != value.translate(_DROPPED)
+    ):
         return False
     return all(len(line) <= _WIDTH for line in value.split("\n"))
 
