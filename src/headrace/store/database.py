@@ -31,7 +31,7 @@ from headrace.store.layout import make_private
 __all__ = ["HEAD_REVISION", "Database", "sqlite_url"]
 
 # The newest migration in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0012_outbox_by_run"
+HEAD_REVISION = "0013_run_metric_finals"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # How long an SQLite statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 30_000
