@@ -227,16 +227,8 @@ def test_parameter_and_metric_columns_show_and_sort_with_runs_lacking_last(
     data = twin(any_portal, "/ui/runs.json", cols=cols)
     assert [c["key"] for c in data["columns"]] == cols.split(",")
     by_id = {r["id"]: r["columns"] for r in data["runs"]}
-    assert by_id[runs[2]] == {
-        "param:lr": "0.02",
-        "metric:best": "0.51",
-        "metric:train/accuracy": "0.89",
-    }
-    assert by_id[runs[0]] == {
-        "param:lr": "0.0",
-        "metric:best": None,
-        "metric:train/accuracy": "0.9",
-    }
+    assert by_id[runs[2]] == {"param:lr": 0.02, "metric:best": 0.51, "metric:train/accuracy": 0.89}
+    assert by_id[runs[0]] == {"param:lr": 0.0, "metric:best": None, "metric:train/accuracy": 0.9}
     assert by_id[runs[7]]["metric:train/accuracy"] is None
     assert data["column_choices"]["metric"] == [
         {"key": "metric:best", "name": "best", "chosen": True},

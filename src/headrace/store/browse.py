@@ -114,8 +114,9 @@ class RunPage:
     total_capped: bool  # True: at least `total` runs match (counting stopped there)
     experiment_known: bool  # False: the filter names an experiment that does not exist
     experiments: list[str] = field(default_factory=list)  # every experiment's name, sorted
-    # The page's runs' last metric values of the chosen metric columns: run id -> name -> text
-    metrics: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The page's runs' last values of the chosen metric columns: run id -> name -> the
+    # number, or the text of a value that is not a number
+    metrics: dict[str, dict[str, float | str]] = field(default_factory=dict)
     metric_names: list[str] = field(default_factory=list)  # those the page's runs logged
 
 
@@ -186,7 +187,7 @@ def browse_runs(
             count = select(func.count()).select_from(capped.subquery())
             total = int(conn.execute(count).scalar_one())
         shown = [row.id for row in rows[:limit]]
-        metrics: dict[str, dict[str, str]] = {}
+        metrics: dict[str, dict[str, float | str]] = {}
         logged: list[str] = []
         if shown:
             metrics, logged = _page_metrics(conn, shown, [c for c in columns if c.kind == "metric"])
@@ -204,9 +205,10 @@ def browse_runs(
 
 def _page_metrics(
     conn: Connection, run_ids: list[str], columns: list[RunColumn]
-) -> tuple[dict[str, dict[str, str]], list[str]]:
+) -> tuple[dict[str, dict[str, float | str]], list[str]]:
     """In one statement: the runs' last values of the metric `columns` (run id -> name ->
-    text) and the names of the metrics they logged (the Columns control's choices)."""
+    the number, or the text of a value that is not one) and the names of the metrics they
+    logged (the Columns control's choices)."""
     in_page = FINALS.c.pipeline_run_id.in_(run_ids)
     logged = (
         select(FINALS.c.name)
@@ -217,19 +219,24 @@ def _page_metrics(
         .subquery()
     )
     nothing = cast(null(), String)
-    query: Any = select(nothing.label("run_id"), logged.c.name, nothing.label("text"))
+    query: Any = select(
+        nothing.label("run_id"),
+        logged.c.name,
+        cast(null(), Float).label("number"),
+        nothing.label("text"),
+    )
     if columns:
-        values = select(FINALS.c.pipeline_run_id, FINALS.c.name, FINALS.c.text).where(
-            in_page, FINALS.c.name.in_(sorted({c.name for c in columns}))
-        )
+        values = select(
+            FINALS.c.pipeline_run_id, FINALS.c.name, FINALS.c.number, FINALS.c.text
+        ).where(in_page, FINALS.c.name.in_(sorted({c.name for c in columns})))
         query = union_all(query, values)
-    metrics: dict[str, dict[str, str]] = {}
+    metrics: dict[str, dict[str, float | str]] = {}
     names: list[str] = []
-    for row in conn.execute(query):
-        if row[0] is None:
-            names.append(row[1])
+    for run_id, name, number, text in conn.execute(query):
+        if run_id is None:
+            names.append(name)
         else:
-            metrics.setdefault(row[0], {})[row[1]] = row[2] or ""
+            metrics.setdefault(run_id, {})[name] = number if number is not None else text or ""
     return metrics, sorted(names)
 
 

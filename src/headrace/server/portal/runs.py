@@ -155,7 +155,7 @@ def _runs_list(request: Request, experiment: str | None) -> dict[str, Any]:
         row = run_row(run)
         values = found.metrics.get(run.id, {})
         row["columns"] = {
-            c.key: _parameter_text(run.parameters, c.name)
+            c.key: _parameter_value(run.parameters, c.name)
             if c.kind == "param"
             else values.get(c.name)
             for c in columns
@@ -329,12 +329,13 @@ def _column_choices(
     return offered
 
 
-def _parameter_text(parameters: dict[str, Any], name: str) -> str | None:
-    """A parameter's value as the list shows it (None: the run has no such parameter)."""
+def _parameter_value(parameters: dict[str, Any], name: str) -> Any:
+    """A parameter's value as the list shows it: a number or a string as it is, anything
+    else (a DataPath's dict) as JSON (None: the run has no such parameter)."""
     if name not in parameters:
         return None
     value = parameters[name]
-    if isinstance(value, str):
+    if isinstance(value, (str, int, float)):
         return value
     return json.dumps(value, sort_keys=True, default=str)
 
