@@ -58,6 +58,7 @@ BENCHMARKS = {
     "schedules": "benchmarks.bench_schedules",
     "cli": "benchmarks.bench_cli",
     "mlflow": "benchmarks.bench_mlflow",
+    "workloads": "benchmarks.bench_workloads",
 }
 HEADERS = ["benchmark", "result", "floor", "ratio", "target", "pass/fail"]
 

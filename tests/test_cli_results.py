@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from headrace import Workspace
@@ -190,14 +191,16 @@ def test_results_through_a_served_workspace(ran: Ran, tmp_path: Path) -> None:
 
 def _commands(group: Any, path: list[str]) -> Iterator[list[str]]:
     yield path
-    for name, sub in getattr(group, "commands", {}).items():
+    if not hasattr(group, "list_commands"):
+        return
+    ctx = typer.Context(group)
+    for name in group.list_commands(ctx):
+        sub = group.get_command(ctx, name)  # the root imports a command's module on demand
         if not sub.hidden:
             yield from _commands(sub, [*path, name])
 
 
 def test_help_has_plain_metavars_and_completion() -> None:
-    import typer
-
     root = typer.main.get_command(app)
     seen = 0
     for path in _commands(root, []):
@@ -208,6 +211,19 @@ def test_help_has_plain_metavars_and_completion() -> None:
     assert seen > 40
     assert "TEXT" in hr("run", "list", "--help").stdout  # values still say what they take
     assert "--install-completion" in hr("--help").stdout
+
+
+def test_root_help_lists_each_command_as_its_own_help_says() -> None:
+    """`headrace --help` lists the commands from stand-ins (no module imported); each one
+    says what the command's own help says, and is hidden where the command is."""
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root)
+    for name, stand_in in list(root.commands.items()):
+        real = root.get_command(ctx, name)
+        assert real is not stand_in and real.name == name
+        assert (real.help or "").split("\n\n")[0] == stand_in.help, name
+        assert real.hidden == stand_in.hidden, name
+    assert "run" in root.commands and "datasets" in root.commands
 
 
 def test_errors_speak_the_cli_words(ran: Ran, tmp_path: Path) -> None:

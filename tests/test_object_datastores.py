@@ -560,6 +560,18 @@ def test_the_portal_and_the_api_browse_and_download_an_object_store(
         assert got.status_code == 200
         assert got.content == (files / "sub" / "b.txt").read_bytes()
         assert "b.txt" in got.headers["content-disposition"]
+        shown = httpx.get(
+            f"{server.url}/ui/datastores/{name}/preview/in/sub/b.txt",
+            headers={"Accept": "application/json"},
+        ).json()
+        assert shown["file"]["size"] == (files / "sub" / "b.txt").stat().st_size
+        assert shown["preview"] == {
+            "kind": "text",
+            "text": (files / "sub" / "b.txt").read_text(),
+            "truncated": False,
+        }
+        unknown = httpx.get(f"{server.url}/ui/datastores/{name}/preview/in/nothing.txt")
+        assert unknown.status_code == 404 and "nothing.txt" in unknown.text
         api = httpx.get(f"{server.url}/api/v1/datastores/{name}/files/in/a.txt")
         assert api.status_code == 200 and api.content == (files / "a.txt").read_bytes()
         missing = httpx.get(f"{server.url}/ui/datastores/{name}/browse/nothing-here")

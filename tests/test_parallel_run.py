@@ -300,6 +300,21 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     assert sorted(p.name for p in (tmp_path / "marks").iterdir()) == ["item005.txt", "item014.txt"]
 
 
+def test_a_worker_killed_with_many_short_mini_batches_queued_loses_and_repeats_none(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Mini-batches of a millisecond or less are sent many ahead to each worker (program.py,
+    `depth`); those queued on a worker that dies go to the others, and each row is written
+    once, in order."""
+    texts = [str(i) for i in range(600)]
+    texts[450] = "die-once"
+    run, step_run = misbehaving_step(ws, tmp_path, texts, error_threshold=0, mini_batch_size=1)
+    assert run.get_status() == "Finished", step_run.get_details().get("error")
+    lines = output_lines(run, "score", "scores", tmp_path, "parallel_run_step.txt")
+    assert lines == [f"item{i:03d}.txt: {t}" for i, t in enumerate(texts)]
+    assert [p.name for p in (tmp_path / "marks").iterdir()] == ["item450.txt"]
+
+
 def test_failures_over_error_threshold_fail_the_step_naming_items_and_errors(
     ws: Workspace, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 __all__ = [
     "agent_idle_seconds",
     "agent_poll_seconds",
+    "agent_requests_enabled",
     "headrace_home",
     "heartbeat_timeout_seconds",
     "outbox_backoff_seconds",
@@ -40,6 +41,13 @@ def headrace_home() -> Path:
 def agent_idle_seconds() -> float:
     """How long a detached local agent waits with nothing to do before it exits."""
     return _float("HEADRACE_AGENT_IDLE_SECONDS", 60.0)
+
+
+def agent_requests_enabled() -> bool:
+    """Whether the SDK hands submits and run waits to a warm agent over its request socket
+    (engine/agentsocket.py); `HEADRACE_AGENT_REQUESTS=0` makes it open the store itself."""
+    raw = os.environ.get("HEADRACE_AGENT_REQUESTS", "1")
+    return raw.strip().lower() not in {"0", "false", "no"}
 
 
 def agent_poll_seconds() -> float:

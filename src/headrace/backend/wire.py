@@ -9,18 +9,20 @@ nothing of the server.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from headrace import errors
-from headrace.engine.submission import StepPreview, Submission
 from headrace.store.records import (
     PipelineEndpointRecord,
     PipelineRunRecord,
     PublishedPipelineRecord,
+    StepPreview,
+    Submission,
+    from_wire,
+    to_wire,
 )
 
 __all__ = [
@@ -37,7 +39,6 @@ __all__ = [
     "url_segment",
 ]
 
-R = TypeVar("R")
 
 # The detail whose Code names the exception class (the shape's Details hold dicts).
 CLASS_DETAIL = "HeadraceErrorClass"
@@ -53,34 +54,6 @@ _BY_CODE: dict[str, type[errors.HeadraceError]] = {
     "ConfigError": errors.ConfigError,
     "ServiceUnavailable": errors.StoreError,
 }
-
-
-def _iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.isoformat()
-
-
-def _plain(value: Any) -> Any:
-    return _iso(value) if isinstance(value, datetime) else value
-
-
-def to_wire(record: Any) -> dict[str, Any]:
-    """A record dataclass as a JSON-ready dict (datetimes as ISO text)."""
-    return {f.name: _plain(getattr(record, f.name)) for f in dataclasses.fields(record)}
-
-
-def from_wire(cls: type[R], data: dict[str, Any]) -> R:
-    """The record `cls` from its wire dict; fields typed datetime are parsed back."""
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if isinstance(value, str) and "datetime" in str(f.type):
-            value = datetime.fromisoformat(value)
-        values[f.name] = value
-    return cls(**values)
 
 
 def submission_to_wire(submission: Submission) -> dict[str, Any]:

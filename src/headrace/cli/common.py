@@ -5,6 +5,9 @@ run by a prefix of its id.
 Opening a local workspace that has unfinished runs makes sure an agent serves it, so a run
 whose agent was killed is resumed by any later CLI call (DESIGN.md, crash safety). A remote
 workspace's runs are the server's business.
+
+Commands that only read ask `read_backend(ws)`: on a local SQLite workspace that answers from
+`backend.local_reads` (stdlib sqlite3) without importing SQLAlchemy or opening the store.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from headrace.cli.env import SERVER_ENV, TOKEN_ENV, WORKSPACE_ENV
 from headrace.errors import RunNotFoundError, UserError, WorkspaceNotFoundError
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
+
+if TYPE_CHECKING:
+    from headrace.backend.protocol import Backend
 
 __all__ = [
     "SERVER_ENV",
@@ -31,14 +38,12 @@ __all__ = [
     "get_pipeline_run",
     "get_step_run",
     "open_workspace",
+    "read_backend",
     "remember_workspace",
     "resume_unfinished",
     "set_remote",
 ]
 
-WORKSPACE_ENV = "HEADRACE_WORKSPACE"
-SERVER_ENV = "HEADRACE_SERVER_URL"
-TOKEN_ENV = "HEADRACE_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 
 WorkspaceOption = Annotated[
     str | None,
@@ -78,8 +83,34 @@ def remember_workspace(workspace: Workspace) -> Workspace:
 
 def close_workspaces() -> None:
     """Close the database connections of the workspaces opened by the command."""
+    while _readers:
+        _readers.popitem()[1][1].close()
     while _opened:
         _opened.pop().close()
+
+
+# The fast readers of the command's workspaces: {id(workspace): (workspace, reads)}.
+_readers: dict[int, tuple[Workspace, Any]] = {}
+
+
+def read_backend(workspace: Workspace) -> Any:
+    """What a command that only reads should ask: the workspace's backend, or, for a local
+    workspace on SQLite, `LocalReads` (the same records, no SQLAlchemy; anything it does not
+    answer itself goes to the backend)."""
+    if workspace.path is None:
+        return workspace.backend
+    known = _readers.get(id(workspace))
+    if known is not None and known[0] is workspace:
+        return known[1]
+    from headrace.backend.local_reads import open_local_reads
+    from headrace.store.layout import WorkspaceLayout
+
+    config = WorkspaceLayout(workspace.path).read_config()
+    reads = open_local_reads(workspace.path, config, lambda: workspace.backend)
+    if reads is None:
+        return workspace.backend
+    _readers[id(workspace)] = (workspace, reads)
+    return reads
 
 
 @dataclass(frozen=True)
@@ -165,14 +196,14 @@ def open_workspace(spec: str | None, *, resume: bool = True) -> Workspace:
 
 def resume_unfinished(workspace: Workspace) -> None:
     """Start an agent when runs wait for one (queued, or running with a dead agent)."""
-    backend = workspace.backend
+    backend = read_backend(workspace)
     if backend.list_pipeline_runs(statuses=[Status.NOT_STARTED, Status.RUNNING], limit=1):
         backend.ensure_agent()
 
 
 def find_run(workspace: Workspace, run_id: str) -> PipelineRunRecord | StepRunRecord:
     """The pipeline run or step run whose id is or starts with `run_id`."""
-    backend = workspace.backend
+    backend: Backend = read_backend(workspace)
     full = backend.resolve_run_id(run_id.strip())
     step = backend.find_step_run(full)
     if step is not None:
@@ -184,7 +215,8 @@ def get_pipeline_run(workspace: Workspace, run_id: str) -> PipelineRunRecord:
     """The pipeline run `run_id` (a prefix will do); a step run id names its pipeline run."""
     found = find_run(workspace, run_id)
     if isinstance(found, StepRunRecord):
-        return workspace.backend.get_pipeline_run(found.pipeline_run_id)
+        backend: Backend = read_backend(workspace)
+        return backend.get_pipeline_run(found.pipeline_run_id)
     return found
 
 
@@ -193,7 +225,7 @@ def get_step_run(workspace: Workspace, run_id: str) -> StepRunRecord:
     found = find_run(workspace, run_id)
     if isinstance(found, StepRunRecord):
         return found
-    steps = workspace.backend.list_step_runs(found.id)
+    steps = read_backend(workspace).list_step_runs(found.id)
     listing = ", ".join(f"{s.name} ({s.id[:8]})" for s in steps) or "none yet"
     raise RunNotFoundError(
         f"{run_id!r} is pipeline run {found.id}, not a step run; its steps: {listing}. "

@@ -24,6 +24,14 @@ class StepFilter:
     def __init__(self, backend: Any, step_name: str) -> None:
         self._backend = backend
         self._step_name = step_name
+        if hasattr(backend, "watch_run"):  # a warm agent's waits, filtered the same way
+            self.watch_run = self._watch_run
+
+    def _watch_run(
+        self, run_id: str, token: str | None, timeout: float
+    ) -> tuple[PipelineRunRecord, list[StepRunRecord], str | None]:
+        record, steps, token = self._backend.watch_run(run_id, token, timeout)
+        return record, [s for s in steps if s.name == self._step_name], token
 
     def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:
         runs: list[StepRunRecord] = self._backend.list_step_runs(pipeline_run_id)

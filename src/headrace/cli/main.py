@@ -1,5 +1,10 @@
 """The `headrace` command: `headrace <noun> <verb>`, assembled from one module per noun.
 
+A command's module is imported only when that command runs (or its help is shown): the root
+group lists every command from `_COMMANDS` (name, short help), so `headrace --version`,
+`headrace --help` and `headrace run show` do not pay for importing the other nouns (the SDK,
+the store, the server).
+
 Errors stop here: a HeadraceError (or a file that cannot be read) becomes one `error: ...`
 line on stderr and exit code 1; usage errors are typer's (exit code 2). No traceback is
 shown unless HEADRACE_DEBUG=1.
@@ -7,37 +12,19 @@ shown unless HEADRACE_DEBUG=1.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import Annotated, Any, get_args
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import typer
-from typer.core import TyperArgument, TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import TyperException
+from typer.models import CommandInfo, TyperInfo
 
-from headrace.cli import (
-    datasets,
-    datastores,
-    endpoints,
-    environments,
-    models,
-    notifications,
-    pipelines,
-    runs,
-    schedules,
-    server,
-    steps,
-    tokens,
-    v1run,
-    workspace,
-)
-from headrace.cli.common import (
-    SERVER_ENV,
-    TOKEN_ENV,
-    WORKSPACE_ENV,
-    close_workspaces,
-    set_remote,
-)
+from headrace.cli.env import SERVER_ENV, TOKEN_ENV, WORKSPACE_ENV
+from headrace.cli.params import prepare_params
 from headrace.errors import HeadraceError
 
 __all__ = ["app", "main"]
@@ -54,45 +41,6 @@ def _os_error_text(exc: OSError) -> str:
     return str(exc)
 
 
-_METAVARS = {int: "INTEGER", float: "NUMBER"}
-
-
-def _metavar(param: TyperOption) -> str:
-    """What `--help` shows for a value: TEXT, INTEGER, NUMBER, PATH, or the choices."""
-    kind = param.type_descriptor
-    if kind.choices:
-        return "[" + "|".join(str(c) for c in kind.choices) + "]"
-    if kind.is_path:
-        return "PATH"
-    annotation: Any = kind.annotation
-    if kind.is_list and get_args(annotation):
-        annotation = get_args(annotation)[0]
-    return _METAVARS.get(annotation, "TEXT")
-
-
-def _no_type(ctx: Any) -> None:
-    return None
-
-
-def plain_metavars(command: Any) -> None:
-    """Give every option of `command` and its subcommands a click-style metavar (TEXT,
-    INTEGER, none for a flag) instead of typer's `<str>`, `<bool>`, `<list[str]>`; arguments
-    show their name alone."""
-    for param in command.params:
-        if isinstance(param, TyperOption):
-            if param.is_flag or param.count:
-                param.metavar = ""
-            elif param.metavar is None:
-                param.metavar = _metavar(param)
-        elif isinstance(param, TyperArgument):
-            if param.metavar is None and param.name:
-                param.metavar = param.name.upper()
-            # typer prints the argument's Python type beside its name; the name says enough.
-            param.display_type_rich = _no_type  # type: ignore[method-assign]
-    for sub in getattr(command, "commands", {}).values():
-        plain_metavars(sub)
-
-
 def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -101,14 +49,157 @@ def _silence_stdout() -> None:
         pass
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """A command of the root group: where it lives (a module's Typer app, or a function),
+    and what `headrace --help` lists for it without importing it."""
+
+    module: str
+    attr: str
+    help: str  # the first paragraph of its help (a test keeps it the module's own)
+    hidden: bool = False
+    context_settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _noun(module: str, help: str, *, hidden: bool = False) -> _Entry:
+    return _Entry(f"headrace.cli.{module}", "app", help, hidden)
+
+
+_DATASETS = "Registered datasets: versions, content identity and lineage."
+_MODELS = "List registered models, show and download them."
+_ENVIRONMENTS = "List and show registered environments."
+_SCHEDULES = "Schedules: run a published pipeline on a recurrence or when files change."
+
+# In `headrace --help` order. The plural spellings are hidden aliases.
+_COMMANDS: dict[str, _Entry] = {
+    "server": _Entry(
+        "headrace.cli.server",
+        "server",
+        "Serve the workspace: REST submission of published pipelines, with API tokens.",
+    ),
+    "scheduler": _Entry(
+        "headrace.cli.schedules",
+        "scheduler",
+        "Fire a workspace folder's schedules in the foreground until Ctrl-C (on a laptop;\n"
+        "`headrace server` fires them itself). Runs it queues go to the workspace's agent.",
+    ),
+    "agent": _Entry(
+        "headrace.cli.server",
+        "agent",
+        "Run one more agent for a workspace folder, in the foreground, until Ctrl-C.",
+    ),
+    "ui": _Entry(
+        "headrace.cli.server",
+        "ui",
+        "Open the web portal of a workspace folder on this machine (no tokens: loopback only).",
+    ),
+    "run-v1": _Entry(
+        "headrace.cli.v1run",
+        "run_v1",
+        "Run a Python script with the azureml import alias on: `import azureml.core`, `from\n"
+        "azureml.pipeline.core import Pipeline` and the rest give headrace's objects, and a\n"
+        "pipeline it submits runs its step scripts the same way. Everything after the script "
+        "is\npassed to it. Refuses (exit 1) where a real Azure ML SDK is installed.",
+        # Everything after the script is the script's, `--help` included.
+        context_settings={"allow_extra_args": True, "allow_interspersed_args": False},
+    ),
+    "workspace": _noun("workspace", "Create and inspect workspaces."),
+    "datastore": _noun("datastores", "List datastores, upload and download files."),
+    "dataset": _noun("datasets", _DATASETS),
+    "datasets": _noun("datasets", _DATASETS, hidden=True),
+    "run": _noun("runs", "Submit pipeline runs, watch and inspect them."),
+    "step": _noun("steps", "Inspect step runs, their files and metrics."),
+    "token": _noun("tokens", "Create, list and revoke the server's API tokens."),
+    "pipeline": _noun(
+        "pipelines",
+        "Publish pipelines, list and inspect them, enable or disable them, submit them.",
+    ),
+    "endpoint": _noun(
+        "endpoints", "Pipeline endpoints: one name over versions of published pipelines."
+    ),
+    "model": _noun("models", _MODELS),
+    "models": _noun("models", _MODELS, hidden=True),  # `headrace models list` reads well too
+    "environment": _noun("environments", _ENVIRONMENTS),
+    "environments": _noun("environments", _ENVIRONMENTS, hidden=True),
+    "schedule": _noun("schedules", _SCHEDULES),
+    "schedules": _noun("schedules", _SCHEDULES, hidden=True),
+    "notification": _noun(
+        "notifications", "Emails and webhooks sent when runs finish, fail or are canceled."
+    ),
+    "trigger": _Entry(
+        "headrace.cli.notifications",
+        "trigger_app",
+        "Start a published pipeline when a run of another one ends.",
+    ),
+}
+
+
+class _Unloaded(TyperCommand):
+    """Stands in for a command whose module is not imported yet: enough for the root's
+    `--help` listing (name, short help, hidden); `HeadraceGroup.get_command` loads the real
+    one before anything runs or completes."""
+
+    def __init__(self, *, name: str, entry: _Entry) -> None:
+        super().__init__(name=name, help=entry.help, hidden=entry.hidden)
+        self.entry = entry
+
+    def load(self, parent: TyperGroup) -> Any:
+        entry = self.entry
+        target = getattr(importlib.import_module(entry.module), entry.attr)
+        command: Any
+        if isinstance(target, typer.Typer):
+            command = typer.main.get_group_from_info(
+                TyperInfo(target, name=self.name, hidden=entry.hidden),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                suggest_commands=parent.suggest_commands,
+                rich_markup_mode=parent.rich_markup_mode,
+            )
+        else:
+            info = CommandInfo(
+                name=self.name, callback=target, context_settings=entry.context_settings
+            )
+            command = typer.main.get_command_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=parent.rich_markup_mode,
+            )
+        prepare_params(command)
+        return command
+
+
 class HeadraceGroup(TyperGroup):
     """The root command group; turns expected errors into one line on stderr."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        plain_metavars(self)
+        prepare_params(self)
+        for name, entry in _COMMANDS.items():
+            self.commands.setdefault(name, _Unloaded(name=name, entry=entry))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # typer adds the completion options after __init__: they need preparing too.
+        prepare_params(self)
+        return super().parse_args(ctx, args)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command: Any = self.commands.get(cmd_name)
+        if isinstance(command, _Unloaded):
+            command = self.commands[cmd_name] = command.load(self)
+        return command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The commands and their short help, as click lists them, from the stand-ins: the
+        listing imports no command module."""
+        shown = [(name, c) for name, c in self.commands.items() if not c.hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in shown])
 
     def invoke(self, ctx: Any) -> Any:  # typer.core.Context lives in a private module
+        from headrace.cli.common import close_workspaces, set_remote
+
         saved = {name: os.environ.get(name) for name in (WORKSPACE_ENV, SERVER_ENV)}
         try:
             return super().invoke(ctx)
@@ -155,33 +246,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(workspace.app, name="workspace")
-app.add_typer(datastores.app, name="datastore")
-app.add_typer(datasets.app, name="dataset")
-app.add_typer(datasets.app, name="datasets", hidden=True)  # the plural spelling works too
-app.add_typer(runs.app, name="run")
-app.add_typer(steps.app, name="step")
-app.add_typer(tokens.app, name="token")
-app.add_typer(pipelines.app, name="pipeline")
-app.add_typer(endpoints.app, name="endpoint")
-app.add_typer(models.app, name="model")
-app.add_typer(models.app, name="models", hidden=True)  # `headrace models list` reads well too
-app.add_typer(environments.app, name="environment")
-app.add_typer(environments.app, name="environments", hidden=True)
-app.add_typer(schedules.app, name="schedule")
-app.add_typer(schedules.app, name="schedules", hidden=True)
-app.add_typer(notifications.app, name="notification")
-app.add_typer(notifications.trigger_app, name="trigger")
-app.command("server")(server.server)
-app.command("scheduler")(schedules.scheduler)
-app.command("agent")(server.agent)
-app.command("ui")(server.ui)
-app.command(
-    "run-v1",
-    # Everything after the script is the script's, `--help` included.
-    context_settings={"allow_extra_args": True, "allow_interspersed_args": False},
-)(v1run.run_v1)
-
 # Commands that work on the workspace's folder itself: $HEADRACE_SERVER_URL (which the SDK
 # also reads, for published pipelines' URLs) does not send them to a server.
 _LOCAL_ONLY = frozenset({"agent", "server", "token", "ui", "workspace"})  # not run-v1: its
@@ -252,6 +316,8 @@ def _root(
                 param_hint="--server",
             )
         server_url = None
+    from headrace.cli.common import set_remote
+
     set_remote(server_url, token)
     if server_url:
         # Published pipelines' REST URLs (PublishedPipeline.endpoint) name this server too.

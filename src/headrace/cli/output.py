@@ -131,10 +131,12 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_time(value: datetime | None) -> str:
-    """A timestamp in local time, to the second."""
+    """A timestamp in the machine's local zone, to the second, with the zone's abbreviation
+    ("2026-12-08 02:02:03 CET"; "... UTC" where the zone is UTC): the instant the portal
+    shows, in the same form (`--json` gives ISO 8601 with its offset)."""
     if value is None:
         return "-"
-    return _aware(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return _aware(value).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def status_text(status: str) -> Text:

@@ -15,7 +15,13 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from headrace.cli.common import JsonOption, WorkspaceOption, get_step_run, open_workspace
+from headrace.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    get_step_run,
+    open_workspace,
+    read_backend,
+)
 from headrace.cli.output import console, new_table, print_json
 from headrace.errors import UserError
 from headrace.graph.validate import did_you_mean
@@ -171,7 +177,7 @@ def step_files(
     """List a step run's files (logs, uploads, outputs/): name and size."""
     ws = open_workspace(workspace)
     record = get_step_run(ws, step_run_id)
-    files = files_document(ws.backend.list_run_files(record.data_run_id))
+    files = files_document(read_backend(ws).list_run_files(record.data_run_id))
     if json_:
         print_json({"step_run_id": record.id, "run_id": record.data_run_id, "files": files})
         return

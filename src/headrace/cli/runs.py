@@ -1,4 +1,8 @@
-"""`headrace run submit|list|show|metrics|logs|wait|cancel|rerun`."""
+"""`headrace run submit|list|show|metrics|logs|wait|cancel|rerun`.
+
+`run list`, `run show` and `run metrics` run from a fresh shell on every look at a run, so
+this module imports only what they need; the others import their helpers (pipeline loading,
+log following, the step view) when they run."""
 
 from __future__ import annotations
 
@@ -16,10 +20,9 @@ from headrace.cli.common import (
     find_run,
     get_pipeline_run,
     open_workspace,
+    read_backend,
     remember_workspace,
 )
-from headrace.cli.follow import StepFilter, exit_for, follow_run
-from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params, typed_params
 from headrace.cli.output import (
     console,
     details_table,
@@ -41,13 +44,9 @@ from headrace.cli.results import (
     print_run_metrics,
     run_metrics_document,
 )
-from headrace.cli.steps import show_step
-from headrace.engine.publishing import IGNORED_PARAMETERS
 from headrace.errors import UserError
 from headrace.graph.validate import did_you_mean, topological_order
-from headrace.sdk.experiment import Experiment
-from headrace.sdk.streaming import LogFollower
-from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
+from headrace.store.records import IGNORED_PARAMETERS, PipelineRunRecord, Status, StepRunRecord
 
 __all__ = ["app"]
 
@@ -90,6 +89,10 @@ def submit(
     json_: JsonOption = False,
 ) -> None:
     """Submit the pipeline defined in a Python file and print the run id."""
+    from headrace.cli.follow import exit_for, follow_run
+    from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params
+    from headrace.sdk.experiment import Experiment
+
     params = parse_params(param or [])
     if workspace:
         # Sets HEADRACE_WORKSPACE, so the file's Workspace.from_config() finds this workspace.
@@ -126,7 +129,7 @@ def list_(
     """List pipeline runs, newest first."""
     statuses = [_status(status)] if status else None
     ws = open_workspace(workspace)
-    records = ws.backend.list_pipeline_runs(
+    records = read_backend(ws).list_pipeline_runs(
         experiment_name=experiment, statuses=statuses, limit=limit
     )
     if json_:
@@ -167,9 +170,11 @@ def show(
     ws = open_workspace(workspace)
     found = find_run(ws, run_id)
     if isinstance(found, StepRunRecord):
+        from headrace.cli.steps import show_step
+
         show_step(ws, found, json_=json_)
         return
-    backend = ws.backend
+    backend = read_backend(ws)
     runs: list[StepRunRecord] = backend.list_step_runs(found.id)
     summaries = metric_summaries(backend.list_metrics([found.id, *{s.data_run_id for s in runs}]))
     steps = _steps_in_order(backend, found, runs, summaries)
@@ -193,7 +198,7 @@ def metrics(
     every value). A step run id shows that step's metrics."""
     ws = open_workspace(workspace)
     found = find_run(ws, run_id)
-    backend = ws.backend
+    backend = read_backend(ws)
     if isinstance(found, StepRunRecord):
         document = run_metrics_document(backend, found.pipeline_run_id, [found], own=False)
     else:
@@ -310,6 +315,9 @@ def logs(
     """Print a run's step logs, each line prefixed with its step: stdout and stderr in the
     order they were written, each line with its time (UTC) and stream (user_logs/std_log.txt),
     or one stream with --stream."""
+    from headrace.cli.follow import StepFilter, follow_run
+    from headrace.sdk.streaming import LogFollower
+
     ws = open_workspace(workspace)
     backend = ws.backend
     found = find_run(ws, run_id)
@@ -385,6 +393,8 @@ def wait(
     json_: JsonOption = False,
 ) -> None:
     """Wait for a run to end; the exit code is 0 only if it Finished."""
+    from headrace.cli.follow import exit_for, follow_run
+
     ws = open_workspace(workspace)
     record = get_pipeline_run(ws, run_id)
     record = follow_run(ws.backend, record.id, stream_logs=False, timeout_seconds=timeout)
@@ -436,6 +446,9 @@ def rerun(
 ) -> None:
     """Submit a new run of a run's pipeline (same graph, source snapshots, parameters unless
     --param); unchanged steps are reused as usual. Prints the new run id."""
+    from headrace.cli.follow import exit_for, follow_run
+    from headrace.cli.loading import parse_params, typed_params
+
     ws = open_workspace(workspace)
     backend = ws.backend
     original = get_pipeline_run(ws, run_id)

@@ -377,12 +377,11 @@ def scheduler(
 ) -> None:
     """Fire a workspace folder's schedules in the foreground until Ctrl-C (on a laptop;
     `headrace server` fires them itself). Runs it queues go to the workspace's agent."""
-    from headrace.backend.local import LocalBackend
     from headrace.engine.scheduler import Scheduler
 
     ws = open_workspace(workspace, resume=False)
-    backend = ws.backend
-    if not isinstance(backend, LocalBackend):
+    backend: Any = ws.backend
+    if ws.path is None:
         raise UserError(
             "`headrace scheduler` fires the schedules of a workspace folder; a server fires "
             "its own schedules."

@@ -11,7 +11,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from headrace.cli.common import JsonOption, WorkspaceOption, get_step_run, open_workspace
+from headrace.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    get_step_run,
+    open_workspace,
+    read_backend,
+)
 from headrace.cli.output import (
     console,
     details_table,
@@ -67,7 +73,7 @@ def show_step(ws: Workspace, record: StepRunRecord, *, json_: bool) -> None:
 
 
 def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
-    backend = ws.backend
+    backend = read_backend(ws)
     run = backend.get_pipeline_run(record.pipeline_run_id)
     graph = backend.get_graph(run.graph_id)
     reason = dict(record.run_reason)
@@ -152,14 +158,14 @@ def _node(graph: Graph, node_id: str) -> StepNode | None:
 def _default_datastore(ws: Workspace, graph: Graph) -> str | None:
     if graph.default_datastore:
         return graph.default_datastore
-    return next((d.name for d in ws.backend.list_datastores() if d.is_default), None)
+    return next((d.name for d in read_backend(ws).list_datastores() if d.is_default), None)
 
 
 def _local_path(ws: Workspace, datastore: str | None, path: str | None) -> str | None:
     if not datastore or path is None:
         return None
     try:
-        root = ws.backend.datastore_root(datastore)
+        root = read_backend(ws).datastore_root(datastore)
     except LookupError:
         return None
     return f"{root.rstrip('/')}/{path}" if path else root
@@ -175,7 +181,7 @@ def _inputs(
     except KeyError:
         return []
     identities = record.fingerprint_parts.get("inputs", {})
-    siblings = {s.node_id: s for s in ws.backend.list_step_runs(record.pipeline_run_id)}
+    siblings = {s.node_id: s for s in read_backend(ws).list_step_runs(record.pipeline_run_id)}
     default = _default_datastore(ws, graph)
     inputs = []
     for binding in node.inputs:

@@ -36,6 +36,7 @@ import logging
 import os
 import selectors
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_timeout_seconds
+from headrace.engine.agentserver import RequestServer, listen_for_requests
 from headrace.engine.cleanup import DeferredRemover
 from headrace.engine.commit import discard, discard_run, finalize, keep_snapshot_files
 from headrace.engine.endings import StepEnd, journal_records
@@ -129,6 +131,7 @@ class Agent:
         parent_pid: int | None = None,
         step_nice: int = 0,
         isolation: Isolation = OFF,
+        request_listener: socket.socket | None = None,
     ) -> None:
         self.ws = ws
         self.step_nice = step_nice  # added to the steps' niceness (see LocalExecutor)
@@ -153,13 +156,31 @@ class Agent:
         self._stop = False
         self._dead_agents: list[str] = []
         self._woken = False
+        self._wrote = False  # step records were committed in this pass of the loop
         self._wake_socket = listen_for_wake(ws.root)
         if self._wake_socket is not None:
             self.selector.register(self._wake_socket, selectors.EVENT_READ, WAKE)
+        # Submits and run state for processes of this user (engine/agentserver.py).
+        self.requests = RequestServer(
+            ws,
+            self.selector,
+            on_work=self._wake_up,
+            driven=lambda: self.runs,
+            listener=request_listener,
+        )
         # Notifications and run triggers of ended runs, sent by a thread (engine/outbox.py).
         self.outbox = OutboxSender(ws)
 
     # -- the loop --------------------------------------------------------------------------
+    def _wake_up(self) -> None:
+        self._woken = True
+
+    def _apply_writes(self) -> None:
+        """Commit the step records queued so far (noting that something changed)."""
+        if self.writes:
+            self._wrote = True
+        self.ws.meta.apply_step_writes(self.writes)
+
     def request_stop(self, *_: object) -> None:
         """Drain (first call, when there is a grace period), or stop now."""
         if self.drain_deadline is None and self.grace_seconds > 0:
@@ -197,17 +218,19 @@ class Agent:
             self._reap()
             if not draining:
                 self._dispatch()
-            self.ws.meta.apply_step_writes(self.writes)
+            self._apply_writes()
             self._enforce_deadlines()
             if self.active and time.monotonic() >= next_journal:
                 self._ingest_journals()
                 next_journal = time.monotonic() + JOURNAL_SECONDS
             if self.runs:
-                self._finish_done_runs()
+                self._wrote = self._finish_done_runs() or self._wrote
                 if not self.runs:
                     next_claim = 0.0  # idle again: look for new runs at the quick pace
             for orchestrator in self.runs.values():
                 orchestrator.record_processes()
+            self.requests.service(self._wrote)  # waits on runs that changed are answered
+            self._wrote = False
             if self.runs or self.active or self.outbox.busy(within=self.idle_seconds):
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= self.idle_seconds:
@@ -244,6 +267,7 @@ class Agent:
                     if active.process.poll() is None:  # one that ended is kept as it ended
                         self._stop_attempt(active, "cancel")
             self.runs[record.id] = orchestrator
+            self._wrote = True  # claimed: Running now
 
     def _refresh_dead_agents(self) -> None:
         self._dead_agents = [a for a in self.ws.meta.running_agents() if is_local_agent_dead(a)]
@@ -409,7 +433,7 @@ class Agent:
             # (after a crash those are never repeated), nor before its own attempt is
             # recorded (after a crash it is adopted, never started again: engine/reaper.py).
             # One commit holds every start of this pass: the first start makes it.
-            self.ws.meta.apply_step_writes(self.writes)
+            self._apply_writes()
         try:
             isolated = getattr(executor, "isolated", False)
             fetch = executor.fetches_inputs
@@ -472,6 +496,8 @@ class Agent:
                 with contextlib.suppress(OSError):
                     while self._wake_socket is not None and self._wake_socket.recv(64):
                         pass
+            elif self.requests.owns(key):
+                self.requests.ready(key)
 
     def _reap(self) -> None:
         ended: list[tuple[Active, int]] = []
@@ -584,9 +610,12 @@ class Agent:
             self.ws.meta.record_journal(metrics, tags, {active.task.step_run_id: offset})
             active.journal_offset = offset
 
-    def _finish_done_runs(self) -> None:
+    def _finish_done_runs(self) -> bool:
+        """End the runs that are done; whether any was."""
+        finished = False
         for run_id, orchestrator in list(self.runs.items()):
             if orchestrator.done:
+                finished = True
                 # A finished run leaves no working folders or staged outputs behind.
                 self.remover.drain()
                 self.folders.forget_run(run_id)
@@ -596,14 +625,16 @@ class Agent:
                 finally:
                     del self.runs[run_id]
                 self.outbox.wake()
+        return finished
 
     def _fail_run(self, orchestrator: RunOrchestrator, message: str) -> None:
         for key, active in list(self.active.items()):
             if active.orchestrator is orchestrator:
                 active.process.kill()
                 self._forget(key)
-        self.ws.meta.apply_step_writes(self.writes)
+        self._apply_writes()
         self.ws.meta.finish_pipeline_run(orchestrator.run.id, Status.FAILED, {"message": message})
+        self._wrote = True
         self.runs.pop(orchestrator.run.id, None)
         self.outbox.wake()
 
@@ -614,6 +645,8 @@ class Agent:
         that claims the run next requeues it as its next attempt (as after a crash), so no
         step is lost and no half-written output is ever kept.
         """
+        # First: a request not yet read is refused (its client does the work itself).
+        self.requests.close()
         for active in self.active.values():
             active.process.kill()
         for key, active in list(self.active.items()):
@@ -624,7 +657,7 @@ class Agent:
             # Children that left the step's process group go too.
             signal_escaped(active.task.step_run_id, signal.SIGKILL)
             discard(self.ws, active.task)
-        self.ws.meta.apply_step_writes(self.writes)
+        self._apply_writes()
         for run_id in list(self.runs):
             self.ws.meta.release_run(run_id, self.id)
         self.runs.clear()
@@ -699,6 +732,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if stop_before_start:
                 return 0
+            # Listening before the store opens: a submit that finds this agent's lock held
+            # connects at once and waits in the backlog (engine/agentserver.py).
+            listener = listen_for_requests(args.workspace)
             ws = ws or WorkspaceStore.open(args.workspace)
             agent = Agent(
                 ws,
@@ -707,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
                 parent_pid=args.parent_pid,
                 step_nice=max(0, min(19, args.step_nice)),
                 isolation=isolation,
+                request_listener=listener,
             )
             signal.signal(signal.SIGTERM, agent.request_stop)
             signal.signal(signal.SIGINT, agent.request_stop)

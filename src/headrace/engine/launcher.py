@@ -35,6 +35,7 @@ __all__ = [
     "ensure_agent",
     "hold_agent_lock",
     "listen_for_wake",
+    "started_agent_running",
     "wake_address",
     "wake_agent",
 ]
@@ -134,6 +135,13 @@ def wake_agent(workspace: Path) -> None:
     """Tell the workspace's agent that there is new work (best effort, never blocks)."""
     with contextlib.suppress(OSError):
         _waker().sendto(b"!", _cached_wake_address(workspace))
+
+
+def started_agent_running() -> bool:
+    """Whether an agent this process started is still running (it exits at once when
+    another agent holds its slot, and when it cannot open the workspace)."""
+    _reap()
+    return bool(_spawned)
 
 
 def _reap() -> None:

@@ -21,7 +21,11 @@ from headrace.errors import (
 from headrace.graph.model import Graph
 from headrace.graph.validate import did_you_mean, structural_problems
 from headrace.store.publishing import ACTIVE
-from headrace.store.records import PipelineEndpointRecord, PublishedPipelineRecord
+from headrace.store.records import (
+    IGNORED_PARAMETERS,
+    PipelineEndpointRecord,
+    PublishedPipelineRecord,
+)
 from headrace.store.workspace_store import WorkspaceStore
 
 if TYPE_CHECKING:
@@ -31,7 +35,6 @@ __all__ = ["IGNORED_PARAMETERS", "endpoint_pipeline_id", "publish_graph", "submi
 
 # The run property naming the parameter assignments a REST submit sent that the pipeline
 # does not declare (SDK v1 ran such a submit and dropped them without a word).
-IGNORED_PARAMETERS = "headrace.ignoredParameterAssignments"
 
 
 def publish_graph(

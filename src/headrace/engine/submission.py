@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from headrace.engine import fingerprint as fp
@@ -26,7 +25,7 @@ from headrace.errors import ParameterError, PipelineValidationError
 from headrace.graph.model import Graph, ParameterDef
 from headrace.graph.validate import did_you_mean, structural_problems, topological_order
 from headrace.limits import scalar_tags
-from headrace.store.records import PipelineRunRecord
+from headrace.store.records import StepPreview, Submission
 from headrace.store.workspace_store import WorkspaceStore
 
 if TYPE_CHECKING:
@@ -36,22 +35,6 @@ __all__ = ["StepPreview", "Submission", "coerce_parameter", "resolve_parameters"
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-
-
-@dataclass(frozen=True)
-class StepPreview:
-    """What submit can say about a step before it runs."""
-
-    node_id: str
-    name: str
-    fingerprint: str
-    will_reuse: bool
-
-
-@dataclass(frozen=True)
-class Submission:
-    run: PipelineRunRecord
-    previews: list[StepPreview]
 
 
 def coerce_parameter(definition: ParameterDef, value: Any) -> Any:

@@ -128,6 +128,9 @@ class Pipeline:
                 "extra argument accepted is enable_email_notification."
             )
         self._workspace = check_workspace(workspace, "Pipeline's workspace (its first argument)")
+        expect_submit = getattr(self._workspace.backend, "expect_submit", None)
+        if expect_submit is not None:
+            expect_submit()  # a cold agent starts while the pipeline is built and snapshotted
         flatten_steps(steps)  # raises at once for objects that cannot be steps, as SDK v1 did
         self._steps = steps
         self.description = check_text(

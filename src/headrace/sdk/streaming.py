@@ -58,13 +58,26 @@ class LogFollower:
             self.out.flush()
 
     def follow(self, timeout_seconds: float) -> PipelineRunRecord:
-        """Stream until the run ends (or the timeout passes); returns the run's last record."""
+        """Stream until the run ends (or the timeout passes); returns the run's last record.
+
+        A backend with `watch_run` (the warm agent's, backend/agent_backend.py) is asked to
+        answer when the run's state changes, so the end is seen the moment it is recorded;
+        while output is shown it answers at least every `poll_seconds`, for the logs."""
         deadline = time.monotonic() + timeout_seconds
         next_agent_check = 0.0
+        watch = getattr(self.backend, "watch_run", None)
+        pause = self.poll_seconds if self.out is not None else AGENT_CHECK_SECONDS
+        token: str | None = None
         while True:
-            record: PipelineRunRecord = self.backend.get_pipeline_run(self.run_id)
+            steps: list[StepRunRecord] | None = None
+            record: PipelineRunRecord
+            if watch is not None:
+                wait = max(0.0, min(pause, deadline - time.monotonic()))
+                record, steps, token = watch(self.run_id, token, wait)
+            else:
+                record = self.backend.get_pipeline_run(self.run_id)
             terminal = record.status in TERMINAL_STATUSES
-            self.poll_steps(final=terminal)
+            self.poll_steps(final=terminal, steps=steps)
             if terminal or time.monotonic() >= deadline:
                 return record
             now = time.monotonic()
@@ -72,10 +85,13 @@ class LogFollower:
                 # If the agent running this run died, this starts one that resumes it.
                 self.backend.ensure_agent()
                 next_agent_check = now + AGENT_CHECK_SECONDS
-            time.sleep(self.poll_seconds)
+            if watch is None:
+                time.sleep(self.poll_seconds)
 
-    def poll_steps(self, final: bool = False) -> None:
-        for step in self.backend.list_step_runs(self.run_id):
+    def poll_steps(self, final: bool = False, steps: list[StepRunRecord] | None = None) -> None:
+        if steps is None:
+            steps = self.backend.list_step_runs(self.run_id)
+        for step in steps:
             ended = final or step.status in TERMINAL_STATUSES
             if step.id not in self._seen:
                 if step.run_reason.get("explain") and not ended:

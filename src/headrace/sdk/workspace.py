@@ -181,10 +181,19 @@ class Workspace:
         **azure_only: Any,
     ) -> Workspace:
         """Create a workspace (a folder); with exist_ok=True an existing one is returned."""
-        from headrace.store.workspace_store import WorkspaceStore
-
         _check_name(name)
         folder = Path(path).absolute() if path is not None else _default_path(name)
+        if exist_ok and (folder / "workspace.json").is_file():
+            # An existing folder: its workspace.json is all this needs (the store, and its
+            # migrations, are opened on first use; by the agent, on the submit path).
+            if _read_registry().get(name) != str(folder):
+                _remember(name, folder)
+            ws = Workspace(path=folder, auth=auth)
+            if show_output:
+                print(f"Workspace {name!r} is ready at {folder}")  # noqa: T201
+            return ws
+        from headrace.store.workspace_store import WorkspaceStore
+
         extra = {"sku": sku, "create_resource_group": create_resource_group}
         extra.update(
             {k: v for k, v in azure_only.items() if isinstance(v, (str, int, float, bool))}
@@ -342,10 +351,11 @@ class Workspace:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            from headrace.store.workspace_store import WorkspaceStore
+            from headrace.backend.agent_backend import AgentBackend
 
             assert self._path is not None
-            self._attach_store(WorkspaceStore.open(self._path))
+            # The submit path through the warm agent; the store opens on first other use.
+            self._backend = AgentBackend(self._path)
         assert self._backend is not None
         return self._backend
 
@@ -470,9 +480,14 @@ class Workspace:
                 close()
             return
         backend, self._backend = self._backend, None
-        store = getattr(backend, "store", None)
-        if store is not None:
-            store.close()
+        if backend is None:
+            return
+        from headrace.backend.agent_backend import AgentBackend
+
+        if isinstance(backend, AgentBackend):  # closes what it opened, opens nothing
+            backend.close()
+            return
+        backend.store.close()  # type: ignore[attr-defined]
 
     def __enter__(self) -> Workspace:
         return self

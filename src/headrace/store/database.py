@@ -27,11 +27,10 @@ from sqlalchemy.orm import Session
 
 from headrace.errors import MissingDependencyError, StoreError, UserError
 from headrace.store.layout import make_private
+from headrace.store.revision import HEAD_REVISION  # a new migration changes it there
 
 __all__ = ["HEAD_REVISION", "Database", "sqlite_url"]
 
-# The newest migration in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0012_outbox_by_run"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # How long an SQLite statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 30_000

@@ -7,13 +7,14 @@ real paths to steps (zero copy). Object stores (S3, Azure Blob, GCS) are served 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from headrace.errors import (
     DatastorePathError,
@@ -102,6 +103,10 @@ class DatastoreFiles(Protocol):
     def list_files(self, prefix: str) -> list[tuple[str, int]]: ...
 
     def download_file(self, path: str, destination: Path) -> None: ...
+
+    def open_read(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """The file `path` opened for reading (binary, seekable; NotFoundError if none)."""
+        ...
 
     def fingerprint(self, path: str) -> str: ...
 
@@ -237,6 +242,14 @@ class LocalDatastoreFiles:
             raise NotFoundError(f"No file {path!r} on datastore {self.name!r}.")
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, destination)
+
+    @contextlib.contextmanager
+    def open_read(self, path: str) -> Iterator[IO[bytes]]:
+        source = self.local_path(path)
+        if not source.is_file():
+            raise NotFoundError(f"No file {path!r} on datastore {self.name!r}.")
+        with open(source, "rb") as fh:
+            yield fh
 
     def fingerprint(self, path: str) -> str:
         """Identity of the data under `path`: every file's relative path, size and mtime.

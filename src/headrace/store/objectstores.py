@@ -25,7 +25,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from headrace.errors import (
     ConfigError,
@@ -451,6 +451,13 @@ class ObjectDatastoreFiles:
 
     def download_file(self, path: str, destination: Path) -> None:
         self.download_many([(path, destination)])
+
+    @contextlib.contextmanager
+    def open_read(self, path: str) -> Iterator[IO[bytes]]:
+        """The object `path` opened for reading: ranged reads, nothing downloaded whole."""
+        key = self._key(path)
+        with self._access(f"Reading {path!r}") as fs, fs.open(key, "rb") as fh:
+            yield fh
 
     def download_many(
         self, pairs: list[tuple[str, Path]], *, advance: Advance | None = None

@@ -5,12 +5,14 @@ Upper layers never see ORM rows; they get these frozen dataclasses.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 __all__ = [
     "ACTIVE_STEP_STATUSES",
+    "IGNORED_PARAMETERS",
     "NOTIFY_PROPERTY",
     "RECOVER_FROM",
     "RERUN_OF",
@@ -31,8 +33,14 @@ __all__ = [
     "ScheduleFireRecord",
     "ScheduleRecord",
     "Status",
+    "StepPreview",
     "StepRunRecord",
+    "Submission",
+    "from_wire",
+    "to_wire",
 ]
+
+R = TypeVar("R")
 
 
 class Status:
@@ -57,6 +65,9 @@ NOTIFY_PROPERTY = "headrace.enableNotification"
 # steps) the run whose finished steps it takes as they are.
 RERUN_OF = "headrace.rerunOf"
 RECOVER_FROM = "headrace.recoverFrom"
+# The run property that lists parameter assignments a published pipeline's submit ignored
+# (engine/publishing.py), shown by `headrace run show` and the portal.
+IGNORED_PARAMETERS = "headrace.ignoredParameterAssignments"
 
 
 @dataclass(frozen=True)
@@ -299,3 +310,50 @@ class ScheduleFireRecord:
     run_id: str | None
     error: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    """What submit can say about a step before it runs."""
+
+    node_id: str
+    name: str
+    fingerprint: str
+    will_reuse: bool
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A queued run and its steps' previews: what a submit answers (engine/submission.py)."""
+
+    run: PipelineRunRecord
+    previews: list[StepPreview]
+
+
+# -- the records as JSON (the server's API, the agent's request socket) ------------------
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()
+
+
+def _plain(value: Any) -> Any:
+    return _iso(value) if isinstance(value, datetime) else value
+
+
+def to_wire(record: Any) -> dict[str, Any]:
+    """A record dataclass as a JSON-ready dict (datetimes as ISO text)."""
+    return {f.name: _plain(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def from_wire(cls: type[R], data: dict[str, Any]) -> R:
+    """The record `cls` from its wire dict; fields typed datetime are parsed back."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if isinstance(value, str) and "datetime" in str(f.type):
+            value = datetime.fromisoformat(value)
+        values[f.name] = value
+    return cls(**values)

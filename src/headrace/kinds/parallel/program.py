@@ -7,7 +7,9 @@ worker processes (worker.py), and commit each batch's rows exactly once.
   They come from a pool (pool.py: `Pool`, chosen by `_pool`); this module only keeps the
   accounting of batches, and does not know how a worker runs.
 - **A batch** goes to one worker (two are queued per worker, so none waits between
-  them). It fails when `run()` raises, returns more rows than items, runs past
+  them; for short mini-batches of files, up to 16, sent several at a time: `depth`, and
+  this process then naps between rounds of results rather than wake for each: `nap`).
+  It fails when `run()` raises, returns more rows than items, runs past
   `run_invocation_timeout` (the worker is killed and replaced) or its worker dies; a
   failed batch is tried again (another worker, possibly) until `run_max_try` attempts,
   then its items count as failed. run() returning fewer rows than items counts the
@@ -15,11 +17,12 @@ worker processes (worker.py), and commit each batch's rows exactly once.
 - **Batches** are made as workers need them (batches.py: tables are streamed), so memory
   stays flat: the queue holds only the plan's next batch and the ones to try again.
 - **Exactly once, in order.** Only this process writes output. A batch's rows are committed
-  once, the first time it succeeds, as one record appended with one write to the commit
-  journal (commits.py); a timed-out or killed attempt's rows are never read. At the end the
-  records are joined in input order into `append_row_file_name`. One file, not one per
-  batch: creating a file per mini-batch cost more than the batches themselves. The journal
-  is kept in the step run's folder, so a retried attempt skips what was committed.
+  once, the first time it succeeds, as one record appended to the commit journal
+  (commits.py; the records of one round of results with one write); a timed-out or killed
+  attempt's rows are never read. At the end the records are joined in input order into
+  `append_row_file_name`. One file, not one per batch: creating a file per mini-batch cost
+  more than the batches themselves. The journal is kept in the step run's folder, so a
+  retried attempt skips what was committed.
 - **Limits.** `error_threshold` counts failed items, `allowed_failed_count` failed
   mini-batches, `allowed_failed_percent` the percent of failed mini-batches (at the end):
   over any, the step stops and fails naming the items and first errors. -1 ignores.
@@ -52,7 +55,9 @@ from headrace.kinds.parallel.spec import ParallelSpec, parse_size
 __all__ = ["main"]
 
 _FIRST_ERRORS = 3
-_IN_FLIGHT = 2
+_IN_FLIGHT = 2  # mini-batches sent ahead to a worker (more when they are short: `depth`)
+_QUEUED_SECONDS = 0.005
+_NAP_SECONDS, _NAP_MIN = 0.002, 0.0002
 
 
 def _parameters(spec: ParallelSpec) -> ParallelSpec:
@@ -240,31 +245,62 @@ class Coordinator:
                         f"{timeout}s (attempt {batch.attempts + 1}); its worker was replaced",
                     )
             for worker in self.workers:
-                while self.can_take(worker):
-                    batch = self.take()
-                    if not self.pool.send(worker, batch.index, batch.payload, batch.size):
-                        # It died: the pool reports its end, and `receive` replaces it.
-                        worker.broken = True
-                        self.give_back([batch])
-                        break
-                    if not worker.inflight:
-                        worker.deadline = time.monotonic() + timeout
-                        self.progress.heard(worker.number, batch.index)
-                    worker.inflight.append(batch)
+                self.feed(worker, timeout)
             deadlines = [w.deadline for w in self.workers if w.inflight]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
+            nap = self.nap()
+            if nap:
+                time.sleep(nap)
+                wait_for = 0.0
             for worker, event in self.pool.events(self.workers, min(wait_for, 1.0)):
                 if worker in self.workers:  # not one stopped for an earlier event
                     self.receive(worker, event)
+            self.journal.flush()
             self.progress.publish()
 
-    def can_take(self, worker: Worker) -> bool:
-        return (
-            worker.ready
-            and not worker.broken
-            and len(worker.inflight) < _IN_FLIGHT
-            and self.has_pending()
+    def nap(self) -> float:
+        """How long to sleep before reading what the workers said, rather than wake as each
+        mini-batch ends: half the work every worker has queued, when all have short
+        mini-batches queued (up to `_NAP_SECONDS`; 0.0: wait for the first word). The
+        results of the mini-batches that end meanwhile are read and committed together."""
+        if not self.plan.light or not self.workers:
+            return 0.0
+        ahead = min(
+            len(w.inflight) * w.pace if w.ready and not w.broken else 0.0 for w in self.workers
         )
+        nap = min(_NAP_SECONDS, ahead / 2)
+        return nap if nap >= _NAP_MIN else 0.0
+
+    def feed(self, worker: Worker, timeout: float) -> None:
+        """Send `worker` the next mini-batches, up to its depth, in one message. Refilled when
+        half its queue is done, so several go at once when the queue is deeper than 2."""
+        depth = self.depth(worker)
+        if not worker.ready or worker.broken or len(worker.inflight) > depth // 2:
+            return
+        batches: list[Batch] = []
+        while len(worker.inflight) + len(batches) < depth and self.has_pending():
+            batches.append(self.take())
+        if not batches:
+            return
+        if not self.pool.send(worker, [(b.index, b.payload, b.size) for b in batches]):
+            # It died: the pool reports its end, and `receive` replaces it.
+            worker.broken = True
+            self.give_back(batches)
+            return
+        if not worker.inflight:
+            worker.heard_at = time.monotonic()
+            worker.deadline = worker.heard_at + timeout
+            self.progress.heard(worker.number, batches[0].index)
+        worker.inflight.extend(batches)
+
+    def depth(self, worker: Worker) -> int:
+        """How many mini-batches `worker` is given ahead: 2, or, for lists of paths, more
+        when its mini-batches are short (about `_QUEUED_SECONDS` of work queued, so it does
+        not wait for this process between them), up to what the pool allows."""
+        if worker.pace <= 0.0 or not self.plan.light:
+            return _IN_FLIGHT
+        ahead = _IN_FLIGHT + int(_QUEUED_SECONDS / worker.pace)
+        return min(ahead, max(_IN_FLIGHT, self.pool.max_in_flight))
 
     def lost(self, worker: Worker) -> Batch:
         """The batch run() was working on when `worker` was stopped; the ones sent after it
@@ -301,8 +337,11 @@ class Coordinator:
             batch: Batch = worker.inflight.popleft()
             assert batch.index == event[1]
             following = worker.inflight[0].index if worker.inflight else None
+            now = time.monotonic()
+            took, worker.heard_at = now - worker.heard_at, now
+            worker.pace = took if worker.pace <= 0.0 else 0.8 * worker.pace + 0.2 * took
             if worker.inflight:
-                worker.deadline = time.monotonic() + self.spec.run_invocation_timeout
+                worker.deadline = now + self.spec.run_invocation_timeout
             if kind == "done":
                 self.progress.heard(worker.number, following, "done")
                 self.commit(batch, event[2])

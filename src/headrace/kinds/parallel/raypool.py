@@ -136,6 +136,7 @@ class RayPool:
     """Workers as actors in one placement group; see the module's docstring."""
 
     what = "Ray actors"
+    max_in_flight = 2  # each an actor call that Ray queues
 
     def __init__(self, spec: ParallelSpec, settings: dict[str, Any], address: str) -> None:
         try:
@@ -211,8 +212,9 @@ class RayPool:
         self.calls[actor.start.remote()] = (worker, None)
         return worker
 
-    def send(self, worker: Worker, index: int, payload: Any, size: int) -> bool:
-        self.calls[worker.handle.score.remote(index, payload, size)] = (worker, index)
+    def send(self, worker: Worker, batches: list[tuple[int, Any, int]]) -> bool:
+        for index, payload, size in batches:
+            self.calls[worker.handle.score.remote(index, payload, size)] = (worker, index)
         return True
 
     def events(self, workers: list[Worker], timeout: float) -> list[tuple[Worker, Event]]:

@@ -11,10 +11,10 @@ import os
 import sys
 import traceback
 import types
-from multiprocessing.connection import Connection
 from typing import Any
 
 from headrace.kinds.parallel import entry
+from headrace.kinds.parallel.frames import Frames, frame, write_all
 
 
 def _install_helpers() -> None:
@@ -152,17 +152,24 @@ class Scorer:
             handler.flush()
 
 
-def serve(conn: Connection, number: int, settings: dict[str, Any]) -> None:
-    """The worker's loop (the target of its process)."""
+def serve(tasks: int, said: int, number: int, settings: dict[str, Any], close: list[int]) -> None:
+    """The worker's loop (the target of its process): mini-batches from the pipe `tasks`,
+    what it says to the pipe `said` (frames.py). `close`: the coordinator's pipe ends this
+    process inherited (its own pipes' other ends, and the other workers' pipes), closed so
+    that a worker's end is seen as the end of its pipes."""
+    for fd in close:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     scorer = Scorer(number, settings)
     fatal = scorer.start()
     if fatal is not None:
-        conn.send(("fatal", fatal))
+        write_all(said, frame(("fatal", fatal)))
         return
-    conn.send(("ready",))
+    write_all(said, frame(("ready",)))
+    incoming = Frames(tasks)
     while True:
-        message = conn.recv()
+        message = incoming.next()
         if message is None:
             break
-        conn.send(scorer.score(*message))
+        write_all(said, frame(scorer.score(*message)))
     scorer.finish()

@@ -28,6 +28,7 @@ from starlette.background import BackgroundTask
 
 from headrace.errors import ConfigError, DatastorePathError
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
+from headrace.server.portal.previews import PreviewSource, preview_page
 from headrace.store.compare_views import running_step_runs
 from headrace.store.datastores import PARTIAL_SUFFIX, DatastoreFiles, clean_relative_path
 from headrace.store.records import ComputeTargetRecord, DatastoreRecord, StepRunRecord
@@ -221,6 +222,7 @@ def _file_entry(name: str, path: str, size: int) -> dict[str, Any]:
         "kind": "file",
         "size": size,
         "url": f"/ui/datastores/{quote(name)}/download/{quote(path)}",
+        "preview_url": f"/ui/datastores/{quote(name)}/preview/{quote(path)}",
     }
 
 
@@ -267,6 +269,33 @@ def download(request: Request, _viewer: ViewerDep, name: str, path: str) -> Resp
             f"/ui/datastores/{name}.",
         )
     return FileResponse(target, filename=posixpath.basename(rel))
+
+
+@router.get("/datastores/{name}/preview/{path:path}")
+def preview(request: Request, _viewer: ViewerDep, name: str, path: str) -> Response:
+    """A datastore file shown in the page, read only in part (an object store's by ranged
+    reads); paths leaving the datastore: a 400 page, as for downloads."""
+    files = _files(request, name)
+    if files.is_local:
+        rel, target = _checked(files, path)
+        size = target.stat().st_size if target.is_file() else None
+    else:
+        rel = _clean(files, path)
+        sizes = dict(files.list_files(rel)) if rel else {}
+        size = sizes.get(rel)
+    if size is None:
+        raise PortalError(
+            404,
+            f"There is no file {rel!r} on datastore {name!r}; browse it from "
+            f"/ui/datastores/{name}.",
+        )
+    source = PreviewSource(
+        name=rel,
+        size=size,
+        open=lambda: files.open_read(rel),
+        download_url=f"/ui/datastores/{quote(name)}/download/{quote(rel)}",
+    )
+    return preview_page(request, source, _breadcrumbs(name, posixpath.dirname(rel)))
 
 
 # -- compute targets -----------------------------------------------------------------------

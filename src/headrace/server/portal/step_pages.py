@@ -3,8 +3,9 @@
 A reused step shows what the run it reused printed, logged and wrote (as the SDK's StepRun
 does): logs, metrics and files are read from `data_run_id`. The records come in one read
 transaction (`store.run_views`): the step run with its pipeline run, the graph (unless cached
-here), the run's step runs (to place inputs made by other steps) and the metrics. Run files are
-read through the artifact store, whose own checks refuse names that leave the run's folder.
+here), the run's step runs (to place inputs made by other steps) and the metrics (their
+pane, and what it polls while the step runs, are in `metrics`). Run files are read through
+the artifact store, whose own checks refuse names that leave the run's folder.
 
 `graph_of` (parsed graphs by id, shared with the run page) lives here too.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import shlex
 import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import FileResponse, JSONResponse
@@ -23,6 +26,8 @@ from headrace.graph.model import Graph, StepNode
 from headrace.kinds import settings_text, step_title
 from headrace.kinds.parallel.progress import progress_view
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
+from headrace.server.portal.metrics import metric_groups
+from headrace.server.portal.previews import PreviewSource, preview_page
 from headrace.server.portal.shapes import seconds_between
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
 from headrace.store.records import (
@@ -34,7 +39,7 @@ from headrace.store.records import (
 from headrace.store.run_views import read_step_view
 from headrace.store.steplogs import COMBINED_LOG, split_line
 
-__all__ = ["LOG_TAIL_BYTES", "graph_of", "known_graphs", "metric_groups"]
+__all__ = ["LOG_TAIL_BYTES", "graph_of", "known_graphs"]
 
 LOG_TAIL_BYTES = 64 * 1024  # shown at first load
 LOG_CHUNK_BYTES = 256 * 1024  # most a poll of the log route returns
@@ -158,6 +163,7 @@ def _outputs(request: Request, step: StepRunRecord) -> list[dict[str, Any]]:
                     "label": name[len(path) :].lstrip("/") or name,
                     "size": size,
                     "url": f"/ui/datastores/{datastore}/download/{name}",
+                    "preview_url": f"/ui/datastores/{datastore}/preview/{quote(name)}",
                 }
                 for name, size in listed[:OUTPUT_FILES_SHOWN]
             ]
@@ -202,60 +208,6 @@ def _environment(node: StepNode | None, step: StepRunRecord) -> dict[str, Any]:
         "max_retries": node.max_retries,
         "timeout_seconds": node.timeout_seconds,
         "properties": step.properties,
-    }
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def metric_groups(records: list[MetricRecord], image_url: str) -> dict[str, Any]:
-    """Metrics by how they are shown: scalars (a table), series (charts: a name logged several
-    times, or a numeric list), tables (log_table / log_row) and images (`image_url` + file)."""
-    by_name: dict[str, list[MetricRecord]] = {}
-    for record in records:
-        by_name.setdefault(record.name, []).append(record)
-    scalars, series, tables, images, lists = [], [], [], [], []
-    for name, items in by_name.items():
-        kind = items[0].kind
-        if kind == "scalar" and len(items) == 1:
-            scalars.append({"name": name, "value": items[0].value, "logged": 1})
-        elif kind == "scalar":
-            values = [i.value for i in items]
-            steps = [i.step if i.step is not None else n for n, i in enumerate(items)]
-            if all(_is_number(v) for v in values):
-                series.append({"name": name, "x": steps, "y": values})
-            scalars.append({"name": name, "value": values[-1], "logged": len(values)})
-        elif kind == "list":
-            value = list(items[-1].value or [])
-            if value and all(_is_number(v) for v in value):
-                series.append({"name": name, "x": list(range(len(value))), "y": value})
-            else:
-                lists.append({"name": name, "value": value})
-        elif kind in ("table", "row"):
-            columns: dict[str, list[Any]] = {}
-            if kind == "table":
-                columns = {str(k): list(v) for k, v in (items[-1].value or {}).items()}
-            else:
-                for item in items:
-                    for column, value in (item.value or {}).items():
-                        columns.setdefault(str(column), []).append(value)
-            height = max((len(v) for v in columns.values()), default=0)
-            rows = [
-                [col[r] if r < len(col) else None for col in columns.values()]
-                for r in range(height)
-            ]
-            tables.append({"name": name, "columns": list(columns), "rows": rows})
-        elif kind == "image":
-            for item in items:
-                if isinstance(item.value, str) and item.value:
-                    images.append({"name": name, "file": item.value, "url": image_url + item.value})
-    return {
-        "scalars": scalars,
-        "series": series,
-        "tables": tables,
-        "images": images,
-        "lists": lists,
     }
 
 
@@ -367,8 +319,17 @@ def step_page(request: Request, _viewer: ViewerDep, step_run_id: str) -> Respons
             for key, name in LOGS.items()
         },
         "metrics": metric_groups(view.metrics, base),
+        "metrics_cursor": view.metrics_cursor,
         "parallel": _parallel(node, view.metrics, sizes, base),
-        "files": [{"name": f.name, "size": f.size, "url": base + f.name} for f in files],
+        "files": [
+            {
+                "name": f.name,
+                "size": f.size,
+                "url": base + f.name,
+                "preview_url": f"/ui/steps/{step.id}/preview/{quote(f.name)}",
+            }
+            for f in files
+        ],
     }
     return render(request, "step.html", title=f"Step {step.name}", data=data)
 
@@ -408,12 +369,42 @@ def step_log(
 @router.get("/steps/{step_run_id}/files/{name:path}")
 def step_file(request: Request, _viewer: ViewerDep, step_run_id: str, name: str) -> Response:
     """Download one of a step's run files (names leaving the run's folder: a 400 page)."""
+    _step, path = _run_file(request, step_run_id, name)
+    return FileResponse(path, filename=path.name)
+
+
+def _run_file(request: Request, step_run_id: str, name: str) -> tuple[StepRunRecord, Path]:
+    """The step run and where its run file `name` is (a 400 page for names leaving the run's
+    folder, a 404 page for no such file)."""
     step = find_step(request, step_run_id)
-    path = state(request).store.artifacts.file_path(step.data_run_id, name)
+    path: Path = state(request).store.artifacts.file_path(step.data_run_id, name)
     if not path.is_file():
         raise PortalError(
             404,
             f"The step run {step.id} has no file {name!r}; its files are listed on "
             f"/ui/steps/{step.id}.",
         )
-    return FileResponse(path, filename=path.name)
+    return step, path
+
+
+@router.get("/steps/{step_run_id}/preview/{name:path}")
+def step_file_preview(
+    request: Request, _viewer: ViewerDep, step_run_id: str, name: str
+) -> Response:
+    """A step's run file shown in the page (text, JSON, a table, an image, Markdown), read
+    only in part; names leaving the run's folder: a 400 page, as for downloads."""
+    step, path = _run_file(request, step_run_id, name)
+    source = PreviewSource(
+        name=name,
+        size=path.stat().st_size,
+        open=lambda: open(path, "rb"),
+        download_url=f"/ui/steps/{step.id}/files/{quote(name)}",
+    )
+    crumbs = [
+        {
+            "name": f"Pipeline run {step.pipeline_run_id[:8]}",
+            "url": f"/ui/runs/{step.pipeline_run_id}",
+        },
+        {"name": f"Step {step.name}", "url": f"/ui/steps/{step.id}"},
+    ]
+    return preview_page(request, source, crumbs)

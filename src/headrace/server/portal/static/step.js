@@ -1,24 +1,10 @@
-// The step run page: metric series drawn by uPlot, and stdout / stderr tailing live while the
-// step is active (the page polls /ui/steps/<id>/log/<stream>?offset=N for the new text).
+// The step run page: stdout / stderr tailing live while the step is active (the page polls
+// /ui/steps/<id>/log/<stream>?offset=N for the new text) and a ParallelRunStep's progress.
+// The metrics pane is metrics.js's.
 "use strict";
 (() => {
   const initial = JSON.parse(document.getElementById("step-data").textContent);
   window.headraceStepPage = { loadedAt: Date.now(), polls: 0 };
-
-  // -- charts ------------------------------------------------------------------------------
-  const css = getComputedStyle(document.documentElement);
-  const color = (name) => css.getPropertyValue(name).trim() || "#1d4ed8";
-  for (const figure of document.querySelectorAll("figure.metric-chart")) {
-    const series = initial.series[Number(figure.dataset.series)];
-    const width = Math.max(260, Math.min(720, figure.clientWidth || 720));
-    const axis = { stroke: color("--muted"), grid: { stroke: color("--line") }, ticks: { stroke: color("--line") } };
-    new uPlot({
-      width, height: 240,
-      scales: { x: { time: false } },
-      axes: [axis, axis],
-      series: [{ label: "step" }, { label: series.name, stroke: color("--accent"), width: 2, points: { show: series.x.length < 60 } }],
-    }, [series.x, series.y], figure);
-  }
 
   // -- live batch-scoring progress (a ParallelRunStep): the page's JSON twin every 2 s ----
   const refreshProgress = async () => {
@@ -36,16 +22,21 @@
         "batches-done": p.mini_batches.done, "batches-failed": p.mini_batches.failed, "batches-remaining": p.mini_batches.remaining,
       };
       for (const [key, value] of Object.entries(counts)) {
-        document.querySelector(`[data-count="${key}"]`).textContent = value;
+        document.querySelector(`[data-count="${key}"]`).textContent = headrace.format.count(value);
       }
       const body = document.querySelector("#parallel-workers tbody");
       body.replaceChildren(...p.workers.map((w) => {
         const row = document.createElement("tr");
-        for (const value of [w.worker, w.node, w.batches_done, w.batches_failed, w.current_batch === "" ? "-" : w.current_batch, w.last_heartbeat]) {
+        const count = headrace.format.count;
+        for (const value of [w.worker, w.node, count(w.batches_done), count(w.batches_failed), w.current_batch === "" ? "-" : w.current_batch]) {
           const cell = document.createElement("td");
           cell.textContent = value;
           row.append(cell);
         }
+        // The heartbeat is a UTC "YYYY-MM-DD HH:MM:SS": shown in the browser's zone.
+        const heartbeat = document.createElement("td");
+        heartbeat.append(headrace.format.timeElement(w.last_heartbeat ? w.last_heartbeat.replace(" ", "T") + "Z" : null));
+        row.append(heartbeat);
         return row;
       }));
       window.headraceStepPage.progressPolls = (window.headraceStepPage.progressPolls || 0) + 1;
@@ -123,7 +114,7 @@
       document.body.dataset.stepEnded = "true";
       const note = document.createElement("p");
       note.setAttribute("role", "status");
-      note.innerHTML = 'The step has ended. <a href="">Reload the page</a> for its outputs and metrics.';
+      note.innerHTML = 'The step has ended. <a href="">Reload the page</a> for its outputs and files.';
       badge.parentElement.after(note);
     }
   };
