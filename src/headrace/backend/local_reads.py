@@ -99,7 +99,8 @@ class LocalReads:
     def get_graph(self, graph_id: str) -> Graph:
         graph = _graphs.get(graph_id)
         if graph is None:
-            graph = _graphs[graph_id] = Graph.from_dict(self.reader.get_graph(graph_id))
+            raw = self.reader.get_graph(graph_id)
+            graph = _graphs[graph_id] = Graph.from_dict(raw, stored=True)
         return graph
 
     def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from headrace.cli.env import SERVER_ENV, TOKEN_ENV, WORKSPACE_ENV
 from headrace.errors import RunNotFoundError, UserError, WorkspaceNotFoundError
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, Status, StepRunRecord
@@ -43,9 +44,6 @@ __all__ = [
     "set_remote",
 ]
 
-WORKSPACE_ENV = "HEADRACE_WORKSPACE"
-SERVER_ENV = "HEADRACE_SERVER_URL"
-TOKEN_ENV = "HEADRACE_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 
 WorkspaceOption = Annotated[
     str | None,

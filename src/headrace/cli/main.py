@@ -23,13 +23,7 @@ from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import TyperException
 from typer.models import CommandInfo, TyperInfo
 
-from headrace.cli.common import (
-    SERVER_ENV,
-    TOKEN_ENV,
-    WORKSPACE_ENV,
-    close_workspaces,
-    set_remote,
-)
+from headrace.cli.env import SERVER_ENV, TOKEN_ENV, WORKSPACE_ENV
 from headrace.cli.params import prepare_params
 from headrace.errors import HeadraceError
 
@@ -204,6 +198,8 @@ class HeadraceGroup(TyperGroup):
             formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in shown])
 
     def invoke(self, ctx: Any) -> Any:  # typer.core.Context lives in a private module
+        from headrace.cli.common import close_workspaces, set_remote
+
         saved = {name: os.environ.get(name) for name in (WORKSPACE_ENV, SERVER_ENV)}
         try:
             return super().invoke(ctx)
@@ -320,6 +316,8 @@ def _root(
                 param_hint="--server",
             )
         server_url = None
+    from headrace.cli.common import set_remote
+
     set_remote(server_url, token)
     if server_url:
         # Published pipelines' REST URLs (PublishedPipeline.endpoint) name this server too.

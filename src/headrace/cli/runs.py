@@ -1,4 +1,8 @@
-"""`headrace run submit|list|show|metrics|logs|wait|cancel|rerun`."""
+"""`headrace run submit|list|show|metrics|logs|wait|cancel|rerun`.
+
+`run list`, `run show` and `run metrics` run from a fresh shell on every look at a run, so
+this module imports only what they need; the others import their helpers (pipeline loading,
+log following, the step view) when they run."""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ from headrace.cli.common import (
     read_backend,
     remember_workspace,
 )
-from headrace.cli.follow import StepFilter, exit_for, follow_run
 from headrace.cli.output import (
     console,
     details_table,
@@ -40,10 +43,8 @@ from headrace.cli.results import (
     print_run_metrics,
     run_metrics_document,
 )
-from headrace.cli.steps import show_step
 from headrace.errors import UserError
 from headrace.graph.validate import did_you_mean, topological_order
-from headrace.sdk.streaming import LogFollower
 from headrace.store.records import IGNORED_PARAMETERS, PipelineRunRecord, Status, StepRunRecord
 
 __all__ = ["app"]
@@ -87,6 +88,7 @@ def submit(
     json_: JsonOption = False,
 ) -> None:
     """Submit the pipeline defined in a Python file and print the run id."""
+    from headrace.cli.follow import exit_for, follow_run
     from headrace.cli.loading import datapath_params, loaded_pipeline, parse_params
     from headrace.sdk.experiment import Experiment
 
@@ -167,6 +169,8 @@ def show(
     ws = open_workspace(workspace)
     found = find_run(ws, run_id)
     if isinstance(found, StepRunRecord):
+        from headrace.cli.steps import show_step
+
         show_step(ws, found, json_=json_)
         return
     backend = read_backend(ws)
@@ -304,6 +308,9 @@ def logs(
     json_: JsonOption = False,
 ) -> None:
     """Print the stdout and stderr of a run's steps, each line prefixed with its step."""
+    from headrace.cli.follow import StepFilter, follow_run
+    from headrace.sdk.streaming import LogFollower
+
     ws = open_workspace(workspace)
     backend = ws.backend
     found = find_run(ws, run_id)
@@ -363,6 +370,8 @@ def wait(
     json_: JsonOption = False,
 ) -> None:
     """Wait for a run to end; the exit code is 0 only if it Finished."""
+    from headrace.cli.follow import exit_for, follow_run
+
     ws = open_workspace(workspace)
     record = get_pipeline_run(ws, run_id)
     record = follow_run(ws.backend, record.id, stream_logs=False, timeout_seconds=timeout)
@@ -414,6 +423,7 @@ def rerun(
 ) -> None:
     """Submit a new run of a run's pipeline (same graph, source snapshots, parameters unless
     --param); unchanged steps are reused as usual. Prints the new run id."""
+    from headrace.cli.follow import exit_for, follow_run
     from headrace.cli.loading import parse_params, typed_params
 
     ws = open_workspace(workspace)

@@ -155,6 +155,7 @@ class Agent:
         self._stop = False
         self._dead_agents: list[str] = []
         self._woken = False
+        self._wrote = False  # step records were committed in this pass of the loop
         self._wake_socket = listen_for_wake(ws.root)
         if self._wake_socket is not None:
             self.selector.register(self._wake_socket, selectors.EVENT_READ, WAKE)
@@ -172,6 +173,12 @@ class Agent:
     # -- the loop --------------------------------------------------------------------------
     def _wake_up(self) -> None:
         self._woken = True
+
+    def _apply_writes(self) -> None:
+        """Commit the step records queued so far (noting that something changed)."""
+        if self.writes:
+            self._wrote = True
+        self.ws.meta.apply_step_writes(self.writes)
 
     def request_stop(self, *_: object) -> None:
         """Drain (first call, when there is a grace period), or stop now."""
@@ -210,19 +217,19 @@ class Agent:
             self._reap()
             if not draining:
                 self._dispatch()
-            wrote = bool(self.writes)
-            self.ws.meta.apply_step_writes(self.writes)
+            self._apply_writes()
             self._enforce_deadlines()
             if self.active and time.monotonic() >= next_journal:
                 self._ingest_journals()
                 next_journal = time.monotonic() + JOURNAL_SECONDS
             if self.runs:
-                wrote = self._finish_done_runs() or wrote
+                self._wrote = self._finish_done_runs() or self._wrote
                 if not self.runs:
                     next_claim = 0.0  # idle again: look for new runs at the quick pace
             for orchestrator in self.runs.values():
                 orchestrator.record_processes()
-            self.requests.service(wrote)
+            self.requests.service(self._wrote)  # waits on runs that changed are answered
+            self._wrote = False
             if self.runs or self.active or self.outbox.busy(within=self.idle_seconds):
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= self.idle_seconds:
@@ -259,6 +266,7 @@ class Agent:
                     if active.process.poll() is None:  # one that ended is kept as it ended
                         self._stop_attempt(active, "cancel")
             self.runs[record.id] = orchestrator
+            self._wrote = True  # claimed: Running now
 
     def _refresh_dead_agents(self) -> None:
         self._dead_agents = [a for a in self.ws.meta.running_agents() if is_local_agent_dead(a)]
@@ -422,7 +430,7 @@ class Agent:
             # (after a crash those are never repeated), nor before its own attempt is
             # recorded (after a crash it is adopted, never started again: engine/reaper.py).
             # One commit holds every start of this pass: the first start makes it.
-            self.ws.meta.apply_step_writes(self.writes)
+            self._apply_writes()
         try:
             isolated = getattr(executor, "isolated", False)
             fetch = executor.fetches_inputs
@@ -617,8 +625,9 @@ class Agent:
             if active.orchestrator is orchestrator:
                 active.process.kill()
                 self._forget(key)
-        self.ws.meta.apply_step_writes(self.writes)
+        self._apply_writes()
         self.ws.meta.finish_pipeline_run(orchestrator.run.id, Status.FAILED, {"message": message})
+        self._wrote = True
         self.runs.pop(orchestrator.run.id, None)
         self.outbox.wake()
 
@@ -641,7 +650,7 @@ class Agent:
             # Children that left the step's process group go too.
             signal_escaped(active.task.step_run_id, signal.SIGKILL)
             discard(self.ws, active.task)
-        self.ws.meta.apply_step_writes(self.writes)
+        self._apply_writes()
         for run_id in list(self.runs):
             self.ws.meta.release_run(run_id, self.id)
         self.runs.clear()

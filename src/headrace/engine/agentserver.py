@@ -30,6 +30,7 @@ import selectors
 import socket
 import struct
 import time
+import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from headrace.engine.agentsocket import (
 )
 from headrace.engine.interpreters import Interpreter
 from headrace.engine.submission import submit_graph
-from headrace.errors import HeadraceError
+from headrace.errors import HeadraceError, UserError
 from headrace.graph.model import Graph
 from headrace.store.records import to_wire
 from headrace.store.workspace_store import WorkspaceStore
@@ -228,6 +229,11 @@ class RequestServer:
 
     def _submit(self, request: dict[str, Any]) -> dict[str, Any]:
         interpreter = Interpreter.from_record(request.get("interpreter"))
+        run_id = str(request.get("run_id") or "")
+        try:
+            run_id = str(uuid.UUID(run_id))  # the client's, so it can look after a lost answer
+        except ValueError:
+            raise UserError(f"A submitted run's id must be a UUID, not {run_id[:64]!r}.") from None
         submission = submit_graph(
             self.ws,
             Graph.from_dict(request["graph"]),
@@ -240,6 +246,7 @@ class RequestServer:
             regenerate_outputs=bool(request.get("regenerate_outputs")),
             properties=request.get("properties"),
             interpreter=interpreter.record() if interpreter is not None else None,
+            run_id=run_id,
         )
         self.on_work()
         return {

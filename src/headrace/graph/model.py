@@ -14,6 +14,7 @@ import json
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
@@ -212,19 +213,24 @@ class Graph:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Graph:
+    def from_dict(cls, raw: dict[str, Any], *, stored: bool = False) -> Graph:
+        """The graph `raw` describes; a field of the wrong type is a ValueError naming it.
+        `stored`: `raw` is a graph this headrace checked and stored itself, so the fields'
+        types are not checked again (on a 500-step graph that check costs more than the
+        rest of a `headrace run show`); unknown fields still are."""
+        check = _known_fields if stored else _checked
         version = raw.get("schema_version", SCHEMA_VERSION)
         if version not in _READABLE_VERSIONS:
             raise ValueError(
                 f"pipeline graph schema version {version} is not supported "
                 f"(this headrace reads versions 1 to {SCHEMA_VERSION}); upgrade headrace"
             )
-        nodes = tuple(_step_from_dict(n) for n in _items(raw["nodes"]))
+        nodes = tuple(_step_from_dict(n, check) for n in _items(raw["nodes"]))
         if version == 1:
             nodes = tuple(_kind_from_environment(n) for n in nodes)
-        data = tuple(DataNode(**_checked(DataNode, d)) for d in _items(raw.get("data")))
+        data = tuple(DataNode(**check(DataNode, d)) for d in _items(raw.get("data")))
         params = tuple(
-            ParameterDef(**_checked(ParameterDef, p)) for p in _items(raw.get("parameters"))
+            ParameterDef(**check(ParameterDef, p)) for p in _items(raw.get("parameters"))
         )
         for key in ("description", "default_datastore"):
             if not isinstance(raw.get(key), (str, type(None))):
@@ -287,15 +293,23 @@ def _hints(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str]]:
     return found
 
 
-def _checked(cls: type[Any], raw: Any) -> dict[str, Any]:
+def _known_fields(cls: type[Any], raw: Any) -> dict[str, Any]:
     """`raw` as keyword arguments of the dataclass `cls`, or ValueError naming the first
-    field that is missing, unknown or of the wrong type (a graph may come over REST)."""
+    field that is unknown."""
     if not isinstance(raw, dict):
         raise ValueError(f"a {cls.__name__} must be an object, not {type(raw).__name__}")
-    hints, known = _hints(cls)
+    _, known = _hints(cls)
     unknown = sorted(str(k) for k in raw if k not in known)
     if unknown:
         raise ValueError(f"{cls.__name__} has no field {unknown[0]!r}")
+    return dict(raw)
+
+
+def _checked(cls: type[Any], raw: Any) -> dict[str, Any]:
+    """`raw` as keyword arguments of the dataclass `cls`, or ValueError naming the first
+    field that is missing, unknown or of the wrong type (a graph may come over REST)."""
+    _known_fields(cls, raw)
+    hints, _ = _hints(cls)
     for name, value in raw.items():
         kind = hints[name]
         if typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is not str:
@@ -305,14 +319,16 @@ def _checked(cls: type[Any], raw: Any) -> dict[str, Any]:
     return dict(raw)
 
 
-def _step_from_dict(raw: dict[str, Any]) -> StepNode:
-    values = _checked(StepNode, raw)
+def _step_from_dict(
+    raw: dict[str, Any], check: Callable[[type[Any], Any], dict[str, Any]] = _checked
+) -> StepNode:
+    values = check(StepNode, raw)
     values["arguments"] = tuple(values.get("arguments", ()))
     values["inputs"] = tuple(
-        InputBinding(**_checked(InputBinding, b)) for b in _items(values.get("inputs"))
+        InputBinding(**check(InputBinding, b)) for b in _items(values.get("inputs"))
     )
     values["outputs"] = tuple(
-        OutputBinding(**_checked(OutputBinding, b)) for b in _items(values.get("outputs"))
+        OutputBinding(**check(OutputBinding, b)) for b in _items(values.get("outputs"))
     )
     values["params"] = _pairs(values.get("params"), "params")
     values["environment_variables"] = _pairs(

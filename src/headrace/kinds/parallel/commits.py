@@ -2,9 +2,11 @@
 
 One file, appended by the coordinator only: a first line naming the cut of the inputs
 (`headrace-parallel 1 <plan signature>`), then one record per committed mini-batch,
-`<index> <bytes> <items> <rows>\\n` and its rows, written with one `write`. A timed-out or killed
-attempt's rows never get here. At the end the records are joined in input order into the
-output file (under a temporary name, then renamed).
+`<index> <bytes> <items> <rows>\\n` and its rows. The records of the mini-batches whose
+results the coordinator read in one round are written together, with one `write`, before it
+reports them as done; a kill before that loses them from the journal, and they are run again.
+A timed-out or killed attempt's rows never get here. At the end the records are joined in
+input order into the output file (under a temporary name, then renamed).
 
 The journal lives in the step run's own folder (`HEADRACE_RUN_DIR/.headrace/`), which stays
 from one attempt of the step run to the next, so a retried attempt (the step's process
@@ -48,6 +50,9 @@ class CommitJournal:
         # index -> (rows, items) of every committed mini-batch, earlier attempts' included.
         self.committed: dict[int, tuple[int, int]] = {}
         self.resumed = 0  # how many came from earlier attempts
+        self.pending: list[bytes] = []  # records not written yet (see `flush`)
+        # index -> (offset, bytes) of its rows in the journal (the first record of an index)
+        self.where: dict[int, tuple[int, int]] = {}
         header = _MAGIC + signature.encode() + b"\n"
         end = self._read(header)
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
@@ -55,10 +60,11 @@ class CommitJournal:
         if end is None:
             os.ftruncate(self.fd, 0)
             os.write(self.fd, header)
+            end = len(header)
         else:
             os.ftruncate(self.fd, end)  # a record a kill cut short
             self.resumed = len(self.committed)
-        os.lseek(self.fd, 0, os.SEEK_END)
+        self.end = os.lseek(self.fd, 0, os.SEEK_END)  # where the next record goes (`end`)
 
     def _read(self, header: bytes) -> int | None:
         """Load the committed records; the offset after the last whole one, or None when
@@ -79,37 +85,46 @@ class CommitJournal:
                     break
                 if fh.tell() + length > size:
                     break
+                self.where.setdefault(index, (fh.tell(), length))
                 fh.seek(length, os.SEEK_CUR)
                 self.committed.setdefault(index, (rows, items))
                 end = fh.tell()
         return end
 
     def commit(self, index: int, rows: list[str], items: int) -> None:
+        """Commit a mini-batch's rows: written with the others committed at the same
+        moment (`flush`: the coordinator's loop flushes after each round of results)."""
         data = "".join(row + "\n" for row in rows).encode()
-        os.write(self.fd, f"{index} {len(data)} {items} {len(rows)}\n".encode() + data)
+        head = f"{index} {len(data)} {items} {len(rows)}\n".encode()
+        self.pending.append(head + data)
         self.committed[index] = (len(rows), items)
+        self.where.setdefault(index, (self.end + len(head), len(data)))
+        self.end += len(head) + len(data)
+
+    def flush(self) -> None:
+        """Write the records committed since the last flush, with one `write`."""
+        if not self.pending:
+            return
+        view = memoryview(b"".join(self.pending))
+        self.pending.clear()
+        while view:
+            view = view[os.write(self.fd, view) :]
 
     def assemble(self, target: Path) -> None:
         """All committed rows, in mini-batch order, into `target`."""
-        os.close(self.fd)
-        self.fd = -1
+        self.close()
         temporary = target.with_name(f".{target.name}.tmp")
-        where: dict[int, tuple[int, int]] = {}
-        with open(self.path, "rb") as journal:
-            journal.readline()
-            while line := journal.readline():
-                index, size = (int(part) for part in line.split()[:2])
-                where.setdefault(index, (journal.tell(), size))
-                journal.seek(size, os.SEEK_CUR)
-            with open(temporary, "wb") as out:
-                for index in sorted(where):
-                    offset, size = where[index]
-                    journal.seek(offset)
-                    out.write(journal.read(size))
+        where = self.where
+        with open(self.path, "rb") as journal, open(temporary, "wb") as out:
+            for index in sorted(where):
+                offset, size = where[index]
+                journal.seek(offset)
+                out.write(journal.read(size))
         os.replace(temporary, target)
 
     def close(self) -> None:
         if self.fd >= 0:
+            self.flush()
             os.close(self.fd)
             self.fd = -1
 

@@ -7,7 +7,9 @@ worker processes (worker.py), and commit each batch's rows exactly once.
   They come from a pool (pool.py: `Pool`, chosen by `_pool`); this module only keeps the
   accounting of batches, and does not know how a worker runs.
 - **A batch** goes to one worker (two are queued per worker, so none waits between
-  them). It fails when `run()` raises, returns more rows than items, runs past
+  them; for short mini-batches of files, up to 16, sent several at a time: `depth`, and
+  this process then naps between rounds of results rather than wake for each: `nap`).
+  It fails when `run()` raises, returns more rows than items, runs past
   `run_invocation_timeout` (the worker is killed and replaced) or its worker dies; a
   failed batch is tried again (another worker, possibly) until `run_max_try` attempts,
   then its items count as failed. run() returning fewer rows than items counts the
@@ -15,11 +17,12 @@ worker processes (worker.py), and commit each batch's rows exactly once.
 - **Batches** are made as workers need them (batches.py: tables are streamed), so memory
   stays flat: the queue holds only the plan's next batch and the ones to try again.
 - **Exactly once, in order.** Only this process writes output. A batch's rows are committed
-  once, the first time it succeeds, as one record appended with one write to the commit
-  journal (commits.py); a timed-out or killed attempt's rows are never read. At the end the
-  records are joined in input order into `append_row_file_name`. One file, not one per
-  batch: creating a file per mini-batch cost more than the batches themselves. The journal
-  is kept in the step run's folder, so a retried attempt skips what was committed.
+  once, the first time it succeeds, as one record appended to the commit journal
+  (commits.py; the records of one round of results with one write); a timed-out or killed
+  attempt's rows are never read. At the end the records are joined in input order into
+  `append_row_file_name`. One file, not one per batch: creating a file per mini-batch cost
+  more than the batches themselves. The journal is kept in the step run's folder, so a
+  retried attempt skips what was committed.
 - **Limits.** `error_threshold` counts failed items, `allowed_failed_count` failed
   mini-batches, `allowed_failed_percent` the percent of failed mini-batches (at the end):
   over any, the step stops and fails naming the items and first errors. -1 ignores.
@@ -54,6 +57,7 @@ __all__ = ["main"]
 _FIRST_ERRORS = 3
 _IN_FLIGHT = 2  # mini-batches sent ahead to a worker (more when they are short: `depth`)
 _QUEUED_SECONDS = 0.005
+_NAP_SECONDS, _NAP_MIN = 0.002, 0.0002
 
 
 def _parameters(spec: ParallelSpec) -> ParallelSpec:
@@ -244,10 +248,28 @@ class Coordinator:
                 self.feed(worker, timeout)
             deadlines = [w.deadline for w in self.workers if w.inflight]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
+            nap = self.nap()
+            if nap:
+                time.sleep(nap)
+                wait_for = 0.0
             for worker, event in self.pool.events(self.workers, min(wait_for, 1.0)):
                 if worker in self.workers:  # not one stopped for an earlier event
                     self.receive(worker, event)
+            self.journal.flush()
             self.progress.publish()
+
+    def nap(self) -> float:
+        """How long to sleep before reading what the workers said, rather than wake as each
+        mini-batch ends: half the work every worker has queued, when all have short
+        mini-batches queued (up to `_NAP_SECONDS`; 0.0: wait for the first word). The
+        results of the mini-batches that end meanwhile are read and committed together."""
+        if not self.plan.light or not self.workers:
+            return 0.0
+        ahead = min(
+            len(w.inflight) * w.pace if w.ready and not w.broken else 0.0 for w in self.workers
+        )
+        nap = min(_NAP_SECONDS, ahead / 2)
+        return nap if nap >= _NAP_MIN else 0.0
 
     def feed(self, worker: Worker, timeout: float) -> None:
         """Send `worker` the next mini-batches, up to its depth, in one message. Refilled when
