@@ -222,6 +222,9 @@ DECISIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/steps/{step_run_id}"): PAGE,
     ("GET", "/ui/steps/{step_run_id}/log/{stream}"): PAGE,
     ("GET", "/ui/steps/{step_run_id}/files/{name:path}"): PAGE,
+    ("GET", "/ui/steps/{step_run_id}/metrics"): PAGE,  # what the live metrics pane polls
+    ("GET", "/ui/runs/{run_id}/metrics"): PAGE,
+    ("GET", "/ui/runs/{run_id}/files/{name:path}"): PAGE,  # a pipeline run's own files
     ("GET", "/ui/steps/{step_run_id}/preview/{name:path}"): PAGE,  # a run file in the page
     ("GET", "/ui/compare"): PAGE,
     ("GET", "/ui/pipelines"): PAGE,

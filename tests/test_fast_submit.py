@@ -272,3 +272,29 @@ def test_an_agent_dying_during_a_submit_queues_the_run_once(
     runs = ws.backend.list_pipeline_runs(experiment_name="fast")
     assert [r.id for r in runs] == [result["run"]]
     ws.close()
+
+
+def test_a_long_lived_workspace_outlives_its_agent(tmp_path: Path, source: Path) -> None:
+    """A notebook's Workspace: its agent exits (idle, or stopped); the next submit starts a
+    new one and goes through it, without opening the store in the notebook."""
+    from headrace import Pipeline, PythonScriptStep
+
+    root = tmp_path / "notebook"
+    Workspace.create("fast", path=root, show_output=False).close()
+    ws = Workspace(path=root)
+    try:
+        for _ in range(2):
+            step = PythonScriptStep(
+                name="make",
+                script_name="make.py",
+                source_directory=str(source),
+                arguments=["--out", str(tmp_path / "out")],
+                allow_reuse=False,
+            )
+            run = Pipeline(ws, [step]).submit("fast")
+            assert run.wait_for_completion(show_output=False) == Status.FINISHED
+            stop_agents(root)
+        assert ws.backend._local is None  # never opened here: both went through an agent
+    finally:
+        ws.close()
+        stop_agents(root)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from headrace import Workspace
@@ -120,3 +122,14 @@ def counted_queries(server: LiveServer) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def wait_for_step(server: LiveServer, run_id: str, name: str) -> str:
+    """The id of the step run `name` of `run_id`, once the run has started it."""
+    for _ in range(400):
+        twin = httpx.get(f"{server.url}/ui/runs/{run_id}.json?live=1").json()
+        found = {s["name"]: s["step_run_id"] for s in twin["steps"]}.get(name)
+        if found:
+            return str(found)
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not start step {name!r} in 20 s")

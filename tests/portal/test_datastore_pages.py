@@ -54,7 +54,7 @@ def test_browse_folders_and_download_a_file_in_a_browser(
         "data/deep",
         "data/train.csv",
     ]
-    assert "8 Bytes" in rows.nth(1).inner_text()
+    assert "8 B" in rows.nth(1).inner_text()
     crumbs = page.get_by_role("navigation", name="Folder")
     assert crumbs.inner_text().split() == [name, "data"]
     screenshot(page, "datastore")

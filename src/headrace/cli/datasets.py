@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from headrace.cli.common import JsonOption, WorkspaceOption, open_workspace
-from headrace.cli.output import console, new_table, print_json
+from headrace.cli.output import console, format_time, new_table, print_json
 from headrace.store.datasets import describe_version
 from headrace.store.records import DatasetRecord
 
@@ -63,7 +63,7 @@ def versions(
         table.add_row(
             str(r.version),
             r.id,
-            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            format_time(r.created_at),
             str(r.content.get("file_count", "")),
             str(r.content.get("hash", ""))[:16],
             r.produced_by or "",

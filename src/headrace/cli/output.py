@@ -153,7 +153,7 @@ class _PlainConsole:
     def print(self, *objects: Any, **options: Any) -> None:
         if len(objects) == 1 and isinstance(objects[0], PlainTable):
             self.file.write(objects[0].render())
-        elif len(objects) == 1 and _writes_as_is(objects[0]):
+        elif len(objects) == 1 and not options and _writes_as_is(objects[0]):
             self.file.write(f"{objects[0]}\n")
         else:
             if self._rich is None:
@@ -229,10 +229,12 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_time(value: datetime | None) -> str:
-    """A timestamp in local time, to the second."""
+    """A timestamp in the machine's local zone, to the second, with the zone's abbreviation
+    ("2026-12-08 02:02:03 CET"; "... UTC" where the zone is UTC): the instant the portal
+    shows, in the same form (`--json` gives ISO 8601 with its offset)."""
     if value is None:
         return "-"
-    return _aware(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return _aware(value).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def status_text(status: str) -> Text:

@@ -51,6 +51,8 @@ class CommitJournal:
         self.committed: dict[int, tuple[int, int]] = {}
         self.resumed = 0  # how many came from earlier attempts
         self.pending: list[bytes] = []  # records not written yet (see `flush`)
+        # index -> (offset, bytes) of its rows in the journal (the first record of an index)
+        self.where: dict[int, tuple[int, int]] = {}
         header = _MAGIC + signature.encode() + b"\n"
         end = self._read(header)
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
@@ -58,10 +60,11 @@ class CommitJournal:
         if end is None:
             os.ftruncate(self.fd, 0)
             os.write(self.fd, header)
+            end = len(header)
         else:
             os.ftruncate(self.fd, end)  # a record a kill cut short
             self.resumed = len(self.committed)
-        os.lseek(self.fd, 0, os.SEEK_END)
+        self.end = os.lseek(self.fd, 0, os.SEEK_END)  # where the next record goes (`end`)
 
     def _read(self, header: bytes) -> int | None:
         """Load the committed records; the offset after the last whole one, or None when
@@ -82,6 +85,7 @@ class CommitJournal:
                     break
                 if fh.tell() + length > size:
                     break
+                self.where.setdefault(index, (fh.tell(), length))
                 fh.seek(length, os.SEEK_CUR)
                 self.committed.setdefault(index, (rows, items))
                 end = fh.tell()
@@ -91,8 +95,11 @@ class CommitJournal:
         """Commit a mini-batch's rows: written with the others committed at the same
         moment (`flush`: the coordinator's loop flushes after each round of results)."""
         data = "".join(row + "\n" for row in rows).encode()
-        self.pending.append(f"{index} {len(data)} {items} {len(rows)}\n".encode() + data)
+        head = f"{index} {len(data)} {items} {len(rows)}\n".encode()
+        self.pending.append(head + data)
         self.committed[index] = (len(rows), items)
+        self.where.setdefault(index, (self.end + len(head), len(data)))
+        self.end += len(head) + len(data)
 
     def flush(self) -> None:
         """Write the records committed since the last flush, with one `write`."""
@@ -107,18 +114,12 @@ class CommitJournal:
         """All committed rows, in mini-batch order, into `target`."""
         self.close()
         temporary = target.with_name(f".{target.name}.tmp")
-        where: dict[int, tuple[int, int]] = {}
-        with open(self.path, "rb") as journal:
-            journal.readline()
-            while line := journal.readline():
-                index, size = (int(part) for part in line.split()[:2])
-                where.setdefault(index, (journal.tell(), size))
-                journal.seek(size, os.SEEK_CUR)
-            with open(temporary, "wb") as out:
-                for index in sorted(where):
-                    offset, size = where[index]
-                    journal.seek(offset)
-                    out.write(journal.read(size))
+        where = self.where
+        with open(self.path, "rb") as journal, open(temporary, "wb") as out:
+            for index in sorted(where):
+                offset, size = where[index]
+                journal.seek(offset)
+                out.write(journal.read(size))
         os.replace(temporary, target)
 
     def close(self) -> None:

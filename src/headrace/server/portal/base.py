@@ -43,6 +43,7 @@ from starlette.datastructures import FormData
 
 from headrace.errors import HeadraceError
 from headrace.server.errors import ApiError, error_body, status_of
+from headrace.server.portal import formatting
 from headrace.store.layout import make_private
 from headrace.store.tokens import TokenQueries, TokenRecord, hash_secret
 
@@ -235,32 +236,8 @@ def wants_json(request: Request) -> bool:
 
 
 # -- templates -----------------------------------------------------------------------------
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None:
-        return None
-    return ((end or datetime.now(timezone.utc)) - start).total_seconds()
-
-
-def _duration(start: datetime | None, end: datetime | None = None) -> str:
-    seconds = _seconds(start, end)
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters["when"] = _when
-templates.env.filters["duration"] = _duration
+formatting.register(templates.env.filters)  # num, count, size, seconds, duration, when
 templates.env.filters["short"] = lambda text: (text or "")[:8]
 templates.env.filters["status_class"] = lambda status: f"status-{(status or 'unknown').lower()}"
 templates.env.globals["quote"] = quote

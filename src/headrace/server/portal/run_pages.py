@@ -2,9 +2,10 @@
 its rerun buttons.
 
 The page costs one read transaction whatever the size of the run (`store.run_views`): the
-run, its graph (unless cached) and its step runs. The graph is sent once, compactly; while the
-run is active the page polls its twin with `?live=1`, which leaves the graph out and carries
-only the statuses.
+run with its graph (unless cached), its step runs and its own metrics (`run.parent.log`,
+`PipelineRun.log`: a pane like the step page's, live while the run goes on, see `metrics`).
+The graph is sent once, compactly; while the run is active the page polls its twin with
+`?live=1`, which leaves the graph and the metrics out and carries only the statuses.
 
 A step run's page is in `step_pages` (importing it here registers its routes too).
 """
@@ -29,6 +30,7 @@ from headrace.server.portal.base import (
     state,
     wants_json,
 )
+from headrace.server.portal.metrics import metric_groups
 from headrace.server.portal.shapes import run_row, seconds_between
 from headrace.server.portal.step_pages import graph_of, known_graphs
 from headrace.store.notifications import OutboxRecord
@@ -192,7 +194,9 @@ def _reaction(record: OutboxRecord) -> dict[str, Any]:
 @page("/runs/{run_id}")
 def run_page(request: Request, viewer: ViewerDep, run_id: str, live: bool = False) -> Response:
     """A pipeline run: facts, graph, steps. `live=1` (what the page polls): no graph."""
-    view: RunView | None = read_run_view(state(request).store.meta, run_id, known_graphs())
+    live = live and wants_json(request)
+    meta = state(request).store.meta
+    view: RunView | None = read_run_view(meta, run_id, known_graphs(), metrics=not live)
     if view is None:
         raise _no_run(run_id)
     run = view.run
@@ -209,7 +213,9 @@ def run_page(request: Request, viewer: ViewerDep, run_id: str, live: bool = Fals
     }
     if view.after_ending:  # what its ending set off: notifications, run triggers
         data["after_ending"] = [_reaction(r) for r in view.after_ending]
-    if not (live and wants_json(request)):  # the HTML page always draws the graph
+    if not live:  # the HTML page always draws the graph and shows the run's own metrics
+        data["metrics"] = metric_groups(view.metrics, f"/ui/runs/{run.id}/files/")
+        data["metrics_cursor"] = view.metrics_cursor
         data["graph"] = graph_shape(graph)
         data["graph_parameters"] = [
             {"name": p.name, "type": p.type, "default": p.default} for p in graph.parameters

@@ -3,8 +3,9 @@
 A reused step shows what the run it reused printed, logged and wrote (as the SDK's StepRun
 does): logs, metrics and files are read from `data_run_id`. The records come in one read
 transaction (`store.run_views`): the step run with its pipeline run, the graph (unless cached
-here), the run's step runs (to place inputs made by other steps) and the metrics. Run files are
-read through the artifact store, whose own checks refuse names that leave the run's folder.
+here), the run's step runs (to place inputs made by other steps) and the metrics (their
+pane, and what it polls while the step runs, are in `metrics`). Run files are read through
+the artifact store, whose own checks refuse names that leave the run's folder.
 
 `graph_of` (parsed graphs by id, shared with the run page) lives here too.
 """
@@ -25,6 +26,7 @@ from headrace.graph.model import Graph, StepNode
 from headrace.kinds import settings_text, step_title
 from headrace.kinds.parallel.progress import progress_view
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, router, state
+from headrace.server.portal.metrics import metric_groups
 from headrace.server.portal.previews import PreviewSource, preview_page
 from headrace.server.portal.shapes import seconds_between
 from headrace.store.artifacts import STDERR_LOG, STDOUT_LOG
@@ -35,13 +37,16 @@ from headrace.store.records import (
     StepRunRecord,
 )
 from headrace.store.run_views import read_step_view
+from headrace.store.steplogs import COMBINED_LOG, split_line
 
-__all__ = ["LOG_TAIL_BYTES", "graph_of", "known_graphs", "metric_groups"]
+__all__ = ["LOG_TAIL_BYTES", "graph_of", "known_graphs"]
 
 LOG_TAIL_BYTES = 64 * 1024  # shown at first load
 LOG_CHUNK_BYTES = 256 * 1024  # most a poll of the log route returns
 OUTPUT_FILES_SHOWN = 50
-LOGS = {"stdout": STDOUT_LOG, "stderr": STDERR_LOG}
+# "log": the combined log (stdout and stderr in order, store/steplogs.py), shown first.
+LOGS = {"log": COMBINED_LOG, "stdout": STDOUT_LOG, "stderr": STDERR_LOG}
+LOG_TITLES = {"log": "stdout and stderr, in order", "stdout": "stdout", "stderr": "stderr"}
 
 # Parsed graphs by id. A graph id is the hash of its JSON, so an entry never goes stale; the
 # pages pass the ids held here to the store, which then skips reading those graphs.
@@ -206,60 +211,6 @@ def _environment(node: StepNode | None, step: StepRunRecord) -> dict[str, Any]:
     }
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def metric_groups(records: list[MetricRecord], image_url: str) -> dict[str, Any]:
-    """Metrics by how they are shown: scalars (a table), series (charts: a name logged several
-    times, or a numeric list), tables (log_table / log_row) and images (`image_url` + file)."""
-    by_name: dict[str, list[MetricRecord]] = {}
-    for record in records:
-        by_name.setdefault(record.name, []).append(record)
-    scalars, series, tables, images, lists = [], [], [], [], []
-    for name, items in by_name.items():
-        kind = items[0].kind
-        if kind == "scalar" and len(items) == 1:
-            scalars.append({"name": name, "value": items[0].value, "logged": 1})
-        elif kind == "scalar":
-            values = [i.value for i in items]
-            steps = [i.step if i.step is not None else n for n, i in enumerate(items)]
-            if all(_is_number(v) for v in values):
-                series.append({"name": name, "x": steps, "y": values})
-            scalars.append({"name": name, "value": values[-1], "logged": len(values)})
-        elif kind == "list":
-            value = list(items[-1].value or [])
-            if value and all(_is_number(v) for v in value):
-                series.append({"name": name, "x": list(range(len(value))), "y": value})
-            else:
-                lists.append({"name": name, "value": value})
-        elif kind in ("table", "row"):
-            columns: dict[str, list[Any]] = {}
-            if kind == "table":
-                columns = {str(k): list(v) for k, v in (items[-1].value or {}).items()}
-            else:
-                for item in items:
-                    for column, value in (item.value or {}).items():
-                        columns.setdefault(str(column), []).append(value)
-            height = max((len(v) for v in columns.values()), default=0)
-            rows = [
-                [col[r] if r < len(col) else None for col in columns.values()]
-                for r in range(height)
-            ]
-            tables.append({"name": name, "columns": list(columns), "rows": rows})
-        elif kind == "image":
-            for item in items:
-                if isinstance(item.value, str) and item.value:
-                    images.append({"name": name, "file": item.value, "url": image_url + item.value})
-    return {
-        "scalars": scalars,
-        "series": series,
-        "tables": tables,
-        "images": images,
-        "lists": lists,
-    }
-
-
 def _log_tail(request: Request, run_id: str, name: str, size: int) -> dict[str, Any]:
     """The last LOG_TAIL_BYTES of a log, starting at a line; `offset`: where polling goes on."""
     start = max(0, size - LOG_TAIL_BYTES)
@@ -267,11 +218,14 @@ def _log_tail(request: Request, run_id: str, name: str, size: int) -> dict[str, 
     if start and b"\n" in raw:
         cut = raw.index(b"\n") + 1
         raw, start = raw[cut:], start + cut
-    return {
-        "text": raw.decode(errors="replace"),
-        "offset": start + len(raw),
-        "truncated": start > 0,
-    }
+    text = raw.decode(errors="replace")
+    lines = None
+    if name == COMBINED_LOG:  # each line with its stream, for its colour
+        lines = [
+            dict(zip(("time", "stream", "text"), split_line(x), strict=True))
+            for x in text.splitlines()
+        ]
+    return {"text": text, "lines": lines, "offset": start + len(raw), "truncated": start > 0}
 
 
 def _parallel(
@@ -357,10 +311,15 @@ def step_page(request: Request, _viewer: ViewerDep, step_run_id: str) -> Respons
         "inputs": _inputs(node, graph, run, siblings) if node else [],
         "outputs": _outputs(request, step),
         "logs": {
-            key: {**_log_tail(request, content_id, name, sizes.get(name, 0)), "url": base + name}
+            key: {
+                **_log_tail(request, content_id, name, sizes.get(name, 0)),
+                "url": base + name,
+                "title": LOG_TITLES[key],
+            }
             for key, name in LOGS.items()
         },
         "metrics": metric_groups(view.metrics, base),
+        "metrics_cursor": view.metrics_cursor,
         "parallel": _parallel(node, view.metrics, sizes, base),
         "files": [
             {
@@ -381,7 +340,9 @@ def step_log(
 ) -> Response:
     """New text of a step's stdout or stderr from byte `offset` (what the page polls)."""
     if stream not in LOGS:
-        raise PortalError(404, f"A step has logs 'stdout' and 'stderr', not {stream!r}.")
+        raise PortalError(
+            404, f"A step has logs 'log' (both, in order), 'stdout' and 'stderr', not {stream!r}."
+        )
     if offset < 0:
         raise PortalError(400, f"offset must be 0 or more, not {offset}.")
     step = find_step(request, step_run_id)
@@ -398,6 +359,9 @@ def step_log(
             "offset": offset + len(raw),
             "status": step.status,
             "active": step.status not in TERMINAL_STATUSES,
+            # The first line of the combined pane: why the step ran (known once the agent
+            # has worked it out, which it does while the step runs).
+            "why": str(step.run_reason.get("summary") or ""),
         }
     )
 

@@ -1,5 +1,6 @@
 // headrace portal: the few helpers every page uses. Pages with live parts poll their own
-// JSON twin (the same URL with .json) and redraw what changed.
+// JSON twin (the same URL with .json) and redraw what changed. Formatting (numbers, sizes,
+// durations, times) is format.js's; on load every <time> is shown in the browser's zone.
 "use strict";
 window.headrace = {
   // Fetch `url` as JSON every `ms` milliseconds and call `onData(data)`; onData returns
@@ -20,11 +21,7 @@ window.headrace = {
     return () => timer && clearTimeout(timer);
   },
   statusClass(status) { return "status-" + String(status || "unknown").toLowerCase(); },
-  duration(seconds) {
-    if (seconds === null || seconds === undefined) return "";
-    if (seconds < 60) return seconds.toFixed(1) + " s";
-    const minutes = Math.floor(seconds / 60);
-    if (minutes < 60) return minutes + " min " + Math.floor(seconds % 60) + " s";
-    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
-  },
+  format: window.headraceFormat,
+  duration(seconds) { return window.headraceFormat.seconds(seconds); },
 };
+window.headraceFormat.localizeTimes(document);

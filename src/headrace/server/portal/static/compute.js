@@ -2,7 +2,6 @@
 // running steps (a target created since the page loaded shows up on the next reload).
 "use strict";
 (() => {
-  const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "");
   const cell = (tag, text, className) => {
     const node = document.createElement(tag);
     if (className) node.className = className;
@@ -22,7 +21,9 @@
     name.append(link(step.url, step.name), " ", cell("code", step.id.slice(0, 8), "muted"));
     const run = document.createElement("td");
     run.append(link(step.run_url, step.pipeline_run_id.slice(0, 8), true));
-    row.append(name, run, cell("td", when(step.started_at)));
+    const started = document.createElement("td");
+    started.append(headrace.format.timeElement(step.started_at));
+    row.append(name, run, started);
     return row;
   };
   headrace.poll(location.pathname + ".json", 3000, (data) => {

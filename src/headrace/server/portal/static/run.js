@@ -121,12 +121,22 @@
         a.textContent = s.name;
         row.cells[0].replaceChildren(a);
       }
-      row.cells[2].textContent = headrace.duration(s.duration_seconds);
+      setSeconds(row.cells[2], s.duration_seconds);
       row.cells[3].textContent = s.attempt;
     }
   }
 
-  const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "not yet");
+  const setTime = (id, iso) => {
+    const cell = document.getElementById(id);
+    const shown = cell.querySelector("time");
+    if (iso && shown && new Date(shown.getAttribute("datetime")).getTime() === new Date(iso).setMilliseconds(0)) return;
+    cell.replaceChildren(headrace.format.timeElement(iso, "not yet"));
+  };
+  const setSeconds = (cell, seconds) => {
+    cell.textContent = headrace.format.seconds(seconds);
+    if (seconds === null || seconds === undefined) cell.removeAttribute("title");
+    else cell.title = seconds.toLocaleString("en-US", { minimumFractionDigits: 3, maximumFractionDigits: 3 }) + " s";
+  };
   function paintRun(data) {
     const run = data.run;
     const badge = document.getElementById("run-status");
@@ -137,9 +147,9 @@
     }
     document.getElementById("step-counts").textContent =
       Object.entries(data.counts).map(([k, n]) => `${n} ${k}`).join(", ");
-    document.getElementById("run-started").textContent = when(run.started_at);
-    document.getElementById("run-ended").textContent = when(run.ended_at);
-    document.getElementById("run-duration").textContent = headrace.duration(run.duration_seconds);
+    setTime("run-started", run.started_at);
+    setTime("run-ended", run.ended_at);
+    setSeconds(document.getElementById("run-duration"), run.duration_seconds);
     const cancel = document.getElementById("cancel-form");
     if (cancel && !data.can_cancel) cancel.remove();
     if (run.error && !document.getElementById("run-error")) {

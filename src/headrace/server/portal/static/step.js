@@ -1,24 +1,10 @@
-// The step run page: metric series drawn by uPlot, and stdout / stderr tailing live while the
-// step is active (the page polls /ui/steps/<id>/log/<stream>?offset=N for the new text).
+// The step run page: stdout / stderr tailing live while the step is active (the page polls
+// /ui/steps/<id>/log/<stream>?offset=N for the new text) and a ParallelRunStep's progress.
+// The metrics pane is metrics.js's.
 "use strict";
 (() => {
   const initial = JSON.parse(document.getElementById("step-data").textContent);
   window.headraceStepPage = { loadedAt: Date.now(), polls: 0 };
-
-  // -- charts ------------------------------------------------------------------------------
-  const css = getComputedStyle(document.documentElement);
-  const color = (name) => css.getPropertyValue(name).trim() || "#1d4ed8";
-  for (const figure of document.querySelectorAll("figure.metric-chart")) {
-    const series = initial.series[Number(figure.dataset.series)];
-    const width = Math.max(260, Math.min(720, figure.clientWidth || 720));
-    const axis = { stroke: color("--muted"), grid: { stroke: color("--line") }, ticks: { stroke: color("--line") } };
-    new uPlot({
-      width, height: 240,
-      scales: { x: { time: false } },
-      axes: [axis, axis],
-      series: [{ label: "step" }, { label: series.name, stroke: color("--accent"), width: 2, points: { show: series.x.length < 60 } }],
-    }, [series.x, series.y], figure);
-  }
 
   // -- live batch-scoring progress (a ParallelRunStep): the page's JSON twin every 2 s ----
   const refreshProgress = async () => {
@@ -36,16 +22,21 @@
         "batches-done": p.mini_batches.done, "batches-failed": p.mini_batches.failed, "batches-remaining": p.mini_batches.remaining,
       };
       for (const [key, value] of Object.entries(counts)) {
-        document.querySelector(`[data-count="${key}"]`).textContent = value;
+        document.querySelector(`[data-count="${key}"]`).textContent = headrace.format.count(value);
       }
       const body = document.querySelector("#parallel-workers tbody");
       body.replaceChildren(...p.workers.map((w) => {
         const row = document.createElement("tr");
-        for (const value of [w.worker, w.node, w.batches_done, w.batches_failed, w.current_batch === "" ? "-" : w.current_batch, w.last_heartbeat]) {
+        const count = headrace.format.count;
+        for (const value of [w.worker, w.node, count(w.batches_done), count(w.batches_failed), w.current_batch === "" ? "-" : w.current_batch]) {
           const cell = document.createElement("td");
           cell.textContent = value;
           row.append(cell);
         }
+        // The heartbeat is a UTC "YYYY-MM-DD HH:MM:SS": shown in the browser's zone.
+        const heartbeat = document.createElement("td");
+        heartbeat.append(headrace.format.timeElement(w.last_heartbeat ? w.last_heartbeat.replace(" ", "T") + "Z" : null));
+        row.append(heartbeat);
         return row;
       }));
       window.headraceStepPage.progressPolls = (window.headraceStepPage.progressPolls || 0) + 1;
@@ -62,7 +53,22 @@
 
   // -- live logs ---------------------------------------------------------------------------
   if (!initial.active) return;
-  const logs = ["stdout", "stderr"].map((stream) => ({ stream, pre: document.getElementById("log-" + stream) }));
+  const logs = ["log", "stdout", "stderr"].map((stream) => ({ stream, pre: document.getElementById("log-" + stream) }));
+  // A line of the combined log (`<time> <stream> <text>`), as the page renders it.
+  const combinedLine = (line) => {
+    const span = document.createElement("span");
+    const m = /^(\S{24}) (stdout|stderr|headrace) (.*)$/.exec(line);
+    span.className = "ln ln-" + (m ? m[2] : "other");
+    if (m) {
+      const time = document.createElement("time");
+      time.textContent = m[1];
+      const stream = document.createElement("b");
+      stream.textContent = m[2];
+      span.append(time, " ", stream, " " + m[3]);
+    } else span.textContent = line;
+    return span;
+  };
+  const partial = {};  // a line of the combined log not ended yet
   const badge = document.getElementById("step-status");
   const base = `/ui/steps/${encodeURIComponent(initial.id)}/log/`;
   let timer = null;
@@ -74,11 +80,23 @@
         const response = await fetch(`${base}${log.stream}?offset=${offset}`, { headers: { Accept: "application/json" } });
         if (!response.ok) continue;
         const chunk = await response.json();
-        if (chunk.text) {
-          const atBottom = log.pre.scrollTop + log.pre.clientHeight >= log.pre.scrollHeight - 4;
-          log.pre.append(document.createTextNode(chunk.text));
-          if (atBottom) log.pre.scrollTop = log.pre.scrollHeight;
+        const atBottom = log.pre.scrollTop + log.pre.clientHeight >= log.pre.scrollHeight - 4;
+        if (log.stream === "log" && chunk.why && !document.getElementById("log-why")) {
+          // Why the step runs: the first line of the pane, once the agent has said it.
+          const why = document.createElement("span");
+          why.className = "ln ln-why";
+          why.id = "log-why";
+          why.textContent = "why it ran: " + chunk.why;
+          log.pre.prepend(why, "\n");
         }
+        if (chunk.text && log.stream === "log") {
+          const lines = ((partial.log || "") + chunk.text).split("\n");
+          partial.log = lines.pop();
+          for (const line of lines) log.pre.append(combinedLine(line), "\n");
+        } else if (chunk.text) {
+          log.pre.append(document.createTextNode(chunk.text));
+        }
+        if (atBottom) log.pre.scrollTop = log.pre.scrollHeight;
         log.pre.dataset.offset = chunk.offset;
         active = chunk.active;
         if (badge.dataset.status !== chunk.status) {
@@ -96,7 +114,7 @@
       document.body.dataset.stepEnded = "true";
       const note = document.createElement("p");
       note.setAttribute("role", "status");
-      note.innerHTML = 'The step has ended. <a href="">Reload the page</a> for its outputs and metrics.';
+      note.innerHTML = 'The step has ended. <a href="">Reload the page</a> for its outputs and files.';
       badge.parentElement.after(note);
     }
   };
