@@ -139,7 +139,7 @@ def _log_tail(backend: Any, record: StepRunRecord, sizes: dict[str, int]) -> lis
 def _print_log_tail(lines: list[str], record: StepRunRecord) -> None:
     out = console()
     out.print(
-        Text(
+        text(
             "Log, stdout and stderr in order (all of it: headrace run logs "
             f"{record.pipeline_run_id} --step {record.name}):",
             style="bold",
@@ -147,7 +147,7 @@ def _print_log_tail(lines: list[str], record: StepRunRecord) -> None:
     )
     for line in lines:
         _time, stream, _text = split_line(line)
-        out.print(Text(line, style=LOG_STYLES.get(stream, "")))
+        out.print(text(line, style=LOG_STYLES.get(stream, "")))
 
 
 def _node(graph: Graph, node_id: str) -> StepNode | None:
