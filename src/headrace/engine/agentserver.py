@@ -44,6 +44,7 @@ from headrace.engine.agentsocket import (
     request_address,
     send,
 )
+from headrace.engine.graphs import remember_graph
 from headrace.engine.interpreters import Interpreter
 from headrace.engine.submission import submit_graph
 from headrace.errors import HeadraceError, UserError
@@ -234,9 +235,10 @@ class RequestServer:
             run_id = str(uuid.UUID(run_id))  # the client's, so it can look after a lost answer
         except ValueError:
             raise UserError(f"A submitted run's id must be a UUID, not {run_id[:64]!r}.") from None
+        graph = Graph.from_dict(request["graph"])
         submission = submit_graph(
             self.ws,
-            Graph.from_dict(request["graph"]),
+            graph,
             experiment_name=str(request["experiment_name"]),
             parameters=request.get("parameters"),
             tags=request.get("tags"),
@@ -248,6 +250,7 @@ class RequestServer:
             interpreter=interpreter.record() if interpreter is not None else None,
             run_id=run_id,
         )
+        remember_graph(submission.run.graph_id, graph)  # the claim then reads no graph back
         self.on_work()
         return {
             "ok": True,
