@@ -48,13 +48,17 @@ def follow_run(
     stream_logs: bool,
     timeout_seconds: float | None,
     step_name: str | None = None,
+    stream: str | None = None,
+    stamped: bool = False,
 ) -> PipelineRunRecord:
     """Wait for the run to end (or the timeout), streaming step logs to stdout when asked.
 
     Ctrl-C stops following, not the run: it says so and exits 130.
     """
     view = StepFilter(backend, step_name) if step_name else backend
-    follower = LogFollower(view, run_id, out=sys.stdout if stream_logs else None)
+    follower = LogFollower(
+        view, run_id, out=sys.stdout if stream_logs else None, stream=stream, stamped=stamped
+    )
     try:
         record = follower.follow(timeout_seconds if timeout_seconds is not None else float("inf"))
     except KeyboardInterrupt:
