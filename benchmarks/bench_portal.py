@@ -3,16 +3,17 @@
 A fresh workspace is seeded straight through the store's tables (bulk Core inserts: submitting
 100,000 real runs would take hours): 20 experiments, 100,000 pipeline runs a few minutes apart
 over a year with mixed statuses, tags and parameters, a tenth of them submitted from one
-published pipeline, two step runs each; and one run of a 500-step pipeline (its graph row, 500
-step runs, a few metrics per step). The portal is served by a real uvicorn in this process
-(auth off, as `headrace ui` serves it) and each page is requested ~20 times after a warm-up;
-the figure is the median (and p95) of the `Server-Timing: app;dur=` header, the time the
-server spent on the request. The SQL statements of one request of each page are counted with
-a `before_cursor_execute` listener on the app's engine. Floor: the portal's 404 page (routing,
-template and timing, no query). PostgreSQL uses a fresh schema of the server in
-HEADRACE_BENCH_POSTGRES_URL (default: HEADRACE_TEST_POSTGRES_URL, then the machine's
-postgresql+psycopg://postgres@127.0.0.1:5432/test) and is skipped, with a note, when none
-answers.
+published pipeline, two step runs each (an ended run with a metric of its own and one of its
+last step's, and their rows in `run_metric_finals`, as the store writes them); and one run of a
+500-step pipeline (its graph row, 500 step runs, a few metrics per step). The portal is served
+by a real uvicorn in this process (auth off, as `headrace ui` serves it) and each page is
+requested ~20 times after a warm-up; the figure is the median (and p95) of the `Server-Timing:
+app;dur=` header, the time the server spent on the request. The SQL statements of one request
+of each page are counted with a `before_cursor_execute` listener on the app's engine. Floor:
+the portal's 404 page (routing, template and timing, no query). PostgreSQL uses a fresh schema
+of the server in HEADRACE_BENCH_POSTGRES_URL (default: HEADRACE_TEST_POSTGRES_URL, then the
+machine's postgresql+psycopg://postgres@127.0.0.1:5432/test) and is skipped, with a note, when
+none answers.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def seed(ws: Any, runs: int) -> dict[str, Any]:
     """Fill the workspace's store; returns what the pages to request need (ids, names)."""
     from sqlalchemy import insert
 
+    from headrace.store.metric_finals import upsert_finals
     from headrace.store.orm import (
         GraphRow,
         MetricRow,
@@ -133,8 +135,10 @@ def seed(ws: Any, runs: int) -> dict[str, Any]:
             },
         )
 
-    def run_rows(first: int, last: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        pipeline_runs, step_runs = [], []
+    def run_rows(
+        first: int, last: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        pipeline_runs, step_runs, metrics = [], [], []
         for i in range(first, last):
             status = rng.choices(statuses, weights)[0]
             created = start + spacing * i
@@ -170,13 +174,20 @@ def seed(ws: Any, runs: int) -> dict[str, Any]:
             )
             for s in range(STEPS_PER_RUN):
                 step_runs.append(_step_row(run_id, f"{kind}-{s}", f"step_{s}", status, created))
-        return pipeline_runs, step_runs
+            if ended is not None:  # what a finished run logged: its step's and its own
+                last = step_runs[-1]["id"]
+                metrics.append(_metric(last, "accuracy", "scalar", rng.random(), None, created))
+                best = rng.random()
+                metrics.append(_metric(run_id, "best_accuracy", "scalar", best, None, created))
+        return pipeline_runs, step_runs, metrics
 
     for first in range(0, runs, CHUNK):
-        pipeline_runs, step_runs = run_rows(first, min(runs, first + CHUNK))
+        pipeline_runs, step_runs, run_metrics = run_rows(first, min(runs, first + CHUNK))
         with meta.db.write_conn() as conn:
             conn.execute(insert(PipelineRunRow), pipeline_runs)
             conn.execute(insert(StepRunRow), step_runs)
+            conn.execute(insert(MetricRow), run_metrics)
+            upsert_finals(conn, _finals(run_metrics, step_runs))
 
     # The big run: 500 steps, finished an hour ago, each with a few metrics.
     big_id = str(uuid.uuid4())
@@ -213,6 +224,7 @@ def seed(ws: Any, runs: int) -> dict[str, Any]:
         )
         conn.execute(insert(StepRunRow), big_steps)
         conn.execute(insert(MetricRow), metrics)
+        upsert_finals(conn, _finals(metrics, big_steps))
     if not meta.db.is_sqlite:
         # What autovacuum would have done by now on a live server: planner statistics of the
         # bulk-loaded tables. (SQLite keeps none unless asked, and nothing asks: none made.)
@@ -224,6 +236,20 @@ def seed(ws: Any, runs: int) -> dict[str, Any]:
         "big_run_id": big_id,
         "big_step_id": big_steps[BIG_STEPS // 2]["id"],
     }
+
+
+def _finals(
+    metrics: list[dict[str, Any]], steps: list[dict[str, Any]]
+) -> list[tuple[str, str, Any]]:
+    """The rows `run_metric_finals` holds for these metrics (what the store writes with
+    them): a step's named `step/metric`, the last value of each name."""
+    owners = {step["id"]: (step["pipeline_run_id"], step["name"]) for step in steps}
+    rows = []
+    for metric in metrics:
+        run_id, step = owners.get(metric["run_id"], (metric["run_id"], None))
+        name = metric["name"] if step is None else f"{step}/{metric['name']}"
+        rows.append((run_id, name, metric["value"]))
+    return rows
 
 
 def _step_row(
@@ -419,10 +445,19 @@ def pages(facts: dict[str, Any]) -> dict[str, str]:
         "runs list, page 100": "/ui/runs?page=100",
         "runs list, published pipeline": f"/ui/runs?pipeline={facts['published_id']}",
         "runs list, sorted by duration": "/ui/runs?sort=duration",
+        "runs list, sorted by a metric column": "/ui/runs?cols=metric:best_accuracy"
+        "&sort=metric:step_1/accuracy&order=desc",
+        "runs list, sorted by a parameter column": "/ui/runs?sort=param:learning_rate",
+        "runs list, search q=nlp": "/ui/runs?q=nlp",
+        "runs list, search q=run 4242 (11 runs)": "/ui/runs?q=run+4242",
         "experiments": "/ui/experiments",
         "one experiment": f"/ui/experiments/{facts['experiment']}",
         "500-step run": f"/ui/runs/{facts['big_run_id']}",
         "a step of the 500-step run": f"/ui/steps/{facts['big_step_id']}",
+        # What a live step page asks every 1.5 s when nothing new was logged.
+        "metrics poll of a step, nothing new": (
+            f"/ui/steps/{facts['big_step_id']}/metrics?after=1000000000000"
+        ),
         "floor": "/ui/no-such-page",
     }
 

@@ -122,9 +122,15 @@ def test_warm_agent_takes_the_submit_and_the_wait(warm: Path, source: Path) -> N
     assert record.interpreter is not None and record.interpreter["path"] == sys.executable
 
 
-def test_a_cold_agent_is_started_and_then_takes_the_submit(tmp_path: Path, source: Path) -> None:
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_cold_agent_is_started_and_then_takes_the_submit(
+    tmp_path: Path, source: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_url") if database == "postgres" else None
     root = tmp_path / "cold"
-    Workspace.create("fast", path=root, show_output=False).close()
+    Workspace.create("fast", path=root, database_url=url, show_output=False).close()
     try:
         result, _ = submit_in_fresh_process(root, source)
     finally:
@@ -272,3 +278,29 @@ def test_an_agent_dying_during_a_submit_queues_the_run_once(
     runs = ws.backend.list_pipeline_runs(experiment_name="fast")
     assert [r.id for r in runs] == [result["run"]]
     ws.close()
+
+
+def test_a_long_lived_workspace_outlives_its_agent(tmp_path: Path, source: Path) -> None:
+    """A notebook's Workspace: its agent exits (idle, or stopped); the next submit starts a
+    new one and goes through it, without opening the store in the notebook."""
+    from headrace import Pipeline, PythonScriptStep
+
+    root = tmp_path / "notebook"
+    Workspace.create("fast", path=root, show_output=False).close()
+    ws = Workspace(path=root)
+    try:
+        for _ in range(2):
+            step = PythonScriptStep(
+                name="make",
+                script_name="make.py",
+                source_directory=str(source),
+                arguments=["--out", str(tmp_path / "out")],
+                allow_reuse=False,
+            )
+            run = Pipeline(ws, [step]).submit("fast")
+            assert run.wait_for_completion(show_output=False) == Status.FINISHED
+            stop_agents(root)
+        assert ws.backend._local is None  # never opened here: both went through an agent
+    finally:
+        ws.close()
+        stop_agents(root)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from headrace import Experiment, Pipeline, PythonScriptStep, Workspace
-from tests.portal.conftest import wait_for_step
+from tests.portal.conftest import screenshot, wait_for_step
 from tests.servers import LiveServer
 
 # Logs, waits for the test's first gate, logs again, waits for the second (so the second values
@@ -108,6 +108,8 @@ def test_metrics_and_logs_update_live_on_the_step_and_run_pages(
         )
         assert httpx.get(f"{portal.url}/ui/runs/{run.id}.json").json()["run"]["active"]
         assert page.evaluate("window.headraceStepPage.loadedAt") == loaded_at  # no reload
+        screenshot(page, "step-metrics-live")
+        screenshot(run_tab, "run-metrics-live")
     finally:
         (gates / "first").write_text("")
         (gates / "second").write_text("")

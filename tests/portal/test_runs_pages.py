@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import insert
 
 from headrace import Experiment, Workspace
 from headrace.store.orm import GraphRow, PipelineRunRow
+from headrace.store.records import MetricRecord
 from tests import shapes
 from tests.portal.conftest import counted_queries, screenshot
 from tests.servers import LiveServer
@@ -181,6 +183,111 @@ def test_the_runs_list_sorts_by_each_column_both_ways(
     )
 
 
+BEST = [0.5, 0.51, 0.52] * 20
+ACCURACY = [0.9, 0.89, 0.88] * 20
+
+
+def log_metrics(ws: Workspace, run_ids: list[str]) -> dict[str, str]:
+    """Through the store, as steps log them: for the run in place p, a pipeline-level `best`
+    (BEST[p]) and a step `train` logging `accuracy` twice (the last: ACCURACY[p]); returns
+    the train step run ids. The last run given gets a reused `train` step, reusing the
+    first run's."""
+    meta = ws.backend.meta  # type: ignore[attr-defined]
+    steps = {}
+    for place, run_id in enumerate(run_ids[:-1]):
+        step_id = str(uuid.uuid4())
+        meta.create_step_run(
+            event="step.created", id=step_id, pipeline_run_id=run_id, node_id="n-train",
+            name="train", status="Finished",
+        )  # fmt: skip
+        steps[run_id] = step_id
+        meta.add_metrics(
+            [
+                MetricRecord(run_id, "best", "scalar", BEST[place]),
+                MetricRecord(step_id, "accuracy", "scalar", 0.1),
+                MetricRecord(step_id, "accuracy", "scalar", ACCURACY[place]),
+                MetricRecord(step_id, "confusion", "table", {"a": [1]}),
+            ]
+        )
+    reused = str(uuid.uuid4())
+    meta.create_step_run(
+        event="step.reused", id=reused, pipeline_run_id=run_ids[-1], node_id="n-train",
+        name="train", status="Finished", reused_run_id=steps[run_ids[0]],
+    )  # fmt: skip
+    return steps
+
+
+def test_parameter_and_metric_columns_show_and_sort_with_runs_lacking_last(
+    any_ws: Workspace, any_portal: LiveServer
+) -> None:
+    runs = seed(any_ws, 8)  # lr = i / 100
+    logged = [runs[1], runs[2], runs[5], runs[0]]  # runs[0]'s train step reuses runs[1]'s
+    log_metrics(any_ws, logged)
+    cols = "param:lr,metric:best,metric:train/accuracy"
+    data = twin(any_portal, "/ui/runs.json", cols=cols)
+    assert [c["key"] for c in data["columns"]] == cols.split(",")
+    by_id = {r["id"]: r["columns"] for r in data["runs"]}
+    assert by_id[runs[2]] == {"param:lr": 0.02, "metric:best": 0.51, "metric:train/accuracy": 0.89}
+    assert by_id[runs[0]] == {"param:lr": 0.0, "metric:best": None, "metric:train/accuracy": 0.9}
+    assert by_id[runs[7]]["metric:train/accuracy"] is None
+    assert data["column_choices"]["metric"] == [
+        {"key": "metric:best", "name": "best", "chosen": True},
+        {"key": "metric:train/accuracy", "name": "train/accuracy", "chosen": True},
+    ]
+
+    # Sorted by a metric: runs with a value in order, then the others newest first.
+    newest_lacking = [r for r in runs[::-1] if r not in logged]
+    best = ids(twin(any_portal, "/ui/runs.json", sort="metric:train/accuracy"))
+    assert best == [runs[1], runs[0], runs[2], runs[5], *newest_lacking]  # a tie: newest first
+    worst = ids(twin(any_portal, "/ui/runs.json", sort="metric:train/accuracy", order="asc"))
+    assert worst == [runs[5], runs[2], runs[1], runs[0], *newest_lacking]
+    assert ids(twin(any_portal, "/ui/runs.json", sort="metric:best", size=2, page=2)) == [
+        runs[1],
+        runs[7],
+    ]
+    sorted_only = twin(any_portal, "/ui/runs.json", sort="metric:best")
+    assert [c["key"] for c in sorted_only["columns"]] == ["metric:best"]  # shown when sorted by
+
+    # By a parameter: numbers as numbers, both ways; filters still apply.
+    by_lr = ids(twin(any_portal, "/ui/runs.json", sort="param:lr", status="Finished"))
+    assert by_lr == [runs[6], runs[5], runs[0]]
+    assert ids(twin(any_portal, "/ui/runs.json", sort="param:lr", order="asc"))[:2] == runs[:2]
+
+    # Links keep the columns; a header sorts by its column; its remove link drops it.
+    column = {c["key"]: c for c in data["columns"]}["metric:best"]
+    sorting = [("cols", cols), ("sort", "metric:best"), ("order", "desc")]
+    assert column["sort_url"] == f"/ui/runs?{urlencode(sorting)}"
+    rest = "param:lr,metric:train/accuracy"
+    assert column["remove_url"] == f"/ui/runs?{urlencode([('cols', rest)])}"
+    html = httpx.get(f"{any_portal.url}/ui/runs", params={"cols": cols}).text
+    assert '<td class="column" data-column="metric:best">0.51</td>' in html
+
+
+def test_the_search_box_finds_runs_by_id_names_tags_and_parameters(
+    any_ws: Workspace, any_portal: LiveServer
+) -> None:
+    runs = seed(any_ws, 6)
+    other = seed(any_ws, 2, experiment="Eval-Nightly", description="50% of the ImageNet set")
+    meta = any_ws.backend.meta  # type: ignore[attr-defined]
+    meta.update_run_tags(runs[1], {"owner": "Ada Lovelace"})
+
+    def found(q: str, **params: Any) -> list[str]:
+        return ids(twin(any_portal, "/ui/runs.json", q=q, **params))
+
+    assert found("lovelace") == [runs[1]]  # a tag's value, any case
+    assert found("OWNER") == [runs[1]]  # a tag's key
+    assert set(found("nightly")) == set(other) | {runs[0], runs[3]}  # experiment, tag key
+    assert found("imagenet") == other[::-1]  # a description
+    assert found("50%") == other[::-1] and found("5_%") == []  # % and _ are literal
+    assert found("0.05") == [runs[5]]  # a parameter's value
+    assert found(runs[2][:13]) == [runs[2]]  # a run id
+    assert found("nlp", status="Finished", experiment="train") == [runs[0]]
+    page = httpx.get(f"{any_portal.url}/ui/runs", params={"q": "lovelace"})
+    assert 'name="q" value="lovelace"' in page.text and "Runs 1\N{EN DASH}1 of 1" in page.text
+    too_long = httpx.get(f"{any_portal.url}/ui/runs.json", params={"q": "x" * 201})
+    assert too_long.status_code == 400 and "q is 201 characters long" in too_long.text
+
+
 def test_pages_of_the_runs_list_keep_the_filters(any_ws: Workspace, any_portal: LiveServer) -> None:
     runs = seed(any_ws, 60)[::-1]
     first = twin(any_portal, "/ui/runs.json", size=25, tag="team")
@@ -219,6 +326,9 @@ def test_a_capped_total_reads_ten_thousand_plus(ws: Workspace, portal: LiveServe
         ("sort=colour", "sort 'colour' is not a column to sort by; use one of submitted, started"),
         ("order=up", "order 'up' must be asc or desc."),
         ("tag==x", "tag '=x' has no key; use tag=KEY or tag=KEY=VALUE."),
+        ("cols=bogus", "cols 'bogus' is not a column; use param:NAME (a pipeline parameter)"),
+        ("cols=param:lr,metric:", "cols 'metric:' is not a column; use param:NAME"),
+        ("sort=metrics:x", "sort 'metrics:x' is not a column to sort by; use one of submitted"),
     ],
 )
 def test_a_bad_value_in_the_address_is_a_400_page_naming_it(
@@ -312,13 +422,16 @@ def test_real_submitted_runs_appear_with_their_links(
         "/ui/runs?experiment=train&from=2026-11-01&pipeline=pub-1",
         "/ui/experiments",
         "/ui/experiments/train?sort=ended&order=asc",
+        "/ui/runs?cols=param:lr,metric:best,metric:train/accuracy&sort=metric:best&size=5",
+        "/ui/runs?q=NLP&sort=param:lr&order=asc&status=Finished&page=2&size=5",
     ],
 )
 def test_each_page_costs_a_handful_of_queries(
     any_ws: Workspace, any_portal: LiveServer, path: str
 ) -> None:
-    seed(any_ws, 40)
+    runs = seed(any_ws, 40)
     seed(any_ws, 5, experiment="eval")
+    log_metrics(any_ws, runs[::2])
     with counted_queries(any_portal) as statements:
         assert httpx.get(any_portal.url + path).status_code == 200
     assert 1 <= len(statements) <= 5, statements
@@ -357,6 +470,38 @@ def test_filter_page_on_and_compare_two_runs_in_a_browser(
     page.get_by_role("button", name="Compare selected").click()
     page.wait_for_url("**/ui/compare?*")
     assert page.url == f"{portal.url}/ui/compare?runs={first},{second}"
+
+
+def test_choose_sort_and_remove_columns_in_a_browser(
+    ws: Workspace, portal: LiveServer, page: Any
+) -> None:
+    runs = seed(ws, 8)
+    log_metrics(ws, [runs[1], runs[2], runs[5], runs[0]])
+    page.goto(f"{portal.url}/ui/runs")
+    page.get_by_text("Columns", exact=True).click()
+    page.get_by_role("group", name="Parameters").get_by_label("lr").check()
+    page.get_by_label("Add a column").fill("metric:train/accuracy")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url("**cols=*")
+    query = parse_qs(urlsplit(page.url).query)  # the columns as one parameter, no empties
+    assert query["cols"] == ["param:lr,metric:train/accuracy"] and "tag" not in query
+    header = [" ".join(h.split()) for h in page.locator("th.column").all_inner_texts()]
+    assert header == [
+        "param lr \N{MULTIPLICATION SIGN}",
+        "metric train/accuracy \N{MULTIPLICATION SIGN}",
+    ]
+    page.get_by_role("link", name="metric train/accuracy").click()
+    page.wait_for_url("**sort=metric*")
+    cells = page.locator('td.column[data-column="metric:train/accuracy"]').all_inner_texts()
+    assert cells[:4] == ["0.9", "0.9", "0.89", "0.88"] and set(cells[4:]) == {"\N{EN DASH}"}
+    screenshot(page, "runs-list-columns")
+    page.get_by_role("link", name="Remove the column param:lr").click()
+    page.wait_for_url("**/ui/runs?*")
+    assert page.locator("th.column").count() == 1  # the sorted-by column stays
+    page.get_by_label("Search").fill("nlp")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url("**q=nlp*")
+    assert page.locator("tr[data-run-id]").count() == 3  # runs 0, 3, 6 carry team=nlp
 
 
 @pytest.mark.parametrize(("width", "scheme"), [(1280, "light"), (390, "light"), (1280, "dark")])

@@ -74,9 +74,13 @@ class AgentBackend:
             raise AttributeError(name)
         return getattr(self._real(), name)
 
-    def _give_up(self) -> None:
-        """The socket failed: this backend does everything itself from now on."""
-        self._off = True
+    def _give_up(self, exc: AgentUnavailable | None = None) -> None:
+        """The socket failed. Refused, or no agent came up: this backend does everything
+        itself from now on. An agent that went away (it exited idle under a long-lived
+        notebook): the next request starts and waits for a new one."""
+        if exc is None or exc.refused:
+            self._off = True
+        self._spawned_at = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -117,15 +121,31 @@ class AgentBackend:
                     return None
                 time.sleep(0.005)
 
+    def _exchange(
+        self, op: str, timeout: float, *, idempotent: bool, **arguments: Any
+    ) -> dict[str, Any]:
+        """The agent's answer; AgentUnavailable when the socket cannot be used. A connection
+        that served before may be stale (its agent exited): the request is tried once more
+        on a new one (a submit only if it was not sent whole)."""
+        for attempt in (0, 1):
+            conn = self._agent()
+            if conn is None:
+                raise AgentUnavailable("no agent serves this workspace")
+            reused = conn.used
+            try:
+                return conn.call(op, timeout=timeout, **arguments)
+            except AgentUnavailable as exc:
+                self._give_up(exc)
+                again = reused and not exc.refused and (idempotent or not exc.sent)
+                if attempt or not again:
+                    raise
+        raise AssertionError("unreachable")
+
     def _call(self, op: str, timeout: float = 30.0, **arguments: Any) -> dict[str, Any] | None:
         """The agent's answer, or None when the socket cannot be used (do it locally)."""
-        conn = self._agent()
-        if conn is None:
-            return None
         try:
-            return conn.call(op, timeout=timeout, **arguments)
+            return self._exchange(op, timeout, idempotent=True, **arguments)
         except AgentUnavailable:
-            self._give_up()
             return None
 
     # -- answered by the agent -------------------------------------------------------------
@@ -176,22 +196,19 @@ class AgentBackend:
             "run_source": run_source,
             "properties": properties,
         }
-        conn = self._agent()
-        if conn is None:
-            return self._real().submit(graph, **arguments)
         submitter = current()
         run_id = str(uuid.uuid4())
         try:
-            answer = conn.call(
+            answer = self._exchange(
                 "submit",
-                timeout=SUBMIT_SECONDS,
+                SUBMIT_SECONDS,
+                idempotent=False,
                 graph=graph.to_dict(),
                 interpreter=submitter.record() if submitter is not None else None,
                 run_id=run_id,
                 **arguments,
             )
         except AgentUnavailable as exc:
-            self._give_up()
             if exc.sent:
                 return self._submit_after_lost_answer(run_id, graph, arguments)
             return self._real().submit(graph, **arguments)
@@ -220,23 +237,30 @@ class AgentBackend:
         return Submission(record, preview(real.store, graph, record.parameters, regenerate))
 
     def watch_run(
-        self, run_id: str, token: str | None, timeout: float
+        self, run_id: str, token: str | None, timeout: float, *, steps: bool = True
     ) -> tuple[PipelineRunRecord, list[StepRunRecord], str | None]:
         """The run and its steps once their state differs from `token` (at once for None),
-        or when `timeout` passes; with the token to pass next time."""
+        or when `timeout` passes; with the token to pass next time. `steps=False`: the run
+        alone (no step records, and only the run's own changes wake the wait)."""
         if token is None:
-            answer = self._call("run", run_id=run_id)
+            answer = self._call("run", run_id=run_id, steps=steps)
         else:
             answer = self._call(
-                "wait", timeout=timeout + 30.0, run_id=run_id, token=token, timeout_seconds=timeout
+                "wait",
+                timeout=timeout + 30.0,
+                run_id=run_id,
+                token=token,
+                timeout_seconds=timeout,
+                steps=steps,
             )
         if answer is None:  # the store's way: look again after LogFollower's usual pause
             if token is not None:
                 time.sleep(min(timeout, FALLBACK_POLL_SECONDS))
             real = self._real()
-            return real.get_pipeline_run(run_id), real.list_step_runs(run_id), ""
-        steps = [from_wire(StepRunRecord, s) for s in answer["steps"]]
-        return from_wire(PipelineRunRecord, answer["run"]), steps, str(answer["token"])
+            listed = real.list_step_runs(run_id) if steps else []
+            return real.get_pipeline_run(run_id), listed, ""
+        listed = [from_wire(StepRunRecord, s) for s in answer["steps"]]
+        return from_wire(PipelineRunRecord, answer["run"]), listed, str(answer["token"])
 
     def get_pipeline_run(self, run_id: str) -> PipelineRunRecord:
         answer = self._call("run", run_id=run_id)

@@ -26,20 +26,18 @@ import httpx
 
 from headrace.backend.remote_models import RemoteModelMethods
 from headrace.backend.remote_notifications import RemoteNotificationMethods
+from headrace.backend.remote_publishing import RemotePublishingMethods
 from headrace.backend.remote_schedules import RemoteScheduleMethods
 from headrace.backend.wire import (
-    endpoint_from_document,
     error_from_body,
     from_wire,
     manifest_id,
-    published_pipeline_from_document,
     submission_from_wire,
     to_wire,
 )
 from headrace.backend.wire import url_path as _quote
 from headrace.backend.wire import url_segment as _seg
 from headrace.config import headrace_home, snapshot_max_bytes, snapshot_max_files
-from headrace.engine import publishing
 from headrace.engine.submission import Submission
 from headrace.errors import ConfigError, HeadraceError, NotFoundError, UserError
 from headrace.graph.model import Graph
@@ -55,9 +53,7 @@ from headrace.store.records import (
     EventRecord,
     ExperimentRecord,
     MetricRecord,
-    PipelineEndpointRecord,
     PipelineRunRecord,
-    PublishedPipelineRecord,
     RunFileRecord,
     StepRunRecord,
 )
@@ -71,7 +67,9 @@ MAX_CHUNK = 8 * 1024 * 1024
 METRIC_RUNS_PER_REQUEST = 100  # run ids of 36 characters: about 4.3 KB of query
 
 
-class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificationMethods):
+class RemoteBackend(
+    RemoteModelMethods, RemoteScheduleMethods, RemoteNotificationMethods, RemotePublishingMethods
+):
     """A workspace served by `headrace server` at `url`; `auth_header` is sent on every call
     (e.g. {"Authorization": "Bearer hr_..."}; empty for a server run with --no-auth)."""
 
@@ -535,124 +533,6 @@ class RemoteBackend(RemoteModelMethods, RemoteScheduleMethods, RemoteNotificatio
 
     def tag_run(self, run_id: str, tags: dict[str, Any]) -> None:
         self._send("POST", f"/runs/{_seg(run_id)}/tags", body=tags)
-
-    # -- published pipelines and endpoints -------------------------------------------------
-    def publish_pipeline(
-        self,
-        graph: Graph,
-        *,
-        name: str,
-        description: str | None,
-        version: str | None,
-        continue_on_step_failure: bool,
-        source_run_id: str | None = None,
-    ) -> PublishedPipelineRecord:
-        body = {
-            "graph": graph.to_dict(),
-            "name": name,
-            "description": description,
-            "version": version,
-            "continue_on_step_failure": continue_on_step_failure,
-            "source_run_id": source_run_id,
-        }
-        doc = self._json("POST", "/published-pipelines", body=body)
-        return published_pipeline_from_document(doc)
-
-    def get_published_pipeline(self, pipeline_id: str) -> PublishedPipelineRecord:
-        doc = self._json("GET", f"/published-pipelines/{_seg(pipeline_id)}")
-        return published_pipeline_from_document(doc)
-
-    def list_published_pipelines(self, active_only: bool = True) -> list[PublishedPipelineRecord]:
-        docs = self._json(
-            "GET", "/published-pipelines", params={"activeOnly": "true" if active_only else "false"}
-        )
-        return [published_pipeline_from_document(d) for d in docs["Value"]]
-
-    def set_published_pipeline_status(
-        self, pipeline_id: str, status: str
-    ) -> PublishedPipelineRecord:
-        doc = self._json(
-            "PATCH", f"/published-pipelines/{_seg(pipeline_id)}", body={"status": status}
-        )
-        return published_pipeline_from_document(doc)
-
-    def submit_published_pipeline(
-        self,
-        pipeline_id: str,
-        *,
-        experiment_name: str,
-        parameters: dict[str, Any] | None = None,
-        tags: dict[str, Any] | None = None,
-        description: str | None = None,
-        run_source: str = "SDK",
-        continue_on_step_failure: bool | None = None,
-        data_path_assignments: dict[str, Any] | None = None,
-        with_preview: bool = True,
-    ) -> Submission:
-        # `with_preview` saves the server work only; the server's answer always has previews.
-        body = {
-            "experiment_name": experiment_name,
-            "parameters": parameters,
-            "tags": tags,
-            "description": description,
-            "run_source": run_source,
-            "continue_on_step_failure": continue_on_step_failure,
-            "data_path_assignments": data_path_assignments,
-        }
-        answer = self._json("POST", f"/published-pipelines/{_seg(pipeline_id)}/runs", body=body)
-        return submission_from_wire(answer)
-
-    def create_pipeline_endpoint(
-        self, *, name: str, description: str | None, pipeline_id: str
-    ) -> PipelineEndpointRecord:
-        body = {"name": name, "description": description, "pipeline_id": pipeline_id}
-        return endpoint_from_document(self._json("POST", "/pipeline-endpoints", body=body))
-
-    def get_pipeline_endpoint(
-        self, *, id: str | None = None, name: str | None = None
-    ) -> PipelineEndpointRecord:
-        if id is not None:
-            return endpoint_from_document(self._json("GET", f"/pipeline-endpoints/{_seg(id)}"))
-        if name is None:
-            raise UserError("PipelineEndpoint.get needs an id or a name.")
-        doc = self._json("GET", f"/pipeline-endpoints/by-name/{_seg(name)}")
-        return endpoint_from_document(doc)
-
-    def list_pipeline_endpoints(self, active_only: bool = True) -> list[PipelineEndpointRecord]:
-        docs = self._json(
-            "GET", "/pipeline-endpoints", params={"activeOnly": "true" if active_only else "false"}
-        )
-        return [endpoint_from_document(d) for d in docs["Value"]]
-
-    def add_pipeline_endpoint_version(
-        self, endpoint_id: str, pipeline_id: str, make_default: bool
-    ) -> PipelineEndpointRecord:
-        body = {"pipeline_id": pipeline_id, "make_default": make_default}
-        doc = self._json("POST", f"/pipeline-endpoints/{_seg(endpoint_id)}/versions", body=body)
-        return endpoint_from_document(doc)
-
-    def set_pipeline_endpoint_default(
-        self, endpoint_id: str, version: str
-    ) -> PipelineEndpointRecord:
-        doc = self._json(
-            "POST", f"/pipeline-endpoints/{_seg(endpoint_id)}/default", body={"version": version}
-        )
-        return endpoint_from_document(doc)
-
-    def update_pipeline_endpoint(
-        self,
-        endpoint_id: str,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        status: str | None = None,
-    ) -> PipelineEndpointRecord:
-        body = {"name": name, "description": description, "status": status}
-        doc = self._json("PATCH", f"/pipeline-endpoints/{_seg(endpoint_id)}", body=body)
-        return endpoint_from_document(doc)
-
-    def endpoint_pipeline_id(self, endpoint: PipelineEndpointRecord, version: str | None) -> str:
-        return publishing.endpoint_pipeline_id(endpoint, version)
 
     # -- registered environments -----------------------------------------------------------
     def register_environment(self, name: str, definition: dict[str, Any]) -> EnvironmentRecord:

@@ -46,12 +46,12 @@ from pathlib import Path
 from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_timeout_seconds
 from headrace.engine.agentserver import RequestServer, listen_for_requests
 from headrace.engine.cleanup import DeferredRemover
-from headrace.engine.commit import discard, discard_run, finalize
+from headrace.engine.commit import discard, discard_run, finalize, keep_snapshot_files
 from headrace.engine.endings import StepEnd, journal_records
 from headrace.engine.environments import FAILED_MARKER
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.choose import UnavailableExecutor, make_executor
-from headrace.engine.executors.local import open_log
+from headrace.engine.executors.local import open_log, wait_for_logger
 from headrace.engine.isolation import (
     OFF,
     Isolation,
@@ -91,6 +91,7 @@ from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
 from headrace.store.orm import utcnow
 from headrace.store.records import Status
 from headrace.store.step_runs import StepWrites
+from headrace.store.steplogs import COMBINED_LOG, combined_lines
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = ["Agent", "main"]
@@ -155,6 +156,7 @@ class Agent:
         self._stop = False
         self._dead_agents: list[str] = []
         self._woken = False
+        self._wrote = False  # step records were committed in this pass of the loop
         self._wake_socket = listen_for_wake(ws.root)
         if self._wake_socket is not None:
             self.selector.register(self._wake_socket, selectors.EVENT_READ, WAKE)
@@ -172,6 +174,12 @@ class Agent:
     # -- the loop --------------------------------------------------------------------------
     def _wake_up(self) -> None:
         self._woken = True
+
+    def _apply_writes(self) -> None:
+        """Commit the step records queued so far (noting that something changed)."""
+        if self.writes:
+            self._wrote = True
+        self.ws.meta.apply_step_writes(self.writes)
 
     def request_stop(self, *_: object) -> None:
         """Drain (first call, when there is a grace period), or stop now."""
@@ -210,19 +218,19 @@ class Agent:
             self._reap()
             if not draining:
                 self._dispatch()
-            wrote = bool(self.writes)
-            self.ws.meta.apply_step_writes(self.writes)
+            self._apply_writes()
             self._enforce_deadlines()
             if self.active and time.monotonic() >= next_journal:
                 self._ingest_journals()
                 next_journal = time.monotonic() + JOURNAL_SECONDS
             if self.runs:
-                wrote = self._finish_done_runs() or wrote
+                self._wrote = self._finish_done_runs() or self._wrote
                 if not self.runs:
                     next_claim = 0.0  # idle again: look for new runs at the quick pace
             for orchestrator in self.runs.values():
                 orchestrator.record_processes()
-            self.requests.service(wrote)
+            self.requests.service(self._wrote)  # waits on runs that changed are answered
+            self._wrote = False
             if self.runs or self.active or self.outbox.busy(within=self.idle_seconds):
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= self.idle_seconds:
@@ -259,6 +267,7 @@ class Agent:
                     if active.process.poll() is None:  # one that ended is kept as it ended
                         self._stop_attempt(active, "cancel")
             self.runs[record.id] = orchestrator
+            self._wrote = True  # claimed: Running now
 
     def _refresh_dead_agents(self) -> None:
         self._dead_agents = [a for a in self.ws.meta.running_agents() if is_local_agent_dead(a)]
@@ -329,10 +338,12 @@ class Agent:
         """Say in the step's logs and the agent's why an attempt runs again."""
         line = f"--- headrace: attempt {attempt + 1} did not finish: {reason}; it runs again ---"
         log.warning("step run %s: %s", step_run_id, line.strip("- "))
-        path = self.ws.artifacts.run_dir(step_run_id) / STDERR_LOG
+        run_dir = self.ws.artifacts.run_dir(step_run_id)
         with contextlib.suppress(OSError):
-            with open_log(path) as err:
+            with open_log(run_dir / STDERR_LOG) as err:
                 err.write(f"\n{line}\n".encode())
+            with open_log(run_dir / COMBINED_LOG) as combined:
+                combined.write(combined_lines("headrace", line))
 
     def _heartbeat(self) -> None:
         if not self.ws.layout.config_path.exists():
@@ -422,7 +433,7 @@ class Agent:
             # (after a crash those are never repeated), nor before its own attempt is
             # recorded (after a crash it is adopted, never started again: engine/reaper.py).
             # One commit holds every start of this pass: the first start makes it.
-            self.ws.meta.apply_step_writes(self.writes)
+            self._apply_writes()
         try:
             isolated = getattr(executor, "isolated", False)
             fetch = executor.fetches_inputs
@@ -511,6 +522,9 @@ class Agent:
     def _ended(self, active: Active, code: int) -> None:
         task = active.task
         succeeded = code == 0 and active.stop_reason is None
+        # The step's logger writes on for a moment after the step: read its logs after it
+        # (not long for a stopped attempt: what it left running is killed next).
+        wait_for_logger(active.prepared.combined_path, 0.5 if active.stop_reason else 3.0)
         if active.stop_reason is not None:
             # A stopped attempt's daemons (children that left its process group) go too.
             signal_escaped(task.step_run_id, signal.SIGKILL)
@@ -530,6 +544,7 @@ class Agent:
             with contextlib.suppress(DatastorePathError):  # a link the step left: not followed
                 raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
                 stderr_text = raw[-16384:].decode(errors="replace")
+                keep_snapshot_files(self.ws, task, stderr_text)
                 if error is None and active.stop_reason is None:
                     error = self._environment_failure(task)
         lost = active.process.lost
@@ -617,8 +632,9 @@ class Agent:
             if active.orchestrator is orchestrator:
                 active.process.kill()
                 self._forget(key)
-        self.ws.meta.apply_step_writes(self.writes)
+        self._apply_writes()
         self.ws.meta.finish_pipeline_run(orchestrator.run.id, Status.FAILED, {"message": message})
+        self._wrote = True
         self.runs.pop(orchestrator.run.id, None)
         self.outbox.wake()
 
@@ -641,7 +657,7 @@ class Agent:
             # Children that left the step's process group go too.
             signal_escaped(active.task.step_run_id, signal.SIGKILL)
             discard(self.ws, active.task)
-        self.ws.meta.apply_step_writes(self.writes)
+        self._apply_writes()
         for run_id in list(self.runs):
             self.ws.meta.release_run(run_id, self.id)
         self.runs.clear()

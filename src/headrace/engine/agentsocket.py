@@ -50,11 +50,13 @@ _HEADER = struct.Struct(">I")
 class AgentUnavailable(Exception):
     """The agent cannot take this request (none listens, another version, it went away):
     the caller does the work itself. Never reaches a user. `sent`: the request had been
-    sent whole, so the agent may have done it (a submit then looks before submitting)."""
+    sent whole, so the agent may have done it (a submit then looks before submitting).
+    `refused`: the agent answered that it will not serve this client."""
 
-    def __init__(self, message: str, *, sent: bool = False) -> None:
+    def __init__(self, message: str, *, sent: bool = False, refused: bool = False) -> None:
         super().__init__(message)
         self.sent = sent
+        self.refused = refused  # the agent answered no (another version, another user)
 
 
 def request_address(workspace: Path) -> str:
@@ -163,6 +165,7 @@ class AgentConnection:
                 pause = min(pause * 2, 0.05)
         self._sock: socket.socket | None = sock
         self._identity = identity()
+        self.used = False  # it answered a request (so it may be stale: its agent may be gone)
 
     def call(self, op: str, timeout: float = 30.0, **arguments: Any) -> dict[str, Any]:
         """The agent's answer to `op`; its HeadraceError raised as such; AgentUnavailable
@@ -179,12 +182,13 @@ class AgentConnection:
             # TypeError: arguments JSON cannot carry (nothing was sent).
             self.close()
             raise AgentUnavailable(f"the agent did not answer: {exc}", sent=sent) from None
+        self.used = True
         if answer.get("ok"):
             return answer
         if answer.get("code") == "error" and isinstance(answer.get("error"), dict):
             raise error_from_wire(answer["error"])
         self.close()
-        raise AgentUnavailable(str(answer.get("message") or answer.get("code")))
+        raise AgentUnavailable(str(answer.get("message") or answer.get("code")), refused=True)
 
     def __del__(self) -> None:
         # A Workspace dropped without close(): its connection goes quietly with it.

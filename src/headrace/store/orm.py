@@ -231,6 +231,22 @@ class MetricRow(Base):
     __table_args__ = (Index("ix_metrics_run_name", "run_id", "name"),)
 
 
+class RunMetricFinalRow(Base):
+    """The last value of each scalar metric of a pipeline run, as its runs list shows and sorts
+    it: `name` is the metric's name for a pipeline-level metric (`run.parent.log`) and
+    `step/metric` for a step's (a reused step's are the run it reused). Kept by the store
+    where metrics are written (`store/metric_finals.py`); `number` holds numeric values (what
+    sorting uses), `text` the value's text."""
+
+    __tablename__ = "run_metric_finals"
+    pipeline_run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(600), primary_key=True)
+    number: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_run_metric_finals_name_number", "name", "number"),)
+
+
 class EventRow(Base):
     """Every state change of a run or step, written in the same transaction as the change."""
 

@@ -9,4 +9,4 @@ from __future__ import annotations
 
 __all__ = ["HEAD_REVISION"]
 
-HEAD_REVISION = "0012_outbox_by_run"
+HEAD_REVISION = "0013_run_metric_finals"

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 
 from headrace.errors import RunNotFoundError
 from headrace.store.database import Database
+from headrace.store.metric_finals import copy_reused_finals, record_metric_finals
 from headrace.store.orm import (
     DatasetLineageRow,
     EventRow,
@@ -206,6 +207,8 @@ def _insert_step(
     conn: Connection, events: list[dict[str, Any]], event: str, values: dict[str, Any]
 ) -> None:
     conn.execute(INSERT_STEP, values)
+    if values.get("reused_run_id"):
+        copy_reused_finals(conn, values["pipeline_run_id"], values["name"], values["reused_run_id"])
     payload = {"status": values["status"], "name": values["name"]}
     _event(events, values["pipeline_run_id"], values["id"], event, payload)
 
@@ -409,6 +412,7 @@ def _add_metrics(conn: Connection, metrics: Sequence[MetricRecord]) -> None:
             for m in metrics
         ],
     )
+    record_metric_finals(conn, metrics)
 
 
 def _merge_tags(conn: Connection, tags: dict[str, dict[str, Any]]) -> None:

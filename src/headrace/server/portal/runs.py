@@ -8,6 +8,7 @@ every bad parameter and the values it takes. The queries are in `store.browse`.
 from __future__ import annotations
 
 import difflib
+import json
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -17,7 +18,13 @@ from starlette.datastructures import QueryParams
 
 from headrace.server.portal.base import PortalError, ViewerDep, page, render, state
 from headrace.server.portal.shapes import run_row
-from headrace.store.browse import SORT_KEYS, RunFilter, browse_runs, experiment_summaries
+from headrace.store.browse import (
+    SORT_KEYS,
+    RunColumn,
+    RunFilter,
+    browse_runs,
+    experiment_summaries,
+)
 from headrace.store.records import Status
 
 __all__: list[str] = []
@@ -34,7 +41,25 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_PAGE = 100_000
 # The query parameters of a runs list, in the order its links write them.
-PARAMETERS = ("experiment", "status", "pipeline", "tag", "from", "to", "sort", "order", "size")
+PARAMETERS = (
+    "experiment",
+    "status",
+    "pipeline",
+    "tag",
+    "from",
+    "to",
+    "q",
+    "cols",
+    "sort",
+    "order",
+    "size",
+)
+MAX_COLUMNS = 20
+MAX_SEARCH = 200
+COLUMN_HELP = (
+    "use param:NAME (a pipeline parameter) or metric:NAME (a pipeline-level metric's last "
+    "value; metric:STEP/NAME for a step's), separated by commas"
+)
 
 
 @page("/experiments")
@@ -91,13 +116,15 @@ def _runs_list(request: Request, experiment: str | None) -> dict[str, Any]:
     if problems:
         raise PortalError(400, "Bad value in the address: " + " ".join(problems))
     page_number, size = choice["page"], choice["size"]
+    columns: list[RunColumn] = choice["columns"]
     found = browse_runs(
         state(request).store.database,
         where,
-        sort=choice["sort"],
+        sort=choice["sort_key"],
         descending=choice["order"] == "desc",
         offset=(page_number - 1) * size,
         limit=size,
+        columns=columns,
     )
     path = request.url.path.removesuffix(".json")
     kept = [(k, v) for k, v in params.multi_items() if k in PARAMETERS and v.strip()]
@@ -114,9 +141,41 @@ def _runs_list(request: Request, experiment: str | None) -> dict[str, Any]:
         rest = [(k, v) for k, v in kept if k not in ("sort", "order")]
         return f"{path}?{urlencode([*rest, ('sort', key), ('order', flip)])}"
 
+    def without(key: str) -> str:
+        """The list without the column `key` (and not sorted by it)."""
+        rest = [c.key for c in columns if c.key != key]
+        query = [(k, v) for k, v in kept if k not in ("cols", "page")]
+        if choice["sort"] == key:
+            query = [(k, v) for k, v in query if k not in ("sort", "order")]
+        query += [("cols", ",".join(rest))] if rest else []
+        return f"{path}?{urlencode(query)}" if query else path
+
+    rows = []
+    for run in found.runs:
+        row = run_row(run)
+        values = found.metrics.get(run.id, {})
+        row["columns"] = {
+            c.key: _parameter_value(run.parameters, c.name)
+            if c.kind == "param"
+            else values.get(c.name)
+            for c in columns
+        }
+        rows.append(row)
+    parameter_names = sorted({name for run in found.runs for name in run.parameters})
     first = (page_number - 1) * size + 1 if found.runs else 0
     return {
-        "runs": [run_row(run) for run in found.runs],
+        "runs": rows,
+        "columns": [
+            {
+                "key": c.key,
+                "kind": c.kind,
+                "name": c.name,
+                "sort_url": sorted_by(c.key),
+                "remove_url": without(c.key),
+            }
+            for c in columns
+        ],
+        "column_choices": _column_choices(columns, parameter_names, found.metric_names),
         "experiment_known": found.experiment_known,
         "experiments": found.experiments,
         "filters": {
@@ -126,6 +185,8 @@ def _runs_list(request: Request, experiment: str | None) -> dict[str, Any]:
             "tag": params.get("tag", "").strip() or None,
             "from": params.get("from", "").strip() or None,
             "to": params.get("to", "").strip() or None,
+            "q": where.text,
+            "cols": ",".join(c.key for c in columns) or None,
         },
         "sort": choice["sort"],
         "order": choice["order"],
@@ -178,11 +239,32 @@ def _parse(
             problems.append(f"tag {tag!r} has no key; use tag=KEY or tag=KEY=VALUE.")
     since = _date(one("from"), "from", problems)
     until = _date(one("to"), "to", problems, end=True)
+    columns: list[RunColumn] = []
+    for value in params.getlist("cols"):
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            column = RunColumn.parse(part)
+            if column is None:
+                problems.append(f"cols {part!r} is not a column; {COLUMN_HELP}.")
+            elif column not in columns:
+                columns.append(column)
+    if len(columns) > MAX_COLUMNS:
+        problems.append(f"cols names {len(columns)} columns; a list shows {MAX_COLUMNS} at most.")
     sort = one("sort") or "submitted"
+    sort_key: str | RunColumn = sort
     if sort not in SORT_KEYS:
-        problems.append(
-            f"sort {sort!r} is not a column to sort by; use one of {', '.join(SORT_KEYS)}."
-        )
+        column = RunColumn.parse(sort)
+        if column is None:
+            problems.append(
+                f"sort {sort!r} is not a column to sort by; use one of {', '.join(SORT_KEYS)}, "
+                "or a column: param:NAME or metric:NAME."
+            )
+        else:
+            sort_key = column
+            if column not in columns:  # sorted by it: shown too
+                columns.append(column)
+    text = one("q")
+    if text is not None and len(text) > MAX_SEARCH:
+        problems.append(f"q is {len(text):,} characters long; search for {MAX_SEARCH} at most.")
     order = one("order") or "desc"
     if order not in ("asc", "desc"):
         problems.append(f"order {order!r} must be asc or desc.")
@@ -196,8 +278,16 @@ def _parse(
         tag_value=tag_value,
         submitted_from=since,
         submitted_before=until,
+        text=text,
     )
-    choice = {"sort": sort, "order": order, "size": size, "page": page_number}
+    choice = {
+        "sort": sort,
+        "sort_key": sort_key,
+        "columns": columns,
+        "order": order,
+        "size": size,
+        "page": page_number,
+    }
     return where, choice, problems
 
 
@@ -221,6 +311,33 @@ def _date(text: str | None, name: str, problems: list[str], end: bool = False) -
         )
         return None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _column_choices(
+    columns: list[RunColumn], parameters: list[str], metrics: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """What the Columns control offers: the chosen columns, then the parameters and metrics
+    of the runs on this page."""
+    chosen = {c.key for c in columns}
+    offered: dict[str, list[dict[str, Any]]] = {}
+    for kind, names in (("param", parameters), ("metric", metrics)):
+        keys = [c.key for c in columns if c.kind == kind]
+        keys += [key for key in (f"{kind}:{n}" for n in names) if key not in chosen]
+        offered[kind] = [
+            {"key": key, "name": key.split(":", 1)[1], "chosen": key in chosen} for key in keys
+        ]
+    return offered
+
+
+def _parameter_value(parameters: dict[str, Any], name: str) -> Any:
+    """A parameter's value as the list shows it: a number or a string as it is, anything
+    else (a DataPath's dict) as JSON (None: the run has no such parameter)."""
+    if name not in parameters:
+        return None
+    value = parameters[name]
+    if isinstance(value, (str, int, float)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _number(text: str | None, name: str, default: int, most: int, problems: list[str]) -> int:
