@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -304,10 +305,16 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep streaming until the run ends.")
     ] = False,
     step: Annotated[str | None, typer.Option(help="Only the logs of this step.")] = None,
+    stream: Annotated[
+        LogStream | None,
+        typer.Option(help="Only this stream, as the step wrote it (default: both, in order)."),
+    ] = None,
     workspace: WorkspaceOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Print the stdout and stderr of a run's steps, each line prefixed with its step."""
+    """Print a run's step logs, each line prefixed with its step: stdout and stderr in the
+    order they were written, each line with its time (UTC) and stream (user_logs/std_log.txt),
+    or one stream with --stream."""
     from headrace.cli.follow import StepFilter, follow_run
     from headrace.sdk.streaming import LogFollower
 
@@ -337,11 +344,26 @@ def logs(
             }
         )
         return
+    chosen = stream.value if stream is not None else None
     if follow:
-        follow_run(backend, record.id, stream_logs=True, timeout_seconds=None, step_name=step)
+        follow_run(
+            backend,
+            record.id,
+            stream_logs=True,
+            timeout_seconds=None,
+            step_name=step,
+            stream=chosen,
+            stamped=True,
+        )
         return
     view = StepFilter(backend, step) if step else backend
-    LogFollower(view, record.id, out=sys.stdout).poll_steps(final=True)
+    follower = LogFollower(view, record.id, out=sys.stdout, stream=chosen, stamped=True)
+    follower.poll_steps(final=True)
+
+
+class LogStream(str, Enum):
+    stdout = "stdout"
+    stderr = "stderr"
 
 
 def _logs(backend: Any, step: StepRunRecord) -> dict[str, Any]:
@@ -355,6 +377,7 @@ def _logs(backend: Any, step: StepRunRecord) -> dict[str, Any]:
         "name": step.name,
         "status": step.status,
         "reused_run_id": step.reused_run_id,
+        "log": read("std_log"),
         "stdout": read("stdout"),
         "stderr": read("stderr"),
     }

@@ -42,8 +42,13 @@ from headrace.kinds import kind_title, settings_text, step_title
 from headrace.kinds.parallel.progress import progress_view
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, StepRunRecord
+from headrace.store.steplogs import COMBINED_LOG, split_line
 
 __all__ = ["app", "show_step", "step_details"]
+
+LOG_TAIL_LINES = 20  # of the combined log, in `step show`
+LOG_TAIL_BYTES = 16 * 1024
+LOG_STYLES = {"stderr": "red", "headrace": "bold"}
 
 app = typer.Typer(no_args_is_help=True, help="Inspect step runs, their files and metrics.")
 
@@ -75,6 +80,7 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
     reused_pipeline = record.properties.get("azureml.reusedpipeline")
     node = _node(graph, record.node_id)
     metrics = backend.list_metrics([record.data_run_id])
+    files = backend.list_run_files(record.data_run_id)
     return {
         **step_document(record),
         "experiment": run.experiment_name,
@@ -94,7 +100,10 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
         # What the step ran in: the submitter's Python, or its environment.
         "python": describe_environment(record.fingerprint_parts.get("environment")),
         "metrics": metric_summaries(metrics).get(record.data_run_id, {}),
-        "files": files_document(backend.list_run_files(record.data_run_id)),
+        "files": files_document(files),
+        # The end of the combined log (stdout and stderr in order, each line with its time
+        # and stream): `headrace run logs RUN --step NAME` prints all of it.
+        "log_tail": _log_tail(backend, record, {f.name: f.size for f in files}),
         "fingerprint": record.fingerprint,
         "fingerprint_parts": record.fingerprint_parts,
         "inputs": _inputs(ws, record, run, graph),
@@ -115,6 +124,28 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
             for port, out in record.outputs.items()
         ],
     }
+
+
+def _log_tail(backend: Any, record: StepRunRecord, sizes: dict[str, int]) -> list[str]:
+    size = sizes.get(COMBINED_LOG, 0)
+    start = max(0, size - LOG_TAIL_BYTES)
+    raw = bytes(backend.read_run_file(record.data_run_id, COMBINED_LOG, start)) if size else b""
+    lines = raw.decode(errors="replace").splitlines()
+    return lines[-LOG_TAIL_LINES:] if not start else lines[1:][-LOG_TAIL_LINES:]
+
+
+def _print_log_tail(lines: list[str], record: StepRunRecord) -> None:
+    out = console()
+    out.print(
+        Text(
+            "Log, stdout and stderr in order (all of it: headrace run logs "
+            f"{record.pipeline_run_id} --step {record.name}):",
+            style="bold",
+        )
+    )
+    for line in lines:
+        _time, stream, _text = split_line(line)
+        out.print(Text(line, style=LOG_STYLES.get(stream, "")))
 
 
 def _node(graph: Graph, node_id: str) -> StepNode | None:
@@ -285,6 +316,8 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
         out.print(metrics_table([(record.name, k, m) for k, m in details["metrics"].items()]))
     if details["files"]:
         print_files(details["files"], "Files (headrace step download to fetch them):")
+    if details["log_tail"]:
+        _print_log_tail(details["log_tail"], record)
     error = record.error
     if error:
         out.print(Text(f"Error: {error.get('message', '')}", style="red"))
