@@ -225,10 +225,12 @@ def test_submit_then_list_show_logs_and_wait(any_ws: Workspace, tmp_path: Path) 
     run_id = run["id"]
     assert run["experiment"] == "cli" and run["parameters"] == {"value": "fromcli"}
 
-    # Follows the logs while the run goes on, each line prefixed with its step.
+    # Follows the logs while the run goes on, each line prefixed with its step (and, from
+    # the combined log, with its time and stream).
     followed = hr("run", "logs", run_id[:8], "--follow", "-w", ws.path).stdout
-    assert re.search(r"^\[first\] step first start=.* value=fromcli$", followed, re.M), followed
-    assert "[second] step second" in followed
+    stamped = r"^\[first\] \S+Z stdout step first start=.* value=fromcli$"
+    assert re.search(stamped, followed, re.M), followed
+    assert "stdout step second" in followed
     assert "PipelineRun Status: Finished" in followed
 
     assert "Finished" in hr("run", "wait", run_id[:8], "-w", ws.path).stdout

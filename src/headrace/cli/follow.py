@@ -28,10 +28,10 @@ class StepFilter:
             self.watch_run = self._watch_run
 
     def _watch_run(
-        self, run_id: str, token: str | None, timeout: float
+        self, run_id: str, token: str | None, timeout: float, *, steps: bool = True
     ) -> tuple[PipelineRunRecord, list[StepRunRecord], str | None]:
-        record, steps, token = self._backend.watch_run(run_id, token, timeout)
-        return record, [s for s in steps if s.name == self._step_name], token
+        record, listed, token = self._backend.watch_run(run_id, token, timeout, steps=steps)
+        return record, [s for s in listed if s.name == self._step_name], token
 
     def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:
         runs: list[StepRunRecord] = self._backend.list_step_runs(pipeline_run_id)
@@ -48,13 +48,17 @@ def follow_run(
     stream_logs: bool,
     timeout_seconds: float | None,
     step_name: str | None = None,
+    stream: str | None = None,
+    stamped: bool = False,
 ) -> PipelineRunRecord:
     """Wait for the run to end (or the timeout), streaming step logs to stdout when asked.
 
     Ctrl-C stops following, not the run: it says so and exits 130.
     """
     view = StepFilter(backend, step_name) if step_name else backend
-    follower = LogFollower(view, run_id, out=sys.stdout if stream_logs else None)
+    follower = LogFollower(
+        view, run_id, out=sys.stdout if stream_logs else None, stream=stream, stamped=stamped
+    )
     try:
         record = follower.follow(timeout_seconds if timeout_seconds is not None else float("inf"))
     except KeyboardInterrupt:

@@ -5,11 +5,9 @@ data is, its metrics and files, and how it failed (files and download: `cli.resu
 from __future__ import annotations
 
 import shlex
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from headrace.cli.common import (
     JsonOption,
@@ -27,6 +25,7 @@ from headrace.cli.output import (
     print_json,
     status_text,
     step_document,
+    text,
 )
 from headrace.cli.results import (
     files_document,
@@ -42,8 +41,16 @@ from headrace.kinds import kind_title, settings_text, step_title
 from headrace.kinds.parallel.progress import progress_view
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, StepRunRecord
+from headrace.store.steplogs import COMBINED_LOG, split_line
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["app", "show_step", "step_details"]
+
+LOG_TAIL_LINES = 20  # of the combined log, in `step show`
+LOG_TAIL_BYTES = 16 * 1024
+LOG_STYLES = {"stderr": "red", "headrace": "bold"}
 
 app = typer.Typer(no_args_is_help=True, help="Inspect step runs, their files and metrics.")
 
@@ -75,6 +82,7 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
     reused_pipeline = record.properties.get("azureml.reusedpipeline")
     node = _node(graph, record.node_id)
     metrics = backend.list_metrics([record.data_run_id])
+    files = backend.list_run_files(record.data_run_id)
     return {
         **step_document(record),
         "experiment": run.experiment_name,
@@ -94,7 +102,10 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
         # What the step ran in: the submitter's Python, or its environment.
         "python": describe_environment(record.fingerprint_parts.get("environment")),
         "metrics": metric_summaries(metrics).get(record.data_run_id, {}),
-        "files": files_document(backend.list_run_files(record.data_run_id)),
+        "files": files_document(files),
+        # The end of the combined log (stdout and stderr in order, each line with its time
+        # and stream): `headrace run logs RUN --step NAME` prints all of it.
+        "log_tail": _log_tail(backend, record, {f.name: f.size for f in files}),
         "fingerprint": record.fingerprint,
         "fingerprint_parts": record.fingerprint_parts,
         "inputs": _inputs(ws, record, run, graph),
@@ -115,6 +126,28 @@ def step_details(ws: Workspace, record: StepRunRecord) -> dict[str, Any]:
             for port, out in record.outputs.items()
         ],
     }
+
+
+def _log_tail(backend: Any, record: StepRunRecord, sizes: dict[str, int]) -> list[str]:
+    size = sizes.get(COMBINED_LOG, 0)
+    start = max(0, size - LOG_TAIL_BYTES)
+    raw = bytes(backend.read_run_file(record.data_run_id, COMBINED_LOG, start)) if size else b""
+    lines = raw.decode(errors="replace").splitlines()
+    return lines[-LOG_TAIL_LINES:] if not start else lines[1:][-LOG_TAIL_LINES:]
+
+
+def _print_log_tail(lines: list[str], record: StepRunRecord) -> None:
+    out = console()
+    out.print(
+        text(
+            "Log, stdout and stderr in order (all of it: headrace run logs "
+            f"{record.pipeline_run_id} --step {record.name}):",
+            style="bold",
+        )
+    )
+    for line in lines:
+        _time, stream, _text = split_line(line)
+        out.print(text(line, style=LOG_STYLES.get(stream, "")))
 
 
 def _node(graph: Graph, node_id: str) -> StepNode | None:
@@ -232,7 +265,7 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
         source = f"step run {record.reused_run_id}"
         if reason["reused_pipeline_run_id"]:
             source += f" of pipeline run {reason['reused_pipeline_run_id']}"
-        rows.append(("Reused", Text(f"yes: the outputs of {source}", style="green")))
+        rows.append(("Reused", text(f"yes: the outputs of {source}", style="green")))
         rows.append(("Why", reason["summary"]))
     else:
         rows.append(("Why it ran", reason["summary"] or "-"))
@@ -254,14 +287,14 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
     out = console()
     out.print(details_table(rows))
     if len(reason["changes"]) > 1:
-        out.print(Text("What changed:", style="bold"))
+        out.print(text("What changed:", style="bold"))
         for change in reason["changes"]:
-            out.print(Text(f"  - {change}"))
+            out.print(text(f"  - {change}"))
     if details["progress"]:
         _print_progress(details["progress"])
     fingerprint = _fingerprint_rows(record.fingerprint_parts)
     if fingerprint:
-        out.print(Text("Fingerprint parts:", style="bold"))
+        out.print(text("Fingerprint parts:", style="bold"))
         out.print(details_table([(f"  {k}", v) for k, v in fingerprint]))
     if details["inputs"] or details["outputs"]:
         table = new_table("", "PORT", "DATA", "DATASTORE", "PATH", "FROM", title=None)
@@ -281,17 +314,19 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
             )
         out.print(table)
     if details["metrics"]:
-        out.print(Text("Metrics:", style="bold"))
+        out.print(text("Metrics:", style="bold"))
         out.print(metrics_table([(record.name, k, m) for k, m in details["metrics"].items()]))
     if details["files"]:
         print_files(details["files"], "Files (headrace step download to fetch them):")
+    if details["log_tail"]:
+        _print_log_tail(details["log_tail"], record)
     error = record.error
     if error:
-        out.print(Text(f"Error: {error.get('message', '')}", style="red"))
+        out.print(text(f"Error: {error.get('message', '')}", style="red"))
         tail = str(error.get("stderr_tail") or "").rstrip()
         if tail:
-            out.print(Text("Last lines of stderr:", style="bold"))
-            out.print(Text(tail))
+            out.print(text("Last lines of stderr:", style="bold"))
+            out.print(text(tail))
 
 
 app.command("files")(step_files)
@@ -302,7 +337,7 @@ def _print_progress(progress: dict[str, Any]) -> None:
     items, batches = progress["items"], progress["mini_batches"]
     out = console()
     out.print(
-        Text(
+        text(
             f"Progress {progress['bar']} {progress['percent']:.0f}%: items "
             f"{items['done']}/{items['total']} done, {items['failed']} failed, "
             f"{items['remaining']} remaining; mini-batches {batches['done']}/"
@@ -312,6 +347,8 @@ def _print_progress(progress: dict[str, Any]) -> None:
         )
     )
     if progress["workers"]:
+        from rich.table import Table
+
         table = Table("WORKER", "NODE", "BATCHES DONE", "FAILED", "CURRENT BATCH", "LAST HEARTBEAT")
         for worker in progress["workers"]:
             table.add_row(

@@ -46,12 +46,12 @@ from pathlib import Path
 from headrace.config import agent_idle_seconds, agent_poll_seconds, heartbeat_timeout_seconds
 from headrace.engine.agentserver import RequestServer, listen_for_requests
 from headrace.engine.cleanup import DeferredRemover
-from headrace.engine.commit import discard, discard_run, finalize
+from headrace.engine.commit import discard, discard_run, finalize, keep_snapshot_files
 from headrace.engine.endings import StepEnd, journal_records
 from headrace.engine.environments import FAILED_MARKER
 from headrace.engine.executors.base import Executor, StepProcess
 from headrace.engine.executors.choose import UnavailableExecutor, make_executor
-from headrace.engine.executors.local import open_log
+from headrace.engine.executors.local import open_log, wait_for_logger
 from headrace.engine.isolation import (
     OFF,
     Isolation,
@@ -91,6 +91,7 @@ from headrace.store.journal import JOURNAL_NAME, JournalEntry, read_journal
 from headrace.store.orm import utcnow
 from headrace.store.records import Status
 from headrace.store.step_runs import StepWrites
+from headrace.store.steplogs import COMBINED_LOG, combined_lines
 from headrace.store.workspace_store import WorkspaceStore
 
 __all__ = ["Agent", "main"]
@@ -337,10 +338,12 @@ class Agent:
         """Say in the step's logs and the agent's why an attempt runs again."""
         line = f"--- headrace: attempt {attempt + 1} did not finish: {reason}; it runs again ---"
         log.warning("step run %s: %s", step_run_id, line.strip("- "))
-        path = self.ws.artifacts.run_dir(step_run_id) / STDERR_LOG
+        run_dir = self.ws.artifacts.run_dir(step_run_id)
         with contextlib.suppress(OSError):
-            with open_log(path) as err:
+            with open_log(run_dir / STDERR_LOG) as err:
                 err.write(f"\n{line}\n".encode())
+            with open_log(run_dir / COMBINED_LOG) as combined:
+                combined.write(combined_lines("headrace", line))
 
     def _heartbeat(self) -> None:
         if not self.ws.layout.config_path.exists():
@@ -519,6 +522,9 @@ class Agent:
     def _ended(self, active: Active, code: int) -> None:
         task = active.task
         succeeded = code == 0 and active.stop_reason is None
+        # The step's logger writes on for a moment after the step: read its logs after it
+        # (not long for a stopped attempt: what it left running is killed next).
+        wait_for_logger(active.prepared.combined_path, 0.5 if active.stop_reason else 3.0)
         if active.stop_reason is not None:
             # A stopped attempt's daemons (children that left its process group) go too.
             signal_escaped(task.step_run_id, signal.SIGKILL)
@@ -538,6 +544,7 @@ class Agent:
             with contextlib.suppress(DatastorePathError):  # a link the step left: not followed
                 raw = self.ws.artifacts.read_bytes(task.step_run_id, "user_logs/stderr.txt")
                 stderr_text = raw[-16384:].decode(errors="replace")
+                keep_snapshot_files(self.ws, task, stderr_text)
                 if error is None and active.stop_reason is None:
                     error = self._environment_failure(task)
         lost = active.process.lost

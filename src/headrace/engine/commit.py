@@ -9,6 +9,7 @@ ends.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -26,7 +27,9 @@ from headrace.engine.runtime import (
 from headrace.engine.workfolders import WorkFolders
 from headrace.store.workspace_store import WorkspaceStore
 
-__all__ = ["discard", "discard_run", "finalize"]
+log = logging.getLogger("headrace.agent")
+
+__all__ = ["discard", "discard_run", "finalize", "keep_snapshot_files"]
 
 
 def _remove_now(path: Path) -> None:
@@ -70,6 +73,20 @@ def finalize(
         scratch = scratch_dir(ws, task)
         if scratch in prepared.writable:
             folders.remove(scratch)
+
+
+def keep_snapshot_files(ws: WorkspaceStore, task: StepTask, stderr_text: str) -> None:
+    """A failed attempt whose traceback names its snapshot's files (engine/steplog.py):
+    make them, so the names lead to files after the working folder is gone."""
+    snapshot_id = task.node.snapshot_id
+    if not snapshot_id or str(ws.artifacts.snapshot_files(snapshot_id)) not in stderr_text:
+        return
+    from headrace.engine.snapshots import keep_snapshot_files as keep
+
+    try:
+        keep(ws.artifacts, snapshot_id)
+    except Exception:  # a traceback naming missing files is no reason to lose the ending
+        log.warning("cannot keep the files of snapshot %s", snapshot_id, exc_info=True)
 
 
 def _commit_outputs(ws: WorkspaceStore, prepared: PreparedStep) -> None:

@@ -15,9 +15,16 @@ from typing import Any
 from headrace.graph.model import STEP_ERROR_PREFIX, StepNode
 from headrace.limits import JSON_MAX_DEPTH, json_depth_over
 from headrace.store.journal import JournalEntry
-from headrace.store.records import MetricRecord
+from headrace.store.records import MetricRecord, StepRunRecord
 
-__all__ = ["StepEnd", "extract_traceback", "failure_record", "journal_records", "stderr_tail"]
+__all__ = [
+    "StepEnd",
+    "extract_traceback",
+    "failure_record",
+    "journal_records",
+    "previous_attempt",
+    "stderr_tail",
+]
 
 
 @dataclass(frozen=True)
@@ -103,3 +110,27 @@ def failure_record(node: StepNode, end: StepEnd, stderr_text: str) -> dict[str, 
     if traceback:
         error["traceback"] = traceback
     return error
+
+
+def previous_attempt(record: StepRunRecord) -> str:
+    """How the attempt before `record`'s current one ended, for its logs' heading:
+    "attempt 1 failed: exit code 1" ("" for a first attempt)."""
+    if record.attempt == 0:
+        return ""
+    error = record.error or {}
+    code = error.get("exit_code")
+    message = str(error.get("message") or "")
+    if not error:
+        how = "did not finish"
+    elif "timed out" in message:
+        how = "timed out"
+    elif isinstance(code, int) and code < 0:
+        try:
+            how = f"failed: killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"failed: killed by signal {-code}"
+    elif code is not None:
+        how = f"failed: exit code {code}"
+    else:
+        how = f"failed: {message.split(': ', 1)[-1]}" if message else "failed"
+    return f"attempt {record.attempt} {how}"

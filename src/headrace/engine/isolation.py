@@ -373,10 +373,12 @@ class Sandbox:
         readable: Iterable[str] = (),
         private_files: Sequence[Path] = (),
         python: str | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> subprocess.Popen[bytes]:
         """Start `argv` confined: reading `readable`, writing `writable` (see `admit`), and
         running `python` (the step's interpreter, when not the agent's: `check_interpreter`
-        says whether it can)."""
+        says whether it can); `pass_fds` stay open in it (the combined log's, for the
+        step's logger)."""
         self.admit(writable, private_files)
         building = _builds_environment(argv, self.envs_dir)
         if building:  # made by the agent: a step may write in it, not next to it
@@ -403,6 +405,7 @@ class Sandbox:
                     stderr=stderr,
                     start_new_session=True,
                     close_fds=True,
+                    pass_fds=tuple(pass_fds),
                 )
             except BaseException as exc:
                 started["error"] = exc

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from headrace.engine import fingerprint as fp
-from headrace.engine.endings import StepEnd, failure_record, journal_records
+from headrace.engine.endings import StepEnd, failure_record, journal_records, previous_attempt
 from headrace.engine.environments import step_identity
 from headrace.engine.executors.base import StepProcess
 from headrace.engine.graphs import load_graph
@@ -485,7 +485,8 @@ class RunOrchestrator:
         self.steps[node.id] = replace(record, status=Status.RUNNING, started_at=started_at)
         self.running.add(record.id)
         self.step_nodes[record.id] = record.node_id
-        return self._task(node, record.id, record.attempt, inputs)
+        task = self._task(node, record.id, record.attempt, inputs)
+        return replace(task, previous=previous_attempt(record))
 
     def _record_consumption(self, node: StepNode, step_run_id: str) -> None:
         """Lineage: the registered datasets this step run consumes, written with it."""

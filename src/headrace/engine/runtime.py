@@ -33,7 +33,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from headrace.engine.environments import FAILED_MARKER, environment_notes, step_argv
+from headrace.engine.environments import (
+    FAILED_MARKER,
+    environment_notes,
+    runs_in_submitters_python,
+    step_argv,
+)
 from headrace.engine.isolation import inherited_environment
 from headrace.engine.reaper import exit_record_path
 from headrace.engine.steptask import Fetch, PreparedStep, ResolvedData, StepTask
@@ -213,6 +218,7 @@ def prepare(
     if datasets:
         env["HEADRACE_INPUT_DATASETS"] = json.dumps(datasets, separators=(",", ":"))
     notes: tuple[str, ...] = ()
+    in_process = False
     if node.kind == "command":
         command = placeholders.expand(node.command or "", paths, values)
         argv = ["/bin/sh", "-c", command]
@@ -224,6 +230,7 @@ def prepare(
         argv = step_argv(node.environment, python, script_argv, run_dir / STDERR_LOG, task.attempt)
         display = ["python", node.script_name or "", *args]
         notes = tuple(environment_notes(node.environment))
+        in_process = runs_in_submitters_python(node.environment)
         if not (node.environment and "interpreter" in node.environment):
             python = argv[0]  # headrace's choice (a node on Ray starts its own instead)
     return PreparedStep(
@@ -254,6 +261,10 @@ def prepare(
         readable=readable,
         python=python,
         notes=notes,
+        in_process=in_process,
+        snapshot_dir=str(ws.artifacts.snapshot_files(node.snapshot_id))
+        if node.snapshot_id
+        else None,
     )
 
 

@@ -200,6 +200,27 @@ def materialize_snapshot(
             target.chmod(0o755)
 
 
+def keep_snapshot_files(artifacts: LocalArtifactStore, snapshot_id: str) -> Path:
+    """The snapshot's files by name, read-only, in `artifacts/snapshots/files/<id>/`:
+    made once, when a step of the snapshot fails, so that the files its traceback names
+    (engine/steplog.py) exist after its working folder is gone."""
+    folder = artifacts.snapshot_files(snapshot_id)
+    if folder.is_dir():
+        return folder
+    import uuid
+
+    making = folder.with_name(f".{snapshot_id}.{uuid.uuid4().hex[:8]}")
+    try:
+        materialize_snapshot(artifacts, snapshot_id, making)
+        for rel in read_manifest(artifacts, snapshot_id)["files"]:
+            path = making / rel
+            path.chmod(path.stat().st_mode & 0o555)  # to read, not to edit by mistake
+        os.rename(making, folder)
+    except OSError:
+        shutil.rmtree(making, ignore_errors=True)  # made meanwhile by another agent
+    return folder
+
+
 def changed_files(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Human-readable differences between two manifests: added, removed, modified files."""
     old_files, new_files = old.get("files", {}), new.get("files", {})

@@ -12,6 +12,7 @@ from typing import Any
 from headrace.engine.reaper import exit_record_path
 from headrace.engine.workfolders import FileStamps
 from headrace.graph.model import StepNode
+from headrace.store.steplogs import COMBINED_LOG, combined_lines
 
 __all__ = ["Fetch", "PreparedStep", "ResolvedData", "StepTask"]
 
@@ -49,6 +50,9 @@ class StepTask:
     # The Python of a step without an environment (and `python` in a CommandStep): the
     # submitter's (engine/interpreters.py).
     python: str = sys.executable
+    # How the attempt before this one ended ("attempt 1 failed: exit code 1"), for the
+    # heading of this one's logs; "" for a first attempt.
+    previous: str = ""
 
 
 @dataclass
@@ -87,15 +91,34 @@ class PreparedStep:
     readable: tuple[Path, ...] = ()
     python: str = sys.executable  # the interpreter `argv` starts (task.python)
     notes: tuple[str, ...] = ()  # lines its stderr log starts with (environment_notes)
+    # A Python script run by the submitter's Python: its logger runs it in-process
+    # (engine/steplog.py), and a traceback it ends with names files in `snapshot_dir`.
+    in_process: bool = False
+    snapshot_dir: str | None = None
 
-    def log_header(self) -> tuple[bytes, bytes]:
-        """What the executor writes first to the attempt's stdout and stderr logs: which
-        attempt it is (after the first), and the notes."""
-        header = (
-            f"\n--- headrace: attempt {self.task.attempt + 1} ---\n" if self.task.attempt else ""
-        )
+    @property
+    def combined_path(self) -> Path:
+        """The attempt's combined log, `user_logs/std_log.txt` (store/steplogs.py)."""
+        return self.stdout_path.with_name(COMBINED_LOG.rsplit("/", 1)[1])
+
+    def heading(self) -> str:
+        """`===== attempt 2 of 3 (attempt 1 failed: exit code 1) =====` at the head of an
+        attempt's logs, for a step that may run more than once ("" otherwise)."""
+        task = self.task
+        total = max(task.node.max_retries + 1, task.attempt + 1)
+        if total == 1:
+            return ""
+        why = f" ({task.previous})" if task.previous else ""
+        return f"===== attempt {task.attempt + 1} of {total}{why} ====="
+
+    def log_header(self) -> tuple[bytes, bytes, bytes]:
+        """What the executor writes first to the attempt's stdout, stderr and combined
+        logs: which attempt it is (for a step with retries), and the notes."""
+        heading = self.heading()
+        header = f"{heading}\n" if heading else ""
         notes = "".join(f"headrace: {note}\n" for note in self.notes)
-        return header.encode(), (header + notes).encode()
+        combined = combined_lines("headrace", heading) + combined_lines("stderr", notes)
+        return header.encode(), (header + notes).encode(), combined
 
     @property
     def exit_record(self) -> Path:

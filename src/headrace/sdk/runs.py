@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from headrace.errors import ActivityFailedException, RunNotFoundError, UserError
 from headrace.store.records import TERMINAL_STATUSES, MetricRecord, Status
+from headrace.store.steplogs import COMBINED_LOG
 
 if TYPE_CHECKING:
     from headrace.graph.model import Graph
@@ -584,7 +585,8 @@ class StepRun(Run):
             "properties": {**record.properties, "azureml.runsource": "azureml.StepRun"},
             "tags": self.tags,
             "runDefinition": {"command": record.command, "attempt": record.attempt},
-            "logFiles": {STDOUT: STDOUT, STDERR: STDERR},
+            # SDK v1's newer runtime's combined log first: stdout and stderr in order.
+            "logFiles": {COMBINED_LOG: COMBINED_LOG, STDOUT: STDOUT, STDERR: STDERR},
             "reuse": dict(record.run_reason),
         }
         if record.error:

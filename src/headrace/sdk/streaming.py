@@ -1,7 +1,11 @@
 """Following a pipeline run: step logs as they are written, step starts and ends, a summary.
 
-Used by `PipelineRun.wait_for_completion(show_output=True)` and `headrace run logs --follow`.
+Used by `PipelineRun.wait_for_completion(show_output=True)` and `headrace run logs`.
 Each line is prefixed with its step's name, so parallel steps stay readable in one stream.
+A step's lines come from its combined log (`user_logs/std_log.txt`: stdout and stderr in
+the order they were written, store/steplogs.py), or from one of its streams when asked;
+the first line of a step is why it ran (or which run it reused), so a step is shown only
+once the agent has worked that out (it does so while the step runs).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from headrace.errors import DatastorePathError
 from headrace.store.records import TERMINAL_STATUSES, Status
+from headrace.store.steplogs import COMBINED_LOG, split_line
 
 if TYPE_CHECKING:
     from headrace.store.records import PipelineRunRecord, StepRunRecord
@@ -22,13 +27,26 @@ AGENT_CHECK_SECONDS = 2.0
 
 
 class LogFollower:
+    """`stream`: "stdout" or "stderr" to show only that stream (as the step wrote it);
+    None for the combined log, each line shown with its time and stream when `stamped`
+    (the CLI), or as its text alone (`wait_for_completion`)."""
+
     def __init__(
-        self, backend: Any, run_id: str, out: TextIO | None, poll_seconds: float = 0.25
+        self,
+        backend: Any,
+        run_id: str,
+        out: TextIO | None,
+        poll_seconds: float = 0.25,
+        *,
+        stream: str | None = None,
+        stamped: bool = False,
     ) -> None:
         self.backend = backend
         self.run_id = run_id
         self.out = out
         self.poll_seconds = poll_seconds
+        self.files = (f"user_logs/{stream}.txt",) if stream else (COMBINED_LOG,)
+        self.stamped = stamped
         self._offsets: dict[tuple[str, str], int] = {}
         self._partial: dict[tuple[str, str], str] = {}
         self._seen: set[str] = set()
@@ -48,18 +66,20 @@ class LogFollower:
         deadline = time.monotonic() + timeout_seconds
         next_agent_check = 0.0
         watch = getattr(self.backend, "watch_run", None)
-        pause = self.poll_seconds if self.out is not None else AGENT_CHECK_SECONDS
+        shown = self.out is not None  # with nothing shown, only the run's end matters
+        pause = self.poll_seconds if shown else AGENT_CHECK_SECONDS
         token: str | None = None
         while True:
             steps: list[StepRunRecord] | None = None
             record: PipelineRunRecord
             if watch is not None:
                 wait = max(0.0, min(pause, deadline - time.monotonic()))
-                record, steps, token = watch(self.run_id, token, wait)
+                record, steps, token = watch(self.run_id, token, wait, steps=shown)
             else:
                 record = self.backend.get_pipeline_run(self.run_id)
             terminal = record.status in TERMINAL_STATUSES
-            self.poll_steps(final=terminal, steps=steps)
+            if shown or watch is None:
+                self.poll_steps(final=terminal, steps=steps)
             if terminal or time.monotonic() >= deadline:
                 return record
             now = time.monotonic()
@@ -74,12 +94,23 @@ class LogFollower:
         if steps is None:
             steps = self.backend.list_step_runs(self.run_id)
         for step in steps:
+            ended = final or step.status in TERMINAL_STATUSES
             if step.id not in self._seen:
+                if step.run_reason.get("explain") and not ended:
+                    continue  # why it runs is not known yet: its first line must say it
                 self._seen.add(step.id)
                 self._announce(step)
             if step.reused_run_id is None:
-                for stream in STREAMS:
-                    self._drain(step, stream, final or step.status in TERMINAL_STATUSES)
+                for name in self.files:
+                    self._drain(step, name, ended)
+                if (
+                    self.files == (COMBINED_LOG,)
+                    and ended
+                    and not self._offsets.get((step.id, COMBINED_LOG))
+                ):
+                    # A step run before combined logs: its streams, one after the other.
+                    for name in STREAMS:
+                        self._drain(step, name, ended)
             if step.status in TERMINAL_STATUSES and step.id not in self._ended:
                 self._ended.add(step.id)
                 self._conclude(step)
@@ -118,6 +149,8 @@ class LogFollower:
             self._partial[key] = rest
         elif rest:
             lines.append(rest)
+        if stream == COMBINED_LOG and not self.stamped:
+            lines = [split_line(line)[2] for line in lines]
         for line in lines:
             self._write(f"[{step.name}] {line}\n")
 

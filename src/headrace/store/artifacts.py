@@ -1,10 +1,12 @@
 """Run files, logs and snapshot blobs of a workspace.
 
     artifacts/runs/<run id>/user_logs/stdout.txt, stderr.txt   what the step printed
+    artifacts/runs/<run id>/user_logs/std_log.txt               both in order (store/steplogs)
     artifacts/runs/<run id>/outputs/..., logs/...               the script's ./outputs, ./logs
     artifacts/runs/<run id>/<name>                              run.upload_file(name, ...)
     artifacts/snapshots/blobs/<sha[:2]>/<sha>                    content-addressed source files
     artifacts/snapshots/manifests/<snapshot id>.json            {relative path: sha}
+    artifacts/snapshots/files/<snapshot id>/...                  its files by name (read-only)
     artifacts/models/<name>/<version>/<file or folder>          registered models (store.models)
 
 `LocalArtifactStore` keeps them in a folder; every name is checked to stay inside its run.
@@ -147,6 +149,13 @@ class LocalArtifactStore:
         if not _SHA.match(sha):
             raise DatastorePathError(f"{sha!r} is not a content hash.")
         return self.root / "snapshots" / "blobs" / sha[:2] / sha
+
+    def snapshot_files(self, snapshot_id: str) -> Path:
+        """The snapshot's files by their names (made when a step of it fails, so that a
+        traceback names files that still exist: `engine.snapshots.keep_snapshot_files`)."""
+        if not _SHA.match(snapshot_id):
+            raise DatastorePathError(f"{snapshot_id!r} is not a snapshot id.")
+        return self.root / "snapshots" / "files" / snapshot_id
 
     def has_blob(self, sha: str) -> bool:
         return self.blob_path(sha).is_file()

@@ -1,8 +1,11 @@
 """`LocalExecutor`: runs each step as a process group on this machine, under a reaper.
 
-The script's stdout and stderr go straight to the run's log files (no pump thread, so logs
-are on disk the moment the script writes them), and each step gets its own process group so
-cancel, timeout and crash recovery can stop it together with anything it started. With a
+Each step starts through its logger (engine/steplog.py): the step's own process forks it
+before any user code runs, and it writes `stdout.txt`, `stderr.txt` and the combined
+`std_log.txt` as the step prints (no pump in the agent: the logs are on disk at once, and a
+step outlives its agent). Each step gets its own process group so cancel, timeout and crash
+recovery can stop it together with anything it started (the logger is outside it, to read
+what a killed step left in its pipes). With a
 `Sandbox` (engine.isolation) the step starts confined to its own folders, maybe as another
 user. The log files are opened without following links: their folder is in the step's run
 folder, which an isolated step may write, so it could leave a link there for the agent to
@@ -16,10 +19,12 @@ ends while its agent is dead is adopted by the next agent, not run again.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +36,12 @@ if TYPE_CHECKING:
     from headrace.engine.isolation import Sandbox
     from headrace.engine.runtime import PreparedStep
 
-__all__ = ["LocalExecutor", "LocalProcess", "open_log"]
+__all__ = ["LocalExecutor", "LocalProcess", "logger_argv", "open_log", "wait_for_logger"]
+
+STEPLOG = str(Path(__file__).parent.parent / "steplog.py")
+# How long the agent waits for an ended attempt's logger before reading its logs: it ends
+# within a millisecond of the step, unless a process the step left behind keeps writing.
+LOGGER_WAIT_SECONDS = 3.0
 
 
 class LocalProcess:
@@ -114,14 +124,15 @@ class LocalExecutor:
         with (
             open_log(prepared.stdout_path) as out,
             open_log(prepared.stderr_path) as err,
+            open_log(prepared.combined_path) as combined,
         ):
-            for log, text in zip((out, err), prepared.log_header(), strict=True):
+            for log, text in zip((out, err, combined), prepared.log_header(), strict=True):
                 if text:
                     log.write(text)
                     log.flush()
             record = prepared.exit_record
-            argv = reaped_argv(prepared.argv, record)
-            popen = spawn(prepared, argv, out, err, self.sandbox)
+            argv = reaped_argv(logger_argv(prepared, combined.fileno()), record)
+            popen = spawn(prepared, argv, out, err, self.sandbox, combined.fileno())
         if self.nice > 0:
             # Set on the step's new process group right after the start rather than in the
             # child (a preexec_fn would turn every spawn into a full fork).
@@ -154,9 +165,11 @@ def spawn(
     out: io.BufferedWriter,
     err: io.BufferedWriter,
     sandbox: Sandbox | None,
+    log_fd: int,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` as the step's process: a new session, its logs as stdout and stderr,
-    confined by `sandbox` when there is one. The one place a local step process starts."""
+    """Start `argv` as the step's process: a new session, its logs as stdout and stderr
+    (and `log_fd`, the combined log, for its logger), confined by `sandbox` when there is
+    one. The one place a local step process starts."""
     if sandbox is not None:
         if prepared.argv[0] == prepared.python:  # a Python step without an environment
             sandbox.check_interpreter(prepared.python)
@@ -170,6 +183,7 @@ def spawn(
             readable=[*prepared.input_paths.values(), *map(str, prepared.readable)],
             private_files=prepared.private_files,
             python=prepared.python,
+            pass_fds=(log_fd,),
         )
     return subprocess.Popen(
         argv,
@@ -180,7 +194,47 @@ def spawn(
         stderr=err,
         start_new_session=True,
         close_fds=True,
+        pass_fds=(log_fd,),
     )
+
+
+def logger_argv(prepared: PreparedStep, log_fd: int) -> list[str]:
+    """`prepared.argv` started through the step's logger (engine/steplog.py): a Python
+    script in the submitter's Python runs in the logger's first process (no second start);
+    anything else (a command, a kind's program, an environment's Python) is exec'd by it,
+    which costs one `python -S` start more: of the step's Python (the one a confined step
+    may run; for a command, the submitter's)."""
+    if prepared.in_process:
+        snapshot = prepared.snapshot_dir or "-"
+        where = [str(log_fd), str(prepared.cwd), snapshot]
+        return [prepared.argv[0], STEPLOG, "run", *where, "--", *prepared.argv[1:]]
+    return [prepared.python, "-S", STEPLOG, "exec", str(log_fd), "-", "-", "--", *prepared.argv]
+
+
+def wait_for_logger(path: Path, timeout_seconds: float = LOGGER_WAIT_SECONDS) -> bool:
+    """Wait until the logger of an ended attempt has written everything (it holds a lock on
+    the combined log `path` until then); False when it still runs after `timeout_seconds`
+    (something the step started keeps its output open)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return True  # no combined log: a step that never started, or a Ray step
+    try:
+        deadline = time.monotonic() + timeout_seconds
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+            except OSError:
+                return True
+    finally:
+        os.close(fd)
 
 
 def open_log(path: Path) -> io.BufferedWriter:

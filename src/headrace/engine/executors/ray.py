@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from headrace.engine.raynode import NodeBundle, NodeDone, NodeFetch, pack, unpack
 from headrace.graph.resources import describe_resources
 from headrace.store.journal import JOURNAL_NAME
+from headrace.store.steplogs import combined_lines
 
 if TYPE_CHECKING:
     from headrace.engine.runtime import PreparedStep
@@ -193,16 +194,18 @@ class RayProcess:
             "stdout": prepared.stdout_path,
             "stderr": prepared.stderr_path,
             "journal": _run_dir(prepared) / JOURNAL_NAME,
+            "combined": prepared.combined_path,
         }
         targets["journal"].parent.mkdir(parents=True, exist_ok=True)
+        partial: dict[str, bytes] = {}
         code = 1
         try:
             for ref in self._generator:
                 item = self._ray.get(ref)
                 if not isinstance(item, NodeDone):
-                    _append(targets, item)
+                    _append(targets, item, partial, end=False)
                     continue
-                _append(targets, item.logs)
+                _append(targets, item.logs, partial, end=True)
                 for agent_path, data in item.trees.items():
                     unpack(data, Path(agent_path))
                 code = item.exit_code
@@ -317,9 +320,8 @@ class RayExecutor:
         if request:
             options["resources"] = request
         prepared.stdout_path.parent.mkdir(parents=True, exist_ok=True)
-        for path, text in zip(
-            (prepared.stdout_path, prepared.stderr_path), prepared.log_header(), strict=True
-        ):
+        paths = (prepared.stdout_path, prepared.stderr_path, prepared.combined_path)
+        for path, text in zip(paths, prepared.log_header(), strict=True):
             if text:
                 with path.open("ab") as fh:
                     fh.write(text)
@@ -327,12 +329,31 @@ class RayExecutor:
         return RayProcess(self._ray, generator, prepared)
 
 
-def _append(targets: dict[str, Path], chunk: dict[str, bytes]) -> None:
-    """Add what the node's stdout, stderr and journal gained to the agent's files."""
+def _append(
+    targets: dict[str, Path], chunk: dict[str, bytes], partial: dict[str, bytes], end: bool
+) -> None:
+    """Add what the node's stdout, stderr and journal gained to the agent's files.
+
+    The combined log of a Ray step is made here, from the chunks as they arrive (about
+    every POLL_SECONDS): lines of one chunk keep their order within their stream, but
+    stdout and stderr of one chunk are not interleaved as they happened (a local step's
+    logger does that, engine/steplog.py)."""
+    combined = b""
     for name, data in chunk.items():
         if data:
             with targets[name].open("ab") as fh:
                 fh.write(data)
+        if name in ("stdout", "stderr"):
+            text = partial.pop(name, b"") + (data or b"")
+            if not end and not text.endswith(b"\n"):
+                text, _, rest = text.rpartition(b"\n")
+                if rest:
+                    partial[name] = rest
+            if text:
+                combined += combined_lines(name, text.decode(errors="replace"))
+    if combined:
+        with targets["combined"].open("ab") as fh:
+            fh.write(combined)
 
 
 def _run_on_node() -> Any:

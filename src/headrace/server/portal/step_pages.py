@@ -37,13 +37,16 @@ from headrace.store.records import (
     StepRunRecord,
 )
 from headrace.store.run_views import read_step_view
+from headrace.store.steplogs import COMBINED_LOG, split_line
 
 __all__ = ["LOG_TAIL_BYTES", "graph_of", "known_graphs"]
 
 LOG_TAIL_BYTES = 64 * 1024  # shown at first load
 LOG_CHUNK_BYTES = 256 * 1024  # most a poll of the log route returns
 OUTPUT_FILES_SHOWN = 50
-LOGS = {"stdout": STDOUT_LOG, "stderr": STDERR_LOG}
+# "log": the combined log (stdout and stderr in order, store/steplogs.py), shown first.
+LOGS = {"log": COMBINED_LOG, "stdout": STDOUT_LOG, "stderr": STDERR_LOG}
+LOG_TITLES = {"log": "stdout and stderr, in order", "stdout": "stdout", "stderr": "stderr"}
 
 # Parsed graphs by id. A graph id is the hash of its JSON, so an entry never goes stale; the
 # pages pass the ids held here to the store, which then skips reading those graphs.
@@ -215,11 +218,14 @@ def _log_tail(request: Request, run_id: str, name: str, size: int) -> dict[str, 
     if start and b"\n" in raw:
         cut = raw.index(b"\n") + 1
         raw, start = raw[cut:], start + cut
-    return {
-        "text": raw.decode(errors="replace"),
-        "offset": start + len(raw),
-        "truncated": start > 0,
-    }
+    text = raw.decode(errors="replace")
+    lines = None
+    if name == COMBINED_LOG:  # each line with its stream, for its colour
+        lines = [
+            dict(zip(("time", "stream", "text"), split_line(x), strict=True))
+            for x in text.splitlines()
+        ]
+    return {"text": text, "lines": lines, "offset": start + len(raw), "truncated": start > 0}
 
 
 def _parallel(
@@ -305,7 +311,11 @@ def step_page(request: Request, _viewer: ViewerDep, step_run_id: str) -> Respons
         "inputs": _inputs(node, graph, run, siblings) if node else [],
         "outputs": _outputs(request, step),
         "logs": {
-            key: {**_log_tail(request, content_id, name, sizes.get(name, 0)), "url": base + name}
+            key: {
+                **_log_tail(request, content_id, name, sizes.get(name, 0)),
+                "url": base + name,
+                "title": LOG_TITLES[key],
+            }
             for key, name in LOGS.items()
         },
         "metrics": metric_groups(view.metrics, base),
@@ -330,7 +340,9 @@ def step_log(
 ) -> Response:
     """New text of a step's stdout or stderr from byte `offset` (what the page polls)."""
     if stream not in LOGS:
-        raise PortalError(404, f"A step has logs 'stdout' and 'stderr', not {stream!r}.")
+        raise PortalError(
+            404, f"A step has logs 'log' (both, in order), 'stdout' and 'stderr', not {stream!r}."
+        )
     if offset < 0:
         raise PortalError(400, f"offset must be 0 or more, not {offset}.")
     step = find_step(request, step_run_id)
@@ -347,6 +359,9 @@ def step_log(
             "offset": offset + len(raw),
             "status": step.status,
             "active": step.status not in TERMINAL_STATUSES,
+            # The first line of the combined pane: why the step ran (known once the agent
+            # has worked it out, which it does while the step runs).
+            "why": str(step.run_reason.get("summary") or ""),
         }
     )
 

@@ -53,7 +53,22 @@
 
   // -- live logs ---------------------------------------------------------------------------
   if (!initial.active) return;
-  const logs = ["stdout", "stderr"].map((stream) => ({ stream, pre: document.getElementById("log-" + stream) }));
+  const logs = ["log", "stdout", "stderr"].map((stream) => ({ stream, pre: document.getElementById("log-" + stream) }));
+  // A line of the combined log (`<time> <stream> <text>`), as the page renders it.
+  const combinedLine = (line) => {
+    const span = document.createElement("span");
+    const m = /^(\S{24}) (stdout|stderr|headrace) (.*)$/.exec(line);
+    span.className = "ln ln-" + (m ? m[2] : "other");
+    if (m) {
+      const time = document.createElement("time");
+      time.textContent = m[1];
+      const stream = document.createElement("b");
+      stream.textContent = m[2];
+      span.append(time, " ", stream, " " + m[3]);
+    } else span.textContent = line;
+    return span;
+  };
+  const partial = {};  // a line of the combined log not ended yet
   const badge = document.getElementById("step-status");
   const base = `/ui/steps/${encodeURIComponent(initial.id)}/log/`;
   let timer = null;
@@ -65,11 +80,23 @@
         const response = await fetch(`${base}${log.stream}?offset=${offset}`, { headers: { Accept: "application/json" } });
         if (!response.ok) continue;
         const chunk = await response.json();
-        if (chunk.text) {
-          const atBottom = log.pre.scrollTop + log.pre.clientHeight >= log.pre.scrollHeight - 4;
-          log.pre.append(document.createTextNode(chunk.text));
-          if (atBottom) log.pre.scrollTop = log.pre.scrollHeight;
+        const atBottom = log.pre.scrollTop + log.pre.clientHeight >= log.pre.scrollHeight - 4;
+        if (log.stream === "log" && chunk.why && !document.getElementById("log-why")) {
+          // Why the step runs: the first line of the pane, once the agent has said it.
+          const why = document.createElement("span");
+          why.className = "ln ln-why";
+          why.id = "log-why";
+          why.textContent = "why it ran: " + chunk.why;
+          log.pre.prepend(why, "\n");
         }
+        if (chunk.text && log.stream === "log") {
+          const lines = ((partial.log || "") + chunk.text).split("\n");
+          partial.log = lines.pop();
+          for (const line of lines) log.pre.append(combinedLine(line), "\n");
+        } else if (chunk.text) {
+          log.pre.append(document.createTextNode(chunk.text));
+        }
+        if (atBottom) log.pre.scrollTop = log.pre.scrollHeight;
         log.pre.dataset.offset = chunk.offset;
         active = chunk.active;
         if (badge.dataset.status !== chunk.status) {
