@@ -454,6 +454,10 @@ def pages(facts: dict[str, Any]) -> dict[str, str]:
         "one experiment": f"/ui/experiments/{facts['experiment']}",
         "500-step run": f"/ui/runs/{facts['big_run_id']}",
         "a step of the 500-step run": f"/ui/steps/{facts['big_step_id']}",
+        # What a live step page asks every 1.5 s when nothing new was logged.
+        "metrics poll of a step, nothing new": (
+            f"/ui/steps/{facts['big_step_id']}/metrics?after=1000000000000"
+        ),
         "floor": "/ui/no-such-page",
     }
 

@@ -164,35 +164,53 @@ def test_the_all_extra_holds_every_user_extra() -> None:
     assert named == users, f"the all extra misses {users - named}, or names {named - users}"
 
 
-# The guide's blocks that cannot run on their own, by a phrase of each, with the reason. Every
-# other block runs, in order, in one interpreter (a new block must run, or be listed here).
-FRAGMENTS = {
-    'url="http://server:8765"': "needs a headrace server at http://server:8765",
+# The guide's blocks that continue the reader's own objects. Those in CONTINUED run after the
+# self-standing blocks, in order, once tests/docs_reader.py has made the objects they name (with
+# the reader's values in READER_VALUES); those in FRAGMENTS are only parsed and their imports
+# run, each for the reason given. A new block must run, or be listed here.
+CONTINUED = {
     'upload_files(["data/titanic.csv"]': "uploads the reader's files",
-    'DataPath(ds, "raw/2024")': "continues the reader's experiment (`exp`, `pipeline`)",
-    'run.find_step_run("prepare")': "reads a finished run of the reader's pipeline",
     '"mnist/**/*.png"': "reads the reader's image files",
     "images.mount()": "mounts the reader's dataset",
     "people.register(": "registers the reader's dataset",
-    'images.as_named_input("images")': "continues the reader's datasets",
-    "Run.get_context().input_datasets": "runs inside a step",
     'PipelineParameter("lr"': "continues the reader's experiment (`exp`, `pipeline`)",
     "runconfig=run_config": "continues the reader's run configuration",
-    "# jobs/totals.py": "a Spark job script, run by a SparkStep",
-    "TransferCompute.provisioning_configuration": "copies between the reader's S3 datastores",
     "b.run_after(a)": "continues the reader's steps",
-    "RayCompute.attach_configuration": "needs a Ray cluster at 10.0.0.5",
     'Experiment(ws, "titanic").submit(pipeline': "submits the reader's pipeline",
-    "# train.py, a PythonScriptStep's script": "runs inside a step",
     'PipelineRun.get(ws, "909a6469")': "reads a run of the reader's",
     'model_path="models/"': "registers the reader's model files",
-    "run.register_model(": "runs inside a step",
     "pipeline.publish(": "publishes the reader's pipeline",
     "PipelineEndpoint.publish(": "publishes the reader's pipeline",
     "ScheduleRecurrence(": "schedules the reader's published pipeline",
-    'Schedule.create(ws, "on-new-data"': "schedules the reader's published pipeline",
-    "Notification.webhook(": "continues the reader's published pipelines",
     "RunTrigger.create(": "chains the reader's published pipelines",
+}
+READER_VALUES = {  # the reader's values, from tests/docs_reader.py; `{...}`: "your values"
+    '"909a6469"': "run.id[:8]",
+    '"https://example.org/data/iris.csv"': "iris_url",
+    '"/data/incoming/*.csv"': "incoming",
+    'update(tags={...}, description="...")': 'update(tags={"stage": "dev"}, description="v2")',
+}
+
+
+def reader_values(code: str) -> str:
+    for value, reader in READER_VALUES.items():
+        code = code.replace(value, reader)
+    return code
+
+
+FRAGMENTS = {
+    'url="http://server:8765"': "needs a headrace server at http://server:8765",
+    'DataPath(ds, "raw/2024")': "submits the reader's pipeline with a DataPath parameter",
+    'run.find_step_run("prepare")': "reads the output of a run of the reader's",
+    'images.as_named_input("images")': "submits the reader's pipeline with a dataset parameter",
+    "Run.get_context().input_datasets": "runs inside a step",
+    "# jobs/totals.py": "a Spark job script, run by a SparkStep",
+    "TransferCompute.provisioning_configuration": "copies between the reader's S3 datastores",
+    "RayCompute.attach_configuration": "needs a Ray cluster at 10.0.0.5",
+    "# train.py, a PythonScriptStep's script": "runs inside a step",
+    "run.register_model(": "runs inside a step",
+    'Schedule.create(ws, "on-new-data"': "watches the reader's S3 datastore s3data",
+    "Notification.webhook(": "sends a test message to Slack",
 }
 
 
@@ -200,26 +218,40 @@ def test_the_user_guide_python_blocks_run_unless_they_continue_the_readers_code(
     tmp_path: Path,
 ) -> None:
     guide = blocks(REPO / "docs" / "user-guide.md", "python")
-    used = {phrase for phrase in FRAGMENTS if any(phrase in code for _line, code in guide)}
-    assert used == set(FRAGMENTS), f"no longer in the guide: {set(FRAGMENTS) - used}"
-    runnable = [(n, c) for n, c in guide if not any(p in c for p in FRAGMENTS)]
-    assert len(runnable) >= 10, runnable
+    phrases = {**CONTINUED, **FRAGMENTS}
+    used = {phrase for phrase in phrases if any(phrase in code for _line, code in guide)}
+    assert used == set(phrases), f"no longer in the guide: {set(phrases) - used}"
+    runnable = [(n, c) for n, c in guide if not any(p in c for p in phrases)]
+    continued = [
+        (line, reader_values(code))
+        for line, code in guide
+        if any(p in code for p in CONTINUED) and not any(p in code for p in FRAGMENTS)
+    ]
+    assert len(runnable) >= 10 and len(continued) >= len(CONTINUED), (runnable, continued)
+    reader = (REPO / "tests" / "docs_reader.py").read_text()
+
+    def attempt(code: str, where: str) -> str:
+        return (
+            f"try:\n    exec(compile({placeholders_filled(code)!r}, {where!r}, 'exec'))\n"
+            "except Exception:\n    failed += 1; traceback.print_exc(limit=-1)"
+        )
+
     program = "\n".join(
         [
             "import sys, traceback",
             "import headrace.v1",
             "headrace.v1.install()",
             "failed = 0",
-            *(
-                f"try:\n    exec(compile({placeholders_filled(code)!r}, "
-                f"'docs/user-guide.md:{line}', 'exec'))\n"
-                "except Exception:\n    failed += 1; traceback.print_exc(limit=-1)"
-                for line, code in runnable
-            ),
+            *(attempt(code, f"docs/user-guide.md:{line}") for line, code in runnable),
+            f"exec(compile({reader!r}, 'tests/docs_reader.py', 'exec'))",
+            *(attempt(code, f"docs/user-guide.md:{line}") for line, code in continued),
             "sys.exit(failed)",
         ]
     )
     env = {**os.environ, "HEADRACE_HOME": str(tmp_path / "home")}
     env.pop("HEADRACE_WORKSPACE", None)
-    done = run_text([sys.executable, "-c", program], tmp_path, env)
-    assert done.returncode == 0, done.stderr[-4000:]
+    try:
+        done = run_text([sys.executable, "-c", program], tmp_path, env)
+    finally:
+        stop_agents(tmp_path / "ws")
+    assert done.returncode == 0, done.stderr[-6000:]

@@ -317,3 +317,39 @@ def test_read_commands_from_a_fresh_shell_do_not_import_sqlalchemy(content: Cont
     assert version.startswith("headrace ") and loaded == set()
     _, loaded = _fresh("--help")
     assert loaded == set()
+
+
+def test_piped_output_without_rich_prints_what_rich_printed() -> None:
+    """Piped, `console()` writes plain text itself; what it writes is what rich printed
+    (trailing spaces aside), and whatever it cannot write plainly goes to rich."""
+    import contextlib
+    import io
+
+    from rich.text import Text
+
+    from headrace.cli.output import PlainTable, _rich_console, console, details_table, text
+
+    def printed(make_console: Any, objects: list[Any]) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            for item in objects:
+                make_console().print(item)
+        return "\n".join(line.rstrip() for line in out.getvalue().split("\n"))
+
+    lines = ["No runs.", "ratio 3:1 [bold]not markup[/bold] :smile:", "tab\there"]
+    texts = [
+        "Error: a [red] bracket and :smile: as written",
+        "bell\x07 and\rcarriage",
+        "two\nlines",
+        "x" * 250,
+        "é ✓",
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):  # piped: text() gives PlainText
+        plain_texts = [text(t) for t in texts]
+        table = PlainTable("A", "B")
+        table.add_row(text("one"), "two")
+        grid = details_table([("Run", "abc"), ("Error", text("first\nsecond"))])
+    assert printed(console, [*lines, *plain_texts, table]) == printed(
+        _rich_console, [*lines, *[Text(t) for t in texts], table]
+    )
+    assert printed(console, [grid]) == "Run    abc\nError  first\n       second\n"

@@ -122,9 +122,15 @@ def test_warm_agent_takes_the_submit_and_the_wait(warm: Path, source: Path) -> N
     assert record.interpreter is not None and record.interpreter["path"] == sys.executable
 
 
-def test_a_cold_agent_is_started_and_then_takes_the_submit(tmp_path: Path, source: Path) -> None:
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_cold_agent_is_started_and_then_takes_the_submit(
+    tmp_path: Path, source: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_url") if database == "postgres" else None
     root = tmp_path / "cold"
-    Workspace.create("fast", path=root, show_output=False).close()
+    Workspace.create("fast", path=root, database_url=url, show_output=False).close()
     try:
         result, _ = submit_in_fresh_process(root, source)
     finally:

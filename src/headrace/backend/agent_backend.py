@@ -103,10 +103,12 @@ class AgentBackend:
             return self._conn
         except AgentUnavailable:
             pass
+        if self._spawned_at is not None and not started_agent_running():
+            self._spawned_at = None  # the one started for this pipeline exited since (idle)
         if self._spawned_at is None and ensure_agent(self.root):
             self._spawned_at = time.monotonic()
         started = self._spawned_at
-        deadline = (started or time.monotonic()) + (
+        deadline = time.monotonic() + (
             STARTING_AGENT_SECONDS if started is not None else STARTING_ELSEWHERE_SECONDS
         )
         while True:
@@ -237,23 +239,30 @@ class AgentBackend:
         return Submission(record, preview(real.store, graph, record.parameters, regenerate))
 
     def watch_run(
-        self, run_id: str, token: str | None, timeout: float
+        self, run_id: str, token: str | None, timeout: float, *, steps: bool = True
     ) -> tuple[PipelineRunRecord, list[StepRunRecord], str | None]:
         """The run and its steps once their state differs from `token` (at once for None),
-        or when `timeout` passes; with the token to pass next time."""
+        or when `timeout` passes; with the token to pass next time. `steps=False`: the run
+        alone (no step records, and only the run's own changes wake the wait)."""
         if token is None:
-            answer = self._call("run", run_id=run_id)
+            answer = self._call("run", run_id=run_id, steps=steps)
         else:
             answer = self._call(
-                "wait", timeout=timeout + 30.0, run_id=run_id, token=token, timeout_seconds=timeout
+                "wait",
+                timeout=timeout + 30.0,
+                run_id=run_id,
+                token=token,
+                timeout_seconds=timeout,
+                steps=steps,
             )
         if answer is None:  # the store's way: look again after LogFollower's usual pause
             if token is not None:
                 time.sleep(min(timeout, FALLBACK_POLL_SECONDS))
             real = self._real()
-            return real.get_pipeline_run(run_id), real.list_step_runs(run_id), ""
-        steps = [from_wire(StepRunRecord, s) for s in answer["steps"]]
-        return from_wire(PipelineRunRecord, answer["run"]), steps, str(answer["token"])
+            listed = real.list_step_runs(run_id) if steps else []
+            return real.get_pipeline_run(run_id), listed, ""
+        listed = [from_wire(StepRunRecord, s) for s in answer["steps"]]
+        return from_wire(PipelineRunRecord, answer["run"]), listed, str(answer["token"])
 
     def get_pipeline_run(self, run_id: str) -> PipelineRunRecord:
         answer = self._call("run", run_id=run_id)

@@ -28,10 +28,10 @@ class StepFilter:
             self.watch_run = self._watch_run
 
     def _watch_run(
-        self, run_id: str, token: str | None, timeout: float
+        self, run_id: str, token: str | None, timeout: float, *, steps: bool = True
     ) -> tuple[PipelineRunRecord, list[StepRunRecord], str | None]:
-        record, steps, token = self._backend.watch_run(run_id, token, timeout)
-        return record, [s for s in steps if s.name == self._step_name], token
+        record, listed, token = self._backend.watch_run(run_id, token, timeout, steps=steps)
+        return record, [s for s in listed if s.name == self._step_name], token
 
     def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:
         runs: list[StepRunRecord] = self._backend.list_step_runs(pipeline_run_id)

@@ -8,7 +8,8 @@ error to raise, "internal" when the agent failed: the client then does the work 
 - `compute_targets`, `datastores`: the workspace's records.
 - `submit`: `engine.submission.submit_graph` with the submitter's interpreter; the agent
   then claims the run in its next pass, with no poll in between.
-- `run`: a pipeline run's record, its step runs and a `token` naming their state.
+- `run`: a pipeline run's record, its step runs (unless `steps` is false) and a `token`
+  naming their state.
 - `wait`: answered as `run` as soon as the state differs from the client's `token`, or
   when its `timeout` passes. The agent looks again whenever a pass of its loop wrote step
   records or ended a run (so a run it drives wakes its waiters the moment a step ends),
@@ -44,6 +45,7 @@ from headrace.engine.agentsocket import (
     request_address,
     send,
 )
+from headrace.engine.graphs import remember_graph
 from headrace.engine.interpreters import Interpreter
 from headrace.engine.submission import submit_graph
 from headrace.errors import HeadraceError, UserError
@@ -69,6 +71,7 @@ class _Listener:
 class _Client:
     sock: socket.socket
     waiting_for: str | None = None  # the run id of a parked `wait`
+    steps: bool = True  # whether that wait is about the steps too, or the run alone
     token: str = ""
     deadline: float = 0.0
     next_look: float = 0.0
@@ -213,13 +216,15 @@ class RequestServer:
             return {"ok": True, "items": [to_wire(r) for r in meta.list_datastores()]}
         if op == "submit":
             return self._submit(request)
+        steps = request.get("steps", True) is not False
         if op == "run":
-            return {"ok": True, **self._state(str(request.get("run_id")))}
+            return {"ok": True, **self._state(str(request.get("run_id")), steps)}
         if op == "wait":
-            state = self._state(str(request.get("run_id")))
+            state = self._state(str(request.get("run_id")), steps)
             if state["token"] != request.get("token"):
                 return {"ok": True, **state}
             timeout = float(request.get("timeout_seconds") or 0.0)
+            client.steps = steps
             client.waiting_for = str(request["run_id"])
             client.token = state["token"]
             client.state = state
@@ -234,9 +239,10 @@ class RequestServer:
             run_id = str(uuid.UUID(run_id))  # the client's, so it can look after a lost answer
         except ValueError:
             raise UserError(f"A submitted run's id must be a UUID, not {run_id[:64]!r}.") from None
+        graph = Graph.from_dict(request["graph"])
         submission = submit_graph(
             self.ws,
-            Graph.from_dict(request["graph"]),
+            graph,
             experiment_name=str(request["experiment_name"]),
             parameters=request.get("parameters"),
             tags=request.get("tags"),
@@ -248,6 +254,7 @@ class RequestServer:
             interpreter=interpreter.record() if interpreter is not None else None,
             run_id=run_id,
         )
+        remember_graph(submission.run.graph_id, graph)  # the claim then reads no graph back
         self.on_work()
         return {
             "ok": True,
@@ -255,35 +262,40 @@ class RequestServer:
             "previews": [to_wire(p) for p in submission.previews],
         }
 
-    def _state(self, run_id: str) -> dict[str, Any]:
+    def _state(self, run_id: str, with_steps: bool = True) -> dict[str, Any]:
+        """The run (and its steps, `with_steps`) and a token naming their state."""
         run = self.ws.meta.get_pipeline_run(run_id)  # RunNotFoundError for an unknown id
-        steps = self.ws.meta.list_step_runs(run_id)
+        steps = self.ws.meta.list_step_runs(run_id) if with_steps else []
         seen = [run.status, run.cancel_requested, [(s.id, s.status, s.attempt) for s in steps]]
         token = hashlib.sha256(json.dumps(seen).encode()).hexdigest()[:32]
         return {"run": to_wire(run), "steps": [to_wire(s) for s in steps], "token": token}
 
     # -- waits -----------------------------------------------------------------------------
-    def service(self, wrote: bool) -> None:
-        """Answer the waits whose run changed (looked at when this agent `wrote` step
-        records, or now and then for runs other agents drive) or whose time is up."""
+    def service(self, steps_changed: bool, runs_changed: bool) -> None:
+        """Answer the waits whose run changed or whose time is up. A wait is looked at
+        when this agent wrote step records (`steps_changed`; a wait on the run alone: when
+        it claimed or ended a run, `runs_changed`), and now and then for runs other agents
+        drive."""
         waiting = [c for c in self.clients if c.waiting_for is not None]
         if not waiting:
             return
         now = time.monotonic()
         driven = set(self.driven())
-        states: dict[str, dict[str, Any]] = {}
+        states: dict[tuple[str, bool], dict[str, Any]] = {}
         for client in waiting:
             run_id = str(client.waiting_for)
-            look = wrote or (run_id not in driven and now >= client.next_look)
+            changed = steps_changed if client.steps else runs_changed
+            look = changed or (run_id not in driven and now >= client.next_look)
             state = client.state
             if look:
-                if run_id not in states:
+                key = (run_id, client.steps)
+                if key not in states:
                     try:
-                        states[run_id] = self._state(run_id)
+                        states[key] = self._state(run_id, client.steps)
                     except Exception:
                         log.exception("request socket: cannot read run %s", run_id)
-                        states[run_id] = client.state
-                state = states[run_id]
+                        states[key] = client.state
+                state = states[key]
                 client.next_look = now + OTHER_AGENT_SECONDS
             if state["token"] != client.token or now >= client.deadline:
                 client.waiting_for = None

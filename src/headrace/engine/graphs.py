@@ -12,7 +12,7 @@ import threading
 from headrace.graph.model import Graph
 from headrace.store.metadata import SqlMetadataStore
 
-__all__ = ["load_graph"]
+__all__ = ["load_graph", "remember_graph"]
 
 _LIMIT = 256
 _cache: dict[str, Graph] = {}
@@ -29,3 +29,12 @@ def load_graph(meta: SqlMetadataStore, graph_id: str) -> Graph:
                 _cache.pop(next(iter(_cache)))  # the oldest entry
             _cache[graph_id] = graph
     return graph
+
+
+def remember_graph(graph_id: str, graph: Graph) -> None:
+    """Cache a graph this process just stored under `graph_id` (an agent that queued a
+    submitted run claims it next: no need to read and parse it back)."""
+    with _lock:
+        if len(_cache) >= _LIMIT:
+            _cache.pop(next(iter(_cache)))
+        _cache[graph_id] = graph

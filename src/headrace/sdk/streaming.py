@@ -66,18 +66,20 @@ class LogFollower:
         deadline = time.monotonic() + timeout_seconds
         next_agent_check = 0.0
         watch = getattr(self.backend, "watch_run", None)
-        pause = self.poll_seconds if self.out is not None else AGENT_CHECK_SECONDS
+        shown = self.out is not None  # with nothing shown, only the run's end matters
+        pause = self.poll_seconds if shown else AGENT_CHECK_SECONDS
         token: str | None = None
         while True:
             steps: list[StepRunRecord] | None = None
             record: PipelineRunRecord
             if watch is not None:
                 wait = max(0.0, min(pause, deadline - time.monotonic()))
-                record, steps, token = watch(self.run_id, token, wait)
+                record, steps, token = watch(self.run_id, token, wait, steps=shown)
             else:
                 record = self.backend.get_pipeline_run(self.run_id)
             terminal = record.status in TERMINAL_STATUSES
-            self.poll_steps(final=terminal, steps=steps)
+            if shown or watch is None:
+                self.poll_steps(final=terminal, steps=steps)
             if terminal or time.monotonic() >= deadline:
                 return record
             now = time.monotonic()

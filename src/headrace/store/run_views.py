@@ -11,11 +11,11 @@ and all of the run's metrics only when one is newer than the caller's. Nothing h
 from __future__ import annotations
 
 import json
-from collections.abc import Container
+from collections.abc import Collection, Container
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, cast, func, literal, select
+from sqlalchemy import Text, case, cast, func, literal, null, select
 
 from headrace.store.metadata import SqlMetadataStore, pipeline_record
 from headrace.store.notifications import OutboxRecord, outbox_record
@@ -45,11 +45,6 @@ __all__ = [
 
 _RUN_QUERY = select(PipelineRunRow, ExperimentRow.name).join(
     ExperimentRow, ExperimentRow.id == PipelineRunRow.experiment_id
-)
-
-# The run with its graph's JSON as text, one query fewer than reading the graph after it.
-_RUN_AND_GRAPH_QUERY = _RUN_QUERY.add_columns(cast(GraphRow.graph, Text)).outerjoin(
-    GraphRow, GraphRow.id == PipelineRunRow.graph_id
 )
 
 # A step run and its pipeline run in one row; the step's columns prefixed "s_".
@@ -116,13 +111,23 @@ def _metrics(session: Any, run_id: str) -> tuple[list[MetricRecord], int]:
     return records, cursor
 
 
+def _run_and_graph_query(known_graphs: Collection[str]) -> Any:
+    """The run with its graph's JSON as text (one query fewer than reading the graph after
+    it), or NULL for a graph the caller holds: a 500-step graph is half a megabyte."""
+    graph: Any = cast(GraphRow.graph, Text)
+    if known_graphs:
+        graph = case((PipelineRunRow.graph_id.in_(list(known_graphs)), null()), else_=graph)
+    return _RUN_QUERY.add_columns(graph).outerjoin(GraphRow, GraphRow.id == PipelineRunRow.graph_id)
+
+
 def read_run_view(
-    meta: SqlMetadataStore, run_id: str, known_graphs: Container[str] = (), metrics: bool = True
+    meta: SqlMetadataStore, run_id: str, known_graphs: Collection[str] = (), metrics: bool = True
 ) -> RunView | None:
     """The run `run_id` with its step runs, graph and (with `metrics`) its own metrics, or
     None when there is no such run."""
     with meta.db.read() as s:
-        found = s.execute(_RUN_AND_GRAPH_QUERY.where(PipelineRunRow.id == run_id)).first()
+        query = _run_and_graph_query(known_graphs).where(PipelineRunRow.id == run_id)
+        found = s.execute(query).first()
         if found is None:
             return None
         run = pipeline_record(found[0], found[1])

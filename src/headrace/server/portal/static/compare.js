@@ -32,6 +32,7 @@
           dash: i >= palette.length ? [6, 4] : undefined,
           spanGaps: true,
           points: { show: run.x.length < 60 },
+          value: (u, v) => headrace.format.number(v),
         })),
       ],
     };
