@@ -13,6 +13,7 @@ import httpx
 
 from headrace import Experiment, Pipeline, PythonScriptStep, Workspace
 from tests.portal.conftest import screenshot, wait_for_step
+from tests.portal.test_run_pages import PIXEL
 from tests.servers import LiveServer
 
 # Logs, waits for the test's first gate, logs again, waits for the second (so the second values
@@ -33,6 +34,7 @@ SCRIPT = textwrap.dedent(
     run.log("loss", 0.5, step=1)
     run.log("accuracy", 0.5)
     run.parent.log("best_accuracy", 0.5)
+    run.parent.log_image("sample", path="pixel.png")
     for i in range(150):
         print("before", i, flush=True)
         print("before", i, file=sys.stderr, flush=True)
@@ -57,6 +59,7 @@ def test_metrics_and_logs_update_live_on_the_step_and_run_pages(
     gates.mkdir()
     gates.chmod(0o777)
     (source / "train.py").write_text(SCRIPT)
+    (source / "pixel.png").write_bytes(PIXEL)
     step = PythonScriptStep(
         "train.py", name="train", source_directory=str(source), arguments=[str(gates)]
     )
@@ -129,5 +132,7 @@ def test_metrics_and_logs_update_live_on_the_step_and_run_pages(
     parent = httpx.get(f"{portal.url}/ui/runs/{run.id}.json").json()["metrics"]
     assert {"name": "best_accuracy", "value": 0.95, "logged": 3} in parent["scalars"]
     assert {"name": "logged_from_the_sdk", "value": 1234567, "logged": 1} in parent["scalars"]
+    (image,) = parent["images"]  # the pipeline run's own file, served from its page's route
+    assert httpx.get(portal.url + image["url"]).content == PIXEL
     run_page = httpx.get(f"{portal.url}/ui/runs/{run.id}").text
     assert "1,234,567" in run_page and "best_accuracy" in run_page
