@@ -6,11 +6,16 @@ values), on a workspace folder (SQLite); then 999 more finished runs of the same
 written straight into the store (as bench_portal does), so `run list` reads from 1,000. Then,
 interleaved, the wall time of the console script (a new process each time, output piped so
 tables are plain) beside two floors measured in the same loop: `python -c pass` and
-`python -c "import typer"` (the CLI's own framework, which every command needs).
+`python -c "import typer"` (the CLI's own framework, which every command needs). The details
+also give each command's CPU time (user + system of the process), which a loaded machine
+inflates much less than wall time.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +31,6 @@ from benchmarks.common import (
     median,
     run_pipeline,
     spread,
-    time_command,
 )
 from benchmarks.pipelines import parallel_work
 
@@ -80,6 +84,17 @@ def _more_runs(bws: Any, record: Any, count: int) -> None:
         conn.execute(insert(PipelineRunRow), rows)
 
 
+def _timed(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of `argv` (output discarded)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise BenchError(f"{' '.join(argv)} failed (wait status {status})")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
 def _row(label: str, values: list[float], floor: float, floor_label: str, target: float) -> Row:
     wall = median(values)
     return Row(
@@ -120,11 +135,14 @@ def run(ctx: Context) -> Outcome:
             "step": [headrace, "step", "show", step_id, *workspace],
         }
         walls: dict[str, list[float]] = {name: [] for name in [*floors, *commands]}
+        cpus: dict[str, list[float]] = {name: [] for name in walls}
         for argv in [*floors.values(), *commands.values()]:
-            time_command(argv)  # warm the page cache and byte-compiled files
+            _timed(argv)  # warm the page cache and byte-compiled files
         for _ in range(reps):
             for name, argv in [*floors.items(), *commands.items()]:
-                walls[name].append(time_command(argv))
+                wall, cpu = _timed(argv)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
     floor = median(walls["python -c pass"])
     typer_floor = median(walls['python -c "import typer"'])
     for name in ("--version", "--help"):
@@ -146,7 +164,9 @@ def run(ctx: Context) -> Outcome:
     for name, label in labels.items():
         outcome.rows.append(_row(label, walls[name], floor, "python -c pass", TARGETS[name]))
     for name, values in walls.items():
-        outcome.details.append(f"`{name}`: {spread(values, 1000, ' ms')}")
+        outcome.details.append(
+            f"`{name}`: {spread(values, 1000, ' ms')}; CPU {spread(cpus[name], 1000, ' ms')}"
+        )
     outcome.details.append(
         f"the {steps}-step run (4 metric values per step) took {seconds:.1f} s to finish"
     )

@@ -6,7 +6,8 @@ reused steps, a failed step with its error), the fast reader and the ORM store g
 records for every read the CLI makes, so the two cannot drift. A database at another schema
 revision is left to the ORM path, which migrates it. From a fresh shell, `headrace run show`
 and friends never import SQLAlchemy (nor pydantic), and `headrace --version` imports no
-command module.
+command module. What replaces typer's pydantic conversion and rich's piped printing gives
+what they gave.
 """
 
 from __future__ import annotations
@@ -317,3 +318,71 @@ def test_read_commands_from_a_fresh_shell_do_not_import_sqlalchemy(content: Cont
     assert version.startswith("headrace ") and loaded == set()
     _, loaded = _fresh("--help")
     assert loaded == set()
+
+
+def test_piped_output_without_rich_prints_what_rich_printed() -> None:
+    """Piped, `console()` writes plain text itself; what it writes is what rich printed
+    (trailing spaces aside), and whatever it cannot write plainly goes to rich."""
+    import contextlib
+    import io
+
+    from rich.text import Text
+
+    from headrace.cli.output import PlainTable, _rich_console, console, details_table, text
+
+    def printed(make_console: Any, objects: list[Any]) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            for item in objects:
+                make_console().print(item)
+        return "\n".join(line.rstrip() for line in out.getvalue().split("\n"))
+
+    lines = ["No runs.", "ratio 3:1 [bold]not markup[/bold] :smile:", "tab\there"]
+    texts = [
+        "Error: a [red] bracket and :smile: as written",
+        "bell\x07 and\rcarriage",
+        "two\nlines",
+        "x" * 250,
+        "é ✓",
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):  # piped: text() gives PlainText
+        plain_texts = [text(t) for t in texts]
+        table = PlainTable("A", "B")
+        table.add_row(text("one"), "two")
+        grid = details_table([("Run", "abc"), ("Error", text("first\nsecond"))])
+    assert printed(console, [*lines, *plain_texts, table]) == printed(
+        _rich_console, [*lines, *[Text(t) for t in texts], table]
+    )
+    assert printed(console, [grid]) == "Run    abc\nError  first\n       second\n"
+
+
+def test_quick_conversion_gives_what_typers_own_gives() -> None:
+    """Every parameter of every command: where cli/params.py converts a value itself, typer's
+    own (pydantic) conversion gives the same value; where it does not, typer's is used."""
+    import typer
+    from typer._coercion import build_runtime_param
+
+    from headrace.cli.params import _UNKNOWN, _quick
+
+    samples: list[Any] = [None, "5", "0", "007", "-1", "abc", "", 3, 0, -2, 2.5, True]
+    samples += [("a", "b"), ["x"], (), ("a", 1)]
+    root = typer.main.get_command(app)
+    groups, checked = [root], 0
+    while groups:
+        group = groups.pop()
+        ctx = typer.Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            groups += [command] if hasattr(command, "list_commands") else []
+            for param in command.params:
+                if not hasattr(param, "type_descriptor"):
+                    continue
+                own = build_runtime_param(param.type_descriptor)
+                for value in samples:
+                    quick = _quick(param, value)
+                    if quick is _UNKNOWN:
+                        continue
+                    expected = own.coerce(value, param=param, ctx=ctx)
+                    assert (type(quick), quick) == (type(expected), expected), (name, value)
+                    checked += 1
+    assert checked > 500

@@ -9,6 +9,7 @@ import base64
 import html
 import json
 import re
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,17 @@ def test_step_run_files_preview_in_the_page(ws: Workspace, root: Path, portal: L
     assert outside.status_code == 400 and "contains &#39;..&#39;" in outside.text
     missing = httpx.get(f"{portal.url}/ui/steps/{step_id}/preview/outputs/none.txt")
     assert missing.status_code == 404 and f"/ui/steps/{step_id}" in missing.text
+
+
+def test_a_parquet_file_without_pyarrow_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.server.portal.previews import PreviewSource, preview
+
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # as if not installed
+    path = tmp_path / "part.parquet"
+    path.write_bytes(b"PAR1 not really")
+    source = PreviewSource(path.name, path.stat().st_size, lambda: open(path, "rb"), "/x")
+    found = preview(source)
+    assert found["kind"] == "none"
+    assert "pyarrow" in found["reason"] and "pip install 'headrace[datasets]'" in found["reason"]

@@ -261,6 +261,8 @@ def test_parameter_and_metric_columns_show_and_sort_with_runs_lacking_last(
     assert column["remove_url"] == f"/ui/runs?{urlencode([('cols', rest)])}"
     html = httpx.get(f"{any_portal.url}/ui/runs", params={"cols": cols}).text
     assert '<td class="column" data-column="metric:best">0.51</td>' in html
+    experiment = twin(any_portal, "/ui/experiments/train.json", cols=cols, sort="metric:best")
+    assert ids(experiment)[:3] == [runs[5], runs[2], runs[1]]  # an experiment's page too
 
 
 def test_the_search_box_finds_runs_by_id_names_tags_and_parameters(

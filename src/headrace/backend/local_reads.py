@@ -17,12 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from headrace.engine.launcher import ensure_agent
 from headrace.errors import DatastoreNotFoundError
-from headrace.graph.model import Graph
-from headrace.store.artifacts import LocalArtifactStore
 from headrace.store.fastread import FastReader, open_fast_reader
 from headrace.store.layout import WorkspaceLayout
 from headrace.store.records import (
@@ -33,10 +30,15 @@ from headrace.store.records import (
     StepRunRecord,
 )
 
+if TYPE_CHECKING:
+    from headrace.graph.model import Graph
+    from headrace.store.artifacts import LocalArtifactStore
+
 __all__ = ["LocalReads", "open_local_reads"]
 
 # Graphs are immutable (keyed by the hash of their JSON): parsed once per process.
 _graphs: dict[str, Graph] = {}
+# What only some commands need (files, graphs, starting an agent) is imported when asked.
 
 
 def open_local_reads(
@@ -61,7 +63,7 @@ class LocalReads:
         self.layout = layout
         self.reader = reader
         self._full = full
-        self._artifacts = LocalArtifactStore(layout.artifacts_dir)
+        self._artifact_store: LocalArtifactStore | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._full(), name)
@@ -75,7 +77,18 @@ class LocalReads:
 
     def ensure_agent(self) -> bool:
         """Start an agent unless one serves this workspace; True when one was started."""
+        from headrace.engine.launcher import ensure_agent
+
         return ensure_agent(self.layout.root)
+
+    @property
+    def _artifacts(self) -> LocalArtifactStore:
+        # Imported when a command lists files: `run list` never does.
+        if self._artifact_store is None:
+            from headrace.store.artifacts import LocalArtifactStore
+
+            self._artifact_store = LocalArtifactStore(self.layout.artifacts_dir)
+        return self._artifact_store
 
     # -- runs ------------------------------------------------------------------------------
     def get_pipeline_run(self, run_id: str) -> PipelineRunRecord:
@@ -97,6 +110,8 @@ class LocalReads:
         return self.reader.resolve_run_id(prefix)
 
     def get_graph(self, graph_id: str) -> Graph:
+        from headrace.graph.model import Graph
+
         graph = _graphs.get(graph_id)
         if graph is None:
             raw = self.reader.get_graph(graph_id)

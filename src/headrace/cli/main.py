@@ -12,6 +12,7 @@ shown unless HEADRACE_DEBUG=1.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -19,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperGroup
 from typer.exceptions import TyperException
-from typer.models import CommandInfo, TyperInfo
 
 from headrace.cli.env import SERVER_ENV, TOKEN_ENV, WORKSPACE_ENV
+from headrace.cli.lazy import LazyGroup, Unloaded, function_command, typer_group
 from headrace.cli.params import prepare_params
 from headrace.errors import HeadraceError
 
@@ -134,68 +135,35 @@ _COMMANDS: dict[str, _Entry] = {
 }
 
 
-class _Unloaded(TyperCommand):
-    """Stands in for a command whose module is not imported yet: enough for the root's
-    `--help` listing (name, short help, hidden); `HeadraceGroup.get_command` loads the real
-    one before anything runs or completes."""
-
-    def __init__(self, *, name: str, entry: _Entry) -> None:
-        super().__init__(name=name, help=entry.help, hidden=entry.hidden)
-        self.entry = entry
-
-    def load(self, parent: TyperGroup) -> Any:
-        entry = self.entry
-        target = getattr(importlib.import_module(entry.module), entry.attr)
-        command: Any
-        if isinstance(target, typer.Typer):
-            command = typer.main.get_group_from_info(
-                TyperInfo(target, name=self.name, hidden=entry.hidden),
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                suggest_commands=parent.suggest_commands,
-                rich_markup_mode=parent.rich_markup_mode,
-            )
-        else:
-            info = CommandInfo(
-                name=self.name, callback=target, context_settings=entry.context_settings
-            )
-            command = typer.main.get_command_from_info(
-                info,
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=parent.rich_markup_mode,
-            )
-        prepare_params(command)
-        return command
+def _load(name: str, entry: _Entry, parent: TyperGroup) -> Any:
+    target = getattr(importlib.import_module(entry.module), entry.attr)
+    if isinstance(target, typer.Typer):
+        return typer_group(target, name=name, hidden=entry.hidden, parent=parent)
+    return function_command(
+        target, name=name, context_settings=entry.context_settings, parent=parent
+    )
 
 
-class HeadraceGroup(TyperGroup):
-    """The root command group; turns expected errors into one line on stderr."""
+class HeadraceGroup(LazyGroup):
+    """The root command group: every command a stand-in until used (`_COMMANDS`); turns
+    expected errors into one line on stderr."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         prepare_params(self)
         for name, entry in _COMMANDS.items():
-            self.commands.setdefault(name, _Unloaded(name=name, entry=entry))
+            stand_in = Unloaded(
+                name=name,
+                help=entry.help,
+                hidden=entry.hidden,
+                load=functools.partial(_load, name, entry, self),
+            )
+            self.commands.setdefault(name, stand_in)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         # typer adds the completion options after __init__: they need preparing too.
         prepare_params(self)
         return super().parse_args(ctx, args)
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        command: Any = self.commands.get(cmd_name)
-        if isinstance(command, _Unloaded):
-            command = self.commands[cmd_name] = command.load(self)
-        return command
-
-    def format_commands(self, ctx: Any, formatter: Any) -> None:
-        """The commands and their short help, as click lists them, from the stand-ins: the
-        listing imports no command module."""
-        shown = [(name, c) for name, c in self.commands.items() if not c.hidden]
-        if not shown:
-            return
-        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
-        with formatter.section("Commands"):
-            formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in shown])
 
     def invoke(self, ctx: Any) -> Any:  # typer.core.Context lives in a private module
         from headrace.cli.common import close_workspaces, set_remote

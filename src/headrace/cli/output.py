@@ -2,6 +2,11 @@
 
 Records become plain dicts here (`run_document`, `step_document`) so the JSON keys of every
 command stay the same wherever a run or step appears.
+
+Piped (stdout not a terminal), tables are plain columns and the text that goes in them is
+plain (`text()` gives a `PlainText`); `console()` writes those itself and hands anything else
+to rich, which is then imported (importing rich costs a fresh `headrace run list | grep`
+more than reading the runs).
 """
 
 from __future__ import annotations
@@ -9,11 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime, timezone
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from headrace.store.records import (
     RECOVER_FROM,
@@ -23,8 +24,13 @@ from headrace.store.records import (
     StepRunRecord,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
 __all__ = [
     "PlainTable",
+    "PlainText",
     "console",
     "details_table",
     "duration_seconds",
@@ -37,6 +43,7 @@ __all__ = [
     "run_document",
     "status_text",
     "step_document",
+    "text",
 ]
 
 _STATUS_STYLE = {
@@ -49,52 +56,143 @@ _STATUS_STYLE = {
 }
 
 
+class PlainText(str):
+    """Text for a piped table or line: printed as it is (no markup, no emoji codes)."""
+
+    __slots__ = ()
+
+    @property
+    def plain(self) -> str:
+        return str(self)
+
+
+def _piped() -> bool:
+    return not sys.stdout.isatty()
+
+
+# The control characters rich's Text drops (rich.control.STRIP_CONTROL_CODES).
+_DROPPED = dict.fromkeys((7, 8, 11, 12, 13))
+
+
+def text(value: str, style: str = "") -> Any:
+    """A table cell or line printed as it is: rich's Text on a terminal, else PlainText
+    (without the control characters rich would drop)."""
+    if _piped():
+        return PlainText(value.translate(_DROPPED))
+    from rich.text import Text
+
+    return Text(value, style=style)
+
+
 class PlainTable:
     """What `new_table` gives when stdout is not a terminal: columns padded with spaces, no
     borders, styles or wrapping, written straight out (rich's layout of a 500-step table
-    costs seconds; this costs milliseconds)."""
+    costs seconds; this costs milliseconds). `header=False`: rows only (`details_table`)."""
 
-    def __init__(self, *headers: str) -> None:
-        self.rows: list[list[str]] = [list(headers)]
+    def __init__(self, *headers: str, header: bool = True, columns: int = 0) -> None:
+        self.rows: list[list[str]] = [list(headers)] if header else []
+        self.header = header
+        self.columns = len(headers) if header else columns
 
-    def add_row(self, *cells: str | Text | None) -> None:
-        self.rows.append(
-            ["" if c is None else c.plain if isinstance(c, Text) else c for c in cells]
-        )
+    def add_row(self, *cells: Any) -> None:
+        self.rows.append([_plain(c) for c in cells])
 
     def render(self) -> str:
-        widths = [max(len(row[i]) for row in self.rows) for i in range(len(self.rows[0]))]
+        if not self.rows:
+            return ""
+        if self.header:
+            rows = [[cell.replace("\n", " ") for cell in row] for row in self.rows]
+        else:  # a details grid: a value of several lines keeps them, under its column
+            rows = self.rows
+        widths = [
+            max(len(line) for row in rows for line in row[i].split("\n"))
+            for i in range(self.columns)
+        ]
+        indent = " " * (sum(widths[:-1]) + 2 * (self.columns - 1))
         lines = []
-        for row in self.rows:
-            cells = [
-                cell.replace("\n", " ").ljust(width)
-                for cell, width in zip(row, widths, strict=True)
-            ]
+        for row in rows:
+            *first, last = row
+            head, *more = last.split("\n")
+            cells = [cell.ljust(width) for cell, width in zip([*first, head], widths, strict=True)]
             lines.append("  ".join(cells).rstrip())
+            lines += [(indent + line).rstrip() for line in more]
         return "\n".join(lines) + "\n"
 
 
-class _Console(Console):
+def _plain(cell: Any) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, str):
+        return str(cell)
+    return str(cell.plain)  # rich's Text
+
+
+_WIDTH = 200  # piped output is not cut at 80 columns, so ids and paths stay whole
+
+
+def _writes_as_is(value: Any) -> bool:
+    """Whether rich would print `value` (piped, no styles) exactly as its characters: text
+    that needs no wrapping and, unless PlainText, holds no markup or emoji codes."""
+    if not isinstance(value, str) or "\t" in value:  # rich expands tabs
+        return False
+    if not isinstance(value, PlainText) and (
+        "[" in value or ":" in value or value != value.translate(_DROPPED)
+    ):
+        return False
+    return all(len(line) <= _WIDTH for line in value.split("\n"))
+
+
+class _PlainConsole:
+    """The console when stdout is piped: plain tables and plain text written directly,
+    anything else printed by rich."""
+
+    def __init__(self) -> None:
+        self.file = sys.stdout
+        self._rich: Any = None
+
     def print(self, *objects: Any, **options: Any) -> None:
         if len(objects) == 1 and isinstance(objects[0], PlainTable):
             self.file.write(objects[0].render())
-            self.file.flush()
+        elif len(objects) == 1 and not options and _writes_as_is(objects[0]):
+            self.file.write(f"{objects[0]}\n")
+        else:
+            if self._rich is None:
+                self._rich = _rich_console()
+            self._rich.print(*objects, **options)
             return
-        super().print(*objects, **options)
+        self.file.flush()
+
+
+def _rich_console() -> Any:
+    from rich.console import Console
+
+    class _Console(Console):
+        def print(self, *objects: Any, **options: Any) -> None:
+            if len(objects) == 1 and isinstance(objects[0], PlainTable):
+                self.file.write(objects[0].render())
+                self.file.flush()
+                return
+            super().print(*objects, **options)
+
+    return _Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else _WIDTH)
 
 
 def console() -> Console:
     """A console on the current stdout; piped output is not cut at 80 columns, so ids and
     paths stay whole for grep and copy."""
-    return _Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    if _piped():
+        return _PlainConsole()  # type: ignore[return-value]  # prints what the CLI prints
+    return _rich_console()  # type: ignore[no-any-return]
 
 
 def new_table(*headers: str, **options: Any) -> Any:
     """A table with these column headers (`add_row`, then `console().print` it): ruled for a
     terminal; piped, a `PlainTable` of plain columns for grep, awk and cut."""
-    if sys.stdout.isatty():
-        return Table(*headers, **options)
-    return PlainTable(*headers)
+    if _piped():
+        return PlainTable(*headers)
+    from rich.table import Table
+
+    return Table(*headers, **options)
 
 
 def print_json(document: Any) -> None:
@@ -140,11 +238,19 @@ def format_time(value: datetime | None) -> str:
 
 
 def status_text(status: str) -> Text:
-    return Text(status, style=_STATUS_STYLE.get(status, ""))
+    return text(status, style=_STATUS_STYLE.get(status, ""))  # type: ignore[no-any-return]
 
 
-def details_table(rows: list[tuple[str, str | Text]]) -> Table:
-    """Two columns, label and value, for the `show` commands."""
+def details_table(rows: list[tuple[str, str | Text]]) -> Any:
+    """Two columns, label and value, for the `show` commands (piped: a plain grid)."""
+    if _piped():
+        grid = PlainTable(header=False, columns=2)
+        for label, value in rows:
+            grid.add_row(label, value)
+        return grid
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
 from headrace.cli.common import (
     JsonOption,
@@ -22,9 +21,8 @@ from headrace.cli.common import (
     open_workspace,
     read_backend,
 )
-from headrace.cli.output import console, new_table, print_json
+from headrace.cli.output import console, new_table, print_json, text
 from headrace.errors import UserError
-from headrace.graph.validate import did_you_mean
 from headrace.store.records import MetricRecord, RunFileRecord, StepRunRecord
 
 __all__ = [
@@ -98,9 +96,9 @@ def metrics_table(rows: list[tuple[str, str, dict[str, Any]]]) -> Any:
     for step, name, summary in rows:
         series = summary["count"] > 1
         table.add_row(
-            Text(step),
-            Text(name),
-            Text(_value_text(summary["last"])),
+            text(step),
+            text(name),
+            text(_value_text(summary["last"])),
             _value_text(summary["min"]) if series and summary["min"] is not None else "",
             _value_text(summary["max"]) if series and summary["max"] is not None else "",
             str(summary["count"]),
@@ -123,10 +121,10 @@ def files_document(files: list[RunFileRecord]) -> list[dict[str, Any]]:
 
 def print_files(files: list[dict[str, Any]], title: str) -> None:
     out = console()
-    out.print(Text(title, style="bold"))
+    out.print(text(title, style="bold"))
     table = new_table("FILE", "SIZE")
     for item in files:
-        table.add_row(Text(item["name"]), format_size(item["size"]))
+        table.add_row(text(item["name"]), format_size(item["size"]))
     out.print(table)
 
 
@@ -215,6 +213,8 @@ def step_download(
     if names:
         missing = [n for n in names if n not in available]
         if missing:
+            from headrace.graph.validate import did_you_mean
+
             listing = ", ".join(sorted(available)) or "none"
             raise UserError(
                 f"Step run {record.id} ({record.name}) has no file {missing[0]!r}"

@@ -9,10 +9,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from headrace.cli.common import (
     JsonOption,
@@ -35,6 +34,7 @@ from headrace.cli.output import (
     run_document,
     status_text,
     step_document,
+    text,
 )
 from headrace.cli.results import (
     files_document,
@@ -45,8 +45,10 @@ from headrace.cli.results import (
     run_metrics_document,
 )
 from headrace.errors import UserError
-from headrace.graph.validate import did_you_mean, topological_order
 from headrace.store.records import IGNORED_PARAMETERS, PipelineRunRecord, Status, StepRunRecord
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["app"]
 
@@ -146,12 +148,14 @@ def list_(
             status_text(r.status),
             format_time(r.created_at),
             format_duration(duration_seconds(r.started_at, r.ended_at)),
-            Text(r.description or ""),
+            text(r.description or ""),
         )
     console().print(table)
 
 
 def _status(text: str) -> str:
+    from headrace.graph.validate import did_you_mean
+
     by_lower = {s.lower(): s for s in _STATUSES}
     found = by_lower.get(text.strip().lower().replace("_", ""))
     if found is None:
@@ -217,6 +221,8 @@ def _steps_in_order(
 ) -> list[dict[str, Any]]:
     """Every step of the run in graph order with its metrics; a step that has not started yet
     appears with status NotStarted, no id, and the steps it waits for."""
+    from headrace.graph.validate import topological_order
+
     graph = backend.get_graph(record.graph_id)
     order = {node_id: i for i, node_id in enumerate(topological_order(graph))}
     names = {n.id: n.name for n in graph.nodes}
@@ -256,14 +262,14 @@ def _print_run(record: PipelineRunRecord, document: dict[str, Any]) -> None:
         rows.append(("Tags", ", ".join(f"{k}={v}" for k, v in record.tags.items())))
     ignored = record.properties.get(IGNORED_PARAMETERS)
     if ignored:
-        rows.append(("Ignored parameters", Text(f"{ignored} (not declared by the pipeline)")))
+        rows.append(("Ignored parameters", text(f"{ignored} (not declared by the pipeline)")))
     if document["rerun_of"]:
         how = " (resumed from its failed steps)" if document["resumes"] else ""
         rows.append(("Rerun of", f"{document['rerun_of']}{how}"))
     if record.description:
         rows.append(("Description", record.description))
     if record.error:
-        rows.append(("Error", Text(str(record.error.get("message", "")), style="red")))
+        rows.append(("Error", text(str(record.error.get("message", "")), style="red")))
     out = console()
     out.print(details_table(rows))
     table = new_table("STEP", "STATUS", "DURATION", "REUSED", "STEP RUN ID", "WHY IT RAN")
@@ -273,25 +279,25 @@ def _print_run(record: PipelineRunRecord, document: dict[str, Any]) -> None:
         if not step["id"] and step["waiting_for"]:
             why = f"waits for {', '.join(step['waiting_for'])}"
         table.add_row(
-            Text(step["name"]),
+            text(step["name"]),
             status_text(step["status"]),
             format_duration(step["duration_seconds"]),
             reused,
             step["id"] or "-",
-            Text(why),
+            text(why),
         )
     out.print(table)
     metric_rows = [("(pipeline)", name, m) for name, m in document["metrics"].items()]
     for step in steps:
         metric_rows += [(step["name"], name, m) for name, m in step["metrics"].items()]
     if metric_rows:
-        out.print(Text("Metrics:", style="bold"))
+        out.print(text("Metrics:", style="bold"))
         out.print(metrics_table(metric_rows))
     if document["files"]:
         print_files(document["files"], "Files of the pipeline run:")
     if record.error and record.error.get("stderr_tail"):
-        out.print(Text(f"Last lines of stderr of step {record.error.get('step')!r}:", style="bold"))
-        out.print(Text(str(record.error["stderr_tail"]).rstrip()))
+        out.print(text(f"Last lines of stderr of step {record.error.get('step')!r}:", style="bold"))
+        out.print(text(str(record.error["stderr_tail"]).rstrip()))
 
 
 def _canceling(record: PipelineRunRecord) -> bool:
@@ -316,6 +322,7 @@ def logs(
     order they were written, each line with its time (UTC) and stream (user_logs/std_log.txt),
     or one stream with --stream."""
     from headrace.cli.follow import StepFilter, follow_run
+    from headrace.graph.validate import did_you_mean, topological_order
     from headrace.sdk.streaming import LogFollower
 
     ws = open_workspace(workspace)

@@ -5,11 +5,9 @@ data is, its metrics and files, and how it failed (files and download: `cli.resu
 from __future__ import annotations
 
 import shlex
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from headrace.cli.common import (
     JsonOption,
@@ -27,6 +25,7 @@ from headrace.cli.output import (
     print_json,
     status_text,
     step_document,
+    text,
 )
 from headrace.cli.results import (
     files_document,
@@ -43,6 +42,9 @@ from headrace.kinds.parallel.progress import progress_view
 from headrace.sdk.workspace import Workspace
 from headrace.store.records import PipelineRunRecord, StepRunRecord
 from headrace.store.steplogs import COMBINED_LOG, split_line
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["app", "show_step", "step_details"]
 
@@ -137,7 +139,7 @@ def _log_tail(backend: Any, record: StepRunRecord, sizes: dict[str, int]) -> lis
 def _print_log_tail(lines: list[str], record: StepRunRecord) -> None:
     out = console()
     out.print(
-        Text(
+        text(
             "Log, stdout and stderr in order (all of it: headrace run logs "
             f"{record.pipeline_run_id} --step {record.name}):",
             style="bold",
@@ -145,7 +147,7 @@ def _print_log_tail(lines: list[str], record: StepRunRecord) -> None:
     )
     for line in lines:
         _time, stream, _text = split_line(line)
-        out.print(Text(line, style=LOG_STYLES.get(stream, "")))
+        out.print(text(line, style=LOG_STYLES.get(stream, "")))
 
 
 def _node(graph: Graph, node_id: str) -> StepNode | None:
@@ -263,7 +265,7 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
         source = f"step run {record.reused_run_id}"
         if reason["reused_pipeline_run_id"]:
             source += f" of pipeline run {reason['reused_pipeline_run_id']}"
-        rows.append(("Reused", Text(f"yes: the outputs of {source}", style="green")))
+        rows.append(("Reused", text(f"yes: the outputs of {source}", style="green")))
         rows.append(("Why", reason["summary"]))
     else:
         rows.append(("Why it ran", reason["summary"] or "-"))
@@ -285,14 +287,14 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
     out = console()
     out.print(details_table(rows))
     if len(reason["changes"]) > 1:
-        out.print(Text("What changed:", style="bold"))
+        out.print(text("What changed:", style="bold"))
         for change in reason["changes"]:
-            out.print(Text(f"  - {change}"))
+            out.print(text(f"  - {change}"))
     if details["progress"]:
         _print_progress(details["progress"])
     fingerprint = _fingerprint_rows(record.fingerprint_parts)
     if fingerprint:
-        out.print(Text("Fingerprint parts:", style="bold"))
+        out.print(text("Fingerprint parts:", style="bold"))
         out.print(details_table([(f"  {k}", v) for k, v in fingerprint]))
     if details["inputs"] or details["outputs"]:
         table = new_table("", "PORT", "DATA", "DATASTORE", "PATH", "FROM", title=None)
@@ -312,7 +314,7 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
             )
         out.print(table)
     if details["metrics"]:
-        out.print(Text("Metrics:", style="bold"))
+        out.print(text("Metrics:", style="bold"))
         out.print(metrics_table([(record.name, k, m) for k, m in details["metrics"].items()]))
     if details["files"]:
         print_files(details["files"], "Files (headrace step download to fetch them):")
@@ -320,11 +322,11 @@ def _print(details: dict[str, Any], record: StepRunRecord) -> None:
         _print_log_tail(details["log_tail"], record)
     error = record.error
     if error:
-        out.print(Text(f"Error: {error.get('message', '')}", style="red"))
+        out.print(text(f"Error: {error.get('message', '')}", style="red"))
         tail = str(error.get("stderr_tail") or "").rstrip()
         if tail:
-            out.print(Text("Last lines of stderr:", style="bold"))
-            out.print(Text(tail))
+            out.print(text("Last lines of stderr:", style="bold"))
+            out.print(text(tail))
 
 
 app.command("files")(step_files)
@@ -335,7 +337,7 @@ def _print_progress(progress: dict[str, Any]) -> None:
     items, batches = progress["items"], progress["mini_batches"]
     out = console()
     out.print(
-        Text(
+        text(
             f"Progress {progress['bar']} {progress['percent']:.0f}%: items "
             f"{items['done']}/{items['total']} done, {items['failed']} failed, "
             f"{items['remaining']} remaining; mini-batches {batches['done']}/"
@@ -345,6 +347,8 @@ def _print_progress(progress: dict[str, Any]) -> None:
         )
     )
     if progress["workers"]:
+        from rich.table import Table
+
         table = Table("WORKER", "NODE", "BATCHES DONE", "FAILED", "CURRENT BATCH", "LAST HEARTBEAT")
         for worker in progress["workers"]:
             table.add_row(

@@ -137,7 +137,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     uri = f"file:{quote(str(path.absolute()))}?mode=ro"
     # isolation_level=None: the module starts no transactions of its own; each read below
     # is one statement, or a few inside an explicit BEGIN (one snapshot).
-    return sqlite3.connect(uri, uri=True, timeout=_BUSY_SECONDS, isolation_level=None)
+    # check_same_thread=False: a command may read from a helper thread (SQLite serializes
+    # the use of one connection by several threads itself).
+    return sqlite3.connect(
+        uri, uri=True, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False
+    )
 
 
 def open_fast_reader(path: Path) -> FastReader | None:

@@ -95,7 +95,7 @@ class LocalPool:
     that holds every worker's pipe and process sentinel."""
 
     what = "worker processes"
-    max_in_flight = 16
+    max_in_flight = 64
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings

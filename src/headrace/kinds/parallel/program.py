@@ -7,7 +7,8 @@ worker processes (worker.py), and commit each batch's rows exactly once.
   They come from a pool (pool.py: `Pool`, chosen by `_pool`); this module only keeps the
   accounting of batches, and does not know how a worker runs.
 - **A batch** goes to one worker (two are queued per worker, so none waits between
-  them; for short mini-batches of files, up to 16, sent several at a time: `depth`, and
+  them; for short mini-batches of files, about 20 ms of work, up to 64, sent several at
+  a time: `depth`; a worker takes at most its share of the last ones), and
   this process then naps between rounds of results rather than wake for each: `nap`).
   It fails when `run()` raises, returns more rows than items, runs past
   `run_invocation_timeout` (the worker is killed and replaced) or its worker dies; a
@@ -56,7 +57,7 @@ __all__ = ["main"]
 
 _FIRST_ERRORS = 3
 _IN_FLIGHT = 2  # mini-batches sent ahead to a worker (more when they are short: `depth`)
-_QUEUED_SECONDS = 0.005
+_QUEUED_SECONDS = 0.02
 _NAP_SECONDS, _NAP_MIN = 0.002, 0.0002
 
 
@@ -90,6 +91,7 @@ class Coordinator:
         # the plan's next ones. Bounded: only batches once in flight come back here.
         self.retry: deque[Batch] = deque()
         self.ahead: Batch | None = None
+        self.taken = 0  # the plan's batches before this index were taken (or skipped)
         self.progress = Progress(plan.total_items, plan.total_batches, _say)
         self.failures: list[Batch] = []  # the first few failed batches (their errors)
         self.failure_count = 0
@@ -133,6 +135,7 @@ class Coordinator:
             return self.retry.popleft()
         batch, self.ahead = self.ahead, None
         assert batch is not None
+        self.taken = batch.index + 1
         return batch
 
     def give_back(self, batches: list[Batch]) -> None:
@@ -277,8 +280,13 @@ class Coordinator:
         depth = self.depth(worker)
         if not worker.ready or worker.broken or len(worker.inflight) > depth // 2:
             return
+        # Near the end, a worker takes at most its share of what is left, so none is left
+        # with a long queue while the others have nothing.
+        unsent = self.plan.total_batches - self.taken + len(self.retry)
+        share = max(1, -(-unsent // len(self.workers)))
         batches: list[Batch] = []
-        while len(worker.inflight) + len(batches) < depth and self.has_pending():
+        room = min(depth - len(worker.inflight), share)
+        while len(batches) < room and self.has_pending():
             batches.append(self.take())
         if not batches:
             return
