@@ -1,6 +1,7 @@
 """The step's own start: one chronological log of what it prints (`user_logs/std_log.txt`).
 
-A local step starts as `python steplog.py ...` (engine/executors/local.py): before any user
+A local step starts as `python -c "import steplog ..." ...` (engine/executors/local.py:
+imported from this folder, so its byte code is cached), and before any user
 code runs, this makes a pipe for its stdout and one for its stderr, and forks a logger (a
 copy of this small process: about a millisecond) that reads them and writes three files:
 
@@ -25,8 +26,8 @@ before it reads the logs of an ended attempt (`wait_for_logger`).
 
 Two ways to start (`MODE`):
 
-    python steplog.py run LOG_FD WORKDIR SNAPSHOT -- script.py args | -m module args
-    python -S steplog.py exec LOG_FD - - -- program args
+    python -c "...steplog.main(sys.argv[1:])" run LOG_FD WORKDIR SNAPSHOT -- script.py args
+    python -S -c "...steplog.main(sys.argv[1:])" exec LOG_FD - - -- program args
 
 `run` (a Python step in the submitter's Python) then runs the script in this process, as
 `python script.py` would (sys.argv, sys.path[0], `__main__`); a traceback the script ends
@@ -34,7 +35,7 @@ with names its files under SNAPSHOT (the snapshot's folder under the workspace, 
 agent makes when the step fails) instead of WORKDIR (the attempt's working folder, deleted
 after it). `exec` (a CommandStep, a step of a kind, a step in an environment) replaces
 this process with the program. This file imports nothing from headrace: it runs in the
-step's interpreter, by path.
+step's interpreter, as a top-level module.
 """
 
 from __future__ import annotations
@@ -307,7 +308,7 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
     here = os.path.abspath(__file__)
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if filename != "<frozen runpy>" and not filename.endswith("runpy.py"):
+        if filename not in ("<frozen runpy>", "<string>") and not filename.endswith("runpy.py"):
             if os.path.abspath(filename) != here:
                 break
         tb = tb.tb_next
