@@ -432,6 +432,13 @@ def test_the_pages_answer_alike_on_sqlite_and_postgresql(any_ws: Workspace, tmp_
         assert 1 <= len(statements) <= 5, statements
         assert page["metrics"]["series"][0]["y"] == [0.9, 0.5, 0.3, 0.2]
         assert page["step"]["run_reason"]["summary"] == "first run of step 'train'"
+        # What the live metrics panes poll: the step's metrics from 0, nothing after its cursor.
+        poll = f"{live.url}/ui/steps/{step['step_run_id']}/metrics"
+        assert httpx.get(poll, params={"after": 0}).json()["metrics"] == page["metrics"]
+        after = httpx.get(poll, params={"after": page["metrics_cursor"]}).json()
+        assert after["metrics"] is None and after["cursor"] == page["metrics_cursor"] > 0
+        own = httpx.get(f"{live.url}/ui/runs/{run.id}/metrics", params={"after": 0}).json()
+        assert own["status"] == "Finished" and own["cursor"] == 0 and own["html"] is None
 
 
 def test_the_run_page_reads_in_the_dark(
