@@ -10,6 +10,7 @@ locally and through a served workspace.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -211,6 +212,23 @@ def test_help_has_plain_metavars_and_completion() -> None:
     assert seen > 40
     assert "TEXT" in hr("run", "list", "--help").stdout  # values still say what they take
     assert "--install-completion" in hr("--help").stdout
+
+
+def _complete(words: str) -> list[str]:
+    """What the shell's tab completion offers after `words` (bash protocol)."""
+    script = Path(sys.executable).with_name("headrace")
+    env = {"_HEADRACE_COMPLETE": "complete_bash", "COMP_WORDS": words}
+    env["COMP_CWORD"] = str(len(words.split()) - 1)
+    done = subprocess.run(
+        [str(script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    return done.stdout.split()
+
+
+def test_shell_completion_reaches_commands_not_imported_yet() -> None:
+    assert _complete("headrace ru") == ["run-v1", "run"]
+    assert _complete("headrace run sh") == ["show"]
+    assert "--limit" in _complete("headrace run list --l")
 
 
 def test_help_lists_each_command_as_its_own_help_says() -> None:

@@ -6,7 +6,8 @@ reused steps, a failed step with its error), the fast reader and the ORM store g
 records for every read the CLI makes, so the two cannot drift. A database at another schema
 revision is left to the ORM path, which migrates it. From a fresh shell, `headrace run show`
 and friends never import SQLAlchemy (nor pydantic), and `headrace --version` imports no
-command module.
+command module. What replaces typer's pydantic conversion and rich's piped printing gives
+what they gave.
 """
 
 from __future__ import annotations
@@ -353,3 +354,35 @@ def test_piped_output_without_rich_prints_what_rich_printed() -> None:
         _rich_console, [*lines, *[Text(t) for t in texts], table]
     )
     assert printed(console, [grid]) == "Run    abc\nError  first\n       second\n"
+
+
+def test_quick_conversion_gives_what_typers_own_gives() -> None:
+    """Every parameter of every command: where cli/params.py converts a value itself, typer's
+    own (pydantic) conversion gives the same value; where it does not, typer's is used."""
+    import typer
+    from typer._coercion import build_runtime_param
+
+    from headrace.cli.params import _UNKNOWN, _quick
+
+    samples: list[Any] = [None, "5", "0", "007", "-1", "abc", "", 3, 0, -2, 2.5, True]
+    samples += [("a", "b"), ["x"], (), ("a", 1)]
+    root = typer.main.get_command(app)
+    groups, checked = [root], 0
+    while groups:
+        group = groups.pop()
+        ctx = typer.Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            groups += [command] if hasattr(command, "list_commands") else []
+            for param in command.params:
+                if not hasattr(param, "type_descriptor"):
+                    continue
+                own = build_runtime_param(param.type_descriptor)
+                for value in samples:
+                    quick = _quick(param, value)
+                    if quick is _UNKNOWN:
+                        continue
+                    expected = own.coerce(value, param=param, ctx=ctx)
+                    assert (type(quick), quick) == (type(expected), expected), (name, value)
+                    checked += 1
+    assert checked > 500

@@ -304,3 +304,40 @@ def test_a_long_lived_workspace_outlives_its_agent(tmp_path: Path, source: Path)
     finally:
         ws.close()
         stop_agents(root)
+
+
+def test_a_wait_on_a_run_another_agent_drives_sees_its_end(warm: Path, source: Path) -> None:
+    """The run is driven elsewhere (another agent's, by the store): the listening agent looks
+    at it now and then, so the wait returns with the end rather than at its timeout."""
+    import signal
+    from datetime import datetime, timedelta, timezone
+
+    from headrace import Pipeline, PythonScriptStep
+    from headrace.engine.submission import submit_graph
+
+    ws = Workspace(path=warm)
+    step = PythonScriptStep(name="make", script_name="make.py", source_directory=str(source))
+    graph = Pipeline(ws, [step])._frozen_graph()
+    store = ws.backend.store  # this test process opens the store to play the other agent
+    listening = int((warm / "agent" / "agent.lock").read_text())
+    os.kill(listening, signal.SIGSTOP)  # so that the other agent, not it, claims the run
+    try:
+        run = submit_graph(store, graph, experiment_name="fast", parameters=None).run
+        long_ago = datetime.now(timezone.utc) - timedelta(days=1)
+        claimed = store.meta.claim_runs(
+            "elsewhere:1:1", limit=10, stale_before=long_ago, dead_agents=[]
+        )
+        assert run.id in [r.id for r in claimed]
+    finally:
+        os.kill(listening, signal.SIGCONT)
+    backend = ws.backend
+    record, _, token = backend.watch_run(run.id, None, 0.0, steps=False)
+    assert record.status == Status.RUNNING and token
+    timer = threading.Timer(0.3, store.meta.finish_pipeline_run, (run.id, Status.CANCELED))
+    timer.start()
+    try:
+        record, _, _ = backend.watch_run(run.id, token, 20.0, steps=False)
+    finally:
+        timer.join()
+    assert record.status == Status.CANCELED  # at its timeout it would still be Running
+    ws.close()

@@ -227,11 +227,19 @@ def test_the_step_page_shows_command_reason_data_logs_and_files(
 
     tail = httpx.get(f"{portal.url}/ui/steps/{ids['b']}/log/stdout?offset=5").json()
     assert tail["text"] == twin["logs"]["stdout"]["text"][5:] and tail["active"] is False
+    # The combined log (stdout and stderr in order), each line with its time and stream.
+    (line,) = twin["logs"]["log"]["lines"]
+    assert line["stream"] == "stdout" and line["text"].startswith("step b start=")
+    assert line["time"].endswith("Z") and twin["logs"]["log"]["title"].startswith("stdout and")
+    combined = httpx.get(f"{portal.url}/ui/steps/{ids['b']}/log/log?offset=0").json()
+    assert combined["why"] == "first run of step 'b'"
+    assert combined["text"] == f"{line['time']} stdout {line['text']}\n"
 
     page = httpx.get(f"{portal.url}/ui/steps/{ids['b']}")
     assert page.status_code == 200
     for text in (
         "first run of step",
+        "why it ran: first run of step 'b'",  # the combined pane's first line
         "python step.py --name b",
         "data.txt",
         "user_logs/stdout.txt",
@@ -332,7 +340,8 @@ def test_a_step_page_tails_its_stdout_while_it_runs(
     source = root / "chatty_src"
     source.mkdir(exist_ok=True)
     (source / "chatty.py").write_text(
-        "import time\nfor i in range(6):\n    print('tick', i, flush=True)\n    time.sleep(0.5)\n"
+        "import sys, time\nfor i in range(6):\n    print('tick', i, flush=True)\n"
+        "    print('tock', i, file=sys.stderr)\n    time.sleep(0.5)\n"
     )
     step = PythonScriptStep("chatty.py", name="chatty", source_directory=str(source))
     run = Experiment(ws, "live").submit(Pipeline(ws, steps=[step]))
@@ -341,6 +350,15 @@ def test_a_step_page_tails_its_stdout_while_it_runs(
     loaded_at = page.evaluate("window.headraceStepPage.loadedAt")
     page.locator("body[data-step-ended='true']").wait_for(timeout=30_000)
     assert "tick 5" in page.locator("#log-stdout").inner_text()
+    # The combined pane: why it ran first, then both streams in order, stderr coloured.
+    combined = page.locator("#log-log").inner_text().splitlines()
+    assert combined[0] == "why it ran: first run of step 'chatty'", combined
+    assert [line.split(" ", 1)[1] for line in combined[1:]] == [
+        f"{stream} {word} {i}"
+        for i in range(6)
+        for stream, word in (("stdout", "tick"), ("stderr", "tock"))
+    ]
+    assert page.locator("#log-log .ln-stderr").count() == 6
     assert page.locator("#step-status").get_attribute("data-status") == "Finished"
     assert page.evaluate("window.headraceStepPage.loadedAt") == loaded_at
 
@@ -414,6 +432,13 @@ def test_the_pages_answer_alike_on_sqlite_and_postgresql(any_ws: Workspace, tmp_
         assert 1 <= len(statements) <= 5, statements
         assert page["metrics"]["series"][0]["y"] == [0.9, 0.5, 0.3, 0.2]
         assert page["step"]["run_reason"]["summary"] == "first run of step 'train'"
+        # What the live metrics panes poll: the step's metrics from 0, nothing after its cursor.
+        poll = f"{live.url}/ui/steps/{step['step_run_id']}/metrics"
+        assert httpx.get(poll, params={"after": 0}).json()["metrics"] == page["metrics"]
+        after = httpx.get(poll, params={"after": page["metrics_cursor"]}).json()
+        assert after["metrics"] is None and after["cursor"] == page["metrics_cursor"] > 0
+        own = httpx.get(f"{live.url}/ui/runs/{run.id}/metrics", params={"after": 0}).json()
+        assert own["status"] == "Finished" and own["cursor"] == 0 and own["html"] is None
 
 
 def test_the_run_page_reads_in_the_dark(

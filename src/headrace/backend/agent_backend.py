@@ -103,10 +103,12 @@ class AgentBackend:
             return self._conn
         except AgentUnavailable:
             pass
+        if self._spawned_at is not None and not started_agent_running():
+            self._spawned_at = None  # the one started for this pipeline exited since (idle)
         if self._spawned_at is None and ensure_agent(self.root):
             self._spawned_at = time.monotonic()
         started = self._spawned_at
-        deadline = (started or time.monotonic()) + (
+        deadline = time.monotonic() + (
             STARTING_AGENT_SECONDS if started is not None else STARTING_ELSEWHERE_SECONDS
         )
         while True:

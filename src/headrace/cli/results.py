@@ -23,7 +23,6 @@ from headrace.cli.common import (
 )
 from headrace.cli.output import console, new_table, print_json, text
 from headrace.errors import UserError
-from headrace.graph.validate import did_you_mean
 from headrace.store.records import MetricRecord, RunFileRecord, StepRunRecord
 
 __all__ = [
@@ -214,6 +213,8 @@ def step_download(
     if names:
         missing = [n for n in names if n not in available]
         if missing:
+            from headrace.graph.validate import did_you_mean
+
             listing = ", ".join(sorted(available)) or "none"
             raise UserError(
                 f"Step run {record.id} ({record.name}) has no file {missing[0]!r}"

@@ -157,6 +157,7 @@ class Agent:
         self._dead_agents: list[str] = []
         self._woken = False
         self._wrote = False  # step records were committed in this pass of the loop
+        self._runs_changed = False  # a run was claimed or ended in this pass
         self._wake_socket = listen_for_wake(ws.root)
         if self._wake_socket is not None:
             self.selector.register(self._wake_socket, selectors.EVENT_READ, WAKE)
@@ -224,13 +225,15 @@ class Agent:
                 self._ingest_journals()
                 next_journal = time.monotonic() + JOURNAL_SECONDS
             if self.runs:
-                self._wrote = self._finish_done_runs() or self._wrote
+                if self._finish_done_runs():
+                    self._runs_changed = True
                 if not self.runs:
                     next_claim = 0.0  # idle again: look for new runs at the quick pace
             for orchestrator in self.runs.values():
                 orchestrator.record_processes()
-            self.requests.service(self._wrote)  # waits on runs that changed are answered
-            self._wrote = False
+            # Waits on runs that changed are answered in the pass that recorded the change.
+            self.requests.service(self._wrote or self._runs_changed, self._runs_changed)
+            self._wrote = self._runs_changed = False
             if self.runs or self.active or self.outbox.busy(within=self.idle_seconds):
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= self.idle_seconds:
@@ -257,6 +260,7 @@ class Agent:
                 self.ws.meta.finish_pipeline_run(
                     record.id, Status.FAILED, {"message": f"The run cannot be loaded: {exc}"}
                 )
+                self._runs_changed = True
                 continue
             adopted: list[Active] = []
             if orchestrator.interrupted():
@@ -267,7 +271,7 @@ class Agent:
                     if active.process.poll() is None:  # one that ended is kept as it ended
                         self._stop_attempt(active, "cancel")
             self.runs[record.id] = orchestrator
-            self._wrote = True  # claimed: Running now
+            self._runs_changed = True  # claimed: Running now
 
     def _refresh_dead_agents(self) -> None:
         self._dead_agents = [a for a in self.ws.meta.running_agents() if is_local_agent_dead(a)]
@@ -634,7 +638,7 @@ class Agent:
                 self._forget(key)
         self._apply_writes()
         self.ws.meta.finish_pipeline_run(orchestrator.run.id, Status.FAILED, {"message": message})
-        self._wrote = True
+        self._runs_changed = True
         self.runs.pop(orchestrator.run.id, None)
         self.outbox.wake()
 

@@ -271,9 +271,11 @@ class RequestServer:
         return {"run": to_wire(run), "steps": [to_wire(s) for s in steps], "token": token}
 
     # -- waits -----------------------------------------------------------------------------
-    def service(self, wrote: bool) -> None:
-        """Answer the waits whose run changed (looked at when this agent `wrote` step
-        records, or now and then for runs other agents drive) or whose time is up."""
+    def service(self, steps_changed: bool, runs_changed: bool) -> None:
+        """Answer the waits whose run changed or whose time is up. A wait is looked at
+        when this agent wrote step records (`steps_changed`; a wait on the run alone: when
+        it claimed or ended a run, `runs_changed`), and now and then for runs other agents
+        drive."""
         waiting = [c for c in self.clients if c.waiting_for is not None]
         if not waiting:
             return
@@ -282,7 +284,8 @@ class RequestServer:
         states: dict[tuple[str, bool], dict[str, Any]] = {}
         for client in waiting:
             run_id = str(client.waiting_for)
-            look = wrote or (run_id not in driven and now >= client.next_look)
+            changed = steps_changed if client.steps else runs_changed
+            look = changed or (run_id not in driven and now >= client.next_look)
             state = client.state
             if look:
                 key = (run_id, client.steps)

@@ -6,6 +6,8 @@ the step runs. It reacts to ended attempts (success, failure, retry, timeout, ca
 applies `continue_on_step_failure`, and decides the run's final status. After an agent crash
 it adopts the attempts whose processes still run or ended on their own (`adopt`) and
 re-queues the others (`requeue_interrupted`); the agent decides which (engine/reaper.py).
+Why a step runs or is reused is worded in engine/reasons.py; where an attempt's outputs go,
+how they are recorded and registered, in engine/stepoutputs.py.
 
 It does not start processes: the agent owns the executors and asks for work with
 `next_tasks(free_slots)`. Every state change is queued, with its event, on the agent's
@@ -31,12 +33,13 @@ from headrace.engine.planning import (
     RECOVER_FROM,
     ProducedData,
     input_datasets,
-    output_path,
     outputs_exist,
     resolve_inputs,
     workspace_default_datastore,
 )
+from headrace.engine.reasons import explain_run, reuse_fields
 from headrace.engine.runtime import ResolvedData, StepTask
+from headrace.engine.stepoutputs import output_records, register_outputs, step_outputs
 from headrace.graph.model import StepNode
 from headrace.graph.validate import topological_order
 from headrace.store.dataset_queries import lineage_rows
@@ -270,53 +273,10 @@ class RunOrchestrator:
                 # query for all of them, and manifest diffs): see `explain_waiting`.
                 reason = {"decision": "run", "summary": "", "explain": True}
                 if earlier is not None:
-                    reason = self._explain_run(node, parts, earlier)
+                    reason = explain_run(self.ws, node, parts, earlier)
             self.pending[node.id] = Plan(
                 node=node, fingerprint=key, parts=parts, reason=reason, inputs=inputs
             )
-
-    def _explain_run(
-        self,
-        node: StepNode,
-        parts: dict[str, Any],
-        earlier: StepRunRecord | None,
-        previous: StepRunRecord | None = None,
-    ) -> dict[str, Any]:
-        """Why a step runs: the matching run's outputs are gone, or what changed since
-        `previous` (the step's latest earlier run; None when there is none)."""
-        if earlier is not None:
-            return {
-                "decision": "run",
-                "summary": f"the outputs of the matching run {earlier.id} no longer exist",
-                "compared_with": earlier.id,
-            }
-        if previous is None:
-            return {"decision": "run", "summary": f"first run of step {node.name!r}"}
-        source_changes = None
-        old_source = previous.fingerprint_parts.get("source")
-        if old_source and parts.get("source") and old_source != parts["source"]:
-            from headrace.engine.snapshots import changed_files, read_manifest
-
-            try:
-                source_changes = changed_files(
-                    read_manifest(self.ws.artifacts, old_source),
-                    read_manifest(self.ws.artifacts, parts["source"]),
-                )
-            except Exception:
-                source_changes = None
-        changes = fp.explain(parts, previous.fingerprint_parts, source_changes)
-        if changes:
-            summary = "; ".join(changes)
-        elif previous.status != Status.FINISHED:
-            summary = f"the previous run of this step ({previous.id}) did not finish successfully"
-        else:
-            summary = "no earlier successful run with identical inputs"
-        return {
-            "decision": "run",
-            "summary": summary,
-            "changes": changes,
-            "compared_with": previous.id,
-        }
 
     def _record_reuse(
         self,
@@ -326,34 +286,11 @@ class RunOrchestrator:
         earlier: StepRunRecord,
         summary: str | None = None,
     ) -> None:
-        original = earlier.data_run_id
         now = utcnow()
         record = self.writes.create(
             event="step.reused",
             id=str(uuid.uuid4()),
-            pipeline_run_id=self.run.id,
-            node_id=node.id,
-            name=node.name,
-            status=Status.FINISHED,
-            compute_target=node.compute_target,
-            fingerprint=key,
-            fingerprint_parts=parts,
-            run_reason={
-                "decision": "reused",
-                "summary": summary
-                or f"reused the outputs of step run {original} (nothing it depends on changed)",
-                "reused_run_id": original,
-            },
-            reused_run_id=original,
-            command=earlier.command,
-            outputs=earlier.outputs,
-            properties={
-                "azureml.reusedrunid": original,
-                "azureml.reusednodeid": node.id,
-                "azureml.reusedpipeline": earlier.pipeline_run_id,
-                "azureml.nodeid": node.id,
-                "azureml.pipeline": self.run.id,
-            },
+            **reuse_fields(self.run.id, node, key, parts, earlier, summary),
             created_at=now,
             started_at=now,
             ended_at=now,
@@ -398,22 +335,6 @@ class RunOrchestrator:
             for binding in node.outputs
         }
 
-    def _outputs_for(self, node: StepNode, step_run_id: str) -> tuple[ResolvedData, ...]:
-        outputs = []
-        for binding in node.outputs:
-            data = self.graph.data_node(binding.data)
-            outputs.append(
-                ResolvedData(
-                    port=binding.port,
-                    data_name=data.name,
-                    datastore=data.datastore or self.default_datastore(),
-                    path_on_datastore=output_path(data, step_run_id, binding.port),
-                    mode=binding.mode,
-                    path_on_compute=binding.path_on_compute,
-                )
-            )
-        return tuple(outputs)
-
     def _task(
         self, node: StepNode, step_run_id: str, attempt: int, inputs: tuple[ResolvedData, ...]
     ) -> StepTask:
@@ -425,21 +346,9 @@ class RunOrchestrator:
             node=node,
             parameters=self.parameters,
             inputs=inputs,
-            outputs=self._outputs_for(node, step_run_id),
+            outputs=step_outputs(self.graph, node, step_run_id, self.default_datastore()),
             python=self.interpreter.path if self.interpreter else sys.executable,
         )
-
-    def _output_records(self, outputs: tuple[ResolvedData, ...], node: StepNode) -> dict[str, Any]:
-        records = {}
-        for item, binding in zip(outputs, node.outputs, strict=True):
-            data = self.graph.data_node(binding.data)
-            records[item.port] = {
-                "datastore": item.datastore,
-                "path": item.path_on_datastore,
-                "data_name": data.name,
-                "pipeline_output_name": data.pipeline_output_name,
-            }
-        return records
 
     def _start_plan(self, plan: Plan) -> StepTask:
         task = self._task(plan.node, plan.step_run_id, 0, plan.inputs)
@@ -456,7 +365,7 @@ class RunOrchestrator:
             fingerprint=plan.fingerprint,
             fingerprint_parts=plan.parts,
             run_reason=plan.reason,
-            outputs=self._output_records(task.outputs, plan.node),
+            outputs=output_records(self.graph, task.outputs, plan.node),
             properties={"azureml.nodeid": plan.node.id, "azureml.pipeline": self.run.id},
             created_at=now,
             started_at=now,
@@ -494,36 +403,6 @@ class RunOrchestrator:
         if consumed:
             self.writes.lineage(lineage_rows(consumed, "consumed", step_run_id, self.run.id))
 
-    def _register_outputs(self, task: StepTask) -> str | None:
-        """Register the outputs a step asked for with register_on_complete, now that it
-        succeeded and they are committed; an error message when one cannot be."""
-        from headrace.engine.datasets import register
-        from headrace.errors import HeadraceError
-
-        for item, binding in zip(task.outputs, task.node.outputs, strict=True):
-            wanted = self.graph.data_node(binding.data).register_as
-            if not wanted:
-                continue
-            read_as = dict(wanted.get("read_as") or {"kind": "file"})
-            definition = {
-                **read_as,
-                "sources": [{"datastore": item.datastore, "path": item.path_on_datastore}],
-            }
-            try:
-                register(
-                    self.ws,
-                    definition,
-                    name=str(wanted["name"]),
-                    description=wanted.get("description"),
-                    tags=dict(wanted.get("tags") or {}),
-                    create_new_version=True,
-                    produced_by=task.step_run_id,
-                    pipeline_run_id=self.run.id,
-                )
-            except HeadraceError as exc:
-                return f"register_on_complete({wanted['name']!r}) of output {item.port!r}: {exc}"
-        return None
-
     def attempt_failed_to_start(self, task: StepTask, message: str) -> None:
         self.step_ended(task, StepEnd(exit_code=None, error_message=message))
 
@@ -552,12 +431,12 @@ class RunOrchestrator:
             node = self.graph.node(node_id)
             plan = self.pending.get(node_id)
             if plan is not None:
-                plan.reason = self._explain_run(node, plan.parts, None, previous.get(node.name))
+                plan.reason = explain_run(self.ws, node, plan.parts, None, previous.get(node.name))
                 continue
             self._to_explain.discard(node_id)
             record = self.steps[node_id]
-            reason = self._explain_run(
-                node, record.fingerprint_parts, None, previous.get(node.name)
+            reason = explain_run(
+                self.ws, node, record.fingerprint_parts, None, previous.get(node.name)
             )
             self.steps[node_id] = replace(record, run_reason=reason)
             self.unwritten_reasons.add(record.id)
@@ -602,7 +481,7 @@ class RunOrchestrator:
             self.unwritten_reasons.discard(task.step_run_id)
             fields["run_reason"] = self.steps[node.id].run_reason
         if end.exit_code == 0 and end.stopped_for is None and end.error_message is None:
-            problem = self._register_outputs(task)
+            problem = register_outputs(self.ws, self.graph, task, self.run.id)
             if problem is not None:
                 end = replace(end, error_message=problem)
         if end.exit_code == 0 and end.stopped_for is None and end.error_message is None:

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from headrace.engine import steplog
 from headrace.engine.processes import kill_group, process_start_time
 from headrace.engine.reaper import read_exit_record, reaped_argv
 from headrace.errors import ConfigError
@@ -38,7 +39,13 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalExecutor", "LocalProcess", "logger_argv", "open_log", "wait_for_logger"]
 
-STEPLOG = str(Path(__file__).parent.parent / "steplog.py")
+# How a step starts its logger: importing engine/steplog.py (from its folder, as a top-level
+# module) rather than running it as a script, which Python would compile at every start
+# (milliseconds); an import reads the byte code the agent's own import cached.
+STEPLOG = (
+    f"import sys; sys.path[0] = {os.path.dirname(steplog.__file__)!r}; import steplog; "
+    "sys.exit(steplog.main(sys.argv[1:]))"
+)
 # How long the agent waits for an ended attempt's logger before reading its logs: it ends
 # within a millisecond of the step, unless a process the step left behind keeps writing.
 LOGGER_WAIT_SECONDS = 3.0
@@ -126,6 +133,12 @@ class LocalExecutor:
             open_log(prepared.stderr_path) as err,
             open_log(prepared.combined_path) as combined,
         ):
+            # Held by the open file, passed to the step: free when the step's logger (the
+            # last to hold it) ends (`wait_for_logger`). Not to be had while the logger of
+            # an earlier attempt still runs (a daemon it left keeps writing): then the
+            # ending waits for that one instead.
+            with contextlib.suppress(OSError):
+                fcntl.flock(combined.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             for log, text in zip((out, err, combined), prepared.log_header(), strict=True):
                 if text:
                     log.write(text)
@@ -207,8 +220,9 @@ def logger_argv(prepared: PreparedStep, log_fd: int) -> list[str]:
     if prepared.in_process:
         snapshot = prepared.snapshot_dir or "-"
         where = [str(log_fd), str(prepared.cwd), snapshot]
-        return [prepared.argv[0], STEPLOG, "run", *where, "--", *prepared.argv[1:]]
-    return [prepared.python, "-S", STEPLOG, "exec", str(log_fd), "-", "-", "--", *prepared.argv]
+        return [prepared.argv[0], "-c", STEPLOG, "run", *where, "--", *prepared.argv[1:]]
+    where = [str(log_fd), "-", "-"]
+    return [prepared.python, "-S", "-c", STEPLOG, "exec", *where, "--", *prepared.argv]
 
 
 def wait_for_logger(path: Path, timeout_seconds: float = LOGGER_WAIT_SECONDS) -> bool:
