@@ -20,9 +20,11 @@ The logger is not the agent's (a local step outlives its agent) and not in the s
 process group: it is in a group of its own (set by both sides of the fork, so before
 either goes on), so a stop of the group (timeout, cancel)
 leaves it to read what is still in the pipes; it ends when every writer has closed them
-(the step and whatever it started). It holds a lock (`flock`) on the combined log's open
-file from before the fork to its end: the agent takes that lock, with a bounded wait,
-before it reads the logs of an ended attempt (`wait_for_logger`).
+(the step and whatever it started). The agent locks (`flock`) the combined log's open
+file before it starts the step; the lock lasts as long as a process holds that open file,
+the logger last (the step's process lets go of it before the script runs): the agent takes
+the lock again, with a bounded wait, before it reads the logs of an ended attempt
+(`wait_for_logger`).
 
 Two ways to start (`MODE`):
 
@@ -38,8 +40,8 @@ this process with the program. This file imports nothing from headrace: it runs 
 step's interpreter, as a top-level module.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` (its import is paid at every step's start): the
+# names only type checkers know are quoted.
 import os
 import sys
 import time
@@ -200,7 +202,7 @@ class _Framed:
         self.closed = True
 
 
-def _framed_stream(channel: int, stream: int, like: TextIO) -> TextIO:
+def _framed_stream(channel: int, stream: int, like: "TextIO") -> "TextIO":
     import io
 
     raw: Any = _Framed(channel, stream)
@@ -224,16 +226,21 @@ def _leave_group(pid: int) -> None:
 
 def _start_logger(log_fd: int, framed: bool) -> None:
     """Fork the logger and leave this process writing into it (fd 1, 2 and, when `framed`,
-    sys.stdout and sys.stderr). The combined log's lock is taken before the fork, so the
-    agent never finds it free while the logger may still write."""
-    import fcntl
+    sys.stdout and sys.stderr). The combined log's open file is locked already (the agent
+    locked it before the start): the lock lasts while any process holds it, the logger last.
 
-    fcntl.flock(log_fd, fcntl.LOCK_EX)
+    The objects made so far are frozen out of the garbage collector's reach first, and the
+    logger collects nothing: a collection touches every object, and each page either side
+    of a fork writes is copied (milliseconds for a whole interpreter)."""
+    import gc
+
+    gc.freeze()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     chan_r, chan_w = os.pipe() if framed else (-1, -1)
     pid = os.fork()
     if pid == 0:  # the logger
+        gc.disable()
         try:
             for fd in (out_w, err_w, chan_w):
                 if fd >= 0:
@@ -303,7 +310,7 @@ def exec_file(path: str, program: str | None = None) -> None:
     exec(code, module.__dict__)  # noqa: S102 (running the user's script is the point)
 
 
-def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+def _user_frames(tb: "TracebackType | None") -> "TracebackType | None":
     """The traceback without this file's (and runpy's) frames at its head."""
     here = os.path.abspath(__file__)
     while tb is not None:
@@ -317,14 +324,14 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
 
 def _snapshot_hook(
     workdir: str, snapshot: str
-) -> Callable[[type[BaseException], BaseException, TracebackType | None], None]:
+) -> "Callable[[type[BaseException], BaseException, TracebackType | None], None]":
     """`sys.excepthook` for the script (unless it sets its own): Python's own display of
     the error, its frames in the working folder renamed to the same files in the
     snapshot's folder, which outlives the attempt (the file names in the display are
     rewritten; the code ran from the working folder, the script's cwd)."""
     folders = {workdir, os.path.realpath(workdir)}
 
-    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    def hook(kind: type[BaseException], exc: BaseException, tb: "TracebackType | None") -> None:
         import traceback
 
         text = "".join(traceback.format_exception(kind, exc, tb))

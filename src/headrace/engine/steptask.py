@@ -117,7 +117,9 @@ class PreparedStep:
         heading = self.heading()
         header = f"{heading}\n" if heading else ""
         notes = "".join(f"headrace: {note}\n" for note in self.notes)
-        combined = combined_lines("headrace", heading) + combined_lines("stderr", notes)
+        combined = b""
+        if heading or notes:
+            combined = combined_lines("headrace", heading) + combined_lines("stderr", notes)
         return header.encode(), (header + notes).encode(), combined
 
     @property

@@ -133,6 +133,12 @@ class LocalExecutor:
             open_log(prepared.stderr_path) as err,
             open_log(prepared.combined_path) as combined,
         ):
+            # Held by the open file, passed to the step: free when the step's logger (the
+            # last to hold it) ends (`wait_for_logger`). Not to be had while the logger of
+            # an earlier attempt still runs (a daemon it left keeps writing): then the
+            # ending waits for that one instead.
+            with contextlib.suppress(OSError):
+                fcntl.flock(combined.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             for log, text in zip((out, err, combined), prepared.log_header(), strict=True):
                 if text:
                     log.write(text)
