@@ -105,7 +105,9 @@ def test_datastore_files_preview_by_kind(files: tuple[str, Path], portal: LiveSe
         {"name": "n", "type": "int64"},
         {"name": "word", "type": "string"},
     ]
-    assert len(parquet["rows"]) == 100 and parquet["rows"][42] == ["42", "w42"]
+    assert len(parquet["rows"]) == 100 and parquet["rows"][42] == [42, "w42"]
+    shown = httpx.get(f"{base}/part.parquet").text
+    assert "Parquet:\n  the first 100 of 250 rows" in shown and "<td>42</td><td>w42</td>" in shown
 
     huge = preview_json(f"{base}/huge.log")
     assert huge["file"]["size"] == 5 * 1024**3

@@ -141,8 +141,9 @@ def browse_runs(
     columns: Sequence[RunColumn] = (),
 ) -> RunPage:
     """The runs matching `where`, sorted, `limit` of them from `offset`, with the last values
-    of the metric `columns`: five statements at most (experiment names, the page, the capped
-    count, the metric values, the metric names the page's runs logged) on one connection."""
+    of the metric `columns`: four statements at most (experiment names, the page, the capped
+    count, which a last page does without, and the page's metric values and names) on one
+    connection."""
     if isinstance(sort, str) and sort not in SORT_KEYS:
         raise ValueError(f"sort must be one of {SORT_KEYS} or a RunColumn, not {sort!r}")
     with db.read_conn() as conn:

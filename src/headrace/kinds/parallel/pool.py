@@ -16,6 +16,7 @@ code -9", or "died (its Ray node was lost)").
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import multiprocessing
 import os
@@ -31,6 +32,9 @@ from headrace.kinds.parallel.worker import serve
 __all__ = ["Event", "LocalPool", "Pool", "StepFailure", "Worker"]
 
 Event = tuple[Any, ...]
+# A worker's pipe of mini-batches holds this much (Linux's default is 64 KB), so sending a
+# worker the batches it is given ahead never waits for it to read: 64 lists of paths.
+_PIPE = 1 << 20
 
 
 class StepFailure(Exception):
@@ -108,6 +112,8 @@ class LocalPool:
     def start(self, number: int) -> Worker:
         tasks_read, tasks_write = os.pipe()
         said_read, said_write = os.pipe()
+        with contextlib.suppress(OSError):  # room for the batches sent ahead (see `_PIPE`)
+            fcntl.fcntl(tasks_write, fcntl.F_SETPIPE_SZ, _PIPE)
         others = sorted(self.own_fds)  # the other workers' pipes, closed in the new one
         process = self.context.Process(
             target=serve,

@@ -263,13 +263,14 @@ class Coordinator:
 
     def nap(self) -> float:
         """How long to sleep before reading what the workers said, rather than wake as each
-        mini-batch ends: half the work every worker has queued, when all have short
-        mini-batches queued (up to `_NAP_SECONDS`; 0.0: wait for the first word). The
+        mini-batch ends: half the work every worker has queued, when all have mini-batches
+        shorter than `_NAP_SECONDS` queued (up to that; 0.0: wait for the first word). The
         results of the mini-batches that end meanwhile are read and committed together."""
         if not self.plan.light or not self.workers:
             return 0.0
         ahead = min(
-            len(w.inflight) * w.pace if w.ready and not w.broken else 0.0 for w in self.workers
+            len(w.inflight) * w.pace if w.ready and not w.broken and w.pace < _NAP_SECONDS else 0.0
+            for w in self.workers
         )
         nap = min(_NAP_SECONDS, ahead / 2)
         return nap if nap >= _NAP_MIN else 0.0

@@ -141,6 +141,13 @@ def _cell(value: Any) -> str:
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
 
 
+def _parquet_cell(value: Any) -> Any:
+    """A number stays one (the page formats it, the full value on hover); the rest as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return _cell(value)
+
+
 def _csv(text: str, delimiter: str, truncated: bool) -> dict[str, Any]:
     reader = csv.reader(text.splitlines(), delimiter=delimiter)
     try:
@@ -188,7 +195,7 @@ def _parquet(source: PreviewSource) -> dict[str, Any]:
         "kind": "table",
         "format": "Parquet",
         "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
-        "rows": [[_cell(r.get(n)) for n in names] for r in records[:TABLE_ROWS]],
+        "rows": [[_parquet_cell(r.get(n)) for n in names] for r in records[:TABLE_ROWS]],
         "total_rows": total,
         "more": total > len(records),
         "types_note": None,
