@@ -38,7 +38,7 @@ def _drive(pool: Any, n: int) -> tuple[float, float]:
     while done < n:
         for worker in workers:
             while inflight[worker.number] < 2 and sent < n:
-                pool.send(worker, sent, [f"item{sent}-{j}" for j in range(10)], 10)
+                pool.send(worker, [(sent, [f"item{sent}-{j}" for j in range(10)], 10)])
                 sent += 1
                 inflight[worker.number] += 1
         for worker, event in pool.events(workers, 1.0):
