@@ -118,6 +118,12 @@ def test_metrics_and_logs_update_live_on_the_step_and_run_pages(
         (gates / "second").write_text("")
     run.wait_for_completion(show_output=False)
     page.locator("#metrics[data-ended='true']").wait_for(timeout=30_000)
+    # The facts the page was loaded without follow the step: command, why, times.
+    page.locator("body[data-step-ended='true']").wait_for(timeout=30_000)
+    page.locator("#step-ended time").wait_for()
+    assert "train.py" in page.locator("#command-line").inner_text()
+    assert "first run of step" in page.locator("#run-reason").inner_text()
+    assert page.locator("#step-started time").count() == 1
 
     # The pane's poll: nothing new after the cursor, the whole pane when asked from 0.
     twin = httpx.get(f"{portal.url}/ui/steps/{step_id}.json").json()

@@ -68,6 +68,30 @@
     } else span.textContent = line;
     return span;
   };
+  // The step's facts (times, why, command) from the page's twin: read when its status changes.
+  const refreshFacts = async () => {
+    try {
+      const response = await fetch(`/ui/steps/${encodeURIComponent(initial.id)}.json`, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const step = (await response.json()).step;
+      document.getElementById("step-started").replaceChildren(headrace.format.timeElement(step.started_at, "not yet"));
+      document.getElementById("step-ended").replaceChildren(headrace.format.timeElement(step.ended_at, "not yet"));
+      document.getElementById("step-duration").textContent = headrace.format.seconds(step.duration_seconds);
+      const reason = document.getElementById("run-reason");
+      if (!step.reused && step.run_reason.summary && reason.textContent.trim() === "not decided yet") {
+        reason.textContent = step.run_reason.summary;
+      }
+      const notYet = document.getElementById("command-not-yet");
+      if (notYet && step.command_line) {
+        const pre = document.createElement("pre");
+        pre.className = "command";
+        pre.id = "command-line";
+        pre.textContent = step.command_line;
+        notYet.replaceWith(pre);
+      }
+      window.headraceStepPage.factReads = (window.headraceStepPage.factReads || 0) + 1;
+    } catch (err) { /* the server restarting: the next change tries again */ }
+  };
   const partial = {};  // a line of the combined log not ended yet
   const badge = document.getElementById("step-status");
   const base = `/ui/steps/${encodeURIComponent(initial.id)}/log/`;
@@ -103,10 +127,13 @@
           badge.dataset.status = chunk.status;
           badge.className = "status " + headrace.statusClass(chunk.status);
           badge.textContent = chunk.status;
+          refreshFacts();
         }
       }
     } catch (err) { /* the server restarting: try again */ }
     window.headraceStepPage.polls += 1;
+    // Facts the page was loaded without (a step planned, not started yet): every 3 s till set.
+    if (document.getElementById("command-not-yet") && window.headraceStepPage.polls % 3 === 0) refreshFacts();
     // One more read after the step ends, so its last lines show; then stop.
     if (active) timer = setTimeout(tick, 1000);
     else if (timer !== "last") { timer = "last"; setTimeout(tick, 300); }
