@@ -18,7 +18,8 @@ the steps' arguments (new fingerprints, so steps run) except W3.
 
 Floors, measured in the same run: `python -c pass` (W0, W3); 22 of them in a row (W1); 51 of
 them 2 at a time (W2); `np.save` of the same array in one process then `np.load` in another
-(W4; a new file each time, kept as a pipeline keeps its outputs, alternated with W4's runs). Then the CLI: `headrace run list` and `headrace run show` (W1's run) from a fresh shell.
+(W4; a new file each time, kept as a pipeline keeps its outputs, alternated with W4's runs).
+Then the CLI: `headrace run list` and `headrace run show` (W1's run) from a fresh shell.
 """
 
 from __future__ import annotations
