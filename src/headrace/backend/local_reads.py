@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalReads", "open_local_reads"]
 
-# Graphs are immutable (keyed by the hash of their JSON): parsed once per process.
-_graphs: dict[str, Graph] = {}
 # What only some commands need (files, graphs, starting an agent) is imported when asked.
 
 
@@ -110,13 +108,9 @@ class LocalReads:
         return self.reader.resolve_run_id(prefix)
 
     def get_graph(self, graph_id: str) -> Graph:
-        from headrace.graph.model import Graph
+        from headrace.engine.graphs import load_graph
 
-        graph = _graphs.get(graph_id)
-        if graph is None:
-            raw = self.reader.get_graph(graph_id)
-            graph = _graphs[graph_id] = Graph.from_dict(raw, stored=True)
-        return graph
+        return load_graph(self.reader, graph_id)
 
     def list_step_runs(self, pipeline_run_id: str) -> list[StepRunRecord]:
         return self.reader.list_step_runs(pipeline_run_id)

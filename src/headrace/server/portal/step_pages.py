@@ -13,7 +13,7 @@ the artifact store, whose own checks refuse names that leave the run's folder.
 from __future__ import annotations
 
 import shlex
-import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +22,7 @@ from fastapi import Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from headrace.engine.environments import describe_environment
+from headrace.engine.graphs import cached_graphs, graph_from_store
 from headrace.graph.model import Graph, StepNode
 from headrace.kinds import settings_text, step_title
 from headrace.kinds.parallel.progress import progress_view
@@ -48,31 +49,22 @@ OUTPUT_FILES_SHOWN = 50
 LOGS = {"log": COMBINED_LOG, "stdout": STDOUT_LOG, "stderr": STDERR_LOG}
 LOG_TITLES = {"log": "stdout and stderr, in order", "stdout": "stdout", "stderr": "stderr"}
 
-# Parsed graphs by id. A graph id is the hash of its JSON, so an entry never goes stale; the
-# pages pass the ids held here to the store, which then skips reading those graphs.
-_GRAPHS: dict[str, Graph] = {}
-_GRAPHS_LIMIT = 64
-_graphs_lock = threading.Lock()
 
-
-def known_graphs() -> dict[str, Graph]:
-    return _GRAPHS
+def known_graphs() -> Mapping[str, Graph]:
+    """The graphs this process holds (engine/graphs.py): the pages pass their ids to the
+    store, which then skips reading those graphs."""
+    return cached_graphs()
 
 
 def graph_of(request: Request, graph_id: str, raw: dict[str, Any] | None) -> Graph:
-    """The graph `graph_id`: cached, else parsed from `raw` (what the store read)."""
-    graph = _GRAPHS.get(graph_id)
+    """The graph `graph_id`: held, else parsed from `raw` (what the store read)."""
+    graph = cached_graphs().get(graph_id)
     if graph is not None:
         return graph
     if raw is None:  # dropped from the cache since the store was asked: read it again
         found: Graph = state(request).backend.get_graph(graph_id)
         return found
-    graph = Graph.from_dict(raw)
-    with _graphs_lock:
-        if len(_GRAPHS) >= _GRAPHS_LIMIT:
-            _GRAPHS.pop(next(iter(_GRAPHS)))  # the oldest entry
-        _GRAPHS[graph_id] = graph
-    return graph
+    return graph_from_store(graph_id, raw)
 
 
 def _no_step(step_run_id: str) -> PortalError:
@@ -284,7 +276,7 @@ def _step_facts(step: StepRunRecord) -> dict[str, Any]:
 def step_page(request: Request, _viewer: ViewerDep, step_run_id: str) -> Response:
     """A step run: facts, why it ran, data, logs, metrics, files."""
     backend = state(request).backend
-    view = read_step_view(state(request).store.meta, step_run_id, _GRAPHS)
+    view = read_step_view(state(request).store.meta, step_run_id, known_graphs())
     if view is None:
         raise _no_step(step_run_id)
     step, run = view.step, view.run
