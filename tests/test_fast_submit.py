@@ -235,6 +235,56 @@ def test_the_agent_refuses_another_user(warm: Path) -> None:
     assert "items" not in answer
 
 
+def test_another_users_listener_at_the_agents_address_gets_nothing(
+    tmp_path: Path, source: Path
+) -> None:
+    """An abstract address has no permissions: a process of another user listening there
+    first would read every submit. The SDK checks who listens and opens the store instead."""
+    root = tmp_path / "taken"
+    Workspace.create("fast", path=root, show_output=False).close()
+    impostor = textwrap.dedent(
+        f"""
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind({request_address(root)!r}); s.listen(8)
+        print("listening", flush=True)
+        got = b""
+        while not sys.stdin.readline().startswith("stop"):
+            pass
+        s.setblocking(False)
+        while True:
+            try:
+                conn, _ = s.accept()
+            except BlockingIOError:
+                break
+            conn.settimeout(2)
+            try:
+                got += conn.recv(65536)
+            except OSError:
+                pass
+        print(repr(got), flush=True)
+        """
+    )
+    listener = subprocess.Popen(
+        ["/usr/bin/python3", "-c", impostor],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        user="nobody",
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert listener.stdout is not None and listener.stdin is not None
+    try:
+        assert listener.stdout.readline().strip() == "listening"
+        result, _ = submit_in_fresh_process(root, source)
+    finally:
+        out, _ = listener.communicate("stop\n", timeout=30)
+        stop_agents(root)
+    assert result["status"] == Status.FINISHED
+    assert out.strip() == "b''"  # connected (perhaps), told nothing
+
+
 @pytest.mark.parametrize("committed", [True, False], ids=["queued-then-died", "died-first"])
 def test_an_agent_dying_during_a_submit_queues_the_run_once(
     tmp_path: Path, source: Path, committed: bool

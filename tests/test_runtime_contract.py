@@ -14,6 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pathspec
+
 from headrace import (
     CommandStep,
     DataReference,
@@ -27,6 +29,7 @@ from headrace import (
     StepRun,
     Workspace,
 )
+from headrace.engine.snapshots import ALWAYS_IGNORED
 
 PROBE = textwrap.dedent(
     """
@@ -104,9 +107,25 @@ def test_cwd_is_a_snapshot_honouring_ignore_files(ws: Workspace, tmp_path: Path)
         tmp_path / "gitonly",
         {"probe.py": PROBE, ".gitignore": "*.log\n", "train.log": "no", "keep.txt": "k"},
     )
+    # No ignore file: only the built-in patterns, matched without pathspec (snapshots.py).
+    plain_files = {
+        "probe.py": PROBE,
+        "keep.txt": "k",
+        "notes.pyc.txt": "k",
+        "pkg/module.py": "x = 1",
+        "pkg/__pycache__/module.cpython-311.pyc": "no",
+        "top.pyc": "no",
+        "data.pyc/inside.txt": "no",  # *.pyc names folders too
+        ".git/config": "no",
+        "deep/er/.ipynb_checkpoints/a.txt": "no",
+        "deep/er/kept.txt": "k",
+        "__pycache__.txt": "k",
+    }
+    plain = write_source(tmp_path / "plain", plain_files)
     a = PythonScriptStep("probe.py", name="both", source_directory=str(both))
     b = PythonScriptStep("probe.py", name="gitonly", source_directory=str(git))
-    run = run_ok(ws, Pipeline(ws, steps=[a, b]))
+    c = PythonScriptStep("probe.py", name="plain", source_directory=str(plain))
+    run = run_ok(ws, Pipeline(ws, steps=[a, b, c]))
 
     seen = probe_of(run.find_step_run("both")[0])
     assert seen["files"] == sorted(
@@ -123,6 +142,12 @@ def test_cwd_is_a_snapshot_honouring_ignore_files(ws: Workspace, tmp_path: Path)
     assert Path(seen["cwd"]).resolve() != both.resolve()
     seen = probe_of(run.find_step_run("gitonly")[0])
     assert seen["files"] == [".gitignore", "keep.txt", "probe.py"]
+    seen = probe_of(run.find_step_run("plain")[0])
+    kept = [name for name, text in plain_files.items() if text != "no"]
+    assert seen["files"] == sorted(kept)
+    # The same as pathspec's own matching of the built-in patterns.
+    spec = pathspec.GitIgnoreSpec.from_lines(ALWAYS_IGNORED)
+    assert sorted(spec.match_files(plain_files, negate=True)) == sorted(kept)
 
 
 def test_editing_the_source_after_submit_does_not_change_what_steps_see(

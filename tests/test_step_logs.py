@@ -4,7 +4,11 @@ order they were written, a subprocess's output and a hard crash's included), ret
 in order under a heading each, why the step ran as the first line of its live stream, and
 tracebacks naming files that still exist.
 
-One pipeline of independent steps (continue_on_step_failure) runs once for the module.
+One pipeline of independent steps (continue_on_step_failure) runs once for each logger: the
+shared log server (engine/logreader.py), and each step's own (`HEADRACE_STEP_LOG_SERVER=0`,
+what steps fall back to when no server takes their output). Either way, a Python script
+runs from the byte code the agent compiled for it (executors/scriptcode.py) and looks to
+itself exactly as under `python script.py`.
 """
 
 from __future__ import annotations
@@ -70,6 +74,21 @@ SCRIPTS = {
         print("calling the helper")
         helper.fail()
     """,
+    # What a script sees of itself: its file as Python names it, in every code object.
+    "itself": """
+        import os, sys
+        def nested():
+            return sys._getframe().f_code.co_filename
+        here = sys._getframe().f_code.co_filename
+        assert here == __file__ == nested() == os.path.abspath(sys.argv[0]), (here, __file__)
+        assert __name__ == "__main__" and sys.path[0] == os.path.dirname(__file__)
+        print("caf\u00e9 as itself:", os.path.basename(__file__))
+    """,
+    "syntax": """
+        print("never runs")
+        def broken(:
+            pass
+    """,
 }
 # A command is started through the same logger (then exec'd): fd-level writes, in the order
 # they arrive (a pause between them, as between the lines of a real program).
@@ -94,8 +113,15 @@ class Ran:
         return text.decode().splitlines()
 
 
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
+@pytest.fixture(scope="module", params=["log server", "own logger"])
+def ran(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
+    with pytest.MonkeyPatch.context() as patch:
+        # The detached agent the submit starts inherits this process's environment.
+        patch.setenv("HEADRACE_STEP_LOG_SERVER", "1" if request.param == "log server" else "0")
+        yield from _ran(tmp_path_factory)
+
+
+def _ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
     root = tmp_path_factory.mktemp("steplogs")
     ws = Workspace.create("steplogs", path=root / "ws", show_output=False)
     steps: list[PythonScriptStep | CommandStep] = [CommandStep(name="command", command=COMMAND)]
@@ -227,3 +253,17 @@ def test_a_traceback_names_the_snapshot_files_which_exist(ran: Ran) -> None:
         )
     assert not os.access(files[0][0], os.W_OK) or os.geteuid() == 0  # read-only copies
     assert 'File "/' in ran.step("broken").get_stderr_log()
+
+
+def test_a_script_sees_itself_as_under_python_script_py(ran: Ran) -> None:
+    step = ran.step("itself")
+    assert step.get_status() == "Finished", step.get_stderr_log()
+    assert step.get_stdout_log() == "caf\u00e9 as itself: job.py\n"
+
+
+def test_a_syntax_error_is_reported_as_python_reports_it(ran: Ran) -> None:
+    step = ran.step("syntax")
+    assert step.get_status() == "Failed"
+    stderr = step.get_stderr_log()
+    assert "SyntaxError" in stderr and "job.py" in stderr and "line 3" in stderr, stderr
+    assert "never runs" not in step.get_stdout_log()

@@ -50,6 +50,13 @@ def agent_requests_enabled() -> bool:
     return raw.strip().lower() not in {"0", "false", "no"}
 
 
+def step_log_server_enabled() -> bool:
+    """Whether local steps' output goes to the shared log server (engine/logreader.py);
+    `HEADRACE_STEP_LOG_SERVER=0` makes every step fork a logger of its own."""
+    raw = os.environ.get("HEADRACE_STEP_LOG_SERVER", "1")
+    return raw.strip().lower() not in {"0", "false", "no"}
+
+
 def agent_poll_seconds() -> float:
     """How often an agent looks for new runs and cancel requests."""
     return _float("HEADRACE_AGENT_POLL_SECONDS", 0.05)

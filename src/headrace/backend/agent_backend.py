@@ -101,8 +101,10 @@ class AgentBackend:
         try:
             self._conn = AgentConnection(self.root)
             return self._conn
-        except AgentUnavailable:
-            pass
+        except AgentUnavailable as exc:
+            if exc.refused:  # not an agent of ours listening there
+                self._give_up(exc)
+                return None
         if self._spawned_at is not None and not started_agent_running():
             self._spawned_at = None  # the one started for this pipeline exited since (idle)
         if self._spawned_at is None and ensure_agent(self.root):
@@ -115,11 +117,12 @@ class AgentBackend:
             try:
                 self._conn = AgentConnection(self.root)
                 return self._conn
-            except AgentUnavailable:
+            except AgentUnavailable as exc:
                 now = time.monotonic()
                 # The agent this process started has exited: it will not listen.
-                if now >= deadline or (started is not None and not started_agent_running()):
-                    self._give_up()
+                gone = started is not None and not started_agent_running()
+                if exc.refused or now >= deadline or gone:
+                    self._give_up(exc if exc.refused else None)
                     return None
                 time.sleep(0.005)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import struct
 import sys
@@ -163,6 +164,13 @@ class AgentConnection:
                     raise AgentUnavailable(f"no agent listens: {exc}") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
+        # An abstract address has no file permissions: a process of another user could
+        # listen there first and would read what this one submits. Only our own answers.
+        if peer_uid(sock) != os.getuid():
+            sock.close()
+            raise AgentUnavailable(
+                "another user's process listens at the agent's address", refused=True
+            )
         self._sock: socket.socket | None = sock
         self._identity = identity()
         self.used = False  # it answered a request (so it may be stale: its agent may be gone)

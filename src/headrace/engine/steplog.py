@@ -1,105 +1,63 @@
-"""The step's own start: one chronological log of what it prints (`user_logs/std_log.txt`).
+"""The step's own start: its output framed for the combined log, the script run in-process.
 
-A local step starts as `python -c "import steplog ..." ...` (engine/executors/local.py:
-imported from this folder, so its byte code is cached), and before any user
-code runs, this makes a pipe for its stdout and one for its stderr, and forks a logger (a
-copy of this small process: about a millisecond) that reads them and writes three files:
+A local step's output is read by a logger (engine/logreader.py), which writes
+`user_logs/stdout.txt` and `stderr.txt` byte for byte and `user_logs/std_log.txt`, every
+line with its time and stream in the order received. Usually the logger is the shared log
+server, and the agent hands it the step's pipes before the start; when none could take
+them, the step forks a logger of its own here, before any user code runs.
 
-- `user_logs/stdout.txt` and `user_logs/stderr.txt`, byte for byte what the step wrote
-  (the step's fd 1 and 2 as the agent opened them, kept by the logger);
-- `user_logs/std_log.txt`: every line with its time (UTC, ISO 8601, milliseconds) and its
-  stream, stdout and stderr interleaved in the order the logger received them.
-
-What the Python process itself prints (`print`, `sys.stderr`, logging, the final traceback)
+A Python script run by the submitter's Python starts as `python -c "import steplog ..."`
+(engine/executors/local.py: imported from this folder, so its byte code is cached): what
+the Python process itself prints (`print`, `sys.stderr`, logging, the final traceback)
 goes through one channel, frames tagged with their stream (`sys.stdout`/`sys.stderr` are
 replaced, still answering `fileno()` 1 and 2), so its order is exact however fast stdout
-and stderr alternate. Writes to fd 1 and 2 themselves (subprocesses, C code) go through the
-pipes and are ordered by arrival.
+and stderr alternate. Writes to fd 1 and 2 themselves (subprocesses, C code) go through
+their pipes and are ordered by arrival.
 
-The logger is not the agent's (a local step outlives its agent) and not in the step's
-process group: it is in a group of its own (set by both sides of the fork, so before
-either goes on), so a stop of the group (timeout, cancel)
-leaves it to read what is still in the pipes; it ends when every writer has closed them
-(the step and whatever it started). The agent locks (`flock`) the combined log's open
-file before it starts the step; the lock lasts as long as a process holds that open file,
-the logger last (the step's process lets go of it before the script runs): the agent takes
-the lock again, with a bounded wait, before it reads the logs of an ended attempt
-(`wait_for_logger`).
+Three ways to start (`MODE`):
 
-Two ways to start (`MODE`):
+    python -c "...steplog.main(...)" attached CHANNEL_FD WORKDIR SNAPSHOT CODE_FD -- script args
+    python -c "...steplog.main(...)" run LOG_FD WORKDIR SNAPSHOT CODE_FD -- script.py args
+    python -S -c "...steplog.main(...)" exec LOG_FD - - -1 -- program args
 
-    python -c "...steplog.main(sys.argv[1:])" run LOG_FD WORKDIR SNAPSHOT -- script.py args
-    python -S -c "...steplog.main(sys.argv[1:])" exec LOG_FD - - -- program args
+`attached`: the log server reads the pipes (fd 1 and 2 are pipes already, CHANNEL_FD the
+channel's write end); this process frames its output and runs the script. `run` and
+`exec` fork the step's own logger first (LOG_FD: the combined log's open file, which the
+agent locked before the start; the lock lasts while a process holds that open file, the
+logger last, and the agent takes it again, with a bounded wait, before it reads the logs
+of an ended attempt: `wait_for_logger`). The own logger is not in the step's process
+group but in a group of its own (set by both sides of the fork, so before either goes
+on): a stop of the group (timeout, cancel) leaves it to read what is still in the pipes.
 
-`run` (a Python step in the submitter's Python) then runs the script in this process, as
-`python script.py` would (sys.argv, sys.path[0], `__main__`); a traceback the script ends
-with names its files under SNAPSHOT (the snapshot's folder under the workspace, which the
-agent makes when the step fails) instead of WORKDIR (the attempt's working folder, deleted
-after it). `exec` (a CommandStep, a step of a kind, a step in an environment) replaces
-this process with the program. This file imports nothing from headrace: it runs in the
-step's interpreter, as a top-level module.
+`attached` and `run` (a Python step in the submitter's Python) run the script in this
+process, as `python script.py` would (sys.argv, sys.path[0], `__main__`); a traceback the
+script ends with names its files under SNAPSHOT (the snapshot's folder under the
+workspace, which the agent makes when the step fails) instead of WORKDIR (the attempt's
+working folder, deleted after it), and CODE_FD holds its code compiled by the agent
+(executors/scriptcode.py; -1: none). `exec` (a CommandStep, a step of a kind, a step in an
+environment) replaces this process with the program (with the log server, such a step
+starts its program directly). This file imports nothing from headrace: it runs in the
+step's interpreter, as a top-level module, beside logreader.py.
 """
 
 # No `from __future__ import annotations` (its import is paid at every step's start): the
 # names only type checkers know are quoted.
 import os
 import sys
-import time
 
 TYPE_CHECKING = False  # typing's own flag would cost importing typing at every start
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
+    from types import CodeType, TracebackType
     from typing import Any, TextIO
 
-__all__ = ["exec_file", "format_prefix", "main"]
+__all__ = ["FRAME_HEADER", "FRAME_MAX", "exec_file", "main", "write_all"]
 
 FRAME_HEADER = 5  # stream (1 byte) + length (4 bytes); a frame fits in PIPE_BUF
 FRAME_MAX = 4096 - FRAME_HEADER
-STREAM_NAMES = {1: b"stdout", 2: b"stderr"}
-IDLE_FLUSH_SECONDS = 0.5  # a line without its newline yet is written after this long
 
 
-def format_prefix(when: float) -> bytes:
-    """`2026-12-08T00:11:30.123Z`: the time at the head of each line of the combined log."""
-    seconds = int(when)
-    return b"%s.%03dZ" % (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)).encode(),
-        int((when - seconds) * 1000),
-    )
-
-
-class _Lines:
-    """The combined log: complete lines, each stamped with its time and stream."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.partial: dict[int, bytes] = {}
-
-    def add(self, stream: int, data: bytes) -> None:
-        other = 3 - stream
-        if self.partial.get(other):
-            self.flush_partial(other)  # the other stream goes on: keep the order
-        data = self.partial.pop(stream, b"") + data
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        if rest:
-            self.partial[stream] = rest
-        if lines:
-            self._write(stream, lines)
-
-    def flush_partial(self, stream: int | None = None) -> None:
-        for key in [stream] if stream is not None else [1, 2]:
-            rest = self.partial.pop(key, b"")
-            if rest:
-                self._write(key, [rest])
-
-    def _write(self, stream: int, lines: list[bytes]) -> None:
-        head = format_prefix(time.time()) + b" " + STREAM_NAMES[stream] + b" "
-        _write_all(self.fd, b"".join(head + line + b"\n" for line in lines))
-
-
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         try:
@@ -109,57 +67,6 @@ def _write_all(fd: int, data: bytes) -> None:
         except OSError:
             return  # a full disk: the step goes on, its log is short
         view = view[written:]
-
-
-def _logger(channel: int, pipes: dict[int, int], log_fd: int) -> None:
-    """Read the step's channel and pipes until every writer is gone; write the three logs."""
-    import _signal  # type: ignore[import-not-found]  # `signal` imports enum: milliseconds
-    import select
-
-    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
-        _signal.signal(sig, _signal.SIG_IGN)  # a stop of the step is no reason to stop reading
-    _leave_group(0)
-    lines = _Lines(log_fd)
-    poller = select.poll()
-    sources = {fd: stream for stream, fd in pipes.items()}
-    if channel >= 0:
-        sources[channel] = 0
-    for fd in sources:
-        poller.register(fd, select.POLLIN)
-    framed = b""
-    while sources:
-        ready = poller.poll(IDLE_FLUSH_SECONDS * 1000 if lines.partial else None)
-        if not ready:
-            lines.flush_partial()
-            continue
-        # The pipes first: when both have news, the pipes' is most likely older (a child
-        # prints and ends, then the script, its wait over, prints at once; the other way
-        # round, a child takes a millisecond or more to start printing).
-        for fd, _ in sorted(ready, key=lambda item: item[0] == channel):
-            try:
-                data = os.read(fd, 65536)
-            except InterruptedError:
-                continue
-            if not data:
-                poller.unregister(fd)
-                del sources[fd]
-                continue
-            stream = sources[fd]
-            if stream:
-                _write_all(stream, data)
-                lines.add(stream, data)
-                continue
-            framed += data
-            while len(framed) >= FRAME_HEADER:
-                size = int.from_bytes(framed[1:FRAME_HEADER], "little")
-                if len(framed) < FRAME_HEADER + size:
-                    break
-                stream, payload = framed[0], framed[FRAME_HEADER : FRAME_HEADER + size]
-                framed = framed[FRAME_HEADER + size :]
-                if stream in (1, 2):
-                    _write_all(stream, payload)
-                    lines.add(stream, payload)
-    lines.flush_partial()
 
 
 class _Framed:
@@ -177,7 +84,7 @@ class _Framed:
         tag = bytes([self.stream])
         for start in range(0, len(view), FRAME_MAX):
             chunk = view[start : start + FRAME_MAX]
-            _write_all(self.channel, tag + len(chunk).to_bytes(4, "little") + chunk)
+            write_all(self.channel, tag + len(chunk).to_bytes(4, "little") + chunk)
         return len(view)
 
     def fileno(self) -> int:
@@ -245,7 +152,7 @@ def _start_logger(log_fd: int, framed: bool) -> None:
             for fd in (out_w, err_w, chan_w):
                 if fd >= 0:
                     os.close(fd)
-            _logger(chan_r, {1: out_r, 2: err_r}, log_fd)
+            _read_alone(chan_r, {1: out_r, 2: err_r}, log_fd)
         finally:
             os._exit(0)
     _leave_group(pid)  # here too: whichever runs first, the group kill cannot reach it
@@ -255,15 +162,34 @@ def _start_logger(log_fd: int, framed: bool) -> None:
         if fd >= 0:
             os.close(fd)
     if framed:
-        os.set_inheritable(chan_w, False)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        sys.stdout = _framed_stream(chan_w, 1, sys.stdout)
-        sys.stderr = _framed_stream(chan_w, 2, sys.stderr)
+        _frame_output(chan_w)
 
 
-def _run_script(args: list[str], workdir: str, snapshot: str) -> int:
-    """Run `script args` (or `-m module args`) as `python` would, in this process."""
+def _read_alone(channel: int, pipes: "dict[int, int]", log_fd: int) -> None:
+    """The own logger's life: reading until every writer is gone (logreader.read_alone),
+    out of reach of a stop of the step."""
+    import _signal  # type: ignore[import-not-found]  # `signal` imports enum: milliseconds
+
+    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        _signal.signal(sig, _signal.SIG_IGN)  # a stop of the step is no reason to stop reading
+    _leave_group(0)
+    import logreader  # type: ignore[import-not-found]
+
+    logreader.read_alone(pipes, channel, log_fd)
+
+
+def _frame_output(channel: int) -> None:
+    """`sys.stdout` and `sys.stderr` as frames on `channel` (its write end)."""
+    os.set_inheritable(channel, False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.stdout = _framed_stream(channel, 1, sys.stdout)
+    sys.stderr = _framed_stream(channel, 2, sys.stderr)
+
+
+def _run_script(args: list[str], workdir: str, snapshot: str, code_fd: int) -> int:
+    """Run `script args` (or `-m module args`) as `python` would, in this process (the
+    script's code compiled already in `code_fd` when it is not -1)."""
     target: Callable[[], object]
     if args[0] == "-m":
         import runpy
@@ -275,7 +201,7 @@ def _run_script(args: list[str], workdir: str, snapshot: str) -> int:
         path = os.path.abspath(args[0])
         sys.path[0] = os.path.dirname(os.path.realpath(path))
         sys.argv[:] = [args[0], *args[1:]]
-        target = lambda: exec_file(path)  # noqa: E731
+        target = lambda: exec_file(path, code=_compiled(code_fd, path))  # noqa: E731
     if snapshot != "-":
         sys.excepthook = _snapshot_hook(workdir, snapshot)
     try:
@@ -289,25 +215,52 @@ def _run_script(args: list[str], workdir: str, snapshot: str) -> int:
     return 0
 
 
-def exec_file(path: str, program: str | None = None) -> None:
+def exec_file(path: str, program: str | None = None, code: "CodeType | None" = None) -> None:
     """Execute `path` as `__main__`, as `python path` does (`program` names who cannot open
-    it). headrace.v1 has its own: importing this from there would load the engine package
-    at every launch."""
-    try:
-        with open(path, "rb") as source_file:
-            source = source_file.read()
-    except OSError as exc:
-        sys.stderr.write(
-            f"{program or sys.executable}: can't open file {path!r}: "
-            f"[Errno {exc.errno}] {exc.strerror}\n"
-        )
-        raise SystemExit(2) from None
+    it; `code`: its code, compiled already). headrace.v1 has its own: importing this from
+    there would load the engine package at every launch."""
+    if code is None:
+        try:
+            with open(path, "rb") as source_file:
+                source = source_file.read()
+        except OSError as exc:
+            sys.stderr.write(
+                f"{program or sys.executable}: can't open file {path!r}: "
+                f"[Errno {exc.errno}] {exc.strerror}\n"
+            )
+            raise SystemExit(2) from None
+        code = compile(source, path, "exec", dont_inherit=True)
     module = type(sys)("__main__")
     module.__file__ = path
     module.__builtins__ = __builtins__  # type: ignore[attr-defined]
     sys.modules["__main__"] = module
-    code = compile(source, path, "exec", dont_inherit=True)
     exec(code, module.__dict__)  # noqa: S102 (running the user's script is the point)
+
+
+def _compiled(code_fd: int, path: str) -> "CodeType | None":
+    """The script's code the agent compiled (executors/scriptcode.py), when it is there,
+    of this Python's version, and of `path`; else None (this process compiles it)."""
+    if code_fd < 0:
+        return None
+    try:
+        size = os.fstat(code_fd).st_size
+        data = os.pread(code_fd, size, 0)
+        os.close(code_fd)
+    except OSError:
+        return None
+    magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+    if not data.startswith(magic):
+        return None
+    import marshal
+
+    try:
+        # The agent's own marshalling, in a memory file only it and this process hold.
+        code = marshal.loads(memoryview(data)[len(magic) :])  # noqa: S302
+    except (EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(code, type(_compiled.__code__)) or code.co_filename != path:
+        return None
+    return code
 
 
 def _user_frames(tb: "TracebackType | None") -> "TracebackType | None":
@@ -344,9 +297,12 @@ def _snapshot_hook(
 
 
 def main(argv: list[str]) -> int:
-    mode, log_fd, workdir, snapshot = argv[:4]
-    args = argv[5:]  # after "--"
-    _start_logger(int(log_fd), framed=mode == "run")
+    mode, fd, workdir, snapshot, code_fd = argv[:5]
+    args = argv[6:]  # after "--"
+    if mode == "attached":
+        _frame_output(int(fd))
+        return _run_script(args, workdir, snapshot, int(code_fd))
+    _start_logger(int(fd), framed=mode == "run")
     if mode == "exec":
         import _signal
 
@@ -358,7 +314,7 @@ def main(argv: list[str]) -> int:
         except OSError as exc:
             os.write(2, f"cannot start {args[0]}: {exc.strerror}\n".encode())
             return 127
-    return _run_script(args, workdir, snapshot)
+    return _run_script(args, workdir, snapshot, int(code_fd))
 
 
 if __name__ == "__main__":

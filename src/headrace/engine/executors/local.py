@@ -1,9 +1,11 @@
 """`LocalExecutor`: runs each step as a process group on this machine, under a reaper.
 
-Each step starts through its logger (engine/steplog.py): the step's own process forks it
-before any user code runs, and it writes `stdout.txt`, `stderr.txt` and the combined
-`std_log.txt` as the step prints (no pump in the agent: the logs are on disk at once, and a
-step outlives its agent). Each step gets its own process group so cancel, timeout and crash
+A step's output goes through pipes to a logger (engine/logreader.py) that writes
+`stdout.txt`, `stderr.txt` and the combined `std_log.txt` as the step prints (no pump in
+the agent: the logs are on disk at once, and a step outlives its agent): the shared log
+server, which the agent hands the pipes before the start (executors/logserver.py), or,
+when none takes them, a logger the step's own process forks before any user code runs
+(engine/steplog.py). Each step gets its own process group so cancel, timeout and crash
 recovery can stop it together with anything it started (the logger is outside it, to read
 what a killed step left in its pipes). With a
 `Sandbox` (engine.isolation) the step starts confined to its own folders, maybe as another
@@ -28,7 +30,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from headrace.engine import steplog
+from headrace.engine.executors.logserver import ENGINE_DIR, StepPipes, hand_over
+from headrace.engine.executors.scriptcode import close_quietly, compiled_script
 from headrace.engine.processes import kill_group, process_start_time
 from headrace.engine.reaper import read_exit_record, reaped_argv
 from headrace.errors import ConfigError
@@ -37,13 +40,13 @@ if TYPE_CHECKING:
     from headrace.engine.isolation import Sandbox
     from headrace.engine.runtime import PreparedStep
 
-__all__ = ["LocalExecutor", "LocalProcess", "logger_argv", "open_log", "wait_for_logger"]
+__all__ = ["LocalExecutor", "LocalProcess", "open_log", "step_argv", "wait_for_logger"]
 
-# How a step starts its logger: importing engine/steplog.py (from its folder, as a top-level
-# module) rather than running it as a script, which Python would compile at every start
-# (milliseconds); an import reads the byte code the agent's own import cached.
+# How a step starts: importing engine/steplog.py (from its folder, as a top-level module)
+# rather than running it as a script, which Python would compile at every start
+# (milliseconds); an import reads the byte code the install compiled.
 STEPLOG = (
-    f"import sys; sys.path[0] = {os.path.dirname(steplog.__file__)!r}; import steplog; "
+    f"import sys; sys.path[0] = {ENGINE_DIR!r}; import steplog; "
     "sys.exit(steplog.main(sys.argv[1:]))"
 )
 # How long the agent waits for an ended attempt's logger before reading its logs: it ends
@@ -133,26 +136,39 @@ class LocalExecutor:
             open_log(prepared.stderr_path) as err,
             open_log(prepared.combined_path) as combined,
         ):
-            # Held by the open file, passed to the step: free when the step's logger (the
-            # last to hold it) ends (`wait_for_logger`). Not to be had while the logger of
-            # an earlier attempt still runs (a daemon it left keeps writing): then the
-            # ending waits for that one instead.
+            # Held by the open file, passed to the step's logger: free when it (the last
+            # to hold it) ends (`wait_for_logger`). Not to be had while the logger of an
+            # earlier attempt still runs (a daemon it left keeps writing): then the ending
+            # waits for that one instead.
             with contextlib.suppress(OSError):
                 fcntl.flock(combined.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             for log, text in zip((out, err, combined), prepared.log_header(), strict=True):
                 if text:
                     log.write(text)
                     log.flush()
-            record = prepared.exit_record
-            argv = reaped_argv(logger_argv(prepared, combined.fileno()), record)
-            popen = spawn(prepared, argv, out, err, self.sandbox, combined.fileno())
+            files = (out.fileno(), err.fileno(), combined.fileno())
+            pipes = hand_over(files, framed=prepared.in_process)
+            code_fd = None
+            if prepared.in_process:
+                code_fd = compiled_script(prepared.argv, prepared.cwd, prepared.env)
+            argv, passed = step_argv(prepared, pipes, combined.fileno(), code_fd)
+            argv = reaped_argv(argv, prepared.exit_record)
+            try:
+                if pipes is None:
+                    popen = spawn(prepared, argv, out, err, self.sandbox, passed)
+                else:
+                    popen = spawn(prepared, argv, pipes.out, pipes.err, self.sandbox, passed)
+            finally:
+                if pipes is not None:
+                    pipes.close()  # the step has them now
+                close_quietly(code_fd)
         if self.nice > 0:
             # Set on the step's new process group right after the start rather than in the
             # child (a preexec_fn would turn every spawn into a full fork).
             with contextlib.suppress(OSError):
                 mine = os.getpriority(os.PRIO_PROCESS, 0)
                 os.setpriority(os.PRIO_PGRP, popen.pid, min(19, mine + self.nice))
-        return LocalProcess(popen, record)
+        return LocalProcess(popen, prepared.exit_record)
 
 
 def _check_program(prepared: PreparedStep) -> None:
@@ -175,14 +191,15 @@ def _check_program(prepared: PreparedStep) -> None:
 def spawn(
     prepared: PreparedStep,
     argv: list[str],
-    out: io.BufferedWriter,
-    err: io.BufferedWriter,
+    out: io.BufferedWriter | int,
+    err: io.BufferedWriter | int,
     sandbox: Sandbox | None,
-    log_fd: int,
+    pass_fds: tuple[int, ...],
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` as the step's process: a new session, its logs as stdout and stderr
-    (and `log_fd`, the combined log, for its logger), confined by `sandbox` when there is
-    one. The one place a local step process starts."""
+    """Start `argv` as the step's process: a new session, `out` and `err` (its logs or the
+    log server's pipes) as stdout and stderr, `pass_fds` kept open (the combined log for
+    its own logger, or its channel), confined by `sandbox` when there is one. The one
+    place a local step process starts."""
     if sandbox is not None:
         if prepared.argv[0] == prepared.python:  # a Python step without an environment
             sandbox.check_interpreter(prepared.python)
@@ -196,7 +213,7 @@ def spawn(
             readable=[*prepared.input_paths.values(), *map(str, prepared.readable)],
             private_files=prepared.private_files,
             python=prepared.python,
-            pass_fds=(log_fd,),
+            pass_fds=pass_fds,
         )
     return subprocess.Popen(
         argv,
@@ -207,22 +224,33 @@ def spawn(
         stderr=err,
         start_new_session=True,
         close_fds=True,
-        pass_fds=(log_fd,),
+        pass_fds=pass_fds,
     )
 
 
-def logger_argv(prepared: PreparedStep, log_fd: int) -> list[str]:
-    """`prepared.argv` started through the step's logger (engine/steplog.py): a Python
-    script in the submitter's Python runs in the logger's first process (no second start);
-    anything else (a command, a kind's program, an environment's Python) is exec'd by it,
-    which costs one `python -S` start more: of the step's Python (the one a confined step
-    may run; for a command, the submitter's)."""
+def step_argv(
+    prepared: PreparedStep, pipes: StepPipes | None, log_fd: int, code_fd: int | None = None
+) -> tuple[list[str], tuple[int, ...]]:
+    """`prepared.argv` as the step starts it, and the descriptors it keeps open.
+
+    With the log server's `pipes`, a Python script in the submitter's Python starts through
+    engine/steplog.py (`attached`: it frames what it prints on the channel and runs the
+    script in-process) and anything else (a command, a kind's program, an environment's
+    Python) starts as it is. Without them the step forks its own logger: the script runs in
+    the logger's first process (`run`), anything else is exec'd by it (`exec`, one `python
+    -S` start more, of the step's Python: the one a confined step may run; for a command,
+    the submitter's); `log_fd` is the combined log's open file. `code_fd`: the script's
+    code, compiled by the agent (executors/scriptcode.py)."""
     if prepared.in_process:
-        snapshot = prepared.snapshot_dir or "-"
-        where = [str(log_fd), str(prepared.cwd), snapshot]
-        return [prepared.argv[0], "-c", STEPLOG, "run", *where, "--", *prepared.argv[1:]]
-    where = [str(log_fd), "-", "-"]
-    return [prepared.python, "-S", "-c", STEPLOG, "exec", *where, "--", *prepared.argv]
+        mode, fd = ("attached", pipes.channel) if pipes is not None else ("run", log_fd)
+        code = -1 if code_fd is None else code_fd
+        where = [str(fd), str(prepared.cwd), prepared.snapshot_dir or "-", str(code)]
+        argv = [prepared.argv[0], "-c", STEPLOG, mode, *where, "--", *prepared.argv[1:]]
+        return argv, (fd,) if code_fd is None else (fd, code_fd)
+    if pipes is not None:
+        return list(prepared.argv), ()
+    where = [str(log_fd), "-", "-", "-1"]
+    return [prepared.python, "-S", "-c", STEPLOG, "exec", *where, "--", *prepared.argv], (log_fd,)
 
 
 def wait_for_logger(path: Path, timeout_seconds: float = LOGGER_WAIT_SECONDS) -> bool:
