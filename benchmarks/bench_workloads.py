@@ -55,15 +55,20 @@ def option(name):
     return [args[i + 1] for i, arg in enumerate(args) if arg == name]
 """
 
-VALUE_STEP = ARGUMENTS + """
+VALUE_STEP = (
+    ARGUMENTS
+    + """
 total = sum(int(open(os.path.join(i, "v")).read()) for i in option("--inp"))
 for out in option("--out"):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "v"), "w") as fh:
         fh.write(str(total + 1))
 """
+)
 
-ARRAY_STEP = ARGUMENTS + """
+ARRAY_STEP = (
+    ARGUMENTS
+    + """
 import numpy as np
 for out in option("--out"):
     os.makedirs(out, exist_ok=True)
@@ -72,6 +77,7 @@ for out in option("--out"):
 for inp in option("--inp"):
     print(float(np.load(os.path.join(inp, "a.npy")).sum()))
 """.replace("%(items)d", str(ARRAY_ITEMS))
+)
 
 # The user's pipeline file: argv = workload, workspace folder, source folder, token.
 WORKLOAD = """
