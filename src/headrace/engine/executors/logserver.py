@@ -18,6 +18,7 @@ before the server existed; a server that went away is looked for again after
 from __future__ import annotations
 
 import array
+import atexit
 import contextlib
 import functools
 import hashlib
@@ -112,6 +113,7 @@ class _Connection:
 
 
 _connection = _Connection()
+atexit.register(_connection.drop)  # closed, not collected unclosed at the exit
 
 
 def hand_over(files: tuple[int, int, int], framed: bool) -> StepPipes | None:
