@@ -51,14 +51,31 @@ SELECT_PIPELINE_STEPS = (
     .where(STEPS.c.pipeline_run_id == bindparam("_run_id"))
     .order_by(STEPS.c.created_at, STEPS.c.id)
 )
-SELECT_REUSABLE = (
-    select(STEPS)
-    .where(
-        STEPS.c.fingerprint.in_(bindparam("_fingerprints", expanding=True)),
-        STEPS.c.status == Status.FINISHED,
+
+
+def _reusable() -> Any:
+    """The newest finished step run of each fingerprint (window query): one row per
+    fingerprint however often it was run or reused since."""
+    newest = (
+        func.row_number()
+        .over(
+            partition_by=STEPS.c.fingerprint,
+            order_by=(STEPS.c.ended_at.desc(), STEPS.c.id.desc()),
+        )
+        .label("_newest")
     )
-    .order_by(STEPS.c.ended_at)
-)
+    ranked = (
+        select(STEPS.c.id, newest)
+        .where(
+            STEPS.c.fingerprint.in_(bindparam("_fingerprints", expanding=True)),
+            STEPS.c.status == Status.FINISHED,
+        )
+        .subquery()
+    )
+    return select(STEPS).join(ranked, ranked.c.id == STEPS.c.id).where(ranked.c._newest == 1)
+
+
+SELECT_REUSABLE = _reusable()
 
 
 def _previous_runs(same_experiment: bool) -> Any:
@@ -347,7 +364,7 @@ class StepRunQueries:
         for row in rows:
             record = step_record(row)
             if record.fingerprint is not None:
-                found[record.fingerprint] = record  # newest last, so newest wins
+                found[record.fingerprint] = record
         return found
 
     def find_previous_step_runs(
