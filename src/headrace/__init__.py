@@ -11,6 +11,7 @@ SDK v1 code runs with its `azureml.` imports unchanged under `python -m headrace
 
 from __future__ import annotations
 
+import gc
 import importlib
 
 TYPE_CHECKING = False  # typing's own flag would cost importing typing at every start
@@ -262,7 +263,15 @@ def __getattr__(name: str) -> object:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'headrace' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
+    # The collector paused meanwhile: an import makes many objects and few cycles, and
+    # collections during the SDK's imports cost a fresh `python pipeline.py` milliseconds.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        value = getattr(importlib.import_module(home), name)
+    finally:
+        if collecting:
+            gc.enable()
     globals()[name] = value  # looked up once
     return value
 
