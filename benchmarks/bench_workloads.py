@@ -18,12 +18,14 @@ the steps' arguments (new fingerprints, so steps run) except W3.
 
 Floors, measured in the same run: `python -c pass` (W0, W3); 22 of them in a row (W1); 51 of
 them 2 at a time (W2); `np.save` of the same array in one process then `np.load` in another
-(W4; a new file each time, kept as a pipeline keeps its outputs, alternated with W4's runs).
+(W4; a new file each time, kept as a pipeline keeps its outputs, alternated with W4's runs,
+each of them after an `os.sync()` so that none pays the write-back of the one before).
 Then the CLI: `headrace run list` and `headrace run show` (W1's run) from a fresh shell.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -193,9 +195,8 @@ def _floors(reps: int) -> dict[str, list[float]]:
 
 def _array_floor(array: Path) -> float:
     """np.save of a new 200 MB array to a new file, then np.load of it, in two processes. The
-    file is kept, as a pipeline keeps its outputs: the kernel then writes it back to disk
-    while the next repetition runs, which a file deleted at once never costs (its dirty
-    pages are dropped), so a floor that deleted it would be cheaper than any kept output."""
+    file is kept, as a pipeline keeps its outputs (a file deleted at once would have its
+    dirty pages dropped, never written: cheaper than any kept output)."""
     save = [PYTHON, "-c", SAVE.format(n=ARRAY_ITEMS), str(array)]
     return time_command(save) + time_command([PYTHON, "-c", LOAD, str(array)])
 
@@ -236,7 +237,11 @@ def run(ctx: Context) -> Outcome:
         work.once("W4", "warm-up-W4")
         samples[("W4", "warm")], array_floor = [], []
         for rep in range(reps):  # alternated with its floor: the same disk under both
+            # Each starts with nothing left to write back: the previous one's 200 MB is
+            # written between them (untimed), not into the next one's time.
+            os.sync()
             samples[("W4", "warm")].append(work.timed("W4", uuid.uuid4().hex, cold=False))
+            os.sync()
             array_floor.append(_array_floor(bws.root / f"floor-{rep}.npy"))
         samples[("W3", "warm")] = [work.timed("W1", "reused", cold=False) for _ in range(reps)]
         for workload in ("W0", "W1"):
