@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,20 @@ def headrace_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HEADRACE_AGENT_IDLE_SECONDS", "3")
     monkeypatch.chdir(tmp_path)
     return home
+
+
+def python_as_nobody(code: str) -> subprocess.CompletedProcess[str]:
+    """Debian's Python running `code` as the user nobody (the tests run as root): another
+    user's process, for what must refuse one."""
+    return subprocess.run(
+        ["/usr/bin/python3", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        user="nobody",
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin"},
+    )
 
 
 def stop_agents(root: Path) -> None:

@@ -23,7 +23,7 @@ from headrace.engine.agentsocket import AgentConnection, identity, request_addre
 from headrace.engine.launcher import ensure_agent
 from headrace.errors import ParameterError
 from headrace.store.records import Status
-from tests.conftest import stop_agents
+from tests.conftest import python_as_nobody, stop_agents
 
 SCRIPT = textwrap.dedent(
     """
@@ -220,15 +220,7 @@ def test_the_agent_refuses_another_user(warm: Path) -> None:
         print(s.recv(size, socket.MSG_WAITALL).decode())
         """
     )
-    done = subprocess.run(
-        ["/usr/bin/python3", "-c", client],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        user="nobody",
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    done = python_as_nobody(client)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["ok"] is False and answer["code"] == "refused"

@@ -26,7 +26,7 @@ from headrace.engine.executors.local import STEPLOG, open_log, wait_for_logger
 from headrace.engine.executors.logserver import hand_over, server_name
 from headrace.engine.executors.scriptcode import compiled_script
 from headrace.store.steplogs import split_line
-from tests.conftest import stop_agents
+from tests.conftest import python_as_nobody, stop_agents
 
 
 @pytest.fixture(autouse=True)
@@ -207,15 +207,7 @@ def test_the_server_takes_nothing_from_another_user(tmp_path: Path, own_server: 
             print("nothing")
         """
     )
-    done = subprocess.run(
-        ["/usr/bin/python3", "-c", client],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        user="nobody",
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    done = python_as_nobody(client)
     assert done.returncode == 0, done.stderr
     closed, logged = done.stdout.splitlines()
     assert closed == "closed"  # the server closed the connection at once
