@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -108,6 +109,9 @@ def serve(ws_path: Path, port: int, agents: int, log: Path) -> subprocess.Popen[
     exe = str(Path(sys.executable).parent / "headrace")
     argv = [exe, "server", "--workspace", str(ws_path), "--port", str(port)]
     argv += ["--agents", str(agents), "--grace-seconds", "30"]
+    # Steps as this user (Landlock alone): the machine's Python may be one another user
+    # cannot run (a venv of a Python under /root).
+    argv += ["--step-user", pwd.getpwuid(os.geteuid()).pw_name]
     with log.open("ab") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
 

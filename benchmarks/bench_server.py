@@ -14,6 +14,7 @@ Floors: the same clients, the same way, against `GET /health` (the HTTP stack al
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -141,8 +142,11 @@ def run(ctx: Context) -> Outcome:
             if headrace.exists()
             else str(Path(__import__("sys").executable).parent / "headrace")
         )
+        # Steps as this user (Landlock alone): the machine's Python may be one another user
+        # cannot run (a venv of a Python under /root), as bench_mlflow does.
+        me = pwd.getpwuid(os.geteuid()).pw_name
         server = subprocess.Popen(
-            [exe, "server", "--workspace", str(bws.path), "--port", str(port)],
+            [exe, "server", "--workspace", str(bws.path), "--port", str(port), "--step-user", me],
             stdout=log,
             stderr=log,
         )

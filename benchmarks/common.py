@@ -151,6 +151,9 @@ def bench_workspace(ctx: Context, name: str, idle_seconds: float = 120) -> Itera
     the folder removed when the process exits (kept with --keep)."""
     BENCH_ROOT.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=BENCH_ROOT))
+    # mkdtemp makes it 0700: a server run as root confines steps as another user, who must
+    # be able to pass through it to the workspace (docs/security.md).
+    root.chmod(0o755)
     saved = {k: os.environ.get(k) for k in ("HEADRACE_HOME", "HEADRACE_AGENT_IDLE_SECONDS")}
     os.environ["HEADRACE_HOME"] = str(root / "home")
     os.environ["HEADRACE_AGENT_IDLE_SECONDS"] = str(idle_seconds)
