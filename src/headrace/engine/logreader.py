@@ -227,6 +227,9 @@ def serve(name: str) -> int:
     channel. Exits 0 at once when another server has the address."""
     import socket
 
+    # Nothing its starter left open and inheritable stays open here for the server's life
+    # (a pipe some process waits to see closed).
+    os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
         listener.bind("\0" + name)
