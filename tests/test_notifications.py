@@ -350,7 +350,9 @@ def test_an_agent_killed_mid_send_leaves_the_delivery_to_the_next_agent(
 
     from headrace.engine.launcher import agent_alive
 
-    monkeypatch.setenv("HEADRACE_OUTBOX_LEASE_SECONDS", "1")
+    # Long enough that the agent is killed within its lease even on a loaded machine (with
+    # 1 s, the agent itself re-leased the hanging row and resent it first, once in CI).
+    monkeypatch.setenv("HEADRACE_OUTBOX_LEASE_SECONDS", "4")
     receiver.plans["/crash"] = ["hang"]
     hook = Notification.webhook(ws, "crash", url=receiver.url("/crash"), statuses="Finished")
     run = pipeline(ws, tmp_path / "src").submit("crash")
