@@ -93,6 +93,19 @@ def test_the_browser_formats_like_the_server_and_shows_times_in_its_zone(
         assert re.fullmatch(r"\d+(\.\d+)? s", duration.inner_text())
         hover = duration.locator("[title]").get_attribute("title")
         assert re.fullmatch(r"[\d,]+\.\d{3} s", hover or "")
+
+        # A step's combined log: each line's time in the browser's zone, to the millisecond.
+        (step,) = finished_run.get_steps()
+        tab.goto(f"{portal.url}/ui/steps/{step.id}")
+        line = tab.locator("#log-log .ln-stdout time").first
+        stamp = line.get_attribute("datetime") or ""
+        logged = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        local_line = logged.astimezone(ZoneInfo("America/New_York"))
+        millis = f".{logged.microsecond // 1000:03d}"
+        assert line.inner_text() == (
+            local_line.strftime("%Y-%m-%d %H:%M:%S") + millis + local_line.strftime(" %Z")
+        )
+        assert line.get_attribute("title") == logged.strftime("%Y-%m-%d %H:%M:%S") + millis + " UTC"
     finally:
         context.close()
     assert not errors, errors

@@ -353,7 +353,10 @@ def test_a_step_page_tails_its_stdout_while_it_runs(
     # The combined pane: why it ran first, then both streams in order, stderr coloured.
     combined = page.locator("#log-log").inner_text().splitlines()
     assert combined[0] == "why it ran: first run of step 'chatty'", combined
-    assert [line.split(" ", 1)[1] for line in combined[1:]] == [
+    # Each line starts with its time in the browser's zone, to the millisecond.
+    stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \S+ ")
+    assert all(stamp.match(line) for line in combined[1:]), combined
+    assert [stamp.sub("", line) for line in combined[1:]] == [
         f"{stream} {word} {i}"
         for i in range(6)
         for stream, word in (("stdout", "tick"), ("stderr", "tock"))

@@ -72,18 +72,25 @@ window.headraceFormat = (() => {
     const gb = named("en-GB");
     return /^(GMT|UTC)[+\-\u2212]/.test(gb) ? us : gb;
   };
-  const utcText = (date) => stamp(date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate(),
-    date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds()) + " UTC";
-  const localText = (date) => stamp(date.getFullYear(), date.getMonth() + 1, date.getDate(),
-    date.getHours(), date.getMinutes(), date.getSeconds()) + " " + zoneName(date);
+  // `precise`: with milliseconds (a log line's time).
+  const millis = (ms, precise) => (precise ? "." + String(ms).padStart(3, "0") : "");
+  const utcText = (date, precise) => stamp(date.getUTCFullYear(), date.getUTCMonth() + 1,
+    date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds())
+    + millis(date.getUTCMilliseconds(), precise) + " UTC";
+  const localText = (date, precise) => stamp(date.getFullYear(), date.getMonth() + 1,
+    date.getDate(), date.getHours(), date.getMinutes(), date.getSeconds())
+    + millis(date.getMilliseconds(), precise) + " " + zoneName(date);
 
-  // Show every <time datetime="...Z"> under `root` in the browser's zone, the UTC text in its title.
+  // Show every <time datetime="...Z"> under `root` in the browser's zone, the UTC text in its
+  // title; an instant given to the millisecond (`.123Z`: a log line's) keeps them.
   function localizeTimes(root) {
     for (const el of (root || document).querySelectorAll("time[datetime]")) {
-      const date = new Date(el.getAttribute("datetime"));
+      const iso = el.getAttribute("datetime");
+      const date = new Date(iso);
       if (Number.isNaN(date.getTime())) continue;
-      el.textContent = localText(date);
-      el.title = utcText(date);
+      const precise = /\.\d{3}Z$/.test(iso);
+      el.textContent = localText(date, precise);
+      el.title = utcText(date, precise);
       el.dataset.local = "true";
     }
   }

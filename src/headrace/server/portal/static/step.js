@@ -61,10 +61,12 @@
     span.className = "ln ln-" + (m ? m[2] : "other");
     if (m) {
       const time = document.createElement("time");
+      time.setAttribute("datetime", m[1]);
       time.textContent = m[1];
       const stream = document.createElement("b");
       stream.textContent = m[2];
       span.append(time, " ", stream, " " + m[3]);
+      headrace.format.localizeTimes(span);  // in the browser's zone, as on load
     } else span.textContent = line;
     return span;
   };
