@@ -546,21 +546,24 @@ def test_the_portal_and_the_api_browse_and_download_an_object_store(
     store.upload(str(files), target_path="in", show_progress=False)
     root = Path(str(store.workspace.path))
     name = store.name
-    with LiveServer(root, auth=False) as server:
-        top = httpx.get(f"{server.url}/ui/datastores/{name}.json").json()
+    # The first request imports the object store's client in the server: seconds on a busy
+    # machine, past httpx's 5 s default once in CI.
+    http = httpx.Client(timeout=60)
+    with LiveServer(root, auth=False) as server, http:
+        top = http.get(f"{server.url}/ui/datastores/{name}.json").json()
         assert [(e["name"], e["kind"]) for e in top["entries"]] == [("in", "folder")]
-        folder = httpx.get(f"{server.url}/ui/datastores/{name}/browse/in.json").json()
+        folder = http.get(f"{server.url}/ui/datastores/{name}/browse/in.json").json()
         assert [(e["name"], e["kind"]) for e in folder["entries"]] == [
             ("sub", "folder"),
             ("a.txt", "file"),
         ]
-        page = httpx.get(f"{server.url}/ui/datastores/{name}/browse/in/sub")
+        page = http.get(f"{server.url}/ui/datastores/{name}/browse/in/sub")
         assert page.status_code == 200 and "b.txt" in page.text and "deeper" in page.text
-        got = httpx.get(f"{server.url}/ui/datastores/{name}/download/in/sub/b.txt")
+        got = http.get(f"{server.url}/ui/datastores/{name}/download/in/sub/b.txt")
         assert got.status_code == 200
         assert got.content == (files / "sub" / "b.txt").read_bytes()
         assert "b.txt" in got.headers["content-disposition"]
-        shown = httpx.get(
+        shown = http.get(
             f"{server.url}/ui/datastores/{name}/preview/in/sub/b.txt",
             headers={"Accept": "application/json"},
         ).json()
@@ -570,11 +573,11 @@ def test_the_portal_and_the_api_browse_and_download_an_object_store(
             "text": (files / "sub" / "b.txt").read_text(),
             "truncated": False,
         }
-        unknown = httpx.get(f"{server.url}/ui/datastores/{name}/preview/in/nothing.txt")
+        unknown = http.get(f"{server.url}/ui/datastores/{name}/preview/in/nothing.txt")
         assert unknown.status_code == 404 and "nothing.txt" in unknown.text
-        api = httpx.get(f"{server.url}/api/v1/datastores/{name}/files/in/a.txt")
+        api = http.get(f"{server.url}/api/v1/datastores/{name}/files/in/a.txt")
         assert api.status_code == 200 and api.content == (files / "a.txt").read_bytes()
-        missing = httpx.get(f"{server.url}/ui/datastores/{name}/browse/nothing-here")
+        missing = http.get(f"{server.url}/ui/datastores/{name}/browse/nothing-here")
         assert missing.status_code == 404 and "nothing-here" in missing.text
-        escape = httpx.get(f"{server.url}/ui/datastores/{name}/browse/in/%2E%2E/%2E%2E/x")
+        escape = http.get(f"{server.url}/ui/datastores/{name}/browse/in/%2E%2E/%2E%2E/x")
         assert escape.status_code in (400, 404) and "Traceback" not in escape.text
