@@ -103,6 +103,19 @@ def test_the_server_writes_a_steps_logs_and_outlives_it(tmp_path: Path, own_serv
     assert server_pid(own_server) == pid  # one server for every step
 
 
+def test_a_line_without_end_is_written_in_pieces(tmp_path: Path) -> None:
+    """The server holds every step's unfinished line: one of 300 KB without a newline
+    goes to the combined log in 64 KB pieces, and whole to stdout.txt."""
+    (tmp_path / "job.py").write_text("import sys\nsys.stdout.write('x' * 300_000)\n")
+    process, logs = start_step(tmp_path, "job.py")
+    assert process.wait(timeout=30) == 0
+    assert wait_for_logger(logs / "std_log.txt", 10.0)
+    assert (logs / "stdout.txt").read_text() == "x" * 300_000
+    pieces = [split_line(line)[2] for line in (logs / "std_log.txt").read_text().splitlines()]
+    assert "".join(pieces) == "x" * 300_000
+    assert max(map(len, pieces)) == 64 * 1024 and len(pieces) == 5
+
+
 def test_a_step_runs_the_code_the_agent_compiled_for_it(tmp_path: Path) -> None:
     script = tmp_path / "job.py"
     script.write_text("print('compiled by the agent')\n")

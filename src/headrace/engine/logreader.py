@@ -43,6 +43,9 @@ __all__ = ["IDLE_SECONDS", "Stream", "read_alone", "serve"]
 
 STREAM_NAMES = {1: b"stdout", 2: b"stderr"}
 IDLE_FLUSH_SECONDS = 0.5  # a line without its newline yet is written after this long
+# A line without a newline is held at most this long in memory (one server holds every
+# step's): longer, it goes to the combined log in pieces of this size.
+LINE_MAX = 64 * 1024
 IDLE_SECONDS = 10.0  # the server's life with no agent connected and nothing to read
 HAND_OVER = b"step-output 1"  # an agent's message with a step's descriptors (logserver.py)
 MAX_FDS = 6
@@ -125,6 +128,9 @@ class Stream:
         data = self.partial.pop(stream, b"") + data
         lines = data.split(b"\n")
         rest = lines.pop()
+        if len(rest) > LINE_MAX:  # no newline for this long: written in pieces
+            lines += [rest[i : i + LINE_MAX] for i in range(0, len(rest), LINE_MAX)]
+            rest = lines.pop() if len(lines[-1]) < LINE_MAX else b""
         if rest:
             self.partial[stream] = rest
         if lines:
