@@ -4,6 +4,7 @@ them here, twenty in `make bench`. No step may run twice, no metric be recorded 
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def test_no_step_runs_twice_when_the_agent_is_killed_at_random_moments(
     (row,) = outcome.rows
     assert row.result == 0, outcome.details
     assert row.passed, outcome.details
-    assert "Kills between an output commit and its record: 1 of 4" in outcome.details[2], (
-        outcome.details
+    # One trial kills right after a commit on purpose; a random kill may land there too.
+    found = re.search(
+        r"Kills between an output commit and its record: (\d+) of 4", outcome.details[2]
     )
+    assert found is not None and int(found.group(1)) >= 1, outcome.details
