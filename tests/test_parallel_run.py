@@ -121,7 +121,9 @@ def test_file_dataset_rows_come_back_once_in_input_order(
     names = step_run.get_file_names()
     assert "logs/summary.txt" in names, names
     workers = [n for n in names if n.startswith("logs/user/worker_")]
-    assert len(workers) == 2, names
+    # One log per worker that started: with 23 tiny items on a loaded machine, one worker may
+    # finish them all while the other is still starting (it is then stopped, logless).
+    assert workers and set(workers) <= {"logs/user/worker_1.txt", "logs/user/worker_2.txt"}, names
 
 
 def test_tabular_dataset_mini_batches_by_size_are_data_frames(
