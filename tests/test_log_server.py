@@ -8,6 +8,7 @@ The logs' contents through either logger are tested in tests/test_step_logs.py.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -63,6 +64,9 @@ def start_step(
         open_log(logs / "stderr.txt") as err,
         open_log(logs / "std_log.txt") as combined,
     ):
+        # Locked as LocalExecutor locks it: held by whoever holds the open file, the server
+        # last, which is what `wait_for_logger` waits out.
+        fcntl.flock(combined.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         pipes = hand_over((out.fileno(), err.fileno(), combined.fileno()), framed=True)
         assert pipes is not None, "no log server could be had"
         code = -1 if code_fd is None else code_fd
