@@ -153,11 +153,9 @@ class LocalExecutor:
                 code_fd = compiled_script(prepared.argv, prepared.cwd, prepared.env)
             argv, passed = step_argv(prepared, pipes, combined.fileno(), code_fd)
             argv = reaped_argv(argv, prepared.exit_record)
+            stdout, stderr = (out, err) if pipes is None else (pipes.out, pipes.err)
             try:
-                if pipes is None:
-                    popen = spawn(prepared, argv, out, err, self.sandbox, passed)
-                else:
-                    popen = spawn(prepared, argv, pipes.out, pipes.err, self.sandbox, passed)
+                popen = spawn(prepared, argv, stdout, stderr, self.sandbox, passed)
             finally:
                 if pipes is not None:
                     pipes.close()  # the step has them now

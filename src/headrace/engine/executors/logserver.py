@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 from headrace.config import step_log_server_enabled
+from headrace.engine.agentsocket import peer_uid
 
 __all__ = ["StepPipes", "hand_over", "server_name"]
 
@@ -154,11 +155,11 @@ def _connect(name: str) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
         sock.connect("\0" + name)
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        uid = peer_uid(sock)
     except OSError:
         sock.close()
         return None
-    if int.from_bytes(creds[4:8], sys.byteorder) != os.getuid():
+    if uid != os.getuid():
         sock.close()
         return None
     return sock
